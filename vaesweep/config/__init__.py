@@ -1,0 +1,37 @@
+"""Typed config schemas, one module per config group (conf/<group>/ mirrors vaesweep/config/<group>.py)."""
+
+from vaesweep.config.data import DataConfig
+from vaesweep.config.eval import EvalConfig
+from vaesweep.config.kl import (
+    CapacityKL,
+    ConstantKL,
+    CyclicalKL,
+    FreeBitsKL,
+    GecoKL,
+    KLConfig,
+    PIKL,
+    WarmupKL,
+)
+from vaesweep.config.loss import LossConfig
+from vaesweep.config.model import ConvConfig, MLPConfig, ModelConfig
+from vaesweep.config.root import Config
+from vaesweep.config.train import TrainConfig
+
+__all__ = [
+    "PIKL",
+    "CapacityKL",
+    "Config",
+    "ConstantKL",
+    "ConvConfig",
+    "CyclicalKL",
+    "DataConfig",
+    "EvalConfig",
+    "FreeBitsKL",
+    "GecoKL",
+    "KLConfig",
+    "LossConfig",
+    "MLPConfig",
+    "ModelConfig",
+    "TrainConfig",
+    "WarmupKL",
+]

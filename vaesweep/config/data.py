@@ -1,0 +1,60 @@
+"""Schema of the ``data`` config group (conf/data/*.yaml); consumed by :mod:`vaesweep.data`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from vaesweep.config.checks import fraction, one_of, positive, require
+
+DATASETS = ("digits", "mnist", "fashion_mnist", "cifar10", "celeba", "folder")
+BINARIZE = ("none", "static", "dynamic")
+
+
+@dataclass
+class DataConfig:
+    """Which images to train on and how to split them.
+
+    Every dataset becomes uint8 images of shape (N, C, H, W) held in memory; pixels are scaled
+    to [0, 1] when a batch is taken.
+    """
+
+    name: str = "digits"
+    #: Folder holding the standard datasets (torchvision layout or the original files).
+    root: str = "data"
+    #: The image folder for ``name=folder`` (nested class folders or flat).
+    path: str | None = None
+    #: Resize (shorter side) and center-crop to this many pixels; None keeps the native size.
+    image_size: int | None = None
+    #: 1 = grayscale, 3 = RGB, None = the dataset's own channel count.
+    channels: int | None = None
+    #: Share of the training images held out for validation (a fixed, seeded split).
+    val_fraction: float = 0.1
+    #: Seed of the train/validation split; independent of the training seed on purpose,
+    #: so runs with different ``seed`` are evaluated on the same images.
+    split_seed: int = 0
+    #: Use only the first N images of the training set (quick experiments); None = all.
+    limit: int | None = None
+    #: Allow torchvision to download a standard dataset that is not under ``root``.
+    download: bool = False
+    #: ``static``: threshold once at 0.5; ``dynamic``: resample pixels ~ Bernoulli(x) per batch.
+    binarize: str = "none"
+    #: Where decoded image folders are cached; None = ``<root>/.cache``.
+    cache_dir: str | None = None
+
+    def __post_init__(self) -> None:
+        one_of("data.name", self.name, DATASETS)
+        one_of("data.binarize", self.binarize, BINARIZE)
+        fraction("data.val_fraction", self.val_fraction)
+        positive("data.image_size", self.image_size, allow_none=True)
+        if self.image_size is not None:
+            require(self.image_size >= 8, "data.image_size", self.image_size, "must be >= 8")
+        if self.channels is not None:
+            one_of("data.channels", str(self.channels), ("1", "3"))
+        positive("data.limit", self.limit, allow_none=True)
+        if self.name == "folder":
+            require(
+                bool(self.path),
+                "data.path",
+                self.path,
+                "data=folder needs the image folder, e.g. data.path=~/paintings",
+            )

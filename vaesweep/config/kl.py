@@ -1,0 +1,160 @@
+"""Schemas of the ``kl`` config group (conf/kl/*.yaml): how the KL term is weighted over training.
+
+Each method is consumed by :mod:`vaesweep.control`, and each reports the weight in effect at
+every step as ``beta_t`` in the canonical convention (KL summed over latent dims, per image),
+so all methods share one beta axis. Lengths are in epochs (floats allowed) and converted to
+optimiser steps. References: Sonderby et al. 2016 (warm-up), Fu et al. 2019 (cyclical),
+Burgess et al. 2018 (capacity), Kingma et al. 2016 (free bits), Rezende & Viola 2018 (GECO),
+Shao et al. 2020 (ControlVAE PI controller).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from vaesweep.config.checks import fraction, non_negative, one_of, positive, require
+
+KL_METHODS = ("constant", "warmup", "cyclical", "capacity", "free_bits", "geco", "pi")
+
+
+@dataclass
+class ConstantKL:
+    """``beta_t = beta`` at every step (the plain beta-VAE)."""
+
+    method: str = "constant"
+
+    def __post_init__(self) -> None:
+        require(self.method == "constant", "kl.method", self.method, "expected constant")
+
+
+@dataclass
+class WarmupKL:
+    """Linear warm-up: ``beta_t = beta * min(1, t / T_warm)`` (Sonderby et al. 2016)."""
+
+    method: str = "warmup"
+    epochs: float = 10.0
+
+    def __post_init__(self) -> None:
+        require(self.method == "warmup", "kl.method", self.method, "expected warmup")
+        positive("kl.epochs", self.epochs)
+
+
+@dataclass
+class CyclicalKL:
+    """Cyclical annealing (Fu et al. 2019): ``cycles`` ramps from 0 to beta over the run.
+
+    Within each cycle the weight rises linearly during the first ``ratio`` of it, then stays at
+    beta. ``tail`` epochs at constant beta follow the last cycle so the final point is a beta
+    point on the rate-distortion curve.
+    """
+
+    method: str = "cyclical"
+    cycles: int = 4
+    ratio: float = 0.5
+    tail: float = 0.0
+
+    def __post_init__(self) -> None:
+        require(self.method == "cyclical", "kl.method", self.method, "expected cyclical")
+        positive("kl.cycles", self.cycles)
+        fraction("kl.ratio", self.ratio, closed_high=True)
+        non_negative("kl.tail", self.tail)
+
+
+@dataclass
+class CapacityKL:
+    """Capacity annealing (Burgess et al. 2018): ``gamma * |KL - C_t|``, C_t ramps 0 -> c_max nats.
+
+    ``beta`` is ignored; ``beta_t`` is the local weight ``gamma * sign(KL - C_t)`` clipped at 0
+    from below for plotting (the objective pushes the KL up when it is below C_t).
+    """
+
+    method: str = "capacity"
+    gamma: float = 100.0
+    c_max: float = 25.0
+    ramp_epochs: float = 20.0
+
+    def __post_init__(self) -> None:
+        require(self.method == "capacity", "kl.method", self.method, "expected capacity")
+        positive("kl.gamma", self.gamma)
+        non_negative("kl.c_max", self.c_max)
+        positive("kl.ramp_epochs", self.ramp_epochs)
+
+
+@dataclass
+class FreeBitsKL:
+    """Free bits (Kingma et al. 2016): no KL gradient for the first ``lam`` nats.
+
+    ``mode``: ``dim`` (one threshold per latent dimension), ``group`` (``groups`` equal groups
+    of dimensions, Kingma's form), ``total`` (one threshold on the summed KL).
+    ``average``: ``batch`` takes the hinge after averaging the KL over the batch (Kingma),
+    ``example`` per image before averaging (stricter; the gradients differ).
+    """
+
+    method: str = "free_bits"
+    lam: float = 0.5
+    mode: str = "dim"
+    groups: int = 4
+    average: str = "batch"
+
+    def __post_init__(self) -> None:
+        require(self.method == "free_bits", "kl.method", self.method, "expected free_bits")
+        non_negative("kl.lam", self.lam)
+        one_of("kl.mode", self.mode, ("dim", "group", "total"))
+        positive("kl.groups", self.groups)
+        one_of("kl.average", self.average, ("batch", "example"))
+
+
+@dataclass
+class GecoKL:
+    """GECO (Rezende & Viola 2018): minimise KL subject to per-pixel MSE <= kappa^2.
+
+    Lagrangian ``KL + lambda * C`` with ``C = MSE_pixel - kappa^2`` averaged with rate ``alpha``;
+    ``log lambda += nu * C_bar`` each step. Reported as the equivalent canonical
+    ``beta_t = D / (2 * lambda)`` for mse ... see :mod:`vaesweep.control.geco`.
+    """
+
+    method: str = "geco"
+    kappa: float = 0.1
+    alpha: float = 0.99
+    nu: float = 0.01
+    lambda_init: float = 1.0
+    lambda_min: float = 1e-4
+    lambda_max: float = 1e6
+
+    def __post_init__(self) -> None:
+        require(self.method == "geco", "kl.method", self.method, "expected geco")
+        positive("kl.kappa", self.kappa)
+        fraction("kl.alpha", self.alpha, open_low=False)
+        positive("kl.nu", self.nu)
+        positive("kl.lambda_init", self.lambda_init)
+        positive("kl.lambda_min", self.lambda_min)
+        require(self.lambda_max > self.lambda_min, "kl.lambda_max", self.lambda_max,
+                "must exceed kl.lambda_min")
+
+
+@dataclass
+class PIKL:
+    """ControlVAE (Shao et al. 2020): a PI controller sets beta_t so the KL tracks ``target`` nats.
+
+    ``beta_t = kp / (1 + exp(e_t)) - ki * sum(e) + beta_min`` with ``e_t = target - KL_t``,
+    clamped to [beta_min, beta_max]; the integral is frozen while clamped (anti-windup).
+    """
+
+    method: str = "pi"
+    target: float = 15.0
+    kp: float = 0.01
+    ki: float = 0.0001
+    beta_min: float = 0.0
+    beta_max: float = 1.0
+
+    def __post_init__(self) -> None:
+        require(self.method == "pi", "kl.method", self.method, "expected pi")
+        non_negative("kl.target", self.target)
+        non_negative("kl.kp", self.kp)
+        non_negative("kl.ki", self.ki)
+        non_negative("kl.beta_min", self.beta_min)
+        require(self.beta_max > self.beta_min, "kl.beta_max", self.beta_max,
+                "must exceed kl.beta_min")
+
+
+KLConfig = ConstantKL | WarmupKL | CyclicalKL | CapacityKL | FreeBitsKL | GecoKL | PIKL

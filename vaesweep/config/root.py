@@ -1,0 +1,49 @@
+"""The whole experiment: one typed object built from the composed Hydra config.
+
+The YAML files under conf/ extend these schemas; :func:`vaesweep.hydra_bridge.compose` returns
+a validated :class:`Config`, and nothing below the bridge ever sees OmegaConf.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from vaesweep.config.checks import non_negative, require
+from vaesweep.config.data import DataConfig
+from vaesweep.config.eval import EvalConfig
+from vaesweep.config.loss import LossConfig
+from vaesweep.config.train import TrainConfig
+
+#: OmegaConf's marker for "must be given" (the groups fill it); a plain string keeps this
+#: module free of Hydra and OmegaConf imports.
+MISSING: Any = "???"
+
+
+@dataclass
+class Config:
+    data: DataConfig = field(default_factory=DataConfig)
+    #: One of the model schemas (ConvConfig, MLPConfig), chosen by the ``model`` group.
+    model: Any = MISSING
+    loss: LossConfig = field(default_factory=LossConfig)
+    #: One of the KL-control schemas, chosen by the ``kl`` group.
+    kl: Any = MISSING
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    #: Weight of the KL term per image: loss = recon + beta * KL (README, "What beta means").
+    beta: float = 1.0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        non_negative("beta", self.beta)
+        require(self.seed >= 0, "seed", self.seed, "must be >= 0")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def hash(self) -> str:
+        """A short digest of every setting, for telling runs apart in summaries."""
+        blob = json.dumps(self.to_dict(), sort_keys=True, default=str)
+        return hashlib.sha256(blob.encode()).hexdigest()[:12]

@@ -1,0 +1,371 @@
+"""The only module that imports Hydra: composing, validating, expanding grids and launching.
+
+Everything Hydra-specific stays here so the rest of vaesweep is plain Python:
+
+* :func:`compose` turns override strings into a validated :class:`~vaesweep.config.Config`;
+* :func:`expand_grid` expands sweep overrides with Hydra's own grammar (``a,b``, ``range()``,
+  ``choice()``, ``glob()``) into one override list per run, without running anything;
+* :func:`launch` runs a real Hydra multirun (sweeper + launcher plugin) with
+  :func:`hydra_task` as the task function; ``train`` is a multirun of one, so every launcher
+  works for single runs too.
+
+Launching goes through ``GlobalHydra.instance().hydra.multirun``, the call ``@hydra.main
+--multirun`` makes; its signature is unchanged from Hydra 1.1 to 1.4-dev (hydra-core is pinned
+below 1.4 and tests/test_hydra_bridge.py covers this surface). Errors in user input are raised
+as :class:`~vaesweep.errors.UserError` with one readable line.
+"""
+
+from __future__ import annotations
+
+import difflib
+import itertools
+import re
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from hydra import initialize_config_dir
+from hydra import compose as hydra_compose
+from hydra.core.config_store import ConfigStore
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import HydraException, MissingConfigException
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from vaesweep import config as schemas
+from vaesweep.errors import ConfigError, UserError
+
+CONFIG_NAME = "config"
+#: Options of the schema-typed groups: {group: {option: dataclass}}.
+_GROUP_SCHEMAS: dict[str, dict[str, type]] = {
+    "model": {"conv": schemas.ConvConfig, "mlp": schemas.MLPConfig},
+    "kl": {
+        "constant": schemas.ConstantKL,
+        "warmup": schemas.WarmupKL,
+        "cyclical": schemas.CyclicalKL,
+        "capacity": schemas.CapacityKL,
+        "free_bits": schemas.FreeBitsKL,
+        "geco": schemas.GecoKL,
+        "pi": schemas.PIKL,
+    },
+}
+#: Hydra groups a user may select on the command line without being a config key.
+_LOGGING_OFF = ("hydra/job_logging=vaesweep", "hydra/hydra_logging=vaesweep")
+
+
+def _register_schemas() -> None:
+    store = ConfigStore.instance()
+    store.store(name="base_config", node=schemas.Config)
+    for group, options in _GROUP_SCHEMAS.items():
+        for option, node in options.items():
+            store.store(group=f"schema/{group}", name=option, node=node)
+
+
+_register_schemas()
+
+
+def config_dir() -> Path:
+    """The packaged conf/ directory (the repository's conf/ in an editable install)."""
+    return Path(str(resources.files("vaesweep.conf"))).resolve()
+
+
+def _searchpath_override(extra_dirs: Sequence[Path]) -> list[str]:
+    if not extra_dirs:
+        return []
+    paths = ",".join(f"file://{Path(d).expanduser().resolve()}" for d in extra_dirs)
+    return [f"hydra.searchpath=[{paths}]"]
+
+
+@contextmanager
+def _hydra(extra_dirs: Sequence[Path] = ()) -> Iterator[None]:
+    for d in extra_dirs:
+        if not Path(d).expanduser().is_dir():
+            raise UserError(f"config dir {d} does not exist; pass an existing folder of YAML files")
+    with _translate_errors(), initialize_config_dir(
+        config_dir=str(config_dir()), version_base="1.3", job_name="vaesweep"
+    ):
+        yield
+
+
+# --------------------------------------------------------------------------- composing
+
+
+def compose_dict(
+    overrides: Sequence[str], extra_dirs: Sequence[Path] = (), *, with_hydra: bool = False
+) -> DictConfig:
+    """Compose the config for one run; sweep syntax is an error here."""
+    with _hydra(extra_dirs):
+        _reject_sweeps(overrides)
+        return hydra_compose(
+            config_name=CONFIG_NAME,
+            overrides=[*overrides, *_searchpath_override(extra_dirs)],
+            return_hydra_config=with_hydra,
+        )
+
+
+def compose(overrides: Sequence[str] = (), extra_dirs: Sequence[Path] = ()) -> schemas.Config:
+    """Compose and validate one run's config into typed dataclasses."""
+    cfg = compose_dict(overrides, extra_dirs)
+    with _translate_errors():
+        return to_config(cfg)
+
+
+def to_config(cfg: DictConfig) -> schemas.Config:
+    """DictConfig -> Config; runs every schema's ``__post_init__`` range checks."""
+    plain = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"]) if "hydra" in cfg else cfg
+    config = OmegaConf.to_object(plain)
+    assert isinstance(config, schemas.Config)
+    return config
+
+
+def to_yaml(cfg: DictConfig, *, resolve: bool = True) -> str:
+    return OmegaConf.to_yaml(cfg, resolve=resolve)
+
+
+def config_yaml(config: schemas.Config) -> str:
+    """The fully resolved config of a run, as YAML (written into every run directory)."""
+    return OmegaConf.to_yaml(OmegaConf.structured(config))
+
+
+def _reject_sweeps(overrides: Sequence[str]) -> None:
+    for o in _parser().parse_overrides(list(overrides)):
+        if o.is_sweep_override():
+            raise UserError(
+                f"'{o.input_line}' lists several values; one run takes one value "
+                f"(use `vaesweep sweep {o.input_line}` to run them all)"
+            )
+
+
+def _parser() -> OverridesParser:
+    loader = GlobalHydra.instance().config_loader() if GlobalHydra.instance().is_initialized() else None
+    return OverridesParser.create(config_loader=loader)
+
+
+# --------------------------------------------------------------------------- grids
+
+
+@dataclass(frozen=True)
+class Grid:
+    """The runs of a sweep: swept keys, and one override list and value row per run."""
+
+    axes: dict[str, list[str]]
+    fixed: list[str]
+    jobs: list[list[str]]
+
+    @property
+    def swept_keys(self) -> list[str]:
+        return list(self.axes)
+
+    def rows(self) -> list[dict[str, str]]:
+        """One {swept key: value} dict per run, in launch order."""
+        return [
+            {k: o.split("=", 1)[1] for k, o in zip(self.axes, job[len(self.fixed) :])}
+            for job in self.jobs
+        ]
+
+
+def expand_grid(overrides: Sequence[str], extra_dirs: Sequence[Path] = ()) -> Grid:
+    """Expand sweep overrides into the product of their values, as Hydra's BasicSweeper does.
+
+    Keys are ordered as typed, the last key varying fastest; a repeated key's last value wins.
+    """
+    with _hydra(extra_dirs):
+        axes: dict[str, list[str]] = {}
+        fixed: dict[str, str] = {}
+        for o in _parser().parse_overrides(list(overrides)):
+            key = o.get_key_element()
+            if key.startswith("hydra.") or key.startswith("hydra/"):
+                fixed[key] = o.input_line
+                continue
+            if o.is_sweep_override():
+                if not o.is_discrete_sweep():
+                    raise UserError(
+                        f"'{o.input_line}' is a continuous range; a grid needs listed values, "
+                        "e.g. beta=0.01,0.1,1 or 'seed=range(3)'"
+                    )
+                axes.pop(key, None)
+                fixed.pop(key, None)
+                axes[key] = [f"{key}={v}" for v in o.sweep_string_iterator()]
+            else:
+                axes.pop(key, None)
+                fixed[key] = f"{key}={o.get_value_element_as_str()}"
+        fixed_list = list(fixed.values())
+        jobs = [fixed_list + list(combo) for combo in itertools.product(*axes.values())]
+        return Grid(axes=axes, fixed=fixed_list, jobs=jobs)
+
+
+def validate_jobs(
+    grid: Grid, extra_dirs: Sequence[Path] = ()
+) -> list[schemas.Config]:
+    """Compose and range-check every run of a grid before anything starts.
+
+    One invalid run fails the whole sweep, naming the run.
+    """
+    configs = []
+    with _hydra(extra_dirs):
+        for job, row in zip(grid.jobs, grid.rows()):
+            try:
+                with _translate_errors():
+                    cfg = hydra_compose(
+                        config_name=CONFIG_NAME, overrides=[*job, *_searchpath_override(extra_dirs)]
+                    )
+                    configs.append(to_config(cfg))
+            except UserError as err:
+                label = ",".join(f"{k}={v}" for k, v in row.items()) or "the run"
+                raise UserError(f"run {label}: {err}") from None
+    return configs
+
+
+# --------------------------------------------------------------------------- launching
+
+#: Signature of the function that runs one job: (config, run dir, sweep dir or None) -> summary.
+JobFunction = Callable[[schemas.Config, Path, "Path | None"], dict[str, Any]]
+
+
+def hydra_task(cfg: DictConfig) -> dict[str, Any]:
+    """Hydra's task function: typed config and output dir in, the run's summary dict out.
+
+    Module-level so launchers that pickle it (joblib, submitit) pickle it by reference.
+    """
+    from vaesweep.run import run_job  # late: torch is imported inside the job only
+
+    hydra_cfg = HydraConfig.get()
+    run_dir = Path(hydra_cfg.runtime.output_dir)
+    sweep_dir = Path(hydra_cfg.sweep.dir).resolve() if hydra_cfg.mode is not None and (
+        str(hydra_cfg.mode) == "RunMode.MULTIRUN"
+    ) else None
+    return run_job(to_config(cfg), run_dir, sweep_dir)
+
+
+def launch(
+    overrides: Sequence[str],
+    *,
+    sweep_dir: Path,
+    subdir: str,
+    extra_dirs: Sequence[Path] = (),
+    task: Callable[[DictConfig], Any] = hydra_task,
+) -> list[Any]:
+    """Run a real Hydra multirun of ``overrides`` into ``sweep_dir/<subdir>``.
+
+    ``subdir`` is a Hydra expression such as ``${hydra.job.override_dirname}``. Returns the
+    flattened ``JobReturn`` list. The launcher is whatever ``hydra/launcher=...`` selects.
+    """
+    hydra_overrides = [
+        f"hydra.sweep.dir={_quote(str(sweep_dir))}",
+        f"hydra.sweep.subdir={_quote(subdir)}",
+        "hydra.mode=MULTIRUN",
+        *_searchpath_override(extra_dirs),
+    ]
+    with _hydra(extra_dirs):
+        hydra = GlobalHydra.instance().hydra
+        assert hydra is not None
+        batches = hydra.multirun(
+            config_name=CONFIG_NAME,
+            task_function=task,
+            overrides=[*overrides, *hydra_overrides],
+            with_log_configuration=True,
+        )
+    return [r for batch in batches for r in batch]
+
+
+def _quote(value: str) -> str:
+    """Quote a value for Hydra's override grammar unless it is already plain."""
+    if re.fullmatch(r"[\w./\-${}:]+", value) and "," not in value:
+        return value
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def launcher_names(extra_dirs: Sequence[Path] = ()) -> list[str]:
+    """Options of hydra/launcher visible to Hydra (plugins installed + conf/hydra/launcher)."""
+    with _hydra(extra_dirs):
+        loader = GlobalHydra.instance().config_loader()
+        return sorted(loader.get_group_options("hydra/launcher"))
+
+
+def group_options(group: str) -> list[str]:
+    with _hydra():
+        return sorted(GlobalHydra.instance().config_loader().get_group_options(group))
+
+
+# --------------------------------------------------------------------------- errors
+
+
+@contextmanager
+def _translate_errors() -> Iterator[None]:
+    """Turn Hydra/OmegaConf exceptions about user input into one-line UserErrors."""
+    try:
+        yield
+    except UserError:
+        raise
+    except (HydraException, OmegaConfBaseException, ValueError) as err:
+        raise UserError(_describe(err)) from None
+
+
+def _innermost(err: BaseException) -> BaseException:
+    while err.__cause__ is not None:
+        err = err.__cause__
+    return err
+
+
+_KEY_NOT_IN = re.compile(r"Key '([^']+)' (?:is )?not in (?:struct|'[^']*')")
+
+
+def _describe(err: BaseException) -> str:
+    root = _innermost(err)
+    if isinstance(root, ConfigError):
+        return str(root)
+    text = str(root).strip().splitlines()[0] if str(root).strip() else type(root).__name__
+    full_key = getattr(root, "full_key", None)
+    match = _KEY_NOT_IN.search(str(root)) or _KEY_NOT_IN.search(str(err))
+    if match:
+        key = full_key or match.group(1)
+        parent, _, leaf = key.rpartition(".")
+        return f"Key '{key}' not in config.{_did_you_mean(parent, leaf)}"
+    if isinstance(err, MissingConfigException) or "Could not find" in str(err):
+        return _describe_missing_option(str(err))
+    if "Could not override" in str(err):
+        key = str(err).split("'")[1].split("=")[0]
+        parent, _, leaf = key.rpartition(".")
+        return f"Key '{key}' not in config.{_did_you_mean(parent, leaf)}"
+    if "could not be converted" in text or "Value '" in text:
+        where = f" (key {full_key})" if full_key else ""
+        return f"{text.split(', full_key')[0]}{where}"
+    if "Missing mandatory value" in text:
+        key = full_key or text.split(":")[-1].strip()
+        return f"{key} must be set (Missing mandatory value), e.g. {key}=..."
+    if "mismatched input" in str(err) or "no viable alternative" in str(err):
+        return f"cannot parse override: {str(err).splitlines()[0]}"
+    return " ".join(str(err).split()) or text
+
+
+def _did_you_mean(parent: str, leaf: str) -> str:
+    try:
+        cfg = schemas.Config()
+        keys: list[str] = list(vars(cfg))
+        node: Any = cfg
+        for part in parent.split(".") if parent else []:
+            node = getattr(node, part)
+            keys = list(vars(node)) if hasattr(node, "__dict__") else []
+    except Exception:
+        keys = []
+    keys += [f for group in _GROUP_SCHEMAS.get(parent, {}).values() for f in vars(group())]
+    close = difflib.get_close_matches(leaf, sorted(set(keys)), n=1, cutoff=0.6)
+    if not close:
+        return ""
+    return f" Did you mean '{parent + '.' if parent else ''}{close[0]}'?"
+
+
+def _describe_missing_option(text: str) -> str:
+    group = re.search(r"Could not find '([^']+)/([^']+)'", text)
+    options = re.search(r"Available options in '[^']+':\n((?:\t[^\n]+\n?)*)", text)
+    if not group:
+        return " ".join(text.split())
+    names = options.group(1).split() if options else []
+    names = [n for n in names if not n.startswith("base_")]
+    hint = f"; available: {', '.join(names)}" if names else ""
+    return f"no {group.group(1)} named '{group.group(2)}'{hint}"
