@@ -18,6 +18,7 @@ as :class:`~vaesweep.errors.UserError` with one readable line.
 from __future__ import annotations
 
 import difflib
+import hashlib
 import itertools
 import re
 from collections.abc import Callable, Iterator, Sequence
@@ -27,8 +28,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from hydra import initialize_config_dir
 from hydra import compose as hydra_compose
+from hydra import initialize_config_dir
 from hydra.core.config_store import ConfigStore
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
@@ -69,6 +70,43 @@ def _register_schemas() -> None:
 _register_schemas()
 
 
+def _run_name_resolver(keys: str, _root_: DictConfig) -> str:
+    swept = [k for k in keys.split("+") if k] if keys != "-" else []
+    return run_name(list(_root_.hydra.overrides.task), swept)
+
+
+OmegaConf.register_new_resolver("vaesweep.run_name", _run_name_resolver, replace=True)
+
+
+def run_name(task_overrides: Sequence[str], swept_keys: Sequence[str]) -> str:
+    """A run's directory name: its swept ``key=value`` pairs, sorted by key.
+
+    With nothing swept, every override names it (``default`` when there are none). The same
+    overrides always give the same name, which is how a resumed sweep finds its runs. Hydra
+    evaluates this in each job through ``${vaesweep.run_name:...}`` in ``hydra.sweep.subdir``.
+    """
+    pairs = []
+    wanted = {k.lstrip("+~") for k in swept_keys}
+    for o in task_overrides:
+        key, _, value = o.partition("=")
+        bare = key.lstrip("+~")
+        if bare.startswith("hydra") or (wanted and bare not in wanted):
+            continue
+        pairs.append((bare, value))
+    name = ",".join(f"{k}={v}" for k, v in sorted(pairs)) or "default"
+    name = re.sub(r"[^\w.,=+\-\[\]()@]", "_", name)
+    if len(name) > 150:
+        digest = hashlib.sha1(name.encode()).hexdigest()[:10]
+        name = f"{name[:139]}_{digest}"
+    return name
+
+
+def run_subdir(swept_keys: Sequence[str]) -> str:
+    """The ``hydra.sweep.subdir`` expression naming each run by its swept values."""
+    keys = "+".join(k.lstrip("+~") for k in swept_keys) or "-"
+    return "${vaesweep.run_name:" + keys + "}"
+
+
 def config_dir() -> Path:
     """The packaged conf/ directory (the repository's conf/ in an editable install)."""
     return Path(str(resources.files("vaesweep.conf"))).resolve()
@@ -86,8 +124,11 @@ def _hydra(extra_dirs: Sequence[Path] = ()) -> Iterator[None]:
     for d in extra_dirs:
         if not Path(d).expanduser().is_dir():
             raise UserError(f"config dir {d} does not exist; pass an existing folder of YAML files")
-    with _translate_errors(), initialize_config_dir(
-        config_dir=str(config_dir()), version_base="1.3", job_name="vaesweep"
+    with (
+        _translate_errors(),
+        initialize_config_dir(
+            config_dir=str(config_dir()), version_base="1.3", job_name="vaesweep"
+        ),
     ):
         yield
 
@@ -142,7 +183,9 @@ def _reject_sweeps(overrides: Sequence[str]) -> None:
 
 
 def _parser() -> OverridesParser:
-    loader = GlobalHydra.instance().config_loader() if GlobalHydra.instance().is_initialized() else None
+    loader = (
+        GlobalHydra.instance().config_loader() if GlobalHydra.instance().is_initialized() else None
+    )
     return OverridesParser.create(config_loader=loader)
 
 
@@ -163,45 +206,69 @@ class Grid:
 
     def rows(self) -> list[dict[str, str]]:
         """One {swept key: value} dict per run, in launch order."""
-        return [
-            {k: o.split("=", 1)[1] for k, o in zip(self.axes, job[len(self.fixed) :])}
-            for job in self.jobs
-        ]
+        out = []
+        for job in self.jobs:
+            pairs = dict(o.split("=", 1) for o in job)
+            out.append({k: pairs[k] for k in self.axes})
+        return out
+
+    def names(self) -> list[str]:
+        """Each run's directory name (see :func:`run_name`)."""
+        return [run_name(job, self.swept_keys) for job in self.jobs]
 
 
 def expand_grid(overrides: Sequence[str], extra_dirs: Sequence[Path] = ()) -> Grid:
-    """Expand sweep overrides into the product of their values, as Hydra's BasicSweeper does.
+    """Expand sweep overrides into one override list per run, exactly as BasicSweeper does.
 
-    Keys are ordered as typed, the last key varying fastest; a repeated key's last value wins.
+    Sweeps named in config (``hydra.sweeper.params``, e.g. ``+experiment=beta_grid``) come
+    first, then the command line. A repeated key keeps its first position and its last value;
+    the product varies the last key fastest.
     """
     with _hydra(extra_dirs):
-        axes: dict[str, list[str]] = {}
-        fixed: dict[str, str] = {}
-        for o in _parser().parse_overrides(list(overrides)):
+        parser = _parser()
+        parsed = parser.parse_overrides(list(overrides))
+        for o in parsed:
+            if o.is_sweep_override() and o.get_key_element().startswith("hydra"):
+                raise UserError(f"'{o.input_line}': Hydra's own settings cannot be swept")
+        fixed_lines = [o.input_line for o in parsed if not o.is_sweep_override()]
+        params = _sweeper_params(fixed_lines, extra_dirs)
+        ordered: dict[str, list[str]] = {}
+        swept: list[str] = []
+        for o in parser.parse_overrides(params) + parsed:
             key = o.get_key_element()
             if key.startswith("hydra.") or key.startswith("hydra/"):
-                fixed[key] = o.input_line
-                continue
+                continue  # launcher choice etc.: applies to the whole sweep, not to one run
             if o.is_sweep_override():
                 if not o.is_discrete_sweep():
                     raise UserError(
                         f"'{o.input_line}' is a continuous range; a grid needs listed values, "
                         "e.g. beta=0.01,0.1,1 or 'seed=range(3)'"
                     )
-                axes.pop(key, None)
-                fixed.pop(key, None)
-                axes[key] = [f"{key}={v}" for v in o.sweep_string_iterator()]
+                ordered[key] = [f"{key}={v}" for v in o.sweep_string_iterator()]
+                if key not in swept:
+                    swept.append(key)
             else:
-                axes.pop(key, None)
-                fixed[key] = f"{key}={o.get_value_element_as_str()}"
-        fixed_list = list(fixed.values())
-        jobs = [fixed_list + list(combo) for combo in itertools.product(*axes.values())]
-        return Grid(axes=axes, fixed=fixed_list, jobs=jobs)
+                ordered[key] = [f"{key}={o.get_value_element_as_str()}"]
+                if key in swept:
+                    swept.remove(key)
+        jobs = [list(combo) for combo in itertools.product(*ordered.values())]
+        axes = {k: [v.split("=", 1)[1] for v in ordered[k]] for k in swept}
+        fixed = [v[0] for k, v in ordered.items() if k not in axes]
+        return Grid(axes=axes, fixed=fixed, jobs=jobs)
 
 
-def validate_jobs(
-    grid: Grid, extra_dirs: Sequence[Path] = ()
-) -> list[schemas.Config]:
+def _sweeper_params(fixed_overrides: list[str], extra_dirs: Sequence[Path]) -> list[str]:
+    """``hydra.sweeper.params`` from the composed config (named sweeps in conf/experiment)."""
+    cfg = hydra_compose(
+        config_name=CONFIG_NAME,
+        overrides=[*fixed_overrides, *_searchpath_override(extra_dirs)],
+        return_hydra_config=True,
+    )
+    params = OmegaConf.select(cfg, "hydra.sweeper.params") or {}
+    return [f"{k}={v}" for k, v in params.items()]
+
+
+def validate_jobs(grid: Grid, extra_dirs: Sequence[Path] = ()) -> list[schemas.Config]:
     """Compose and range-check every run of a grid before anything starts.
 
     One invalid run fails the whole sweep, naming the run.
@@ -236,9 +303,11 @@ def hydra_task(cfg: DictConfig) -> dict[str, Any]:
 
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)
-    sweep_dir = Path(hydra_cfg.sweep.dir).resolve() if hydra_cfg.mode is not None and (
-        str(hydra_cfg.mode) == "RunMode.MULTIRUN"
-    ) else None
+    sweep_dir = (
+        Path(hydra_cfg.sweep.dir).resolve()
+        if hydra_cfg.mode is not None and (str(hydra_cfg.mode) == "RunMode.MULTIRUN")
+        else None
+    )
     return run_job(to_config(cfg), run_dir, sweep_dir)
 
 
@@ -257,7 +326,7 @@ def launch(
     """
     hydra_overrides = [
         f"hydra.sweep.dir={_quote(str(sweep_dir))}",
-        f"hydra.sweep.subdir={_quote(subdir)}",
+        f"hydra.sweep.subdir={subdir}",
         "hydra.mode=MULTIRUN",
         *_searchpath_override(extra_dirs),
     ]

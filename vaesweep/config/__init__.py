@@ -3,13 +3,13 @@
 from vaesweep.config.data import DataConfig
 from vaesweep.config.eval import EvalConfig
 from vaesweep.config.kl import (
+    PIKL,
     CapacityKL,
     ConstantKL,
     CyclicalKL,
     FreeBitsKL,
     GecoKL,
     KLConfig,
-    PIKL,
     WarmupKL,
 )
 from vaesweep.config.loss import LossConfig

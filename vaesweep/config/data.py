@@ -38,7 +38,8 @@ class DataConfig:
     download: bool = False
     #: ``static``: threshold once at 0.5; ``dynamic``: resample pixels ~ Bernoulli(x) per batch.
     binarize: str = "none"
-    #: Where decoded image folders are cached; None = ``<root>/.cache``.
+    #: Where decoded image folders are cached; None = ``$VAESWEEP_CACHE_DIR/folders``, else
+    #: ``~/.cache/vaesweep/folders``.
     cache_dir: str | None = None
 
     def __post_init__(self) -> None:

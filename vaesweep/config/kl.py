@@ -106,30 +106,35 @@ class FreeBitsKL:
 
 @dataclass
 class GecoKL:
-    """GECO (Rezende & Viola 2018): minimise KL subject to per-pixel MSE <= kappa^2.
+    """GECO (Rezende & Viola 2018): minimise the KL subject to per-pixel MSE <= kappa^2.
 
-    Lagrangian ``KL + lambda * C`` with ``C = MSE_pixel - kappa^2`` averaged with rate ``alpha``;
-    ``log lambda += nu * C_bar`` each step. Reported as the equivalent canonical
-    ``beta_t = D / (2 * lambda)`` for mse ... see :mod:`vaesweep.control.geco`.
+    Lagrangian ``KL + lambda * C`` with the relative constraint ``C = MSE / kappa^2 - 1``;
+    its moving average ``C_bar`` (rate ``alpha``) drives ``log lambda += nu * C_bar`` each step.
+    Up to a constant factor this is ``SSE + beta_t * KL`` with ``beta_t = D * kappa^2 / lambda``,
+    the weight logged. ``lambda_init`` None starts at the user's ``beta``.
     """
 
     method: str = "geco"
     kappa: float = 0.1
     alpha: float = 0.99
     nu: float = 0.01
-    lambda_init: float = 1.0
-    lambda_min: float = 1e-4
-    lambda_max: float = 1e6
+    lambda_init: float | None = None
+    lambda_min: float = 1e-6
+    lambda_max: float = 1e8
 
     def __post_init__(self) -> None:
         require(self.method == "geco", "kl.method", self.method, "expected geco")
         positive("kl.kappa", self.kappa)
         fraction("kl.alpha", self.alpha, open_low=False)
         positive("kl.nu", self.nu)
-        positive("kl.lambda_init", self.lambda_init)
+        positive("kl.lambda_init", self.lambda_init, allow_none=True)
         positive("kl.lambda_min", self.lambda_min)
-        require(self.lambda_max > self.lambda_min, "kl.lambda_max", self.lambda_max,
-                "must exceed kl.lambda_min")
+        require(
+            self.lambda_max > self.lambda_min,
+            "kl.lambda_max",
+            self.lambda_max,
+            "must exceed kl.lambda_min",
+        )
 
 
 @dataclass
@@ -153,8 +158,9 @@ class PIKL:
         non_negative("kl.kp", self.kp)
         non_negative("kl.ki", self.ki)
         non_negative("kl.beta_min", self.beta_min)
-        require(self.beta_max > self.beta_min, "kl.beta_max", self.beta_max,
-                "must exceed kl.beta_min")
+        require(
+            self.beta_max > self.beta_min, "kl.beta_max", self.beta_max, "must exceed kl.beta_min"
+        )
 
 
 KLConfig = ConstantKL | WarmupKL | CyclicalKL | CapacityKL | FreeBitsKL | GecoKL | PIKL

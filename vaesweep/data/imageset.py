@@ -21,8 +21,10 @@ class ImageSet:
 
     def __post_init__(self) -> None:
         if self.images.dtype != torch.uint8 or self.images.ndim != 4:
-            raise ValueError(f"images must be uint8 (N, C, H, W), got {self.images.dtype} "
-                             f"{tuple(self.images.shape)}")
+            raise ValueError(
+                f"images must be uint8 (N, C, H, W), got {self.images.dtype} "
+                f"{tuple(self.images.shape)}"
+            )
         if self.labels.shape != (len(self.images),):
             raise ValueError("labels must have one entry per image")
 
@@ -97,8 +99,9 @@ def resize_center_crop(images: torch.Tensor, size: int | None, chunk: int = 4096
     out = []
     for start in range(0, n, chunk):
         part = images[start : start + chunk].float()
-        part = F.interpolate(part, size=(new_h, new_w), mode="bilinear", antialias=True,
-                             align_corners=False)
+        part = F.interpolate(
+            part, size=(new_h, new_w), mode="bilinear", antialias=True, align_corners=False
+        )
         top, left = (new_h - size) // 2, (new_w - size) // 2
         part = part[:, :, top : top + size, left : left + size]
         out.append(part.round().clamp_(0, 255).to(torch.uint8))

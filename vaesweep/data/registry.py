@@ -51,9 +51,8 @@ def _prepare(data: ImageSet, cfg: DataConfig) -> ImageSet:
 def load_splits(cfg: DataConfig) -> Splits:
     """Load ``cfg.name``, apply channels / size / binarisation, and split off validation."""
     raw = get_loader(cfg.name)(cfg)
-    train = _prepare(raw.train, cfg)
-    if cfg.limit is not None:
-        train = train.subset(slice(0, cfg.limit))
+    train = raw.train if cfg.limit is None else raw.train.subset(slice(0, cfg.limit))
+    train = _prepare(train, cfg)
     if len(train) < 2:
         raise UserError(f"data={cfg.name} has {len(train)} usable image(s); at least 2 are needed")
     train, val = split_train_val(train, cfg.val_fraction, cfg.split_seed)

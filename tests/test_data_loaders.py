@@ -1,0 +1,441 @@
+"""The dataset loaders on tiny files written in each dataset's real on-disk format."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import pickle
+import struct
+import sys
+import tarfile
+import types
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from vaesweep.config import DataConfig
+from vaesweep.data import idx as idx_module
+from vaesweep.data import load_splits
+from vaesweep.data.celeba import load_celeba
+from vaesweep.data.cifar import load_cifar10
+from vaesweep.data.folder import load_folder
+from vaesweep.data.idx import load_fashion_mnist, load_mnist, read_idx
+from vaesweep.errors import UserError
+
+DEBIAN_FASHION = Path("/usr/share/datasets/fashion-mnist")
+
+
+@pytest.fixture(autouse=True)
+def _private_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Never write into the real ~/.cache from a test.
+    monkeypatch.setenv("VAESWEEP_CACHE_DIR", str(tmp_path / "env-cache"))
+
+
+# --- IDX (MNIST, Fashion-MNIST) ------------------------------------------------------------
+
+
+def write_idx(path: Path, array: np.ndarray) -> None:
+    """Per the IDX spec: 00 00 08 <ndim>, big-endian uint32 dims, then uint8 data."""
+    header = struct.pack(">HBB", 0, 0x08, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
+    data = header + array.astype(np.uint8).tobytes()
+    if path.suffix == ".gz":
+        path.write_bytes(gzip.compress(data))
+    else:
+        path.write_bytes(data)
+
+
+def write_mnist(folder: Path, gz: bool, n_train: int = 10, n_test: int = 4) -> dict:
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    arrays = {
+        "train-images-idx3-ubyte": rng.integers(0, 256, (n_train, 28, 28), dtype=np.uint8),
+        "train-labels-idx1-ubyte": np.arange(n_train, dtype=np.uint8) % 10,
+        "t10k-images-idx3-ubyte": rng.integers(0, 256, (n_test, 28, 28), dtype=np.uint8),
+        "t10k-labels-idx1-ubyte": (np.arange(n_test, dtype=np.uint8) + 3) % 10,
+    }
+    for name, array in arrays.items():
+        write_idx(folder / (name + (".gz" if gz else "")), array)
+    return arrays
+
+
+@pytest.mark.parametrize(
+    ("loader", "subdir", "gz"),
+    [
+        (load_mnist, "MNIST/raw", False),
+        (load_mnist, "MNIST/raw", True),
+        (load_mnist, "mnist", True),
+        (load_mnist, ".", False),
+        (load_fashion_mnist, "FashionMNIST/raw", True),
+        (load_fashion_mnist, "fashion-mnist", False),
+    ],
+)
+def test_idx_layouts_round_trip(tmp_path: Path, loader, subdir: str, gz: bool) -> None:
+    arrays = write_mnist(tmp_path / subdir, gz)
+    raw = loader(DataConfig(name="mnist", root=str(tmp_path)))
+    assert raw.train.images.shape == (10, 1, 28, 28)
+    assert raw.train.images.dtype == torch.uint8
+    assert torch.equal(raw.train.images[:, 0], torch.from_numpy(arrays["train-images-idx3-ubyte"]))
+    assert raw.train.images[3, 0, 5, 17] == int(arrays["train-images-idx3-ubyte"][3, 5, 17])
+    assert raw.train.labels.tolist() == list(range(10))
+    assert raw.train.labels.dtype == torch.long
+    assert raw.test is not None and raw.test.images.shape == (4, 1, 28, 28)
+    assert raw.test.labels.tolist() == [3, 4, 5, 6]
+    assert Path(raw.source) == tmp_path / subdir
+
+
+def test_idx_prefers_torchvision_layout_and_expands_home(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_mnist(tmp_path / "MNIST" / "raw", gz=False, n_train=6)
+    write_mnist(tmp_path, gz=True, n_train=8)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    raw = load_mnist(DataConfig(name="mnist", root="~"))
+    assert len(raw.train) == 6
+    assert raw.source == str(tmp_path / "MNIST" / "raw")
+
+
+@pytest.mark.parametrize(
+    "damage",
+    ["magic", "truncated", "gzip", "count"],
+)
+def test_idx_corrupt_files_name_the_file(tmp_path: Path, damage: str) -> None:
+    write_mnist(tmp_path, gz=False)
+    images = tmp_path / "train-images-idx3-ubyte"
+    if damage == "magic":
+        data = bytearray(images.read_bytes())
+        data[2] = 0x0D  # float dtype code
+        images.write_bytes(bytes(data))
+    elif damage == "truncated":
+        images.write_bytes(images.read_bytes()[:-100])
+    elif damage == "gzip":
+        images.unlink()
+        (tmp_path / "train-images-idx3-ubyte.gz").write_bytes(b"\x1f\x8b not really gzip")
+    else:
+        write_idx(tmp_path / "train-labels-idx1-ubyte", np.zeros(7, dtype=np.uint8))
+    with pytest.raises(UserError, match="train-images-idx3-ubyte"):
+        load_mnist(DataConfig(name="mnist", root=str(tmp_path)))
+
+
+def test_read_idx_rejects_wrong_rank(tmp_path: Path) -> None:
+    write_idx(tmp_path / "labels", np.zeros(5, dtype=np.uint8))
+    with pytest.raises(UserError, match="3 dimension"):
+        read_idx(tmp_path / "labels", 3)
+
+
+def test_idx_not_found_lists_paths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(idx_module.SYSTEM_DIRS, "fashion_mnist", ())
+    with pytest.raises(UserError, match=r"data\.download=true") as err:
+        load_fashion_mnist(DataConfig(name="fashion_mnist", root=str(tmp_path)))
+    assert str(tmp_path / "FashionMNIST" / "raw") in str(err.value)
+    assert str(tmp_path / "fashion-mnist") in str(err.value)
+
+
+def fake_torchvision(monkeypatch: pytest.MonkeyPatch, **classes) -> None:
+    # Stands in for torchvision: no network, and no seconds-long import.
+    module = types.ModuleType("torchvision")
+    module.datasets = types.SimpleNamespace(**classes)  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "torchvision", module)
+
+
+def test_idx_download_failure_is_a_user_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def offline(root: str, train: bool, download: bool) -> None:
+        raise RuntimeError("Error downloading train-images-idx3-ubyte.gz")
+
+    fake_torchvision(monkeypatch, MNIST=offline)
+    with pytest.raises(UserError, match="offline") as err:
+        load_mnist(DataConfig(name="mnist", root=str(tmp_path), download=True))
+    assert str(tmp_path / "MNIST" / "raw") in str(err.value)
+
+
+def test_idx_download_then_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = []
+
+    def fetch(root: str, train: bool, download: bool) -> None:
+        calls.append(root)
+        write_mnist(Path(root) / "MNIST" / "raw", gz=True)
+
+    fake_torchvision(monkeypatch, MNIST=fetch)
+    raw = load_mnist(DataConfig(name="mnist", root=str(tmp_path), download=True))
+    assert calls == [str(tmp_path)] and len(raw.train) == 10
+
+
+def test_load_splits_mnist_converts(tmp_path: Path) -> None:
+    write_mnist(tmp_path / "MNIST" / "raw", gz=True, n_train=20)
+    cfg = DataConfig(name="mnist", root=str(tmp_path), image_size=32, channels=3, val_fraction=0.25)
+    splits = load_splits(cfg)
+    assert splits.train.images.shape == (15, 3, 32, 32)
+    assert splits.val.images.shape == (5, 3, 32, 32)
+    assert splits.test is not None and splits.test.images.shape == (4, 3, 32, 32)
+    assert torch.equal(splits.train.images[:, 0], splits.train.images[:, 2])
+
+
+@pytest.mark.skipif(not DEBIAN_FASHION.is_dir(), reason="Debian dataset-fashion-mnist missing")
+def test_real_fashion_mnist_from_debian(tmp_path: Path) -> None:
+    # An empty root: the loader must fall back to the Debian package's folder.
+    raw = load_fashion_mnist(DataConfig(name="fashion_mnist", root=str(tmp_path)))
+    assert raw.source == str(DEBIAN_FASHION)
+    assert raw.train.images.shape == (60000, 1, 28, 28)
+    assert raw.test is not None and raw.test.images.shape == (10000, 1, 28, 28)
+    assert torch.bincount(raw.train.labels).tolist() == [6000] * 10
+    assert torch.bincount(raw.test.labels).tolist() == [1000] * 10
+    assert raw.train.images.max() == 255 and raw.train.images.min() == 0
+
+
+# --- CIFAR-10 --------------------------------------------------------------------------------
+
+
+CIFAR_BATCHES = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
+
+
+def cifar_batch(seed: int, n: int = 3) -> dict:
+    rng = np.random.default_rng(seed)
+    return {
+        b"batch_label": f"batch {seed}".encode(),
+        b"labels": [int(x) for x in rng.integers(0, 10, n)],
+        b"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8),
+        b"filenames": [f"img_{seed}_{i}.png".encode() for i in range(n)],
+    }
+
+
+def write_cifar(folder: Path) -> dict[str, dict]:
+    folder.mkdir(parents=True)
+    batches = {name: cifar_batch(seed) for seed, name in enumerate(CIFAR_BATCHES)}
+    for name, batch in batches.items():
+        (folder / name).write_bytes(pickle.dumps(batch, protocol=2))
+    (folder / "batches.meta").write_bytes(pickle.dumps({b"label_names": [b"airplane"]}))
+    return batches
+
+
+def check_cifar(raw, batches: dict[str, dict]) -> None:
+    assert raw.train.images.shape == (15, 3, 32, 32)
+    assert raw.test is not None and raw.test.images.shape == (3, 3, 32, 32)
+    row = batches["data_batch_2"][b"data"][1]
+    # Image 4 = batch 2, row 1; its green plane starts at byte 1024, row-major.
+    assert raw.train.images[4, 1, 7, 9] == row[1024 + 7 * 32 + 9]
+    assert raw.train.images[4, 2, 31, 0] == row[2048 + 31 * 32]
+    expected = [label for n in CIFAR_BATCHES[:5] for label in batches[n][b"labels"]]
+    assert raw.train.labels.tolist() == expected
+    assert raw.test.labels.tolist() == batches["test_batch"][b"labels"]
+
+
+def test_cifar_folder(tmp_path: Path) -> None:
+    batches = write_cifar(tmp_path / "cifar-10-batches-py")
+    raw = load_cifar10(DataConfig(name="cifar10", root=str(tmp_path)))
+    check_cifar(raw, batches)
+
+
+def test_cifar_tar_gz_read_without_unpacking(tmp_path: Path) -> None:
+    batches = write_cifar(tmp_path / "staging" / "cifar-10-batches-py")
+    with tarfile.open(tmp_path / "cifar-10-python.tar.gz", "w:gz") as tar:
+        tar.add(tmp_path / "staging" / "cifar-10-batches-py", arcname="cifar-10-batches-py")
+    raw = load_cifar10(DataConfig(name="cifar10", root=str(tmp_path)))
+    check_cifar(raw, batches)
+    assert raw.source.endswith("cifar-10-python.tar.gz")
+    assert not (tmp_path / "cifar-10-batches-py").exists()
+
+
+def test_cifar_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg = DataConfig(name="cifar10", root=str(tmp_path))
+    with pytest.raises(UserError, match="cifar-10-batches-py"):
+        load_cifar10(cfg)
+    folder = tmp_path / "cifar-10-batches-py"
+    write_cifar(folder)
+    (folder / "data_batch_3").write_bytes(b"not a pickle")
+    with pytest.raises(UserError, match="data_batch_3"):
+        load_cifar10(cfg)
+    (folder / "data_batch_3").unlink()
+    with pytest.raises(UserError, match="data_batch_3 missing"):
+        load_cifar10(cfg)
+
+    def offline(root: str, train: bool, download: bool) -> None:
+        raise OSError("no route to host")
+
+    fake_torchvision(monkeypatch, CIFAR10=offline)
+    empty = tmp_path / "empty"
+    with pytest.raises(UserError, match="offline"):
+        load_cifar10(DataConfig(name="cifar10", root=str(empty), download=True))
+
+
+# --- image folders ---------------------------------------------------------------------------
+
+
+def solid(mode: str, size: tuple[int, int], colour) -> Image.Image:
+    return Image.new(mode, size, colour)
+
+
+def make_image_folder(root: Path) -> None:
+    for sub in ("birds", "cats", "dogs/nested"):
+        (root / sub).mkdir(parents=True)
+    solid("RGB", (17, 53), (10, 20, 30)).save(root / "birds" / "f_odd.png")
+    (root / "birds" / "corrupt.jpg").write_bytes(np.random.default_rng(0).bytes(300))
+    solid("RGB", (40, 30), (255, 0, 0)).save(root / "cats" / "a_red.PNG")
+    solid("L", (20, 20), 100).save(root / "cats" / "b_gray.png")
+    solid("RGBA", (24, 24), (0, 0, 255, 0)).save(root / "dogs" / "c_clear.png")
+    palette = solid("P", (16, 16), 3)
+    palette.putpalette([0, 0, 0] * 3 + [10, 200, 30] + [0, 0, 0] * 252)
+    palette.save(root / "dogs" / "d_palette.gif")
+    solid("RGB", (64, 48), (0, 255, 0)).save(root / "dogs" / "nested" / "e.jpg", quality=95)
+    (root / "readme.txt").write_text("not an image")
+    (root / ".hidden.png").write_bytes(b"ignored")
+
+
+def folder_cfg(path: Path, cache: Path, **kw) -> DataConfig:
+    return DataConfig(name="folder", path=str(path), cache_dir=str(cache), **kw)
+
+
+def test_folder_decodes_labels_and_skips(tmp_path: Path) -> None:
+    make_image_folder(tmp_path / "imgs")
+    raw = load_folder(folder_cfg(tmp_path / "imgs", tmp_path / "cache", image_size=16))
+    images = raw.train.images
+    assert images.shape == (6, 3, 16, 16) and images.dtype == torch.uint8
+    # Sorted: birds/f_odd, cats/a_red, cats/b_gray, dogs/c_clear, dogs/d_palette, dogs/nested/e
+    assert raw.train.labels.tolist() == [0, 1, 1, 2, 2, 2]
+    colours = [images[i, :, 8, 8].tolist() for i in range(5)]
+    assert colours == [[10, 20, 30], [255, 0, 0], [100, 100, 100], [255, 255, 255], [10, 200, 30]]
+    assert (images[:5] == images[:5, :, :1, :1]).all()  # solid colours stay solid
+    jpeg = images[5].int()
+    assert (jpeg[1] >= 250).all() and (jpeg[0] <= 5).all() and (jpeg[2] <= 5).all()
+    assert raw.test is None and raw.source == str((tmp_path / "imgs").resolve())
+    assert "skipped 1 unreadable files: birds/corrupt.jpg" in raw.notes
+    assert any("3 classes from subfolders: birds, cats, dogs" in n for n in raw.notes)
+
+
+def test_folder_cache_hit_and_invalidation(tmp_path: Path) -> None:
+    make_image_folder(tmp_path / "imgs")
+    cfg = folder_cfg(tmp_path / "imgs", tmp_path / "cache", image_size=16)
+    first = load_folder(cfg)
+    assert any(n.startswith("decoded 6 images") for n in first.notes)
+    assert len(list((tmp_path / "cache").glob("*.pt"))) == 1
+
+    second = load_folder(cfg)
+    assert any("from the cache" in n for n in second.notes)
+    assert torch.equal(first.train.images, second.train.images)
+    assert torch.equal(first.train.labels, second.train.labels)
+    assert "skipped 1 unreadable files: birds/corrupt.jpg" in second.notes
+
+    red = tmp_path / "imgs" / "cats" / "a_red.PNG"
+    stat = red.stat()
+    os.utime(red, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    touched = load_folder(cfg)
+    assert not any("from the cache" in n for n in touched.notes)
+    assert len(list((tmp_path / "cache").glob("*.pt"))) == 1  # the stale cache is gone
+
+    solid("RGB", (8, 8), (1, 2, 3)).save(tmp_path / "imgs" / "cats" / "z_new.png")
+    added = load_folder(cfg)
+    assert not any("from the cache" in n for n in added.notes)
+    assert len(added.train) == 7
+
+    other_size = load_folder(folder_cfg(tmp_path / "imgs", tmp_path / "cache", image_size=8))
+    assert other_size.train.images.shape == (7, 3, 8, 8)
+    assert len(list((tmp_path / "cache").glob("*.pt"))) == 2  # one per size
+
+
+def test_folder_damaged_or_unwritable_cache(tmp_path: Path) -> None:
+    make_image_folder(tmp_path / "imgs")
+    cfg = folder_cfg(tmp_path / "imgs", tmp_path / "cache", image_size=16)
+    load_folder(cfg)
+    (cache_file,) = (tmp_path / "cache").glob("*.pt")
+    cache_file.write_bytes(b"garbage")
+    again = load_folder(cfg)
+    assert any(n.startswith("decoded 6 images") for n in again.notes)
+
+    (tmp_path / "a_file").write_text("")
+    blocked = folder_cfg(tmp_path / "imgs", tmp_path / "a_file" / "cache", image_size=16)
+    raw = load_folder(blocked)
+    assert len(raw.train) == 6 and any("not cached" in n for n in raw.notes)
+
+
+def test_folder_flat_default_size_and_env_cache(tmp_path: Path) -> None:
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    for i in range(3):
+        solid("RGB", (70, 90), (i * 50, 0, 0)).save(flat / f"{i}.webp", lossless=True)
+    raw = load_folder(DataConfig(name="folder", path=str(flat)))
+    assert raw.train.labels.tolist() == [-1, -1, -1]
+    assert raw.train.images.shape == (3, 3, 64, 64)
+    assert raw.train.images[2, 0, 10, 10] == 100
+    assert any("image_size not set" in n for n in raw.notes)
+    assert len(list((tmp_path / "env-cache" / "folders").glob("flat-*.pt"))) == 1
+
+
+def test_load_splits_folder_grayscale(tmp_path: Path) -> None:
+    make_image_folder(tmp_path / "imgs")
+    cfg = folder_cfg(
+        tmp_path / "imgs", tmp_path / "cache", image_size=12, channels=1, val_fraction=0.5
+    )
+    splits = load_splits(cfg)
+    assert splits.train.images.shape == (3, 1, 12, 12)
+    assert splits.val.images.shape == (3, 1, 12, 12)
+    assert splits.test is None
+    gray = torch.cat([splits.train.images, splits.val.images])[:, 0, 6, 6].sort().values
+    # ITU-R 601 luma of the solid colours: (10, 20, 30) -> 18, red -> 76, grey 100 stays.
+    assert gray.tolist()[:3] == [18, 76, 100]
+
+
+def test_folder_errors(tmp_path: Path) -> None:
+    with pytest.raises(UserError, match="does not exist"):
+        load_folder(folder_cfg(tmp_path / "missing", tmp_path / "cache"))
+    (tmp_path / "file.png").write_bytes(b"")
+    with pytest.raises(UserError, match="is a file"):
+        load_folder(folder_cfg(tmp_path / "file.png", tmp_path / "cache"))
+    empty = tmp_path / "empty"
+    (empty / "sub").mkdir(parents=True)
+    (empty / "notes.txt").write_text("hi")
+    with pytest.raises(UserError, match="no images"):
+        load_folder(folder_cfg(empty, tmp_path / "cache"))
+    (empty / "sub" / "broken.png").write_bytes(b"\x89PNG nope")
+    with pytest.raises(UserError, match=r"broken\.png"):
+        load_folder(folder_cfg(empty, tmp_path / "cache"))
+
+
+# --- CelebA ----------------------------------------------------------------------------------
+
+
+def write_faces(folder: Path, n: int = 6) -> None:
+    # A 148x148 green "face" centred on a red 178x218 background: only the crop keeps it all.
+    folder.mkdir(parents=True)
+    for i in range(1, n + 1):
+        img = solid("RGB", (178, 218), (255, 0, 0))
+        img.paste((0, 255, 0), (15, 35, 163, 183))
+        img.save(folder / f"{i:06d}.jpg", quality=95, subsampling=0)
+
+
+def test_celeba_partition_and_crop(tmp_path: Path) -> None:
+    faces = tmp_path / "celeba" / "img_align_celeba"
+    write_faces(faces)
+    lines = ["000001.jpg 0", "000002.jpg 2", "000003.jpg 0", "000004.jpg 1", "000005.jpg 2"]
+    (faces.parent / "list_eval_partition.txt").write_text("\n".join(lines) + "\n")
+    cache = str(tmp_path / "cache")
+    cfg = DataConfig(name="celeba", root=str(tmp_path), image_size=16, cache_dir=cache)
+    raw = load_celeba(cfg)
+    assert raw.train.images.shape == (4, 3, 16, 16)  # 000001, 3, 4 and unlisted 6
+    assert raw.test is not None and raw.test.images.shape == (2, 3, 16, 16)
+    assert raw.train.labels.tolist() == [-1] * 4
+    face = raw.train.images[0].int()
+    # Cropped: even the corners are green; uncropped, the red background would show there.
+    assert face[1, 1:-1, 1:-1].min() > 200 and face[0, 1:-1, 1:-1].max() < 60
+    assert any("1 images not in list_eval_partition.txt" in n for n in raw.notes)
+    assert any("from the cache" in n for n in load_celeba(cfg).notes)
+
+
+def test_celeba_kaggle_layout_default_size(tmp_path: Path) -> None:
+    write_faces(tmp_path / "img_align_celeba" / "img_align_celeba", n=4)
+    csv = "image_id,partition\n000001.jpg,0\n000002.jpg,1\n000003.jpg,0\n000004.jpg,2\n"
+    (tmp_path / "list_eval_partition.csv").write_text(csv)
+    raw = load_celeba(DataConfig(name="celeba", root=str(tmp_path), channels=1))
+    assert raw.train.images.shape == (3, 1, 64, 64)
+    assert raw.test is not None and len(raw.test) == 1
+    assert any("image_size not set" in n for n in raw.notes)
+
+
+def test_celeba_without_partition_and_missing(tmp_path: Path) -> None:
+    write_faces(tmp_path / "img_align_celeba", n=3)
+    raw = load_celeba(DataConfig(name="celeba", root=str(tmp_path), image_size=8))
+    assert len(raw.train) == 3 and raw.test is None
+    with pytest.raises(UserError, match="img_align_celeba"):
+        load_celeba(DataConfig(name="celeba", root=str(tmp_path / "nothing")))

@@ -1,0 +1,402 @@
+"""The ``vaesweep`` command line: parse, call the library, print, exit with a meaningful code.
+
+Exit codes: 0 success; 1 a run diverged or failed; 2 bad input (one line on stderr saying what
+was wrong and what would be right); 130 interrupted. Heavy modules (torch, Hydra, pandas,
+matplotlib) are imported inside the commands so ``vaesweep --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from vaesweep import __version__
+from vaesweep.errors import UserError
+
+app = typer.Typer(
+    name="vaesweep",
+    help="Sweep the KL weight (beta) of a VAE and see, with evidence, what it does.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+Overrides = Annotated[
+    list[str] | None,
+    typer.Argument(
+        help="Hydra overrides, e.g. beta=0.1 data=fashion_mnist model.latent_dim=32 "
+        "train.epochs=10 (see `vaesweep show`).",
+        show_default=False,
+    ),
+]
+ConfigDirs = Annotated[
+    list[Path] | None,
+    typer.Option(
+        "--config-dir",
+        help="Extra folder of configs searched before the defaults "
+        "(e.g. your hydra/launcher/<site>.yaml). Also $VAESWEEP_CONFIG_DIR.",
+    ),
+]
+Outputs = Annotated[
+    Path | None,
+    typer.Option("--outputs", help="Root of all results (default $VAESWEEP_OUTPUTS or ./outputs)."),
+]
+Launcher = Annotated[
+    str,
+    typer.Option(
+        "--launcher",
+        "-l",
+        help="basic (sequential), joblib, submitit_local, slurm, "
+        "or any hydra/launcher config in a --config-dir.",
+    ),
+]
+
+
+def _console(stderr: bool = False) -> Any:
+    from rich.console import Console
+
+    return Console(stderr=stderr, highlight=False)
+
+
+def _fail(message: str, code: int = 2) -> None:
+    _console(stderr=True).print(f"[bold red]Error:[/] {message}", soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def _config_dirs(dirs: list[Path] | None) -> list[Path]:
+    import os
+
+    out = list(dirs or [])
+    env = os.environ.get("VAESWEEP_CONFIG_DIR")
+    if env:
+        out += [Path(p) for p in env.split(os.pathsep) if p]
+    return out
+
+
+def _run_command(fn: Any) -> Any:
+    try:
+        return fn()
+    except UserError as err:
+        _fail(str(err))
+    except KeyboardInterrupt:
+        _console(stderr=True).print("[yellow]Interrupted.[/]")
+        raise typer.Exit(130) from None
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"vaesweep {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
+    ] = False,
+) -> None:
+    """Train VAEs across a grid of KL weights and report what beta does."""
+
+
+# ----------------------------------------------------------------------------- show
+
+
+@app.command()
+def show(
+    overrides: Overrides = None,
+    config_dir: ConfigDirs = None,
+    hydra: Annotated[bool, typer.Option("--hydra", help="Include Hydra's own settings.")] = False,
+) -> None:
+    """Print the composed, validated config of one run (no training)."""
+
+    def go() -> None:
+        from vaesweep import hydra_bridge as bridge
+
+        dirs = _config_dirs(config_dir)
+        bridge.compose(overrides or [], dirs)  # validates ranges too
+        cfg = bridge.compose_dict(overrides or [], dirs, with_hydra=hydra)
+        typer.echo(bridge.to_yaml(cfg, resolve=not hydra).rstrip())
+
+    _run_command(go)
+
+
+# ----------------------------------------------------------------------------- train
+
+
+@app.command()
+def train(
+    overrides: Overrides = None,
+    name: Annotated[str | None, typer.Option("--name", help="Suffix of the run directory.")] = None,
+    launcher: Launcher = "basic",
+    config_dir: ConfigDirs = None,
+    outputs: Outputs = None,
+) -> None:
+    """Train one VAE; writes metrics.csv, summary.json, checkpoint and image grids.
+
+    Example: vaesweep train beta=0.1 data=fashion_mnist train.epochs=10
+    """
+
+    def go() -> None:
+        from vaesweep.sweep import driver
+
+        console = _console()
+        opts = driver.LaunchOptions(launcher, 1, _config_dirs(config_dir), outputs)
+        summary = driver.train(overrides or [], opts, name, console)
+        _print_run(console, summary)
+        status = summary.get("status")
+        if status == "failed" and summary.get("error_kind") == "user":
+            _fail(str(summary.get("error")))
+        if status != "completed":
+            raise typer.Exit(1)
+
+    _run_command(go)
+
+
+def _print_run(console: Any, summary: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    status = summary.get("status", "?")
+    colour = {"completed": "green", "diverged": "yellow", "failed": "red"}.get(status, "white")
+    val = (summary.get("final") or {}).get("val") or {}
+    table = Table(title=f"[{colour}]{status}[/] {summary.get('run_dir', '')}", title_justify="left")
+    for col in ("beta", "recon", "kl", "elbo", "mse", "psnr", "active", "beta_calib", "seconds"):
+        table.add_column(col, justify="right")
+    if val:
+        table.add_row(
+            _fmt(summary.get("beta")),
+            _fmt(val.get("recon")),
+            _fmt(val.get("kl")),
+            _fmt(val.get("elbo")),
+            _fmt(val.get("mse")),
+            _fmt(val.get("psnr")),
+            _fmt(val.get("active_units")),
+            _fmt(val.get("beta_calib")),
+            _fmt(summary.get("wall_time_s")),
+        )
+        console.print(table)
+    if summary.get("error"):
+        console.print(f"[{colour}]{summary['error']}[/]")
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+# ----------------------------------------------------------------------------- sweep
+
+
+@app.command()
+def sweep(
+    overrides: Overrides = None,
+    jobs: Annotated[
+        int,
+        typer.Option(
+            "--jobs",
+            "-j",
+            help="Runs at a time on this machine (joblib launcher; each gets cores/N threads).",
+        ),
+    ] = 1,
+    launcher: Launcher = "basic",
+    name: Annotated[
+        str | None, typer.Option("--name", help="Sweep directory name (default: the start time).")
+    ] = None,
+    resume: Annotated[
+        Path | None, typer.Option("--resume", help="Finish an interrupted sweep in this directory.")
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print the grid; train nothing.")
+    ] = False,
+    config_dir: ConfigDirs = None,
+    outputs: Outputs = None,
+) -> None:
+    """Run one training per combination of the swept values.
+
+    Examples: vaesweep sweep beta=0.01,0.1,1 ;
+    vaesweep sweep beta=0.001,0.01,0.1,1,10 seed=0,1,2 --jobs 2 ;
+    vaesweep sweep 'beta=range(0,1,0.25)' model=glob(*) --dry-run
+    """
+
+    def go() -> None:
+        from vaesweep.sweep import driver
+
+        console = _console()
+        opts = driver.LaunchOptions(launcher, jobs, _config_dirs(config_dir), outputs)
+        if resume is not None:
+            if overrides:
+                raise UserError(
+                    "--resume takes the overrides stored in the sweep; drop "
+                    f"{' '.join(overrides)} (or start a new sweep)"
+                )
+            sweep_dir = resume.expanduser()
+            if not sweep_dir.is_dir():
+                raise UserError(f"--resume {resume}: no such directory")
+            stored = driver.load_for_resume(sweep_dir)
+            opts.config_dirs = opts.config_dirs or [Path(d) for d in stored.config_dirs]
+            plan, _ = driver.plan_sweep(stored.overrides, opts, stored.name)
+            plan.created, plan.resumed, plan.command = (
+                stored.created,
+                stored.resumed,
+                stored.command,
+            )
+        else:
+            plan, _ = driver.plan_sweep(overrides or [], opts, name)
+            sweep_dir = driver.outputs_root(outputs) / "sweeps" / plan.name
+        _print_grid(console, plan, sweep_dir, dry_run)
+        if dry_run:
+            return
+        try:
+            rows = driver.sweep(plan, sweep_dir, opts, console, resume=resume is not None)
+        except KeyboardInterrupt:
+            _console(stderr=True).print(
+                f"[yellow]Interrupted.[/] Finished runs are kept; continue with:\n"
+                f"  vaesweep sweep --resume {sweep_dir}"
+            )
+            raise typer.Exit(130) from None
+        _print_sweep(console, rows, plan.swept_keys, sweep_dir)
+        if any(r["status"] != "completed" for r in rows):
+            raise typer.Exit(1)
+
+    _run_command(go)
+
+
+def _print_grid(console: Any, plan: Any, sweep_dir: Path, dry_run: bool) -> None:
+    from rich.table import Table
+
+    verb = "would run" if dry_run else "runs"
+    table = Table(title=f"{len(plan.runs)} {verb} -> {sweep_dir}", title_justify="left")
+    table.add_column("#", justify="right")
+    for key in plan.swept_keys:
+        table.add_column(key)
+    table.add_column("directory")
+    for i, run in enumerate(plan.runs):
+        table.add_row(str(i), *[run.values[k] for k in plan.swept_keys], run.name)
+    console.print(table)
+    fixed = [o for o in plan.overrides if o.split("=", 1)[0] not in plan.swept_keys]
+    if fixed:
+        console.print("fixed: " + " ".join(fixed))
+
+
+def _print_sweep(
+    console: Any, rows: list[dict[str, Any]], keys: list[str], sweep_dir: Path
+) -> None:
+    from rich.table import Table
+
+    from vaesweep.sweep.driver import summarize
+
+    table = Table(title=f"{summarize(rows)} -> {sweep_dir}", title_justify="left")
+    for col in (*keys, "status", "recon", "kl", "elbo", "mse", "active", "beta_calib", "s"):
+        table.add_column(col, justify="right")
+    for r in rows:
+        colour = {"completed": "green", "diverged": "yellow", "failed": "red"}.get(r["status"], "")
+        table.add_row(
+            *[str(r.get(k, "")) for k in keys],
+            f"[{colour}]{r['status']}[/]",
+            _fmt(r.get("recon")),
+            _fmt(r.get("kl")),
+            _fmt(r.get("elbo")),
+            _fmt(r.get("mse")),
+            _fmt(r.get("active_units")),
+            _fmt(r.get("beta_calib")),
+            _fmt(r.get("wall_time_s")),
+        )
+    console.print(table)
+    for r in rows:
+        if r.get("error"):
+            console.print(f"{r['run']}: {r['error']}")
+    console.print(f"report: vaesweep report {sweep_dir}")
+
+
+# ----------------------------------------------------------------------------- ls
+
+
+@app.command("ls")
+def list_outputs(outputs: Outputs = None) -> None:
+    """List sweeps and runs under outputs/ with their status counts."""
+
+    def go() -> None:
+        from vaesweep.sweep.listing import print_listing
+
+        print_listing(_console(), outputs)
+
+    _run_command(go)
+
+
+# ----------------------------------------------------------------------------- report
+
+
+@app.command()
+def report(
+    dirs: Annotated[
+        list[Path] | None,
+        typer.Argument(help="Sweep or run directories (default: the newest sweep)."),
+    ] = None,
+    fmt: Annotated[
+        str,
+        typer.Option(
+            "--format", "-f", help="html (one self-contained file) or md (Markdown + PNGs)."
+        ),
+    ] = "html",
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Report folder (default DIR/report).")
+    ] = None,
+    open_: Annotated[bool, typer.Option("--open", help="Open the HTML page in a browser.")] = False,
+    outputs: Outputs = None,
+) -> None:
+    """Compare runs side by side: rate-distortion plane, curves, grids, tables and a reading."""
+
+    def go() -> None:
+        from vaesweep.report.build import build_report
+
+        path = build_report(list(dirs or []), fmt=fmt, out=out, outputs=outputs, console=_console())
+        if open_:
+            import webbrowser
+
+            webbrowser.open(path.resolve().as_uri())
+
+    _run_command(go)
+
+
+# ----------------------------------------------------------------------------- eval
+
+
+@app.command("eval")
+def evaluate(
+    run_dir: Annotated[Path, typer.Argument(help="A finished run directory.")],
+    split: Annotated[str, typer.Option("--split", help="val or test.")] = "val",
+    iwae_samples: Annotated[
+        int, typer.Option("--iwae-samples", help="Importance samples per image.")
+    ] = 1000,
+    images: Annotated[
+        int | None, typer.Option("--images", help="Evaluate the first N images (default all).")
+    ] = None,
+) -> None:
+    """Recompute a run's final metrics from its checkpoint; writes eval.json beside it."""
+
+    def go() -> None:
+        from vaesweep.evaluate_run import evaluate_run
+
+        result = evaluate_run(run_dir, split=split, iwae_samples=iwae_samples, images=images)
+        console = _console()
+        for key in ("split", "images", "elbo", "iwae_nll", "bpd", "kl", "mse", "active_units"):
+            console.print(f"{key:>13}: {_fmt(result.get(key))}")
+        console.print(f"wrote {run_dir / 'eval.json'}")
+
+    _run_command(go)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    try:
+        app()
+    except UserError as err:  # pragma: no cover - commands catch their own
+        print(f"Error: {err}", file=sys.stderr)
+        sys.exit(2)

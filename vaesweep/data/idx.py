@@ -1,0 +1,134 @@
+"""MNIST and Fashion-MNIST from their original IDX files (plain or ``.gz``).
+
+IDX (LeCun's format): a 4-byte big-endian magic ``00 00 <dtype> <ndim>``, ``ndim`` big-endian
+uint32 sizes, then the values in row-major order. Both datasets only use dtype 0x08 (uint8):
+images are ``idx3`` (N, 28, 28), labels ``idx1`` (N,).
+
+The four files are looked for, in this order, in ``<root>/MNIST/raw`` (``FashionMNIST/raw``:
+torchvision's layout), ``<root>/mnist`` (``fashion_mnist`` or ``fashion-mnist``), ``<root>``
+itself and, for Fashion-MNIST, ``/usr/share/datasets/fashion-mnist`` (Debian's
+``dataset-fashion-mnist`` package). With ``data.download=true`` torchvision fetches them.
+"""
+
+from __future__ import annotations
+
+import gzip
+import struct
+from pathlib import Path
+
+import torch
+
+from vaesweep.config import DataConfig
+from vaesweep.data.imageset import ImageSet, RawDataset
+from vaesweep.errors import UserError
+
+FILES = {
+    "train_images": "train-images-idx3-ubyte",
+    "train_labels": "train-labels-idx1-ubyte",
+    "test_images": "t10k-images-idx3-ubyte",
+    "test_labels": "t10k-labels-idx1-ubyte",
+}
+
+#: Folders outside ``data.root`` searched last; a module constant so tests can empty it.
+SYSTEM_DIRS: dict[str, tuple[Path, ...]] = {
+    "mnist": (),
+    "fashion_mnist": (Path("/usr/share/datasets/fashion-mnist"),),
+}
+
+_UINT8 = 0x08
+
+
+def read_idx(path: Path, ndim: int) -> torch.Tensor:
+    """Read one uint8 IDX file with ``ndim`` dimensions; UserError naming the file if corrupt."""
+    try:
+        with gzip.open(path, "rb") if path.suffix == ".gz" else path.open("rb") as f:
+            data = f.read()
+    except (OSError, EOFError) as e:  # gzip.BadGzipFile is an OSError; truncation an EOFError
+        raise UserError(f"cannot read {path}: {e}; delete it and fetch it again") from e
+    header = 4 + 4 * ndim
+    zero, dtype, dims = struct.unpack(">HBB", data[:4]) if len(data) >= 4 else (-1, -1, -1)
+    if zero != 0 or dtype != _UINT8 or dims != ndim:
+        raise UserError(
+            f"{path} is not a uint8 IDX file with {ndim} dimension(s) "
+            f"(magic 0x{data[:4].hex()}, expected 0x0000080{ndim}); is it the right file?"
+        )
+    if len(data) < header:
+        raise UserError(f"{path} is truncated: {len(data)} bytes, less than its header")
+    shape = struct.unpack(f">{ndim}I", data[4:header])
+    size = 1
+    for d in shape:
+        size *= d
+    if len(data) - header != size:
+        raise UserError(
+            f"{path} is truncated or corrupt: header says {shape} = {size} bytes of data, "
+            f"the file has {len(data) - header}; delete it and fetch it again"
+        )
+    # bytearray: torch.frombuffer wants a writable buffer.
+    return torch.frombuffer(bytearray(data[header:]), dtype=torch.uint8).reshape(shape)
+
+
+def _find_file(folder: Path, name: str) -> Path | None:
+    # Prefer the uncompressed file: torchvision keeps both and it is faster to read.
+    for candidate in (folder / name, folder / f"{name}.gz"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _find_files(folders: list[Path]) -> dict[str, Path] | None:
+    for folder in folders:
+        found = {key: _find_file(folder, name) for key, name in FILES.items()}
+        if all(found.values()):
+            return {key: path for key, path in found.items() if path is not None}
+    return None
+
+
+def _read_split(images_path: Path, labels_path: Path) -> ImageSet:
+    images = read_idx(images_path, 3)
+    labels = read_idx(labels_path, 1).long()
+    if len(images) != len(labels):
+        raise UserError(
+            f"{images_path} has {len(images)} images but {labels_path} has {len(labels)} labels"
+        )
+    return ImageSet(images.unsqueeze(1).contiguous(), labels)
+
+
+def _download(name: str, root: Path, folders: list[Path], dataset_class: str) -> None:
+    from torchvision import datasets  # imported here: it takes seconds
+
+    try:
+        getattr(datasets, dataset_class)(str(root), train=True, download=True)
+    except Exception as e:  # any failure (offline, proxy, checksum) means the same to the user
+        looked = ", ".join(str(f) for f in folders)
+        raise UserError(
+            f"downloading {name} with torchvision failed ({e}); are you offline? "
+            f"Looked for the IDX files in: {looked}"
+        ) from e
+
+
+def _load(cfg: DataConfig, name: str, dataset_class: str, subdirs: tuple[str, ...]) -> RawDataset:
+    root = Path(cfg.root).expanduser()
+    folders = [root / dataset_class / "raw", *(root / s for s in subdirs), root]
+    folders += SYSTEM_DIRS[name]
+    found = _find_files(folders)
+    if found is None and cfg.download:
+        _download(name, root, folders, dataset_class)
+        found = _find_files(folders)
+    if found is None:
+        looked = ", ".join(str(f) for f in folders)
+        raise UserError(
+            f"{name} not found under {looked}; put the IDX files "
+            f"({', '.join(FILES.values())}, optionally .gz) there or pass data.download=true"
+        )
+    train = _read_split(found["train_images"], found["train_labels"])
+    test = _read_split(found["test_images"], found["test_labels"])
+    source = str(found["train_images"].parent)
+    return RawDataset(train, test, source=source, notes=[f"{name} IDX files from {source}"])
+
+
+def load_mnist(cfg: DataConfig) -> RawDataset:
+    return _load(cfg, "mnist", "MNIST", ("mnist",))
+
+
+def load_fashion_mnist(cfg: DataConfig) -> RawDataset:
+    return _load(cfg, "fashion_mnist", "FashionMNIST", ("fashion_mnist", "fashion-mnist"))

@@ -1,0 +1,32 @@
+"""VAE models: conv and MLP encoders/decoders around a likelihood."""
+
+from __future__ import annotations
+
+from vaesweep.config import ConvConfig, LossConfig, MLPConfig
+from vaesweep.model.vae import VAE
+from vaesweep.objective.likelihoods import build_likelihood
+
+
+def build_model(
+    model_cfg: ConvConfig | MLPConfig, loss_cfg: LossConfig, shape: tuple[int, int, int]
+) -> VAE:
+    """The VAE for images of ``shape`` (C, H, W)."""
+    from torch import nn
+
+    encoder: nn.Module
+    decoder: nn.Module
+    if isinstance(model_cfg, ConvConfig):
+        from vaesweep.model.conv import ConvDecoder, ConvEncoder
+
+        encoder = ConvEncoder(model_cfg, shape)
+        decoder = ConvDecoder(model_cfg, shape, encoder)
+    else:
+        from vaesweep.model.mlp import MLPDecoder, MLPEncoder
+
+        encoder = MLPEncoder(model_cfg, shape)
+        decoder = MLPDecoder(model_cfg, shape)
+    likelihood = build_likelihood(loss_cfg, shape[0])
+    return VAE(encoder, decoder, likelihood, model_cfg.latent_dim, shape)
+
+
+__all__ = ["VAE", "build_model"]

@@ -1,0 +1,262 @@
+"""Decoder likelihoods p(x | z) for images with pixels in [0, 1].
+
+Every likelihood maps the decoder's unconstrained output ``params`` (B, C, H, W) to:
+
+* ``recon(params, x)`` (B,): the reconstruction term as trained, summed over pixels. For
+  ``mse`` it is the sum of squared errors (SSE) per image, otherwise the negative
+  log-likelihood in nats per image;
+* ``nll(params, x)`` (B,): the negative log-likelihood in nats per image under a proper density
+  with all normalising constants, so ELBOs mean the same thing across likelihoods (for ``mse``,
+  the Gaussian with variance 1/2 that ``SSE + beta * KL`` is the ELBO of at beta = 1);
+* ``mean(params)``: the image the decoder predicts, for reconstructions and samples;
+* ``sigma2_eff(beta_sum)``: the Gaussian decoder variance that makes ``recon + beta * KL`` a
+  true ELBO (science notes 1.4 and 2.2): beta / 2 for mse, beta * sigma^2 for a Gaussian; NaN
+  where no Gaussian reading exists (Bernoulli family, logistic, Laplace).
+
+References: Kingma & Welling 2014 (Gaussian/Bernoulli decoders); Rybkin et al. 2021 (sigma-VAE,
+learned and optimal shared variance, log-sigma soft clip at -6); Loaiza-Ganem & Cunningham
+2019 (continuous Bernoulli); Salimans et al. 2017 (discretised logistic).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from vaesweep.config import LossConfig
+
+LOG_2PI = math.log(2 * math.pi)
+#: Half-width of one 8-bit grey level on the [0, 1] scale (levels k / 255).
+HALF_BIN = 0.5 / 255.0
+
+
+def _flat_sum(t: torch.Tensor) -> torch.Tensor:
+    return t.flatten(1).sum(1)
+
+
+def softclip_min(t: torch.Tensor, low: float) -> torch.Tensor:
+    """Smoothly clamp from below (sigma-VAE's ``softclip``): ~t above ``low``, -> low below."""
+    return low + F.softplus(t - low)
+
+
+class Likelihood(nn.Module):
+    """Base class; subclasses override ``nll`` (and ``recon`` if it differs)."""
+
+    name = "base"
+    #: Unit of ``recon``: "nats" or "sse".
+    units = "nats"
+    #: True when ``nll`` is a probability of the 8-bit grey levels (no dequantisation offset).
+    discrete = False
+
+    def mean(self, params: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(params)
+
+    def nll(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def recon(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        return self.nll(params, x)
+
+    def sigma2_eff(self, beta_sum: float) -> float:
+        return math.nan
+
+    def extra_stats(self) -> dict[str, float]:
+        """Learned or adapted quantities worth logging (e.g. the decoder sigma)."""
+        return {}
+
+
+class SquaredError(Likelihood):
+    """``||x - x_hat||^2``: the motivating loss. ``SSE + beta*KL`` is the Gaussian ELBO at sigma^2 = beta/2."""
+
+    name = "mse"
+    units = "sse"
+
+    def recon(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        return _flat_sum((self.mean(params) - x) ** 2)
+
+    def nll(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        # N(x; x_hat, 1/2): SSE / (2 * 1/2) + D/2 * ln(2 * pi * 1/2).
+        d = x[0].numel()
+        return self.recon(params, x) + 0.5 * d * math.log(math.pi)
+
+    def sigma2_eff(self, beta_sum: float) -> float:
+        return beta_sum / 2.0
+
+
+def gaussian_nll(mean: torch.Tensor, x: torch.Tensor, log_sigma: torch.Tensor) -> torch.Tensor:
+    """-log N(x; mean, sigma^2) summed over pixels: SSE / (2 sigma^2) + D ln sigma + D/2 ln 2 pi."""
+    per_pixel = 0.5 * (mean - x) ** 2 * torch.exp(-2 * log_sigma) + log_sigma + 0.5 * LOG_2PI
+    return _flat_sum(per_pixel)
+
+
+class FixedGaussian(Likelihood):
+    """N(x; x_hat, sigma^2) with fixed sigma (``loss.sigma``)."""
+
+    name = "gaussian"
+
+    def __init__(self, sigma: float) -> None:
+        super().__init__()
+        self.sigma = float(sigma)
+
+    def log_sigma(self) -> torch.Tensor:
+        """The log standard deviation used at evaluation (scalar tensor)."""
+        return torch.tensor(math.log(self.sigma))
+
+    def nll(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        return gaussian_nll(self.mean(params), x, self.log_sigma().to(x))
+
+    def sigma2(self) -> float:
+        return float(torch.exp(2 * self.log_sigma().detach()))
+
+    def sigma2_eff(self, beta_sum: float) -> float:
+        # (SSE / (2 sigma^2) + beta KL) / beta is the ELBO of a Gaussian of variance beta * sigma^2.
+        return beta_sum * self.sigma2()
+
+    def extra_stats(self) -> dict[str, float]:
+        return {"decoder_sigma": math.sqrt(self.sigma2())}
+
+
+class LearnedGaussian(FixedGaussian):
+    """One shared sigma learned with the model (Rybkin et al. 2021); log sigma soft-clipped >= -6."""
+
+    name = "gaussian_learned"
+
+    def __init__(self, sigma: float) -> None:
+        super().__init__(sigma)
+        self.log_sigma_raw = nn.Parameter(torch.tensor(math.log(sigma)))
+
+    def log_sigma(self) -> torch.Tensor:
+        return softclip_min(self.log_sigma_raw, -6.0)
+
+
+class OptimalGaussian(FixedGaussian):
+    """sigma-VAE's closed-form shared variance: sigma^2 = MSE of the batch (Rybkin et al. 2021).
+
+    Training uses the batch MSE (gradients flow through it, so the objective is
+    D/2 * ln MSE + KL up to constants); evaluation uses a running average of it, so validation
+    numbers do not depend on how the split is batched.
+    """
+
+    name = "gaussian_optimal"
+
+    def __init__(self, sigma: float) -> None:
+        super().__init__(sigma)
+        # -1 marks "no batch seen yet": the first training batch sets it directly.
+        self.register_buffer("running_mse", torch.tensor(-1.0))
+
+    def log_sigma(self) -> torch.Tensor:
+        mse = self.running_mse if self.running_mse > 0 else torch.tensor(self.sigma**2)
+        return softclip_min(0.5 * torch.log(mse), -6.0)
+
+    def nll(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        mean = self.mean(params)
+        if not self.training:
+            return gaussian_nll(mean, x, self.log_sigma())
+        mse = ((mean - x) ** 2).mean()
+        with torch.no_grad():
+            if self.running_mse < 0:
+                self.running_mse.copy_(mse)
+            else:
+                self.running_mse.mul_(0.9).add_(0.1 * mse)
+        return gaussian_nll(mean, x, softclip_min(0.5 * torch.log(mse), -6.0))
+
+
+class Bernoulli(Likelihood):
+    """Bernoulli with logits; a proper likelihood only for binary pixels (``data.binarize``)."""
+
+    name = "bernoulli"
+
+    def nll(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        return _flat_sum(F.binary_cross_entropy_with_logits(params, x, reduction="none"))
+
+
+class ContinuousBernoulli(Likelihood):
+    """Continuous Bernoulli (Loaiza-Ganem & Cunningham 2019): a proper density on [0, 1]."""
+
+    name = "cbernoulli"
+
+    def _dist(self, params: torch.Tensor) -> torch.distributions.ContinuousBernoulli:
+        return torch.distributions.ContinuousBernoulli(logits=params, validate_args=False)
+
+    def nll(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        return -_flat_sum(self._dist(params).log_prob(x))
+
+    def mean(self, params: torch.Tensor) -> torch.Tensor:
+        return self._dist(params).mean
+
+
+class Laplace(Likelihood):
+    """Laplace(x_hat, b) with fixed scale b = ``loss.sigma``: |x - x_hat| / b + ln 2b per pixel."""
+
+    name = "laplace"
+
+    def __init__(self, scale: float) -> None:
+        super().__init__()
+        self.scale = float(scale)
+
+    def nll(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        per_pixel = (self.mean(params) - x).abs() / self.scale + math.log(2 * self.scale)
+        return _flat_sum(per_pixel)
+
+    def extra_stats(self) -> dict[str, float]:
+        return {"decoder_sigma": self.scale}
+
+
+class DiscretizedLogistic(Likelihood):
+    """Discretised logistic over the 256 grey levels k/255 (Salimans et al. 2017).
+
+    P(x) = sigmoid((x + h - mu) / s) - sigmoid((x - h - mu) / s) with h half a grey level; the
+    edge levels take the whole tail. One learned log-scale per channel. The result is a
+    probability of 8-bit pixels, so bits per dimension need no dequantisation offset.
+    """
+
+    name = "dlogistic"
+    discrete = True
+
+    def __init__(self, channels: int, sigma: float) -> None:
+        super().__init__()
+        # A logistic with scale s has std s * pi / sqrt(3); start at the requested sigma.
+        init = math.log(min(sigma, 0.5) * math.sqrt(3) / math.pi)
+        self.log_scale = nn.Parameter(torch.full((1, channels, 1, 1), init))
+
+    def nll(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        mu = self.mean(params)
+        log_s = softclip_min(self.log_scale, -7.0)
+        inv_s = torch.exp(-log_s)
+        plus = (x - mu + HALF_BIN) * inv_s
+        minus = (x - mu - HALF_BIN) * inv_s
+        log_cdf_plus = F.logsigmoid(plus)  # log P(X <= x + h), used at the black edge
+        log_one_minus_cdf_min = -F.softplus(minus)  # log P(X > x - h), used at the white edge
+        # log(sigmoid(a) - sigmoid(b)) = log sigmoid(a) + log(1 - exp(log sigmoid(b) - log sigmoid(a)))
+        log_mid = log_cdf_plus + torch.log(
+            -torch.expm1((F.logsigmoid(minus) - log_cdf_plus).clamp(max=-1e-12))
+        )
+        log_p = torch.where(
+            x < HALF_BIN,
+            log_cdf_plus,
+            torch.where(x > 1 - HALF_BIN, log_one_minus_cdf_min, log_mid),
+        )
+        return -_flat_sum(log_p)
+
+    def extra_stats(self) -> dict[str, float]:
+        s = torch.exp(softclip_min(self.log_scale.detach(), -7.0)).mean()
+        return {"decoder_sigma": float(s * math.pi / math.sqrt(3))}
+
+
+def build_likelihood(cfg: LossConfig, channels: int) -> Likelihood:
+    """The likelihood named by ``loss.likelihood``."""
+    sigma = cfg.sigma
+    factories = {
+        "mse": SquaredError,
+        "gaussian": lambda: FixedGaussian(sigma),
+        "gaussian_learned": lambda: LearnedGaussian(sigma),
+        "gaussian_optimal": lambda: OptimalGaussian(sigma),
+        "bernoulli": Bernoulli,
+        "cbernoulli": ContinuousBernoulli,
+        "laplace": lambda: Laplace(sigma),
+        "dlogistic": lambda: DiscretizedLogistic(channels, sigma),
+    }
+    return factories[cfg.likelihood]()

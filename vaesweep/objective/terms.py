@@ -1,0 +1,70 @@
+"""The VAE loss as a pure function of tensors, returning each term separately.
+
+Accounting (README, "What beta means"): per image, the reconstruction term is summed over its D
+pixels and the KL over the M latent dimensions; a batch averages per-image values. The
+training objective of the plain beta-VAE is then ``mean(recon) + beta * mean(KL)`` (see
+:mod:`vaesweep.control` for the other ways of weighting the KL).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from vaesweep.objective.likelihoods import Likelihood
+
+
+def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """KL(N(mu, diag exp(logvar)) || N(0, I)) per latent dimension, in nats.
+
+    ``0.5 * (mu^2 + sigma^2 - 1 - ln sigma^2)`` (Kingma & Welling 2014, appendix B).
+    Shapes: mu, logvar (B, M) -> (B, M).
+    """
+    return 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar)
+
+
+@dataclass(frozen=True)
+class LossTerms:
+    """Per-image terms of one batch (B images, M latent dims, D pixels each)."""
+
+    #: (B,) reconstruction term as trained: SSE for ``mse``, otherwise nats.
+    recon: torch.Tensor
+    #: (B,) negative log-likelihood in nats under the (proper) decoder density.
+    nll: torch.Tensor
+    #: (B, M) KL per latent dimension, nats.
+    kl_per_dim: torch.Tensor
+    #: (B,) sum of squared errors of the decoder mean, whatever the likelihood.
+    sse: torch.Tensor
+
+    @property
+    def kl(self) -> torch.Tensor:
+        """(B,) KL per image, nats (summed over latent dimensions)."""
+        return self.kl_per_dim.sum(1)
+
+    @property
+    def elbo(self) -> torch.Tensor:
+        """(B,) evidence lower bound at beta = 1, nats: -(nll + KL)."""
+        return -(self.nll + self.kl)
+
+
+def loss_terms(
+    x: torch.Tensor,
+    params: torch.Tensor,
+    mu: torch.Tensor,
+    logvar: torch.Tensor,
+    likelihood: Likelihood,
+) -> LossTerms:
+    """All terms for a batch: x, params (B, C, H, W); mu, logvar (B, M)."""
+    nll = likelihood.nll(params, x)
+    recon = nll if likelihood.units == "nats" else likelihood.recon(params, x)
+    sse = (likelihood.mean(params) - x).pow(2).flatten(1).sum(1)
+    return LossTerms(recon=recon, nll=nll, kl_per_dim=gaussian_kl(mu, logvar), sse=sse)
+
+
+def beta_vae_objective(terms: LossTerms, beta: float, recon_scale: float = 1.0) -> torch.Tensor:
+    """``mean(recon_scale * recon) + beta * mean(KL)``: the scalar that is minimised.
+
+    ``recon_scale`` is 1 for ``loss.recon_reduction=sum`` and 1/D for ``mean``.
+    """
+    return recon_scale * terms.recon.mean() + beta * terms.kl.mean()

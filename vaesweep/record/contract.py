@@ -1,0 +1,111 @@
+"""The on-disk run format: the contract between training (writer) and ``vaesweep report`` (reader).
+
+A run directory holds:
+
+``metrics.csv``
+    One row per evaluated epoch and split (``train``, ``val``), columns :data:`METRIC_COLUMNS`
+    in that order, then method-specific columns (:data:`OPTIONAL_COLUMNS`, present when the
+    run produced them), then ``kl_dim_0 .. kl_dim_{M-1}`` (KL per latent dimension). Units:
+    nats per image for ``nll``, ``kl``, ``elbo``; ``recon`` is in the likelihood's unit
+    (SSE per image for ``mse``, nats otherwise); ``mse`` is per pixel (pixels in [0, 1]);
+    ``psnr`` in dB; ``seconds`` is the wall time of that split's pass.
+``summary.json``
+    Keys :data:`SUMMARY_KEYS`: status, the final validation metrics, the end-of-run IWAE
+    estimate, what the run was (config, data, model), wall time and versions.
+``config.yaml``
+    The fully resolved config the run used.
+``checkpoint.pt``
+    Model, optimiser, KL-controller and RNG state after the last finished epoch
+    (``torch.load(path, weights_only=True)``).
+``reconstructions.png``, ``samples.png``, ``traversals.png``
+    Image grids; their layout (rows, columns, cell size) is in ``summary.json["images"]``.
+
+Every file is written to a temporary name and renamed, so a killed run never leaves a
+half-written file. The format version is :data:`SCHEMA_VERSION`.
+"""
+
+from __future__ import annotations
+
+SCHEMA_VERSION = 1
+
+METRICS_FILE = "metrics.csv"
+SUMMARY_FILE = "summary.json"
+CONFIG_FILE = "config.yaml"
+CHECKPOINT_FILE = "checkpoint.pt"
+RECONSTRUCTIONS_FILE = "reconstructions.png"
+SAMPLES_FILE = "samples.png"
+TRAVERSALS_FILE = "traversals.png"
+
+STATUSES = ("running", "completed", "diverged", "failed")
+
+#: Always present, in this order.
+METRIC_COLUMNS = (
+    "epoch",  # 1-based epoch just finished
+    "step",  # optimiser steps taken so far
+    "split",  # train | val
+    "beta",  # the configured beta
+    "beta_t",  # KL weight in effect at the end of the epoch (canonical convention)
+    "loss",  # the training objective per image (as minimised)
+    "recon",  # reconstruction term per image: SSE for mse, nats otherwise
+    "nll",  # -log p(x|z) per image in nats under the decoder density (mse: sigma^2 = 1/2)
+    "kl",  # KL(q(z|x) || p(z)) per image, nats (the rate)
+    "elbo",  # -(nll + kl): ELBO at beta = 1, nats per image
+    "elbo_calib",  # ELBO under a Gaussian decoder with sigma^2 = this split's per-pixel MSE
+    "sse",  # squared error per image of the decoder mean
+    "mse",  # per-pixel mean squared error
+    "psnr",  # 10 log10(1 / mse), dB
+    "active_units",  # latent dims with Var_x(E[z_j|x]) > 0.01 (Burda et al. 2016)
+    "beta_sum",  # canonical beta: recon and KL both summed per image
+    "beta_norm",  # Higgins et al.'s normalised beta = beta_sum * M / D
+    "sigma2_eff",  # implied Gaussian decoder variance (NaN without a Gaussian reading)
+    "beta_calib",  # sigma2_eff / mse: >> 1 over-regularised, ~1 calibrated, << 1 autoencoder
+    "seconds",  # wall time of this split's pass
+    "images_per_sec",
+    "lr",
+)
+
+#: Present when the run produced them (validation rows carry mi .. grad_norm_kl).
+OPTIONAL_COLUMNS = (
+    "mi",  # I_q(x;z), nats (Hoffman & Johnson 2016 estimator over eval.mi_images)
+    "marginal_kl",  # KL(q(z) || p(z)) = kl - mi, nats
+    "grad_norm_recon",  # || d recon / d(mu, logvar) ||
+    "grad_norm_kl",  # || d beta_t*KL / d(mu, logvar) ||
+    "decoder_sigma",  # decoder std for Gaussian-family / Laplace / logistic likelihoods
+    "free_bits_share",  # share of KL groups under the free-bits threshold
+    "kl_target",  # capacity C_t or the PI controller's KL target, nats
+    "pi_error",  # PI controller error target - KL
+    "geco_lambda",  # GECO's Lagrange multiplier
+    "geco_constraint",  # GECO's moving-average constraint MSE / kappa^2 - 1
+)
+
+KL_DIM_PREFIX = "kl_dim_"
+
+SUMMARY_KEYS = (
+    "schema",  # SCHEMA_VERSION
+    "status",  # running | completed | diverged | failed
+    "error",  # None, or one line saying what went wrong
+    "error_kind",  # None | "user" (bad input) | "numeric" (diverged) | "internal"
+    "name",  # run directory name
+    "beta",
+    "seed",
+    "overrides",  # the command-line overrides that made this run
+    "epochs",  # configured
+    "epochs_done",
+    "step",
+    "final",  # {"train": {...}, "val": {...}}: the last metrics rows (without kl_dim_*)
+    "kl_per_dim",  # final validation KL per latent dimension
+    "iwae",  # {"nll", "bpd", "samples", "images", "split", "dequantized"} or None
+    "config",  # the resolved config as a dict
+    "data",  # {"name", "shape", "n_pixels", "n_train", "n_val", "n_test", "source", "notes"}
+    "model",  # {"arch", "latent_dim", "parameters"}
+    "images",  # {"reconstructions": {"rows", "cols", "cell", "val_index"}, ...}
+    "wall_time_s",
+    "started",
+    "finished",
+    "resumed",  # epochs at which the run was resumed
+    "device",
+    "threads",
+    "host",
+    "versions",  # {"vaesweep", "torch", "python", "platform"}
+    "config_hash",
+)

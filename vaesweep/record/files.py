@@ -1,0 +1,133 @@
+"""Atomic file writes and the metrics CSV: nothing is ever half-written on disk."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import tempfile
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from vaesweep.record.contract import KL_DIM_PREFIX, METRIC_COLUMNS, OPTIONAL_COLUMNS
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_FILE_MODE = 0o666 & ~_umask()
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write to a temporary file in the same directory, fsync, then rename over ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        os.fchmod(fd, _FILE_MODE)  # mkstemp makes 0600; results should be readable like any file
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def _json_default(value: Any) -> Any:
+    if hasattr(value, "item"):
+        return value.item()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def _finite_or_none(value: Any) -> Any:
+    """JSON has no NaN/Infinity: store them as null so every JSON reader accepts the file."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite_or_none(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite_or_none(v) for v in value]
+    return value
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    text = json.dumps(_finite_or_none(data), indent=2, default=_json_default, allow_nan=False)
+    atomic_write_text(path, text + "\n")
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    with open(path, encoding="utf-8") as f:
+        data = json.load(f)
+    if not isinstance(data, dict):
+        raise ValueError(f"{path} does not hold a JSON object")
+    return data
+
+
+def metric_header(rows: Iterable[dict[str, Any]]) -> list[str]:
+    """Contract order: fixed columns, optional ones present, then kl_dim_0.. in numeric order."""
+    keys: set[str] = set()
+    for row in rows:
+        keys.update(row)
+    dims = sorted(
+        (k for k in keys if k.startswith(KL_DIM_PREFIX)), key=lambda k: int(k[len(KL_DIM_PREFIX) :])
+    )
+    optional = [k for k in OPTIONAL_COLUMNS if k in keys]
+    known = set(METRIC_COLUMNS) | set(OPTIONAL_COLUMNS) | set(dims)
+    extra = sorted(keys - known)
+    return [*METRIC_COLUMNS, *optional, *extra, *dims]
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return (
+            repr(value)
+            if math.isfinite(value)
+            else ("nan" if math.isnan(value) else ("inf" if value > 0 else "-inf"))
+        )
+    return str(value)
+
+
+def write_metrics_csv(path: Path, rows: Sequence[dict[str, Any]]) -> None:
+    """Rewrite the whole CSV atomically (rows are few: epochs x splits)."""
+    header = metric_header(rows)
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(header)
+    for row in rows:
+        writer.writerow([_cell(row.get(k)) for k in header])
+    atomic_write_text(path, buf.getvalue())
+
+
+def read_metrics_csv(path: Path) -> list[dict[str, Any]]:
+    """Rows as dicts with numbers parsed (``split`` stays a string); for resuming a run."""
+    with open(path, encoding="utf-8", newline="") as f:
+        reader = csv.DictReader(f)
+        rows = []
+        for raw in reader:
+            row: dict[str, Any] = {}
+            for k, v in raw.items():
+                if k == "split":
+                    row[k] = v
+                elif k in ("epoch", "step"):
+                    row[k] = int(v)
+                elif v == "":
+                    continue
+                else:
+                    row[k] = float(v)
+            rows.append(row)
+        return rows

@@ -1,0 +1,318 @@
+"""One run: typed config and a run directory in, the complete run record out.
+
+This is the only module that wires data, model, KL control and trainer together and writes
+files. It never imports Hydra (the bridge calls :func:`run_job`), so it can be driven from
+tests or other tools directly. Behaviour on an existing directory:
+
+* ``summary.json`` says ``completed``: nothing is redone (a resumed sweep skips it);
+* ``checkpoint.pt`` exists: training continues from the last finished epoch, and
+  ``metrics.csv`` rows after that epoch are dropped, so no epoch is ever recorded twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import platform
+import socket
+import sys
+import time
+import traceback
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from vaesweep import __version__
+from vaesweep.config import Config
+from vaesweep.control import RunShape, build_control
+from vaesweep.data import Splits, load_splits
+from vaesweep.errors import UserError
+from vaesweep.model import VAE, build_model
+from vaesweep.objective import recon_scale
+from vaesweep.record import RunRecord, contract
+from vaesweep.record.images import save_grid
+from vaesweep.record.run_record import last_rows
+from vaesweep.training.device import configure_threads, resolve_device, seed_everything
+from vaesweep.training.estimators import iwae_nll
+from vaesweep.training.evaluate import to_unit
+from vaesweep.training.progress import EpochProgress
+from vaesweep.training.trainer import EpochResult, Trainer, TrainHooks, TrainState
+
+log = logging.getLogger("vaesweep.run")
+
+#: Seeds of the noise shared by every run, so figures compare like with like across runs.
+EVAL_SEED = 2024
+SAMPLE_SEED = 12345
+TRAVERSAL_DIMS = 8
+TRAVERSAL_STEPS = 9
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def versions() -> dict[str, str]:
+    return {
+        "vaesweep": __version__,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(terse=True),
+    }
+
+
+class RecordHooks(TrainHooks):
+    """Writes metrics, checkpoint and summary after every epoch; drives the progress bar."""
+
+    def __init__(self, record: RunRecord, config: Config, progress: EpochProgress | None) -> None:
+        self.record, self.config, self.progress = record, config, progress
+
+    def on_epoch_start(self, epoch: int, n_steps: int) -> None:
+        if self.progress:
+            self.progress.start_epoch(epoch, n_steps)
+
+    def on_step(self, step: int, loss: float) -> None:
+        if self.progress:
+            self.progress.advance(loss)
+
+    def on_epoch_end(self, result: EpochResult, state: TrainState) -> None:
+        self.record.append_epoch(result.epoch, result.step, self.config.beta, result.rows)
+        # Checkpoint after the CSV: a kill in between leaves a row the checkpoint has not
+        # seen, which resuming drops (load_rows), never a checkpoint without its row.
+        self.record.save_checkpoint({"state": state.state_dict(), "config": self.config.to_dict()})
+        self.record.update_summary(
+            epochs_done=result.epoch, step=result.step, final=last_rows(self.record.rows)
+        )
+        val = result.rows.get("val", result.rows["train"])[0]
+        line = (
+            f"epoch {result.epoch}/{self.config.train.epochs}: recon {val['recon']:.4g} "
+            f"kl {val['kl']:.4g} elbo {val['elbo']:.4g} mse {val['mse']:.4g} "
+            f"active {int(val['active_units'])}"
+        )
+        log.info(line)
+        if self.progress:
+            self.progress.end_epoch(line)
+
+
+def run_job(
+    config: Config, run_dir: Path, sweep_dir: Path | None = None, overrides: list[str] | None = None
+) -> dict[str, Any]:
+    """Train one run into ``run_dir`` and return its summary (status in ``summary["status"]``).
+
+    Errors never escape: a bad input is recorded as ``failed`` with ``error_kind="user"``,
+    anything else as ``failed`` with ``error_kind="internal"`` and its traceback in train.log.
+    """
+    run_dir.mkdir(parents=True, exist_ok=True)
+    record = RunRecord(run_dir)
+    previous = record.read_summary()
+    if previous and previous.get("status") == "completed":
+        log.info("already completed; skipping %s", run_dir)
+        return previous
+    record.summary = dict(previous or {})
+    record.update_summary(
+        status="running",
+        error=None,
+        error_kind=None,
+        name=run_dir.name,
+        beta=config.beta,
+        seed=config.seed,
+        overrides=list(overrides or []),
+        epochs=config.train.epochs,
+        config=config.to_dict(),
+        config_hash=config.hash(),
+        started=record.summary.get("started", _now()),
+        host=socket.gethostname(),
+        versions=versions(),
+    )
+    t0 = time.perf_counter()
+    try:
+        _train(config, record)
+    except UserError as err:
+        record.update_summary(status="failed", error=str(err), error_kind="user")
+    except Exception as err:  # a bug: keep the run's record and the traceback
+        log.error("run failed:\n%s", traceback.format_exc())
+        first = f"{type(err).__name__}: {err}".splitlines()[0]
+        record.update_summary(status="failed", error=first, error_kind="internal")
+    finally:
+        spent = time.perf_counter() - t0
+        record.update_summary(
+            wall_time_s=float(record.summary.get("wall_time_s") or 0.0) + spent, finished=_now()
+        )
+        if sweep_dir is not None and (sweep_dir / "sweep.json").exists():
+            from vaesweep.sweep.index import refresh_index
+
+            refresh_index(sweep_dir)
+    return record.summary
+
+
+def _train(config: Config, record: RunRecord) -> None:
+    threads = configure_threads(config.train.threads)
+    seed_everything(config.seed, config.train.deterministic)
+    device = resolve_device(config.train.device)
+    splits = load_splits(config.data)
+    for note in splits.notes:
+        log.info("data: %s", note)
+    c, h, w = splits.shape
+    model = build_model(config.model, config.loss, splits.shape).to(device)
+    n_params = sum(p.numel() for p in model.parameters())
+    record.update_summary(
+        device=str(device),
+        threads=threads,
+        data={
+            "name": config.data.name,
+            "shape": [c, h, w],
+            "n_pixels": c * h * w,
+            "n_train": len(splits.train),
+            "n_val": len(splits.val),
+            "n_test": len(splits.test) if splits.test is not None else None,
+            "source": splits.source,
+            "notes": splits.notes,
+        },
+        model={
+            "arch": config.model.arch,
+            "latent_dim": config.model.latent_dim,
+            "parameters": n_params,
+        },
+    )
+    train_u8, val_u8 = splits.train.images.to(device), splits.val.images.to(device)
+    trainer = Trainer(config.train, config.eval, binarize=config.data.binarize, eval_seed=EVAL_SEED)
+    steps = trainer.steps_per_epoch(len(train_u8))
+    shape = RunShape(
+        steps,
+        steps * config.train.epochs,
+        c * h * w,
+        config.model.latent_dim,
+        recon_scale(config.loss.recon_reduction, c * h * w),
+    )
+    control = build_control(config.kl, config.beta, shape)
+    optimizer = torch.optim.Adam(
+        model.parameters(), lr=config.train.lr, weight_decay=config.train.weight_decay
+    )
+    generator = torch.Generator(device=device).manual_seed(config.seed)
+    state = TrainState(model, optimizer, control, generator)
+
+    checkpoint = record.load_checkpoint(map_location=device)
+    if checkpoint is not None:
+        state.load_state_dict(checkpoint["state"])
+        record.load_rows(state.epoch)
+        record.update_summary(resumed=[*record.summary.get("resumed", []), state.epoch])
+        log.info("resuming after epoch %d (step %d)", state.epoch, state.step)
+    else:
+        record.rows = []
+        record.metrics_path.unlink(missing_ok=True)
+    record.write_text(contract.CONFIG_FILE, _config_yaml(config))
+
+    progress = EpochProgress.create(config.train.progress, config.train.epochs)
+    trainer.hooks = RecordHooks(record, config, progress)
+    try:
+        result = trainer.fit(state, train_u8, val_u8)
+    finally:
+        if progress:
+            progress.close()
+    if result.status == "diverged":
+        log.warning("diverged: %s", result.error)
+        record.update_summary(status="diverged", error=result.error, error_kind="numeric")
+        return
+    model.eval()
+    images = _write_images(model, record, splits, device, config)
+    iwae = _final_iwae(model, splits, device, config)
+    record.update_summary(
+        status="completed", images=images, iwae=iwae, kl_per_dim=_final_kl(record.rows)
+    )
+
+
+def _config_yaml(config: Config) -> str:
+    import yaml
+
+    return yaml.safe_dump(config.to_dict(), sort_keys=False)
+
+
+def _final_kl(rows: list[dict[str, Any]]) -> list[float]:
+    val = [r for r in rows if r["split"] == "val"] or rows
+    last = val[-1]
+    dims = sorted(
+        (k for k in last if k.startswith(contract.KL_DIM_PREFIX)),
+        key=lambda k: int(k[len(contract.KL_DIM_PREFIX) :]),
+    )
+    return [float(last[k]) for k in dims]
+
+
+@torch.no_grad()
+def _write_images(
+    model: VAE, record: RunRecord, splits: Splits, device: torch.device, config: Config
+) -> dict[str, Any]:
+    gen = torch.Generator(device=device).manual_seed(SAMPLE_SEED)
+    n = min(config.eval.n_recon, len(splits.val))
+    x = to_unit(splits.val.images[:n].to(device), "none", None)
+    layout = {
+        "reconstructions": save_grid(
+            record.path(contract.RECONSTRUCTIONS_FILE), [x, model.reconstruct(x)]
+        )
+    }
+    layout["reconstructions"]["val_index"] = list(range(n))
+    z = torch.randn((config.eval.n_samples, model.latent_dim), generator=gen, device=device)
+    per_row = 8
+    samples = model.sample(z)
+    layout["samples"] = save_grid(
+        record.path(contract.SAMPLES_FILE),
+        [samples[i : i + per_row] for i in range(0, len(samples), per_row)],
+    )
+    kl = _final_kl(record.rows)
+    dims = sorted(range(len(kl)), key=lambda j: -kl[j])[:TRAVERSAL_DIMS]
+    mu, _ = model.encode(x[:1])
+    values = torch.linspace(-3, 3, TRAVERSAL_STEPS, device=device)
+    rows = []
+    for j in dims:
+        zt = mu.repeat(TRAVERSAL_STEPS, 1)
+        zt[:, j] = values
+        rows.append(model.sample(zt))
+    layout["traversals"] = save_grid(record.path(contract.TRAVERSALS_FILE), rows)
+    layout["traversals"].update(dims=dims, values=values.tolist())
+    return layout
+
+
+def _final_iwae(
+    model: VAE, splits: Splits, device: torch.device, config: Config
+) -> dict[str, Any] | None:
+    k = config.eval.iwae_samples
+    if k <= 0:
+        return None
+    split_name = config.eval.split
+    data = splits.test if split_name == "test" and splits.test is not None else splits.val
+    if split_name == "test" and splits.test is None:
+        split_name = "val"
+    images = data.images[: config.eval.iwae_images].to(device)
+    gen = torch.Generator(device=device).manual_seed(EVAL_SEED)
+    binary = config.data.binarize != "none"
+    discrete = model.likelihood.discrete or binary
+    # Bernoulli on grey levels is not a density of the data: report its bound, no bits/dim.
+    proper = discrete or model.likelihood.name != "bernoulli"
+    nlls = []
+    for start in range(0, len(images), 100):
+        u8 = images[start : start + 100]
+        if discrete or not proper:
+            x = to_unit(u8, config.data.binarize, gen)
+        else:
+            # Uniform dequantisation (Theis et al. 2016): y = (x + u) / 256 lies in [0, 1).
+            u = torch.rand(u8.shape, generator=gen, device=device)
+            x = (u8.float() + u) / 256.0
+        nlls.append(iwae_nll(model, x, k, generator=gen))
+    nll = float(torch.cat(nlls).mean())
+    d = model.n_pixels
+    bpd = nll / (d * math.log(2)) + (0.0 if discrete else 8.0) if proper else math.nan
+    return {
+        "nll": nll,
+        "bpd": bpd,
+        "samples": k,
+        "images": len(images),
+        "split": split_name,
+        "dequantized": proper and not discrete,
+    }
+
+
+if __name__ == "__main__":  # pragma: no cover - debugging aid: python -m vaesweep.run DIR
+    from vaesweep.config import ConstantKL, ConvConfig
+
+    out = run_job(Config(model=ConvConfig(), kl=ConstantKL()), Path(sys.argv[1]))
+    print(out["status"], out.get("error"))

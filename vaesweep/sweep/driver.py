@@ -1,0 +1,194 @@
+"""Driving ``vaesweep train`` and ``vaesweep sweep``: directories, launcher choice, resume, lock.
+
+Launchers are Hydra plugins selected by overrides, so every sweep is reproducible from its
+``multirun.yaml``: ``basic`` (sequential, in this process), ``joblib`` (``--jobs N``: N local
+processes, each with cores/N torch threads), ``submitit_local`` (submitit's local executor,
+the SLURM code path on one machine) and ``slurm`` (conf/hydra/launcher/slurm.yaml, or any
+``hydra/launcher/<site>.yaml`` in a ``--config-dir``).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import sys
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from vaesweep import hydra_bridge as bridge
+from vaesweep.errors import UserError
+from vaesweep.sweep.index import refresh_index, status_counts
+from vaesweep.sweep.lock import SweepLock
+from vaesweep.sweep.monitor import SweepMonitor
+from vaesweep.sweep.plan import PLAN_FILE, PlannedRun, SweepPlan
+
+LAUNCHER_ALIASES = {"local": "basic", "jobs": "joblib"}
+PLUGIN_HINT = {
+    "joblib": "pip install 'vaesweep[joblib]' (hydra-joblib-launcher)",
+    "submitit_local": "pip install 'vaesweep[slurm]' (hydra-submitit-launcher)",
+    "submitit_slurm": "pip install 'vaesweep[slurm]' (hydra-submitit-launcher)",
+    "slurm": "pip install 'vaesweep[slurm]' (hydra-submitit-launcher)",
+}
+
+
+def cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - macOS
+        return os.cpu_count() or 1
+
+
+def outputs_root(outputs: Path | None) -> Path:
+    return Path(outputs or os.environ.get("VAESWEEP_OUTPUTS", "outputs")).expanduser()
+
+
+@dataclass
+class LaunchOptions:
+    launcher: str = "basic"
+    jobs: int = 1
+    config_dirs: list[Path] = field(default_factory=list)
+    outputs: Path | None = None
+
+
+def _has_key(overrides: list[str], key: str) -> bool:
+    return any(o.split("=", 1)[0].lstrip("+~") == key for o in overrides)
+
+
+def launcher_overrides(
+    opts: LaunchOptions, n_runs: int, user: list[str]
+) -> tuple[list[str], str, int | None]:
+    """Hydra overrides selecting the launcher; (overrides, launcher name, threads per run)."""
+    name = LAUNCHER_ALIASES.get(opts.launcher, opts.launcher)
+    if opts.jobs < 1:
+        raise UserError(f"--jobs {opts.jobs} is invalid: must be >= 1")
+    if opts.jobs > 1 and name == "basic":
+        name = "joblib"
+    available = bridge.launcher_names(opts.config_dirs)
+    if name not in available:
+        hint = PLUGIN_HINT.get(name)
+        choices = ", ".join(n for n in available)
+        raise UserError(
+            f"launcher '{opts.launcher}' is not available"
+            + (f"; install it with {hint}" if hint else "")
+            + f" (available: {choices})"
+        )
+    out = [] if name == "basic" else [f"hydra/launcher={name}"]
+    threads: int | None = None
+    if name == "joblib":
+        out.append(f"hydra.launcher.n_jobs={opts.jobs}")
+        threads = max(1, cores() // min(opts.jobs, max(n_runs, 1)))
+    elif name == "submitit_local":
+        # submitit's local executor starts every run at once: share the cores between them.
+        threads = max(1, cores() // max(1, n_runs))
+    if threads is not None and not _has_key(user, "train.threads"):
+        out.append(f"train.threads={threads}")
+    # Parallel or many runs: one line per finished run instead of interleaved bars.
+    if (name != "basic" or n_runs > 1) and not _has_key(user, "train.progress"):
+        out.append("train.progress=off")
+    return out, name, threads
+
+
+def _timestamp() -> str:
+    return datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^\w.=,+-]+", "_", text).strip("_")[:80]
+
+
+# ------------------------------------------------------------------------------ train
+
+
+def train(overrides: list[str], opts: LaunchOptions, name: str | None, console: Console) -> dict:
+    """One run under ``outputs/runs/<time>[_<name>]``; returns its summary."""
+    bridge.compose(overrides, opts.config_dirs)  # validate before creating anything
+    label = name or _slug(",".join(o for o in overrides if not o.startswith("hydra")))
+    run_dir = outputs_root(opts.outputs) / "runs" / (_timestamp() + (f"_{label}" if label else ""))
+    if run_dir.exists():
+        run_dir = run_dir.with_name(run_dir.name + f"_{os.getpid()}")
+    extra, _launcher, _ = launcher_overrides(opts, 1, overrides)
+    console.print(f"run dir: {run_dir}", highlight=False)
+    results = bridge.launch(
+        [*overrides, *extra],
+        sweep_dir=run_dir.resolve(),
+        subdir=".",
+        extra_dirs=opts.config_dirs,
+    )
+    summary: dict[str, Any] = results[0].return_value if results else {}
+    summary["run_dir"] = str(run_dir)
+    return summary
+
+
+# ------------------------------------------------------------------------------ sweep
+
+
+def plan_sweep(
+    overrides: list[str], opts: LaunchOptions, name: str | None
+) -> tuple[SweepPlan, bridge.Grid]:
+    """Expand and validate the grid (nothing is written)."""
+    grid = bridge.expand_grid(overrides, opts.config_dirs)
+    bridge.validate_jobs(grid, opts.config_dirs)
+    names = grid.names()
+    dupes = {n for n in names if names.count(n) > 1}
+    if dupes:
+        raise UserError(f"several runs would share the directory {sorted(dupes)[0]}")
+    runs = [PlannedRun(n, v, j) for n, v, j in zip(names, grid.rows(), grid.jobs)]
+    plan = SweepPlan(
+        name=name or _timestamp(),
+        overrides=list(overrides),
+        swept_keys=grid.swept_keys,
+        runs=runs,
+        launcher=opts.launcher,
+        jobs=opts.jobs,
+        config_dirs=[str(Path(d).expanduser().resolve()) for d in opts.config_dirs],
+        command="vaesweep sweep " + " ".join(shlex.quote(a) for a in sys.argv[2:]),
+    )
+    return plan, grid
+
+
+def sweep(
+    plan: SweepPlan, sweep_dir: Path, opts: LaunchOptions, console: Console, resume: bool
+) -> list[dict[str, Any]]:
+    """Run (or resume) ``plan`` into ``sweep_dir``; returns the index rows."""
+    with SweepLock(sweep_dir):
+        if resume:
+            plan.resumed.append(datetime.now().isoformat(timespec="seconds"))
+        elif (sweep_dir / PLAN_FILE).exists():
+            raise UserError(
+                f"{sweep_dir} already holds a sweep; resume it with "
+                f"`vaesweep sweep --resume {sweep_dir}` or choose another --name"
+            )
+        user = list(plan.overrides)
+        extra, launcher, threads = launcher_overrides(opts, len(plan.runs), user)
+        plan.launcher, plan.jobs, plan.threads_per_run = launcher, opts.jobs, threads
+        plan.save(sweep_dir)
+        refresh_index(sweep_dir)
+        monitor = SweepMonitor(sweep_dir, plan, console).start()
+        try:
+            bridge.launch(
+                [*user, *extra],
+                sweep_dir=sweep_dir.resolve(),
+                subdir=bridge.run_subdir(plan.swept_keys),
+                extra_dirs=opts.config_dirs,
+            )
+        finally:
+            monitor.stop()
+            rows = refresh_index(sweep_dir)
+    return rows
+
+
+def load_for_resume(sweep_dir: Path) -> SweepPlan:
+    plan = SweepPlan.load(sweep_dir)
+    if not plan.runs:
+        raise UserError(f"{sweep_dir}/{PLAN_FILE} lists no runs")
+    return plan
+
+
+def summarize(rows: list[dict[str, Any]]) -> str:
+    counts = status_counts(rows)
+    return ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))

@@ -1,0 +1,101 @@
+"""``runs.csv``: one row per planned run with its status and final metrics, kept current.
+
+Every finishing run rebuilds the index from the run directories on disk (under a lock, since
+parallel runs finish at the same time), so it is right after any crash: the files are the
+truth, the index is a view of them.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+from pathlib import Path
+from typing import Any
+
+from vaesweep.record import contract
+from vaesweep.record.files import atomic_write_text, read_json
+from vaesweep.sweep.plan import INDEX_FILE, SweepPlan
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover
+    fcntl = None  # type: ignore[assignment]
+
+#: Final validation metrics copied into the index.
+INDEX_METRICS = (
+    "recon",
+    "kl",
+    "elbo",
+    "mse",
+    "psnr",
+    "active_units",
+    "beta_t",
+    "beta_sum",
+    "sigma2_eff",
+    "beta_calib",
+    "mi",
+    "marginal_kl",
+)
+
+
+def run_status(run_dir: Path) -> tuple[str, dict[str, Any] | None]:
+    """(status, summary) of a run directory; ``pending`` when it has no readable summary."""
+    path = run_dir / contract.SUMMARY_FILE
+    if not path.exists():
+        return "pending", None
+    try:
+        summary = read_json(path)
+    except (OSError, ValueError):
+        return "pending", None
+    return str(summary.get("status", "pending")), summary
+
+
+def index_rows(sweep_dir: Path, plan: SweepPlan) -> list[dict[str, Any]]:
+    rows = []
+    for run in plan.runs:
+        status, summary = run_status(sweep_dir / run.name)
+        row: dict[str, Any] = {"run": run.name, **run.values, "status": status}
+        summary = summary or {}
+        val = (summary.get("final") or {}).get("val") or {}
+        iwae = summary.get("iwae") or {}
+        row.update(
+            epochs_done=summary.get("epochs_done"),
+            **{k: val.get(k) for k in INDEX_METRICS},
+            iwae_nll=iwae.get("nll"),
+            bpd=iwae.get("bpd"),
+            wall_time_s=summary.get("wall_time_s"),
+            error=summary.get("error"),
+        )
+        rows.append(row)
+    return rows
+
+
+def refresh_index(sweep_dir: Path) -> list[dict[str, Any]]:
+    """Rebuild ``runs.csv`` from the run directories; returns its rows."""
+    sweep_dir = Path(sweep_dir)
+    plan = SweepPlan.load(sweep_dir)
+    lock_fd = os.open(sweep_dir / ".index.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        if fcntl is not None:
+            fcntl.flock(lock_fd, fcntl.LOCK_EX)
+        rows = index_rows(sweep_dir, plan)
+        header = list(rows[0]) if rows else ["run", "status"]
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=header, lineterminator="\n")
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: "" if v is None else v for k, v in row.items()})
+        atomic_write_text(sweep_dir / INDEX_FILE, buf.getvalue())
+        return rows
+    finally:
+        if fcntl is not None:
+            fcntl.flock(lock_fd, fcntl.LOCK_UN)
+        os.close(lock_fd)
+
+
+def status_counts(rows: list[dict[str, Any]]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for row in rows:
+        counts[row["status"]] = counts.get(row["status"], 0) + 1
+    return counts

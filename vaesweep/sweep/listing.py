@@ -1,0 +1,60 @@
+"""``vaesweep ls``: what is under outputs/, newest first, with status counts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from vaesweep.errors import UserError
+from vaesweep.sweep.driver import outputs_root
+from vaesweep.sweep.index import index_rows, run_status, status_counts
+from vaesweep.sweep.plan import PLAN_FILE, SweepPlan
+
+COLOURS = {"completed": "green", "diverged": "yellow", "failed": "red", "running": "cyan"}
+
+
+def _counts_text(counts: dict[str, int]) -> str:
+    return ", ".join(f"[{COLOURS.get(k, 'white')}]{v} {k}[/]" for k, v in sorted(counts.items()))
+
+
+def print_listing(console: Console, outputs: Path | None) -> None:
+    root = outputs_root(outputs)
+    if not root.is_dir():
+        raise UserError(
+            f"no outputs at {root}; run `vaesweep train` or `vaesweep sweep` first "
+            "(or pass --outputs DIR)"
+        )
+    sweeps = sorted(
+        (p for p in (root / "sweeps").glob("*") if (p / PLAN_FILE).exists()),
+        key=lambda p: p.stat().st_mtime,
+        reverse=True,
+    )
+    runs = sorted(
+        (p for p in (root / "runs").glob("*") if p.is_dir()),
+        key=lambda p: p.stat().st_mtime,
+        reverse=True,
+    )
+    table = Table(title=f"sweeps in {root / 'sweeps'}", title_justify="left")
+    for col in ("sweep", "runs", "swept", "status", "created"):
+        table.add_column(col)
+    for path in sweeps:
+        plan = SweepPlan.load(path)
+        counts = status_counts(index_rows(path, plan))
+        table.add_row(
+            path.name,
+            str(len(plan.runs)),
+            " ".join(plan.swept_keys),
+            _counts_text(counts),
+            plan.created,
+        )
+    console.print(table if sweeps else "no sweeps yet")
+    table = Table(title=f"single runs in {root / 'runs'}", title_justify="left")
+    for col in ("run", "status", "epochs"):
+        table.add_column(col)
+    for path in runs:
+        status, summary = run_status(path)
+        epochs = f"{(summary or {}).get('epochs_done', 0)}/{(summary or {}).get('epochs', '?')}"
+        table.add_row(path.name, f"[{COLOURS.get(status, 'white')}]{status}[/]", epochs)
+    console.print(table if runs else "no single runs yet")

@@ -1,0 +1,181 @@
+"""Per-epoch metrics of one split: accumulate batch statistics, then turn them into a row.
+
+The same :class:`SplitStats` is filled during training (the ``train`` row averages the epoch's
+batches as they were trained) and by :func:`evaluate` on held-out images (the ``val`` row, with
+z sampled from q(z|x) using fixed noise so epochs and runs compare like with like).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+
+from vaesweep.config import EvalConfig
+from vaesweep.control.base import KLControl
+from vaesweep.model.vae import VAE
+from vaesweep.objective.effective_beta import effective_beta
+from vaesweep.objective.terms import LossTerms, loss_terms
+from vaesweep.training import estimators
+
+
+def to_unit(images: torch.Tensor, binarize: str, generator: torch.Generator | None) -> torch.Tensor:
+    """uint8 (B, C, H, W) -> float pixels in [0, 1]; ``dynamic`` resamples x ~ Bernoulli(x)."""
+    x = images.to(torch.float32).mul_(1.0 / 255.0)
+    if binarize == "dynamic":
+        x = torch.bernoulli(x, generator=generator)
+    return x
+
+
+@dataclass
+class SplitStats:
+    """Running sums over the images of one pass (per-image values, so means are exact)."""
+
+    latent_dim: int
+    n: int = 0
+    sums: dict[str, float] = field(default_factory=dict)
+    kl_dim: torch.Tensor | None = None
+    mu_sum: torch.Tensor | None = None
+    mu_sq: torch.Tensor | None = None
+
+    def add(self, terms: LossTerms, objective: torch.Tensor, mu: torch.Tensor) -> None:
+        b = terms.recon.shape[0]
+        batch = {
+            "recon": terms.recon.sum(),
+            "nll": terms.nll.sum(),
+            "kl": terms.kl.sum(),
+            "sse": terms.sse.sum(),
+            "loss": objective * b,
+        }
+        for k, v in batch.items():
+            self.sums[k] = self.sums.get(k, 0.0) + float(v)
+        kl_dim = terms.kl_per_dim.detach().sum(0).double()
+        mu = mu.detach().double()
+        if self.kl_dim is None:
+            self.kl_dim, self.mu_sum, self.mu_sq = kl_dim, mu.sum(0), mu.pow(2).sum(0)
+        else:
+            assert self.mu_sum is not None and self.mu_sq is not None
+            self.kl_dim += kl_dim
+            self.mu_sum += mu.sum(0)
+            self.mu_sq += mu.pow(2).sum(0)
+        self.n += b
+
+    def mean(self, key: str) -> float:
+        return self.sums[key] / self.n if self.n else math.nan
+
+    def kl_per_dim(self) -> list[float]:
+        assert self.kl_dim is not None
+        return (self.kl_dim / self.n).tolist()
+
+    def mu_variance(self) -> torch.Tensor:
+        """Variance over images of each encoder mean, Cov_x(E_q[z_j]) (population form)."""
+        assert self.mu_sum is not None and self.mu_sq is not None
+        m = self.mu_sum / self.n
+        return (self.mu_sq / self.n - m.pow(2)).clamp(min=0)
+
+
+def metrics_row(stats: SplitStats, model: VAE, control: KLControl, step: int) -> dict[str, float]:
+    """The contract's per-split numbers (README, "Run record") from accumulated statistics."""
+    d = model.n_pixels
+    mse = stats.mean("sse") / d
+    kl = stats.mean("kl")
+    beta_t = control.beta_t(step)
+    eff = effective_beta(
+        beta_t, control.shape.recon_scale, d, model.latent_dim, model.likelihood.sigma2_eff, mse
+    )
+    nll_calib = 0.5 * d * math.log(2 * math.pi * math.e * mse) if mse > 0 else math.nan
+    row = {
+        "loss": stats.mean("loss"),
+        "recon": stats.mean("recon"),
+        "nll": stats.mean("nll"),
+        "kl": kl,
+        "elbo": -(stats.mean("nll") + kl),
+        "elbo_calib": -(nll_calib + kl),
+        "sse": stats.mean("sse"),
+        "mse": mse,
+        "psnr": -10.0 * math.log10(mse) if mse > 0 else math.inf,
+        "active_units": float(estimators.active_units(stats.mu_variance())),
+        "beta_t": beta_t,
+        "beta_sum": eff.beta_sum,
+        "beta_norm": eff.beta_norm,
+        "sigma2_eff": eff.sigma2_eff,
+        "beta_calib": eff.beta_calib,
+    }
+    row.update(model.likelihood.extra_stats())
+    return row
+
+
+@torch.no_grad()
+def evaluate(
+    model: VAE,
+    images: torch.Tensor,
+    control: KLControl,
+    step: int,
+    cfg: EvalConfig,
+    *,
+    binarize: str = "none",
+    seed: int = 0,
+    batch_size: int = 1024,
+    extras: bool = True,
+) -> tuple[dict[str, float], list[float]]:
+    """Metrics of a held-out split at the current step: (row, KL per latent dim).
+
+    Noise comes from a generator seeded with ``seed`` so every epoch sees the same draws.
+    ``extras`` adds I(x;z), the marginal KL and the encoder gradient norms.
+    """
+    was_training = model.training
+    model.eval()
+    device = images.device
+    gen = torch.Generator(device=device).manual_seed(seed)
+    stats = SplitStats(model.latent_dim)
+    mus, logvars = [], []
+    for start in range(0, len(images), batch_size):
+        x = to_unit(images[start : start + batch_size], binarize, gen)
+        mu, logvar = model.encode(x)
+        eps = torch.randn(mu.shape, generator=gen, device=device)
+        params = model.decode(model.reparameterize(mu, logvar, eps))
+        terms = loss_terms(x, params, mu, logvar, model.likelihood)
+        stats.add(terms, control.objective(terms, step), mu)
+        if extras and sum(len(m) for m in mus) < cfg.mi_images:
+            mus.append(mu)
+            logvars.append(logvar)
+    row = metrics_row(stats, model, control, step)
+    if extras:
+        row.update(_extras(model, images, control, step, cfg, binarize, gen, mus, logvars))
+    model.train(was_training)
+    return row, stats.kl_per_dim()
+
+
+def _extras(
+    model: VAE,
+    images: torch.Tensor,
+    control: KLControl,
+    step: int,
+    cfg: EvalConfig,
+    binarize: str,
+    gen: torch.Generator,
+    mus: list[torch.Tensor],
+    logvars: list[torch.Tensor],
+) -> dict[str, float]:
+    out: dict[str, float] = {}
+    if cfg.mutual_information and mus:
+        mu = torch.cat(mus)[: cfg.mi_images]
+        logvar = torch.cat(logvars)[: cfg.mi_images]
+        out["mi"], out["marginal_kl"] = estimators.mutual_information(mu, logvar, gen)
+    if cfg.grad_batches > 0:
+        g_rec, g_kl = [], []
+        for i in range(cfg.grad_batches):
+            x = to_unit(images[i * 64 : (i + 1) * 64], binarize, gen)
+            if len(x) == 0:
+                break
+            eps = torch.randn((len(x), model.latent_dim), generator=gen, device=x.device)
+            r, k = estimators.encoder_grad_norms(
+                model, x, eps, control.beta_t(step), control.shape.recon_scale
+            )
+            g_rec.append(r)
+            g_kl.append(k)
+        if g_rec:
+            out["grad_norm_recon"] = sum(g_rec) / len(g_rec)
+            out["grad_norm_kl"] = sum(g_kl) / len(g_kl)
+    return out

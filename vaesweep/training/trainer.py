@@ -1,0 +1,170 @@
+"""The optimisation loop: Adam over shuffled mini-batches sliced from in-memory uint8 tensors.
+
+The trainer knows nothing about files: it reports each epoch through :class:`TrainHooks`
+and can start from a :class:`TrainState` (resume). A non-finite loss ends the run with status
+``diverged`` instead of raising.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from vaesweep.config import EvalConfig, TrainConfig
+from vaesweep.control.base import KLControl
+from vaesweep.model.vae import VAE
+from vaesweep.objective.terms import loss_terms
+from vaesweep.training.evaluate import SplitStats, evaluate, metrics_row, to_unit
+
+
+@dataclass
+class EpochResult:
+    """One epoch's rows: ``{"train": (row, kl_per_dim), "val": ...}`` (val only when evaluated)."""
+
+    epoch: int
+    step: int
+    rows: dict[str, tuple[dict[str, float], list[float]]]
+
+
+@dataclass
+class FitResult:
+    status: str  # "completed" or "diverged"
+    epochs_done: int
+    step: int
+    error: str | None = None
+
+
+@dataclass
+class TrainState:
+    """Everything needed to continue a run exactly where it stopped."""
+
+    model: VAE
+    optimizer: torch.optim.Optimizer
+    control: KLControl
+    generator: torch.Generator
+    epoch: int = 0
+    step: int = 0
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "control": self.control.state_dict(),
+            "generator": self.generator.get_state(),
+            "epoch": self.epoch,
+            "step": self.step,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.control.load_state_dict(state["control"])
+        self.generator.set_state(
+            state["generator"].cpu() if hasattr(state["generator"], "cpu") else state["generator"]
+        )
+        self.epoch = int(state["epoch"])
+        self.step = int(state["step"])
+
+
+class TrainHooks:
+    """Callbacks from the loop; the default does nothing."""
+
+    def on_epoch_start(self, epoch: int, n_steps: int) -> None: ...
+
+    def on_step(self, step: int, loss: float) -> None: ...
+
+    def on_epoch_end(self, result: EpochResult, state: TrainState) -> None: ...
+
+
+@dataclass
+class Trainer:
+    cfg: TrainConfig
+    eval_cfg: EvalConfig
+    binarize: str = "none"
+    #: Seed for the validation noise (fixed across epochs and runs).
+    eval_seed: int = 0
+    hooks: TrainHooks = field(default_factory=TrainHooks)
+
+    def steps_per_epoch(self, n_train: int) -> int:
+        return math.ceil(n_train / self.cfg.batch_size)
+
+    def fit(self, state: TrainState, train: torch.Tensor, val: torch.Tensor) -> FitResult:
+        """Train from ``state.epoch`` to ``cfg.epochs``; ``train``/``val`` are uint8 on the device."""
+        cfg, model = self.cfg, state.model
+        n, bs = len(train), cfg.batch_size
+        device = train.device
+        params = [p for p in model.parameters() if p.requires_grad]
+        while state.epoch < cfg.epochs:
+            epoch = state.epoch + 1
+            self.hooks.on_epoch_start(epoch, self.steps_per_epoch(n))
+            model.train()
+            stats = SplitStats(model.latent_dim)
+            t0 = time.perf_counter()
+            perm = torch.randperm(n, generator=state.generator, device=device)
+            for start in range(0, n, bs):
+                x = to_unit(train[perm[start : start + bs]], self.binarize, state.generator)
+                mu, logvar = model.encode(x)
+                eps = torch.randn(mu.shape, generator=state.generator, device=device)
+                out = model.decode(model.reparameterize(mu, logvar, eps))
+                terms = loss_terms(x, out, mu, logvar, model.likelihood)
+                objective = state.control.objective(terms, state.step)
+                loss = float(objective.detach())
+                if not math.isfinite(loss):
+                    return FitResult(
+                        "diverged",
+                        state.epoch,
+                        state.step,
+                        f"non-finite loss ({loss}) at epoch {epoch}, step {state.step}: "
+                        f"recon={float(terms.recon.mean()):.4g}, kl={float(terms.kl.mean()):.4g}",
+                    )
+                state.optimizer.zero_grad(set_to_none=True)
+                objective.backward()
+                if cfg.grad_clip is not None:
+                    torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+                state.optimizer.step()
+                with torch.no_grad():
+                    stats.add(terms, objective.detach(), mu)
+                state.control.observe(terms, state.step)
+                state.step += 1
+                self.hooks.on_step(state.step, loss)
+            seconds = time.perf_counter() - t0
+            state.epoch = epoch
+            train_row = metrics_row(stats, model, state.control, state.step)
+            train_row.update(state.control.stats())
+            train_row.update(seconds=seconds, images_per_sec=n / seconds, lr=_lr(state))
+            rows = {"train": (train_row, stats.kl_per_dim())}
+            if epoch % cfg.eval_every == 0 or epoch == cfg.epochs:
+                t1 = time.perf_counter()
+                val_row, val_kl = evaluate(
+                    model,
+                    val,
+                    state.control,
+                    state.step,
+                    self.eval_cfg,
+                    binarize=self.binarize,
+                    seed=self.eval_seed,
+                )
+                val_row.update(state.control.stats())
+                val_seconds = time.perf_counter() - t1
+                val_row.update(
+                    seconds=val_seconds, images_per_sec=len(val) / val_seconds, lr=_lr(state)
+                )
+                rows["val"] = (val_row, val_kl)
+                if not all(math.isfinite(val_row[k]) for k in ("loss", "recon", "kl")):
+                    self.hooks.on_epoch_end(EpochResult(epoch, state.step, rows), state)
+                    return FitResult(
+                        "diverged",
+                        state.epoch,
+                        state.step,
+                        f"non-finite validation loss at epoch {epoch}",
+                    )
+            self.hooks.on_epoch_end(EpochResult(epoch, state.step, rows), state)
+        return FitResult("completed", state.epoch, state.step)
+
+
+def _lr(state: TrainState) -> float:
+    return float(state.optimizer.param_groups[0]["lr"])
