@@ -179,6 +179,8 @@ def _print_run(console: Any, summary: dict[str, Any]) -> None:
             _fmt(summary.get("wall_time_s")),
         )
         console.print(table)
+    else:
+        console.print(f"[{colour}]{status}[/] {summary.get('run_dir', '')}")
     if summary.get("error"):
         console.print(f"[{colour}]{summary['error']}[/]")
 
@@ -202,6 +204,7 @@ def sweep(
         typer.Option(
             "--jobs",
             "-j",
+            min=1,
             help="Runs at a time on this machine (joblib launcher; each gets cores/N threads).",
         ),
     ] = 1,

@@ -154,6 +154,9 @@ def _train(config: Config, record: RunRecord) -> None:
     for note in splits.notes:
         log.info("data: %s", note)
     c, h, w = splits.shape
+    from vaesweep.data.spectrum import pca_spectrum
+
+    spectrum = pca_spectrum(splits.train.images, seed=config.data.split_seed)
     model = build_model(config.model, config.loss, splits.shape).to(device)
     n_params = sum(p.numel() for p in model.parameters())
     record.update_summary(
@@ -168,6 +171,7 @@ def _train(config: Config, record: RunRecord) -> None:
             "n_test": len(splits.test) if splits.test is not None else None,
             "source": splits.source,
             "notes": splits.notes,
+            "pca": spectrum,
         },
         model={
             "arch": config.model.arch,

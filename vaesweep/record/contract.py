@@ -96,7 +96,9 @@ SUMMARY_KEYS = (
     "kl_per_dim",  # final validation KL per latent dimension
     "iwae",  # {"nll", "bpd", "samples", "images", "split", "dequantized"} or None
     "config",  # the resolved config as a dict
-    "data",  # {"name", "shape", "n_pixels", "n_train", "n_val", "n_test", "source", "notes"}
+    # {"name", "shape", "n_pixels", "n_train", "n_val", "n_test", "source", "notes",
+    #  "pca": {"eigenvalues" (top, descending, per-image SSE units), "total_variance", "n_images"}}
+    "data",
     "model",  # {"arch", "latent_dim", "parameters"}
     "images",  # {"reconstructions": {"rows", "cols", "cell", "val_index"}, ...}
     "wall_time_s",

@@ -119,7 +119,8 @@ class Trainer:
                         state.epoch,
                         state.step,
                         f"non-finite loss ({loss}) at epoch {epoch}, step {state.step}: "
-                        f"recon={float(terms.recon.mean()):.4g}, kl={float(terms.kl.mean()):.4g}",
+                        f"recon={float(terms.recon.detach().mean()):.4g}, "
+                        f"kl={float(terms.kl.detach().mean()):.4g}",
                     )
                 state.optimizer.zero_grad(set_to_none=True)
                 objective.backward()

@@ -1,0 +1,138 @@
+"""The command line through Typer's runner, plus real subprocesses for the entry points."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from vaesweep.cli import app
+
+runner = CliRunner()
+
+
+def test_help_lists_every_command() -> None:
+    result = runner.invoke(app, ["--help"])
+    assert result.exit_code == 0
+    for command in ("train", "sweep", "report", "show", "ls", "eval"):
+        assert command in result.output
+
+
+def test_version() -> None:
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0 and "vaesweep 0." in result.output
+
+
+def test_help_does_not_import_torch_or_hydra() -> None:
+    code = (
+        "import sys, runpy; sys.argv=['vaesweep','--help']\n"
+        "from vaesweep.cli import app\n"
+        "try:\n    app()\nexcept SystemExit:\n    pass\n"
+        "print('HEAVY', sorted(m for m in ('torch','hydra','pandas','matplotlib') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "HEAVY []" in out.stdout
+
+
+def test_show_prints_the_composed_config() -> None:
+    result = runner.invoke(app, ["show", "beta=0.1", "model=mlp"])
+    assert result.exit_code == 0, result.output
+    assert "beta: 0.1" in result.output
+    assert "arch: mlp" in result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["show", "bta=1"], "Did you mean 'beta'?"),
+        (["train", "beta=-1"], "beta=-1.0 is invalid"),
+        (["sweep", "beta=0.1,1", "model=nope", "--dry-run"], "no model named 'nope'"),
+        (["sweep", "beta=0.1", "--jobs", "0", "--dry-run"], None),
+        (["sweep", "--resume", "/no/such/sweep"], "no such directory"),
+        (["train", "data=folder", "data.path=/no/such/folder", "train.progress=off"], None),
+    ],
+)
+def test_user_errors_exit_2_with_one_line(
+    args: list[str], needle: str | None, outputs: Path
+) -> None:
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    error_lines = [line for line in lines if line.startswith("Error")]
+    assert len(error_lines) == 1 or needle is None
+    assert "Traceback" not in result.output
+    if needle:
+        assert needle in result.output
+
+
+def test_train_writes_the_whole_record(outputs: Path, tiny: list[str]) -> None:
+    result = runner.invoke(app, ["train", "beta=0.1", *tiny, "--name", "t"])
+    assert result.exit_code == 0, result.output
+    (run_dir,) = list((outputs / "runs").iterdir())
+    assert run_dir.name.endswith("_t")
+    for name in (
+        "metrics.csv",
+        "summary.json",
+        "config.yaml",
+        "checkpoint.pt",
+        "reconstructions.png",
+        "samples.png",
+        "traversals.png",
+        "train.log",
+    ):
+        assert (run_dir / name).is_file(), name
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "completed"
+    assert summary["beta"] == 0.1 and summary["epochs_done"] == 2
+
+
+def test_diverged_train_exits_1(outputs: Path, tiny: list[str]) -> None:
+    result = runner.invoke(app, ["train", *tiny, "train.lr=1e6"])
+    assert result.exit_code == 1, result.output
+    assert "non-finite loss" in result.output
+
+
+def test_sweep_dry_run_prints_the_grid_and_trains_nothing(outputs: Path) -> None:
+    result = runner.invoke(
+        app, ["sweep", "beta=0.01,0.1,1", "model.latent_dim=8,32", "train.epochs=3", "--dry-run"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "6 would run" in result.output
+    assert "beta=0.01,model.latent_dim=8" in result.output
+    assert "fixed: train.epochs=3" in result.output
+    assert not outputs.exists()
+
+
+def test_ls_lists_sweeps_and_runs(outputs: Path, tiny: list[str]) -> None:
+    assert runner.invoke(app, ["ls"]).exit_code == 2  # nothing yet: one clear line
+    assert runner.invoke(app, ["sweep", "beta=0.1,1", *tiny, "--name", "s"]).exit_code == 0
+    result = runner.invoke(app, ["ls"])
+    assert result.exit_code == 0, result.output
+    assert "2 completed" in result.output and "beta" in result.output
+
+
+def test_real_subprocess_train_on_digits(tmp_path: Path) -> None:
+    """The installed entry point, as a user runs it: two epochs on the default data."""
+    env = {**os.environ, "VAESWEEP_OUTPUTS": str(tmp_path / "out"), "PYTHONUNBUFFERED": "1"}
+    exe = Path(sys.executable).with_name("vaesweep")
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "vaesweep"]
+    proc = subprocess.run(
+        [*cmd, "train", "train.epochs=2", "eval.iwae_samples=10"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    (run_dir,) = list((tmp_path / "out" / "runs").iterdir())
+    rows = (run_dir / "metrics.csv").read_text().splitlines()
+    assert len(rows) == 1 + 2 * 2  # header + (train, val) x 2 epochs
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "completed" and summary["data"]["n_pixels"] == 64
+    assert "completed" in proc.stdout

@@ -1,0 +1,177 @@
+"""Sweeps end to end on tiny data: launchers, failure isolation, resume after a kill, the lock."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from vaesweep.cli import app
+from vaesweep.sweep.lock import SweepLock
+
+runner = CliRunner()
+
+
+def _index(sweep_dir: Path) -> list[dict[str, str]]:
+    with open(sweep_dir / "runs.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def _epochs(run_dir: Path) -> list[tuple[int, str]]:
+    with open(run_dir / "metrics.csv", newline="") as f:
+        return [(int(r["epoch"]), r["split"]) for r in csv.DictReader(f)]
+
+
+@pytest.mark.parametrize("launcher_args", [[], ["--jobs", "2"]], ids=["basic", "jobs2"])
+def test_three_run_sweep(outputs: Path, tiny: list[str], launcher_args: list[str]) -> None:
+    result = runner.invoke(app, ["sweep", "beta=0.01,0.1,1", *tiny, "--name", "s", *launcher_args])
+    assert result.exit_code == 0, result.output
+    sweep_dir = outputs / "sweeps" / "s"
+    rows = _index(sweep_dir)
+    assert [r["run"] for r in rows] == ["beta=0.01", "beta=0.1", "beta=1"]
+    assert [r["status"] for r in rows] == ["completed"] * 3
+    plan = json.loads((sweep_dir / "sweep.json").read_text())
+    assert plan["swept_keys"] == ["beta"]
+    if launcher_args:
+        assert plan["launcher"] == "joblib" and plan["threads_per_run"] >= 1
+    for r in rows:
+        summary = json.loads((sweep_dir / r["run"] / "summary.json").read_text())
+        assert summary["beta"] == float(r["beta"])
+        assert _epochs(sweep_dir / r["run"]) == [(1, "train"), (1, "val"), (2, "train"), (2, "val")]
+    # Lower beta transmits more information: rate falls monotonically with beta.
+    kls = [float(r["kl"]) for r in rows]
+    assert kls[0] > kls[1] > kls[2]
+
+
+def test_parallel_runs_reproduce_sequential_numbers(outputs: Path, tiny: list[str]) -> None:
+    for name, extra in (("seq", []), ("par", ["--jobs", "2"])):
+        assert (
+            runner.invoke(app, ["sweep", "beta=0.1,1", *tiny, "--name", name, *extra]).exit_code
+            == 0
+        )
+    seq, par = _index(outputs / "sweeps" / "seq"), _index(outputs / "sweeps" / "par")
+    # Same seeds, same numbers; only the thread count (2 vs 1 per run) changes float sums.
+    assert [float(r["elbo"]) for r in par] == pytest.approx(
+        [float(r["elbo"]) for r in seq], rel=1e-6
+    )
+
+
+def test_submitit_local_launcher(outputs: Path, tiny: list[str]) -> None:
+    pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
+    result = runner.invoke(
+        app, ["sweep", "beta=0.1,1", *tiny, "--name", "sub", "--launcher", "submitit_local"]
+    )
+    assert result.exit_code == 0, result.output
+    sweep_dir = outputs / "sweeps" / "sub"
+    assert [r["status"] for r in _index(sweep_dir)] == ["completed", "completed"]
+    assert (sweep_dir / ".submitit").is_dir()
+
+
+def test_a_diverging_run_does_not_stop_the_others(outputs: Path, tiny: list[str]) -> None:
+    result = runner.invoke(app, ["sweep", "train.lr=0.001,1e6,0.002", *tiny, "--name", "d"])
+    assert result.exit_code == 1, result.output
+    rows = {r["run"]: r for r in _index(outputs / "sweeps" / "d")}
+    assert rows["train.lr=1000000.0"]["status"] == "diverged"
+    assert "non-finite loss" in rows["train.lr=1000000.0"]["error"]
+    assert rows["train.lr=0.001"]["status"] == rows["train.lr=0.002"]["status"] == "completed"
+
+
+def test_a_failing_run_is_recorded_and_the_sweep_goes_on(outputs: Path, tiny: list[str]) -> None:
+    missing = outputs.parent / "missing"
+    result = runner.invoke(
+        app, ["sweep", "data=digits,folder", f"data.path={missing}", *tiny, "--name", "f"]
+    )
+    assert result.exit_code == 1, result.output
+    rows = {r["run"]: r for r in _index(outputs / "sweeps" / "f")}
+    assert rows["data=digits"]["status"] == "completed"
+    assert rows["data=folder"]["status"] == "failed"
+    assert str(missing) in rows["data=folder"]["error"]
+
+
+def test_existing_sweep_name_is_refused(outputs: Path, tiny: list[str]) -> None:
+    assert runner.invoke(app, ["sweep", "beta=0.1,1", *tiny, "--name", "x"]).exit_code == 0
+    result = runner.invoke(app, ["sweep", "beta=0.1,1", *tiny, "--name", "x"])
+    assert result.exit_code == 2 and "--resume" in result.output
+
+
+def test_lock_refuses_a_second_sweep(outputs: Path, tiny: list[str]) -> None:
+    sweep_dir = outputs / "sweeps" / "locked"
+    with SweepLock(sweep_dir):
+        result = runner.invoke(app, ["sweep", "beta=0.1,1", *tiny, "--name", "locked"])
+    assert result.exit_code == 2
+    assert "is in use by another vaesweep" in result.output
+    assert f"pid {os.getpid()}" in result.output
+
+
+def test_resume_after_sigkill_finishes_every_run_exactly_once(tmp_path: Path) -> None:
+    """Kill the sweep process mid-run, resume, and check nothing is lost or done twice."""
+    env = {**os.environ, "VAESWEEP_OUTPUTS": str(tmp_path / "out"), "PYTHONUNBUFFERED": "1"}
+    sweep_dir = tmp_path / "out" / "sweeps" / "k"
+    args = [
+        "beta=0.01,0.1,1",
+        "train.epochs=25",
+        "train.progress=off",
+        "eval.iwae_samples=5",
+        "eval.mi_images=200",
+    ]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "vaesweep", "sweep", *args, "--name", "k"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    first, second = sweep_dir / "beta=0.01", sweep_dir / "beta=0.1"
+
+    def mid_second_run() -> bool:
+        try:
+            done = json.loads((first / "summary.json").read_text())["status"] == "completed"
+            return done and len(_epochs(second)) >= 4
+        except (OSError, ValueError, KeyError):
+            return False
+
+    deadline = time.monotonic() + 240
+    while not mid_second_run():
+        assert proc.poll() is None, "sweep ended before it could be interrupted"
+        assert time.monotonic() < deadline, "sweep did not reach the second run"
+        time.sleep(0.02)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    killed_status = json.loads((second / "summary.json").read_text())["status"]
+    assert killed_status == "running"
+    first_csv = (first / "metrics.csv").read_bytes()
+    first_mtime = (first / "metrics.csv").stat().st_mtime_ns
+
+    resumed = subprocess.run(
+        [sys.executable, "-m", "vaesweep", "sweep", "--resume", str(sweep_dir)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    rows = _index(sweep_dir)
+    assert [r["status"] for r in rows] == ["completed"] * 3
+    # The completed run was neither redone nor touched.
+    assert (first / "metrics.csv").read_bytes() == first_csv
+    assert (first / "metrics.csv").stat().st_mtime_ns == first_mtime
+    assert "resumed" not in json.loads((first / "summary.json").read_text())
+    # The interrupted run continued from its checkpoint, and no epoch appears twice.
+    summary = json.loads((second / "summary.json").read_text())
+    assert summary["resumed"] and 1 <= summary["resumed"][0] < 25
+    for run in rows:
+        epochs = _epochs(sweep_dir / run["run"])
+        assert len(epochs) == len(set(epochs)) == 50
+        assert sorted(epochs) == [(e, s) for e in range(1, 26) for s in ("train", "val")]
+    plan = json.loads((sweep_dir / "sweep.json").read_text())
+    assert len(plan["resumed"]) == 1
