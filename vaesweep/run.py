@@ -67,6 +67,8 @@ class RecordHooks(TrainHooks):
 
     def __init__(self, record: RunRecord, config: Config, progress: EpochProgress | None) -> None:
         self.record, self.config, self.progress = record, config, progress
+        #: Seconds spent writing the record (CSV, checkpoint, summary) during training.
+        self.write_seconds = 0.0
 
     def on_epoch_start(self, epoch: int, n_steps: int) -> None:
         if self.progress:
@@ -77,6 +79,7 @@ class RecordHooks(TrainHooks):
             self.progress.advance(loss)
 
     def on_epoch_end(self, result: EpochResult, state: TrainState) -> None:
+        t0 = time.perf_counter()
         self.record.append_epoch(result.epoch, result.step, self.config.beta, result.rows)
         # Checkpoint after the CSV: a kill in between leaves a row the checkpoint has not
         # seen, which resuming drops (load_rows), never a checkpoint without its row.
@@ -84,6 +87,7 @@ class RecordHooks(TrainHooks):
         self.record.update_summary(
             epochs_done=result.epoch, step=result.step, final=last_rows(self.record.rows)
         )
+        self.write_seconds += time.perf_counter() - t0
         val = result.rows.get("val", result.rows["train"])[0]
         line = (
             f"epoch {result.epoch}/{self.config.train.epochs}: recon {val['recon']:.4g} "
@@ -147,9 +151,10 @@ def run_job(
 
 
 def _train(config: Config, record: RunRecord) -> None:
+    t_setup = time.perf_counter()
     threads = configure_threads(config.train.threads)
-    seed_everything(config.seed, config.train.deterministic)
     device = resolve_device(config.train.device)
+    seed_everything(config.seed, config.train.deterministic, device)
     splits = load_splits(config.data)
     for note in splits.notes:
         log.info("data: %s", note)
@@ -198,6 +203,7 @@ def _train(config: Config, record: RunRecord) -> None:
 
     checkpoint = record.load_checkpoint(map_location=device)
     if checkpoint is not None:
+        _check_same_experiment(checkpoint.get("config", {}), config, record.dir)
         state.load_state_dict(checkpoint["state"])
         record.load_rows(state.epoch)
         record.update_summary(resumed=[*record.summary.get("resumed", []), state.epoch])
@@ -208,22 +214,49 @@ def _train(config: Config, record: RunRecord) -> None:
     record.write_text(contract.CONFIG_FILE, _config_yaml(config))
 
     progress = EpochProgress.create(config.train.progress, config.train.epochs)
-    trainer.hooks = RecordHooks(record, config, progress)
+    hooks = RecordHooks(record, config, progress)
+    trainer.hooks = hooks
+    timings = {"setup_s": time.perf_counter() - t_setup}
+    t_fit = time.perf_counter()
     try:
         result = trainer.fit(state, train_u8, val_u8)
     finally:
         if progress:
             progress.close()
+    timings["record_s"] = hooks.write_seconds
+    timings["train_s"] = time.perf_counter() - t_fit - hooks.write_seconds
     if result.status == "diverged":
         log.warning("diverged: %s", result.error)
-        record.update_summary(status="diverged", error=result.error, error_kind="numeric")
+        record.update_summary(
+            status="diverged", error=result.error, error_kind="numeric", timings=timings
+        )
         return
+    t_final = time.perf_counter()
     model.eval()
     images = _write_images(model, record, splits, device, config)
     iwae = _final_iwae(model, splits, device, config)
+    timings["final_s"] = time.perf_counter() - t_final
     record.update_summary(
-        status="completed", images=images, iwae=iwae, kl_per_dim=_final_kl(record.rows)
+        status="completed",
+        images=images,
+        iwae=iwae,
+        kl_per_dim=_final_kl(record.rows),
+        timings=timings,
     )
+
+
+#: Sections of the config a checkpoint must agree with to be continued.
+_RESUMABLE_KEYS = ("data", "model", "loss", "kl", "beta", "seed")
+
+
+def _check_same_experiment(saved: dict[str, Any], config: Config, run_dir: Path) -> None:
+    current = config.to_dict()
+    changed = [k for k in _RESUMABLE_KEYS if k in saved and saved[k] != current[k]]
+    if changed:
+        raise UserError(
+            f"{run_dir} holds a checkpoint of a different experiment ({', '.join(changed)} "
+            "changed); continue it with its own settings or train into a new directory"
+        )
 
 
 def _config_yaml(config: Config) -> str:

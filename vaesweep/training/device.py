@@ -41,11 +41,16 @@ def configure_threads(threads: int | None) -> int:
     return torch.get_num_threads()
 
 
-def seed_everything(seed: int, deterministic: bool) -> None:
-    """Seed Python, NumPy-free torch RNGs and, if asked, force deterministic kernels."""
+def seed_everything(seed: int, deterministic: bool, device: torch.device) -> None:
+    """Seed Python and torch RNGs; on GPUs, if asked, force deterministic kernels.
+
+    CPU kernels used here are deterministic for a fixed thread count already, and
+    ``torch.use_deterministic_algorithms`` imports torch's compiler stack (about 1.5 s per
+    fresh process), so it is only switched on where it changes results.
+    """
     random.seed(seed)
     torch.manual_seed(seed)
-    if deterministic:
+    if deterministic and device.type != "cpu":
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.use_deterministic_algorithms(True, warn_only=True)
         torch.backends.cudnn.benchmark = False
