@@ -389,6 +389,8 @@ def evaluate(
 
         result = evaluate_run(run_dir, split=split, iwae_samples=iwae_samples, images=images)
         console = _console()
+        for warning in result.get("warnings", []):
+            console.print(f"[yellow]warning:[/] {warning}")
         for key in ("split", "images", "elbo", "iwae_nll", "bpd", "kl", "mse", "active_units"):
             console.print(f"{key:>13}: {_fmt(result.get(key))}")
         console.print(f"wrote {run_dir / 'eval.json'}")

@@ -12,7 +12,6 @@ tests or other tools directly. Behaviour on an existing directory:
 from __future__ import annotations
 
 import logging
-import math
 import platform
 import socket
 import sys
@@ -35,8 +34,7 @@ from vaesweep.record import RunRecord, contract
 from vaesweep.record.images import save_grid
 from vaesweep.record.run_record import last_rows
 from vaesweep.training.device import configure_threads, resolve_device, seed_everything
-from vaesweep.training.estimators import iwae_nll
-from vaesweep.training.evaluate import to_unit
+from vaesweep.training.evaluate import iwae_estimate, to_unit
 from vaesweep.training.progress import EpochProgress
 from vaesweep.training.trainer import EpochResult, Trainer, TrainHooks, TrainState
 
@@ -169,6 +167,10 @@ def _train(config: Config, record: RunRecord) -> None:
         threads=threads,
         data={
             "name": config.data.name,
+            "root": str(Path(config.data.root).expanduser().resolve()),
+            "path": str(Path(config.data.path).expanduser().resolve())
+            if config.data.path
+            else None,
             "shape": [c, h, w],
             "n_pixels": c * h * w,
             "n_train": len(splits.train),
@@ -320,32 +322,8 @@ def _final_iwae(
     if split_name == "test" and splits.test is None:
         split_name = "val"
     images = data.images[: config.eval.iwae_images].to(device)
-    gen = torch.Generator(device=device).manual_seed(EVAL_SEED)
-    binary = config.data.binarize != "none"
-    discrete = model.likelihood.discrete or binary
-    # Bernoulli on grey levels is not a density of the data: report its bound, no bits/dim.
-    proper = discrete or model.likelihood.name != "bernoulli"
-    nlls = []
-    for start in range(0, len(images), 100):
-        u8 = images[start : start + 100]
-        if discrete or not proper:
-            x = to_unit(u8, config.data.binarize, gen)
-        else:
-            # Uniform dequantisation (Theis et al. 2016): y = (x + u) / 256 lies in [0, 1).
-            u = torch.rand(u8.shape, generator=gen, device=device)
-            x = (u8.float() + u) / 256.0
-        nlls.append(iwae_nll(model, x, k, generator=gen))
-    nll = float(torch.cat(nlls).mean())
-    d = model.n_pixels
-    bpd = nll / (d * math.log(2)) + (0.0 if discrete else 8.0) if proper else math.nan
-    return {
-        "nll": nll,
-        "bpd": bpd,
-        "samples": k,
-        "images": len(images),
-        "split": split_name,
-        "dequantized": proper and not discrete,
-    }
+    out = iwae_estimate(model, images, k, binarize=config.data.binarize, seed=EVAL_SEED)
+    return {**out, "split": split_name}
 
 
 if __name__ == "__main__":  # pragma: no cover - debugging aid: python -m vaesweep.run DIR

@@ -18,8 +18,11 @@ class Geco(KLControl):
     Objective ``KL + lambda * C`` (gradients from the current batch); after each step the
     moving average ``C_bar = alpha * C_bar + (1 - alpha) * C`` updates
     ``log lambda += nu * C_bar``, clamped to [log lambda_min, log lambda_max]. The equivalent
-    weight in the SSE convention is ``beta_t = D * kappa^2 / lambda``: lambda rises (beta_t
-    falls) while reconstructions miss the tolerance.
+    weight in the SSE convention is ``D * kappa^2 / lambda``: lambda rises (beta_t falls) while
+    reconstructions miss the tolerance. The objective does not depend on
+    ``loss.recon_reduction``, so ``beta_t`` is reported in the run's reduction convention
+    (times ``shape.recon_scale``) and the logged ``beta_sum = beta_t / recon_scale`` is
+    ``D * kappa^2 / lambda`` either way.
     """
 
     method = "geco"
@@ -28,7 +31,12 @@ class Geco(KLControl):
         super().__init__(beta, shape)
         self.cfg = cfg
         self.scale = shape.n_pixels * cfg.kappa**2
-        start = cfg.lambda_init if cfg.lambda_init is not None else self.scale / max(beta, 1e-12)
+        # lambda_init None: start where beta_t equals the user's beta (in their reduction).
+        start = (
+            cfg.lambda_init
+            if cfg.lambda_init is not None
+            else self.scale * shape.recon_scale / max(beta, 1e-12)
+        )
         self.log_lambda = self._clamp(math.log(start))
         self.c_bar: float | None = None
 
@@ -40,13 +48,13 @@ class Geco(KLControl):
         return terms.sse.mean() / self.scale - 1.0
 
     def beta_t(self, step: int) -> float:
-        return self.scale / math.exp(self.log_lambda)
+        return self.shape.recon_scale * self.scale / math.exp(self.log_lambda)
 
     def objective(self, terms: LossTerms, step: int) -> torch.Tensor:
         return terms.kl.mean() + math.exp(self.log_lambda) * self.constraint(terms)
 
     def observe(self, terms: LossTerms, step: int) -> None:
-        c = float(self.constraint(terms))
+        c = float(self.constraint(terms).detach())
         a = self.cfg.alpha
         self.c_bar = c if self.c_bar is None else a * self.c_bar + (1 - a) * c
         self.log_lambda = self._clamp(self.log_lambda + self.cfg.nu * self.c_bar)
@@ -69,9 +77,11 @@ class PIController(KLControl):
     """ControlVAE's non-linear PI controller (Shao et al. 2020, eq. 4 and algorithm 1).
 
     With error ``e_t = target - KL_t``: ``beta = kp / (1 + exp(e_t)) + I_t + beta_min`` with
-    ``I_t = I_{t-1} - ki * e_t``, clamped to [beta_min, beta_max]. Anti-windup: while the
-    output would leave the bounds the integral is not updated. The new beta applies from the
-    next step.
+    ``I_t = I_{t-1} - ki * e_t``, clamped to [beta_min, beta_max]. Anti-windup: the integral
+    moves only as far as puts the output on a bound, so it stays put while the output is
+    saturated and beta leaves the bound as soon as the error changes sign. (Refusing the
+    whole step instead, as before, could stall beta up to ``ki * |e|`` short of its bound.)
+    The new beta applies from the next step.
     """
 
     method = "pi"
@@ -92,16 +102,15 @@ class PIController(KLControl):
         cfg = self.cfg
         e = cfg.target - kl
         p = cfg.kp / (1.0 + math.exp(min(e, 700.0)))
-        candidate = self.integral - cfg.ki * e
-        raw = p + candidate + cfg.beta_min
-        if cfg.beta_min <= raw <= cfg.beta_max:
-            self.integral = candidate
+        # The integral values that keep p + I + beta_min within [beta_min, beta_max].
+        low, high = -p, cfg.beta_max - cfg.beta_min - p
+        self.integral = min(max(self.integral - cfg.ki * e, low), high)
         self.current = min(max(p + self.integral + cfg.beta_min, cfg.beta_min), cfg.beta_max)
         self.last_error = e
         return self.current
 
     def observe(self, terms: LossTerms, step: int) -> None:
-        self.update(float(terms.kl.mean()))
+        self.update(float(terms.kl.mean().detach()))
 
     def stats(self, terms: LossTerms | None = None) -> dict[str, float]:
         return {"kl_target": self.cfg.target, "pi_error": self.last_error}

@@ -74,7 +74,7 @@ class Capacity(KLControl):
         return self.gamma * (terms.kl.mean() - self.capacity(step)).abs()
 
     def observe(self, terms: LossTerms, step: int) -> None:
-        self._last_kl = float(terms.kl.mean())
+        self._last_kl = float(terms.kl.mean().detach())
         self._step = step
 
     def stats(self, terms: LossTerms | None = None) -> dict[str, float]:

@@ -35,6 +35,8 @@ CHECKPOINT_FILE = "checkpoint.pt"
 RECONSTRUCTIONS_FILE = "reconstructions.png"
 SAMPLES_FILE = "samples.png"
 TRAVERSALS_FILE = "traversals.png"
+#: Written by ``vaesweep eval``: metrics recomputed from the checkpoint.
+EVAL_FILE = "eval.json"
 
 STATUSES = ("running", "completed", "diverged", "failed")
 
@@ -96,7 +98,8 @@ SUMMARY_KEYS = (
     "kl_per_dim",  # final validation KL per latent dimension
     "iwae",  # {"nll", "bpd", "samples", "images", "split", "dequantized"} or None
     "config",  # the resolved config as a dict
-    # {"name", "shape", "n_pixels", "n_train", "n_val", "n_test", "source", "notes",
+    # {"name", "root", "path" (absolute), "shape", "n_pixels", "n_train", "n_val", "n_test",
+    #  "source", "notes",
     #  "pca": {"eigenvalues" (top, descending, per-image SSE units), "total_variance", "n_images"}}
     "data",
     "model",  # {"arch", "latent_dim", "parameters"}

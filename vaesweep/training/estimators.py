@@ -67,23 +67,29 @@ def iwae_nll(
 
     ``L_k = log (1/k) sum_i p(x, z_i) / q(z_i | x)``, z_i ~ q(z|x); L_1 is the ELBO and L_k
     increases with k towards log p(x). Samples are drawn ``chunk`` at a time and combined
-    with a running logsumexp. x: (B, C, H, W) -> (B,).
+    with a running logsumexp. x: (B, C, H, W) -> (B,). Runs the model in eval mode (a
+    training-mode sigma-VAE likelihood would otherwise use, and update, batch statistics).
     """
-    mu, logvar = model.encode(x)
-    total: torch.Tensor | None = None
-    drawn = 0
-    while drawn < k:
-        c = min(chunk, k - drawn)
-        eps = torch.randn((c, *mu.shape), generator=generator, device=x.device, dtype=mu.dtype)
-        z = mu + torch.exp(0.5 * logvar) * eps  # (c, B, M)
-        params = model.decode(z.flatten(0, 1))
-        x_rep = x.unsqueeze(0).expand(c, *x.shape).flatten(0, 1)
-        log_px = -model.likelihood.nll(params, x_rep).view(c, -1)
-        log_pz = diag_gaussian_log_density(z, torch.zeros_like(z), torch.zeros_like(z))
-        log_qz = diag_gaussian_log_density(z, mu, logvar)
-        log_w = torch.logsumexp(log_px + log_pz - log_qz, dim=0)
-        total = log_w if total is None else torch.logaddexp(total, log_w)
-        drawn += c
+    was_training = model.training
+    model.eval()
+    try:
+        mu, logvar = model.encode(x)
+        total: torch.Tensor | None = None
+        drawn = 0
+        while drawn < k:
+            c = min(chunk, k - drawn)
+            eps = torch.randn((c, *mu.shape), generator=generator, device=x.device, dtype=mu.dtype)
+            z = mu + torch.exp(0.5 * logvar) * eps  # (c, B, M)
+            params = model.decode(z.flatten(0, 1))
+            x_rep = x.unsqueeze(0).expand(c, *x.shape).flatten(0, 1)
+            log_px = -model.likelihood.nll(params, x_rep).view(c, -1)
+            log_pz = diag_gaussian_log_density(z, torch.zeros_like(z), torch.zeros_like(z))
+            log_qz = diag_gaussian_log_density(z, mu, logvar)
+            log_w = torch.logsumexp(log_px + log_pz - log_qz, dim=0)
+            total = log_w if total is None else torch.logaddexp(total, log_w)
+            drawn += c
+    finally:
+        model.train(was_training)
     assert total is not None
     return -(total - math.log(k))
 
