@@ -47,7 +47,7 @@ def test_three_run_sweep(outputs: Path, tiny: list[str], launcher_args: list[str
         assert summary["beta"] == float(r["beta"])
         assert _epochs(sweep_dir / r["run"]) == [(1, "train"), (1, "val"), (2, "train"), (2, "val")]
     # Lower beta transmits more information: rate falls monotonically with beta.
-    kls = [float(r["kl"]) for r in rows]
+    kls = [float(r["val_kl"]) for r in rows]
     assert kls[0] > kls[1] > kls[2]
 
 
@@ -59,8 +59,8 @@ def test_parallel_runs_reproduce_sequential_numbers(outputs: Path, tiny: list[st
         )
     seq, par = _index(outputs / "sweeps" / "seq"), _index(outputs / "sweeps" / "par")
     # Same seeds, same numbers; only the thread count (2 vs 1 per run) changes float sums.
-    assert [float(r["elbo"]) for r in par] == pytest.approx(
-        [float(r["elbo"]) for r in seq], rel=1e-6
+    assert [float(r["val_elbo"]) for r in par] == pytest.approx(
+        [float(r["val_elbo"]) for r in seq], rel=1e-6
     )
 
 

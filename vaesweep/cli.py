@@ -60,7 +60,11 @@ Launcher = Annotated[
 def _console(stderr: bool = False) -> Any:
     from rich.console import Console
 
-    return Console(stderr=stderr, highlight=False)
+    console = Console(stderr=stderr, highlight=False)
+    if not console.is_terminal:
+        # Logs and pipes: wide enough that result tables are not truncated.
+        console.width = max(console.width, 120)
+    return console
 
 
 def _fail(message: str, code: int = 2) -> None:
@@ -303,12 +307,10 @@ def _print_sweep(
         table.add_row(
             *[str(r.get(k, "")) for k in keys],
             f"[{colour}]{r['status']}[/]",
-            _fmt(r.get("recon")),
-            _fmt(r.get("kl")),
-            _fmt(r.get("elbo")),
-            _fmt(r.get("mse")),
-            _fmt(r.get("active_units")),
-            _fmt(r.get("beta_calib")),
+            *[
+                _fmt(r.get(f"val_{k}"))
+                for k in ("recon", "kl", "elbo", "mse", "active_units", "beta_calib")
+            ],
             _fmt(r.get("wall_time_s")),
         )
     console.print(table)

@@ -69,7 +69,7 @@ class CapacityKL:
     """
 
     method: str = "capacity"
-    gamma: float = 100.0
+    gamma: float = 1.0
     c_max: float = 25.0
     ramp_epochs: float = 20.0
 
@@ -117,7 +117,7 @@ class GecoKL:
     method: str = "geco"
     kappa: float = 0.1
     alpha: float = 0.99
-    nu: float = 0.01
+    nu: float = 0.001
     lambda_init: float | None = None
     lambda_min: float = 1e-6
     lambda_max: float = 1e8

@@ -22,7 +22,8 @@ try:
 except ImportError:  # pragma: no cover
     fcntl = None  # type: ignore[assignment]
 
-#: Final validation metrics copied into the index.
+#: Final validation metrics copied into the index, as ``val_<name>`` columns (the prefix keeps
+#: them apart from swept keys such as ``kl=warmup``).
 INDEX_METRICS = (
     "recon",
     "kl",
@@ -61,7 +62,7 @@ def index_rows(sweep_dir: Path, plan: SweepPlan) -> list[dict[str, Any]]:
         iwae = summary.get("iwae") or {}
         row.update(
             epochs_done=summary.get("epochs_done"),
-            **{k: val.get(k) for k in INDEX_METRICS},
+            **{f"val_{k}": val.get(k) for k in INDEX_METRICS},
             iwae_nll=iwae.get("nll"),
             bpd=iwae.get("bpd"),
             wall_time_s=summary.get("wall_time_s"),
