@@ -1,0 +1,66 @@
+"""Model shapes: the conv VAE adapts to any channel count and image size from 8 px up."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from vaesweep.config import ConvConfig, LossConfig, MLPConfig
+from vaesweep.model import build_model
+from vaesweep.model.conv import stage_sizes
+
+
+@pytest.mark.parametrize(
+    "shape",
+    [
+        (1, 8, 8),
+        (1, 28, 28),
+        (3, 32, 32),
+        (3, 64, 64),
+        (3, 128, 128),
+        (1, 30, 30),
+        (3, 17, 23),
+        (4, 9, 9),
+    ],
+)
+def test_conv_vae_reconstructs_the_input_shape(shape: tuple[int, int, int]) -> None:
+    torch.manual_seed(0)
+    model = build_model(ConvConfig(latent_dim=5, width=4, hidden_dim=16), LossConfig(), shape)
+    x = torch.rand(3, *shape)
+    params, mu, logvar = model(x, torch.randn(3, 5))
+    assert params.shape == x.shape
+    assert mu.shape == logvar.shape == (3, 5)
+    assert model.reconstruct(x).min() >= 0 and model.reconstruct(x).max() <= 1
+    assert model.sample(torch.randn(2, 5)).shape == (2, *shape)
+
+
+def test_stage_sizes() -> None:
+    assert stage_sizes(28, None) == [28, 14, 7, 3]
+    assert stage_sizes(8, None) == [8, 4]
+    assert stage_sizes(128, None) == [128, 64, 32, 16, 8, 4]
+    assert stage_sizes(64, 2) == [64, 32, 16]
+    with pytest.raises(ValueError):
+        stage_sizes(8, 4)
+
+
+def test_widths_double_up_to_the_cap() -> None:
+    model = build_model(ConvConfig(width=16, max_width=48), LossConfig(), (3, 64, 64))
+    convs = [m for m in model.encoder.features if isinstance(m, torch.nn.Conv2d)]
+    assert [c.out_channels for c in convs] == [16, 32, 48, 48]
+
+
+def test_mlp_vae_and_reparameterisation_gradients() -> None:
+    model = build_model(MLPConfig(latent_dim=3, hidden=[20]), LossConfig(), (1, 8, 8))
+    x = torch.rand(4, 1, 8, 8)
+    mu, logvar = model.encode(x)
+    eps = torch.randn(4, 3)
+    z = model.reparameterize(mu, logvar, eps)
+    assert torch.allclose(z, mu + torch.exp(0.5 * logvar) * eps)
+    z.sum().backward()
+    assert all(p.grad is not None for p in model.encoder.parameters())
+
+
+def test_learned_likelihood_parameters_belong_to_the_model() -> None:
+    model = build_model(ConvConfig(), LossConfig(likelihood="gaussian_learned"), (1, 8, 8))
+    names = [n for n, _ in model.named_parameters()]
+    assert "likelihood.log_sigma_raw" in names
