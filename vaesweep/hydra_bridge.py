@@ -139,14 +139,25 @@ def _hydra(extra_dirs: Sequence[Path] = ()) -> Iterator[None]:
 def compose_dict(
     overrides: Sequence[str], extra_dirs: Sequence[Path] = (), *, with_hydra: bool = False
 ) -> DictConfig:
-    """Compose the config for one run; sweep syntax is an error here."""
+    """Compose the config for one run; sweep syntax is an error here.
+
+    Without ``with_hydra``, settings of Hydra itself (``hydra.launcher.partition=gpu``) are
+    left out: they belong to the launch, and the launcher they refer to is chosen by
+    ``--launcher`` only when launching.
+    """
     with _hydra(extra_dirs):
         _reject_sweeps(overrides)
+        kept = list(overrides) if with_hydra else _run_overrides(overrides)
         return hydra_compose(
             config_name=CONFIG_NAME,
-            overrides=[*overrides, *_searchpath_override(extra_dirs)],
+            overrides=[*kept, *_searchpath_override(extra_dirs)],
             return_hydra_config=with_hydra,
         )
+
+
+def _run_overrides(overrides: Sequence[str]) -> list[str]:
+    """Overrides minus Hydra's own dotted settings (``hydra.*``); group choices stay."""
+    return [o for o in overrides if not o.lstrip("+~").startswith("hydra.")]
 
 
 def compose(overrides: Sequence[str] = (), extra_dirs: Sequence[Path] = ()) -> schemas.Config:
@@ -261,7 +272,7 @@ def _sweeper_params(fixed_overrides: list[str], extra_dirs: Sequence[Path]) -> l
     """``hydra.sweeper.params`` from the composed config (named sweeps in conf/experiment)."""
     cfg = hydra_compose(
         config_name=CONFIG_NAME,
-        overrides=[*fixed_overrides, *_searchpath_override(extra_dirs)],
+        overrides=[*_run_overrides(fixed_overrides), *_searchpath_override(extra_dirs)],
         return_hydra_config=True,
     )
     params = OmegaConf.select(cfg, "hydra.sweeper.params") or {}
