@@ -1,0 +1,134 @@
+"""``vaesweep report``: read the runs, aggregate, draw, write the reading, save the report.
+
+Outputs in the report folder (``DIR/report`` of the first DIR unless ``out`` is given):
+``index.html`` (one self-contained file) or ``index.md``, one PNG per figure, ``summary.csv``
+(one row per run) and ``seeds.csv`` (one row per setting: mean and standard deviation over
+seeds). Never imports torch or Hydra.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from vaesweep.errors import UserError
+from vaesweep.record.files import atomic_write_bytes, atomic_write_text
+from vaesweep.report.aggregate import Sweep, build_sweep, summary_columns
+from vaesweep.report.load import REPORT_DIR, load
+from vaesweep.report.reading import build_reading
+from vaesweep.report.style import Palette, Rendered
+from vaesweep.report.tables import left_out_table, runs_table, settings_table
+
+FORMATS = ("html", "md")
+SUMMARY_CSV = "summary.csv"
+SEEDS_CSV = "seeds.csv"
+
+
+def figure_makers() -> list[tuple[str, Callable[[Sweep, Palette], Rendered | None]]]:
+    """The figures in the order the report shows them (the visual answer first)."""
+    from vaesweep.report import plot_beta, plot_curves, plot_images, plot_rd
+
+    return [
+        ("reconstructions", plot_images.fig_reconstructions),
+        ("rate_distortion", plot_rd.fig_rate_distortion),
+        ("spectrum", plot_rd.fig_spectrum),
+        ("loss_curves", plot_curves.fig_loss_curves),
+        ("beta_summary", plot_beta.fig_beta_summary),
+        ("kl_heatmap", plot_beta.fig_kl_heatmap),
+        ("information", plot_beta.fig_information),
+        ("samples", plot_images.fig_samples),
+        ("traversals", plot_images.fig_traversals),
+        ("beta_t", plot_curves.fig_beta_t),
+        ("grad_balance", plot_curves.fig_grad_balance),
+    ]
+
+
+def make_figures(sweep: Sweep) -> list[Rendered]:
+    """Every figure that the data support; one that fails is reported, not fatal."""
+    palette = Palette(sweep.table)
+    figures = []
+    for name, maker in figure_makers():
+        try:
+            fig = maker(sweep, palette)
+        except Exception as err:  # a plotting bug on odd data must not cost the whole report
+            from vaesweep.report.style import plt
+
+            plt.close("all")
+            sweep.problems.append(f"figure {name} could not be drawn ({type(err).__name__}: {err})")
+            continue
+        if fig is not None:
+            figures.append(fig)
+    return figures
+
+
+def _title(sweep: Sweep, sources: list[Path]) -> str:
+    names = ", ".join(p.resolve().name for p in sources)
+    return f"vaesweep report: {names}"
+
+
+def build_report(
+    dirs: list[Path],
+    fmt: str = "html",
+    out: Path | None = None,
+    outputs: Path | None = None,
+    console: Any = None,
+) -> Path:
+    """Write the report of the runs in ``dirs`` (default: the newest sweep under ``outputs``).
+
+    Returns the path of ``index.html`` (``fmt="html"``) or ``index.md`` (``fmt="md"``).
+    Raises :class:`~vaesweep.errors.UserError` for an unknown format, a directory that holds no
+    run, or a report folder that cannot be written.
+    """
+    if fmt not in FORMATS:
+        raise UserError(f"--format {fmt!r} is not supported; use html or md")
+    t0 = time.perf_counter()
+    loaded = load([Path(d) for d in dirs], outputs)
+    sweep = build_sweep(loaded)
+    report_dir = Path(out) if out else loaded.sources[0].path / REPORT_DIR
+    try:
+        report_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise UserError(f"cannot write the report to {report_dir} ({err.strerror})") from None
+    table = sweep.table[summary_columns(sweep)]
+    atomic_write_text(report_dir / SUMMARY_CSV, table.to_csv(index=False))
+    atomic_write_text(report_dir / SEEDS_CSV, sweep.groups.to_csv(index_label="group"))
+    figures = make_figures(sweep)
+    for fig in figures:
+        atomic_write_bytes(report_dir / f"{fig.name}.png", fig.png)
+    produced = {f.name for f in figures}
+    for name, _ in figure_makers():  # a figure this report does not have must not linger
+        if name not in produced:
+            (report_dir / f"{name}.png").unlink(missing_ok=True)
+    reading = build_reading(sweep)
+    tables = [
+        ("Settings: mean ± standard deviation over seeds", settings_table(sweep)),
+        ("Every run", runs_table(sweep)),
+        ("Runs left out of the final-value plots", left_out_table(sweep)),
+    ]
+    files = [f"{f.name}.png" for f in figures] + [SUMMARY_CSV, SEEDS_CSV]
+    sources = [str(s.path) for s in loaded.sources]
+    title = _title(sweep, [s.path for s in loaded.sources])
+    if fmt == "html":
+        from vaesweep.report.html import render_html
+
+        path = report_dir / "index.html"
+        atomic_write_text(path, render_html(title, sources, reading, figures, tables, files))
+    else:
+        from vaesweep.report.markdown import render_markdown
+
+        path = report_dir / "index.md"
+        atomic_write_text(path, render_markdown(title, sources, reading, figures, tables, files))
+    if console is not None:
+        n_ok = int(sweep.table["usable"].sum())
+        console.print(
+            f"report: {len(sweep.table)} runs ({n_ok} with final values), {len(figures)} figures "
+            f"in {time.perf_counter() - t0:.1f} s"
+        )
+        from rich.markup import escape
+
+        for problem in sweep.problems:
+            console.print(f"[yellow]warning:[/] {escape(problem)}", soft_wrap=True)
+        console.print(f"wrote {escape(str(path))}")
+    return path

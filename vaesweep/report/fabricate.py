@@ -1,0 +1,305 @@
+"""Synthetic run records, written with the real writer code, for tests, benchmarks and demos.
+
+Runs are written through :class:`vaesweep.record.RunRecord` (metrics.csv, summary.json),
+:func:`vaesweep.record.images.save_grid` (the PNG grids) and :class:`vaesweep.sweep.plan.SweepPlan`
+(sweep.json), so the report reads exactly what a real sweep leaves on disk. The numbers follow the
+linear-Gaussian model of science notes 2.4 (a VAE that trains towards the reverse water-filling
+optimum at sigma^2 = beta_sum / 2), plus a small seed-dependent excess, so sweeps look like real
+ones: the rate falls and the error rises with beta, dimensions switch off where eigenvalues fall
+below sigma^2. Never imported by the report itself (the grids need torch).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vaesweep.record import RunRecord
+from vaesweep.record.run_record import last_rows
+from vaesweep.report.linear_reference import Spectrum, water_filling
+
+#: A 64-pixel spectrum shaped like 8x8 digits (per-image SSE units, pixels in [0, 1]).
+EIGENVALUES = [0.7 * 0.8**i for i in range(48)]
+PCA = {
+    "eigenvalues": EIGENVALUES,
+    "total_variance": float(sum(EIGENVALUES)) + 0.05,
+    "n_images": 1617,
+}
+SHAPE = (1, 8, 8)
+N_VAL = 180
+
+
+def config(
+    beta: float,
+    seed: int,
+    epochs: int,
+    latent_dim: int,
+    likelihood: str,
+    reduction: str,
+    method: str,
+) -> dict[str, Any]:
+    """A resolved config dict shaped like ``Config.to_dict()``."""
+    kl: dict[str, Any] = {"method": method}
+    if method == "warmup":
+        kl["epochs"] = max(1.0, epochs / 2)
+    return {
+        "data": {"name": "digits", "root": "data", "val_fraction": 0.1, "split_seed": 0},
+        "model": {"arch": "conv", "latent_dim": latent_dim, "width": 32},
+        "loss": {"likelihood": likelihood, "sigma": 1.0, "recon_reduction": reduction},
+        "kl": kl,
+        "train": {"epochs": epochs, "batch_size": 64, "lr": 0.001, "threads": None},
+        "eval": {"iwae_samples": 100, "mi_images": 1000, "n_recon": 8, "n_samples": 32},
+        "beta": beta,
+        "seed": seed,
+    }
+
+
+def _beta_t(method: str, beta: float, epoch: int, epochs: int) -> float:
+    if method == "warmup":
+        return beta * min(1.0, epoch / max(1.0, epochs / 2))
+    if method == "geco":  # a controller that drives the weight down as the error target is met
+        return beta * 10.0 ** (-3.0 * epoch / epochs)
+    return beta
+
+
+def _row(
+    spectrum: Spectrum,
+    m: int,
+    d: int,
+    beta_t: float,
+    scale: float,
+    progress: float,
+    excess: float,
+    likelihood: str,
+) -> tuple[dict[str, float], list[float]]:
+    """One split's metrics at a fraction ``progress`` of the way to the linear optimum."""
+    progress_kl = progress * (1 - excess)  # seeds differ a little in rate too
+    beta_sum = beta_t / scale
+    s2 = max(beta_sum / 2, 1e-12)
+    lin = water_filling(spectrum, m, s2)
+    lam = spectrum.top(m)
+    kl_dims = [
+        (0.5 * math.log(v / s2) if v > s2 else 0.0) * progress_kl + 0.002 for v in lam[:m]
+    ] + [0.002] * max(0, m - lam.size)
+    kl = float(sum(kl_dims))
+    tv = spectrum.total_variance
+    sse = tv - (tv - lin.sse) * progress + excess
+    mse = sse / d
+    nll = sse + 0.5 * d * math.log(math.pi) if likelihood == "mse" else sse * 0.9
+    mi = min(kl, math.log(N_VAL)) * 0.95
+    row = {
+        "beta_t": beta_t,
+        "loss": scale * sse + beta_t * kl,
+        "recon": sse if likelihood == "mse" else nll,
+        "nll": nll,
+        "kl": kl,
+        "elbo": -(nll + kl),
+        "elbo_calib": -(0.5 * d * math.log(2 * math.pi * math.e * mse) + kl),
+        "sse": sse,
+        "mse": mse,
+        "psnr": -10 * math.log10(mse),
+        "active_units": float(sum(1 for v in kl_dims if v > 0.01)),
+        "beta_sum": beta_sum,
+        "beta_norm": beta_sum * m / d,
+        "sigma2_eff": s2 if likelihood in ("mse", "gaussian") else math.nan,
+        "beta_calib": s2 / mse if likelihood in ("mse", "gaussian") else math.nan,
+        "seconds": 0.1,
+        "images_per_sec": 15000.0,
+        "lr": 0.001,
+        "mi": mi,
+        "marginal_kl": kl - mi,
+        "grad_norm_recon": 0.1 * (1 + excess),
+        "grad_norm_kl": 0.1 * min(1.0, beta_sum) * progress + 1e-4,
+    }
+    return row, kl_dims
+
+
+def fabricate_run(
+    run_dir: Path,
+    *,
+    beta: float,
+    seed: int = 0,
+    epochs: int = 5,
+    latent_dim: int = 8,
+    likelihood: str = "mse",
+    reduction: str = "sum",
+    method: str = "constant",
+    status: str = "completed",
+    diverge_at: int | None = None,
+    pca: dict[str, Any] | None = PCA,
+    images: bool = True,
+    overrides: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Write one run directory; return its summary.
+
+    ``status="diverged"`` stops at epoch ``diverge_at`` (default 2) with a NaN loss, as the
+    trainer records it; ``"failed"`` stops before any epoch; ``"running"`` stops half-way without
+    an end, as a killed process leaves it.
+    """
+    d = int(np.prod(SHAPE))
+    scale = 1.0 / d if reduction == "mean" else 1.0
+    spectrum = Spectrum.from_summary({"data": {"pca": pca or PCA}})
+    assert spectrum is not None
+    rng = np.random.default_rng(seed * 7919 + int(abs(math.log10(beta + 1e-12)) * 100))
+    cfg = config(beta, seed, epochs, latent_dim, likelihood, reduction, method)
+    for k, v in (overrides or {}).items():
+        node = cfg
+        *path, last = k.split(".")
+        for p in path:
+            node = node.setdefault(p, {})
+        node[last] = v
+    record = RunRecord(run_dir)
+    record.update_summary(
+        status="running",
+        error=None,
+        error_kind=None,
+        name=run_dir.name,
+        beta=beta,
+        seed=seed,
+        overrides=[f"beta={beta}", f"seed={seed}"],
+        epochs=epochs,
+        config=cfg,
+        data={
+            "name": cfg["data"]["name"],
+            "shape": list(SHAPE),
+            "n_pixels": d,
+            "n_train": 1617,
+            "n_val": N_VAL,
+            "n_test": None,
+            "source": "fabricated",
+            "notes": [],
+            **({"pca": pca} if pca else {}),
+        },
+        model={"arch": "conv", "latent_dim": latent_dim, "parameters": 1000},
+    )
+    last = {"failed": 0, "running": max(1, epochs // 2)}.get(status, epochs)
+    if status == "diverged":
+        last = diverge_at or 2
+    excess = 0.05 * rng.random()
+    for epoch in range(1, last + 1):
+        progress = 1 - 0.7 ** (epoch + 1)
+        bt = _beta_t(method, beta, epoch, epochs)
+        val, kl_val = _row(spectrum, latent_dim, d, bt, scale, progress, excess, likelihood)
+        train, kl_train = _row(
+            spectrum, latent_dim, d, bt, scale, progress, excess * 0.8, likelihood
+        )
+        if status == "diverged" and epoch == last:
+            for row in (train, val):
+                row.update(loss=math.nan, recon=math.inf, sse=math.inf, kl=math.nan)
+        rows = {"train": (train, kl_train), "val": (val, kl_val)}
+        record.append_epoch(epoch, epoch * 26, beta, rows)
+        record.update_summary(epochs_done=epoch, step=epoch * 26, final=last_rows(record.rows))
+    end: dict[str, Any] = {"wall_time_s": 1.0 + rng.random()}
+    if status == "diverged":
+        end.update(
+            status="diverged",
+            error=f"loss became nan at epoch {last}, step {last * 26}",
+            error_kind="numeric",
+        )
+    elif status == "failed":
+        end.update(status="failed", error="UserError: no such dataset", error_kind="user")
+    elif status == "completed":
+        final_val = record.rows[-1]
+        kl_dims = [final_val[f"kl_dim_{i}"] for i in range(latent_dim)]
+        nll = final_val["nll"]
+        end.update(
+            status="completed",
+            kl_per_dim=kl_dims,
+            iwae={
+                "nll": nll + final_val["kl"] - 0.3,
+                "bpd": (nll + final_val["kl"] - 0.3) / (d * math.log(2)) + 8,
+                "samples": 100,
+                "images": N_VAL,
+                "split": "val",
+                "dequantized": True,
+            },
+            images=_images(record, final_val["sse"] / spectrum.total_variance, kl_dims)
+            if images
+            else None,
+        )
+    if status != "running":
+        end["finished"] = "2026-01-01T00:00:00+00:00"
+    return record.update_summary(**end)
+
+
+def _images(record: RunRecord, share: float, kl_dims: list[float]) -> dict[str, Any]:
+    """Grids through the real writer: originals fixed for every run, reconstructions shrunk
+    towards the mean image by the share of variance the run leaves unexplained."""
+    import torch
+
+    from vaesweep.record.images import save_grid
+
+    gen = torch.Generator().manual_seed(0)
+    x = torch.rand((8, *SHAPE), generator=gen)
+    mean = x.mean(0, keepdim=True)
+    keep = math.sqrt(max(0.0, 1.0 - min(1.0, share)))
+    layout = {
+        "reconstructions": save_grid(
+            record.path("reconstructions.png"), [x, mean + keep * (x - mean)]
+        )
+    }
+    layout["reconstructions"]["val_index"] = list(range(8))
+    noise = torch.rand((32, *SHAPE), generator=torch.Generator().manual_seed(1))
+    samples = mean + keep * (noise - mean)
+    layout["samples"] = save_grid(
+        record.path("samples.png"), [samples[i : i + 8] for i in range(0, 32, 8)]
+    )
+    dims = sorted(range(len(kl_dims)), key=lambda j: -kl_dims[j])[:8]
+    values = torch.linspace(-3, 3, 9)
+    rows = [
+        (x[:1] + 0.1 * min(1.0, kl_dims[j]) * values.view(-1, 1, 1, 1)).clamp(0, 1) for j in dims
+    ]
+    layout["traversals"] = save_grid(record.path("traversals.png"), rows)
+    layout["traversals"].update(dims=dims, values=values.tolist())
+    return layout
+
+
+def fabricate_sweep(
+    sweep_dir: Path,
+    betas: list[float],
+    seeds: list[int] | None = None,
+    *,
+    methods: list[str] | None = None,
+    statuses: dict[str, str] | None = None,
+    **kwargs: Any,
+) -> list[Path]:
+    """A sweep directory with sweep.json and one run per (method, beta, seed).
+
+    Run names follow the sweep driver's ``key=value,key=value``; ``statuses`` maps a run name
+    to a non-completed status for partial sweeps.
+    """
+    from vaesweep.sweep.plan import PlannedRun, SweepPlan
+
+    seeds = seeds or [0]
+    methods = methods or ["constant"]
+    keys = (["kl"] if len(methods) > 1 else []) + ["beta"] + (["seed"] if len(seeds) > 1 else [])
+    planned, dirs = [], []
+    for method in methods:
+        for beta in betas:
+            for seed in seeds:
+                values = {"kl": method, "beta": f"{beta:g}", "seed": str(seed)}
+                values = {k: values[k] for k in keys}
+                name = ",".join(f"{k}={v}" for k, v in values.items())
+                planned.append(PlannedRun(name, values, [f"{k}={v}" for k, v in values.items()]))
+                status = (statuses or {}).get(name, "completed")
+                if status == "pending":
+                    continue
+                fabricate_run(
+                    sweep_dir / name,
+                    beta=beta,
+                    seed=seed,
+                    method=method,
+                    status=status,
+                    **kwargs,
+                )
+                dirs.append(sweep_dir / name)
+    SweepPlan(
+        name=sweep_dir.name,
+        overrides=[],
+        swept_keys=keys,
+        runs=planned,
+    ).save(sweep_dir)
+    return dirs

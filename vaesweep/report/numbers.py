@@ -1,0 +1,45 @@
+"""How the report prints numbers: the reading, the tables and the figures use these, so a value
+quoted in a sentence is character for character the value in the tables."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+
+def fmt(x: Any, digits: int = 3) -> str:
+    """``digits`` significant figures; thousands separators instead of an exponent for large
+    numbers; "n/a" for NaN or a value that is not a number."""
+    try:
+        v = float(x)
+    except (TypeError, ValueError):
+        return str(x)
+    if math.isnan(v):
+        return "n/a"
+    if math.isinf(v):
+        return "inf" if v > 0 else "-inf"
+    if v == 0:
+        return "0"
+    if abs(v) >= 10**digits:
+        return f"{v:,.0f}"
+    text = f"{v:.{digits}g}"
+    if "e" in text:
+        mant, exp = text.split("e")
+        return f"{mant}e{int(exp)}"
+    return text
+
+
+def fmt_pct(x: float) -> str:
+    """A fraction as a whole percentage ("96%")."""
+    return "n/a" if not math.isfinite(x) else f"{100 * x:.0f}%"
+
+
+def fmt_int(x: Any) -> str:
+    """A count (possibly a mean over seeds): whole numbers without a decimal point."""
+    try:
+        v = float(x)
+    except (TypeError, ValueError):
+        return str(x)
+    if math.isnan(v):
+        return "n/a"
+    return f"{v:.0f}" if v == round(v) else f"{v:.1f}"

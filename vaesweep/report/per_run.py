@@ -1,0 +1,171 @@
+"""One run's row of summary.csv: its final values, effective beta and linear reference.
+
+Final values are the last validation row (summary.json's ``final``, or metrics.csv's last row
+when that is newer, e.g. after a crash between the two writes). Units follow the contract
+(:mod:`vaesweep.record.contract`): nats per image for ``kl``/``elbo``/``nll``, SSE per image for
+``sse``, per-pixel ``mse``, dB for ``psnr``. The effective beta columns are science notes 2.2;
+``sigma_eff_255`` is sigma_eff in 8-bit grey levels. The ``lin_*`` columns are the linear-Gaussian
+reference (science notes 2.4) at the run's own noise level (same beta) and at its rate (same R).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from vaesweep.record import contract
+from vaesweep.report.linear_reference import Spectrum, sse_at_rate, water_filling
+from vaesweep.report.load import Run
+
+#: A latent dimension is "informative" when its final KL is at least this many nats; below
+#: it the dimension transmits almost nothing (Lucas et al. 2019's epsilon-collapse).
+INFORMATIVE_KL = 0.1
+#: Likelihoods whose objective reads as a Gaussian decoder with variance sigma2_eff.
+GAUSSIAN = frozenset({"mse", "gaussian", "gaussian_learned", "gaussian_optimal"})
+#: Final validation metrics copied from the contract.
+FINAL_METRICS = (
+    "recon",
+    "nll",
+    "kl",
+    "elbo",
+    "elbo_calib",
+    "sse",
+    "mse",
+    "psnr",
+    "active_units",
+    "beta_t",
+    "beta_sum",
+    "beta_norm",
+    "sigma2_eff",
+    "beta_calib",
+    "mi",
+    "marginal_kl",
+    "grad_norm_recon",
+    "grad_norm_kl",
+)
+
+
+def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in (d or {}).items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(flatten(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
+def num(value: Any) -> float:
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        return math.nan
+    return x if math.isfinite(x) else math.nan
+
+
+def final_row(run: Run) -> dict[str, Any]:
+    """Final validation row: summary.json's, else the last metrics.csv row (val, then train)."""
+    final = (run.summary.get("final") or {}) if run.summary else {}
+    row = dict(final.get("val") or final.get("train") or {})
+    if run.metrics is not None and not run.metrics.empty:
+        m = run.metrics
+        last = m[m["split"] == "val"] if (m["split"] == "val").any() else m
+        tail = last.iloc[-1].to_dict()
+        if not row or num(tail.get("epoch")) > num(row.get("epoch")):
+            row = tail
+    return row
+
+
+def kl_per_dim(run: Run) -> np.ndarray:
+    """Final validation KL per latent dim (nats): summary.json's, else the last metrics row."""
+    kl = run.summary.get("kl_per_dim") if run.summary else None
+    if kl:
+        return np.array([num(v) for v in kl], dtype=float)
+    m = run.metrics
+    if m is None or m.empty:
+        return np.array([], dtype=float)
+    cols = sorted(
+        (c for c in m.columns if c.startswith(contract.KL_DIM_PREFIX)),
+        key=lambda c: int(c[len(contract.KL_DIM_PREFIX) :]),
+    )
+    rows = m[m["split"] == "val"] if (m["split"] == "val").any() else m
+    return rows[cols].iloc[-1].to_numpy(dtype=float) if cols else np.array([], dtype=float)
+
+
+def run_row(run: Run, spectrum: Spectrum | None) -> dict[str, Any]:
+    """The summary.csv row of one run (swept values are added by :func:`build_sweep`)."""
+    s = run.summary or {}
+    config = s.get("config") or {}
+    final = final_row(run)
+    kl_dims = kl_per_dim(run)
+    data = s.get("data") or {}
+    model = s.get("model") or {}
+    loss = config.get("loss") or {}
+    method = (config.get("kl") or {}).get("method")
+    row: dict[str, Any] = {
+        "run": run.key,
+        "source": run.source,
+        "method": method or ("constant" if config else None),
+        "likelihood": loss.get("likelihood"),
+        "recon_reduction": loss.get("recon_reduction"),
+        "beta": num(s.get("beta", config.get("beta", final.get("beta", run.values.get("beta"))))),
+        "seed": num(s.get("seed", config.get("seed", run.values.get("seed")))),
+        "status": run.status,
+        "epochs_done": num(s.get("epochs_done", final.get("epoch"))),
+        "epochs": num(s.get("epochs", (config.get("train") or {}).get("epochs"))),
+        "latent_dim": num(model.get("latent_dim", (config.get("model") or {}).get("latent_dim"))),
+        "n_pixels": num(data.get("n_pixels")),
+        "data": data.get("name") or (config.get("data") or {}).get("name"),
+    }
+    if math.isnan(row["latent_dim"]) and kl_dims.size:
+        row["latent_dim"] = float(kl_dims.size)
+    for k in FINAL_METRICS:
+        row[k] = num(final.get(k))
+    finite = kl_dims[np.isfinite(kl_dims)]
+    row["informative_dims"] = float((finite >= INFORMATIVE_KL).sum()) if finite.size else math.nan
+    row["max_dim_kl"] = float(finite.max()) if finite.size else math.nan
+    s2 = row["sigma2_eff"]
+    row["sigma_eff"] = math.sqrt(s2) if s2 > 0 else math.nan
+    row["sigma_eff_255"] = row["sigma_eff"] * 255.0
+    row["grad_ratio"] = (
+        row["grad_norm_kl"] / row["grad_norm_recon"] if row["grad_norm_recon"] > 0 else math.nan
+    )
+    eval_cfg = config.get("eval") or {}
+    n_mi = min(num(eval_cfg.get("mi_images")), num(data.get("n_val")))
+    row["mi_ceiling"] = math.log(n_mi) if n_mi > 0 else math.nan
+    iwae = s.get("iwae") or {}
+    row["iwae_nll"] = num(iwae.get("nll"))
+    row["bpd"] = num(iwae.get("bpd"))
+    row["iwae_samples"] = num(iwae.get("samples"))
+    row["total_variance"] = spectrum.total_variance if spectrum else math.nan
+    row["lambda_1"] = float(spectrum.eigenvalues[0]) if spectrum else math.nan
+    row.update(_linear(spectrum, row))
+    row["wall_time_s"] = num(s.get("wall_time_s"))
+    row["usable"] = bool(
+        run.status == "completed" and math.isfinite(row["kl"]) and math.isfinite(row["sse"])
+    )
+    row["error"] = run.error or ""
+    row["problems"] = "; ".join(run.problems)
+    return row
+
+
+def _linear(spectrum: Spectrum | None, row: dict[str, Any]) -> dict[str, float]:
+    """The linear VAE at the run's noise level (same beta) and at the run's rate (same R)."""
+    out = dict.fromkeys(
+        ("lin_active_units", "lin_rate", "lin_sse", "lin_sse_at_rate", "sse_above_linear"),
+        math.nan,
+    )
+    m = row["latent_dim"]
+    if spectrum is None or not m > 0:
+        return out
+    s2 = row["sigma2_eff"]
+    if row["likelihood"] in GAUSSIAN and s2 > 0:
+        p = water_filling(spectrum, int(m), s2)
+        out.update(lin_active_units=float(p.active_units), lin_rate=p.rate, lin_sse=p.sse)
+    if math.isfinite(row["kl"]):
+        out["lin_sse_at_rate"] = sse_at_rate(spectrum, int(m), max(row["kl"], 0.0))
+        out["sse_above_linear"] = row["sse"] - out["lin_sse_at_rate"]
+    return out

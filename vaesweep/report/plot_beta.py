@@ -1,0 +1,336 @@
+"""Final metrics against beta: bounds, active units, MSE/PSNR, information, KL per dimension.
+
+The x axis is ``beta_x`` (the configured beta; the final beta_t for scheduled or controlled
+runs; beta_sum when runs differ in reduction; see :mod:`vaesweep.report.aggregate`), on a log
+scale. Every run is a faint point; the group mean (over seeds) is a marker with a one-standard-
+deviation error bar, joined by a line in beta order when all runs share one method.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+from matplotlib.axes import Axes
+from matplotlib.colors import LogNorm
+
+from vaesweep.report.aggregate import INFORMATIVE_KL, Sweep
+from vaesweep.report.style import Palette, Rendered, fmt, margins, ordered_groups, plt, render
+
+
+def _on_log_axis(ok: pd.DataFrame) -> pd.DataFrame:
+    return ok[ok["beta_x"] > 0]
+
+
+def _series(
+    ax: Axes,
+    sweep: Sweep,
+    palette: Palette,
+    column: str,
+    *,
+    label: str | None = None,
+    line: str = "-",
+    hollow: bool = False,
+    colour: str | None = None,
+    sign: float = 1.0,
+) -> bool:
+    """Group means with error bars of ``sign * column`` against beta_x; False if none to draw."""
+    ok = _on_log_axis(sweep.usable)
+    if column not in ok.columns or ok[column].notna().sum() == 0:
+        return False
+    ok = ok.assign(**{column: sign * ok[column]})
+    groups = [g for g in ordered_groups(sweep.table) if g in set(ok["group"])]
+    stats = ok.groupby("group")[[column, "beta_x"]].agg(["mean", "std", "size"])
+    xs, ys = [], []
+    for g in groups:
+        kw = palette.of(g)
+        c = colour or kw["color"]
+        x = stats.loc[g, ("beta_x", "mean")]
+        y = stats.loc[g, (column, "mean")]
+        if not math.isfinite(y):
+            continue
+        n = stats.loc[g, (column, "size")]
+        if n > 1 and not hollow:
+            rows = ok[ok["group"] == g]
+            ax.plot(
+                rows["beta_x"], rows[column], ls="", marker=kw["marker"], color=c, alpha=0.3, ms=4
+            )
+            ax.errorbar(x, y, yerr=stats.loc[g, (column, "std")], color=c, capsize=3, lw=1)
+        face = "none" if hollow else c
+        ax.plot(
+            x,
+            y,
+            ls="",
+            marker=kw["marker"],
+            mfc=face,
+            mec=c if hollow else "k",
+            mew=1.2 if hollow else 0.5,
+            ms=7,
+            color=c,
+            zorder=3,
+        )
+        xs.append(x)
+        ys.append(y)
+    if len(sweep.methods) <= 1 and len(xs) > 1:
+        order = np.argsort(xs)
+        ax.plot(
+            np.array(xs)[order],
+            np.array(ys)[order],
+            line,
+            color=colour or "0.5",
+            lw=1,
+            zorder=1,
+            label=label,
+        )
+    elif label:
+        ax.plot([], [], ls="", marker="o", mfc="none" if hollow else "0.5", mec="0.3", label=label)
+    ax.set_xscale("log")
+    return True
+
+
+def fig_beta_summary(sweep: Sweep, palette: Palette) -> Rendered | None:
+    ok = _on_log_axis(sweep.usable)
+    if ok.empty:
+        return None
+    fig, axes = plt.subplots(2, 2, figsize=(11, 7.8))
+    margins(fig, 0.75, 0.75, 0.55, 0.35, wspace=0.32, hspace=0.38)
+    a, b, c, d = axes.ravel()
+    # (a) bounds on log p(x), all nats per image: higher is better.
+    _series(a, sweep, palette, "elbo", label="ELBO (β = 1) of the trained decoder")
+    if sweep.usable["likelihood"].eq("mse").any():
+        _series(
+            a,
+            sweep,
+            palette,
+            "elbo_calib",
+            label="ELBO with σ² = the run's own MSE",
+            line="--",
+            hollow=True,
+        )
+    _series(
+        a, sweep, palette, "iwae_nll", label="IWAE bound (−NLL)", line=":", hollow=True, sign=-1.0
+    )
+    a.set(title="Log-likelihood bounds (higher is better)", ylabel="nats per image")
+    a.legend(frameon=False, fontsize=7.5)
+    # (b) active units, informative dims and the linear prediction.
+    _series(b, sweep, palette, "active_units", label="active units (Var_x E[z_j] > 0.01)")
+    _series(
+        b,
+        sweep,
+        palette,
+        "informative_dims",
+        label=f"dims with KL ≥ {INFORMATIVE_KL} nats",
+        line="--",
+        hollow=True,
+        colour="tab:red",
+    )
+    _series(
+        b,
+        sweep,
+        palette,
+        "lin_active_units",
+        label="linear theory #{λ_i > σ²_eff}",
+        line=":",
+        hollow=True,
+        colour="k",
+    )
+    m = ok["latent_dim"].max()
+    if m > 0:
+        b.axhline(m, color="0.5", lw=0.8, ls="--")
+        b.text(
+            ok["beta_x"].max(),
+            m,
+            f"M = {int(m)} ",
+            va="bottom",
+            ha="right",
+            fontsize=7.5,
+            color="0.4",
+        )
+    b.set(title="Latent dimensions in use", ylabel="dimensions", ylim=(-0.5, (m or 1) * 1.12))
+    b.legend(frameon=False, fontsize=7.5, loc="lower left")
+    # (c) MSE with PSNR on the right: PSNR = -10 log10 MSE is a relabelled log MSE axis.
+    _series(c, sweep, palette, "mse")
+    c.set_yscale("log")
+    c.set(title="Reconstruction error", ylabel="MSE per pixel (log scale)")
+    sec = c.secondary_yaxis(
+        "right",
+        functions=(
+            lambda v: -10 * np.log10(np.clip(v, 1e-12, None)),
+            lambda p: 10 ** (-np.asarray(p) / 10),
+        ),
+    )
+    sec.set_ylabel("PSNR, dB")
+    psnr = ok["psnr"].dropna()
+    if not psnr.empty:
+        from matplotlib.ticker import FormatStrFormatter, MaxNLocator, NullLocator
+
+        lo, hi = c.get_ylim()
+        ticks = MaxNLocator(5).tick_values(-10 * np.log10(hi), -10 * np.log10(lo))
+        sec.set_yticks(ticks)
+        sec.yaxis.set_major_formatter(FormatStrFormatter("%g"))
+        sec.yaxis.set_minor_locator(NullLocator())
+    # (d) bits per dimension, or the rate when no IWAE estimate was made.
+    if ok["bpd"].notna().any():
+        _series(d, sweep, palette, "bpd")
+        d.set(title="IWAE bits per dimension (lower is better)", ylabel="bits / dim")
+    else:
+        _series(d, sweep, palette, "kl")
+        d.set_yscale("log")
+        d.set(title="Rate", ylabel="KL, nats per image (log scale)")
+    for ax in axes.ravel():
+        ax.set_xlabel(sweep.beta_label + " (log scale)")
+    dropped = len(sweep.usable) - len(ok)
+    caption = (
+        "Final validation metrics against β (log scale). Markers: group means over seeds with "
+        "one-standard-deviation bars; faint markers: single runs. Active units follow Burda et "
+        "al. (2016); the black dotted line is the linear-Gaussian prediction of how many "
+        "dimensions a linear VAE keeps at each run's σ²_eff (science notes 2.4)."
+    )
+    if sweep.usable["likelihood"].eq("mse").any():
+        caption += (
+            " For mse runs the ELBO is that of a Gaussian decoder with σ² = ½, the noise level "
+            "β = 1 assumes, so it favours β near 1 by construction; the calibrated ELBO uses "
+            "each run's own MSE as σ² and compares runs on the noise level they reached."
+        )
+    if dropped:
+        caption += f" {dropped} run(s) with final β_t ≤ 0 cannot be placed on the log axis."
+    return Rendered(
+        "beta_summary", "ELBO, active units and MSE/PSNR against β", caption, render(fig)
+    )
+
+
+def fig_information(sweep: Sweep, palette: Palette) -> Rendered | None:
+    """I_q(x;z) and KL(q(z)||p(z)) against beta with the log N ceiling (science notes 3.8)."""
+    ok = _on_log_axis(sweep.usable)
+    if ok.empty or ok["mi"].notna().sum() == 0:
+        return None
+    fig, ax = plt.subplots(figsize=(8.5, 4.8))
+    margins(fig, 0.8, 0.2, 0.55, 0.35)
+    _series(ax, sweep, palette, "kl", label="rate KL (= I + marginal KL)", colour="0.35")
+    _series(
+        ax,
+        sweep,
+        palette,
+        "mi",
+        label="mutual information I_q(x; z)",
+        line="--",
+        hollow=True,
+        colour="tab:blue",
+    )
+    _series(
+        ax,
+        sweep,
+        palette,
+        "marginal_kl",
+        label="marginal KL(q(z) || p(z))",
+        line=":",
+        hollow=True,
+        colour="tab:red",
+    )
+    ceiling = ok["mi_ceiling"].dropna()
+    if not ceiling.empty:
+        ax.axhline(ceiling.max(), color="tab:blue", lw=0.8, ls="-.")
+        ax.text(
+            ok["beta_x"].max(),
+            ceiling.max(),
+            f"ceiling log N = {fmt(ceiling.max())} nats ",
+            color="tab:blue",
+            fontsize=7.5,
+            va="bottom",
+            ha="right",
+        )
+    # The estimators can dip just below zero; a symmetric log axis keeps those points visible
+    # without spending half the figure on negative decades.
+    ax.set_yscale("symlog", linthresh=0.01)
+    values = ok[["kl", "mi", "marginal_kl"]].to_numpy(dtype=float)
+    values = values[np.isfinite(values)]
+    low = min(float(values.min()), 0.0)
+    ax.set_ylim(low * 1.5 if low < 0 else 0.0, float(values.max()) * 2.5)
+    ax.set(
+        xlabel=sweep.beta_label + " (log scale)",
+        ylabel="nats per image (symmetric log scale)",
+        title="Where the rate goes: information about x vs mismatch with the prior",
+    )
+    ax.legend(frameon=False, fontsize=8)
+    caption = (
+        "The rate splits into the information the code carries about the image, I_q(x; z), and "
+        "the marginal KL between the aggregate posterior q(z) and the prior N(0, I) (Hoffman & "
+        "Johnson 2016). The estimator cannot exceed log N for N evaluation images. A large "
+        "marginal KL means prior samples land where no image was encoded ('holes'), which is "
+        "what a large marginal KL costs when you sample. Small negative values are estimator "
+        "noise."
+    )
+    return Rendered(
+        "information", "Mutual information and marginal KL against β", caption, render(fig)
+    )
+
+
+def fig_kl_heatmap(sweep: Sweep, palette: Palette) -> Rendered | None:
+    """KL per latent dimension, sorted within each column, one column per group (plot 8)."""
+    ok = sweep.usable
+    groups = [g for g in ordered_groups(sweep.table) if g in set(ok["group"])]
+    cols, labels = [], []
+    for g in groups:
+        dims = [np.sort(sweep.kl_dims[k])[::-1] for k in ok.index[ok["group"] == g]]
+        dims = [d for d in dims if d.size]
+        if not dims:
+            continue
+        width = max(d.size for d in dims)
+        stack = np.full((len(dims), width), np.nan)
+        for i, d in enumerate(dims):
+            stack[i, : d.size] = d
+        cols.append(np.nanmean(stack, axis=0))
+        labels.append(palette.label[g])
+    if not cols:
+        return None
+    height = max(c.size for c in cols)
+    grid = np.full((height, len(cols)), np.nan)
+    for j, c in enumerate(cols):
+        grid[: c.size, j] = c
+    pos = grid[np.isfinite(grid) & (grid > 0)]
+    if pos.size == 0:
+        return None
+    vmin = max(float(pos.min()), 1e-3)
+    fig, ax = plt.subplots(figsize=(min(3.2 + 0.9 * len(cols), 17), min(2.0 + 0.28 * height, 14)))
+    margins(fig, 0.75, 1.4, 0.75, 0.35)
+    im = ax.imshow(
+        np.clip(grid, vmin, None),
+        aspect="auto",
+        cmap="magma",
+        origin="upper",
+        norm=LogNorm(vmin=vmin, vmax=max(float(pos.max()), vmin * 10)),
+    )
+    if grid.size <= 400:
+        for (i, j), v in np.ndenumerate(grid):
+            if np.isfinite(v):
+                light = v < math.sqrt(vmin * pos.max())
+                ax.text(
+                    j,
+                    i,
+                    fmt(v, 2),
+                    ha="center",
+                    va="center",
+                    fontsize=6.5,
+                    color="white" if light else "black",
+                )
+    counts = [int((c >= INFORMATIVE_KL).sum()) for c in cols]
+    ax.set_xticks(
+        range(len(cols)),
+        [f"{lab}\n{n} dims ≥ {INFORMATIVE_KL}" for lab, n in zip(labels, counts)],
+        fontsize=7.5,
+    )
+    step = max(1, height // 16)
+    ax.set_yticks(range(0, height, step), [str(i + 1) for i in range(0, height, step)])
+    ax.set(ylabel="latent dimension, ranked by its KL", title="KL per latent dimension (nats)")
+    ax.grid(False)
+    w, h = fig.get_size_inches()
+    cax = fig.add_axes((1 - 1.15 / w, 0.75 / h, 0.18 / w, 1 - 1.1 / h))
+    fig.colorbar(im, cax=cax, label="KL per dimension, nats (log scale)")
+    caption = (
+        "Final validation KL of every latent dimension, sorted from most to least informative "
+        "within each column (mean over seeds of the sorted values). The count under each "
+        f"column is the number of dimensions carrying at least {INFORMATIVE_KL} nats; a column "
+        "that is dark all the way down has collapsed to the prior."
+    )
+    return Rendered("kl_heatmap", "KL per latent dimension", caption, render(fig))

@@ -1,0 +1,197 @@
+"""Figures over training: loss components per epoch, beta_t per step, gradient balance.
+
+One line per run, coloured by its group (:class:`~vaesweep.report.style.Palette`); runs that
+stopped early (diverged, failed, killed) keep the epochs they reached, ended by a cross.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from matplotlib.axes import Axes
+
+from vaesweep.report.aggregate import Sweep
+from vaesweep.report.style import (
+    Palette,
+    Rendered,
+    group_legend,
+    margins,
+    ordered_groups,
+    plt,
+    render,
+)
+
+_UNIT = {
+    "mse": "SSE per image",
+    "gaussian": "nats per image",
+    "gaussian_learned": "nats per image",
+    "gaussian_optimal": "nats per image",
+    "bernoulli": "nats per image (BCE)",
+    "cbernoulli": "nats per image",
+    "laplace": "nats per image",
+    "dlogistic": "nats per image",
+}
+
+
+def recon_column(sweep: Sweep) -> tuple[str, str]:
+    """(column, axis label) of the reconstruction term: ``recon`` in its unit when every run
+    shares one likelihood, else ``sse``, which every likelihood logs."""
+    lik = sweep.table["likelihood"].dropna().unique().tolist()
+    if len(lik) == 1:
+        return "recon", f"reconstruction term ({_UNIT.get(lik[0], 'likelihood units')})"
+    return "sse", "squared error per image (SSE; likelihoods differ, so not their own term)"
+
+
+def _lines(
+    ax: Axes,
+    sweep: Sweep,
+    palette: Palette,
+    column: str,
+    x: str = "epoch",
+    splits: tuple[str, ...] = ("val", "train"),
+    curves: pd.DataFrame | None = None,
+) -> bool:
+    """One line per run and split; False when no run has the column."""
+    curves = sweep.curves if curves is None else curves
+    if column not in curves.columns or curves[column].notna().sum() == 0:
+        return False
+    alpha = 0.9 if len(sweep.runs) <= 20 else 0.45
+    style = {"val": "-", "train": "--"}
+    for key, rows in curves.groupby("run", sort=False):
+        t = sweep.table.loc[key]
+        kw = palette.of(str(t["group"]))
+        for split in splits:
+            r = rows[rows["split"] == split]
+            y = r[column].to_numpy(dtype=float)
+            ok = np.isfinite(y) & (y > 0)
+            if not ok.any():
+                continue
+            xs = r[x].to_numpy(dtype=float)[ok]
+            lw = 1.6 if split == "val" else 1.0
+            ax.plot(xs, y[ok], style[split], color=kw["color"], lw=lw, alpha=alpha)
+            if split == "val" and t["status"] in ("diverged", "failed", "running", "unknown"):
+                ax.plot(xs[-1], y[ok][-1], "x", color=kw["color"], ms=8, mew=2)
+    ax.set_yscale("log")
+    return True
+
+
+def fig_loss_curves(sweep: Sweep, palette: Palette) -> Rendered | None:
+    col, label = recon_column(sweep)
+    if sweep.curves.empty:
+        return None
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    margins(fig, 0.75, 0.2, 0.55, 0.35, wspace=0.25)
+    ok_r = _lines(axes[0], sweep, palette, col)
+    ok_k = _lines(axes[1], sweep, palette, "kl")
+    if not (ok_r or ok_k):
+        plt.close(fig)
+        return None
+    axes[0].set(title="Reconstruction", xlabel="epoch", ylabel=label + ", log scale")
+    axes[1].set(title="KL (rate)", xlabel="epoch", ylabel="KL(q(z|x) || p(z)), nats per image, log")
+    groups = ordered_groups(sweep.table)
+    group_legend(axes[1], palette, groups, loc="best", title="run group")
+    from matplotlib.lines import Line2D
+
+    axes[0].legend(
+        handles=[
+            Line2D([], [], color="k", ls="-", lw=1.6, label="validation"),
+            Line2D([], [], color="k", ls="--", lw=1.0, label="train"),
+            Line2D([], [], color="k", ls="", marker="x", label="run stopped early"),
+        ],
+        frameon=False,
+    )
+    caption = (
+        "Loss components per epoch, both on log scales: validation solid, training dashed, one "
+        "line per run. A KL that falls towards zero within a few epochs is posterior collapse; "
+        "the gap between the reconstruction curves of different β is what β buys."
+    )
+    return Rendered("loss_curves", "Loss components per epoch", caption, render(fig))
+
+
+def _varies(sweep: Sweep) -> bool:
+    c = sweep.curves
+    if "beta_t" not in c.columns:
+        return False
+    per_run = c.groupby("run")["beta_t"].agg(lambda s: s.nunique(dropna=True))
+    return bool((per_run > 1).any()) or len(sweep.methods) > 1
+
+
+def fig_beta_t(sweep: Sweep, palette: Palette) -> Rendered | None:
+    """beta_t against optimiser step, one line per run (science notes 3.1-3.5, plot 3)."""
+    if not _varies(sweep):
+        return None
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    margins(fig, 0.75, 0.2, 0.55, 0.35, wspace=0.25)
+    _lines(axes[0], sweep, palette, "beta_t", x="step", splits=("val",))
+    _lines(axes[1], sweep, palette, "kl", x="step", splits=("val",))
+    axes[0].set(
+        title="KL weight in effect (β_t)", xlabel="optimiser step", ylabel="β_t (log scale)"
+    )
+    axes[1].set(title="KL (rate) it produced", xlabel="optimiser step", ylabel="KL, nats (log)")
+    # Methods by marker at each run's last point: the colour alone may be shared.
+    for key, rows in sweep.curves.groupby("run", sort=False):
+        t = sweep.table.loc[key]
+        r = rows[(rows["split"] == "val") & (rows["beta_t"] > 0)]
+        if not r.empty:
+            axes[0].plot(
+                r["step"].iloc[-1], r["beta_t"].iloc[-1], ls="", ms=7, **palette.of(str(t["group"]))
+            )
+    group_legend(axes[1], palette, ordered_groups(sweep.table), loc="best")
+    caption = (
+        "β_t, the weight on the KL at the end of each epoch in the canonical convention, for "
+        "each run (log scale), and the rate it produced. Schedules (warm-up, cyclical) follow a "
+        "fixed curve; controllers (capacity, GECO, PI) move β_t to hit a KL or reconstruction "
+        "target, so their final β_t is what places them on the β axis of the other figures. "
+        "Runs whose β_t is 0 at every epoch cannot be drawn on the log scale."
+    )
+    return Rendered("beta_t", "β_t over training", caption, render(fig))
+
+
+def fig_grad_balance(sweep: Sweep, palette: Palette) -> Rendered | None:
+    """||d recon / d(mu, logvar)|| against ||d beta_t KL / d(mu, logvar)|| per epoch (plot 15)."""
+    c = sweep.curves
+    if not {"grad_norm_recon", "grad_norm_kl"} <= set(c.columns):
+        return None
+    if c["grad_norm_recon"].notna().sum() == 0:
+        return None
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    margins(fig, 0.75, 0.2, 0.55, 0.35, wspace=0.25)
+    ratio = c["grad_norm_kl"] / c["grad_norm_recon"]
+    for key, rows in c[c["split"] == "val"].groupby("run", sort=False):
+        kw = palette.of(str(sweep.table.loc[key, "group"]))
+        for col, ls in (("grad_norm_recon", "-"), ("grad_norm_kl", "--")):
+            y = rows[col].to_numpy(dtype=float)
+            ok = np.isfinite(y) & (y > 0)
+            axes[0].plot(rows["epoch"].to_numpy()[ok], y[ok], ls, color=kw["color"], lw=1.3)
+    axes[0].set_yscale("log")
+    _lines(
+        axes[1], sweep, palette, "grad_ratio", splits=("val",), curves=c.assign(grad_ratio=ratio)
+    )
+    axes[1].axhline(1.0, color="k", lw=0.8, ls=":")
+    axes[0].set(
+        title="Gradient norms at the encoder outputs",
+        xlabel="epoch",
+        ylabel="‖∇_(μ, log σ²)‖ (log scale)",
+    )
+    axes[1].set(
+        title="Balance: ‖∇ β_t·KL‖ / ‖∇ recon‖",
+        xlabel="epoch",
+        ylabel="ratio (log scale; 1 = equal pull)",
+    )
+    from matplotlib.lines import Line2D
+
+    axes[0].legend(
+        handles=[
+            Line2D([], [], color="k", ls="-", label="reconstruction"),
+            Line2D([], [], color="k", ls="--", label="β_t · KL"),
+        ],
+        frameon=False,
+    )
+    group_legend(axes[1], palette, ordered_groups(sweep.table), loc="best")
+    caption = (
+        "What β does to gradient descent (science notes section 7, Q2): the pull of the "
+        "reconstruction term and of the weighted KL on the encoder outputs, measured on "
+        "validation batches. The sizes of the two loss values say nothing about their balance; "
+        "these gradients do. Above 1 the KL's pull towards the prior dominates."
+    )
+    return Rendered("grad_balance", "Gradient balance", caption, render(fig))

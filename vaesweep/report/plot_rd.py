@@ -1,0 +1,293 @@
+"""The rate-distortion plane and the PCA spectrum, each against the linear-Gaussian reference.
+
+Rate-distortion plane (Alemi et al. 2018; science notes 1.3 and 8, plot 1): rate R = KL in nats
+per image on x, distortion on y (SSE per image for Gaussian-family likelihoods and whenever
+likelihoods are mixed, since every run logs it; the NLL in nats when all runs share one
+non-Gaussian likelihood). One point per group (mean over seeds, error bars one standard
+deviation), lines of constant R + D, and the reverse water-filling curve of a linear VAE
+(science notes 2.4): a point above that curve does worse than PCA at the same rate.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+
+import numpy as np
+import pandas as pd
+from matplotlib.axes import Axes
+
+from vaesweep.report.aggregate import GAUSSIAN, Sweep
+from vaesweep.report.linear_reference import Spectrum, rd_curve
+from vaesweep.report.style import (
+    Palette,
+    Rendered,
+    annotate_points,
+    fmt,
+    group_legend,
+    log_scale_if_spans,
+    margins,
+    ordered_groups,
+    plt,
+    render,
+)
+
+#: Above this many groups the per-point labels and linear-prediction markers become clutter.
+MAX_ANNOTATED = 12
+
+
+def distortion_label(sweep: Sweep) -> str:
+    if sweep.distortion == "nll":
+        lik = sweep.table["likelihood"].dropna().iloc[0]
+        return f"distortion D = −log p(x|z), nats per image ({lik})"
+    lik = set(sweep.table["likelihood"].dropna())
+    note = "" if lik <= GAUSSIAN else " — every run's squared error, likelihoods differ"
+    return f"distortion: squared error per image (SSE, pixels in [0, 1]){note}"
+
+
+def reference_spectra(sweep: Sweep, rows: pd.DataFrame) -> list[tuple[Spectrum, int, str]]:
+    """Distinct (spectrum, latent dim, data name) among the given runs, most common first."""
+    seen: Counter[tuple] = Counter()
+    keep: dict[tuple, tuple[Spectrum, int, str]] = {}
+    for key, row in rows.iterrows():
+        sp = sweep.spectra.get(str(key))
+        m = row["latent_dim"]
+        if sp is None or not m > 0:
+            continue
+        k = (sp.key(), int(m))
+        seen[k] += 1
+        keep.setdefault(k, (sp, int(m), str(row.get("data") or "data")))
+    return [keep[k] for k, _ in seen.most_common()]
+
+
+def _group_points(ok: pd.DataFrame, ycol: str) -> pd.DataFrame:
+    g = ok.groupby("group", sort=False)
+    out = pd.DataFrame(
+        {
+            "x": g["kl"].mean(),
+            "y": g[ycol].mean(),
+            "xerr": g["kl"].std(ddof=1),
+            "yerr": g[ycol].std(ddof=1),
+            "n": g.size(),
+            "lin_rate": g["lin_rate"].mean(),
+            "lin_sse": g["lin_sse"].mean(),
+        }
+    )
+    return out
+
+
+def fig_rate_distortion(sweep: Sweep, palette: Palette) -> Rendered | None:
+    ok = sweep.usable
+    if ok.empty:
+        return None
+    ycol = sweep.distortion
+    pts = _group_points(ok, ycol)
+    groups = [g for g in ordered_groups(sweep.table) if g in pts.index]
+    fig, ax = plt.subplots(figsize=(9, 6.6))
+    margins(fig, 0.8, 0.2, 1.15, 0.35)
+    annotate = len(groups) <= MAX_ANNOTATED
+    for g in groups:
+        p = pts.loc[g]
+        kw = palette.of(g)
+        rows = ok[ok["group"] == g]
+        if p["n"] > 1:
+            ax.plot(rows["kl"], rows[ycol], ls="", ms=4, alpha=0.35, **kw)
+            ax.errorbar(
+                p["x"],
+                p["y"],
+                xerr=p["xerr"],
+                yerr=p["yerr"],
+                ls="",
+                capsize=3,
+                color=kw["color"],
+                lw=1,
+                zorder=3,
+            )
+        ax.plot(p["x"], p["y"], ls="", ms=9, mec="k", mew=0.6, zorder=4, **kw)
+    xs = pd.concat([ok["kl"], pts["x"] - pts["xerr"].fillna(0), pts["x"] + pts["xerr"].fillna(0)])
+    ys = pd.concat([ok[ycol], pts["y"] - pts["yerr"].fillna(0), pts["y"] + pts["yerr"].fillna(0)])
+    xlog = log_scale_if_spans(ax, xs[xs > 0], "x", decades=1.0)
+    spectra = reference_spectra(sweep, ok) if ycol == "sse" else []
+    if spectra:
+        ys = pd.concat([ys, pd.Series([spectra[0][0].total_variance])])
+    ylog = log_scale_if_spans(ax, ys[ys > 0], "y", decades=1.0)
+    xlim = _limits(xs, xlog, floor=0.0)
+    ylim = _limits(ys, ylog, floor=0.0)
+    ax.set_xlim(*xlim)
+    ax.set_ylim(*ylim)
+    if annotate:
+        annotate_points(
+            ax,
+            [
+                (pts.loc[g, "x"], pts.loc[g, "y"], palette.label[g], palette.of(g)["color"])
+                for g in groups
+            ],
+        )
+    _iso_lines(ax, pts.loc[groups], xlim, ylim, xlog, sweep)
+    for i, (sp, m, data) in enumerate(spectra[:3]):
+        _, r, d = rd_curve(sp, m, n=300, max_rate=float(xlim[1]))
+        ls = ("--", "-.", ":")[i]
+        name = f"linear VAE (PCA water-filling), M = {m}" + (
+            f", {data}" if len(spectra) > 1 else ""
+        )
+        ax.plot(np.maximum(r, 1e-12), d, ls, color="k", lw=1.4, label=name, zorder=2)
+        ax.axhline(
+            sp.total_variance,
+            color="0.45",
+            lw=0.9,
+            ls=":",
+            zorder=1,
+            label="SSE of the mean image (total variance, R = 0)" if i == 0 else None,
+        )
+    if spectra and annotate:
+        for g in groups:
+            p = pts.loc[g]
+            if math.isfinite(p["lin_rate"]) and p["lin_rate"] > 0:
+                c = palette.of(g)["color"]
+                ax.plot(p["lin_rate"], p["lin_sse"], "o", mfc="none", mec=c, ms=7, mew=1.3)
+                ax.plot([p["x"], p["lin_rate"]], [p["y"], p["lin_sse"]], ":", color=c, lw=1)
+        ax.plot([], [], "o", mfc="none", mec="k", label="linear VAE at the same β (σ²_eff)")
+    ax.set_xlim(*xlim)
+    ax.set_ylim(*ylim)
+    ax.set_xlabel("rate R = KL(q(z|x) || p(z)), nats per image" + (", log scale" if xlog else ""))
+    ax.set_ylabel(distortion_label(sweep) + (", log scale" if ylog else ""))
+    ax.set_title("Rate–distortion plane at the end of training (validation)")
+    # References under the axes; the group legend in the lower left, which no model reaches
+    # (below the frontier).
+    handles, labels = ax.get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=2, frameon=False)
+    if not annotate or len(sweep.methods) > 1:
+        group_legend(ax, palette, groups, loc="lower left", framealpha=0.9, frameon=True)
+    caption = (
+        "Each point is one β (or method), at the end of training on validation images; error "
+        "bars are one standard deviation over seeds, faint points the single seeds. The "
+        "β-objective picks the point where the model's curve has slope −β (Alemi et al. 2018), "
+        "so larger β should sit further up and to the left; a point out of that order signals "
+        "an optimisation problem rather than an effect of β. Grey lines have constant R + D"
+        + (
+            " (constant ELBO, since for mse −ELBO = SSE + KL + a constant)"
+            if _all_mse(sweep)
+            else ""
+        )
+        + "."
+    )
+    if spectra:
+        caption += (
+            " The dashed curve is what a linear VAE (probabilistic PCA) reaches on data with "
+            "this training set's covariance; a point above it does worse than a linear model at "
+            "the same rate. Hollow circles: the linear VAE trained at the same β."
+        )
+    elif ycol == "sse":
+        caption += " (No PCA spectrum in the run records, so no linear reference curve.)"
+    return Rendered("rate_distortion", "Rate–distortion plane", caption, render(fig))
+
+
+def _all_mse(sweep: Sweep) -> bool:
+    lik = set(sweep.usable["likelihood"].dropna())
+    return lik == {"mse"} and sweep.distortion == "sse"
+
+
+def _limits(values: pd.Series, log: bool, floor: float) -> tuple[float, float]:
+    v = pd.to_numeric(values, errors="coerce").to_numpy(dtype=float)
+    v = v[np.isfinite(v)]
+    if log:
+        v = v[v > 0]
+        lo, hi = float(v.min()), float(v.max())
+        return lo / 1.6, hi * 1.6
+    lo, hi = float(v.min()), float(v.max())
+    pad = 0.08 * (hi - lo if hi > lo else max(abs(hi), 1.0))
+    return max(lo - pad, floor) if lo >= floor else lo - pad, hi + pad
+
+
+def _iso_lines(
+    ax: Axes,
+    pts: pd.DataFrame,
+    xlim: tuple[float, float],
+    ylim: tuple[float, float],
+    xlog: bool,
+    sweep: Sweep,
+) -> None:
+    """Lines of constant R + D through the best and a few other points (slope -1)."""
+    total = (pts["x"] + pts["y"]).dropna().sort_values()
+    if total.empty:
+        return
+    levels: list[float] = []
+    for c in np.quantile(total.to_numpy(), [0.0, 0.5, 1.0]):
+        if all(abs(c - k) > 0.15 * abs(k) for k in levels):
+            levels.append(float(c))
+    x = np.geomspace(max(xlim[0], 1e-9), xlim[1], 200) if xlog else np.linspace(*xlim, 200)
+    for i, c in enumerate(levels):
+        y = c - x
+        keep = (y >= ylim[0]) & (y <= ylim[1])
+        if keep.sum() < 2:
+            continue
+        label = "constant R + D (lowest, median and highest of the runs)" if i == 0 else None
+        ax.plot(x[keep], y[keep], color="0.6", lw=0.8, ls="-", zorder=0, label=label)
+        j = int(np.flatnonzero(keep)[0])
+        ax.text(x[j], y[j], f" R + D = {fmt(c)}", color="0.45", fontsize=7, va="top")
+
+
+def fig_spectrum(sweep: Sweep, palette: Palette) -> Rendered | None:
+    """PCA eigenvalues with each group's sigma2_eff (science notes 2.4 and 8, plot 9)."""
+    ok = sweep.table[sweep.table["sigma2_eff"] > 0]
+    spectra = reference_spectra(sweep, ok)
+    if not spectra:
+        return None
+    sp, m, _ = spectra[0]
+    lam = sp.eigenvalues[sp.eigenvalues > 0]
+    n = min(lam.size, max(2 * m, 32))
+    fig, ax = plt.subplots(figsize=(10, 4.6))
+    margins(fig, 0.8, 2.0, 0.55, 0.35)
+    idx = np.arange(1, n + 1)
+    ax.plot(idx, lam[:n], "o-", color="k", ms=3.5, lw=1, label="eigenvalue λ_i of the data")
+    ax.axvline(m + 0.5, color="0.4", ls="--", lw=1)
+    ax.set_yscale("log")
+    groups = [g for g in ordered_groups(sweep.table) if g in set(ok["group"])]
+    lo = min(lam[:n].min(), ok["sigma2_eff"].min())
+    hi = max(lam[0], ok["sigma2_eff"].max())
+    ax.set_ylim(lo / 2, hi * 2)
+    # Labels at the right edge, skipping any that would overlap the previous one.
+    min_gap = 0.055 * math.log10(hi * 4 / lo)
+    last = -math.inf
+    levels = sorted(
+        ((float(ok.loc[ok["group"] == g, "sigma2_eff"].median()), g) for g in groups),
+    )
+    for s2, g in levels:
+        kw = palette.of(g)
+        ax.axhline(s2, color=kw["color"], lw=1.6)
+        if math.log10(s2) - last < min_gap:
+            continue
+        last = math.log10(s2)
+        above = int((sp.top(m) > s2).sum())
+        ax.text(
+            n + 1.4,
+            s2,
+            f"{palette.label[g]}: σ² = {fmt(s2)}, {above} above",
+            color=kw["color"],
+            fontsize=7.5,
+            va="center",
+        )
+    ax.text(
+        m + 0.9,
+        lo / 1.6,
+        f"M = {m} latent dims: components to the right of the\n"
+        "dashed line cannot be encoded whatever σ²",
+        fontsize=7.5,
+        va="bottom",
+        color="0.3",
+    )
+    ax.set_xlim(0, n + 1)
+    ax.set(
+        xlabel="principal component i",
+        ylabel="variance, SSE per image (log scale)",
+        title="Data PCA spectrum and each run's decoder noise level σ²_eff",
+    )
+    ax.legend(loc="lower left", frameon=False)
+    caption = (
+        "The variance of the training images along each principal direction (pixels in [0, 1]) "
+        "and, as horizontal lines, the Gaussian decoder noise σ²_eff that each β amounts to "
+        "(σ² = β_sum/2 for squared error). A linear VAE encodes exactly the components above its "
+        "line among the first M (Lucas et al. 2019); everything below is treated as noise and "
+        "reconstructed as the mean."
+    )
+    return Rendered("spectrum", "PCA spectrum and noise levels", caption, render(fig))

@@ -1,0 +1,106 @@
+"""The report's display tables (as strings), shared by the HTML and Markdown writers.
+
+Numbers are printed with :func:`~vaesweep.report.numbers.fmt`, the format the reading quotes,
+and "mean ± std" where a setting has several seeds. summary.csv and seeds.csv keep full
+precision; these are for reading.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from vaesweep.report.aggregate import Sweep
+from vaesweep.report.numbers import fmt, fmt_int
+
+#: (column stem, header) of the per-setting table; stems index seeds.csv's *_mean/_std.
+SETTING_COLUMNS = (
+    ("beta_x", "β"),
+    ("kl", "rate KL (nats)"),
+    ("sse", "SSE / image"),
+    ("mse", "MSE / pixel"),
+    ("psnr", "PSNR (dB)"),
+    ("elbo", "ELBO (nats)"),
+    ("elbo_calib", "calibrated ELBO"),
+    ("iwae_nll", "IWAE NLL"),
+    ("bpd", "bits/dim"),
+    ("active_units", "active units"),
+    ("informative_dims", "dims ≥ 0.1 nats"),
+    ("lin_active_units", "linear AU"),
+    ("sigma_eff", "σ_eff"),
+    ("beta_calib", "β_calib"),
+    ("mi", "I(x;z)"),
+    ("marginal_kl", "marginal KL"),
+    ("sse_above_linear", "SSE − linear"),
+)
+RUN_COLUMNS = (
+    ("status", "status"),
+    ("epochs_done", "epochs"),
+    ("kl", "KL"),
+    ("sse", "SSE"),
+    ("psnr", "PSNR"),
+    ("elbo", "ELBO"),
+    ("active_units", "AU"),
+    ("beta_t", "final β_t"),
+    ("beta_sum", "β_sum"),
+    ("sigma_eff", "σ_eff"),
+    ("beta_calib", "β_calib"),
+    ("wall_time_s", "time (s)"),
+)
+COUNTS = {"active_units", "informative_dims", "lin_active_units", "epochs_done"}
+
+
+def _cell(value: object, stem: str) -> str:
+    if isinstance(value, str):
+        return value
+    return fmt_int(value) if stem in COUNTS else fmt(value)
+
+
+def settings_table(sweep: Sweep) -> pd.DataFrame:
+    """One row per setting: mean ± std over seeds of the key metrics (strings)."""
+    g = sweep.groups
+    out = pd.DataFrame(index=g.index)
+    out["setting"] = g["label"]
+    if len(sweep.methods) > 1:
+        out["method"] = g["method"]
+    out["seeds"] = [f"{n}/{m}" for n, m in zip(g["n_seeds"], g["n_runs"])]
+    for stem, header in SETTING_COLUMNS:
+        mean = g.get(f"{stem}_mean")
+        if mean is None or pd.to_numeric(mean, errors="coerce").isna().all():
+            continue
+        std = g.get(f"{stem}_std")
+        cells = []
+        for i in g.index:
+            m = mean[i]
+            s = std[i] if std is not None else math.nan
+            text = _cell(m, stem)
+            if g.loc[i, "n_seeds"] > 1 and isinstance(s, float) and math.isfinite(s):
+                text += f" ± {fmt(s, 2)}"
+            cells.append(text)
+        out[header] = cells
+    return out.reset_index(drop=True)
+
+
+def runs_table(sweep: Sweep) -> pd.DataFrame:
+    t = sweep.table
+    out = pd.DataFrame({"run": t["run"]})
+    for col in sweep.swept:
+        if col != "beta" and col in t.columns:
+            out[col] = [_cell(v, col) for v in t[col]]
+    for stem, header in RUN_COLUMNS:
+        if stem in t.columns and (stem == "status" or t[stem].notna().any()):
+            out[header] = [_cell(v, stem) for v in t[stem]]
+    return out.reset_index(drop=True)
+
+
+def left_out_table(sweep: Sweep) -> pd.DataFrame:
+    t = sweep.table[~sweep.table["usable"]]
+    return pd.DataFrame(
+        {
+            "run": t["run"],
+            "status": t["status"],
+            "epochs": [f"{fmt_int(a)}/{fmt_int(b)}" for a, b in zip(t["epochs_done"], t["epochs"])],
+            "reason": [e or p or "" for e, p in zip(t["error"], t["problems"])],
+        }
+    ).reset_index(drop=True)
