@@ -233,6 +233,7 @@ def sweep(
     """
 
     def go() -> None:
+        from vaesweep.outputs import outputs_root
         from vaesweep.sweep import driver
 
         console = _console()
@@ -256,7 +257,7 @@ def sweep(
             )
         else:
             plan, _ = driver.plan_sweep(overrides or [], opts, name)
-            sweep_dir = driver.outputs_root(outputs) / "sweeps" / plan.name
+            sweep_dir = outputs_root(outputs) / "sweeps" / plan.name
         _print_grid(console, plan, sweep_dir, dry_run)
         if dry_run:
             return

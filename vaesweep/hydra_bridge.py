@@ -319,7 +319,7 @@ def hydra_task(cfg: DictConfig) -> dict[str, Any]:
         if hydra_cfg.mode is not None and (str(hydra_cfg.mode) == "RunMode.MULTIRUN")
         else None
     )
-    return run_job(to_config(cfg), run_dir, sweep_dir)
+    return run_job(to_config(cfg), run_dir, sweep_dir, overrides=list(hydra_cfg.overrides.task))
 
 
 def launch(

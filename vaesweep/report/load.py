@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from vaesweep.errors import UserError
+from vaesweep.outputs import outputs_root
 from vaesweep.record import contract
 
 PLAN_FILE = "sweep.json"  # vaesweep.sweep.plan.PLAN_FILE, not imported: that module is light,
@@ -69,11 +69,6 @@ class Loaded:
 
 
 # ----------------------------------------------------------------------------- where
-
-
-def outputs_root(outputs: Path | None) -> Path:
-    """Same rule as :func:`vaesweep.sweep.driver.outputs_root` (that module imports Hydra)."""
-    return Path(outputs or os.environ.get("VAESWEEP_OUTPUTS", "outputs")).expanduser()
 
 
 def _activity(path: Path) -> float:

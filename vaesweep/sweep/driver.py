@@ -22,6 +22,7 @@ from rich.console import Console
 
 from vaesweep import hydra_bridge as bridge
 from vaesweep.errors import UserError
+from vaesweep.outputs import outputs_root
 from vaesweep.sweep.index import refresh_index, status_counts
 from vaesweep.sweep.lock import SweepLock
 from vaesweep.sweep.monitor import SweepMonitor
@@ -41,10 +42,6 @@ def cores() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover - macOS
         return os.cpu_count() or 1
-
-
-def outputs_root(outputs: Path | None) -> Path:
-    return Path(outputs or os.environ.get("VAESWEEP_OUTPUTS", "outputs")).expanduser()
 
 
 @dataclass

@@ -8,7 +8,7 @@ from rich.console import Console
 from rich.table import Table
 
 from vaesweep.errors import UserError
-from vaesweep.sweep.driver import outputs_root
+from vaesweep.outputs import outputs_root
 from vaesweep.sweep.index import index_rows, run_status, status_counts
 from vaesweep.sweep.plan import PLAN_FILE, SweepPlan
 
