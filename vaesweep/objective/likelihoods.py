@@ -75,6 +75,15 @@ class Likelihood(nn.Module):
         """Learned or adapted quantities worth logging (e.g. the decoder sigma)."""
         return {}
 
+    def terms(
+        self, params: torch.Tensor, x: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(recon, nll, sse) per image, each (B,); subclasses share the work between them."""
+        sse = _flat_sum((self.mean(params) - x) ** 2)
+        nll = self.nll(params, x)
+        recon = nll if self.units == "nats" else self.recon(params, x)
+        return recon, nll, sse
+
 
 class SquaredError(Likelihood):
     """``||x - x_hat||^2``: the motivating loss. ``SSE + beta*KL`` is the Gaussian ELBO at sigma^2 = beta/2."""
@@ -92,6 +101,17 @@ class SquaredError(Likelihood):
 
     def sigma2_eff(self, beta_sum: float) -> float:
         return beta_sum / 2.0
+
+    def terms(
+        self, params: torch.Tensor, x: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        sse = _flat_sum((self.mean(params) - x) ** 2)
+        return sse, sse + 0.5 * x[0].numel() * math.log(math.pi), sse
+
+
+def gaussian_nll_from_sse(sse: torch.Tensor, n_pixels: int, log_sigma: torch.Tensor) -> torch.Tensor:
+    """The same as :func:`gaussian_nll` from per-image SSE (B,): one pass over the pixels."""
+    return 0.5 * sse * torch.exp(-2 * log_sigma) + n_pixels * (log_sigma + 0.5 * LOG_2PI)
 
 
 def gaussian_nll(mean: torch.Tensor, x: torch.Tensor, log_sigma: torch.Tensor) -> torch.Tensor:
@@ -125,6 +145,17 @@ class FixedGaussian(Likelihood):
 
     def extra_stats(self) -> dict[str, float]:
         return {"decoder_sigma": math.sqrt(self.sigma2())}
+
+    def terms(
+        self, params: torch.Tensor, x: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        sse = _flat_sum((self.mean(params) - x) ** 2)
+        nll = gaussian_nll_from_sse(sse, x[0].numel(), self._log_sigma_for(sse, x))
+        return nll, nll, sse
+
+    def _log_sigma_for(self, sse: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """log sigma to score a batch with (the optimal-variance model derives it from sse)."""
+        return self.log_sigma().to(x)
 
 
 class LearnedGaussian(FixedGaussian):
@@ -163,18 +194,18 @@ class OptimalGaussian(FixedGaussian):
         return softclip_min(0.5 * torch.log(mse), -6.0, OPTIMAL_CLIP_SHARPNESS)
 
     def nll(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        mean = self.mean(params)
+        return self.terms(params, x)[1]
+
+    def _log_sigma_for(self, sse: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         if not self.training:
-            return gaussian_nll(mean, x, self.log_sigma())
-        mse = ((mean - x) ** 2).mean()
+            return self.log_sigma()
+        mse = sse.sum() / x.numel()
         with torch.no_grad():
             if self.running_mse < 0:
                 self.running_mse.copy_(mse)
             else:
                 self.running_mse.mul_(0.9).add_(0.1 * mse)
-        return gaussian_nll(
-            mean, x, softclip_min(0.5 * torch.log(mse), -6.0, OPTIMAL_CLIP_SHARPNESS)
-        )
+        return softclip_min(0.5 * torch.log(mse), -6.0, OPTIMAL_CLIP_SHARPNESS)
 
 
 class Bernoulli(Likelihood):

@@ -9,6 +9,7 @@ training objective of the plain beta-VAE is then ``mean(recon) + beta * mean(KL)
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import torch
 
@@ -37,9 +38,9 @@ class LossTerms:
     #: (B,) sum of squared errors of the decoder mean, whatever the likelihood.
     sse: torch.Tensor
 
-    @property
+    @cached_property
     def kl(self) -> torch.Tensor:
-        """(B,) KL per image, nats (summed over latent dimensions)."""
+        """(B,) KL per image, nats (summed over latent dimensions); computed once."""
         return self.kl_per_dim.sum(1)
 
     @property
@@ -56,9 +57,7 @@ def loss_terms(
     likelihood: Likelihood,
 ) -> LossTerms:
     """All terms for a batch: x, params (B, C, H, W); mu, logvar (B, M)."""
-    nll = likelihood.nll(params, x)
-    recon = nll if likelihood.units == "nats" else likelihood.recon(params, x)
-    sse = (likelihood.mean(params) - x).pow(2).flatten(1).sum(1)
+    recon, nll, sse = likelihood.terms(params, x)
     return LossTerms(recon=recon, nll=nll, kl_per_dim=gaussian_kl(mu, logvar), sse=sse)
 
 

@@ -89,7 +89,7 @@ class RunRecord:
 
         buf = io.BytesIO()
         torch.save(state, buf)
-        atomic_write_bytes(self.checkpoint_path, buf.getvalue())
+        atomic_write_bytes(self.checkpoint_path, buf.getvalue(), durable=False)
 
     def load_checkpoint(self, map_location: Any = "cpu") -> dict[str, Any] | None:
         import torch
