@@ -12,7 +12,6 @@ as the end of a run does (:func:`vaesweep.training.evaluate.iwae_estimate`). The
 from __future__ import annotations
 
 import logging
-import math
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,6 @@ from vaesweep.control import RunShape, build_control
 from vaesweep.data import load_splits
 from vaesweep.errors import ConfigError, UserError
 from vaesweep.model import build_model
-from vaesweep.objective import recon_scale
 from vaesweep.record import contract
 from vaesweep.record.contract import EVAL_FILE
 from vaesweep.record.files import read_json, write_json
@@ -169,13 +167,13 @@ def evaluate_run(
     model.eval()
 
     # The KL controller as it was at the checkpoint, so loss and beta_t match the run's rows.
-    steps = math.ceil(len(splits.train) / config.train.batch_size)
-    shape = RunShape(
-        steps,
-        steps * config.train.epochs,
-        c * h * w,
+    shape = RunShape.for_run(
+        len(splits.train),
+        config.train.batch_size,
+        config.train.epochs,
+        (c, h, w),
         config.model.latent_dim,
-        recon_scale(config.loss.recon_reduction, c * h * w),
+        config.loss.recon_reduction,
     )
     control = build_control(config.kl, config.beta, shape)
     try:

@@ -46,16 +46,8 @@ from vaesweep.errors import ConfigError, UserError
 CONFIG_NAME = "config"
 #: Options of the schema-typed groups: {group: {option: dataclass}}.
 _GROUP_SCHEMAS: dict[str, dict[str, type]] = {
-    "model": {"conv": schemas.ConvConfig, "mlp": schemas.MLPConfig},
-    "kl": {
-        "constant": schemas.ConstantKL,
-        "warmup": schemas.WarmupKL,
-        "cyclical": schemas.CyclicalKL,
-        "capacity": schemas.CapacityKL,
-        "free_bits": schemas.FreeBitsKL,
-        "geco": schemas.GecoKL,
-        "pi": schemas.PIKL,
-    },
+    "model": schemas.MODEL_SCHEMAS,
+    "kl": schemas.KL_SCHEMAS,
 }
 #: Hydra groups a user may select on the command line without being a config key.
 _LOGGING_OFF = ("hydra/job_logging=vaesweep", "hydra/hydra_logging=vaesweep")
@@ -461,7 +453,9 @@ def _describe(err: BaseException) -> str:
 
 def _did_you_mean(parent: str, leaf: str) -> str:
     owners = [
-        option for option, schema in _GROUP_SCHEMAS.get(parent, {}).items() if leaf in vars(schema())
+        option
+        for option, schema in _GROUP_SCHEMAS.get(parent, {}).items()
+        if leaf in vars(schema())
     ]
     if owners:
         choices = " or ".join(f"{parent}={o}" for o in owners)

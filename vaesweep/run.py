@@ -29,7 +29,6 @@ from vaesweep.control import RunShape, build_control
 from vaesweep.data import Splits, load_splits
 from vaesweep.errors import UserError
 from vaesweep.model import VAE, build_model
-from vaesweep.objective import recon_scale
 from vaesweep.record import RunRecord, contract
 from vaesweep.record.images import save_grid
 from vaesweep.record.run_record import last_rows
@@ -188,13 +187,13 @@ def _train(config: Config, record: RunRecord) -> None:
     )
     train_u8, val_u8 = splits.train.images.to(device), splits.val.images.to(device)
     trainer = Trainer(config.train, config.eval, binarize=config.data.binarize, eval_seed=EVAL_SEED)
-    steps = trainer.steps_per_epoch(len(train_u8))
-    shape = RunShape(
-        steps,
-        steps * config.train.epochs,
-        c * h * w,
+    shape = RunShape.for_run(
+        len(train_u8),
+        config.train.batch_size,
+        config.train.epochs,
+        splits.shape,
         config.model.latent_dim,
-        recon_scale(config.loss.recon_reduction, c * h * w),
+        config.loss.recon_reduction,
     )
     control = build_control(config.kl, config.beta, shape)
     optimizer = make_adam(model, config.train.lr, config.train.weight_decay)

@@ -3,6 +3,7 @@
 from vaesweep.config.data import DataConfig
 from vaesweep.config.eval import EvalConfig
 from vaesweep.config.kl import (
+    KL_SCHEMAS,
     PIKL,
     CapacityKL,
     ConstantKL,
@@ -13,11 +14,13 @@ from vaesweep.config.kl import (
     WarmupKL,
 )
 from vaesweep.config.loss import LossConfig
-from vaesweep.config.model import ConvConfig, MLPConfig, ModelConfig
+from vaesweep.config.model import MODEL_SCHEMAS, ConvConfig, MLPConfig, ModelConfig
 from vaesweep.config.root import Config
 from vaesweep.config.train import TrainConfig
 
 __all__ = [
+    "KL_SCHEMAS",
+    "MODEL_SCHEMAS",
     "PIKL",
     "CapacityKL",
     "Config",

@@ -16,33 +16,13 @@ from typing import Any
 
 from vaesweep.config.data import DataConfig
 from vaesweep.config.eval import EvalConfig
-from vaesweep.config.kl import (
-    PIKL,
-    CapacityKL,
-    ConstantKL,
-    CyclicalKL,
-    FreeBitsKL,
-    GecoKL,
-    WarmupKL,
-)
+from vaesweep.config.kl import KL_SCHEMAS
 from vaesweep.config.loss import LossConfig
-from vaesweep.config.model import ConvConfig, MLPConfig
+from vaesweep.config.model import MODEL_SCHEMAS
 from vaesweep.config.root import Config
 from vaesweep.config.train import TrainConfig
 from vaesweep.errors import ConfigError
 
-#: ``model.arch`` -> schema.
-MODEL_SCHEMAS: dict[str, type] = {"conv": ConvConfig, "mlp": MLPConfig}
-#: ``kl.method`` -> schema.
-KL_SCHEMAS: dict[str, type] = {
-    "constant": ConstantKL,
-    "warmup": WarmupKL,
-    "cyclical": CyclicalKL,
-    "capacity": CapacityKL,
-    "free_bits": FreeBitsKL,
-    "geco": GecoKL,
-    "pi": PIKL,
-}
 #: Plain groups of the root config -> schema.
 GROUP_SCHEMAS: dict[str, type] = {
     "data": DataConfig,

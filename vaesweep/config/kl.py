@@ -164,3 +164,14 @@ class PIKL:
 
 
 KLConfig = ConstantKL | WarmupKL | CyclicalKL | CapacityKL | FreeBitsKL | GecoKL | PIKL
+
+#: ``kl=<option>`` (and ``kl.method``) -> schema.
+KL_SCHEMAS: dict[str, type] = {
+    "constant": ConstantKL,
+    "warmup": WarmupKL,
+    "cyclical": CyclicalKL,
+    "capacity": CapacityKL,
+    "free_bits": FreeBitsKL,
+    "geco": GecoKL,
+    "pi": PIKL,
+}

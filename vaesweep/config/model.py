@@ -55,3 +55,6 @@ class MLPConfig:
 
 
 ModelConfig = ConvConfig | MLPConfig
+
+#: ``model=<option>`` (and ``model.arch``) -> schema.
+MODEL_SCHEMAS: dict[str, type] = {"conv": ConvConfig, "mlp": MLPConfig}

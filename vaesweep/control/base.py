@@ -10,11 +10,13 @@ State needed to continue a schedule is in ``state_dict`` and goes into checkpoin
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 
+from vaesweep.objective.effective_beta import recon_scale
 from vaesweep.objective.terms import LossTerms
 
 
@@ -31,6 +33,21 @@ class RunShape:
 
     def steps(self, epochs: float) -> int:
         return max(1, round(epochs * self.steps_per_epoch))
+
+    @classmethod
+    def for_run(
+        cls,
+        n_train: int,
+        batch_size: int,
+        epochs: int,
+        image_shape: tuple[int, int, int],
+        latent_dim: int,
+        recon_reduction: str,
+    ) -> RunShape:
+        """The shape of a run of ``epochs`` over ``n_train`` images of ``image_shape``."""
+        steps = math.ceil(n_train / batch_size)
+        d = math.prod(image_shape)
+        return cls(steps, steps * epochs, d, latent_dim, recon_scale(recon_reduction, d))
 
 
 class KLControl:

@@ -109,7 +109,9 @@ class SquaredError(Likelihood):
         return sse, sse + 0.5 * x[0].numel() * math.log(math.pi), sse
 
 
-def gaussian_nll_from_sse(sse: torch.Tensor, n_pixels: int, log_sigma: torch.Tensor) -> torch.Tensor:
+def gaussian_nll_from_sse(
+    sse: torch.Tensor, n_pixels: int, log_sigma: torch.Tensor
+) -> torch.Tensor:
     """The same as :func:`gaussian_nll` from per-image SSE (B,): one pass over the pixels."""
     return 0.5 * sse * torch.exp(-2 * log_sigma) + n_pixels * (log_sigma + 0.5 * LOG_2PI)
 
