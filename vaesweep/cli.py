@@ -151,10 +151,10 @@ def train(
         console = _console()
         opts = driver.LaunchOptions(launcher, 1, _config_dirs(config_dir), outputs)
         summary = driver.train(overrides or [], opts, name, console)
-        _print_run(console, summary)
         status = summary.get("status")
         if status == "failed" and summary.get("error_kind") == "user":
             _fail(str(summary.get("error")))
+        _print_run(console, summary)
         if status != "completed":
             raise typer.Exit(1)
 
