@@ -71,7 +71,7 @@ class RecordHooks(TrainHooks):
         if self.progress:
             self.progress.start_epoch(epoch, n_steps)
 
-    def on_step(self, step: int, loss: float) -> None:
+    def on_step(self, step: int, loss: torch.Tensor) -> None:
         if self.progress:
             self.progress.advance(loss)
 

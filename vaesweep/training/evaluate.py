@@ -34,7 +34,8 @@ class SplitStats:
 
     latent_dim: int
     n: int = 0
-    sums: dict[str, float] = field(default_factory=dict)
+    #: Sums kept as tensors on the run's device: no host sync per batch on a GPU.
+    sums: dict[str, torch.Tensor] = field(default_factory=dict)
     kl_dim: torch.Tensor | None = None
     mu_sum: torch.Tensor | None = None
     mu_sq: torch.Tensor | None = None
@@ -49,7 +50,8 @@ class SplitStats:
             "loss": objective * b,
         }
         for k, v in batch.items():
-            self.sums[k] = self.sums.get(k, 0.0) + float(v)
+            v = v.detach().double()
+            self.sums[k] = self.sums[k] + v if k in self.sums else v
         kl_dim = terms.kl_per_dim.detach().sum(0).double()
         mu = mu.detach().double()
         if self.kl_dim is None:
@@ -62,7 +64,7 @@ class SplitStats:
         self.n += b
 
     def mean(self, key: str) -> float:
-        return self.sums[key] / self.n if self.n else math.nan
+        return float(self.sums[key]) / self.n if self.n else math.nan
 
     def kl_per_dim(self) -> list[float]:
         assert self.kl_dim is not None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 
+import torch
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -31,6 +32,7 @@ class EpochProgress:
             transient=True,
         )
         self.task: TaskID | None = None
+        self._steps = 0
         self.bar.start()
 
     @classmethod
@@ -48,9 +50,14 @@ class EpochProgress:
             "train", total=n_steps, epoch=epoch, epochs=self.epochs, loss=float("nan")
         )
 
-    def advance(self, loss: float) -> None:
-        if self.task is not None:
-            self.bar.update(self.task, advance=1, loss=loss)
+    def advance(self, loss: torch.Tensor) -> None:
+        if self.task is None:
+            return
+        self._steps += 1
+        if self._steps % 10 == 1:  # reading the loss syncs a GPU: refresh it now and then
+            self.bar.update(self.task, advance=1, loss=float(loss))
+        else:
+            self.bar.update(self.task, advance=1)
 
     def end_epoch(self, line: str) -> None:
         self.console.print(line, highlight=False)
