@@ -10,20 +10,37 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vaesweep.errors import UserError
 from vaesweep.record.files import atomic_write_bytes, atomic_write_text
 from vaesweep.report.aggregate import Sweep, build_sweep, summary_columns
 from vaesweep.report.load import REPORT_DIR, load
-from vaesweep.report.reading import build_reading
+from vaesweep.report.reading import Reading, build_reading
 from vaesweep.report.style import Palette, Rendered
 from vaesweep.report.tables import left_out_table, runs_table, settings_table
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 FORMATS = ("html", "md")
 SUMMARY_CSV = "summary.csv"
 SEEDS_CSV = "seeds.csv"
+
+
+@dataclass
+class Page:
+    """What the report page shows, in either format (:mod:`~vaesweep.report.html`,
+    :mod:`~vaesweep.report.markdown`), top to bottom."""
+
+    title: str
+    sources: list[str]  # the folders read
+    reading: Reading
+    figures: list[Rendered]
+    tables: list[tuple[str, pd.DataFrame]]  # (heading, display table)
+    files: list[str]  # the files next to the page
 
 
 def figure_makers() -> list[tuple[str, Callable[[Sweep, Palette], Rendered | None]]]:
@@ -107,19 +124,23 @@ def build_report(
         ("Every run", runs_table(sweep)),
         ("Runs left out of the final-value plots", left_out_table(sweep)),
     ]
-    files = [f"{f.name}.png" for f in figures] + [SUMMARY_CSV, SEEDS_CSV]
-    sources = [str(s.path) for s in loaded.sources]
-    title = _title(sweep, [s.path for s in loaded.sources])
+    page = Page(
+        title=_title(sweep, [s.path for s in loaded.sources]),
+        sources=[str(s.path) for s in loaded.sources],
+        reading=reading,
+        figures=figures,
+        tables=tables,
+        files=[f"{f.name}.png" for f in figures] + [SUMMARY_CSV, SEEDS_CSV],
+    )
     if fmt == "html":
-        from vaesweep.report.html import render_html
+        from vaesweep.report.html import render_html as render
 
         path = report_dir / "index.html"
-        atomic_write_text(path, render_html(title, sources, reading, figures, tables, files))
     else:
-        from vaesweep.report.markdown import render_markdown
+        from vaesweep.report.markdown import render_markdown as render
 
         path = report_dir / "index.md"
-        atomic_write_text(path, render_markdown(title, sources, reading, figures, tables, files))
+    atomic_write_text(path, render(page))
     if console is not None:
         n_ok = int(sweep.table["usable"].sum())
         console.print(

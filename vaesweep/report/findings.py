@@ -82,8 +82,7 @@ def bounds(G: Groups, ends: tuple[str, str] | None) -> list[str]:
             f"per image, {at(G.label(g))}; across settings it ranges from {fmt(e.min())} to "
             f"{fmt(e.max())}."
         )
-    mse_runs = G.g[G.g["likelihood"] == "mse"]
-    c = G.best("elbo_calib", high=True, rows=mse_runs) if not mse_runs.empty else None
+    c = G.best_calibrated_elbo()
     if c:
         out.append(
             f"For mse runs that ELBO uses σ² = ½, the noise level β = 1 assumes, so it favours "
@@ -121,7 +120,7 @@ def collapse(G: Groups, ends: tuple[str, str] | None) -> list[str]:
             + "."
         )
     if ends:
-        const = G.constant[G.constant["beta_mean"] > 0].sort_values("beta_mean")
+        const = G.by_beta()
         inf = const["informative_dims_mean"].to_numpy(dtype=float)
         labels = [G.label(str(g)) for g in const.index]
         dead = np.flatnonzero(inf == 0)

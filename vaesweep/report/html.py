@@ -12,12 +12,15 @@ from __future__ import annotations
 import base64
 import html
 from datetime import datetime, timezone
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from vaesweep import __version__
-from vaesweep.report.reading import Reading
-from vaesweep.report.style import Rendered
+
+if TYPE_CHECKING:
+    from vaesweep.report.build import Page
+    from vaesweep.report.style import Rendered
 
 CSS = """
 body { font: 15px/1.55 -apple-system, "Segoe UI", Roboto, Helvetica, Arial, sans-serif;
@@ -73,26 +76,20 @@ def figure_html(fig: Rendered) -> str:
     )
 
 
-def render_html(
-    title: str,
-    sources: list[str],
-    reading: Reading,
-    figures: list[Rendered],
-    tables: list[tuple[str, pd.DataFrame]],
-    files: list[str],
-) -> str:
+def render_html(page: Page) -> str:
+    reading = page.reading
     now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>{esc(title)}</title><style>{CSS}</style></head><body><main>",
-        f"<h1>{esc(title)}</h1>",
-        f'<div class="meta">Read from {", ".join(f"<code>{esc(s)}</code>" for s in sources)}'
+        f"<title>{esc(page.title)}</title><style>{CSS}</style></head><body><main>",
+        f"<h1>{esc(page.title)}</h1>",
+        f'<div class="meta">Read from {", ".join(f"<code>{esc(s)}</code>" for s in page.sources)}'
         f" · {esc(reading.headline)} · vaesweep {esc(__version__)}, {esc(now)}</div>",
     ]
     nav = ['<a href="#answer">answer</a>']
-    nav += [f'<a href="#{esc(f.name)}">{esc(f.title)}</a>' for f in figures]
+    nav += [f'<a href="#{esc(f.name)}">{esc(f.title)}</a>' for f in page.figures]
     nav += ['<a href="#reading">reading</a>', '<a href="#tables">tables</a>']
     parts.append("<nav>" + "".join(nav) + "</nav>")
     parts.append(f'<h2 id="answer">{esc(reading.title)}</h2><div class="answer">')
@@ -103,9 +100,9 @@ def render_html(
             parts.append(f"<dt>{esc(q)}</dt><dd>{esc(a)}</dd>")
         parts.append("</dl>")
     parts.append("</div>")
-    if figures:
+    if page.figures:
         parts.append('<h2 id="figures">Figures</h2>')
-        parts += [figure_html(f) for f in figures]
+        parts += [figure_html(f) for f in page.figures]
     parts.append('<h2 id="reading">The reading, in detail</h2>')
     for heading, sentences in reading.sections:
         cls = ' class="left-out"' if heading == "Runs left out" else ""
@@ -115,12 +112,12 @@ def render_html(
         parts += [f"<li>{esc(s)}</li>" for s in sentences]
         parts.append("</ul>")
     parts.append('<h2 id="tables">Tables</h2>')
-    for heading, df in tables:
+    for heading, df in page.tables:
         if not df.empty:
             parts.append(f"<h3>{esc(heading)}</h3>{table_html(df)}")
     parts.append(
         "<footer>Files next to this page: "
-        + ", ".join(f"<code>{esc(f)}</code>" for f in files)
+        + ", ".join(f"<code>{esc(f)}</code>" for f in page.files)
         + ". Every number above is in summary.csv (one row per run) or seeds.csv (mean and "
         "standard deviation over seeds).</footer>"
     )

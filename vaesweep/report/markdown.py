@@ -8,11 +8,12 @@ characters Markdown would otherwise read as markup.
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from vaesweep.report.reading import Reading
-from vaesweep.report.style import Rendered
+if TYPE_CHECKING:
+    from vaesweep.report.build import Page
 
 _SPECIAL = re.compile(r"([\\`*_{}\[\]<>#|])")
 
@@ -28,26 +29,23 @@ def table_md(df: pd.DataFrame) -> str:
     return "\n".join([head, rule, *rows])
 
 
-def render_markdown(
-    title: str,
-    sources: list[str],
-    reading: Reading,
-    figures: list[Rendered],
-    tables: list[tuple[str, pd.DataFrame]],
-    files: list[str],
-) -> str:
-    out = [f"# {md_escape(title)}", ""]
+def render_markdown(page: Page) -> str:
+    reading = page.reading
+    out = [f"# {md_escape(page.title)}", ""]
     out.append(
-        "Read from " + ", ".join(f"`{s}`" for s in sources) + ". " + md_escape(reading.headline)
+        "Read from "
+        + ", ".join(f"`{s}`" for s in page.sources)
+        + ". "
+        + md_escape(reading.headline)
     )
     out += ["", f"## {md_escape(reading.title)}", ""]
     for p in reading.answer:
         out += [md_escape(p), ""]
     for q, a in reading.questions:
         out += [f"**{md_escape(q)}** {md_escape(a)}", ""]
-    if figures:
+    if page.figures:
         out += ["## Figures", ""]
-        for f in figures:
+        for f in page.figures:
             out += [
                 f"### {md_escape(f.title)}",
                 "",
@@ -62,8 +60,8 @@ def render_markdown(
         out += [f"- {md_escape(s)}" for s in sentences]
         out.append("")
     out += ["## Tables", ""]
-    for heading, df in tables:
+    for heading, df in page.tables:
         if not df.empty:
             out += [f"### {md_escape(heading)}", "", table_md(df), ""]
-    out.append("Files: " + ", ".join(f"`{f}`" for f in files) + ".")
+    out.append("Files: " + ", ".join(f"`{f}`" for f in page.files) + ".")
     return "\n".join(out) + "\n"

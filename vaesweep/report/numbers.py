@@ -7,15 +7,22 @@ import math
 from typing import Any
 
 
-def fmt(x: Any, digits: int = 3) -> str:
-    """``digits`` significant figures; thousands separators instead of an exponent for large
-    numbers; "n/a" for NaN or a value that is not a number."""
+def _number(x: Any) -> float | str:
+    """``x`` as a float, or the text to print instead: "n/a" for NaN, ``str(x)`` for a value
+    that is not a number."""
     try:
         v = float(x)
     except (TypeError, ValueError):
         return str(x)
-    if math.isnan(v):
-        return "n/a"
+    return "n/a" if math.isnan(v) else v
+
+
+def fmt(x: Any, digits: int = 3) -> str:
+    """``digits`` significant figures; thousands separators instead of an exponent for large
+    numbers; "n/a" for NaN or a value that is not a number."""
+    v = _number(x)
+    if isinstance(v, str):
+        return v
     if math.isinf(v):
         return "inf" if v > 0 else "-inf"
     if v == 0:
@@ -36,10 +43,7 @@ def fmt_pct(x: float) -> str:
 
 def fmt_int(x: Any) -> str:
     """A count (possibly a mean over seeds): whole numbers without a decimal point."""
-    try:
-        v = float(x)
-    except (TypeError, ValueError):
-        return str(x)
-    if math.isnan(v):
-        return "n/a"
+    v = _number(x)
+    if isinstance(v, str):
+        return v
     return f"{v:.0f}" if v == round(v) else f"{v:.1f}"

@@ -67,6 +67,15 @@ class Groups:
             return None
         return str(s.idxmax() if high else s.idxmin())
 
+    def best_calibrated_elbo(self) -> str | None:
+        """The mse group with the best ELBO at σ² = its own MSE (None without mse groups)."""
+        mse_runs = self.g[self.g["likelihood"] == "mse"]
+        return self.best("elbo_calib", high=True, rows=mse_runs) if not mse_runs.empty else None
+
+    def by_beta(self) -> pd.DataFrame:
+        """The constant-beta groups with beta > 0, in beta order."""
+        return self.constant[self.constant["beta_mean"] > 0].sort_values("beta_mean")
+
 
 def grey(sigma: float, sigma_255: float) -> str:
     """A decoder noise std in 8-bit grey levels, flagging one wider than the intensity range."""

@@ -15,7 +15,8 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.colors import LogNorm
 
-from vaesweep.report.aggregate import INFORMATIVE_KL, Sweep
+from vaesweep.report.aggregate import Sweep
+from vaesweep.report.per_run import INFORMATIVE_KL
 from vaesweep.report.style import Palette, Rendered, fmt, margins, ordered_groups, plt, render
 
 

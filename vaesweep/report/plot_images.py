@@ -131,8 +131,15 @@ def _grid_figure(
     return render(fig)
 
 
-def _layout(sweep: Sweep, key: str, name: str) -> dict[str, Any]:
-    return ((sweep.runs[key].summary or {}).get("images") or {}).get(name) or {}
+def _grid_rows(
+    sweep: Sweep, key: str, name: str, file: str
+) -> tuple[dict[str, Any], list[np.ndarray] | None]:
+    """A run's grid ``name`` (``summary.json["images"][name]``, written to ``file``): its
+    layout and its rows, None when the PNG is missing or does not match the layout."""
+    run = sweep.runs[key]
+    layout = ((run.summary or {}).get("images") or {}).get(name) or {}
+    grid = _read_png(run.path / file)
+    return layout, (_rows(grid, layout) if grid is not None else None)
 
 
 def fig_reconstructions(sweep: Sweep, palette: Palette) -> Rendered | None:
@@ -141,9 +148,7 @@ def fig_reconstructions(sweep: Sweep, palette: Palette) -> Rendered | None:
     index: list[int] | None = None
     differ: list[str] = []
     for g, key in reps:
-        layout = _layout(sweep, key, "reconstructions")
-        grid = _read_png(sweep.runs[key].path / contract.RECONSTRUCTIONS_FILE)
-        cut = _rows(grid, layout) if grid is not None else None
+        layout, cut = _grid_rows(sweep, key, "reconstructions", contract.RECONSTRUCTIONS_FILE)
         if not cut or len(cut) < 2:
             continue
         if not rows:
@@ -172,9 +177,7 @@ def fig_samples(sweep: Sweep, palette: Palette, per_row: int = 8) -> Rendered | 
     rows: list[tuple[str, np.ndarray]] = []
     reps = representatives(sweep)
     for g, key in reps:
-        layout = _layout(sweep, key, "samples")
-        grid = _read_png(sweep.runs[key].path / contract.SAMPLES_FILE)
-        cut = _rows(grid, layout) if grid is not None else None
+        layout, cut = _grid_rows(sweep, key, "samples", contract.SAMPLES_FILE)
         if not cut:
             continue
         row = np.concatenate(cut[: max(1, -(-per_row // max(1, int(layout.get("cols", 8)))))], 1)
@@ -196,9 +199,7 @@ def fig_traversals(sweep: Sweep, palette: Palette) -> Rendered | None:
     rows: list[tuple[str, np.ndarray]] = []
     values: list[float] | None = None
     for g, key in reps:
-        layout = _layout(sweep, key, "traversals")
-        grid = _read_png(sweep.runs[key].path / contract.TRAVERSALS_FILE)
-        cut = _rows(grid, layout) if grid is not None else None
+        layout, cut = _grid_rows(sweep, key, "traversals", contract.TRAVERSALS_FILE)
         if not cut:
             continue
         dims = layout.get("dims") or list(range(len(cut)))

@@ -17,8 +17,9 @@ import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 
-from vaesweep.report.aggregate import GAUSSIAN, Sweep
+from vaesweep.report.aggregate import Sweep
 from vaesweep.report.linear_reference import Spectrum, rd_curve
+from vaesweep.report.per_run import GAUSSIAN
 from vaesweep.report.style import (
     Palette,
     Rendered,
