@@ -378,7 +378,21 @@ def launch(
             overrides=[*overrides, *hydra_overrides],
             with_log_configuration=True,
         )
+    _release_joblib_workers()
     return [r for batch in batches for r in batch]
+
+
+def _release_joblib_workers() -> None:
+    """Stop the joblib launcher's idle worker processes now rather than at interpreter exit.
+
+    Loky keeps its workers for reuse and only ends them in an exit handler, which kept the
+    command waiting about a second after the last run had finished.
+    """
+    import sys
+
+    loky = sys.modules.get("joblib.externals.loky")
+    if loky is not None:
+        loky.get_reusable_executor().shutdown(wait=False, kill_workers=True)
 
 
 def _quote(value: str) -> str:

@@ -61,7 +61,9 @@ class SweepMonitor:
         for name, status in statuses.items():
             if status in FINISHED and self._seen.get(name) != status:
                 self._seen[name] = status
-                done = sum(1 for s in statuses.values() if s in FINISHED)
+                # Count what has been reported so far, so runs finishing in the same poll
+                # get consecutive numbers.
+                done = sum(1 for s in self._seen.values() if s in FINISHED)
                 self.console.print(self._line(name, status, done, total, statuses), highlight=False)
 
     def _line(self, name: str, status: str, done: int, total: int, statuses: dict[str, str]) -> str:
