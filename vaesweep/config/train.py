@@ -13,7 +13,7 @@ DEVICES = ("auto", "cpu", "cuda", "mps")
 class TrainConfig:
     """Optimisation: Adam over ``epochs`` passes of shuffled mini-batches."""
 
-    epochs: int = 30
+    epochs: int = 50
     batch_size: int = 64
     lr: float = 1e-3
     weight_decay: float = 0.0
