@@ -80,7 +80,9 @@ class RecordHooks(TrainHooks):
         self.record.append_epoch(result.epoch, result.step, self.config.beta, result.rows)
         # Checkpoint after the CSV: a kill in between leaves a row the checkpoint has not
         # seen, which resuming drops (load_rows), never a checkpoint without its row.
-        self.record.save_checkpoint({"state": state.state_dict(), "config": self.config.to_dict()})
+        self.record.save_checkpoint(
+            {"state": state.state_dict(), "config": self.config.to_dict()}, background=True
+        )
         self.record.update_summary(
             epochs_done=result.epoch, step=result.step, final=last_rows(self.record.rows)
         )
@@ -220,6 +222,7 @@ def _train(config: Config, record: RunRecord) -> None:
     try:
         result = trainer.fit(state, train_u8, val_u8)
     finally:
+        record.flush()
         if progress:
             progress.close()
     timings["record_s"] = hooks.write_seconds

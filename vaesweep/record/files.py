@@ -108,15 +108,19 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
+def format_rows(header: Sequence[str], rows: Iterable[dict[str, Any]]) -> list[str]:
+    """CSV lines (with newline) of ``rows`` under ``header``."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    for row in rows:
+        writer.writerow([_cell(row.get(k)) for k in header])
+    return buf.getvalue().splitlines(keepends=True)
+
+
 def write_metrics_csv(path: Path, rows: Sequence[dict[str, Any]]) -> None:
     """Rewrite the whole CSV atomically (rows are few: epochs x splits)."""
     header = metric_header(rows)
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(header)
-    for row in rows:
-        writer.writerow([_cell(row.get(k)) for k in header])
-    atomic_write_text(path, buf.getvalue())
+    atomic_write_text(path, ",".join(header) + "\n" + "".join(format_rows(header, rows)))
 
 
 def read_metrics_csv(path: Path) -> list[dict[str, Any]]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import math
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,8 @@ from vaesweep.record import contract
 from vaesweep.record.files import (
     atomic_write_bytes,
     atomic_write_text,
+    format_rows,
+    metric_header,
     read_json,
     read_metrics_csv,
     write_json,
@@ -25,6 +28,11 @@ class RunRecord:
         self.dir = Path(run_dir)
         self.rows: list[dict[str, Any]] = []
         self.summary: dict[str, Any] = {}
+        # CSV lines already formatted for the current header: each epoch formats only its rows.
+        self._csv_header: list[str] = []
+        self._csv_lines: list[str] = []
+        self._checkpoint_thread: threading.Thread | None = None
+        self._checkpoint_error: BaseException | None = None
 
     # ------------------------------------------------------------------ paths
     def path(self, name: str) -> Path:
@@ -76,15 +84,56 @@ class RunRecord:
         beta: float,
         rows: dict[str, tuple[dict[str, float], list[float]]],
     ) -> None:
+        new_rows = []
         for split, (values, kl_dims) in rows.items():
             row: dict[str, Any] = {"epoch": epoch, "step": step, "split": split, "beta": beta}
             row.update(values)
             row.update({f"{contract.KL_DIM_PREFIX}{i}": v for i, v in enumerate(kl_dims)})
-            self.rows.append(row)
-        write_metrics_csv(self.metrics_path, self.rows)
+            new_rows.append(row)
+        self.rows.extend(new_rows)
+        header = metric_header(self.rows)
+        if header == self._csv_header and len(self._csv_lines) == len(self.rows) - len(new_rows):
+            self._csv_lines += format_rows(header, new_rows)
+        else:
+            self._csv_header, self._csv_lines = header, format_rows(header, self.rows)
+        text = ",".join(header) + "\n" + "".join(self._csv_lines)
+        atomic_write_text(self.metrics_path, text)
 
     # ------------------------------------------------------------------ checkpoint
-    def save_checkpoint(self, state: dict[str, Any]) -> None:
+    def save_checkpoint(self, state: dict[str, Any], *, background: bool = False) -> None:
+        """Write ``checkpoint.pt`` atomically.
+
+        With ``background`` the tensors are copied now and serialised and written by a helper
+        thread while training goes on; at most one write is in flight, and :meth:`flush` waits
+        for it. The caller writes the epoch's metrics first, so the checkpoint on disk is
+        never ahead of ``metrics.csv`` (resuming drops rows the checkpoint has not seen).
+        """
+        self.flush()
+        if not background:
+            self._write_checkpoint(state)
+            return
+        snapshot = _copy_tensors(state)
+        self._checkpoint_thread = threading.Thread(
+            target=self._write_checkpoint_guarded, args=(snapshot,), name="vaesweep-checkpoint"
+        )
+        self._checkpoint_thread.start()
+
+    def flush(self) -> None:
+        """Wait for a background checkpoint write; re-raise its error if it failed."""
+        if self._checkpoint_thread is not None:
+            self._checkpoint_thread.join()
+            self._checkpoint_thread = None
+        if self._checkpoint_error is not None:
+            err, self._checkpoint_error = self._checkpoint_error, None
+            raise err
+
+    def _write_checkpoint_guarded(self, state: dict[str, Any]) -> None:
+        try:
+            self._write_checkpoint(state)
+        except BaseException as err:  # handed to the training thread by flush()
+            self._checkpoint_error = err
+
+    def _write_checkpoint(self, state: dict[str, Any]) -> None:
         import torch
 
         buf = io.BytesIO()
@@ -103,6 +152,17 @@ class RunRecord:
 
     def write_text(self, name: str, text: str) -> None:
         atomic_write_text(self.path(name), text)
+
+
+def _copy_tensors(obj: Any) -> Any:
+    """A copy of nested dicts/lists in which every tensor is cloned (a snapshot of a state)."""
+    if hasattr(obj, "detach") and hasattr(obj, "clone"):
+        return obj.detach().clone()
+    if isinstance(obj, dict):
+        return {k: _copy_tensors(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return type(obj)(_copy_tensors(v) for v in obj)
+    return obj
 
 
 def last_rows(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
