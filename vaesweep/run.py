@@ -84,7 +84,10 @@ class RecordHooks(TrainHooks):
             {"state": state.state_dict(), "config": self.config.to_dict()}, background=True
         )
         self.record.update_summary(
-            epochs_done=result.epoch, step=result.step, final=last_rows(self.record.rows)
+            durable=False,
+            epochs_done=result.epoch,
+            step=result.step,
+            final=last_rows(self.record.rows),
         )
         self.write_seconds += time.perf_counter() - t0
         val = result.rows.get("val", result.rows["train"])[0]

@@ -59,10 +59,12 @@ class RunRecord:
         except (OSError, ValueError):
             return None
 
-    def update_summary(self, **fields: Any) -> dict[str, Any]:
+    def update_summary(self, *, durable: bool = True, **fields: Any) -> dict[str, Any]:
+        """Merge ``fields`` into summary.json. Per-epoch progress updates pass
+        ``durable=False`` (no fsync): they are superseded within seconds."""
         self.summary.update(fields)
         self.summary["schema"] = contract.SCHEMA_VERSION
-        write_json(self.summary_path, self.summary)
+        write_json(self.summary_path, self.summary, durable=durable)
         return self.summary
 
     # ------------------------------------------------------------------ metrics
@@ -103,18 +105,22 @@ class RunRecord:
     def save_checkpoint(self, state: dict[str, Any], *, background: bool = False) -> None:
         """Write ``checkpoint.pt`` atomically.
 
-        With ``background`` the tensors are copied now and serialised and written by a helper
-        thread while training goes on; at most one write is in flight, and :meth:`flush` waits
-        for it. The caller writes the epoch's metrics first, so the checkpoint on disk is
-        never ahead of ``metrics.csv`` (resuming drops rows the checkpoint has not seen).
+        The state is serialised at once; with ``background`` a helper thread writes and
+        renames the bytes while training goes on. At most one write is in flight and
+        :meth:`flush` waits for it. The caller writes the epoch's metrics first, so the
+        checkpoint on disk is never ahead of ``metrics.csv`` (resuming drops rows the
+        checkpoint has not seen).
         """
+        import torch
+
         self.flush()
+        buf = io.BytesIO()
+        torch.save(state, buf)
         if not background:
-            self._write_checkpoint(state)
+            atomic_write_bytes(self.checkpoint_path, buf.getvalue(), durable=False)
             return
-        snapshot = _copy_tensors(state)
         self._checkpoint_thread = threading.Thread(
-            target=self._write_checkpoint_guarded, args=(snapshot,), name="vaesweep-checkpoint"
+            target=self._write_checkpoint, args=(buf.getvalue(),), name="vaesweep-checkpoint"
         )
         self._checkpoint_thread.start()
 
@@ -127,18 +133,11 @@ class RunRecord:
             err, self._checkpoint_error = self._checkpoint_error, None
             raise err
 
-    def _write_checkpoint_guarded(self, state: dict[str, Any]) -> None:
+    def _write_checkpoint(self, data: bytes) -> None:
         try:
-            self._write_checkpoint(state)
+            atomic_write_bytes(self.checkpoint_path, data, durable=False)
         except BaseException as err:  # handed to the training thread by flush()
             self._checkpoint_error = err
-
-    def _write_checkpoint(self, state: dict[str, Any]) -> None:
-        import torch
-
-        buf = io.BytesIO()
-        torch.save(state, buf)
-        atomic_write_bytes(self.checkpoint_path, buf.getvalue(), durable=False)
 
     def load_checkpoint(self, map_location: Any = "cpu") -> dict[str, Any] | None:
         import torch
@@ -152,17 +151,6 @@ class RunRecord:
 
     def write_text(self, name: str, text: str) -> None:
         atomic_write_text(self.path(name), text)
-
-
-def _copy_tensors(obj: Any) -> Any:
-    """A copy of nested dicts/lists in which every tensor is cloned (a snapshot of a state)."""
-    if hasattr(obj, "detach") and hasattr(obj, "clone"):
-        return obj.detach().clone()
-    if isinstance(obj, dict):
-        return {k: _copy_tensors(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return type(obj)(_copy_tensors(v) for v in obj)
-    return obj
 
 
 def last_rows(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
