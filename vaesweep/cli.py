@@ -167,7 +167,8 @@ def _print_run(console: Any, summary: dict[str, Any]) -> None:
     status = summary.get("status", "?")
     colour = {"completed": "green", "diverged": "yellow", "failed": "red"}.get(status, "white")
     val = (summary.get("final") or {}).get("val") or {}
-    table = Table(title=f"[{colour}]{status}[/] {summary.get('run_dir', '')}", title_justify="left")
+    console.print(f"[{colour}]{status}[/] {summary.get('run_dir', '')}")
+    table = Table()
     for col in ("beta", "recon", "kl", "elbo", "mse", "psnr", "active", "beta_calib", "seconds"):
         table.add_column(col, justify="right")
     if val:
@@ -183,8 +184,6 @@ def _print_run(console: Any, summary: dict[str, Any]) -> None:
             _fmt(summary.get("wall_time_s")),
         )
         console.print(table)
-    else:
-        console.print(f"[{colour}]{status}[/] {summary.get('run_dir', '')}")
     if summary.get("error"):
         console.print(f"[{colour}]{summary['error']}[/]")
 
@@ -280,7 +279,8 @@ def _print_grid(console: Any, plan: Any, sweep_dir: Path, dry_run: bool) -> None
     from rich.table import Table
 
     verb = "would run" if dry_run else "runs"
-    table = Table(title=f"{len(plan.runs)} {verb} -> {sweep_dir}", title_justify="left")
+    console.print(f"{len(plan.runs)} {verb} -> {sweep_dir}")
+    table = Table()
     table.add_column("#", justify="right")
     for key in plan.swept_keys:
         table.add_column(key)
@@ -300,7 +300,8 @@ def _print_sweep(
 
     from vaesweep.sweep.driver import summarize
 
-    table = Table(title=f"{summarize(rows)} -> {sweep_dir}", title_justify="left")
+    console.print(f"{summarize(rows)} -> {sweep_dir}")
+    table = Table()
     for col in (*keys, "status", "recon", "kl", "elbo", "mse", "active", "beta_calib", "s"):
         table.add_column(col, justify="right")
     for r in rows:

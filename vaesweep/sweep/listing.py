@@ -36,7 +36,8 @@ def print_listing(console: Console, outputs: Path | None) -> None:
         key=lambda p: p.stat().st_mtime,
         reverse=True,
     )
-    table = Table(title=f"sweeps in {root / 'sweeps'}", title_justify="left")
+    console.print(f"sweeps in {root / 'sweeps'}")
+    table = Table()
     for col in ("sweep", "runs", "swept", "status", "created"):
         table.add_column(col)
     for path in sweeps:
@@ -50,7 +51,8 @@ def print_listing(console: Console, outputs: Path | None) -> None:
             plan.created,
         )
     console.print(table if sweeps else "no sweeps yet")
-    table = Table(title=f"single runs in {root / 'runs'}", title_justify="left")
+    console.print(f"single runs in {root / 'runs'}")
+    table = Table()
     for col in ("run", "status", "epochs"):
         table.add_column(col)
     for path in runs:
