@@ -168,6 +168,8 @@ def _print_run(console: Any, summary: dict[str, Any]) -> None:
     colour = {"completed": "green", "diverged": "yellow", "failed": "red"}.get(status, "white")
     val = (summary.get("final") or {}).get("val") or {}
     console.print(f"[{colour}]{status}[/] {summary.get('run_dir', '')}")
+    for note in (summary.get("data") or {}).get("notes") or []:
+        console.print(f"[dim]data: {note}[/]")
     table = Table()
     for col in ("beta", "recon", "kl", "elbo", "mse", "psnr", "active", "beta_calib", "seconds"):
         table.add_column(col, justify="right")
