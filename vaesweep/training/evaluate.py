@@ -28,6 +28,11 @@ def to_unit(images: torch.Tensor, binarize: str, generator: torch.Generator | No
     return x
 
 
+def accumulation_dtype(device: torch.device) -> torch.dtype:
+    """float64 for running sums (a float32 sum over an epoch drifts); MPS has no float64."""
+    return torch.float32 if device.type == "mps" else torch.float64
+
+
 @dataclass
 class SplitStats:
     """Running sums over the images of one pass (per-image values, so means are exact)."""
@@ -49,11 +54,12 @@ class SplitStats:
             "sse": terms.sse.sum(),
             "loss": objective * b,
         }
+        acc = accumulation_dtype(mu.device)
         for k, v in batch.items():
-            v = v.detach().double()
+            v = v.detach().to(acc)
             self.sums[k] = self.sums[k] + v if k in self.sums else v
-        kl_dim = terms.kl_per_dim.detach().sum(0).double()
-        mu = mu.detach().double()
+        kl_dim = terms.kl_per_dim.detach().sum(0).to(acc)
+        mu = mu.detach().to(acc)
         if self.kl_dim is None:
             self.kl_dim, self.mu_sum, self.mu_sq = kl_dim, mu.sum(0), mu.pow(2).sum(0)
         else:
