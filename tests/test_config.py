@@ -96,5 +96,5 @@ def test_config_yaml_round_trips_through_the_schema() -> None:
     import yaml
 
     cfg = bridge.compose(["beta=0.25", "model=mlp"])
-    data = yaml.safe_load(bridge.config_yaml(cfg))
+    data = yaml.safe_load(cfg.to_yaml())
     assert data["beta"] == 0.25 and data["model"]["hidden"] == [512, 256]

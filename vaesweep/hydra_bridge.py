@@ -49,8 +49,6 @@ _GROUP_SCHEMAS: dict[str, dict[str, type]] = {
     "model": schemas.MODEL_SCHEMAS,
     "kl": schemas.KL_SCHEMAS,
 }
-#: Hydra groups a user may select on the command line without being a config key.
-_LOGGING_OFF = ("hydra/job_logging=vaesweep", "hydra/hydra_logging=vaesweep")
 
 
 def _register_schemas() -> None:
@@ -171,11 +169,6 @@ def to_config(cfg: DictConfig) -> schemas.Config:
 
 def to_yaml(cfg: DictConfig, *, resolve: bool = True) -> str:
     return OmegaConf.to_yaml(cfg, resolve=resolve)
-
-
-def config_yaml(config: schemas.Config) -> str:
-    """The fully resolved config of a run, as YAML (written into every run directory)."""
-    return OmegaConf.to_yaml(OmegaConf.structured(config))
 
 
 def _reject_sweeps(overrides: Sequence[str]) -> None:
@@ -328,9 +321,6 @@ def _changes_composition(override: Any, loader: Any) -> bool:
 
 
 # --------------------------------------------------------------------------- launching
-
-#: Signature of the function that runs one job: (config, run dir, sweep dir or None) -> summary.
-JobFunction = Callable[[schemas.Config, Path, "Path | None"], dict[str, Any]]
 
 
 def hydra_task(cfg: DictConfig) -> dict[str, Any]:

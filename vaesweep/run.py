@@ -215,7 +215,7 @@ def _train(config: Config, record: RunRecord) -> None:
     else:
         record.rows = []
         record.metrics_path.unlink(missing_ok=True)
-    record.write_text(contract.CONFIG_FILE, _config_yaml(config))
+    record.write_text(contract.CONFIG_FILE, config.to_yaml())
 
     progress = EpochProgress.create(config.train.progress, config.train.epochs)
     hooks = RecordHooks(record, config, progress)
@@ -274,12 +274,6 @@ def make_adam(model: torch.nn.Module, lr: float, weight_decay: float) -> torch.o
         return torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay, fused=True)
     except (RuntimeError, TypeError, ValueError):
         return torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
-
-
-def _config_yaml(config: Config) -> str:
-    import yaml
-
-    return yaml.safe_dump(config.to_dict(), sort_keys=False)
 
 
 def _final_kl(rows: list[dict[str, Any]]) -> list[float]:

@@ -43,6 +43,12 @@ class Config:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def to_yaml(self) -> str:
+        """The resolved config as YAML, in schema order (written into every run directory)."""
+        import yaml
+
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
     def hash(self) -> str:
         """A short digest of every setting, for telling runs apart in summaries."""
         blob = json.dumps(self.to_dict(), sort_keys=True, default=str)

@@ -2,38 +2,31 @@
 
 from __future__ import annotations
 
-from vaesweep.config import (
-    PIKL,
-    CapacityKL,
-    ConstantKL,
-    CyclicalKL,
-    FreeBitsKL,
-    GecoKL,
-    WarmupKL,
-)
+from typing import Any
+
 from vaesweep.control.base import KLControl, RunShape
 from vaesweep.control.feedback import Geco, PIController
 from vaesweep.control.free_bits import FreeBits
 from vaesweep.control.schedules import Capacity, Cyclical, Warmup
 
+#: ``kl.method`` -> controller class; each takes (its kl config, beta, RunShape).
+CONTROLLERS: dict[str, type[KLControl]] = {
+    "warmup": Warmup,
+    "cyclical": Cyclical,
+    "capacity": Capacity,
+    "free_bits": FreeBits,
+    "geco": Geco,
+    "pi": PIController,
+}
 
-def build_control(cfg: object, beta: float, shape: RunShape) -> KLControl:
+
+def build_control(cfg: Any, beta: float, shape: RunShape) -> KLControl:
     """The controller for a ``kl`` config (one of the schemas in vaesweep.config.kl)."""
-    if isinstance(cfg, ConstantKL):
+    if cfg.method == "constant":
         return KLControl(beta, shape)
-    if isinstance(cfg, WarmupKL):
-        return Warmup(cfg, beta, shape)
-    if isinstance(cfg, CyclicalKL):
-        return Cyclical(cfg, beta, shape)
-    if isinstance(cfg, CapacityKL):
-        return Capacity(cfg, beta, shape)
-    if isinstance(cfg, FreeBitsKL):
-        return FreeBits(cfg, beta, shape)
-    if isinstance(cfg, GecoKL):
-        return Geco(cfg, beta, shape)
-    if isinstance(cfg, PIKL):
-        return PIController(cfg, beta, shape)
-    raise TypeError(f"unknown kl config {type(cfg).__name__}")
+    if cfg.method not in CONTROLLERS:
+        raise TypeError(f"unknown kl method {cfg.method!r}")
+    return CONTROLLERS[cfg.method](cfg, beta, shape)  # type: ignore[call-arg]
 
 
-__all__ = ["KLControl", "RunShape", "build_control"]
+__all__ = ["CONTROLLERS", "KLControl", "RunShape", "build_control"]
