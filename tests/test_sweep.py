@@ -209,3 +209,24 @@ def test_ctrl_c_stops_cleanly_and_says_how_to_resume(tmp_path: Path) -> None:
     assert f"vaesweep sweep --resume {sweep_dir}" in out.replace("\n", "")
     assert "Traceback" not in out
     assert [r["status"] for r in _index(sweep_dir)] == ["running", "pending"]
+
+
+def test_config_dir_adds_options_and_launcher_profiles(outputs: Path, tiny: list[str]) -> None:
+    pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
+    conf = outputs.parent / "myconf"
+    (conf / "hydra" / "launcher").mkdir(parents=True)
+    (conf / "data").mkdir()
+    (conf / "hydra" / "launcher" / "mysite.yaml").write_text(
+        "defaults:\n  - submitit_local\n  - _self_\ntimeout_min: 30\n"
+    )
+    (conf / "data" / "fewdigits.yaml").write_text("name: digits\nval_fraction: 0.25\n")
+    args = ["sweep", "beta=0.1,1", "data=fewdigits", *tiny, "--config-dir", str(conf)]
+    result = runner.invoke(app, [*args, "--launcher", "nosuchsite", "--name", "bad"])
+    assert result.exit_code == 2 and "launcher 'nosuchsite' is not available" in result.output
+    assert not (outputs / "sweeps" / "bad").exists()
+    result = runner.invoke(app, [*args, "--launcher", "mysite", "--name", "site"])
+    assert result.exit_code == 0, result.output
+    sweep_dir = outputs / "sweeps" / "site"
+    assert (sweep_dir / ".submitit").is_dir()
+    summary = json.loads((sweep_dir / "beta=0.1" / "summary.json").read_text())
+    assert summary["data"]["n_val"] == 100  # 25% of the 400 images the tiny settings keep

@@ -396,7 +396,12 @@ def launcher_names(extra_dirs: Sequence[Path] = ()) -> list[str]:
     """Options of hydra/launcher visible to Hydra (plugins installed + conf/hydra/launcher)."""
     with _hydra(extra_dirs):
         loader = GlobalHydra.instance().config_loader()
-        return sorted(loader.get_group_options("hydra/launcher"))
+        names = set(loader.get_group_options("hydra/launcher"))
+    # The extra dirs enter Hydra's search path only through the composing override, so
+    # their launcher profiles are listed from disk.
+    for d in extra_dirs:
+        names.update(p.stem for p in (Path(d).expanduser() / "hydra" / "launcher").glob("*.yaml"))
+    return sorted(names)
 
 
 def group_options(group: str) -> list[str]:

@@ -152,16 +152,21 @@ def sweep(
     plan: SweepPlan, sweep_dir: Path, opts: LaunchOptions, console: Console, resume: bool
 ) -> list[dict[str, Any]]:
     """Run (or resume) ``plan`` into ``sweep_dir``; returns the index rows."""
+    user = list(plan.overrides)
+    # Checked before the lock creates the directory: a typo leaves nothing behind.
+    extra, launcher, threads = launcher_overrides(opts, len(plan.runs), user)
+    if not resume and (sweep_dir / PLAN_FILE).exists():
+        raise UserError(
+            f"{sweep_dir} already holds a sweep; resume it with "
+            f"`vaesweep sweep --resume {sweep_dir}` or choose another --name"
+        )
     with SweepLock(sweep_dir):
         if resume:
             plan.resumed.append(datetime.now().isoformat(timespec="seconds"))
         elif (sweep_dir / PLAN_FILE).exists():
             raise UserError(
-                f"{sweep_dir} already holds a sweep; resume it with "
-                f"`vaesweep sweep --resume {sweep_dir}` or choose another --name"
+                f"{sweep_dir} was claimed by another sweep just now; use another --name"
             )
-        user = list(plan.overrides)
-        extra, launcher, threads = launcher_overrides(opts, len(plan.runs), user)
         plan.launcher, plan.jobs, plan.threads_per_run = launcher, opts.jobs, threads
         plan.save(sweep_dir)
         refresh_index(sweep_dir)
