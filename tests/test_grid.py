@@ -6,6 +6,7 @@ import pytest
 
 from vaesweep import hydra_bridge as bridge
 from vaesweep.errors import UserError
+from vaesweep.sweep.naming import run_name
 
 
 def test_comma_list_expands_in_order() -> None:
@@ -79,11 +80,11 @@ def test_one_invalid_run_fails_the_whole_sweep_up_front() -> None:
 
 
 def test_run_names_are_stable_and_safe() -> None:
-    assert bridge.run_name(["seed=0", "beta=0.1", "train.epochs=2"], ["beta", "seed"]) == (
+    assert run_name(["seed=0", "beta=0.1", "train.epochs=2"], ["beta", "seed"]) == (
         "beta=0.1,seed=0"
     )
-    assert bridge.run_name(["train.epochs=2"], []) == "train.epochs=2"
-    assert bridge.run_name([], []) == "default"
-    assert "/" not in bridge.run_name(["data.path=/a/b"], ["data.path"])
-    long = bridge.run_name([f"data.path={'x' * 400}"], ["data.path"])
+    assert run_name(["train.epochs=2"], []) == "train.epochs=2"
+    assert run_name([], []) == "default"
+    assert "/" not in run_name(["data.path=/a/b"], ["data.path"])
+    long = run_name([f"data.path={'x' * 400}"], ["data.path"])
     assert len(long) <= 150

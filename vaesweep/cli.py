@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 import typer
 
-from vaesweep import __version__
+from vaesweep import __version__, tables
 from vaesweep.errors import UserError
 
 app = typer.Typer(
@@ -154,48 +154,11 @@ def train(
         status = summary.get("status")
         if status == "failed" and summary.get("error_kind") == "user":
             _fail(str(summary.get("error")))
-        _print_run(console, summary)
+        tables.print_run(console, summary)
         if status != "completed":
             raise typer.Exit(1)
 
     _run_command(go)
-
-
-def _print_run(console: Any, summary: dict[str, Any]) -> None:
-    from rich.table import Table
-
-    status = summary.get("status", "?")
-    colour = {"completed": "green", "diverged": "yellow", "failed": "red"}.get(status, "white")
-    val = (summary.get("final") or {}).get("val") or {}
-    console.print(f"[{colour}]{status}[/] {summary.get('run_dir', '')}")
-    for note in (summary.get("data") or {}).get("notes") or []:
-        console.print(f"[dim]data: {note}[/]")
-    table = Table()
-    for col in ("beta", "recon", "kl", "elbo", "mse", "psnr", "active", "beta_calib", "seconds"):
-        table.add_column(col, justify="right")
-    if val:
-        table.add_row(
-            _fmt(summary.get("beta")),
-            _fmt(val.get("recon")),
-            _fmt(val.get("kl")),
-            _fmt(val.get("elbo")),
-            _fmt(val.get("mse")),
-            _fmt(val.get("psnr")),
-            _fmt(val.get("active_units")),
-            _fmt(val.get("beta_calib")),
-            _fmt(summary.get("wall_time_s")),
-        )
-        console.print(table)
-    if summary.get("error"):
-        console.print(f"[{colour}]{summary['error']}[/]")
-
-
-def _fmt(value: Any) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return str(value)
 
 
 # ----------------------------------------------------------------------------- sweep
@@ -259,7 +222,7 @@ def sweep(
         else:
             plan, _ = driver.plan_sweep(overrides or [], opts, name)
             sweep_dir = outputs_root(outputs) / "sweeps" / plan.name
-        _print_grid(console, plan, sweep_dir, dry_run)
+        tables.print_grid(console, plan, sweep_dir, dry_run)
         if dry_run:
             return
         try:
@@ -270,58 +233,11 @@ def sweep(
                 f"  vaesweep sweep --resume {sweep_dir}"
             )
             raise typer.Exit(130) from None
-        _print_sweep(console, rows, plan.swept_keys, sweep_dir)
+        tables.print_sweep(console, rows, plan.swept_keys, sweep_dir)
         if any(r["status"] != "completed" for r in rows):
             raise typer.Exit(1)
 
     _run_command(go)
-
-
-def _print_grid(console: Any, plan: Any, sweep_dir: Path, dry_run: bool) -> None:
-    from rich.table import Table
-
-    verb = "would run" if dry_run else "runs"
-    console.print(f"{len(plan.runs)} {verb} -> {sweep_dir}")
-    table = Table()
-    table.add_column("#", justify="right")
-    for key in plan.swept_keys:
-        table.add_column(key)
-    table.add_column("directory")
-    for i, run in enumerate(plan.runs):
-        table.add_row(str(i), *[run.values[k] for k in plan.swept_keys], run.name)
-    console.print(table)
-    fixed = [o for o in plan.overrides if o.split("=", 1)[0] not in plan.swept_keys]
-    if fixed:
-        console.print("fixed: " + " ".join(fixed))
-
-
-def _print_sweep(
-    console: Any, rows: list[dict[str, Any]], keys: list[str], sweep_dir: Path
-) -> None:
-    from rich.table import Table
-
-    from vaesweep.sweep.driver import summarize
-
-    console.print(f"{summarize(rows)} -> {sweep_dir}")
-    table = Table()
-    for col in (*keys, "status", "recon", "kl", "elbo", "mse", "active", "beta_calib", "s"):
-        table.add_column(col, justify="right")
-    for r in rows:
-        colour = {"completed": "green", "diverged": "yellow", "failed": "red"}.get(r["status"], "")
-        table.add_row(
-            *[str(r.get(k, "")) for k in keys],
-            f"[{colour}]{r['status']}[/]",
-            *[
-                _fmt(r.get(f"val_{k}"))
-                for k in ("recon", "kl", "elbo", "mse", "active_units", "beta_calib")
-            ],
-            _fmt(r.get("wall_time_s")),
-        )
-    console.print(table)
-    for r in rows:
-        if r.get("error"):
-            console.print(f"{r['run']}: {r['error']}")
-    console.print(f"report: vaesweep report {sweep_dir}")
 
 
 # ----------------------------------------------------------------------------- ls
@@ -398,7 +314,7 @@ def evaluate(
         for warning in result.get("warnings", []):
             console.print(f"[yellow]warning:[/] {warning}")
         for key in ("split", "images", "elbo", "iwae_nll", "bpd", "kl", "mse", "active_units"):
-            console.print(f"{key:>13}: {_fmt(result.get(key))}")
+            console.print(f"{key:>13}: {tables.fmt(result.get(key))}")
         console.print(f"wrote {run_dir / 'eval.json'}")
 
     _run_command(go)

@@ -18,8 +18,6 @@ as :class:`~vaesweep.errors.UserError` with one readable line.
 from __future__ import annotations
 
 import copy
-import difflib
-import hashlib
 import itertools
 import re
 from collections.abc import Callable, Iterator, Sequence
@@ -36,12 +34,14 @@ from hydra.core.config_store import ConfigStore
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra.errors import HydraException, MissingConfigException
+from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from vaesweep import config as schemas
-from vaesweep.errors import ConfigError, UserError
+from vaesweep.config.messages import describe
+from vaesweep.errors import UserError
+from vaesweep.sweep.naming import run_name
 
 CONFIG_NAME = "config"
 #: Options of the schema-typed groups: {group: {option: dataclass}}.
@@ -68,29 +68,6 @@ def _run_name_resolver(keys: str, _root_: DictConfig) -> str:
 
 
 OmegaConf.register_new_resolver("vaesweep.run_name", _run_name_resolver, replace=True)
-
-
-def run_name(task_overrides: Sequence[str], swept_keys: Sequence[str]) -> str:
-    """A run's directory name: its swept ``key=value`` pairs, sorted by key.
-
-    With nothing swept, every override names it (``default`` when there are none). The same
-    overrides always give the same name, which is how a resumed sweep finds its runs. Hydra
-    evaluates this in each job through ``${vaesweep.run_name:...}`` in ``hydra.sweep.subdir``.
-    """
-    pairs = []
-    wanted = {k.lstrip("+~") for k in swept_keys}
-    for o in task_overrides:
-        key, _, value = o.partition("=")
-        bare = key.lstrip("+~")
-        if bare.startswith("hydra") or (wanted and bare not in wanted):
-            continue
-        pairs.append((bare, value))
-    name = ",".join(f"{k}={v}" for k, v in sorted(pairs)) or "default"
-    name = re.sub(r"[^\w.,=+\-\[\]()@]", "_", name)
-    if len(name) > 150:
-        digest = hashlib.sha1(name.encode()).hexdigest()[:10]
-        name = f"{name[:139]}_{digest}"
-    return name
 
 
 def run_subdir(swept_keys: Sequence[str]) -> str:
@@ -420,77 +397,4 @@ def _translate_errors() -> Iterator[None]:
     except UserError:
         raise
     except (HydraException, OmegaConfBaseException, ValueError) as err:
-        raise UserError(_describe(err)) from None
-
-
-def _innermost(err: BaseException) -> BaseException:
-    while err.__cause__ is not None:
-        err = err.__cause__
-    return err
-
-
-_KEY_NOT_IN = re.compile(r"Key '([^']+)' (?:is )?not in (?:struct|'[^']*')")
-
-
-def _describe(err: BaseException) -> str:
-    root = _innermost(err)
-    if isinstance(root, ConfigError):
-        return str(root)
-    text = str(root).strip().splitlines()[0] if str(root).strip() else type(root).__name__
-    full_key = getattr(root, "full_key", None)
-    match = _KEY_NOT_IN.search(str(root)) or _KEY_NOT_IN.search(str(err))
-    if match:
-        key = full_key or match.group(1)
-        parent, _, leaf = key.rpartition(".")
-        return f"Key '{key}' not in config.{_did_you_mean(parent, leaf)}"
-    if isinstance(err, MissingConfigException) or "Could not find" in str(err):
-        return _describe_missing_option(str(err))
-    if "Could not override" in str(err):
-        key = str(err).split("'")[1].split("=")[0]
-        parent, _, leaf = key.rpartition(".")
-        return f"Key '{key}' not in config.{_did_you_mean(parent, leaf)}"
-    if "could not be converted" in text or "Value '" in text:
-        where = f" (key {full_key})" if full_key else ""
-        return f"{text.split(', full_key')[0]}{where}"
-    if "Missing mandatory value" in text:
-        key = full_key or text.split(":")[-1].strip()
-        return f"{key} must be set (Missing mandatory value), e.g. {key}=..."
-    if "mismatched input" in str(err) or "no viable alternative" in str(err):
-        return f"cannot parse override: {str(err).splitlines()[0]}"
-    return " ".join(str(err).split()) or text
-
-
-def _did_you_mean(parent: str, leaf: str) -> str:
-    owners = [
-        option
-        for option, schema in _GROUP_SCHEMAS.get(parent, {}).items()
-        if leaf in vars(schema())
-    ]
-    if owners:
-        choices = " or ".join(f"{parent}={o}" for o in owners)
-        return f" '{parent}.{leaf}' belongs to {choices}."
-    try:
-        cfg = schemas.Config()
-        keys: list[str] = list(vars(cfg))
-        node: Any = cfg
-        for part in parent.split(".") if parent else []:
-            node = getattr(node, part)
-            keys = list(vars(node)) if hasattr(node, "__dict__") else []
-    except Exception:
-        keys = []
-    keys += [f for group in _GROUP_SCHEMAS.get(parent, {}).values() for f in vars(group())]
-    close = difflib.get_close_matches(leaf, sorted(set(keys)), n=1, cutoff=0.6)
-    if not close:
-        return ""
-    return f" Did you mean '{parent + '.' if parent else ''}{close[0]}'?"
-
-
-def _describe_missing_option(text: str) -> str:
-    group = re.search(r"Could not find '([^']+)/([^']+)'", text)
-    options = re.search(r"Available options in '[^']+':\n((?:\t[^\n]+\n?)*)", text)
-    if not group:
-        return " ".join(text.split())
-    names = options.group(1).split() if options else []
-    names = [n for n in names if not n.startswith("base_")]
-    hint = f"; available: {', '.join(names)}" if names else ""
-    return f"no {group.group(1)} named '{group.group(2)}'{hint}"
+        raise UserError(describe(err)) from None

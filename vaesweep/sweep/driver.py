@@ -23,7 +23,7 @@ from rich.console import Console
 from vaesweep import hydra_bridge as bridge
 from vaesweep.errors import UserError
 from vaesweep.outputs import outputs_root
-from vaesweep.sweep.index import refresh_index, status_counts
+from vaesweep.sweep.index import refresh_index
 from vaesweep.sweep.lock import SweepLock
 from vaesweep.sweep.monitor import SweepMonitor
 from vaesweep.sweep.plan import PLAN_FILE, PlannedRun, SweepPlan
@@ -189,8 +189,3 @@ def load_for_resume(sweep_dir: Path) -> SweepPlan:
     if not plan.runs:
         raise UserError(f"{sweep_dir}/{PLAN_FILE} lists no runs")
     return plan
-
-
-def summarize(rows: list[dict[str, Any]]) -> str:
-    counts = status_counts(rows)
-    return ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))

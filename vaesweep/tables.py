@@ -1,0 +1,91 @@
+"""The tables the commands print: one run's result, a sweep's grid, a sweep's outcome."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from vaesweep.sweep.index import status_counts
+
+STATUS_COLOURS = {"completed": "green", "diverged": "yellow", "failed": "red"}
+
+
+def print_run(console: Console, summary: dict[str, Any]) -> None:
+    status = summary.get("status", "?")
+    colour = STATUS_COLOURS.get(status, "white")
+    val = (summary.get("final") or {}).get("val") or {}
+    console.print(f"[{colour}]{status}[/] {summary.get('run_dir', '')}")
+    for note in (summary.get("data") or {}).get("notes") or []:
+        console.print(f"[dim]data: {note}[/]")
+    table = Table()
+    for col in ("beta", "recon", "kl", "elbo", "mse", "psnr", "active", "beta_calib", "seconds"):
+        table.add_column(col, justify="right")
+    if val:
+        table.add_row(
+            fmt(summary.get("beta")),
+            fmt(val.get("recon")),
+            fmt(val.get("kl")),
+            fmt(val.get("elbo")),
+            fmt(val.get("mse")),
+            fmt(val.get("psnr")),
+            fmt(val.get("active_units")),
+            fmt(val.get("beta_calib")),
+            fmt(summary.get("wall_time_s")),
+        )
+        console.print(table)
+    if summary.get("error"):
+        console.print(f"[{colour}]{summary['error']}[/]")
+
+
+def fmt(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def print_grid(console: Console, plan: Any, sweep_dir: Path, dry_run: bool) -> None:
+    verb = "would run" if dry_run else "runs"
+    console.print(f"{len(plan.runs)} {verb} -> {sweep_dir}")
+    table = Table()
+    table.add_column("#", justify="right")
+    for key in plan.swept_keys:
+        table.add_column(key)
+    table.add_column("directory")
+    for i, run in enumerate(plan.runs):
+        table.add_row(str(i), *[run.values[k] for k in plan.swept_keys], run.name)
+    console.print(table)
+    fixed = [o for o in plan.overrides if o.split("=", 1)[0] not in plan.swept_keys]
+    if fixed:
+        console.print("fixed: " + " ".join(fixed))
+
+
+def print_sweep(
+    console: Console, rows: list[dict[str, Any]], keys: list[str], sweep_dir: Path
+) -> None:
+    counts = status_counts(rows)
+    summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+    console.print(f"{summary} -> {sweep_dir}")
+    table = Table()
+    for col in (*keys, "status", "recon", "kl", "elbo", "mse", "active", "beta_calib", "s"):
+        table.add_column(col, justify="right")
+    for r in rows:
+        colour = STATUS_COLOURS.get(r["status"], "white")
+        table.add_row(
+            *[str(r.get(k, "")) for k in keys],
+            f"[{colour}]{r['status']}[/]",
+            *[
+                fmt(r.get(f"val_{k}"))
+                for k in ("recon", "kl", "elbo", "mse", "active_units", "beta_calib")
+            ],
+            fmt(r.get("wall_time_s")),
+        )
+    console.print(table)
+    for r in rows:
+        if r.get("error"):
+            console.print(f"{r['run']}: {r['error']}")
+    console.print(f"report: vaesweep report {sweep_dir}")
