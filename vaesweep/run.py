@@ -26,24 +26,20 @@ import torch
 from vaesweep import __version__
 from vaesweep.config import Config
 from vaesweep.control import RunShape, build_control
-from vaesweep.data import Splits, load_splits
+from vaesweep.data import load_splits
 from vaesweep.errors import UserError
-from vaesweep.model import VAE, build_model
+from vaesweep.model import build_model
 from vaesweep.record import RunRecord, contract
-from vaesweep.record.images import save_grid
 from vaesweep.record.run_record import last_rows
+from vaesweep.run_outputs import final_iwae, final_kl, write_images
 from vaesweep.training.device import configure_threads, resolve_device, seed_everything
-from vaesweep.training.evaluate import iwae_estimate, to_unit
 from vaesweep.training.progress import EpochProgress
 from vaesweep.training.trainer import EpochResult, Trainer, TrainHooks, TrainState
 
 log = logging.getLogger("vaesweep.run")
 
-#: Seeds of the noise shared by every run, so figures compare like with like across runs.
+#: Seed of the validation noise shared by every run, so numbers compare like with like.
 EVAL_SEED = 2024
-SAMPLE_SEED = 12345
-TRAVERSAL_DIMS = 8
-TRAVERSAL_STEPS = 9
 
 
 def _now() -> str:
@@ -238,14 +234,14 @@ def _train(config: Config, record: RunRecord) -> None:
         return
     t_final = time.perf_counter()
     model.eval()
-    images = _write_images(model, record, splits, device, config)
-    iwae = _final_iwae(model, splits, device, config)
+    images = write_images(model, record, splits, device, config)
+    iwae = final_iwae(model, splits, device, config, EVAL_SEED)
     timings["final_s"] = time.perf_counter() - t_final
     record.update_summary(
         status="completed",
         images=images,
         iwae=iwae,
-        kl_per_dim=_final_kl(record.rows),
+        kl_per_dim=final_kl(record.rows),
         timings=timings,
     )
 
@@ -274,65 +270,6 @@ def make_adam(model: torch.nn.Module, lr: float, weight_decay: float) -> torch.o
         return torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay, fused=True)
     except (RuntimeError, TypeError, ValueError):
         return torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
-
-
-def _final_kl(rows: list[dict[str, Any]]) -> list[float]:
-    val = [r for r in rows if r["split"] == "val"] or rows
-    last = val[-1]
-    dims = sorted(
-        (k for k in last if k.startswith(contract.KL_DIM_PREFIX)),
-        key=lambda k: int(k[len(contract.KL_DIM_PREFIX) :]),
-    )
-    return [float(last[k]) for k in dims]
-
-
-@torch.no_grad()
-def _write_images(
-    model: VAE, record: RunRecord, splits: Splits, device: torch.device, config: Config
-) -> dict[str, Any]:
-    gen = torch.Generator(device=device).manual_seed(SAMPLE_SEED)
-    n = min(config.eval.n_recon, len(splits.val))
-    x = to_unit(splits.val.images[:n].to(device), "none", None)
-    layout = {
-        "reconstructions": save_grid(
-            record.path(contract.RECONSTRUCTIONS_FILE), [x, model.reconstruct(x)]
-        )
-    }
-    layout["reconstructions"]["val_index"] = list(range(n))
-    z = torch.randn((config.eval.n_samples, model.latent_dim), generator=gen, device=device)
-    per_row = 8
-    samples = model.sample(z)
-    layout["samples"] = save_grid(
-        record.path(contract.SAMPLES_FILE),
-        [samples[i : i + per_row] for i in range(0, len(samples), per_row)],
-    )
-    kl = _final_kl(record.rows)
-    dims = sorted(range(len(kl)), key=lambda j: -kl[j])[:TRAVERSAL_DIMS]
-    mu, _ = model.encode(x[:1])
-    values = torch.linspace(-3, 3, TRAVERSAL_STEPS, device=device)
-    rows = []
-    for j in dims:
-        zt = mu.repeat(TRAVERSAL_STEPS, 1)
-        zt[:, j] = values
-        rows.append(model.sample(zt))
-    layout["traversals"] = save_grid(record.path(contract.TRAVERSALS_FILE), rows)
-    layout["traversals"].update(dims=dims, values=values.tolist())
-    return layout
-
-
-def _final_iwae(
-    model: VAE, splits: Splits, device: torch.device, config: Config
-) -> dict[str, Any] | None:
-    k = config.eval.iwae_samples
-    if k <= 0:
-        return None
-    split_name = config.eval.split
-    data = splits.test if split_name == "test" and splits.test is not None else splits.val
-    if split_name == "test" and splits.test is None:
-        split_name = "val"
-    images = data.images[: config.eval.iwae_images].to(device)
-    out = iwae_estimate(model, images, k, binarize=config.data.binarize, seed=EVAL_SEED)
-    return {**out, "split": split_name}
 
 
 if __name__ == "__main__":  # pragma: no cover - debugging aid: python -m vaesweep.run DIR
