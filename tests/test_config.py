@@ -98,3 +98,18 @@ def test_config_yaml_round_trips_through_the_schema() -> None:
     cfg = bridge.compose(["beta=0.25", "model=mlp"])
     data = yaml.safe_load(cfg.to_yaml())
     assert data["beta"] == 0.25 and data["model"]["hidden"] == [512, 256]
+
+
+def test_home_paths_are_quoted_for_hydra() -> None:
+    assert bridge.normalize_overrides(["data.path=~/paintings", "beta=0.1", "~seed"]) == [
+        "data.path='~/paintings'",
+        "beta=0.1",
+        "~seed",
+    ]
+    cfg = bridge.compose(bridge.normalize_overrides(["data=folder", "data.path=~/paintings"]))
+    assert cfg.data.path == "~/paintings"
+
+
+def test_unparseable_override_says_how_to_quote() -> None:
+    with pytest.raises(UserError, match="quote values with special characters"):
+        bridge.compose(["data.path=/a (b)/c"])

@@ -82,6 +82,12 @@ def _config_dirs(dirs: list[Path] | None) -> list[Path]:
     return out
 
 
+def _overrides(overrides: list[str] | None) -> list[str]:
+    from vaesweep.hydra_bridge import normalize_overrides
+
+    return normalize_overrides(overrides or [])
+
+
 def _run_command(fn: Any) -> Any:
     try:
         return fn()
@@ -122,8 +128,8 @@ def show(
         from vaesweep import hydra_bridge as bridge
 
         dirs = _config_dirs(config_dir)
-        bridge.compose(overrides or [], dirs)  # validates ranges too
-        cfg = bridge.compose_dict(overrides or [], dirs, with_hydra=hydra)
+        bridge.compose(_overrides(overrides), dirs)  # validates ranges too
+        cfg = bridge.compose_dict(_overrides(overrides), dirs, with_hydra=hydra)
         typer.echo(bridge.to_yaml(cfg, resolve=not hydra).rstrip())
 
     _run_command(go)
@@ -150,7 +156,7 @@ def train(
 
         console = _console()
         opts = driver.LaunchOptions(launcher, 1, _config_dirs(config_dir), outputs)
-        summary = driver.train(overrides or [], opts, name, console)
+        summary = driver.train(_overrides(overrides), opts, name, console)
         status = summary.get("status")
         if status == "failed" and summary.get("error_kind") == "user":
             _fail(str(summary.get("error")))
@@ -220,7 +226,7 @@ def sweep(
                 stored.command,
             )
         else:
-            plan, _ = driver.plan_sweep(overrides or [], opts, name)
+            plan, _ = driver.plan_sweep(_overrides(overrides), opts, name)
             sweep_dir = outputs_root(outputs) / "sweeps" / plan.name
         tables.print_grid(console, plan, sweep_dir, dry_run)
         if dry_run:

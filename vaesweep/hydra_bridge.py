@@ -124,6 +124,18 @@ def compose_dict(
         )
 
 
+_HOME_VALUE = re.compile(r"^([+~]*[\w.@/-]+)=(~[^,'\"()\[\]{}]*)$")
+
+
+def normalize_overrides(overrides: Sequence[str]) -> list[str]:
+    """Overrides as Hydra's grammar wants them: ``key=~/x`` becomes ``key='~/x'``.
+
+    bash expands ``~`` after ``=``, zsh does not, and Hydra's grammar rejects a bare ``~`` in
+    a value; the path is expanded where it is used (``Path.expanduser``).
+    """
+    return [_HOME_VALUE.sub(r"\1='\2'", o) for o in overrides]
+
+
 def _run_overrides(overrides: Sequence[str]) -> list[str]:
     """Overrides minus Hydra's own dotted settings (``hydra.*``); group choices stay."""
     return [o for o in overrides if not o.lstrip("+~").startswith("hydra.")]

@@ -52,8 +52,13 @@ def describe(err: BaseException) -> str:
     if "Missing mandatory value" in text:
         key = full_key or text.split(":")[-1].strip()
         return f"{key} must be set (Missing mandatory value), e.g. {key}=..."
-    if "mismatched input" in str(err) or "no viable alternative" in str(err):
-        return f"cannot parse override: {str(err).splitlines()[0]}"
+    if any(m in str(err) for m in ("mismatched input", "no viable alternative", "LexerNoViable")):
+        where = re.search(r"(\S+=\S*) \^", str(err))
+        what = f" '{where.group(1)}'" if where else ""
+        return (
+            f"cannot parse the override{what}: quote values with special characters, "
+            "e.g. data.path='/my folder/(2024)'"
+        )
     return " ".join(str(err).split()) or text
 
 
