@@ -136,3 +136,47 @@ def test_real_subprocess_train_on_digits(tmp_path: Path) -> None:
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["status"] == "completed" and summary["data"]["n_pixels"] == 64
     assert "completed" in proc.stdout
+
+
+def test_interrupted_train_resumes_in_place(tmp_path: Path) -> None:
+    import signal
+    import time
+
+    env = {**os.environ, "VAESWEEP_OUTPUTS": str(tmp_path / "out"), "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "vaesweep",
+            "train",
+            "train.epochs=40",
+            "eval.iwae_samples=5",
+            "--name",
+            "r",
+        ],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 120
+    while not list((tmp_path / "out" / "runs").glob("*_r/checkpoint.pt")):
+        assert proc.poll() is None and time.monotonic() < deadline
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGINT)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 130, out
+    (run_dir,) = list((tmp_path / "out" / "runs").glob("*_r"))
+    assert json.loads((run_dir / "summary.json").read_text())["status"] == "running"
+
+    runner_env = {"VAESWEEP_OUTPUTS": str(tmp_path / "out")}
+    result = runner.invoke(app, ["train", "--resume", str(run_dir)], env=runner_env)
+    assert result.exit_code == 0, result.output
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "completed" and summary["resumed"]
+    epochs = [line.split(",")[0] for line in (run_dir / "metrics.csv").read_text().splitlines()[1:]]
+    assert epochs == [str(e) for e in range(1, 41) for _ in range(2)]
+    again = runner.invoke(app, ["train", "--resume", str(run_dir)], env=runner_env)
+    assert again.exit_code == 2 and "already completed" in again.output

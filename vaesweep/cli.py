@@ -143,6 +143,10 @@ def train(
     overrides: Overrides = None,
     name: Annotated[str | None, typer.Option("--name", help="Suffix of the run directory.")] = None,
     launcher: Launcher = "basic",
+    resume: Annotated[
+        Path | None,
+        typer.Option("--resume", help="Continue an interrupted run in this directory."),
+    ] = None,
     config_dir: ConfigDirs = None,
     outputs: Outputs = None,
 ) -> None:
@@ -156,7 +160,7 @@ def train(
 
         console = _console()
         opts = driver.LaunchOptions(launcher, 1, _config_dirs(config_dir), outputs)
-        summary = driver.train(_overrides(overrides), opts, name, console)
+        summary = driver.train(_overrides(overrides), opts, name, console, resume)
         status = summary.get("status")
         if status == "failed" and summary.get("error_kind") == "user":
             _fail(str(summary.get("error")))

@@ -101,13 +101,24 @@ def _slug(text: str) -> str:
 # ------------------------------------------------------------------------------ train
 
 
-def train(overrides: list[str], opts: LaunchOptions, name: str | None, console: Console) -> dict:
-    """One run under ``outputs/runs/<time>[_<name>]``; returns its summary."""
-    bridge.compose(overrides, opts.config_dirs)  # validate before creating anything
-    label = name or _slug(",".join(o for o in overrides if not o.startswith("hydra")))
-    run_dir = outputs_root(opts.outputs) / "runs" / (_timestamp() + (f"_{label}" if label else ""))
-    if run_dir.exists():
-        run_dir = run_dir.with_name(run_dir.name + f"_{os.getpid()}")
+def train(
+    overrides: list[str],
+    opts: LaunchOptions,
+    name: str | None,
+    console: Console,
+    resume: Path | None = None,
+) -> dict:
+    """One run under ``outputs/runs/<time>[_<name>]``, or continue the run in ``resume``."""
+    if resume is not None:
+        overrides, run_dir = _resumable_run(resume, overrides)
+    else:
+        bridge.compose(overrides, opts.config_dirs)  # validate before creating anything
+        label = name or _slug(",".join(o for o in overrides if not o.startswith("hydra")))
+        run_dir = (
+            outputs_root(opts.outputs) / "runs" / (_timestamp() + (f"_{label}" if label else ""))
+        )
+        if run_dir.exists():
+            run_dir = run_dir.with_name(run_dir.name + f"_{os.getpid()}")
     extra, _launcher, _ = launcher_overrides(opts, 1, overrides)
     console.print(f"run dir: {run_dir}", highlight=False)
     results = bridge.launch(
@@ -119,6 +130,21 @@ def train(overrides: list[str], opts: LaunchOptions, name: str | None, console: 
     summary: dict[str, Any] = results[0].return_value if results else {}
     summary["run_dir"] = str(run_dir)
     return summary
+
+
+def _resumable_run(run_dir: Path, overrides: list[str]) -> tuple[list[str], Path]:
+    """The stored overrides of an interrupted single run (its summary.json)."""
+    from vaesweep.sweep.index import run_status
+
+    if overrides:
+        raise UserError("--resume takes the run's own overrides; drop " + " ".join(overrides))
+    status, summary = run_status(run_dir)
+    if summary is None:
+        raise UserError(f"--resume {run_dir}: not a run directory (no readable summary.json)")
+    if status == "completed":
+        raise UserError(f"{run_dir} already completed; nothing to resume")
+    stored = [o for o in summary.get("overrides") or [] if not o.startswith("train.progress")]
+    return stored, run_dir
 
 
 # ------------------------------------------------------------------------------ sweep
