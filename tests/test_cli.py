@@ -138,36 +138,12 @@ def test_real_subprocess_train_on_digits(tmp_path: Path) -> None:
     assert "completed" in proc.stdout
 
 
-def test_interrupted_train_resumes_in_place(tmp_path: Path) -> None:
-    import signal
-    import time
-
-    env = {**os.environ, "VAESWEEP_OUTPUTS": str(tmp_path / "out"), "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "vaesweep",
-            "train",
-            "train.epochs=40",
-            "eval.iwae_samples=5",
-            "--name",
-            "r",
-        ],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
+def test_interrupted_train_resumes_in_place(tmp_path: Path, interrupt_cli) -> None:
+    code, out = interrupt_cli(
+        ["train", "train.epochs=40", "eval.iwae_samples=5", "--name", "r"],
+        lambda: bool(list((tmp_path / "out" / "runs").glob("*_r/checkpoint.pt"))),
     )
-    deadline = time.monotonic() + 120
-    while not list((tmp_path / "out" / "runs").glob("*_r/checkpoint.pt")):
-        assert proc.poll() is None and time.monotonic() < deadline
-        time.sleep(0.05)
-    os.killpg(proc.pid, signal.SIGINT)
-    out, _ = proc.communicate(timeout=60)
-    assert proc.returncode == 130, out
+    assert code == 130, out
     (run_dir,) = list((tmp_path / "out" / "runs").glob("*_r"))
     assert json.loads((run_dir / "summary.json").read_text())["status"] == "running"
 

@@ -177,35 +177,13 @@ def test_resume_after_sigkill_finishes_every_run_exactly_once(tmp_path: Path) ->
     assert len(plan["resumed"]) == 1
 
 
-def test_ctrl_c_stops_cleanly_and_says_how_to_resume(tmp_path: Path) -> None:
-    env = {**os.environ, "VAESWEEP_OUTPUTS": str(tmp_path / "out"), "PYTHONUNBUFFERED": "1"}
+def test_ctrl_c_stops_cleanly_and_says_how_to_resume(tmp_path: Path, interrupt_cli) -> None:
     sweep_dir = tmp_path / "out" / "sweeps" / "i"
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "vaesweep",
-            "sweep",
-            "beta=0.1,1",
-            "train.epochs=200",
-            "eval.iwae_samples=5",
-            "--name",
-            "i",
-        ],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
+    code, out = interrupt_cli(
+        ["sweep", "beta=0.1,1", "train.epochs=200", "eval.iwae_samples=5", "--name", "i"],
+        (sweep_dir / "beta=0.1" / "checkpoint.pt").exists,
     )
-    deadline = time.monotonic() + 120
-    while not (sweep_dir / "beta=0.1" / "checkpoint.pt").exists():
-        assert proc.poll() is None and time.monotonic() < deadline
-        time.sleep(0.05)
-    os.killpg(proc.pid, signal.SIGINT)
-    out, _ = proc.communicate(timeout=60)
-    assert proc.returncode == 130, out
+    assert code == 130, out
     assert f"vaesweep sweep --resume {sweep_dir}" in out.replace("\n", "")
     assert "Traceback" not in out
     assert [r["status"] for r in _index(sweep_dir)] == ["running", "pending"]
