@@ -30,8 +30,8 @@ from vaesweep.data import load_splits
 from vaesweep.errors import UserError
 from vaesweep.model import build_model
 from vaesweep.record import RunRecord, contract
-from vaesweep.record.run_record import last_rows
 from vaesweep.run_outputs import final_iwae, final_kl, write_images
+from vaesweep.training.adam import make_adam
 from vaesweep.training.device import configure_threads, resolve_device, seed_everything
 from vaesweep.training.progress import EpochProgress
 from vaesweep.training.trainer import EpochResult, Trainer, TrainHooks, TrainState
@@ -49,19 +49,32 @@ def _now() -> str:
 def versions() -> dict[str, str]:
     return {
         "vaesweep": __version__,
-        "torch": torch.__version__,
+        # str(): torch.__version__ is a TorchVersion, and unpickling one (the sweep driver
+        # receives this summary from its workers) imports torch.
+        "torch": str(torch.__version__),
         "python": platform.python_version(),
         "platform": platform.platform(terse=True),
     }
 
 
 class RecordHooks(TrainHooks):
-    """Writes metrics, checkpoint and summary after every epoch; drives the progress bar."""
+    """Writes metrics and checkpoint after every epoch; drives the progress bar.
+
+    The progress fields of ``summary.json`` (epochs done, last metrics) are rewritten at most
+    every :attr:`summary_every_s` seconds and by :meth:`write_progress` at the end: they are a
+    view for ``ls`` and the sweep monitor, while ``metrics.csv`` and the checkpoint (written
+    every epoch) are what resuming relies on.
+    """
+
+    summary_every_s = 2.0
 
     def __init__(self, record: RunRecord, config: Config, progress: EpochProgress | None) -> None:
         self.record, self.config, self.progress = record, config, progress
         #: Seconds spent writing the record (CSV, checkpoint, summary) during training.
         self.write_seconds = 0.0
+        self._config_dict = config.to_dict()
+        self._progress: dict[str, Any] = {}
+        self._summary_written = time.perf_counter()
 
     def on_epoch_start(self, epoch: int, n_steps: int) -> None:
         if self.progress:
@@ -77,14 +90,11 @@ class RecordHooks(TrainHooks):
         # Checkpoint after the CSV: a kill in between leaves a row the checkpoint has not
         # seen, which resuming drops (load_rows), never a checkpoint without its row.
         self.record.save_checkpoint(
-            {"state": state.state_dict(), "config": self.config.to_dict()}, background=True
+            {"state": state.state_dict(), "config": self._config_dict}, background=True
         )
-        self.record.update_summary(
-            durable=False,
-            epochs_done=result.epoch,
-            step=result.step,
-            final=last_rows(self.record.rows),
-        )
+        self._progress = {"epochs_done": result.epoch, "step": result.step}
+        if t0 - self._summary_written >= self.summary_every_s:
+            self.write_progress()
         self.write_seconds += time.perf_counter() - t0
         val = result.rows.get("val", result.rows["train"])[0]
         line = (
@@ -95,6 +105,13 @@ class RecordHooks(TrainHooks):
         log.info(line)
         if self.progress:
             self.progress.end_epoch(line)
+
+    def write_progress(self) -> None:
+        """Bring summary.json's progress fields up to the last finished epoch."""
+        if self._progress:
+            self.record.update_summary(durable=False, final=self.record.last, **self._progress)
+            self._progress = {}
+        self._summary_written = time.perf_counter()
 
 
 def run_job(
@@ -209,8 +226,7 @@ def _train(config: Config, record: RunRecord) -> None:
         record.update_summary(resumed=[*record.summary.get("resumed", []), state.epoch])
         log.info("resuming after epoch %d (step %d)", state.epoch, state.step)
     else:
-        record.rows = []
-        record.metrics_path.unlink(missing_ok=True)
+        record.reset_rows()
     record.write_text(contract.CONFIG_FILE, config.to_yaml())
 
     progress = EpochProgress.create(config.train.progress, config.train.epochs)
@@ -221,7 +237,10 @@ def _train(config: Config, record: RunRecord) -> None:
     try:
         result = trainer.fit(state, train_u8, val_u8)
     finally:
+        t_flush = time.perf_counter()
         record.flush()
+        hooks.write_progress()
+        hooks.write_seconds += time.perf_counter() - t_flush
         if progress:
             progress.close()
     timings["record_s"] = hooks.write_seconds
@@ -258,18 +277,6 @@ def _check_same_experiment(saved: dict[str, Any], config: Config, run_dir: Path)
             f"{run_dir} holds a checkpoint of a different experiment ({', '.join(changed)} "
             "changed); continue it with its own settings or train into a new directory"
         )
-
-
-def make_adam(model: torch.nn.Module, lr: float, weight_decay: float) -> torch.optim.Adam:
-    """Adam with the fused kernel where this torch has one for the device.
-
-    For small models the optimiser step is a large share of a training step, and the fused
-    kernel measured about 2.8x faster than the per-tensor loop on 2 CPU cores.
-    """
-    try:
-        return torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay, fused=True)
-    except (RuntimeError, TypeError, ValueError):
-        return torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
 
 
 if __name__ == "__main__":  # pragma: no cover - debugging aid: python -m vaesweep.run DIR

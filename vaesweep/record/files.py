@@ -24,7 +24,7 @@ def _umask() -> int:
 _FILE_MODE = 0o666 & ~_umask()
 
 
-def atomic_write_bytes(path: Path, data: bytes, *, durable: bool = True) -> None:
+def atomic_write_bytes(path: Path, data: bytes | memoryview, *, durable: bool = True) -> None:
     """Write to a temporary file in the same directory, then rename it over ``path``.
 
     The rename makes the write all-or-nothing for a process that is killed at any moment.
@@ -44,6 +44,15 @@ def atomic_write_bytes(path: Path, data: bytes, *, durable: bool = True) -> None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def fsync_file(path: Path) -> None:
+    """Flush a file already written (e.g. by :func:`atomic_write_bytes` without ``durable``)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def atomic_write_text(path: Path, text: str, *, durable: bool = True) -> None:

@@ -13,6 +13,7 @@ from vaesweep.record.files import (
     atomic_write_bytes,
     atomic_write_text,
     format_rows,
+    fsync_file,
     metric_header,
     read_json,
     read_metrics_csv,
@@ -31,6 +32,10 @@ class RunRecord:
         # CSV lines already formatted for the current header: each epoch formats only its rows.
         self._csv_header: list[str] = []
         self._csv_lines: list[str] = []
+        #: The CSV on disk has rows written without fsync (see :meth:`flush`).
+        self._csv_unsynced = False
+        #: The last row of each split (what ``summary.json["final"]`` shows), kept as rows come.
+        self.last: dict[str, dict[str, Any]] = {}
         self._checkpoint_thread: threading.Thread | None = None
         self._checkpoint_error: BaseException | None = None
 
@@ -78,6 +83,14 @@ class RunRecord:
             self.rows = []
         if self.metrics_path.exists():
             write_metrics_csv(self.metrics_path, self.rows)
+        self._csv_header, self._csv_lines = [], []
+        self.last = last_rows(self.rows)
+
+    def reset_rows(self) -> None:
+        """Start a fresh ``metrics.csv`` (a run from scratch)."""
+        self.rows, self.last = [], {}
+        self._csv_header, self._csv_lines = [], []
+        self.metrics_path.unlink(missing_ok=True)
 
     def append_epoch(
         self,
@@ -93,49 +106,56 @@ class RunRecord:
             row.update({f"{contract.KL_DIM_PREFIX}{i}": v for i, v in enumerate(kl_dims)})
             new_rows.append(row)
         self.rows.extend(new_rows)
-        header = metric_header(self.rows)
-        if header == self._csv_header and len(self._csv_lines) == len(self.rows) - len(new_rows):
-            self._csv_lines += format_rows(header, new_rows)
+        self.last.update(last_rows(new_rows))
+        # Only new columns (a method's first logged statistic) re-lay the whole file out.
+        known = set(self._csv_header)
+        fits = all(k in known for row in new_rows for k in row)
+        if fits and len(self._csv_lines) == len(self.rows) - len(new_rows):
+            self._csv_lines += format_rows(self._csv_header, new_rows)
         else:
+            header = metric_header(self.rows)
             self._csv_header, self._csv_lines = header, format_rows(header, self.rows)
-        text = ",".join(header) + "\n" + "".join(self._csv_lines)
-        atomic_write_text(self.metrics_path, text)
+        text = ",".join(self._csv_header) + "\n" + "".join(self._csv_lines)
+        # Renamed into place, so a killed run never leaves half a file. The fsync (which only
+        # matters on a power cut, not a kill) is left to flush() at the end of training.
+        atomic_write_text(self.metrics_path, text, durable=False)
+        self._csv_unsynced = True
 
     # ------------------------------------------------------------------ checkpoint
     def save_checkpoint(self, state: dict[str, Any], *, background: bool = False) -> None:
         """Write ``checkpoint.pt`` atomically.
 
         The state is serialised at once; with ``background`` a helper thread writes and
-        renames the bytes while training goes on. At most one write is in flight and
-        :meth:`flush` waits for it. The caller writes the epoch's metrics first, so the
-        checkpoint on disk is never ahead of ``metrics.csv`` (resuming drops rows the
-        checkpoint has not seen).
+        renames the bytes while training goes on (the write releases the GIL, serialising
+        would not). At most one write is in flight and :meth:`flush` waits for it. The caller
+        writes the epoch's metrics first, so the checkpoint on disk is never ahead of
+        ``metrics.csv`` (resuming drops rows the checkpoint has not seen).
         """
-        import torch
-
         self.flush()
-        buf = io.BytesIO()
-        torch.save(state, buf)
+        buf = _serialise(state)
         if not background:
-            atomic_write_bytes(self.checkpoint_path, buf.getvalue(), durable=False)
+            atomic_write_bytes(self.checkpoint_path, buf.getbuffer(), durable=False)
             return
         self._checkpoint_thread = threading.Thread(
-            target=self._write_checkpoint, args=(buf.getvalue(),), name="vaesweep-checkpoint"
+            target=self._write_checkpoint, args=(buf,), name="vaesweep-checkpoint"
         )
         self._checkpoint_thread.start()
 
     def flush(self) -> None:
-        """Wait for a background checkpoint write; re-raise its error if it failed."""
+        """Wait for a background checkpoint write (re-raising its error) and sync the CSV."""
         if self._checkpoint_thread is not None:
             self._checkpoint_thread.join()
             self._checkpoint_thread = None
+        if self._csv_unsynced and self.metrics_path.exists():
+            fsync_file(self.metrics_path)
+            self._csv_unsynced = False
         if self._checkpoint_error is not None:
             err, self._checkpoint_error = self._checkpoint_error, None
             raise err
 
-    def _write_checkpoint(self, data: bytes) -> None:
+    def _write_checkpoint(self, buf: io.BytesIO) -> None:
         try:
-            atomic_write_bytes(self.checkpoint_path, data, durable=False)
+            atomic_write_bytes(self.checkpoint_path, buf.getbuffer(), durable=False)
         except BaseException as err:  # handed to the training thread by flush()
             self._checkpoint_error = err
 
@@ -151,6 +171,14 @@ class RunRecord:
 
     def write_text(self, name: str, text: str) -> None:
         atomic_write_text(self.path(name), text)
+
+
+def _serialise(state: dict[str, Any]) -> io.BytesIO:
+    import torch
+
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    return buf
 
 
 def last_rows(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:

@@ -18,6 +18,7 @@ from vaesweep.config import EvalConfig, TrainConfig
 from vaesweep.control.base import KLControl
 from vaesweep.model.vae import VAE
 from vaesweep.objective.terms import loss_terms
+from vaesweep.training.adam import Optimizer
 from vaesweep.training.evaluate import SplitStats, evaluate, metrics_row, to_unit
 
 #: Steps between finiteness checks of the loss on accelerators (every step on the CPU).
@@ -46,7 +47,7 @@ class TrainState:
     """Everything needed to continue a run exactly where it stopped."""
 
     model: VAE
-    optimizer: torch.optim.Optimizer
+    optimizer: Optimizer
     control: KLControl
     generator: torch.Generator
     epoch: int = 0
