@@ -388,13 +388,16 @@ def _release_joblib_workers() -> None:
     """Stop the joblib launcher's idle worker processes now rather than at interpreter exit.
 
     Loky keeps its workers for reuse and only ends them in an exit handler, which kept the
-    command waiting about a second after the last run had finished.
+    command waiting about a second after the last run had finished. The executor is taken as
+    it is: ``get_reusable_executor()`` with its default arguments would not match the one
+    joblib made, and would replace it (waiting for its workers) with a new pool to shut down.
     """
     import sys
 
-    loky = sys.modules.get("joblib.externals.loky")
-    if loky is not None:
-        loky.get_reusable_executor().shutdown(wait=False, kill_workers=True)
+    module = sys.modules.get("joblib.externals.loky.reusable_executor")
+    executor = getattr(module, "_executor", None)
+    if executor is not None:
+        executor.shutdown(wait=False, kill_workers=True)
 
 
 def _quote(value: str) -> str:
