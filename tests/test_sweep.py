@@ -64,6 +64,43 @@ def test_parallel_runs_reproduce_sequential_numbers(outputs: Path, tiny: list[st
     )
 
 
+def _processes_with_env(entry: str) -> list[int]:
+    """PIDs of live processes whose environment holds ``entry`` (``KEY=value``)."""
+    pids = []
+    for environ in Path("/proc").glob("[0-9]*/environ"):
+        try:
+            if entry.encode() in environ.read_bytes().split(b"\0"):
+                pids.append(int(environ.parent.name))
+        except OSError:
+            continue
+    return pids
+
+
+@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="needs /proc")
+def test_parallel_driver_stays_light(tmp_path: Path, tiny: list[str]) -> None:
+    """The --jobs driver imports no torch (it receives plain summaries from its workers),
+    and its worker processes end with the sweep."""
+    code = (
+        "import atexit, sys\n"
+        "atexit.register(lambda: print('DRIVER_TORCH', 'torch' in sys.modules))\n"
+        "from vaesweep.cli import main\n"
+        f"sys.argv = ['vaesweep', 'sweep', 'beta=0.1,1', '--jobs', '2', '--name', 'p', *{tiny!r}]\n"
+        "main()\n"
+    )
+    marker = f"VAESWEEP_OUTPUTS={tmp_path / 'out'}"
+    env = {**os.environ, "VAESWEEP_OUTPUTS": str(tmp_path / "out")}
+    proc = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "DRIVER_TORCH False" in proc.stdout
+    assert [r["status"] for r in _index(tmp_path / "out" / "sweeps" / "p")] == ["completed"] * 2
+    deadline = time.monotonic() + 10
+    while _processes_with_env(marker) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _processes_with_env(marker) == [], "joblib workers outlived the sweep"
+
+
 def test_submitit_local_launcher(outputs: Path, tiny: list[str]) -> None:
     pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
     result = runner.invoke(

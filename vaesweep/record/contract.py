@@ -92,6 +92,8 @@ SUMMARY_KEYS = (
     "seed",
     "overrides",  # the command-line overrides that made this run
     "epochs",  # configured
+    # While a run trains, epochs_done / step / final are refreshed at most every 2 s (metrics.csv
+    # and checkpoint.pt every epoch); when it ends they are exact.
     "epochs_done",
     "step",
     "final",  # {"train": {...}, "val": {...}}: the last metrics rows (without kl_dim_*)
