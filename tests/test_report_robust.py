@@ -112,6 +112,19 @@ def test_malformed_csv_is_reported_and_skipped(
     assert message in path.read_text()
 
 
+def test_killed_run_counts_the_epochs_in_its_csv(tmp_path: Path) -> None:
+    """summary.json's progress fields lag metrics.csv by up to a few seconds in a killed run."""
+    fabricate_run(tmp_path / "runs" / "good", beta=0.1, images=False)
+    fabricate_run(tmp_path / "runs" / "killed", beta=1.0, epochs=6, status="running")
+    summary_path = tmp_path / "runs" / "killed" / "summary.json"
+    stale = {**json.loads(summary_path.read_text()), "epochs_done": 1}
+    summary_path.write_text(json.dumps(stale))
+    path = build_report([tmp_path / "runs"])
+    summary = pd.read_csv(path.parent / "summary.csv").set_index("run")
+    assert summary.loc["killed", "epochs_done"] == 3  # the rows metrics.csv holds
+    assert summary.loc["good", "epochs_done"] == 5
+
+
 def test_unreadable_summary_is_reported(tmp_path: Path) -> None:
     fabricate_run(tmp_path / "runs" / "good", beta=0.1, images=False)
     fabricate_run(tmp_path / "runs" / "bad", beta=1.0, images=False)

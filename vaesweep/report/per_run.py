@@ -66,6 +66,10 @@ def num(value: Any) -> float:
     return x if math.isfinite(x) else math.nan
 
 
+def _or_minus_inf(x: float) -> float:
+    return -math.inf if math.isnan(x) else x
+
+
 def final_row(run: Run) -> dict[str, Any]:
     """Final validation row: summary.json's, else the last metrics.csv row (val, then train)."""
     final = (run.summary.get("final") or {}) if run.summary else {}
@@ -114,7 +118,9 @@ def run_row(run: Run, spectrum: Spectrum | None) -> dict[str, Any]:
         "beta": num(s.get("beta", config.get("beta", final.get("beta", run.values.get("beta"))))),
         "seed": num(s.get("seed", config.get("seed", run.values.get("seed")))),
         "status": run.status,
-        "epochs_done": num(s.get("epochs_done", final.get("epoch"))),
+        # metrics.csv can be ahead of summary.json's progress fields (refreshed every few
+        # seconds) in a run that was killed: the later of the two is what was measured.
+        "epochs_done": max(num(s.get("epochs_done")), num(final.get("epoch")), key=_or_minus_inf),
         "epochs": num(s.get("epochs", (config.get("train") or {}).get("epochs"))),
         "latent_dim": num(model.get("latent_dim", (config.get("model") or {}).get("latent_dim"))),
         "n_pixels": num(data.get("n_pixels")),
