@@ -121,3 +121,18 @@ def test_slurm_launcher_submits_one_job_array(
         summary = json.loads((sweep_dir / run / "summary.json").read_text())
         assert summary["status"] == "completed"
     assert "2 completed" in result.output
+
+
+@pytest.mark.parametrize("command", ["sweep", "train"])
+def test_slurm_launcher_without_slurm_is_one_line_and_writes_nothing(
+    outputs: Path, tiny: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: str
+) -> None:
+    empty = tmp_path / "no-slurm-bin"
+    empty.mkdir()
+    monkeypatch.setenv("PATH", str(empty))
+    result = CliRunner().invoke(app, [command, "beta=0.1", *tiny, "--launcher", "slurm"])
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    assert "sbatch, srun, sacct are not on PATH" in result.output
+    assert "--launcher submitit_local" in result.output
+    assert not outputs.exists()

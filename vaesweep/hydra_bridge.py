@@ -419,6 +419,17 @@ def launcher_names(extra_dirs: Sequence[Path] = ()) -> list[str]:
     return sorted(names)
 
 
+def launcher_target(name: str, extra_dirs: Sequence[Path] = ()) -> str:
+    """The ``_target_`` class path of launcher profile ``name`` (``hydra/launcher=name``)."""
+    with _hydra(extra_dirs):
+        cfg = hydra_compose(
+            config_name=CONFIG_NAME,
+            overrides=[f"hydra/launcher={name}", *_searchpath_override(extra_dirs)],
+            return_hydra_config=True,
+        )
+    return str(OmegaConf.select(cfg, "hydra.launcher._target_", default=""))
+
+
 def group_options(group: str) -> list[str]:
     with _hydra():
         return sorted(GlobalHydra.instance().config_loader().get_group_options(group))

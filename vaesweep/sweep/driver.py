@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import re
 import shlex
+import shutil
 import sys
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -74,6 +75,7 @@ def launcher_overrides(
             + (f"; install it with {hint}" if hint else "")
             + f" (available: {choices})"
         )
+    _check_cluster_commands(opts.launcher, name, opts.config_dirs)
     out = [] if name == "basic" else [f"hydra/launcher={name}"]
     threads: int | None = None
     if name == "joblib":
@@ -88,6 +90,30 @@ def launcher_overrides(
     if (name != "basic" or n_runs > 1) and not _has_key(user, "train.progress"):
         out.append("train.progress=off")
     return out, name, threads
+
+
+#: Commands submitit's SLURM executor calls (submit, run, poll).
+SLURM_COMMANDS = ("sbatch", "srun", "sacct")
+
+
+#: Launchers that run on this machine (no profile to look into).
+LOCAL_LAUNCHERS = ("basic", "joblib", "submitit_local")
+
+
+def _check_cluster_commands(launcher: str, name: str, config_dirs: list[Path]) -> None:
+    """A SLURM launcher needs SLURM's commands here; say so before anything is written."""
+    if name in LOCAL_LAUNCHERS:
+        return
+    if not bridge.launcher_target(name, config_dirs).endswith("SlurmLauncher"):
+        return
+    missing = [c for c in SLURM_COMMANDS if shutil.which(c) is None]
+    if missing:
+        raise UserError(
+            f"--launcher {launcher} submits to SLURM, but {', '.join(missing)} "
+            f"{'is' if len(missing) == 1 else 'are'} not on PATH here; run vaesweep on the "
+            "cluster's login node, or try the same code path on this machine with "
+            "--launcher submitit_local"
+        )
 
 
 def _timestamp() -> str:
