@@ -315,12 +315,20 @@ def _changes_composition(override: Any, loader: Any) -> bool:
 def hydra_task(cfg: DictConfig) -> dict[str, Any]:
     """Hydra's task function: typed config and output dir in, the run's summary dict out.
 
-    Module-level so launchers that pickle it (joblib, submitit) pickle it by reference.
+    Module-level so launchers that pickle it (joblib, submitit) pickle it by reference. A run
+    already completed (a resumed sweep relaunches its whole grid) returns its summary before
+    torch is imported, so a worker with nothing left to train never pays for that.
     """
-    from vaesweep.run import run_job  # late: torch is imported inside the job only
+    from vaesweep.sweep.index import run_status
 
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)
+    status, summary = run_status(run_dir)
+    if status == "completed" and summary is not None:
+        return summary
+
+    from vaesweep.run import run_job  # late: torch is imported inside the job only
+
     sweep_dir = (
         Path(hydra_cfg.sweep.dir).resolve()
         if hydra_cfg.mode is not None and (str(hydra_cfg.mode) == "RunMode.MULTIRUN")
