@@ -12,6 +12,7 @@ tests or other tools directly. Behaviour on an existing directory:
 from __future__ import annotations
 
 import logging
+import math
 import platform
 import socket
 import sys
@@ -74,7 +75,7 @@ class RecordHooks(TrainHooks):
         self.write_seconds = 0.0
         self._config_dict = config.to_dict()
         self._progress: dict[str, Any] = {}
-        self._summary_written = time.perf_counter()
+        self._summary_written = -math.inf  # the first epoch's progress is written at once
 
     def on_epoch_start(self, epoch: int, n_steps: int) -> None:
         if self.progress:

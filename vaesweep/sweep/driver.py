@@ -222,7 +222,8 @@ def sweep(
         plan.launcher, plan.jobs, plan.threads_per_run = launcher, opts.jobs, threads
         plan.save(sweep_dir)
         refresh_index(sweep_dir)
-        monitor = SweepMonitor(sweep_dir, plan, console).start()
+        bars_off = "train.progress=off" in [*user, *extra]
+        monitor = SweepMonitor(sweep_dir, plan, console, live=bars_off).start()
         try:
             bridge.launch(
                 [*user, *extra],

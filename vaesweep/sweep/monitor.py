@@ -1,23 +1,31 @@
-"""The sweep's progress line: runs done / total, statuses so far, elapsed time and an estimate.
+"""The sweep's progress: runs done / total, statuses so far, elapsed time and an estimate.
 
 A background thread polls the run directories (the same files ``report`` reads), so it works
 for every launcher, including SLURM jobs on a shared filesystem. It prints one line each time
-a run finishes.
+a run finishes; on a terminal a live line below them shows the runs in progress and their
+epochs. The estimate counts epochs rather than runs, so it is useful before the first run
+finishes and when runs finish together: (epochs left) x (seconds per epoch so far), where the
+rate is measured since this launch started (a resumed sweep's earlier epochs do not count).
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from rich.console import Console
+from rich.live import Live
+from rich.text import Text
 
 from vaesweep.sweep.index import run_status
 from vaesweep.sweep.plan import SweepPlan
 
 FINISHED = ("completed", "diverged", "failed")
 STYLE = {"completed": "green", "diverged": "yellow", "failed": "red"}
+#: Runs named on the live line before "+N more".
+LIVE_RUNS = 3
 
 
 def _clock(seconds: float) -> str:
@@ -27,22 +35,84 @@ def _clock(seconds: float) -> str:
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
 
 
+@dataclass(frozen=True)
+class RunProgress:
+    status: str
+    epochs_done: int
+    epochs: int | None  # None until the run has written its summary
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """One poll of every planned run, in plan order."""
+
+    runs: dict[str, RunProgress]
+
+    def counts(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for r in self.runs.values():
+            out[r.status] = out.get(r.status, 0) + 1
+        return out
+
+    def epochs(self) -> tuple[int, int]:
+        """(epochs done, epochs planned); finished runs count as done, and runs that have not
+        started count the typical length of those that have."""
+        known = [r.epochs for r in self.runs.values() if r.epochs]
+        typical = round(sum(known) / len(known)) if known else 0
+        done = total = 0
+        for r in self.runs.values():
+            length = r.epochs or typical
+            total += length
+            done += length if r.status in FINISHED else min(r.epochs_done, length)
+        return done, total
+
+
+def estimate_left(start: Snapshot, now: Snapshot, elapsed: float) -> float | None:
+    """Seconds left at the rate of epochs finished since ``start``; None before any."""
+    done0, _ = start.epochs()
+    done, total = now.epochs()
+    if done <= done0 or elapsed <= 0:
+        return None
+    return elapsed * (total - done) / (done - done0)
+
+
 class SweepMonitor:
-    def __init__(self, sweep_dir: Path, plan: SweepPlan, console: Console, poll_s: float = 0.5):
+    def __init__(
+        self,
+        sweep_dir: Path,
+        plan: SweepPlan,
+        console: Console,
+        poll_s: float = 0.5,
+        *,
+        live: bool = True,
+    ) -> None:
+        """``live``: show the live line on a terminal (not while runs draw their own bars)."""
         self.sweep_dir, self.plan, self.console, self.poll_s = sweep_dir, plan, console, poll_s
+        self.live = live
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="vaesweep-monitor", daemon=True)
         self._seen: dict[str, str] = {}
         self._start = time.monotonic()
-        self._already = 0
+        self._first: Snapshot | None = None
+        self._live: Live | None = None
 
-    def statuses(self) -> dict[str, str]:
-        return {r.name: run_status(self.sweep_dir / r.name)[0] for r in self.plan.runs}
+    def snapshot(self) -> Snapshot:
+        runs = {}
+        for r in self.plan.runs:
+            status, summary = run_status(self.sweep_dir / r.name)
+            s = summary or {}
+            epochs = int(s["epochs"]) if s.get("epochs") else None
+            runs[r.name] = RunProgress(status, int(s.get("epochs_done") or 0), epochs)
+        return Snapshot(runs)
 
     def start(self) -> SweepMonitor:
-        self._seen = {k: v for k, v in self.statuses().items() if v in FINISHED}
-        self._already = len(self._seen)
+        self._first = self.snapshot()
+        self._seen = {k: r.status for k, r in self._first.runs.items() if r.status in FINISHED}
         self._start = time.monotonic()
+        if self.live and self.console.is_terminal:
+            self._live = Live(
+                Text(""), console=self.console, transient=True, auto_refresh=False
+            ).__enter__()
         self._thread.start()
         return self
 
@@ -50,34 +120,50 @@ class SweepMonitor:
         self._stop.set()
         self._thread.join(timeout=5)
         self._poll()  # report runs that finished since the last poll
+        if self._live is not None:
+            self._live.__exit__(None, None, None)
+            self._live = None
 
     def _loop(self) -> None:
         while not self._stop.wait(self.poll_s):
             self._poll()
 
     def _poll(self) -> None:
-        statuses = self.statuses()
-        total = len(statuses)
-        for name, status in statuses.items():
-            if status in FINISHED and self._seen.get(name) != status:
-                self._seen[name] = status
+        now = self.snapshot()
+        total = len(now.runs)
+        for name, run in now.runs.items():
+            if run.status in FINISHED and self._seen.get(name) != run.status:
+                self._seen[name] = run.status
                 # Count what has been reported so far, so runs finishing in the same poll
                 # get consecutive numbers.
                 done = sum(1 for s in self._seen.values() if s in FINISHED)
-                self.console.print(self._line(name, status, done, total, statuses), highlight=False)
+                self.console.print(self.finished_line(name, run.status, done, total, now))
+        if self._live is not None:
+            self._live.update(self.live_line(now), refresh=True)
 
-    def _line(self, name: str, status: str, done: int, total: int, statuses: dict[str, str]) -> str:
+    def _timing(self, now: Snapshot, finished: bool) -> str:
         elapsed = time.monotonic() - self._start
-        new = done - self._already
-        eta = elapsed / new * (total - done) if new > 0 and done < total else 0.0
-        counts = ", ".join(
-            f"{sum(1 for s in statuses.values() if s == k)} {k}"
-            for k in (*FINISHED, "running")
-            if any(s == k for s in statuses.values())
+        left = estimate_left(self._first or now, now, elapsed)
+        tail = f", ~{_clock(left)} left" if left is not None and not finished else ""
+        return f"{_clock(elapsed)} elapsed{tail}"
+
+    def finished_line(self, name: str, status: str, done: int, total: int, now: Snapshot) -> Text:
+        counts = now.counts()
+        summary = ", ".join(
+            f"{counts[k]} {k}" for k in (*FINISHED, "running", "pending") if counts.get(k)
         )
-        left = f", ~{_clock(eta)} left" if done < total else ""
-        style = STYLE.get(status, "")
-        return (
-            f"[{done}/{total}] [{style}]{status:9s}[/] {name}  ({counts}; "
-            f"{_clock(elapsed)} elapsed{left})"
+        line = Text(f"[{done}/{total}] ")
+        line.append(f"{status:9s}", style=STYLE.get(status, ""))
+        line.append(f" {name}  ({summary}; {self._timing(now, done >= total)})")
+        return line
+
+    def live_line(self, now: Snapshot) -> Text:
+        running = [(k, r) for k, r in now.runs.items() if r.status == "running"]
+        finished = sum(1 for r in now.runs.values() if r.status in FINISHED)
+        shown = ", ".join(f"{k} {r.epochs_done}/{r.epochs or '?'}" for k, r in running[:LIVE_RUNS])
+        more = f" +{len(running) - LIVE_RUNS} more" if len(running) > LIVE_RUNS else ""
+        head = f"running {shown}{more} | " if running else ""
+        return Text(
+            f"{head}{finished}/{len(now.runs)} finished | {self._timing(now, False)}",
+            style="dim",
         )
