@@ -5,12 +5,18 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
 from vaesweep.sweep.index import status_counts
 
 STATUS_COLOURS = {"completed": "green", "diverged": "yellow", "failed": "red"}
+
+
+def _table() -> Table:
+    """Rules under the header only: a sweep's result table fits an 80-column terminal."""
+    return Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False, collapse_padding=True)
 
 
 def print_run(console: Console, summary: dict[str, Any]) -> None:
@@ -20,7 +26,7 @@ def print_run(console: Console, summary: dict[str, Any]) -> None:
     console.print(f"[{colour}]{status}[/] {summary.get('run_dir', '')}")
     for note in (summary.get("data") or {}).get("notes") or []:
         console.print(f"[dim]data: {note}[/]")
-    table = Table()
+    table = _table()
     for col in ("beta", "recon", "kl", "elbo", "mse", "psnr", "active", "beta_calib", "seconds"):
         table.add_column(col, justify="right")
     if val:
@@ -51,7 +57,7 @@ def fmt(value: Any) -> str:
 def print_grid(console: Console, plan: Any, sweep_dir: Path, dry_run: bool) -> None:
     verb = "would run" if dry_run else "runs"
     console.print(f"{len(plan.runs)} {verb} -> {sweep_dir}")
-    table = Table()
+    table = _table()
     table.add_column("#", justify="right")
     for key in plan.swept_keys:
         table.add_column(key)
@@ -70,9 +76,9 @@ def print_sweep(
     counts = status_counts(rows)
     summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
     console.print(f"{summary} -> {sweep_dir}")
-    table = Table()
+    table = _table()
     for col in (*keys, "status", "recon", "kl", "elbo", "mse", "active", "beta_calib", "s"):
-        table.add_column(col, justify="right")
+        table.add_column(col, justify="right", no_wrap=True)
     for r in rows:
         colour = STATUS_COLOURS.get(r["status"], "white")
         table.add_row(
