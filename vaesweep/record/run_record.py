@@ -131,7 +131,7 @@ class RunRecord:
         writes the epoch's metrics first, so the checkpoint on disk is never ahead of
         ``metrics.csv`` (resuming drops rows the checkpoint has not seen).
         """
-        self.flush()
+        self._join_checkpoint()
         buf = _serialise(state)
         if not background:
             atomic_write_bytes(self.checkpoint_path, buf.getbuffer(), durable=False)
@@ -143,12 +143,15 @@ class RunRecord:
 
     def flush(self) -> None:
         """Wait for a background checkpoint write (re-raising its error) and sync the CSV."""
-        if self._checkpoint_thread is not None:
-            self._checkpoint_thread.join()
-            self._checkpoint_thread = None
+        self._join_checkpoint()
         if self._csv_unsynced and self.metrics_path.exists():
             fsync_file(self.metrics_path)
             self._csv_unsynced = False
+
+    def _join_checkpoint(self) -> None:
+        if self._checkpoint_thread is not None:
+            self._checkpoint_thread.join()
+            self._checkpoint_thread = None
         if self._checkpoint_error is not None:
             err, self._checkpoint_error = self._checkpoint_error, None
             raise err
