@@ -110,7 +110,9 @@ class RecordHooks(TrainHooks):
     def write_progress(self) -> None:
         """Bring summary.json's progress fields up to the last finished epoch."""
         if self._progress:
-            self.record.update_summary(durable=False, final=self.record.last, **self._progress)
+            self.record.update_summary(
+                durable=False, final=dict(self.record.last), **self._progress
+            )
             self._progress = {}
         self._summary_written = time.perf_counter()
 

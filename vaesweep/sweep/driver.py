@@ -94,8 +94,6 @@ def launcher_overrides(
 
 #: Commands submitit's SLURM executor calls (submit, run, poll).
 SLURM_COMMANDS = ("sbatch", "srun", "sacct")
-
-
 #: Launchers that run on this machine (no profile to look into).
 LOCAL_LAUNCHERS = ("basic", "joblib", "submitit_local")
 
