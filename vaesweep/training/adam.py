@@ -154,27 +154,13 @@ class FusedAdam:
 
 
 def fused_kernel_available(device: torch.device) -> bool:
-    """Whether ``aten::_fused_adam_`` runs on ``device`` for float32 (probed on one element)."""
+    """Whether ``aten::_fused_adam_`` runs on ``device`` for float32 (one step of one element)."""
     if not hasattr(torch, "_fused_adam_"):
         return False
     try:
-        p = torch.zeros(1, device=device)
-        ones = [torch.ones(1, device=device)]
-        torch._fused_adam_(
-            [p],
-            ones,
-            [torch.zeros(1, device=device)],
-            [torch.zeros(1, device=device)],
-            [],
-            [torch.ones((), device=device)],
-            amsgrad=False,
-            lr=1e-3,
-            beta1=0.9,
-            beta2=0.999,
-            weight_decay=0.0,
-            eps=1e-8,
-            maximize=False,
-        )
+        p = torch.nn.Parameter(torch.zeros(1, device=device))
+        p.grad = torch.ones_like(p)
+        FusedAdam([p], lr=1e-3).step()
     except (RuntimeError, NotImplementedError, TypeError):
         return False
     return True
