@@ -55,10 +55,16 @@ def evaluate(
     settings: MetricSettings = PUBLISHED,
     metrics: Iterable[str] = METRICS,
     log: Callable[[str], None] | None = None,
+    cache: bool = True,
 ) -> dict:
-    """Every requested metric of ``represent`` on ``source``: scores, settings and details."""
+    """Every requested metric of ``represent`` on ``source``: scores, settings and details.
+
+    ``cache=False`` calls ``represent`` for every draw (for representations that are not a
+    function of the factors, such as noise in tests); a trained encoder's means are one.
+    """
     wanted = [m for m in METRICS if m in set(metrics)]
     cached = CachedRepresentation(source, represent)
+    encode = cached if cache else represent
     s = settings
     results: dict[str, dict] = {}
     seconds: dict[str, float] = {}
@@ -75,8 +81,8 @@ def evaluate(
     if shared:
         rng = np.random.default_rng(s.seed)
         start = time.perf_counter()
-        f_train, z_train = sample_codes(source, cached, s.num_train, rng)
-        f_test, z_test = sample_codes(source, cached, s.num_test, rng)
+        f_train, z_train = sample_codes(source, encode, s.num_train, rng)
+        f_test, z_test = sample_codes(source, encode, s.num_test, rng)
         seconds["sample"] = round(time.perf_counter() - start, 3)
         if "mig" in wanted:
             timed("mig", mig, z_train, f_train, s.bins)
@@ -92,7 +98,7 @@ def evaluate(
             continue
         # Each metric its own stream, so adding or skipping one never changes another's draws.
         rng = np.random.default_rng([s.seed, METRICS.index(name)])
-        common = (source, cached, s.num_train, s.num_test, s.batch_size)
+        common = (source, encode, s.num_train, s.num_test, s.batch_size)
         if name == "beta_vae":
             timed(name, beta_vae_score, *common, rng, seed=s.seed)
         else:
