@@ -11,11 +11,11 @@ import pandas as pd
 import pytest
 
 from vaesweep.record.files import read_metrics_csv
-from vaesweep.report.aggregate import build_sweep
 from vaesweep.report.build import build_report
-from vaesweep.report.fabricate import PCA, fabricate_run, fabricate_sweep
-from vaesweep.report.linear_reference import Spectrum, sse_at_rate, water_filling
-from vaesweep.report.load import load
+from vaesweep.report.data.aggregate import build_sweep
+from vaesweep.report.data.linear_reference import Spectrum, sse_at_rate, water_filling
+from vaesweep.report.data.load import load
+from vaesweep.testing.fabricate import PCA, fabricate_run, fabricate_sweep
 
 BETAS = [0.01, 0.1, 1.0, 8.0]
 SEEDS = [0, 1, 2]

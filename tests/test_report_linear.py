@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from vaesweep.report.linear_reference import Spectrum, rd_curve, sse_at_rate, water_filling
+from vaesweep.report.data.linear_reference import Spectrum, rd_curve, sse_at_rate, water_filling
 
 
 def spectrum(eig: list[float], total: float | None = None) -> Spectrum:

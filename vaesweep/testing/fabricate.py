@@ -19,7 +19,7 @@ import numpy as np
 
 from vaesweep.record import RunRecord
 from vaesweep.record.run_record import last_rows
-from vaesweep.report.linear_reference import Spectrum, water_filling
+from vaesweep.report.data.linear_reference import Spectrum, water_filling
 
 #: A 64-pixel spectrum shaped like 8x8 digits (per-image SSE units, pixels in [0, 1]).
 EIGENVALUES = [0.7 * 0.8**i for i in range(48)]

@@ -12,15 +12,12 @@ from __future__ import annotations
 import base64
 import html
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from vaesweep import __version__
-
-if TYPE_CHECKING:
-    from vaesweep.report.build import Page
-    from vaesweep.report.style import Rendered
+from vaesweep.report.figures.style import Rendered
+from vaesweep.report.page import Page
 
 CSS = """
 body { font: 15px/1.55 -apple-system, "Segoe UI", Roboto, Helvetica, Arial, sans-serif;

@@ -17,10 +17,10 @@ import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 
-from vaesweep.report.aggregate import Sweep
-from vaesweep.report.linear_reference import Spectrum, rd_curve
-from vaesweep.report.per_run import GAUSSIAN
-from vaesweep.report.style import (
+from vaesweep.report.data.aggregate import SweepRecords
+from vaesweep.report.data.linear_reference import Spectrum, rd_curve
+from vaesweep.report.data.per_run import GAUSSIAN
+from vaesweep.report.figures.style import (
     Palette,
     Rendered,
     annotate_points,
@@ -37,7 +37,7 @@ from vaesweep.report.style import (
 MAX_ANNOTATED = 12
 
 
-def distortion_label(sweep: Sweep) -> str:
+def distortion_label(sweep: SweepRecords) -> str:
     if sweep.distortion == "nll":
         lik = sweep.table["likelihood"].dropna().iloc[0]
         return f"distortion D = −log p(x|z), nats per image ({lik})"
@@ -46,7 +46,7 @@ def distortion_label(sweep: Sweep) -> str:
     return f"distortion: squared error per image (SSE, pixels in [0, 1]){note}"
 
 
-def reference_spectra(sweep: Sweep, rows: pd.DataFrame) -> list[tuple[Spectrum, int, str]]:
+def reference_spectra(sweep: SweepRecords, rows: pd.DataFrame) -> list[tuple[Spectrum, int, str]]:
     """Distinct (spectrum, latent dim, data name) among the given runs, most common first."""
     seen: Counter[tuple] = Counter()
     keep: dict[tuple, tuple[Spectrum, int, str]] = {}
@@ -77,7 +77,7 @@ def _group_points(ok: pd.DataFrame, ycol: str) -> pd.DataFrame:
     return out
 
 
-def fig_rate_distortion(sweep: Sweep, palette: Palette) -> Rendered | None:
+def fig_rate_distortion(sweep: SweepRecords, palette: Palette) -> Rendered | None:
     ok = sweep.usable
     if ok.empty:
         return None
@@ -183,7 +183,7 @@ def fig_rate_distortion(sweep: Sweep, palette: Palette) -> Rendered | None:
     return Rendered("rate_distortion", "Rate–distortion plane", caption, render(fig))
 
 
-def _all_mse(sweep: Sweep) -> bool:
+def _all_mse(sweep: SweepRecords) -> bool:
     lik = set(sweep.usable["likelihood"].dropna())
     return lik == {"mse"} and sweep.distortion == "sse"
 
@@ -206,7 +206,7 @@ def _iso_lines(
     xlim: tuple[float, float],
     ylim: tuple[float, float],
     xlog: bool,
-    sweep: Sweep,
+    sweep: SweepRecords,
 ) -> None:
     """Lines of constant R + D through the best and a few other points (slope -1)."""
     total = (pts["x"] + pts["y"]).dropna().sort_values()
@@ -228,7 +228,7 @@ def _iso_lines(
         ax.text(x[j], y[j], f" R + D = {fmt(c)}", color="0.45", fontsize=7, va="top")
 
 
-def fig_spectrum(sweep: Sweep, palette: Palette) -> Rendered | None:
+def fig_spectrum(sweep: SweepRecords, palette: Palette) -> Rendered | None:
     """PCA eigenvalues with each group's sigma2_eff (science notes 2.4 and 8, plot 9)."""
     ok = sweep.table[sweep.table["sigma2_eff"] > 0]
     spectra = reference_spectra(sweep, ok)

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from vaesweep.report.answer import calibrated_beta
 from vaesweep.report.numbers import fmt
-from vaesweep.report.phrases import Groups, at, nats, ok
+from vaesweep.report.reading.answer import calibrated_beta
+from vaesweep.report.reading.phrases import Groups, at, nats, ok
 
 
 def build_questions(G: Groups, ends: tuple[str, str] | None) -> list[tuple[str, str]]:

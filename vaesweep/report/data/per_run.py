@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 
 from vaesweep.record import contract
-from vaesweep.report.linear_reference import Spectrum, sse_at_rate, water_filling
-from vaesweep.report.load import Run
+from vaesweep.report.data.linear_reference import Spectrum, sse_at_rate, water_filling
+from vaesweep.report.data.load import Run
 
 #: A latent dimension is "informative" when its final KL is at least this many nats; below
 #: it the dimension transmits almost nothing (Lucas et al. 2019's epsilon-collapse).

@@ -1,6 +1,6 @@
 """The reading's answer up top: what β did between the smallest and the largest β, and why.
 
-With two constant-β ends (:func:`~vaesweep.report.reading.build_reading` picks them) the answer
+With two constant-β ends (:func:`~vaesweep.report.reading.build.build_reading` picks them) the answer
 compares their reconstructions and rates, then reads β as the decoder noise it implies (science
 notes 1.4, 2.2, 2.4) and finds where the calibrated β_calib crosses 1. With one setting, or one
 β and several KL-control methods, it describes each setting against its references instead.
@@ -12,9 +12,9 @@ import math
 
 import pandas as pd
 
+from vaesweep.report.data.per_run import GAUSSIAN, INFORMATIVE_KL
 from vaesweep.report.numbers import fmt, fmt_int, fmt_pct
-from vaesweep.report.per_run import GAUSSIAN, INFORMATIVE_KL
-from vaesweep.report.phrases import (
+from vaesweep.report.reading.phrases import (
     MEAN_IMAGE_SHARE,
     ON_REFERENCE,
     Groups,
