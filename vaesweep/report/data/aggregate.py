@@ -2,11 +2,11 @@
 
 Each row is one run: what was swept, its status, the final validation metrics of the contract
 (:mod:`vaesweep.record.contract`; nats per image for ``kl``/``elbo``/``nll``, SSE per image for
-``sse``, per-pixel ``mse``, dB for ``psnr``), the effective beta set (science notes 2.2), the
-IWAE estimate, and the linear-Gaussian reference at the run's own noise level and rate (science
-notes 2.4); :mod:`~vaesweep.report.data.per_run` computes one row. The swept values and the grouping
-of runs into settings come from :mod:`~vaesweep.report.data.grouping`, the mean and standard
-deviation over seeds (``seeds.csv``) from :mod:`~vaesweep.report.data.seed_stats`.
+``sse``, per-pixel ``mse``, dB for ``psnr``), the effective beta set (README, "What beta means"),
+the IWAE estimate (Burda et al. 2016), and the linear-Gaussian reference at the run's own noise
+level and rate (Lucas et al. 2019); :mod:`~vaesweep.report.data.per_run` computes one row. The swept
+values and the grouping of runs into settings come from :mod:`~vaesweep.report.data.grouping`, the
+mean and standard deviation over seeds (``seeds.csv``) from :mod:`~vaesweep.report.data.seed_stats`.
 """
 
 from __future__ import annotations
@@ -82,8 +82,9 @@ def build_sweep(loaded: Loaded) -> SweepRecords:
 
 
 def _add_beta_axis(table: pd.DataFrame) -> str:
-    """``beta_x``: the configured beta for constant runs, the final beta_t otherwise (science
-    notes 2.2: every method on one axis); beta_sum when runs differ in their reduction."""
+    """``beta_x``: the configured beta for constant runs, the final beta_t otherwise (every
+    KL-control method logs beta_t in the same convention, so all share one axis); beta_sum when
+    runs differ in their reduction."""
     constant = table["method"].fillna("constant").eq("constant")
     x = table["beta"].where(constant, table["beta_t"])
     label = "β" if constant.all() else "β (final β_t for scheduled/controlled runs)"

@@ -194,7 +194,7 @@ def fig_beta_summary(sweep: SweepRecords, palette: Palette) -> Rendered | None:
         "Final validation metrics against β (log scale). Markers: group means over seeds with "
         "one-standard-deviation bars; faint markers: single runs. Active units follow Burda et "
         "al. (2016); the black dotted line is the linear-Gaussian prediction of how many "
-        "dimensions a linear VAE keeps at each run's σ²_eff (science notes 2.4)."
+        "dimensions a linear VAE keeps at each run's σ²_eff (Lucas et al. 2019)."
     )
     if sweep.usable["likelihood"].eq("mse").any():
         caption += (
@@ -210,7 +210,8 @@ def fig_beta_summary(sweep: SweepRecords, palette: Palette) -> Rendered | None:
 
 
 def fig_information(sweep: SweepRecords, palette: Palette) -> Rendered | None:
-    """I_q(x;z) and KL(q(z)||p(z)) against beta with the log N ceiling (science notes 3.8)."""
+    """I_q(x;z) and KL(q(z)||p(z)) against beta with the log N ceiling: the rate splits into the
+    two (Hoffman & Johnson 2016, "ELBO surgery"), and I_q cannot exceed log N."""
     ok = _on_log_axis(sweep.usable)
     if ok.empty or ok["mi"].notna().sum() == 0:
         return None

@@ -117,7 +117,9 @@ def _varies(sweep: SweepRecords) -> bool:
 
 
 def fig_beta_t(sweep: SweepRecords, palette: Palette) -> Rendered | None:
-    """beta_t against optimiser step, one line per run (science notes 3.1-3.5, plot 3)."""
+    """beta_t against optimiser step, one line per run: the weight that schedules and controllers
+    (Sonderby et al. 2016, Fu et al. 2019, Burgess et al. 2018, Rezende & Viola 2018, Shao et
+    al. 2020) put on the KL, on the same axis as a constant beta."""
     if not _varies(sweep):
         return None
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
@@ -189,7 +191,7 @@ def fig_grad_balance(sweep: SweepRecords, palette: Palette) -> Rendered | None:
     )
     group_legend(axes[1], palette, ordered_groups(sweep.table), loc="best")
     caption = (
-        "What β does to gradient descent (science notes section 7, Q2): the pull of the "
+        "What β does to gradient descent: the pull of the "
         "reconstruction term and of the weighted KL on the encoder outputs, measured on "
         "validation batches. The sizes of the two loss values say nothing about their balance; "
         "these gradients do. Above 1 the KL's pull towards the prior dominates."

@@ -1,11 +1,12 @@
 """The rate-distortion plane and the PCA spectrum, each against the linear-Gaussian reference.
 
-Rate-distortion plane (Alemi et al. 2018; science notes 1.3 and 8, plot 1): rate R = KL in nats
+Rate-distortion plane (Alemi et al. 2018, "Fixing a Broken ELBO"): rate R = KL in nats
 per image on x, distortion on y (SSE per image for Gaussian-family likelihoods and whenever
 likelihoods are mixed, since every run logs it; the NLL in nats when all runs share one
 non-Gaussian likelihood). One point per group (mean over seeds, error bars one standard
 deviation), lines of constant R + D, and the reverse water-filling curve of a linear VAE
-(science notes 2.4): a point above that curve does worse than PCA at the same rate.
+(Lucas et al. 2019, "Don't Blame the ELBO!"): a point above that curve does worse than PCA at
+the same rate.
 """
 
 from __future__ import annotations
@@ -229,7 +230,8 @@ def _iso_lines(
 
 
 def fig_spectrum(sweep: SweepRecords, palette: Palette) -> Rendered | None:
-    """PCA eigenvalues with each group's sigma2_eff (science notes 2.4 and 8, plot 9)."""
+    """PCA eigenvalues with each group's sigma2_eff: a linear VAE encodes exactly the components
+    above the line (Lucas et al. 2019; Tipping & Bishop 1999)."""
     ok = sweep.table[sweep.table["sigma2_eff"] > 0]
     spectra = reference_spectra(sweep, ok)
     if not spectra:

@@ -2,14 +2,16 @@
 
 Every number quoted comes from ``seeds.csv`` (group means over seeds,
 :func:`~vaesweep.report.data.seed_stats.seed_stats`) or ``summary.csv`` (one row per run), printed
-with :func:`~vaesweep.report.numbers.fmt`, so a reader can find it in the tables. Wording that judges a number ("over-regularised", "collapsed")
-is chosen by a threshold on that number, never fixed in advance, so the text cannot contradict
-the data. The logic follows the science notes: beta as decoder noise (1.4), effective and
-calibrated beta (2.2), the linear-Gaussian reference (2.4), active units and collapse (3.7),
-information vs prior mismatch (3.8) and the three answers of section 7.
+with :func:`~vaesweep.report.numbers.fmt`, so a reader can find it in the tables. Wording that
+judges a number ("over-regularised", "collapsed") is chosen by a threshold on that number, never
+fixed in advance, so the text cannot contradict the data. The logic: beta as decoder noise (Lucas et
+al. 2019; Rybkin et al. 2021), effective and calibrated beta (README, "What beta means"), the
+linear-Gaussian reference (Lucas et al. 2019, "Don't Blame the ELBO!"), active units and collapse
+(Burda et al. 2016), information vs prior mismatch (Hoffman & Johnson 2016, "ELBO surgery") and the
+three questions of the README.
 
-The reading opens with the answer (:mod:`~vaesweep.report.reading.answer`), then the short answers to
-the three questions (:mod:`~vaesweep.report.reading.questions`), then the findings by topic
+The reading opens with the answer (:mod:`~vaesweep.report.reading.answer`), then the short answers
+to the three questions (:mod:`~vaesweep.report.reading.questions`), then the findings by topic
 (:mod:`~vaesweep.report.reading.findings`).
 """
 

@@ -1,5 +1,8 @@
 """The reading's findings by topic: effective beta, bounds, collapse, linear reference, seeds,
-KL-control methods and the runs left out (science notes 2.2, 2.4, 3.7-3.9, 8).
+KL-control methods and the runs left out. Sources: the effective beta set (README, "What beta
+means"; Rybkin et al. 2021 for the calibrated beta), the linear-Gaussian reference (Lucas et
+al. 2019), active units (Burda et al. 2016, "Importance Weighted Autoencoders"), the
+information split of the rate (Hoffman & Johnson 2016) and the IWAE bound (Burda et al. 2016).
 
 Each function takes the :class:`~vaesweep.report.reading.phrases.Groups` view and returns sentences;
 every number is a seeds.csv or summary.csv value printed with :func:`~vaesweep.report.numbers.fmt`.

@@ -1,7 +1,7 @@
 """The HTML report: one self-contained file, images embedded as base64 PNG, readable offline.
 
 Layout, top to bottom: title and what was read; the answer (the reading's opening and the short
-answers to the three questions of science notes section 7); the figures with captions; the
+answers to the three questions of the README); the figures with captions; the
 detailed reading; tables (settings with mean ± std over seeds, every run, runs left out);
 problems met while reading the records. Every piece of text that came from disk or the data
 (run names, config values, error messages) goes through :func:`html.escape`.
