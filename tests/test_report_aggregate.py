@@ -126,3 +126,30 @@ def test_mean_reduction_is_on_the_canonical_axis(tmp_path: Path) -> None:
     assert t.loc["sum", "beta_x"] == pytest.approx(1.0)
     assert "β_sum" in sweep.beta_label
     assert "loss.recon_reduction" in sweep.swept
+
+
+def test_fabricated_configs_are_real_configs(tmp_path: Path) -> None:
+    """The synthetic runs claim configs the schema accepts and rebuilds exactly, so the report
+    is tested on what ``vaesweep train`` records, not on a hand-written imitation."""
+    from vaesweep.config import Config, ConvConfig, LossConfig, TrainConfig, WarmupKL
+    from vaesweep.config.from_dict import config_from_dict
+
+    summary = fabricate_run(
+        tmp_path / "run",
+        beta=0.5,
+        seed=3,
+        epochs=4,
+        method="warmup",
+        reduction="mean",
+        images=False,
+    )
+    expected = Config(
+        model=ConvConfig(latent_dim=8),
+        loss=LossConfig(recon_reduction="mean"),
+        kl=WarmupKL(epochs=2.0),
+        train=TrainConfig(epochs=4),
+        beta=0.5,
+        seed=3,
+    )
+    assert summary["config"] == expected.to_dict()
+    assert config_from_dict(summary["config"]) == expected
