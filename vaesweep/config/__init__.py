@@ -1,4 +1,10 @@
-"""Typed config schemas, one module per config group (conf/<group>/ mirrors vaesweep/config/<group>.py)."""
+"""Typed config schemas, one module per config group (conf/<group>/ mirrors vaesweep/config/<group>.py).
+
+The dataclasses own every default and every option name (``DATASETS``, ``LIKELIHOODS``,
+``MODEL_SCHEMAS``, ``KL_SCHEMAS``); the YAML under conf/ shows the defaults with comments, and
+the core's tables (data loaders, likelihood factories, KL controllers) map exactly these names.
+tests/test_config_yaml.py and tests/test_registries.py fail on any disagreement.
+"""
 
 from vaesweep.config.data import DataConfig
 from vaesweep.config.eval import EvalConfig
