@@ -8,6 +8,7 @@ tests/test_config_yaml.py and tests/test_registries.py fail on any disagreement.
 
 from vaesweep.config.data import DataConfig
 from vaesweep.config.eval import EvalConfig
+from vaesweep.config.groups import OPTION_KEYS, OPTION_SCHEMAS
 from vaesweep.config.kl import (
     KL_SCHEMAS,
     PIKL,
@@ -27,6 +28,8 @@ from vaesweep.config.train import TrainConfig
 __all__ = [
     "KL_SCHEMAS",
     "MODEL_SCHEMAS",
+    "OPTION_KEYS",
+    "OPTION_SCHEMAS",
     "PIKL",
     "CapacityKL",
     "Config",
