@@ -113,3 +113,14 @@ def test_home_paths_are_quoted_for_hydra() -> None:
 def test_unparseable_override_says_how_to_quote() -> None:
     with pytest.raises(UserError, match="quote values with special characters"):
         bridge.compose(["data.path=/a (b)/c"])
+
+
+def test_density_likelihood_on_binarised_data_is_warned_about() -> None:
+    from vaesweep.config import Config, DataConfig, LossConfig
+
+    assert (
+        Config(data=DataConfig(binarize="dynamic"), loss=LossConfig("bernoulli")).warnings() == []
+    )
+    assert Config(loss=LossConfig("cbernoulli")).warnings() == []
+    (line,) = Config(data=DataConfig(binarize="static"), loss=LossConfig("cbernoulli")).warnings()
+    assert "cbernoulli" in line and "binarize=static" in line and "bernoulli" in line

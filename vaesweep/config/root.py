@@ -40,6 +40,18 @@ class Config:
         non_negative("beta", self.beta)
         require(self.seed >= 0, "seed", self.seed, "must be >= 0")
 
+    def warnings(self) -> list[str]:
+        """Settings that are valid but easy to misread; commands print these before training."""
+        out = []
+        if self.data.binarize != "none" and self.loss.likelihood not in ("bernoulli", "dlogistic"):
+            out.append(
+                f"loss.likelihood={self.loss.likelihood} is a density on [0, 1], but "
+                f"data.binarize={self.data.binarize} makes the pixels binary: its ELBO is no "
+                "probability of the data (bits/dim are dequantised over two levels, +1 bit); "
+                "loss.likelihood=bernoulli models binary pixels"
+            )
+        return out
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
