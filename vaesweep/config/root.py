@@ -20,6 +20,9 @@ from vaesweep.config.train import TrainConfig
 #: OmegaConf's marker for "must be given" (the groups fill it); a plain string keeps this
 #: module free of Hydra and OmegaConf imports.
 MISSING: Any = "???"
+#: Likelihoods whose reconstruction term is the squared error that GECO constrains (for a fixed
+#: Gaussian up to the factor 1 / (2 sigma^2) and a constant).
+GECO_LIKELIHOODS = ("mse", "gaussian")
 
 
 @dataclass
@@ -39,6 +42,17 @@ class Config:
     def __post_init__(self) -> None:
         non_negative("beta", self.beta)
         require(self.seed >= 0, "seed", self.seed, "must be >= 0")
+        if getattr(self.kl, "method", None) == "geco":
+            # GECO's constraint is the per-pixel squared error and its objective has no other
+            # reconstruction term: any other likelihood would never enter training.
+            require(
+                self.loss.likelihood in GECO_LIKELIHOODS,
+                "loss.likelihood",
+                self.loss.likelihood,
+                "kl=geco constrains the squared error, so it needs "
+                + " or ".join(GECO_LIKELIHOODS)
+                + " (or pick another kl method)",
+            )
 
     def warnings(self) -> list[str]:
         """Settings that are valid but easy to misread; commands print these before training."""
