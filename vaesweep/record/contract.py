@@ -19,6 +19,17 @@ A run directory holds:
     (``torch.load(path, weights_only=True)``).
 ``reconstructions.png``, ``samples.png``, ``traversals.png``
     Image grids; their layout (rows, columns, cell size) is in ``summary.json["images"]``.
+``disentanglement.json``
+    Runs on a dataset with known factors (``data=dsprites``, ``data=shapes``) only: the
+    disentanglement metrics of the final model's means of q(z|x), written at the end of the run
+    and by ``vaesweep eval RUN --disentanglement``. Keys: ``factors`` and ``factor_sizes``;
+    ``settings`` (sample sizes, bins, seed; ``preset``: published | quick); ``scores`` (the
+    headline numbers, :data:`DISENTANGLEMENT_SCORES`, null when skipped); ``metrics``, per
+    metric its score and details: ``mig.mutual_information`` (latents x factors, nats),
+    ``mig.normalised_mutual_information`` (divided by H(factor)), ``mig.top_latent`` (the latent
+    sharing the most information with each factor), ``dci.importance`` (latents x factors),
+    ``sap.matrix``, ``factor_vae.votes``; ``skipped`` (metric -> why); ``seconds``;
+    ``encoded_combinations``. The same ``scores`` are in ``summary.json["disentanglement"]``.
 
 Every file is written to a temporary name and renamed, so a killed run never leaves a
 half-written file. The format version is :data:`SCHEMA_VERSION`.
@@ -37,6 +48,19 @@ SAMPLES_FILE = "samples.png"
 TRAVERSALS_FILE = "traversals.png"
 #: Written by ``vaesweep eval``: metrics recomputed from the checkpoint.
 EVAL_FILE = "eval.json"
+#: Disentanglement metrics of runs on factor datasets (see the module docstring).
+DISENTANGLEMENT_FILE = "disentanglement.json"
+#: The headline disentanglement scores, as keys of ``disentanglement.json["scores"]`` and
+#: ``summary.json["disentanglement"]``: BetaVAE and FactorVAE accuracy, MIG, SAP, DCI.
+DISENTANGLEMENT_SCORES = (
+    "beta_vae",
+    "factor_vae",
+    "mig",
+    "sap",
+    "dci_disentanglement",
+    "dci_completeness",
+    "dci_informativeness",
+)
 
 STATUSES = ("running", "completed", "diverged", "failed")
 
@@ -99,6 +123,9 @@ SUMMARY_KEYS = (
     "final",  # {"train": {...}, "val": {...}}: the last metrics rows (without kl_dim_*)
     "kl_per_dim",  # final validation KL per latent dimension
     "iwae",  # {"nll", "bpd", "samples", "images", "split", "dequantized"} or None
+    # Factor datasets only: {score name: value or None for each of DISENTANGLEMENT_SCORES,
+    #  "preset", "factors", "top_latent", "seconds"}; None when not computed.
+    "disentanglement",
     "config",  # the resolved config as a dict
     # {"name", "root", "path" (absolute), "shape", "n_pixels", "n_train", "n_val", "n_test",
     #  "source", "notes",
