@@ -248,7 +248,8 @@ def test_sweep_on_a_real_cluster_then_scancel_and_resume(tmp_path: Path, tiny: l
     plan = json.loads((sweep_dir / "sweep.json").read_text())
     assert plan["launcher"] == "slurm"
     assert len(plan["resumed"]) == 1
-    jobs = {p.name.split("_")[0] for p in (sweep_dir / ".submitit").iterdir()}
-    (resumed_job,) = jobs - {job}
+    # submitit keeps one folder per array (its sbatch script) named by the SLURM job id.
+    arrays = {p.name for p in (sweep_dir / ".submitit").iterdir() if p.name.isdigit()}
+    (resumed_job,) = arrays - {job}
     _wait("the resumed array to leave the queue", lambda: _array_done(resumed_job, 3), None, log)
     assert set(_sacct(resumed_job).values()) == {"COMPLETED"}
