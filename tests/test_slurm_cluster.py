@@ -52,10 +52,18 @@ def _cluster_problem() -> str | None:
     return None
 
 
-pytestmark = [pytest.mark.slow]
-PROBLEM = _cluster_problem()
-if PROBLEM:
-    pytestmark.append(pytest.mark.skip(reason=f"no SLURM cluster: {PROBLEM}"))
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def cluster() -> None:
+    """Skip, saying why, unless a SLURM cluster takes jobs here. A fixture, not a module-level
+    check: sinfo retries for seconds when no controller answers, and `-m "not slow"` should
+    not pay for that."""
+    problem = _cluster_problem()
+    if problem:
+        pytest.skip(f"no SLURM cluster: {problem}")
+
 
 #: What a one-node cluster without GPUs can run: conf/hydra/launcher/slurm.yaml asks for
 #: a GPU, 4 CPUs and 16 GB per run (a real cluster's sizes). The partition is the default one.
@@ -163,6 +171,7 @@ def _snapshot(run: Path) -> dict[str, tuple[int, bytes]]:
 LOG = "train.log"
 
 
+@pytest.mark.usefixtures("cluster")
 def test_sweep_on_a_real_cluster_then_scancel_and_resume(tmp_path: Path, tiny: list[str]) -> None:
     gate = tmp_path / "gate"
     gate.mkdir()

@@ -7,7 +7,8 @@
 # Debian's slurm-wlm: munged, MariaDB + slurmdbd (accounting: submitit polls job states with
 # `sacct`, which answers only with accounting storage), slurmctld and slurmd, all on this host.
 # Needs root and apt-get. Idempotent: with the node already answering in `sinfo` it only prints
-# the version. Daemons run without systemd (containers); --stop uses their pid files.
+# the version. Made for machines without systemd (containers, CI): it starts the daemons itself
+# (a munged or MariaDB already answering is used as it is); --stop uses their pid files.
 # Logs: /var/log/slurm/*.log, /run/mysqld/mariadb.log.
 set -euo pipefail
 
@@ -110,14 +111,14 @@ if [ ! -s /etc/munge/munge.key ]; then
 fi
 mkdir -p /run/munge /var/log/munge /var/lib/munge
 chown munge:munge /run/munge /var/log/munge /var/lib/munge
-if ! running "${PIDFILE[munged]}"; then
+if ! running "${PIDFILE[munged]}" && ! (munge -n | unmunge) >/dev/null 2>&1; then
   say "starting munged"
   runuser -u munge -- /usr/sbin/munged --pid-file="${PIDFILE[munged]}" --force
 fi
 wait_for "munge to answer" sh -c 'munge -n | unmunge'
 
 # ------------------------------------------------------------------------- MariaDB
-if ! running "${PIDFILE[mariadb]}"; then
+if ! running "${PIDFILE[mariadb]}" && ! mariadb-admin --socket=/run/mysqld/mysqld.sock ping >/dev/null 2>&1; then
   say "starting MariaDB"
   mkdir -p /run/mysqld
   chown mysql:mysql /run/mysqld
