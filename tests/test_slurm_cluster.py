@@ -118,13 +118,20 @@ def _sacct(job: str) -> dict[str, str]:
     }
 
 
-def _array_done(job: str, tasks: int) -> bool:
-    """Every task of the array has left the queue (squeue lists none of them)."""
-    out = subprocess.run(
-        ["squeue", "-h", "-j", job, "-o", "%i"], capture_output=True, text=True
-    ).stdout
+def _queue_state(job: str) -> str:
+    """A job's state as slurmctld has it now (accounting may lag behind it)."""
+    return subprocess.run(
+        ["squeue", "-h", "-j", job, "-o", "%T"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+
+
+def _settled(job: str, tasks: int) -> bool:
+    """Every task of the array has left the queue and its accounting record is final."""
+    if subprocess.run(["squeue", "-h", "-j", job], capture_output=True, text=True).stdout.strip():
+        return False
     states = _sacct(job)
-    return not out.strip() and len(states) == tasks
+    unsettled = {"PENDING", "RUNNING", "COMPLETING", "REQUEUED", "SUSPENDED"}
+    return len(states) == tasks and not unsettled & set(states.values())
 
 
 def _vaesweep(args: list[str], cwd: Path, log: Path) -> subprocess.Popen:
@@ -175,8 +182,8 @@ LOG = "train.log"
 def test_sweep_on_a_real_cluster_then_scancel_and_resume(tmp_path: Path, tiny: list[str]) -> None:
     gate = tmp_path / "gate"
     gate.mkdir()
-    script = tmp_path / "gate.sh"
-    script.write_text(GATE_SH.format(gate=gate, polls=2 * WAIT_S))
+    gate_sh = tmp_path / "gate.sh"
+    gate_sh.write_text(GATE_SH.format(gate=gate, polls=2 * WAIT_S))
     for task in (0, 2):  # task 1 (beta=1) waits at its gate until it is cancelled
         (gate / f"open_{task}").touch()
     sweep_dir = tmp_path / "outputs" / "sweeps" / "cluster"
@@ -194,7 +201,7 @@ def test_sweep_on_a_real_cluster_then_scancel_and_resume(tmp_path: Path, tiny: l
             "--launcher",
             "slurm",
             *CLUSTER_KNOBS,
-            f"hydra.launcher.setup=['bash {script}']",
+            f"hydra.launcher.setup=['bash {gate_sh}']",
         ],
         tmp_path,
         log,
@@ -202,19 +209,12 @@ def test_sweep_on_a_real_cluster_then_scancel_and_resume(tmp_path: Path, tiny: l
     try:
         _wait("task 1 to reach its gate", (gate / "waiting_1").exists, proc, log)
         job = (gate / "waiting_1").read_text().strip()
-        _wait(
-            "runs beta=0.1 and beta=10 to complete",
-            lambda: _status(runs[0]) == _status(runs[2]) == "completed",
-            proc,
-            log,
-        )
-        # One array job of three tasks; task 1 is running (held at its gate) until cancelled.
-        assert (sweep_dir / ".submitit" / job / f"{job}_submission.sh").exists()
-        assert (
-            "#SBATCH --array=0-2"
-            in (sweep_dir / ".submitit" / job / f"{job}_submission.sh").read_text()
-        )
-        assert _sacct(job)["1"] == "RUNNING"
+        # One array job of three tasks; task 1 is running, held at its gate, when cancelled.
+        # (Cancelled at once, so the other two need no second CPU to finish meanwhile.)
+        script = sweep_dir / ".submitit" / job / f"{job}_submission.sh"
+        _wait("submitit to file the sbatch script", script.exists, proc, log)
+        assert "#SBATCH --array=0-2" in script.read_text()
+        assert _queue_state(f"{job}_1") == "RUNNING"
         subprocess.run(["scancel", f"{job}_1"], check=True)
         code, out = _finish(proc, log)
     finally:
@@ -222,11 +222,12 @@ def test_sweep_on_a_real_cluster_then_scancel_and_resume(tmp_path: Path, tiny: l
             proc.kill()
             if job:
                 subprocess.run(["scancel", job], check=False)
-    _wait("the array to leave the queue", lambda: _array_done(job, 3), None, log)
+    # The sweep command may end before the other tasks do; they run on and finish their runs.
+    _wait("the array to finish", lambda: _settled(job, 3), None, log)
     assert _sacct(job) == {"0": "COMPLETED", "1": "CANCELLED", "2": "COMPLETED"}
-    # The driver reports the cancelled task and fails. (It does so with submitit's
-    # UncompletedJobError traceback today; see the README's SLURM section.)
-    assert code != 0, out
+    # The sweep command names the cancelled task and fails. (Through submitit's
+    # UncompletedJobError and its traceback today: a defect to fix in the sweep driver.)
+    assert code == 1, out
     assert f"{job}_1" in out and "CANCELLED" in out, out
 
     for task in (0, 2):
@@ -260,5 +261,5 @@ def test_sweep_on_a_real_cluster_then_scancel_and_resume(tmp_path: Path, tiny: l
     # submitit keeps one folder per array (its sbatch script) named by the SLURM job id.
     arrays = {p.name for p in (sweep_dir / ".submitit").iterdir() if p.name.isdigit()}
     (resumed_job,) = arrays - {job}
-    _wait("the resumed array to leave the queue", lambda: _array_done(resumed_job, 3), None, log)
+    _wait("the resumed array to finish", lambda: _settled(resumed_job, 3), None, log)
     assert set(_sacct(resumed_job).values()) == {"COMPLETED"}
