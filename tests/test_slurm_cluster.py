@@ -1,7 +1,8 @@
 """``--launcher slurm`` against a real SLURM cluster: sbatch, slurmctld, slurmd, sacct.
 
 Start one on this machine with ``sudo bash tests/cluster/start_slurm.sh`` (``.ci/run`` does
-where it can); elsewhere the test is skipped with that hint. The sweep runs as a real
+where it can); elsewhere the test is skipped with that hint, and it never submits to any
+other cluster (a site's, from its login node). The sweep runs as a real
 subprocess, as a user would type it, with the launcher knobs a one-node, GPU-less cluster
 needs. One array task is held at a gate (a setup line of its sbatch script that waits for a
 file) so that it is certainly still running when the test cancels it with ``scancel``;
@@ -13,6 +14,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -25,13 +27,20 @@ import pytest
 pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
 
 START = "sudo bash tests/cluster/start_slurm.sh"
+#: The test submits only to the cluster that script starts (never to a site's real cluster
+#: from its login node): it is recognised by the ClusterName the script writes.
+TEST_CLUSTER = re.search(
+    r"^CLUSTER=(\S+)$",
+    (Path(__file__).parent / "cluster" / "start_slurm.sh").read_text(),
+    flags=re.M,
+)[1]
 #: Upper bounds only: every wait ends as soon as the state it waits for is there.
 WAIT_S = 900
 
 
 def _cluster_problem() -> str | None:
     """Why no SLURM cluster can take jobs here, or None when one can."""
-    for cmd in ("sinfo", "sbatch", "srun", "sacct", "scancel", "squeue"):
+    for cmd in ("sinfo", "sbatch", "srun", "sacct", "scancel", "squeue", "scontrol"):
         if shutil.which(cmd) is None:
             return f"{cmd} is not on PATH; start a one-node cluster with `{START}`"
     try:
@@ -49,6 +58,11 @@ def _cluster_problem() -> str | None:
         return f"no SLURM node is up (sinfo: {states.stdout.split()}); run `{START}`"
     if acct.returncode != 0:
         return f"sacct does not answer (no accounting storage?): {acct.stderr.strip()[:120]}"
+    config = subprocess.run(["scontrol", "show", "config"], capture_output=True, text=True)
+    name = re.search(r"^ClusterName\s*=\s*(\S+)", config.stdout, flags=re.M)
+    if name is None or name[1] != TEST_CLUSTER:
+        found = name[1] if name else "unknown"
+        return f"the cluster here is '{found}', not the test cluster '{TEST_CLUSTER}' of `{START}`"
     return None
 
 
