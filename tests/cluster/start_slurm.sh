@@ -2,7 +2,7 @@
 # A one-node SLURM cluster on this machine, for tests/test_slurm_cluster.py.
 #
 #   sudo bash tests/cluster/start_slurm.sh          # install (apt), configure, start; wait for the node
-#   sudo bash tests/cluster/start_slurm.sh --stop   # stop every daemon this script started
+#   sudo bash tests/cluster/start_slurm.sh --stop   # stop the cluster's daemons (by pid file)
 #
 # Debian's slurm-wlm: munged, MariaDB + slurmdbd (accounting: submitit polls job states with
 # `sacct`, which answers only with accounting storage), slurmctld and slurmd, all on this host.
@@ -67,6 +67,7 @@ stop_all() {
     fi
     rm -f "$pidfile"
   done
+  rm -f "$RUN_DIR/mariadb-start.pid"
 }
 
 if [ "${1:-}" = --stop ]; then
