@@ -5,8 +5,18 @@ from __future__ import annotations
 import pytest
 
 from vaesweep import config as schemas
-from vaesweep import hydra_bridge as bridge
+from vaesweep.bridge import compose as bridge
+from vaesweep.bridge.overrides import normalize_overrides
 from vaesweep.errors import UserError
+
+
+def group_options(group: str) -> list[str]:
+    """The options Hydra offers for ``group`` (what ``group=<option>`` accepts)."""
+    from hydra.core.global_hydra import GlobalHydra
+
+    with bridge.hydra_session():
+        return sorted(GlobalHydra.instance().config_loader().get_group_options(group))
+
 
 GROUP_SCHEMAS = {
     "model": {"conv": schemas.ConvConfig, "mlp": schemas.MLPConfig},
@@ -34,7 +44,7 @@ def test_defaults_compose_to_typed_config() -> None:
 
 @pytest.mark.parametrize("group", ["data", "model", "loss", "kl", "train", "eval"])
 def test_every_option_of_every_group_composes(group: str) -> None:
-    options = bridge.group_options(group)
+    options = group_options(group)
     assert options, group
     for option in options:
         extra = ["data.path=/some/folder"] if (group, option) == ("data", "folder") else []
@@ -47,7 +57,7 @@ def test_every_option_of_every_group_composes(group: str) -> None:
 
 
 def test_schema_options_are_not_offered_as_choices() -> None:
-    assert bridge.group_options("model") == ["conv", "mlp"]
+    assert group_options("model") == ["conv", "mlp"]
 
 
 def test_int_beta_becomes_float_and_keys_nest() -> None:
@@ -101,12 +111,12 @@ def test_config_yaml_round_trips_through_the_schema() -> None:
 
 
 def test_home_paths_are_quoted_for_hydra() -> None:
-    assert bridge.normalize_overrides(["data.path=~/paintings", "beta=0.1", "~seed"]) == [
+    assert normalize_overrides(["data.path=~/paintings", "beta=0.1", "~seed"]) == [
         "data.path='~/paintings'",
         "beta=0.1",
         "~seed",
     ]
-    cfg = bridge.compose(bridge.normalize_overrides(["data=folder", "data.path=~/paintings"]))
+    cfg = bridge.compose(normalize_overrides(["data=folder", "data.path=~/paintings"]))
     assert cfg.data.path == "~/paintings"
 
 
