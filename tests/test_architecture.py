@@ -23,6 +23,11 @@ CORE = (
 )
 HYDRA = ("hydra", "omegaconf")
 UPPER = ("vaesweep.cli", "vaesweep.commands", "vaesweep.bridge")
+SWEEP_RECORD = (
+    "vaesweep.record.sweep_plan",
+    "vaesweep.record.sweep_index",
+    "vaesweep.record.sweep_lock",
+)
 
 #: layer (module prefixes) -> imports it must not make (module prefixes).
 FORBIDDEN: list[tuple[tuple[str, ...], tuple[str, ...]]] = [
@@ -33,7 +38,8 @@ FORBIDDEN: list[tuple[tuple[str, ...], tuple[str, ...]]] = [
         ("vaesweep.record",),
         ("vaesweep.training", "vaesweep.model", "vaesweep.control", *HYDRA, "vaesweep.run", *UPPER),
     ),
-    (("vaesweep.run",), (*HYDRA, "vaesweep.commands", "vaesweep.cli", "vaesweep.bridge")),
+    # A run never touches its sweep: the bridge's task function refreshes runs.csv.
+    (("vaesweep.run",), (*HYDRA, *UPPER, *SWEEP_RECORD)),
     (("vaesweep.bridge",), ("vaesweep.commands", "vaesweep.cli")),
     (("vaesweep.commands",), ("vaesweep.cli",)),
 ]
@@ -108,6 +114,7 @@ def test_layers_only_point_down() -> None:
         ("vaesweep.record.files", "from vaesweep.training.trainer import Trainer\n"),
         ("vaesweep.run.job", "from vaesweep.commands.sweep import sweep\n"),
         ("vaesweep.run.job", "from vaesweep.bridge import launch\n"),
+        ("vaesweep.run.job", "from vaesweep.record.sweep_index import refresh_index\n"),
         ("vaesweep.bridge.launch", "from vaesweep.commands import train\n"),
         ("vaesweep.commands.train", "from omegaconf import OmegaConf\n"),
         ("vaesweep.evaluation.final", "from vaesweep import record\n"),

@@ -157,15 +157,16 @@ def train(
         from vaesweep.commands import terminal_tables as tables
         from vaesweep.commands.launching import LaunchOptions
         from vaesweep.commands.train import train as train_run
+        from vaesweep.record import contract
 
         console = _console()
         opts = LaunchOptions(launcher, 1, _config_dirs(config_dir), outputs)
         summary = train_run(_overrides(overrides), opts, name, console, resume)
         status = summary.get("status")
-        if status == "failed" and summary.get("error_kind") == "user":
+        if status == contract.FAILED and summary.get("error_kind") == "user":
             _fail(str(summary.get("error")))
         tables.print_run(console, summary)
-        if status != "completed":
+        if status != contract.COMPLETED:
             raise typer.Exit(1)
 
     _run_command(go)
@@ -211,6 +212,7 @@ def sweep(
         from vaesweep.commands.launching import LaunchOptions
         from vaesweep.commands.sweep import plan_new_or_resumed
         from vaesweep.commands.sweep import sweep as run_sweep
+        from vaesweep.record import contract
 
         console = _console()
         opts = LaunchOptions(launcher, jobs, _config_dirs(config_dir), outputs)
@@ -227,7 +229,7 @@ def sweep(
             )
             raise typer.Exit(130) from None
         tables.print_sweep(console, rows, plan.swept_keys, sweep_dir)
-        if any(r["status"] != "completed" for r in rows):
+        if any(r["status"] != contract.COMPLETED for r in rows):
             raise typer.Exit(1)
 
     _run_command(go)

@@ -125,7 +125,7 @@ def evaluate_run(
 
     warnings: list[str] = []
     status = summary.get("status")
-    if status != "completed":
+    if status != contract.COMPLETED:
         warnings.append(
             f"run status is {status!r}, not 'completed': evaluated the checkpoint of epoch "
             f"{epoch} of {config.train.epochs}"

@@ -63,12 +63,12 @@ def run_job(config: Config, run_dir: Path, overrides: list[str] | None = None) -
     run_dir.mkdir(parents=True, exist_ok=True)
     record = RunRecord(run_dir)
     previous = record.read_summary()
-    if previous and previous.get("status") == "completed":
+    if previous and previous.get("status") == contract.COMPLETED:
         log.info("already completed; skipping %s", run_dir)
         return previous
     record.summary = dict(previous or {})
     record.update_summary(
-        status="running",
+        status=contract.RUNNING,
         error=None,
         error_kind=None,
         name=run_dir.name,
@@ -86,11 +86,11 @@ def run_job(config: Config, run_dir: Path, overrides: list[str] | None = None) -
     try:
         _train(config, record)
     except UserError as err:
-        record.update_summary(status="failed", error=str(err), error_kind="user")
+        record.update_summary(status=contract.FAILED, error=str(err), error_kind="user")
     except Exception as err:  # a bug: keep the run's record and the traceback
         log.error("run failed:\n%s", traceback.format_exc())
         first = f"{type(err).__name__}: {err}".splitlines()[0]
-        record.update_summary(status="failed", error=first, error_kind="internal")
+        record.update_summary(status=contract.FAILED, error=first, error_kind="internal")
     finally:
         spent = time.perf_counter() - t0
         record.update_summary(
@@ -164,10 +164,10 @@ def _train(config: Config, record: RunRecord) -> None:
             progress.close()
     timings["record_s"] = hooks.write_seconds
     timings["train_s"] = time.perf_counter() - t_fit - hooks.write_seconds
-    if result.status == "diverged":
+    if result.status == contract.DIVERGED:
         log.warning("diverged: %s", result.error)
         record.update_summary(
-            status="diverged", error=result.error, error_kind="numeric", timings=timings
+            status=contract.DIVERGED, error=result.error, error_kind="numeric", timings=timings
         )
         return
     t_final = time.perf_counter()
@@ -177,7 +177,7 @@ def _train(config: Config, record: RunRecord) -> None:
     iwae = final_iwae(model, splits, device, config, EVAL_SEED)
     timings["final_s"] = time.perf_counter() - t_final
     record.update_summary(
-        status="completed",
+        status=contract.COMPLETED,
         images=images,
         iwae=iwae,
         kl_per_dim=kl_per_dim,
