@@ -42,3 +42,17 @@ class MetricSettings:
 PUBLISHED = MetricSettings()
 QUICK = MetricSettings(num_train=1_000, num_test=500, num_variance=1_000)
 PRESETS = {"published": PUBLISHED, "quick": QUICK}
+
+
+def resolve(preset: str, combinations: int) -> tuple[str, MetricSettings] | None:
+    """The settings ``eval.disentanglement=preset`` means for a grid of ``combinations``.
+
+    ``auto`` is ``published`` unless the grid has fewer combinations than the published sample
+    (10,000 images): drawing 10,000 from 1,296 (data=shapes) repeats images and only slows the
+    classifiers. ``off`` gives None.
+    """
+    if preset == "off":
+        return None
+    if preset == "auto":
+        preset = "published" if combinations >= PUBLISHED.num_train else "quick"
+    return preset, PRESETS[preset]

@@ -144,7 +144,7 @@ SUMMARY_KEYS = (
     "model",  # {"arch", "latent_dim", "parameters"}
     "images",  # {"reconstructions": {"rows", "cols", "cell", "val_index"}, ...}
     "wall_time_s",
-    "timings",  # {"setup_s", "train_s", "record_s", "final_s"}: where the run's time went
+    "timings",  # {"setup_s", "train_s", "record_s", "final_s", "disentanglement_s" (factor data)}
     "started",
     "finished",
     "resumed",  # epochs at which the run was resumed

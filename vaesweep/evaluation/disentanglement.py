@@ -1,4 +1,6 @@
-"""A trained encoder as the representation the disentanglement metrics score.
+"""Disentanglement metrics of a trained model on a dataset with known factors.
+
+A trained encoder is the representation the metrics score.
 
 The metrics (:mod:`vaesweep.disentanglement`) ask for the codes of chosen factor combinations;
 here those combinations are rendered by the dataset's factor grid, scaled to [0, 1] like the
@@ -7,14 +9,17 @@ training images, and encoded to the means of q(z|x) (Locatello et al. 2019 score
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import replace
 
 import numpy as np
 import torch
 
+from vaesweep.data import Splits
 from vaesweep.data.factors import FactorGrid
 from vaesweep.disentanglement import MetricSettings, evaluate
+from vaesweep.disentanglement.settings import resolve
 from vaesweep.model.vae import VAE
 
 #: Images encoded per forward pass (the encoder only, without gradients).
@@ -90,3 +95,38 @@ def measure_disentanglement(
         grid = replace(grid, present=np.unique(grid.flat_index(f)))
         represent = _Lookup(grid, f, dataset_means(model, images, device))
     return evaluate(grid, represent, settings, log=log)
+
+
+def final_disentanglement(
+    model: VAE, splits: Splits, device: torch.device, preset: str
+) -> dict | None:
+    """The end-of-run metrics (``disentanglement.json``) under ``eval.disentanglement=preset``,
+    or None for a dataset without factors or ``off``. ``settings.preset`` records the choice."""
+    grid = splits.grid
+    if grid is None:
+        return None
+    chosen = resolve(preset, grid.total if grid.present is None else len(grid.present))
+    if chosen is None:
+        return None
+    name, settings = chosen
+    images = factors = None
+    if grid.render is None:  # only the loaded images exist: score on train + val
+        images = torch.cat([splits.train.images, splits.val.images])
+        assert splits.train.factors is not None and splits.val.factors is not None
+        factors = torch.cat([splits.train.factors, splits.val.factors])
+    start = time.perf_counter()
+    result = measure_disentanglement(model, grid, device, settings, images, factors)
+    result["settings"]["preset"] = name
+    result["seconds"]["total"] = round(time.perf_counter() - start, 3)
+    return result
+
+
+def summary_entry(result: dict) -> dict:
+    """What ``summary.json["disentanglement"]`` keeps of a result: the scores and pointers."""
+    return {
+        **result["scores"],
+        "preset": result["settings"].get("preset"),
+        "factors": result["factors"],
+        "top_latent": result["metrics"].get("mig", {}).get("top_latent"),
+        "seconds": result["seconds"].get("total"),
+    }
