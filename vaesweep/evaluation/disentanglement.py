@@ -121,12 +121,23 @@ def final_disentanglement(
     return result
 
 
+#: A latent is said to carry a factor when it holds at least this share of the factor's entropy.
+CARRIES = 0.1
+
+
 def summary_entry(result: dict) -> dict:
-    """What ``summary.json["disentanglement"]`` keeps of a result: the scores and pointers."""
+    """What ``summary.json["disentanglement"]`` keeps of a result: the scores, and per factor
+    the latent sharing the most information with it (None when no latent holds
+    :data:`CARRIES` of its entropy)."""
+    mig = result["metrics"].get("mig", {})
+    top = None
+    if "normalised_mutual_information" in mig:
+        nmi = np.nan_to_num(np.asarray(mig["normalised_mutual_information"], dtype=float))
+        top = [int(j) if nmi[j, k] >= CARRIES else None for k, j in enumerate(nmi.argmax(0))]
     return {
         **result["scores"],
         "preset": result["settings"].get("preset"),
         "factors": result["factors"],
-        "top_latent": result["metrics"].get("mig", {}).get("top_latent"),
+        "top_latent": top,
         "seconds": result["seconds"].get("total"),
     }

@@ -134,7 +134,8 @@ SUMMARY_KEYS = (
     "kl_per_dim",  # final validation KL per latent dimension
     "iwae",  # {"nll", "bpd", "samples", "images", "split", "dequantized"} or None
     # Factor datasets only: {score name: value or None for each of DISENTANGLEMENT_SCORES,
-    #  "preset", "factors", "top_latent", "seconds"}; None when not computed.
+    #  "preset", "factors", "top_latent" (per factor: the latent carrying most of it, or null),
+    #  "seconds"}; None otherwise.
     "disentanglement",
     "config",  # the resolved config as a dict
     # {"name", "root", "path" (absolute), "shape", "n_pixels", "n_train", "n_val", "n_test",
