@@ -164,3 +164,13 @@ def test_dci_scores_of_known_importance_matrices() -> None:
     # One latent carrying two factors: disentanglement 0.5 in base 4 (entropy log 2 / log 4).
     two = np.array([[1.0, 1.0, 0, 0], [0, 0, 1.0, 0], [0, 0, 0, 1.0], [0, 0, 0, 0]])
     assert disentanglement(two)[0] == pytest.approx(0.5 * 0.5 + 0.5 * 1.0, abs=1e-6)
+
+
+def test_summary_entry_names_the_latent_carrying_each_factor() -> None:
+    from vaesweep.evaluation.disentanglement import summary_entry
+
+    r = evaluate(grid(), lambda c: np.c_[truth(c)[:, :3], np.zeros(len(c))], SMALL, ["mig"])
+    entry = summary_entry(r)
+    # Factor d (index 3) is in no latent: no latent is said to carry it.
+    assert entry["top_latent"] == [0, 1, 2, None]
+    assert entry["factors"] == ["a", "b", "c", "d"] and entry["mig"] == r["scores"]["mig"]
