@@ -174,3 +174,16 @@ def test_summary_entry_names_the_latent_carrying_each_factor() -> None:
     # Factor d (index 3) is in no latent: no latent is said to carry it.
     assert entry["top_latent"] == [0, 1, 2, None]
     assert entry["factors"] == ["a", "b", "c", "d"] and entry["mig"] == r["scores"]["mig"]
+
+
+def test_score_names_and_presets_agree_with_the_contract_and_config() -> None:
+    from vaesweep.config.eval import DISENTANGLEMENT_PRESETS
+    from vaesweep.disentanglement import HEADLINE, PRESETS
+    from vaesweep.disentanglement.settings import resolve
+    from vaesweep.record import contract
+
+    assert tuple(HEADLINE) == contract.DISENTANGLEMENT_SCORES
+    assert set(PRESETS) < set(DISENTANGLEMENT_PRESETS)
+    assert resolve("auto", 737_280)[0] == "published"  # dSprites
+    assert resolve("auto", 1_296)[0] == "quick"  # shapes
+    assert resolve("off", 10) is None
