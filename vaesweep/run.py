@@ -24,7 +24,7 @@ from typing import Any
 
 import torch
 
-from vaesweep import __version__
+from vaesweep import __version__, testhooks
 from vaesweep.config import Config
 from vaesweep.control import RunShape, build_control
 from vaesweep.data import load_splits
@@ -106,6 +106,7 @@ class RecordHooks(TrainHooks):
         log.info(line)
         if self.progress:
             self.progress.end_epoch(line)
+        testhooks.after_epoch(self.record.dir.name, result.epoch, self.record.flush)
 
     def write_progress(self) -> None:
         """Bring summary.json's progress fields up to the last finished epoch."""
