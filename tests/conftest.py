@@ -47,29 +47,57 @@ def tiny() -> list[str]:
     return list(TINY)
 
 
-@pytest.fixture(autouse=True)
-def _training_only_in_slow_tests(
-    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
-) -> None:
+#: The test being run (set before its fixtures, module-scoped ones included, are set up).
+_current: pytest.Item | None = None
+
+
+def _forbidden_reason() -> str | None:
+    if _current is None or _current.get_closest_marker("slow"):
+        return None
+    return f"{_current.nodeid} trains a model: mark it @pytest.mark.slow"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
     """Keep the fast tier fast: a test not marked ``slow`` fails as soon as it trains.
 
-    In this process every run trains through ``Trainer.fit`` (looked up on the class at call
-    time, so any import style is caught); subprocesses the test starts inherit
-    ``VAESWEEP_TEST_FORBID_TRAINING``, which makes their runs fail after one epoch
-    (see ``vaesweep/testhooks.py``). Not covered: joblib workers started by an earlier test
-    and reused (they keep the environment they were started with).
+    This covers its setup too, so a module-scoped fixture that trains fails the first test
+    not marked ``slow`` that needs it. In this process every run trains through
+    ``Trainer.fit`` (patched on the class below, so any import style is caught); subprocesses
+    inherit ``VAESWEEP_TEST_FORBID_TRAINING``, which makes their runs fail after one epoch
+    (``vaesweep/testhooks.py``). Not covered: joblib workers started by an earlier test and
+    reused (they keep the environment they were started with) and hand-written training
+    loops in tests (mark those by hand).
     """
-    monkeypatch.delenv(testhooks.HOLD_ENV, raising=False)
-    if request.node.get_closest_marker("slow"):
-        monkeypatch.delenv(testhooks.FORBID_ENV, raising=False)
-        return
-    reason = f"{request.node.nodeid} trains a model: mark it @pytest.mark.slow"
+    global _current
+    _current = item
+    saved = os.environ.pop(testhooks.FORBID_ENV, None)
+    reason = _forbidden_reason()
+    if reason:
+        os.environ[testhooks.FORBID_ENV] = reason
+    try:
+        yield
+    finally:
+        _current = None
+        os.environ.pop(testhooks.FORBID_ENV, None)
+        if saved is not None:
+            os.environ[testhooks.FORBID_ENV] = saved
 
-    def forbidden(*args: object, **kwargs: object) -> None:
-        pytest.fail(reason, pytrace=False)
 
-    monkeypatch.setattr(Trainer, "fit", forbidden)
-    monkeypatch.setenv(testhooks.FORBID_ENV, reason)
+@pytest.fixture(autouse=True, scope="session")
+def _training_only_in_slow_tests() -> Iterator[None]:
+    fit = Trainer.fit
+
+    def guarded_fit(self: Trainer, *args: Any, **kwargs: Any) -> Any:
+        reason = _forbidden_reason()
+        if reason:
+            pytest.fail(reason, pytrace=False)
+        return fit(self, *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Trainer, "fit", guarded_fit)
+        patch.delenv(testhooks.HOLD_ENV, raising=False)  # holds are only for subprocesses
+        yield
 
 
 #: Longest wait for a subprocess to reach a state or to exit: generous, so a machine many

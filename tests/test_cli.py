@@ -71,6 +71,7 @@ def test_user_errors_exit_2_with_one_line(
         assert needle in result.output
 
 
+@pytest.mark.slow
 def test_train_writes_the_whole_record(outputs: Path, tiny: list[str]) -> None:
     result = runner.invoke(app, ["train", "beta=0.1", *tiny, "--name", "t"])
     assert result.exit_code == 0, result.output
@@ -92,6 +93,7 @@ def test_train_writes_the_whole_record(outputs: Path, tiny: list[str]) -> None:
     assert summary["beta"] == 0.1 and summary["epochs_done"] == 2
 
 
+@pytest.mark.slow
 def test_diverged_train_exits_1(outputs: Path, tiny: list[str]) -> None:
     result = runner.invoke(app, ["train", *tiny, "train.lr=1e6"])
     assert result.exit_code == 1, result.output
@@ -109,6 +111,7 @@ def test_sweep_dry_run_prints_the_grid_and_trains_nothing(outputs: Path) -> None
     assert not outputs.exists()
 
 
+@pytest.mark.slow
 def test_ls_lists_sweeps_and_runs(outputs: Path, tiny: list[str]) -> None:
     assert runner.invoke(app, ["ls"]).exit_code == 2  # nothing yet: one clear line
     assert runner.invoke(app, ["sweep", "beta=0.1,1", *tiny, "--name", "s"]).exit_code == 0
@@ -117,6 +120,7 @@ def test_ls_lists_sweeps_and_runs(outputs: Path, tiny: list[str]) -> None:
     assert "2 completed" in result.output and "beta" in result.output
 
 
+@pytest.mark.slow
 def test_real_subprocess_train_on_digits(tmp_path: Path) -> None:
     """The installed entry point, as a user runs it: two epochs on the default data."""
     env = {**os.environ, "VAESWEEP_OUTPUTS": str(tmp_path / "out"), "PYTHONUNBUFFERED": "1"}
@@ -139,6 +143,7 @@ def test_real_subprocess_train_on_digits(tmp_path: Path) -> None:
     assert "completed" in proc.stdout
 
 
+@pytest.mark.slow
 def test_interrupted_train_resumes_in_place(tmp_path: Path, interrupt_cli) -> None:
     # Held after epoch 1 (checkpoint on disk), so Ctrl-C always lands mid-run.
     code, out = interrupt_cli(

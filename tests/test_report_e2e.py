@@ -21,6 +21,7 @@ def run(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.slow
 def test_sweep_then_report_on_the_default_data(outputs: Path, tiny: list[str]) -> None:
     # Default data (digits), the betas of the question; tiny nets and 2 epochs for speed.
     sweep = run(["sweep", "beta=0.01,1", *tiny, "--name", "e2e"], outputs.parent)

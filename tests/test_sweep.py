@@ -32,6 +32,7 @@ def _epochs(run_dir: Path) -> list[tuple[int, str]]:
 
 
 @pytest.mark.parametrize("launcher_args", [[], ["--jobs", "2"]], ids=["basic", "jobs2"])
+@pytest.mark.slow
 def test_three_run_sweep(outputs: Path, tiny: list[str], launcher_args: list[str]) -> None:
     result = runner.invoke(app, ["sweep", "beta=0.01,0.1,1", *tiny, "--name", "s", *launcher_args])
     assert result.exit_code == 0, result.output
@@ -52,6 +53,7 @@ def test_three_run_sweep(outputs: Path, tiny: list[str], launcher_args: list[str
     assert kls[0] > kls[1] > kls[2]
 
 
+@pytest.mark.slow
 def test_parallel_runs_reproduce_sequential_numbers(outputs: Path, tiny: list[str]) -> None:
     for name, extra in (("seq", []), ("par", ["--jobs", "2"])):
         assert (
@@ -78,6 +80,7 @@ def _processes_with_env(entry: str) -> list[int]:
 
 
 @pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="needs /proc")
+@pytest.mark.slow
 def test_parallel_driver_stays_light(tmp_path: Path, tiny: list[str]) -> None:
     """The --jobs driver imports no torch (it receives plain summaries from its workers),
     and its worker processes end with the sweep."""
@@ -102,6 +105,7 @@ def test_parallel_driver_stays_light(tmp_path: Path, tiny: list[str]) -> None:
     assert _processes_with_env(marker) == [], "joblib workers outlived the sweep"
 
 
+@pytest.mark.slow
 def test_submitit_local_launcher(outputs: Path, tiny: list[str]) -> None:
     pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
     result = runner.invoke(
@@ -113,6 +117,7 @@ def test_submitit_local_launcher(outputs: Path, tiny: list[str]) -> None:
     assert (sweep_dir / ".submitit").is_dir()
 
 
+@pytest.mark.slow
 def test_a_diverging_run_does_not_stop_the_others(outputs: Path, tiny: list[str]) -> None:
     result = runner.invoke(app, ["sweep", "train.lr=0.001,1e6,0.002", *tiny, "--name", "d"])
     assert result.exit_code == 1, result.output
@@ -122,6 +127,7 @@ def test_a_diverging_run_does_not_stop_the_others(outputs: Path, tiny: list[str]
     assert rows["train.lr=0.001"]["status"] == rows["train.lr=0.002"]["status"] == "completed"
 
 
+@pytest.mark.slow
 def test_a_failing_run_is_recorded_and_the_sweep_goes_on(outputs: Path, tiny: list[str]) -> None:
     missing = outputs.parent / "missing"
     result = runner.invoke(
@@ -134,6 +140,7 @@ def test_a_failing_run_is_recorded_and_the_sweep_goes_on(outputs: Path, tiny: li
     assert str(missing) in rows["data=folder"]["error"]
 
 
+@pytest.mark.slow
 def test_existing_sweep_name_is_refused(outputs: Path, tiny: list[str]) -> None:
     assert runner.invoke(app, ["sweep", "beta=0.1,1", *tiny, "--name", "x"]).exit_code == 0
     result = runner.invoke(app, ["sweep", "beta=0.1,1", *tiny, "--name", "x"])
@@ -149,6 +156,7 @@ def test_lock_refuses_a_second_sweep(outputs: Path, tiny: list[str]) -> None:
     assert f"pid {os.getpid()}" in result.output
 
 
+@pytest.mark.slow
 def test_resume_after_sigkill_finishes_every_run_exactly_once(tmp_path: Path, hold: Hold) -> None:
     """Kill the sweep process mid-run, resume, and check nothing is lost or done twice."""
     env = {**os.environ, "VAESWEEP_OUTPUTS": str(tmp_path / "out"), "PYTHONUNBUFFERED": "1"}
@@ -209,6 +217,7 @@ def test_resume_after_sigkill_finishes_every_run_exactly_once(tmp_path: Path, ho
     assert len(plan["resumed"]) == 1
 
 
+@pytest.mark.slow
 def test_ctrl_c_stops_cleanly_and_says_how_to_resume(tmp_path: Path, interrupt_cli) -> None:
     sweep_dir = tmp_path / "out" / "sweeps" / "i"
     code, out = interrupt_cli(
@@ -221,6 +230,7 @@ def test_ctrl_c_stops_cleanly_and_says_how_to_resume(tmp_path: Path, interrupt_c
     assert [r["status"] for r in _index(sweep_dir)] == ["running", "pending"]
 
 
+@pytest.mark.slow
 def test_config_dir_adds_options_and_launcher_profiles(outputs: Path, tiny: list[str]) -> None:
     pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
     conf = outputs.parent / "myconf"
