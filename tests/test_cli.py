@@ -144,11 +144,10 @@ def test_real_subprocess_train_on_digits(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_interrupted_train_resumes_in_place(tmp_path: Path, interrupt_cli) -> None:
+def test_interrupted_train_resumes_in_place(tmp_path: Path, interrupt_cli, tiny: list[str]) -> None:
     # Held after epoch 1 (checkpoint on disk), so Ctrl-C always lands mid-run.
-    code, out = interrupt_cli(
-        ["train", "train.epochs=3", "eval.iwae_samples=5", "--name", "r"], "*_r.epoch1"
-    )
+    overrides = [o for o in tiny if not o.startswith("train.epochs=")] + ["train.epochs=3"]
+    code, out = interrupt_cli(["train", *overrides, "--name", "r"], "*_r.epoch1")
     assert code == 130, out
     (run_dir,) = list((tmp_path / "out" / "runs").glob("*_r"))
     assert json.loads((run_dir / "summary.json").read_text())["status"] == "running"

@@ -57,6 +57,7 @@ def test_report_cli_bad_directory_exits_2(tmp_path: Path) -> None:
     assert "holds no runs" in result.stderr
 
 
+@pytest.mark.slow
 def test_report_imports_neither_torch_nor_hydra(tmp_path: Path) -> None:
     fabricate_sweep(tmp_path / "s", [0.1, 1.0])
     code = (

@@ -16,6 +16,9 @@ from vaesweep.report.fabricate import fabricate_run, fabricate_sweep
 from vaesweep.report.load import load
 from vaesweep.report.style import Palette
 
+#: Each test renders whole reports (every figure): seconds each, so not in `make test-fast`.
+pytestmark = pytest.mark.slow
+
 BETA_FIGURES = {
     "reconstructions",
     "rate_distortion",

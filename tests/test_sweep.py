@@ -67,6 +67,10 @@ def test_parallel_runs_reproduce_sequential_numbers(outputs: Path, tiny: list[st
     )
 
 
+def _with_epochs(overrides: list[str], epochs: int) -> list[str]:
+    return [o for o in overrides if not o.startswith("train.epochs=")] + [f"train.epochs={epochs}"]
+
+
 def _processes_with_env(entry: str) -> list[int]:
     """PIDs of live processes whose environment holds ``entry`` (``KEY=value``)."""
     pids = []
@@ -157,17 +161,13 @@ def test_lock_refuses_a_second_sweep(outputs: Path, tiny: list[str]) -> None:
 
 
 @pytest.mark.slow
-def test_resume_after_sigkill_finishes_every_run_exactly_once(tmp_path: Path, hold: Hold) -> None:
+def test_resume_after_sigkill_finishes_every_run_exactly_once(
+    tmp_path: Path, hold: Hold, tiny: list[str]
+) -> None:
     """Kill the sweep process mid-run, resume, and check nothing is lost or done twice."""
     env = {**os.environ, "VAESWEEP_OUTPUTS": str(tmp_path / "out"), "PYTHONUNBUFFERED": "1"}
     sweep_dir = tmp_path / "out" / "sweeps" / "k"
-    args = [
-        "beta=0.01,0.1,1",
-        "train.epochs=4",
-        "train.progress=off",
-        "eval.iwae_samples=5",
-        "eval.mi_images=200",
-    ]
+    args = ["beta=0.01,0.1,1", *_with_epochs(tiny, 4)]
     proc = subprocess.Popen(
         [sys.executable, "-m", "vaesweep", "sweep", *args, "--name", "k"],
         cwd=tmp_path,
@@ -218,12 +218,11 @@ def test_resume_after_sigkill_finishes_every_run_exactly_once(tmp_path: Path, ho
 
 
 @pytest.mark.slow
-def test_ctrl_c_stops_cleanly_and_says_how_to_resume(tmp_path: Path, interrupt_cli) -> None:
+def test_ctrl_c_stops_cleanly_and_says_how_to_resume(
+    tmp_path: Path, interrupt_cli, tiny: list[str]
+) -> None:
     sweep_dir = tmp_path / "out" / "sweeps" / "i"
-    code, out = interrupt_cli(
-        ["sweep", "beta=0.1,1", "train.epochs=2", "eval.iwae_samples=5", "--name", "i"],
-        "beta=0.1.epoch1",
-    )
+    code, out = interrupt_cli(["sweep", "beta=0.1,1", *tiny, "--name", "i"], "beta=0.1.epoch1")
     assert code == 130, out
     assert f"vaesweep sweep --resume {sweep_dir}" in out.replace("\n", "")
     assert "Traceback" not in out
