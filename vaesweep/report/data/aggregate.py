@@ -155,5 +155,4 @@ def summary_columns(sweep: SweepRecords) -> list[str]:
     stats = [c for c in SEED_COLUMNS if c in t.columns]
     tail = ["error", "problems"]
     cols = head + body + stats + tail
-    seen: set[str] = set()
-    return [c for c in cols if c in t.columns and not (c in seen or seen.add(c))]
+    return list(dict.fromkeys(c for c in cols if c in t.columns))  # first of each, in order
