@@ -163,5 +163,4 @@ def summary_columns(sweep: SweepRecords) -> list[str]:
         for c in (m, f"{m}_mean", f"{m}_std")
     }
     cols = [c for c in head + body + stats + tail if c not in absent]
-    seen: set[str] = set()
-    return [c for c in cols if c in t.columns and not (c in seen or seen.add(c))]
+    return list(dict.fromkeys(c for c in cols if c in t.columns))  # first of each, in order
