@@ -23,8 +23,11 @@ Representation = Callable[[np.ndarray], np.ndarray]
 class FactorSource(Protocol):
     """What :class:`vaesweep.data.factors.FactorGrid` offers the metrics."""
 
-    names: tuple[str, ...]
-    sizes: tuple[int, ...]
+    @property
+    def names(self) -> tuple[str, ...]: ...
+
+    @property
+    def sizes(self) -> tuple[int, ...]: ...
 
     @property
     def complete(self) -> bool: ...

@@ -181,10 +181,10 @@ def _train(config: Config, record: RunRecord) -> None:
     disentanglement = None
     if splits.grid is not None:
         t_dis = time.perf_counter()
-        result = final_disentanglement(model, splits, device, config.eval.disentanglement)
-        if result is not None:
-            write_json(record.path(contract.DISENTANGLEMENT_FILE), result)
-            disentanglement = summary_entry(result)
+        scores = final_disentanglement(model, splits, device, config.eval.disentanglement)
+        if scores is not None:
+            write_json(record.path(contract.DISENTANGLEMENT_FILE), scores)
+            disentanglement = summary_entry(scores)
         timings["disentanglement_s"] = time.perf_counter() - t_dis
     record.update_summary(
         status=contract.COMPLETED,

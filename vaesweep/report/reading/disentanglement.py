@@ -10,6 +10,7 @@ seeds and hyperparameters matter as much as the model for these scores).
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import pandas as pd
 
@@ -28,7 +29,8 @@ SCORES = {
 
 def _std(G: Groups, group: str, col: str) -> float:
     try:
-        return float(G.g.loc[group, f"{col}_std"])
+        value: Any = G.g.loc[group, f"{col}_std"]
+        return float(value)
     except (KeyError, TypeError, ValueError):
         return math.nan
 
@@ -98,7 +100,7 @@ def disentanglement(G: Groups, ends: tuple[str, str] | None) -> list[str]:
             "With one seed per β these scores have no error bars; Locatello et al. (2019) found "
             "the seed matters as much as β, so run several (seed=0,1,2) before trusting a trend."
         )
-    if (G.table.get("data") == "dsprites").any():
+    if "data" in G.table and bool((G.table["data"] == "dsprites").any()):
         out.append(
             "On dSprites the square looks the same every 90° and the ellipse every 180°, so no "
             "code can recover orientation fully; this caps every score's orientation part."
