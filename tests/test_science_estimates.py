@@ -110,6 +110,12 @@ def _elbo_reference(model_ref: dict[str, np.ndarray], x: np.ndarray) -> np.ndarr
     return -(e_sse + 0.5 * D * math.log(math.pi) + kl)
 
 
+def _kl(model_ref: dict[str, np.ndarray], x: np.ndarray) -> np.ndarray:
+    mu = x @ model_ref["a"]
+    s2 = np.exp(model_ref["lv"])
+    return 0.5 * (mu**2 + s2 - 1 - np.log(s2)).sum(1)
+
+
 def test_iwae_and_elbo_from_the_same_draws() -> None:
     model, r = _linear_vae(logvar=-0.5)
     x = _images(8).double().div(255).float()
@@ -120,6 +126,16 @@ def test_iwae_and_elbo_from_the_same_draws() -> None:
     np.testing.assert_allclose(-nll_1.double().numpy(), ref, rtol=0, atol=0.05)
     # Jensen, per image and by construction: the IWAE bound is never below the ELBO.
     assert bool((nll_k <= nll_1).all())
+    # The calibrated bound of a squared-error decoder: N(x; mean, sigma2 I), closed form.
+    s2 = 0.03
+    _, nll_cal = estimators.iwae_bounds(
+        model, x, 20000, generator=torch.Generator().manual_seed(6), chunk=5000, sigma2=s2
+    )
+    e_sse = -(ref + 0.5 * D * math.log(math.pi)) - _kl(r, x.flatten(1).double().numpy())
+    ref_cal = -(e_sse / (2 * s2) + 0.5 * D * math.log(2 * math.pi * s2)) - _kl(
+        r, x.flatten(1).double().numpy()
+    )
+    np.testing.assert_allclose(-nll_cal.double().numpy(), ref_cal, rtol=0.01)
     # In the summary's iwae dict too, with as few draws as k = 2.
     out = iwae_estimate(model, _images(30), 2, seed=1)
     assert out["nll"] <= out["elbo_nll"] and out["bpd"] <= out["elbo_bpd"]

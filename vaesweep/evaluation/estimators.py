@@ -79,6 +79,7 @@ def iwae_bounds(
     k: int,
     generator: torch.Generator | None = None,
     chunk: int = 50,
+    sigma2: float | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(-L_k, -ELBO) per image (nats), both from the same k draws z_i ~ q(z|x).
 
@@ -87,7 +88,8 @@ def iwae_bounds(
     (Jensen), L_k >= the ELBO holds for every image by construction, not only in expectation.
     Samples are drawn ``chunk`` at a time and combined with a running logsumexp. Runs the model
     in eval mode (a training-mode sigma-VAE likelihood would otherwise use, and update, batch
-    statistics). x: (B, C, H, W) -> two (B,) tensors.
+    statistics). ``sigma2``: score a squared-error decoder as N(x; mean, sigma2 I) instead of
+    its own ``nll``. x: (B, C, H, W) -> two (B,) tensors.
     """
     was_training = model.training
     model.eval()
@@ -102,7 +104,13 @@ def iwae_bounds(
             z = mu + torch.exp(0.5 * logvar) * eps  # (c, B, M)
             params = model.decode(z.flatten(0, 1))
             x_rep = x.unsqueeze(0).expand(c, *x.shape).flatten(0, 1)
-            log_px = -model.likelihood.nll(params, x_rep).view(c, -1)
+            if sigma2 is None:
+                log_px = -model.likelihood.nll(params, x_rep).view(c, -1)
+            else:
+                sse = (model.likelihood.mean(params) - x_rep).pow(2).flatten(1).sum(1)
+                d = x[0].numel()
+                log_px = -(sse / (2 * sigma2) + 0.5 * d * math.log(2 * math.pi * sigma2))
+                log_px = log_px.view(c, -1)
             log_pz = diag_gaussian_log_density(z, torch.zeros_like(z), torch.zeros_like(z))
             log_qz = diag_gaussian_log_density(z, mu, logvar)
             log_w_all = log_px + log_pz - log_qz

@@ -216,6 +216,7 @@ def iwae_estimate(
     binarize: str = "none",
     seed: int = 0,
     chunk_images: int = 100,
+    sigma2: float | None = None,
 ) -> dict[str, float | int | bool]:
     """The IWAE negative log-likelihood of uint8 ``images`` (N, C, H, W) and its bits/dim.
 
@@ -256,7 +257,7 @@ def iwae_estimate(
         else:
             u = torch.rand(u8.shape, generator=gen, device=device)
             x = (u8.float() + u) / 256.0
-        nll_k, nll_1 = estimators.iwae_bounds(model, x, k, generator=gen)
+        nll_k, nll_1 = estimators.iwae_bounds(model, x, k, generator=gen, sigma2=sigma2)
         nlls.append(nll_k)
         elbos.append(nll_1)
     nll = float(torch.cat(nlls).double().mean())

@@ -110,7 +110,8 @@ SUMMARY_KEYS = (
     "final",  # {"train": {...}, "val": {...}}: the last metrics rows (without kl_dim_*)
     "kl_per_dim",  # final validation KL per latent dimension
     # {"nll", "bpd", "elbo_nll", "elbo_bpd" (the ELBO on the same inputs and draws),
-    #  "samples", "images", "split", "dequantized"} or None
+    #  "samples", "images", "split", "dequantized", and for mse runs "calibrated": {"nll",
+    #  "bpd", "sigma2"}: the bound with sigma^2 = the final val MSE} or None
     "iwae",
     "config",  # the resolved config as a dict
     # {"name", "root", "path" (absolute), "shape", "n_pixels", "n_train", "n_val", "n_test",
