@@ -73,6 +73,7 @@ def build_reading(sweep: SweepRecords) -> Reading:
         ("Distance from the linear (PCA) reference", findings.linear),
         ("Seeds", findings.seeds),
         ("KL-control methods", findings.methods),
+        ("Controller and decoder-noise convergence", findings.convergence),
     ):
         sentences = fn(G, ends)
         if sentences:
