@@ -120,6 +120,19 @@ def fig_beta_summary(sweep: SweepRecords, palette: Palette) -> Rendered | None:
     _series(
         a, sweep, palette, "iwae_nll", label="IWAE bound (−NLL)", line=":", hollow=True, sign=-1.0
     )
+    if "iwae_elbo_nll" in sweep.usable and sweep.usable["iwae_elbo_nll"].notna().any():
+        # The ELBO on the IWAE's own images and draws: below the IWAE bound by construction.
+        _series(
+            a,
+            sweep,
+            palette,
+            "iwae_elbo_nll",
+            label="ELBO on the IWAE's images and draws",
+            line="-.",
+            hollow=True,
+            sign=-1.0,
+            colour="tab:grey",
+        )
     a.set(title="Log-likelihood bounds (higher is better)", ylabel="nats per image")
     a.legend(frameon=False, fontsize=7.5)
     # (b) active units, informative dims and the linear prediction.

@@ -53,8 +53,10 @@ def build_questions(G: Groups, ends: tuple[str, str] | None) -> list[tuple[str, 
             a1 += (
                 f" With squared error, scaling the KL is choosing the decoder noise σ² = β/2: "
                 f"σ = {fmt(G.v(lo, 'sigma_eff'))} {at(L)}, {fmt(G.v(hi, 'sigma_eff'))} {at(H)}. "
-                "For β < 1 the training loss is no longer a bound on log p(x) at σ² = ½; the "
-                "calibrated ELBO and the IWAE bound at σ² = each run's own MSE are."
+                "So the loss stays an ELBO (times β) for every β, of the decoder with "
+                "σ² = β/2, not of the σ² = ½ decoder behind the logged ELBO column; the "
+                "calibrated ELBO and the IWAE bound at σ² = each run's own MSE compare runs "
+                "fairly."
             )
         qs.append((q1, a1))
         qs.append((q2, _training(G, lo, hi)))
@@ -89,9 +91,10 @@ def _training(G: Groups, lo: str, hi: str) -> str:
                 ": nearly opposite pulls at both ends, the balance that convergence means."
                 if both
                 else (
-                    f": a cosine above {BALANCED_COS} means the pulls do not cancel yet, so the "
-                    "encoder is still moving there (more epochs, or the noise that remains after "
-                    "averaging the draws)."
+                    f": where the cosine is above {BALANCED_COS} the measured pulls do not "
+                    "cancel; either the encoder is still moving there (more epochs would tell), "
+                    "or the sampling noise left after averaging the draws dominates, which is "
+                    "largest where β∇KL is small (raise eval.grad_draws to check)."
                 )
             )
         )
