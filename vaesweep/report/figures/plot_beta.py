@@ -194,7 +194,19 @@ def fig_beta_summary(sweep: SweepRecords, palette: Palette) -> Rendered | None:
         sec.yaxis.set_minor_locator(NullLocator())
     # (d) bits per dimension, or the rate when no IWAE estimate was made.
     if ok["bpd"].notna().any():
-        _series(d, sweep, palette, "bpd")
+        calib = "iwae_calib_bpd" in ok and ok["iwae_calib_bpd"].notna().any()
+        _series(d, sweep, palette, "bpd", label="decoder's own density" if calib else None)
+        if calib:  # mse runs: sigma^2 = 1/2 ranks nothing; sigma^2 = own MSE is the fair bound
+            _series(
+                d,
+                sweep,
+                palette,
+                "iwae_calib_bpd",
+                label="mse: σ² = the run's own MSE",
+                line="--",
+                hollow=True,
+            )
+            d.legend(frameon=False, fontsize=7.5)
         d.set(title="IWAE bits per dimension (lower is better)", ylabel="bits / dim")
     else:
         _series(d, sweep, palette, "kl")
