@@ -196,6 +196,8 @@ def evaluate_run(
         "iwae_samples": iwae_samples,
         "elbo": row["elbo"],
         "iwae_nll": iwae["nll"] if iwae else None,
+        # -ELBO on the IWAE's own inputs and draws: never below iwae_nll.
+        "iwae_elbo_nll": iwae["elbo_nll"] if iwae else None,
         "bpd": iwae["bpd"] if iwae else None,
         "dequantized": iwae["dequantized"] if iwae else None,
         "nll": row["nll"],

@@ -102,10 +102,11 @@ METRIC_COLUMNS = (
 
 #: Present when the run produced them (validation rows carry mi .. grad_norm_kl).
 OPTIONAL_COLUMNS = (
-    "mi",  # I_q(x;z), nats (Hoffman & Johnson 2016 estimator over eval.mi_images)
+    "mi",  # I_q(x;z), nats (Hoffman & Johnson 2016, over eval.mi_images; at most log N)
     "marginal_kl",  # KL(q(z) || p(z)) = kl - mi, nats
-    "grad_norm_recon",  # || d recon / d(mu, logvar) ||
+    "grad_norm_recon",  # || E_eps d recon / d(mu, logvar) || (eval.grad_draws draws averaged)
     "grad_norm_kl",  # || d beta_t*KL / d(mu, logvar) ||
+    "grad_cos",  # cosine of the two expected gradients (-1: they cancel, a stationary point)
     "decoder_sigma",  # decoder std for Gaussian-family / Laplace / logistic likelihoods
     "free_bits_share",  # share of KL groups under the free-bits threshold
     "kl_target",  # capacity C_t or the PI controller's KL target, nats
@@ -132,7 +133,10 @@ SUMMARY_KEYS = (
     "step",
     "final",  # {"train": {...}, "val": {...}}: the last metrics rows (without kl_dim_*)
     "kl_per_dim",  # final validation KL per latent dimension
-    "iwae",  # {"nll", "bpd", "samples", "images", "split", "dequantized"} or None
+    # {"nll", "bpd", "elbo_nll", "elbo_bpd" (the ELBO on the same inputs and draws),
+    #  "samples", "images", "split", "dequantized", and for mse runs "calibrated": {"nll",
+    #  "bpd", "sigma2"}: the bound with sigma^2 = the final val MSE} or None
+    "iwae",
     # Factor datasets only: {score name: value or None for each of DISENTANGLEMENT_SCORES,
     #  "preset", "factors", "top_latent" (per factor: the latent carrying most of it, or null),
     #  "seconds"}; None otherwise.

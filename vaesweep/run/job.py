@@ -176,7 +176,9 @@ def _train(config: Config, record: RunRecord) -> None:
     model.eval()
     kl_per_dim = final_kl(record.rows)
     images = _write_images(image_grids(model, splits, device, config, kl_per_dim), record)
-    iwae = final_iwae(model, splits, device, config, EVAL_SEED)
+    val_rows = [r for r in record.rows if r["split"] == "val"]
+    calib_mse = float(val_rows[-1]["mse"]) if val_rows else None
+    iwae = final_iwae(model, splits, device, config, EVAL_SEED, calib_mse=calib_mse)
     timings["final_s"] = time.perf_counter() - t_final
     disentanglement = None
     if splits.grid is not None:

@@ -49,7 +49,14 @@ GROUP_MEANS = (
     "sigma_eff_255",
     "max_dim_kl",
     "mi_ceiling",
+    "mi_saturated",
+    "grad_cos",
+    "iwae_elbo_nll",
+    "iwae_calib_bpd",
+    "beta_t_change",
+    "sigma_change",
     "lin_active_units",
+    "lin_components_above",
     "lin_rate",
     "lin_sse",
     "lin_sse_at_rate",
@@ -78,7 +85,16 @@ def seed_stats(table: pd.DataFrame) -> pd.DataFrame:
     first = table.drop_duplicates("group").set_index("group")
     keep = [
         c
-        for c in ("label", "beta_name", "others", "method", "likelihood", "recon_reduction", "data")
+        for c in (
+            "label",
+            "beta_name",
+            "others",
+            "method",
+            "likelihood",
+            "recon_reduction",
+            "data",
+            "binarize",
+        )
         if c in first
     ]
     out = first[keep].join(n).join(mean).join(std)

@@ -122,6 +122,19 @@ def fig_beta_summary(sweep: SweepRecords, palette: Palette) -> Rendered | None:
     _series(
         a, sweep, palette, "iwae_nll", label="IWAE bound (−NLL)", line=":", hollow=True, sign=-1.0
     )
+    if "iwae_elbo_nll" in sweep.usable and sweep.usable["iwae_elbo_nll"].notna().any():
+        # The ELBO on the IWAE's own images and draws: below the IWAE bound by construction.
+        _series(
+            a,
+            sweep,
+            palette,
+            "iwae_elbo_nll",
+            label="ELBO on the IWAE's images and draws",
+            line="-.",
+            hollow=True,
+            sign=-1.0,
+            colour="tab:grey",
+        )
     a.set(title="Log-likelihood bounds (higher is better)", ylabel="nats per image")
     a.legend(frameon=False, fontsize=7.5)
     # (b) active units, informative dims and the linear prediction.
@@ -183,7 +196,19 @@ def fig_beta_summary(sweep: SweepRecords, palette: Palette) -> Rendered | None:
         sec.yaxis.set_minor_locator(NullLocator())
     # (d) bits per dimension, or the rate when no IWAE estimate was made.
     if ok["bpd"].notna().any():
-        _series(d, sweep, palette, "bpd")
+        calib = "iwae_calib_bpd" in ok and ok["iwae_calib_bpd"].notna().any()
+        _series(d, sweep, palette, "bpd", label="decoder's own density" if calib else None)
+        if calib:  # mse runs: sigma^2 = 1/2 ranks nothing; sigma^2 = own MSE is the fair bound
+            _series(
+                d,
+                sweep,
+                palette,
+                "iwae_calib_bpd",
+                label="mse: σ² = the run's own MSE",
+                line="--",
+                hollow=True,
+            )
+            d.legend(frameon=False, fontsize=7.5)
         d.set(title="IWAE bits per dimension (lower is better)", ylabel="bits / dim")
     else:
         _series(d, sweep, palette, "kl")

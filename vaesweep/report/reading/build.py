@@ -75,6 +75,7 @@ def build_reading(sweep: SweepRecords) -> Reading:
         ("Seeds", findings.seeds),
         ("KL-control methods", findings.methods),
         ("Disentanglement: what a larger β bought", disentanglement),
+        ("Controller and decoder-noise convergence", findings.convergence),
     ):
         sentences = fn(G, ends)
         if sentences:
