@@ -203,7 +203,7 @@ def collapse(G: Groups, ends: tuple[str, str] | None) -> list[str]:
         above = rows.get("lin_components_above_mean")
         parts = []
         for g, v in lin.items():
-            a = float(above.get(g, math.nan)) if above is not None else math.nan
+            a = float(above.get(g, float("nan"))) if above is not None else float("nan")
             extra = f" (#{{λ_i > σ²}} = {fmt_int(a)})" if ok(a) and a > v else ""
             parts.append(f"{fmt_int(v)}{extra} {at(G.label(str(g)))}")
         out.append(
