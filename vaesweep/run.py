@@ -31,7 +31,9 @@ from vaesweep.data import load_splits
 from vaesweep.errors import UserError
 from vaesweep.model import build_model
 from vaesweep.record import RunRecord, contract
-from vaesweep.run_outputs import final_iwae, final_kl, write_images
+from vaesweep.run_outputs import final_iwae, final_kl, preview_grids, write_images
+from vaesweep.tracking import Trackers
+from vaesweep.tracking.info import run_info
 from vaesweep.training.adam import make_adam
 from vaesweep.training.device import configure_threads, resolve_device, seed_everything
 from vaesweep.training.progress import EpochProgress
@@ -69,8 +71,17 @@ class RecordHooks(TrainHooks):
 
     summary_every_s = 2.0
 
-    def __init__(self, record: RunRecord, config: Config, progress: EpochProgress | None) -> None:
+    def __init__(
+        self,
+        record: RunRecord,
+        config: Config,
+        progress: EpochProgress | None,
+        trackers: Trackers | None = None,
+        val_u8: torch.Tensor | None = None,
+    ) -> None:
         self.record, self.config, self.progress = record, config, progress
+        #: Fed with what was just written; they never change what is trained or recorded.
+        self.trackers, self.val_u8 = trackers or Trackers([]), val_u8
         #: Seconds spent writing the record (CSV, checkpoint, summary) during training.
         self.write_seconds = 0.0
         self._config_dict = config.to_dict()
@@ -88,6 +99,13 @@ class RecordHooks(TrainHooks):
     def on_epoch_end(self, result: EpochResult, state: TrainState) -> None:
         t0 = time.perf_counter()
         self.record.append_epoch(result.epoch, result.step, self.config.beta, result.rows)
+        if self.trackers:
+            self.trackers.epoch(self.record.rows[-len(result.rows) :])
+            if self.val_u8 is not None and self.trackers.wants_images(
+                result.epoch, self.config.train.epochs
+            ):
+                grids = preview_grids(state.model, self.val_u8, self.config)
+                self.trackers.images(result.epoch, result.step, grids)
         # Checkpoint after the CSV: a kill in between leaves a row the checkpoint has not
         # seen, which resuming drops (load_rows), never a checkpoint without its row.
         self.record.save_checkpoint(
@@ -148,8 +166,10 @@ def run_job(
         versions=versions(),
     )
     t0 = time.perf_counter()
+    trackers = Trackers([])
     try:
-        _train(config, record)
+        trackers = Trackers.from_config(config.tracker)
+        _train(config, record, trackers, sweep_dir)
     except UserError as err:
         record.update_summary(status="failed", error=str(err), error_kind="user")
     except Exception as err:  # a bug: keep the run's record and the traceback
@@ -161,6 +181,7 @@ def run_job(
         record.update_summary(
             wall_time_s=float(record.summary.get("wall_time_s") or 0.0) + spent, finished=_now()
         )
+        trackers.end(str(record.summary.get("status")), record.summary)
         if sweep_dir is not None and (sweep_dir / "sweep.json").exists():
             from vaesweep.sweep.index import refresh_index
 
@@ -168,7 +189,9 @@ def run_job(
     return record.summary
 
 
-def _train(config: Config, record: RunRecord) -> None:
+def _train(
+    config: Config, record: RunRecord, trackers: Trackers, sweep_dir: Path | None = None
+) -> None:
     t_setup = time.perf_counter()
     threads = configure_threads(config.train.threads)
     device = resolve_device(config.train.device)
@@ -231,9 +254,12 @@ def _train(config: Config, record: RunRecord) -> None:
     else:
         record.reset_rows()
     record.write_text(contract.CONFIG_FILE, config.to_yaml())
+    if trackers:
+        resumed = state.step if checkpoint is not None else None
+        trackers.start(run_info(config, record.dir, sweep_dir, record.summary, resumed))
 
     progress = EpochProgress.create(config.train.progress, config.train.epochs)
-    hooks = RecordHooks(record, config, progress)
+    hooks = RecordHooks(record, config, progress, trackers, val_u8)
     trainer.hooks = hooks
     timings = {"setup_s": time.perf_counter() - t_setup}
     t_fit = time.perf_counter()

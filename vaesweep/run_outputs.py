@@ -82,3 +82,33 @@ def final_iwae(
     images = data.images[: config.eval.iwae_images].to(device)
     out = iwae_estimate(model, images, k, binarize=config.data.binarize, seed=seed)
     return {**out, "split": split_name}
+
+
+@torch.no_grad()
+def preview_grids(model: VAE, val_u8: torch.Tensor, config: Config) -> dict[str, Any]:
+    """The reconstructions and samples grids as uint8 arrays (H, W, C), for the trackers.
+
+    The same images, noise and layout as :func:`write_images`, so the last epoch's grids are
+    the record's PNGs. Uses its own generator and puts the model back in the mode it was in:
+    showing progress never changes what is trained.
+    """
+    from vaesweep.record.images import grid_array, upscale_factor
+
+    was_training = model.training
+    model.eval()
+    try:
+        device = val_u8.device
+        n = min(config.eval.n_recon, len(val_u8))
+        x = to_unit(val_u8[:n], "none", None)
+        gen = torch.Generator(device=device).manual_seed(SAMPLE_SEED)
+        z = torch.randn((config.eval.n_samples, model.latent_dim), generator=gen, device=device)
+        samples = model.sample(z)
+        per_row = 8
+        scale = upscale_factor(int(x.shape[2]), int(x.shape[3]))
+        grids = {
+            "reconstructions": [x, model.reconstruct(x)],
+            "samples": [samples[i : i + per_row] for i in range(0, len(samples), per_row)],
+        }
+        return {k: grid_array(rows, scale).numpy() for k, rows in grids.items()}
+    finally:
+        model.train(was_training)
