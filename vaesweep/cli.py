@@ -223,20 +223,21 @@ def sweep(
                 raise UserError(f"--resume {resume}: no such directory")
             stored = driver.load_for_resume(sweep_dir)
             opts.config_dirs = opts.config_dirs or [Path(d) for d in stored.config_dirs]
-            plan, _ = driver.plan_sweep(stored.overrides, opts, stored.name)
+            plan, configs = driver.plan_sweep(stored.overrides, opts, stored.name)
             plan.created, plan.resumed, plan.command = (
                 stored.created,
                 stored.resumed,
                 stored.command,
             )
         else:
-            plan, _ = driver.plan_sweep(_overrides(overrides), opts, name)
+            plan, configs = driver.plan_sweep(_overrides(overrides), opts, name)
             sweep_dir = outputs_root(outputs) / "sweeps" / plan.name
         tables.print_grid(console, plan, sweep_dir, dry_run)
         if dry_run:
             return
         try:
-            rows = driver.sweep(plan, sweep_dir, opts, console, resume=resume is not None)
+            trackers = [c.tracker for c in configs]
+            rows = driver.sweep(plan, sweep_dir, opts, console, resume is not None, trackers)
         except KeyboardInterrupt:
             _console(stderr=True).print(
                 f"[yellow]Interrupted.[/] Finished runs are kept; continue with:\n"
@@ -292,6 +293,12 @@ def report(
         from vaesweep.report.build import build_report
 
         path = build_report(list(dirs or []), fmt=fmt, out=out, outputs=outputs, console=_console())
+        from vaesweep.tracking.session import upload_report
+
+        # A sweep logged to MLflow gets its report as artifacts of the sweep's parent run.
+        sources = list(dirs or []) or ([path.parent.parent] if out is None else [])
+        for run_id in upload_report(sources, path.parent):
+            _console().print(f"report logged to MLflow run {run_id}", highlight=False)
         if open_:
             import webbrowser
 

@@ -28,6 +28,7 @@ from vaesweep.sweep.index import refresh_index
 from vaesweep.sweep.lock import SweepLock
 from vaesweep.sweep.monitor import SweepMonitor
 from vaesweep.sweep.plan import PLAN_FILE, PlannedRun, SweepPlan
+from vaesweep.tracking import session as tracking
 
 LAUNCHER_ALIASES = {"local": "basic", "jobs": "joblib"}
 PLUGIN_HINT = {
@@ -135,8 +136,11 @@ def train(
     """One run under ``outputs/runs/<time>[_<name>]``, or continue the run in ``resume``."""
     if resume is not None:
         overrides, run_dir = _resumable_run(resume, overrides)
+        config = bridge.compose(overrides, opts.config_dirs)
+        tracking.preflight([config.tracker], outputs_root(opts.outputs))
     else:
-        bridge.compose(overrides, opts.config_dirs)  # validate before creating anything
+        config = bridge.compose(overrides, opts.config_dirs)  # validate before creating anything
+        tracking.preflight([config.tracker], outputs_root(opts.outputs))
         label = name or _slug(",".join(o for o in overrides if not o.startswith("hydra")))
         run_dir = (
             outputs_root(opts.outputs) / "runs" / (_timestamp() + (f"_{label}" if label else ""))
@@ -176,10 +180,11 @@ def _resumable_run(run_dir: Path, overrides: list[str]) -> tuple[list[str], Path
 
 def plan_sweep(
     overrides: list[str], opts: LaunchOptions, name: str | None
-) -> tuple[SweepPlan, bridge.Grid]:
-    """Expand and validate the grid (nothing is written)."""
+) -> tuple[SweepPlan, list[Any]]:
+    """Expand and validate the grid (nothing is written); the plan and each run's config."""
     grid = bridge.expand_grid(overrides, opts.config_dirs)
-    bridge.validate_jobs(grid, opts.config_dirs)
+    configs = bridge.validate_jobs(grid, opts.config_dirs)
+    tracking.check([c.tracker for c in configs])
     names = grid.names()
     dupes = {n for n in names if names.count(n) > 1}
     if dupes:
@@ -195,11 +200,16 @@ def plan_sweep(
         config_dirs=[str(Path(d).expanduser().resolve()) for d in opts.config_dirs],
         command="vaesweep sweep " + " ".join(shlex.quote(a) for a in sys.argv[2:]),
     )
-    return plan, grid
+    return plan, configs
 
 
 def sweep(
-    plan: SweepPlan, sweep_dir: Path, opts: LaunchOptions, console: Console, resume: bool
+    plan: SweepPlan,
+    sweep_dir: Path,
+    opts: LaunchOptions,
+    console: Console,
+    resume: bool,
+    trackers: list[Any] | None = None,
 ) -> list[dict[str, Any]]:
     """Run (or resume) ``plan`` into ``sweep_dir``; returns the index rows."""
     user = list(plan.overrides)
@@ -210,6 +220,7 @@ def sweep(
             f"{sweep_dir} already holds a sweep; resume it with "
             f"`vaesweep sweep --resume {sweep_dir}` or choose another --name"
         )
+    tracking.preflight(trackers or [], outputs_root(opts.outputs))
     with SweepLock(sweep_dir):
         if resume:
             plan.resumed.append(datetime.now().isoformat(timespec="seconds"))
@@ -220,6 +231,9 @@ def sweep(
         plan.launcher, plan.jobs, plan.threads_per_run = launcher, opts.jobs, threads
         plan.save(sweep_dir)
         refresh_index(sweep_dir)
+        tracking.open_sweep(
+            trackers or [], sweep_dir, plan.name, plan.swept_keys, outputs_root(opts.outputs)
+        )
         bars_off = "train.progress=off" in [*user, *extra]
         monitor = SweepMonitor(sweep_dir, plan, console, live=bars_off).start()
         try:
@@ -232,6 +246,7 @@ def sweep(
         finally:
             monitor.stop()
             rows = refresh_index(sweep_dir)
+            tracking.close_sweep(sweep_dir, [str(r.get("status")) for r in rows])
     return rows
 
 

@@ -68,11 +68,14 @@ def resolve_uri(cfg: MlflowConfig, outputs_root: Path | None) -> str:
 
 def client(uri: str) -> Any:
     """An ``MlflowClient`` for ``uri``; a local SQLite store's folder is created first."""
-    for name in ("mlflow", "alembic"):  # their INFO lines (schema migrations) are noise here
+    from mlflow.tracking import MlflowClient
+
+    # After the import, which sets mlflow's own level: its INFO lines (schema migrations)
+    # are noise in a run's log.
+    for name in ("mlflow", "alembic"):
         logging.getLogger(name).setLevel(logging.WARNING)
     if uri.startswith("sqlite:///"):
         Path(uri[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
-    from mlflow.tracking import MlflowClient
 
     return _retry(MlflowClient, tracking_uri=uri)
 
@@ -247,15 +250,28 @@ def open_sweep(
         }
         run = _retry(mlflow_client.create_run, exp, tags=tags, run_name=name)
     except Exception as err:
-        first = f"{type(err).__name__}: {err}".splitlines()[0][:300]
-        raise UserError(
-            f"tracker=mlflow cannot use the store {uri} ({first}); start the server or set "
-            "tracker.mlflow.tracking_uri to one that works"
-        ) from None
+        raise _unreachable(uri, err) from None
     handoff = {"tracking_uri": uri, "experiment_id": exp, "run_id": run.info.run_id}
     Path(sweep_dir).mkdir(parents=True, exist_ok=True)
     atomic_write_text(path, json.dumps(handoff))
     return handoff
+
+
+def check_store(cfg: MlflowConfig, outputs_root: Path | None) -> None:
+    """Make sure the store answers (creating a local one) before a run starts."""
+    uri = resolve_uri(cfg, outputs_root)
+    try:
+        _retry(client(uri).search_experiments, max_results=1)
+    except Exception as err:
+        raise _unreachable(uri, err) from None
+
+
+def _unreachable(uri: str, err: Exception) -> UserError:
+    first = f"{type(err).__name__}: {err}".splitlines()[0][:300]
+    return UserError(
+        f"tracker=mlflow cannot use the store {uri} ({first}); start the server or set "
+        "tracker.mlflow.tracking_uri to one that works"
+    )
 
 
 def close_sweep(sweep_dir: Path, statuses: Iterable[str]) -> None:
