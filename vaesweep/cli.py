@@ -68,7 +68,10 @@ def _console(stderr: bool = False) -> Any:
 
 
 def _fail(message: str, code: int = 2) -> None:
-    _console(stderr=True).print(f"[bold red]Error:[/] {message}", soft_wrap=True)
+    from rich.markup import escape
+
+    # Escaped: messages quote commands such as pip install 'vaesweep[mlflow]'.
+    _console(stderr=True).print(f"[bold red]Error:[/] {escape(message)}", soft_wrap=True)
     raise typer.Exit(code)
 
 
