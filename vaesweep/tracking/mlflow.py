@@ -18,10 +18,12 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import socket
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -258,16 +260,45 @@ def open_sweep(
 
 
 def check_store(cfg: MlflowConfig, outputs_root: Path | None) -> None:
-    """Make sure the store answers (creating a local one) before a run starts."""
+    """Make sure the store answers (creating a local one) before a run starts.
+
+    A server is given a few seconds here (MLflow's own retries would take minutes to say
+    it is not there); the runs themselves keep MLflow's patient defaults.
+    """
     uri = resolve_uri(cfg, outputs_root)
     try:
-        _retry(client(uri).search_experiments, max_results=1)
+        with _quick_http():
+            _retry(client(uri).search_experiments, max_results=1)
     except Exception as err:
         raise _unreachable(uri, err) from None
 
 
+@contextmanager
+def _quick_http() -> Iterator[None]:
+    """MLflow's HTTP retries cut short, unless the user chose them (``MLFLOW_HTTP_*``)."""
+    quick = {
+        "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1",
+        "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+        "MLFLOW_HTTP_REQUEST_TIMEOUT": "15",
+    }
+    added = [k for k in quick if k not in os.environ]
+    os.environ.update({k: quick[k] for k in added})
+    retries = logging.getLogger("urllib3.connectionpool")  # "Retrying ..." lines: noise here
+    level = retries.level
+    retries.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        retries.setLevel(level)
+        for k in added:
+            os.environ.pop(k, None)
+
+
 def _unreachable(uri: str, err: Exception) -> UserError:
-    first = f"{type(err).__name__}: {err}".splitlines()[0][:300]
+    first = f"{type(err).__name__}: {err}".splitlines()[0]
+    if "Max retries exceeded" in first or "NewConnectionError" in first:
+        first = "no server answers there"
+    first = first if len(first) <= 200 else first[:200] + "..."
     return UserError(
         f"tracker=mlflow cannot use the store {uri} ({first}); start the server or set "
         "tracker.mlflow.tracking_uri to one that works"
