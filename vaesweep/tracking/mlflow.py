@@ -260,12 +260,20 @@ def open_sweep(
 
 
 def check_store(cfg: MlflowConfig, outputs_root: Path | None) -> None:
-    """Make sure the store answers (creating a local one) before a run starts.
+    """Make sure the store answers before a run starts.
 
     A server is given a few seconds here (MLflow's own retries would take minutes to say
     it is not there); the runs themselves keep MLflow's patient defaults.
     """
     uri = resolve_uri(cfg, outputs_root)
+    if uri.startswith("sqlite:///"):
+        # A local file: the run creates it (importing MLflow in its tracker thread, while it
+        # trains, instead of here before it starts); only its folder must be writable.
+        try:
+            Path(uri[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise _unreachable(uri, err) from None
+        return
     try:
         with _quick_http():
             _retry(client(uri).search_experiments, max_results=1)

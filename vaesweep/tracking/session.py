@@ -31,8 +31,7 @@ def _mlflow(configs: Iterable[TrackerConfig]) -> MlflowConfig | None:
 
 
 def preflight(configs: Sequence[TrackerConfig], outputs_root: Path | None) -> None:
-    """Before launching: the packages are installed and the MLflow store answers (a local one
-    is created here, by one process, before parallel runs write to it)."""
+    """Before launching: the packages are installed and the MLflow store answers."""
     check(configs)
     cfg = _mlflow(configs)
     if cfg is not None:
