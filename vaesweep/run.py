@@ -33,6 +33,7 @@ from vaesweep.model import build_model
 from vaesweep.record import RunRecord, contract
 from vaesweep.run_outputs import final_iwae, final_kl, preview_grids, write_images
 from vaesweep.tracking import Trackers
+from vaesweep.tracking.fanout import END_WAIT_S, INTERRUPTED_WAIT_S
 from vaesweep.tracking.info import run_info
 from vaesweep.training.adam import make_adam
 from vaesweep.training.device import configure_threads, resolve_device, seed_everything
@@ -167,6 +168,7 @@ def run_job(
     )
     t0 = time.perf_counter()
     trackers = Trackers([])
+    tracker_wait = END_WAIT_S
     try:
         trackers = Trackers.from_config(config.tracker)
         _train(config, record, trackers, sweep_dir)
@@ -176,12 +178,15 @@ def run_job(
         log.error("run failed:\n%s", traceback.format_exc())
         first = f"{type(err).__name__}: {err}".splitlines()[0]
         record.update_summary(status="failed", error=first, error_kind="internal")
+    except BaseException:  # Ctrl-C, a launcher's kill: do not keep the user waiting on trackers
+        tracker_wait = INTERRUPTED_WAIT_S
+        raise
     finally:
         spent = time.perf_counter() - t0
         record.update_summary(
             wall_time_s=float(record.summary.get("wall_time_s") or 0.0) + spent, finished=_now()
         )
-        trackers.end(str(record.summary.get("status")), record.summary)
+        trackers.end(str(record.summary.get("status")), record.summary, tracker_wait)
         if sweep_dir is not None and (sweep_dir / "sweep.json").exists():
             from vaesweep.sweep.index import refresh_index
 

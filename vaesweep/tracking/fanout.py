@@ -26,6 +26,8 @@ log = logging.getLogger("vaesweep.tracking")
 
 #: Longest wait for a tracker to finish logging once the run has ended.
 END_WAIT_S = 120.0
+#: The same wait when the run was interrupted (Ctrl-C): what is logged by then stays logged.
+INTERRUPTED_WAIT_S = 5.0
 _STOP = object()
 
 
