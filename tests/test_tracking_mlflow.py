@@ -207,3 +207,23 @@ def test_unreachable_store_is_one_line_exit_2_before_training(outputs: Path) -> 
     assert result.exit_code == 2, result.output
     assert "cannot use the store http://127.0.0.1:9" in result.output
     assert "Traceback" not in result.output and not outputs.exists()
+
+
+@pytest.mark.slow
+def test_submitit_runs_log_from_their_own_processes(outputs: Path, tiny: list[str]) -> None:
+    """The SLURM code path (submitit, one process per run) logs to both trackers."""
+    args = ["sweep", "beta=0.1,1", "tracker=[tensorboard,mlflow]", "--name", "sub"]
+    result = CliRunner().invoke(app, [*args, *tiny, "--launcher", "submitit_local"])
+    assert result.exit_code == 0, result.output
+    client = MlflowClient(f"sqlite:///{outputs / 'mlflow.db'}")
+    exp = client.get_experiment_by_name("sub")
+    assert exp is not None
+    runs = client.search_runs([exp.experiment_id])
+    (parent,) = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    assert sorted(c.info.run_name for c in children) == ["beta=0.1", "beta=1"]
+    for child in children:
+        run_dir = outputs / "sweeps" / "sub" / child.info.run_name
+        steps = [int(r["step"]) for r in _csv(run_dir) if r["split"] == "val"]
+        assert [m.step for m in client.get_metric_history(child.info.run_id, "val/elbo")] == steps
+        assert list(run_dir.glob("events.out.tfevents.*"))
