@@ -45,11 +45,14 @@ class Tracker(Protocol):
     """A tracker, called from one worker thread in this order.
 
     ``prepare`` (imports; may run while the data loads), ``on_start`` once, ``on_epoch`` with
-    the rows just appended to metrics.csv and ``on_images`` with uint8 grids (H, W, C), then
-    ``on_end`` once with the final status and summary.json's content.
+    rows appended to metrics.csv (one epoch's, or several epochs' in order) and ``on_images``
+    with uint8 grids (H, W, C), then ``on_end`` once with the final status and summary.json's
+    content.
     """
 
     name: str
+    #: Seconds the fan-out waits between two ``on_epoch`` calls, batching rows meanwhile.
+    min_interval_s: float
 
     def prepare(self) -> None: ...
 

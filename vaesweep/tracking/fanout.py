@@ -10,6 +10,7 @@ goes on with its record intact. At the end the run waits for the queues to drain
 from __future__ import annotations
 
 import logging
+import math
 import queue
 import threading
 import time
@@ -32,12 +33,20 @@ _STOP = object()
 
 
 class _Worker:
-    """One tracker's queue and thread."""
+    """One tracker's queue and thread.
+
+    Rows that queue up while the tracker is busy, or within its ``min_interval_s`` of the
+    last write, go out together in one ``on_epoch`` call (each still at its own step): one
+    database transaction for several epochs instead of one each.
+    """
 
     def __init__(self, tracker: Tracker) -> None:
         self.tracker = tracker
         self.failed = False
+        self.interval = float(getattr(tracker, "min_interval_s", 0.0))
         self.queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._ending = threading.Event()
+        self._last_rows = -math.inf
         self.thread = threading.Thread(
             target=self._loop, name=f"vaesweep-tracker-{tracker.name}", daemon=True
         )
@@ -48,28 +57,50 @@ class _Worker:
             self.queue.put((method, args))
 
     def _loop(self) -> None:
+        pending: Any = None
         while True:
-            item = self.queue.get()
+            item, pending = (pending if pending is not None else self.queue.get()), None
             if item is _STOP:
                 return
+            method, args = item
             if self.failed:
                 continue
-            method, args = item
+            if method == "on_epoch":
+                rows, pending = self._gather(list(args[0]))
+                args = (rows,)
+            self._call(method, args)
+
+    def _gather(self, rows: list[Any]) -> tuple[list[Any], Any]:
+        """``rows`` plus those of every ``on_epoch`` queued behind them; the next other item."""
+        wait = self._last_rows + self.interval - time.monotonic()
+        if wait > 0:
+            self._ending.wait(wait)  # cut short when the run ends
+        self._last_rows = time.monotonic()
+        while True:
             try:
-                getattr(self.tracker, method)(*args)
-            except Exception as err:  # any failure of a tracker must leave the run alone
-                self.failed = True
-                message = f"{type(err).__name__}: {err}".splitlines()[0][:300]
-                log.warning(
-                    "tracker %s failed in %s (%s); the run goes on without it, its record "
-                    "is intact",
-                    self.tracker.name,
-                    method,
-                    message,
-                )
+                item = self.queue.get_nowait()
+            except queue.Empty:
+                return rows, None
+            if item is _STOP or item[0] != "on_epoch":
+                return rows, item
+            rows += item[1][0]
+
+    def _call(self, method: str, args: tuple[Any, ...]) -> None:
+        try:
+            getattr(self.tracker, method)(*args)
+        except Exception as err:  # any failure of a tracker must leave the run alone
+            self.failed = True
+            message = f"{type(err).__name__}: {err}".splitlines()[0][:300]
+            log.warning(
+                "tracker %s failed in %s (%s); the run goes on without it, its record is intact",
+                self.tracker.name,
+                method,
+                message,
+            )
 
     def stop(self, deadline: float) -> bool:
         """Let the queue drain; False if the thread is still busy at ``deadline``."""
+        self._ending.set()
         self.queue.put(_STOP)
         self.thread.join(max(0.0, deadline - time.monotonic()))
         return not self.thread.is_alive()

@@ -36,6 +36,7 @@ _SESSION_STATUS = {
 
 class TensorBoardTracker:
     name = "tensorboard"
+    min_interval_s = 0.0  # writes are cheap and buffered (flush_secs)
 
     def __init__(self, cfg: TensorBoardConfig) -> None:
         self.cfg = cfg
@@ -64,10 +65,14 @@ class TensorBoardTracker:
         self.writer.add_text("run/config", _code(text), self.last_step)
 
     def on_epoch(self, rows: list[dict[str, Any]]) -> None:
+        from tensorboardX.proto.summary_pb2 import Summary
+
         for row in rows:
             step = int(row["step"])
-            for tag, value in scalars(row):
-                self.writer.add_scalar(tag, value, step)
+            # One event per row holding all its scalars: a fifteenth of the CPU time of one
+            # add_scalar per value (measured), and read back the same by TensorBoard.
+            values = [Summary.Value(tag=tag, simple_value=v) for tag, v in scalars(row)]
+            self._write_summary(Summary(value=values), step)
             self.last_step = max(self.last_step, step)
 
     def on_images(self, epoch: int, step: int, images: dict[str, np.ndarray]) -> None:
