@@ -185,3 +185,13 @@ def test_rows_queued_within_the_interval_go_out_in_one_call(tmp_path: Path) -> N
     assert [e for batch in slow.batches for e in batch] == [1, 2, 3, 4, 5]
     assert len(slow.batches) <= 2  # the first call, then everything queued behind it
     assert slow.calls[-1] == ("end", "completed")
+
+
+def test_one_list_of_tracker_names() -> None:
+    from vaesweep.config.tracker import TRACKER_SCHEMAS
+    from vaesweep.tracking.fanout import _FACTORIES
+    from vaesweep.tracking.packages import REQUIREMENTS
+
+    conf = Path(__file__).resolve().parents[1] / "conf" / "tracker"
+    assert list(_FACTORIES) == list(REQUIREMENTS) == list(TRACKER_SCHEMAS)
+    assert {p.stem for p in conf.glob("*.yaml")} == {"none", *TRACKER_SCHEMAS}

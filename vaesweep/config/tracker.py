@@ -45,8 +45,9 @@ class MlflowConfig:
             )
 
 
-#: Options of the group that turn a tracker on (``none`` turns none on), in logging order.
-TRACKER_NAMES = ("tensorboard", "mlflow")
+#: The options of the group that turn a tracker on (``none`` turns none on), each with the
+#: schema of its section; the one list of tracker names (in the order they are fed).
+TRACKER_SCHEMAS: dict[str, type] = {"tensorboard": TensorBoardConfig, "mlflow": MlflowConfig}
 
 
 @dataclass
@@ -63,11 +64,7 @@ class TrackerConfig:
     @property
     def names(self) -> list[str]:
         """The trackers that are on, in a fixed order."""
-        return [n for n in TRACKER_NAMES if getattr(self, n) is not None]
-
-
-#: Section name -> schema of one tracker's settings.
-TRACKER_SCHEMAS: dict[str, type] = {"tensorboard": TensorBoardConfig, "mlflow": MlflowConfig}
+        return [n for n in TRACKER_SCHEMAS if getattr(self, n) is not None]
 
 
 def tracker_from_dict(values: Mapping[str, Any], build: Callable[..., Any]) -> TrackerConfig:
