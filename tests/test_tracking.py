@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from vaesweep import hydra_bridge as bridge
+from vaesweep.bridge import compose as bridge
 from vaesweep.cli import app
 from vaesweep.config.from_dict import config_from_dict
 from vaesweep.config.tracker import MlflowConfig, TensorBoardConfig
@@ -195,3 +195,14 @@ def test_one_list_of_tracker_names() -> None:
     conf = Path(__file__).resolve().parents[1] / "conf" / "tracker"
     assert list(_FACTORIES) == list(REQUIREMENTS) == list(TRACKER_SCHEMAS)
     assert {p.stem for p in conf.glob("*.yaml")} == {"none", *TRACKER_SCHEMAS}
+
+
+def test_only_the_tracking_package_imports_the_trackers_packages() -> None:
+    from test_architecture import imports_of, package_sources
+
+    packages = ("tensorboardX", "tensorboard", "mlflow")
+    for module, source in package_sources().items():
+        if module.startswith("vaesweep.tracking"):
+            continue
+        wrong = [n for n in imports_of(source, module) if n.split(".")[0] in packages]
+        assert not wrong, f"{module} imports {wrong}"

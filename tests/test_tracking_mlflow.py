@@ -18,12 +18,12 @@ from conftest import TINY
 from mlflow.tracking import MlflowClient
 from typer.testing import CliRunner
 
-from vaesweep import hydra_bridge as bridge
+from vaesweep.bridge import compose as bridge
 from vaesweep.cli import app
 from vaesweep.record import contract
+from vaesweep.record.contract import MLFLOW_FILE as HANDOFF_FILE
 from vaesweep.run import run_job
 from vaesweep.tracking.base import as_text, flatten
-from vaesweep.tracking.mlflow import HANDOFF_FILE
 from vaesweep.tracking.tensorboard import TensorBoardTracker
 
 BETAS = ("0.1", "1")

@@ -19,6 +19,9 @@ A run directory holds:
     (``torch.load(path, weights_only=True)``).
 ``reconstructions.png``, ``samples.png``, ``traversals.png``
     Image grids; their layout (rows, columns, cell size) is in ``summary.json["images"]``.
+``events.out.tfevents.*``, ``mlflow.json`` (with ``tracker=tensorboard`` / ``mlflow``)
+    TensorBoard's event files, and the ids of the run's MLflow run (:data:`MLFLOW_FILE`);
+    views of the files above for the trackers, never read by ``vaesweep report``.
 
 Every file is written to a temporary name and renamed, so a killed run never leaves a
 half-written file. The format version is :data:`SCHEMA_VERSION`.
@@ -37,8 +40,21 @@ SAMPLES_FILE = "samples.png"
 TRAVERSALS_FILE = "traversals.png"
 #: Written by ``vaesweep eval``: metrics recomputed from the checkpoint.
 EVAL_FILE = "eval.json"
+#: With ``tracker=mlflow``: ``{"tracking_uri", "experiment_id", "run_id"}`` of the MLflow run
+#: of a run directory (resuming continues it), or of a sweep directory's parent run.
+MLFLOW_FILE = "mlflow.json"
 
-STATUSES = ("running", "completed", "diverged", "failed")
+#: ``summary.json["status"]`` of a run; a run directory without a readable summary is pending.
+PENDING, RUNNING, COMPLETED, DIVERGED, FAILED = (
+    "pending",
+    "running",
+    "completed",
+    "diverged",
+    "failed",
+)
+STATUSES = (PENDING, RUNNING, COMPLETED, DIVERGED, FAILED)
+#: Statuses after which a run does no more work.
+FINISHED = (COMPLETED, DIVERGED, FAILED)
 
 #: Always present, in this order.
 METRIC_COLUMNS = (

@@ -8,8 +8,8 @@ thread (:class:`~vaesweep.tracking.fanout.Trackers`): a slow or failing tracker 
 training loop nothing, and one that fails warns once and is dropped.
 """
 
-from vaesweep.tracking.base import RunInfo, Tracker
+from vaesweep.tracking.base import RunInfo, Tracker, TrackingContext
 from vaesweep.tracking.fanout import Trackers
 from vaesweep.tracking.packages import require_packages
 
-__all__ = ["RunInfo", "Tracker", "Trackers", "require_packages"]
+__all__ = ["RunInfo", "Tracker", "Trackers", "TrackingContext", "require_packages"]

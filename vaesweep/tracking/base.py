@@ -17,6 +17,18 @@ NOT_LOGGED = ("split", "step")
 
 
 @dataclass(frozen=True)
+class TrackingContext:
+    """What a sweep's run tells its trackers about the sweep (built from sweep.json by the
+    bridge's task function: the run itself knows nothing about sweeps)."""
+
+    sweep_dir: Path
+    #: This run's swept values, typed (``{"beta": 0.1}``).
+    hparams: dict[str, Any]
+    #: Each swept key's values over the whole sweep, in plan order.
+    hparam_domains: dict[str, list[Any]]
+
+
+@dataclass(frozen=True)
 class RunInfo:
     """One run as the trackers see it (all plain values, nothing to import)."""
 

@@ -33,12 +33,11 @@ from vaesweep.config.tracker import MlflowConfig
 from vaesweep.errors import UserError
 from vaesweep.record import contract
 from vaesweep.record.files import atomic_write_text
+from vaesweep.record.layout import MLFLOW_ARTIFACTS_DIR, MLFLOW_STORE, outputs_root
 from vaesweep.tracking.base import RunInfo, as_text, flatten, scalars
 
 #: In a run or sweep directory: ``{"tracking_uri", "experiment_id", "run_id"}``.
-HANDOFF_FILE = "mlflow.json"
-STORE_FILE = "mlflow.db"
-ARTIFACTS_DIR = "mlartifacts"
+HANDOFF_FILE = contract.MLFLOW_FILE
 #: Experiment of single runs (``vaesweep train``) unless tracker.mlflow.experiment names one.
 RUNS_EXPERIMENT = "vaesweep-runs"
 #: Files of the record logged as artifacts at the end of a run.
@@ -56,16 +55,13 @@ _MAX_PARAM = 6000
 _T = TypeVar("_T")
 
 
-def default_uri(outputs_root: Path) -> str:
-    return f"sqlite:///{(Path(outputs_root) / STORE_FILE).expanduser().resolve()}"
+def default_uri(root: Path) -> str:
+    return f"sqlite:///{(Path(root) / MLFLOW_STORE).expanduser().resolve()}"
 
 
-def resolve_uri(cfg: MlflowConfig, outputs_root: Path | None) -> str:
-    if cfg.tracking_uri:
-        return cfg.tracking_uri
-    from vaesweep.outputs import outputs_root as default_root
-
-    return default_uri(outputs_root or default_root())
+def resolve_uri(cfg: MlflowConfig, root: Path | None) -> str:
+    """The store's URI: ``tracker.mlflow.tracking_uri``, else ``<outputs>/mlflow.db``."""
+    return cfg.tracking_uri or default_uri(root or outputs_root())
 
 
 def client(uri: str) -> Any:
@@ -92,7 +88,7 @@ def experiment_id(mlflow_client: Any, name: str, uri: str) -> str:
     location = None
     if uri.startswith("sqlite:///"):
         slug = re.sub(r"[^\w.=,+-]+", "_", name).strip("_") or "experiment"
-        location = (Path(uri[len("sqlite:///") :]).parent / ARTIFACTS_DIR / slug).as_uri()
+        location = (Path(uri[len("sqlite:///") :]).parent / MLFLOW_ARTIFACTS_DIR / slug).as_uri()
     try:
         return str(mlflow_client.create_experiment(name, artifact_location=location))
     except Exception:
@@ -223,7 +219,7 @@ def open_sweep(
     sweep_dir: Path,
     name: str,
     swept_keys: Iterable[str],
-    outputs_root: Path | None,
+    root: Path | None,
     n_runs: int,
 ) -> dict[str, str]:
     """Create (or reopen, on resume) the sweep's experiment and parent run before launching.
@@ -232,7 +228,7 @@ def open_sweep(
     the runs, which become the parent's children. A store that cannot be reached is a
     :class:`UserError` here, before anything trains.
     """
-    uri = resolve_uri(cfg, outputs_root)
+    uri = resolve_uri(cfg, root)
     path = Path(sweep_dir) / HANDOFF_FILE
     old = _read_handoff(path)
     try:
@@ -262,13 +258,13 @@ def open_sweep(
     return handoff
 
 
-def check_store(cfg: MlflowConfig, outputs_root: Path | None) -> None:
+def check_store(cfg: MlflowConfig, root: Path | None) -> None:
     """Make sure the store answers before a run starts.
 
     A server is given a few seconds here (MLflow's own retries would take minutes to say
     it is not there); the runs themselves keep MLflow's patient defaults.
     """
-    uri = resolve_uri(cfg, outputs_root)
+    uri = resolve_uri(cfg, root)
     if uri.startswith("sqlite:///"):
         # A local file: the run creates it (importing MLflow in its tracker thread, while it
         # trains, instead of here before it starts); only its folder must be writable.
