@@ -45,9 +45,8 @@ def train(
         overrides, run_dir = _resumable_run(resume, overrides)
         config = bridge_compose.compose(overrides, opts.config_dirs)
     else:
-        config = bridge_compose.compose(
-            overrides, opts.config_dirs
-        )  # validate before creating anything
+        # Validated before anything is created.
+        config = bridge_compose.compose(overrides, opts.config_dirs)
         label = name or _slug(",".join(o for o in overrides if not o.startswith("hydra")))
         run_dir = runs_dir(opts.outputs) / (timestamp() + (f"_{label}" if label else ""))
         if run_dir.exists():
