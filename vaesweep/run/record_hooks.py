@@ -9,6 +9,7 @@ from typing import Any
 
 import torch
 
+from vaesweep import testhooks
 from vaesweep.config import Config
 from vaesweep.evaluation.final import preview_grids
 from vaesweep.record import RunRecord
@@ -81,6 +82,7 @@ class RecordHooks(TrainHooks):
         log.info(line)
         if self.progress:
             self.progress.end_epoch(line)
+        testhooks.after_epoch(self.record.dir.name, result.epoch, self.record.flush)
 
     def _track(self, result: EpochResult, state: TrainState) -> None:
         """Hand the trackers what was just recorded (they log it in their own threads)."""
