@@ -17,6 +17,7 @@ from vaesweep.errors import UserError
 from vaesweep.record import contract
 from vaesweep.record.layout import runs_dir
 from vaesweep.record.sweep_index import run_status
+from vaesweep.tracking import session as tracking
 
 
 def timestamp() -> str:
@@ -42,13 +43,16 @@ def train(
     """
     if resume is not None:
         overrides, run_dir = _resumable_run(resume, overrides)
+        config = bridge_compose.compose(overrides, opts.config_dirs)
     else:
-        bridge_compose.compose(overrides, opts.config_dirs)  # validate before creating anything
+        # Validated before anything is created.
+        config = bridge_compose.compose(overrides, opts.config_dirs)
         label = name or _slug(",".join(o for o in overrides if not o.startswith("hydra")))
         run_dir = runs_dir(opts.outputs) / (timestamp() + (f"_{label}" if label else ""))
         if run_dir.exists():
             run_dir = run_dir.with_name(run_dir.name + f"_{os.getpid()}")
     extra, _launcher, _ = launcher_overrides(opts, 1, overrides)
+    tracking.preflight([config.tracker], opts.outputs)
     console.print(f"run dir: {run_dir}", highlight=False)
     results = bridge_launch.launch(
         [*overrides, *extra],
