@@ -9,6 +9,7 @@ about an expectation, the tolerance is a stated number of Monte-Carlo standard e
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import pytest
 import torch
@@ -298,10 +299,10 @@ def test_iwae_bits_per_dim_dequantises_densities_on_binarised_pixels(
     real = evaluate.estimators.iwae_bounds
 
     def spy(
-        m: VAE, x: torch.Tensor, k: int, generator: torch.Generator
+        m: VAE, x: torch.Tensor, k: int, generator: torch.Generator, **kw: Any
     ) -> tuple[torch.Tensor, torch.Tensor]:
         fed.append(x.clone())
-        return real(m, x, k, generator=generator)
+        return real(m, x, k, generator=generator, **kw)
 
     monkeypatch.setattr(evaluate.estimators, "iwae_bounds", spy)
     out = evaluate.iwae_estimate(model, images, 3, binarize=binarize, seed=1)
