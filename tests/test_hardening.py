@@ -110,3 +110,120 @@ def test_report_marks_what_it_could_not_compute(tmp_path: Path) -> None:
     (run / "summary.json").write_text(json.dumps(s))
     result = _invoke(["report", str(run)])
     assert result.exit_code == 0, result.output
+
+
+TINY = [
+    "train.epochs=2",
+    "data.limit=400",
+    "model.width=8",
+    "model.hidden_dim=32",
+    "model.latent_dim=4",
+    "eval.iwae_samples=5",
+    "eval.iwae_images=50",
+    "eval.mi_images=100",
+    "eval.grad_batches=1",
+    "train.progress=off",
+]
+
+
+@pytest.mark.slow
+def test_exploding_kl_is_recorded_as_diverged(outputs: Path) -> None:
+    """Defect 1: train.lr=10 ended 'completed' with a KL of about 5e9 nats."""
+    result = _invoke(["train", "train.lr=10", "beta=0.1", *TINY, "--name", "explode"])
+    assert result.exit_code == 1, result.output
+    (run,) = (outputs / "runs").iterdir()
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["status"] == "diverged"
+    assert summary["error_kind"] == "numeric"
+    assert "running minimum" in summary["error"]
+    # The report reads it as a run that diverged, with the reason.
+    result = _invoke(["report", str(run)])
+    assert result.exit_code == 0, result.output
+    assert "running minimum" in (run / "report" / "index.html").read_text()
+
+
+def test_divergence_rule_counts_growth_over_the_running_minimum() -> None:
+    from vaesweep.training.divergence import DivergenceGuard
+
+    guard = DivergenceGuard.for_model(latent_dim=4, n_pixels=64)
+    # A KL that starts near zero and grows to a normal size is training, not divergence.
+    for kl in (0.01, 0.5, 3.0, 20.0, 60.0, 3000.0):
+        assert guard.check(recon=40.0 - kl / 100, kl=kl) is None
+    why = guard.check(recon=30.0, kl=5e9)
+    assert why is not None and "KL grew to 5e+09" in why and "running minimum (0.01" in why
+    guard = DivergenceGuard.for_model(latent_dim=4, n_pixels=64)
+    assert guard.check(recon=-500.0, kl=5.0) is None  # a density's NLL can be negative
+    assert guard.check(recon=-450.0, kl=5.0) is None
+    assert "reconstruction term" in (guard.check(recon=6e5, kl=5.0) or "")
+
+
+# ----------------------------------------------------------------------------- 5. CIFAR-10
+
+
+class _Payload:
+    """Unpickling this runs ``os.system`` (any pickle can name any callable)."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        import os
+
+        return (os.system, (f"touch {self.marker}",))
+
+
+def _write_cifar(folder: Path, poison: Any = None) -> None:
+    import pickle
+
+    import numpy as np
+
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for i, name in enumerate([*(f"data_batch_{k}" for k in range(1, 6)), "test_batch"]):
+        batch = {
+            b"batch_label": f"batch {i}".encode(),
+            b"labels": [int(x) for x in rng.integers(0, 10, 3)],
+            b"data": rng.integers(0, 256, (3, 3072), dtype=np.uint8),
+            b"filenames": [f"img_{i}_{j}.png".encode() for j in range(3)],
+        }
+        if poison is not None and name == "data_batch_3":
+            batch[b"batch_label"] = poison
+        (folder / name).write_bytes(pickle.dumps(batch, protocol=2))
+
+
+@pytest.mark.parametrize("protocol", [2, 5])
+def test_cifar_batches_with_numpy_arrays_still_load(tmp_path: Path, protocol: int) -> None:
+    import pickle
+
+    import numpy as np
+
+    from vaesweep.config import DataConfig
+    from vaesweep.data.cifar import load_cifar10
+
+    _write_cifar(tmp_path / "cifar-10-batches-py")
+    path = tmp_path / "cifar-10-batches-py" / "test_batch"
+    batch = pickle.loads(path.read_bytes())
+    batch[b"labels"] = [np.int64(1), 2, 3]  # numpy integers, as some re-packed batches hold
+    path.write_bytes(pickle.dumps(batch, protocol=protocol))
+    raw = load_cifar10(DataConfig(name="cifar10", root=str(tmp_path)))
+    assert raw.train.images.shape == (15, 3, 32, 32)
+    assert raw.test is not None and raw.test.labels.tolist() == [1, 2, 3]
+
+
+def test_malicious_cifar_batch_does_not_run(tmp_path: Path, outputs: Path) -> None:
+    """Defect 5: opening a CIFAR-10 folder ran any code hidden in its batch files."""
+    from vaesweep.config import DataConfig
+    from vaesweep.data.cifar import load_cifar10
+    from vaesweep.errors import UserError
+
+    marker = tmp_path / "pwned"
+    root = tmp_path / "data"
+    _write_cifar(root / "cifar-10-batches-py", poison=_Payload(marker))
+    with pytest.raises(UserError) as err:
+        load_cifar10(DataConfig(name="cifar10", root=str(root)))
+    assert not marker.exists()
+    message = str(err.value)
+    assert "data_batch_3" in message and "posix.system" in message and "\n" not in message
+    result = _invoke(["train", "data=cifar10", f"data.root={root}", "train.epochs=1"])
+    assert result.exit_code == 2, result.output
+    assert not marker.exists()
