@@ -227,3 +227,21 @@ def test_malicious_cifar_batch_does_not_run(tmp_path: Path, outputs: Path) -> No
     result = _invoke(["train", "data=cifar10", f"data.root={root}", "train.epochs=1"])
     assert result.exit_code == 2, result.output
     assert not marker.exists()
+
+
+# ----------------------------------------------------------------------------- 11. smaller
+
+
+@pytest.mark.parametrize("name", ["a`<img src=x onerror=alert(1)>`b", "``x", "tick`"])
+def test_backtick_in_a_folder_name_stays_inside_its_code_span(tmp_path: Path, name: str) -> None:
+    from markdown_it import MarkdownIt
+
+    run = tmp_path / name
+    fabricate_run(run, beta=0.1, images=False)
+    out = tmp_path / "md"
+    result = _invoke(["report", str(run), "--format", "md", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    html = MarkdownIt("commonmark").render((out / "index.md").read_text())
+    assert "<img src=x" not in html  # the name is text in a code span, never a tag
+    code = next(line for line in html.splitlines() if "Read from" in line)
+    assert "<code>" in code and name.replace("<", "&lt;").replace(">", "&gt;") in code
