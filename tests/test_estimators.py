@@ -15,9 +15,7 @@ import torch
 
 from vaesweep.config import DataConfig, LossConfig, MLPConfig
 from vaesweep.data import load_splits
-from vaesweep.model import VAE, build_model
-from vaesweep.objective import gaussian_kl, loss_terms
-from vaesweep.training.estimators import (
+from vaesweep.evaluation.estimators import (
     ACTIVE_UNIT_THRESHOLD,
     active_units,
     diag_gaussian_log_density,
@@ -25,7 +23,9 @@ from vaesweep.training.estimators import (
     iwae_nll,
     mutual_information,
 )
-from vaesweep.training.evaluate import SplitStats, to_unit
+from vaesweep.evaluation.metrics import SplitStats, to_unit
+from vaesweep.model import VAE, build_model
+from vaesweep.objective import gaussian_kl, loss_terms
 
 
 @pytest.fixture(scope="module")
@@ -67,6 +67,7 @@ def _log_weights(model: VAE, x: torch.Tensor, eps: torch.Tensor) -> torch.Tensor
     return log_px + log_pz - log_qz
 
 
+@pytest.mark.slow
 def test_iwae_is_log_mean_exp_of_the_importance_weights(trained: tuple[VAE, torch.Tensor]) -> None:
     model, x = trained
     k = 40  # one chunk: the same draws can be replayed from the seed
@@ -82,6 +83,7 @@ def test_iwae_is_log_mean_exp_of_the_importance_weights(trained: tuple[VAE, torc
     assert float((-out - log_w.mean(0)).mean()) > 0.5
 
 
+@pytest.mark.slow
 def test_iwae_combines_chunks_exactly(trained: tuple[VAE, torch.Tensor]) -> None:
     model, x = trained
     whole = iwae_nll(model, x, 30, generator=torch.Generator().manual_seed(3), chunk=30)
@@ -96,6 +98,7 @@ def test_iwae_combines_chunks_exactly(trained: tuple[VAE, torch.Tensor]) -> None
     assert float((whole - chunked).abs().mean()) < 5.0  # different draws, same quantity
 
 
+@pytest.mark.slow
 def test_iwae_bound_rises_with_k_above_the_elbo(trained: tuple[VAE, torch.Tensor]) -> None:
     """E[L_1] <= E[L_10] <= E[L_100] (Burda et al. 2016, theorem 1), on 50 images x 6 seeds.
 
@@ -119,6 +122,7 @@ def test_iwae_bound_rises_with_k_above_the_elbo(trained: tuple[VAE, torch.Tensor
         assert float(gap.mean()) > 4 * se > 0, (lo, hi, float(gap.mean()), se)
 
 
+@pytest.mark.slow
 def test_iwae_with_one_sample_is_the_elbo_in_expectation(trained: tuple[VAE, torch.Tensor]) -> None:
     """L_1 = log p(x|z) + log p(z) - log q(z|x); the ELBO uses the analytic KL instead.
 
@@ -284,7 +288,7 @@ def test_iwae_bits_per_dim_dequantises_densities_on_binarised_pixels(
 ) -> None:
     """A density scored at the binary points {0, 1} is no probability (it can exceed 1 and
     give negative bits/dim); dequantised as y = (x + u) / 2 its bound is one of P(x)."""
-    from vaesweep.training import evaluate
+    from vaesweep.evaluation import metrics as evaluate
 
     model = build_model(MLPConfig(latent_dim=2, hidden=[8]), LossConfig(likelihood), (1, 4, 4))
     images = (torch.arange(16 * 3, dtype=torch.int64).view(3, 1, 4, 4) * 37 % 256).to(torch.uint8)
