@@ -44,6 +44,20 @@ class LaunchOptions:
     jobs: int = 1
     config_dirs: list[Path] = field(default_factory=list)
     outputs: Path | None = None
+    #: Whether the user typed --launcher / --jobs (a resumed sweep keeps its own otherwise).
+    launcher_given: bool = True
+    jobs_given: bool = True
+    #: What a resumed sweep runs with, and why (printed before it starts).
+    resume_note: str = ""
+
+
+#: The largest --jobs accepted: beyond it a number is a typo, not a plan.
+MAX_JOBS = 256
+
+
+def parallel_jobs(jobs: int, n_jobs: int) -> int:
+    """Worker processes for ``--jobs`` over ``n_jobs`` launched jobs: never more than jobs."""
+    return max(1, min(jobs, n_jobs))
 
 
 def launcher_overrides(
@@ -53,6 +67,11 @@ def launcher_overrides(
     name = LAUNCHER_ALIASES.get(opts.launcher, opts.launcher)
     if opts.jobs < 1:
         raise UserError(f"--jobs {opts.jobs} is invalid: must be >= 1")
+    if opts.jobs > MAX_JOBS:
+        raise UserError(
+            f"--jobs {opts.jobs} is more than any machine runs at once; use at most the "
+            f"number of cores here ({cores()}), or --launcher slurm for a cluster"
+        )
     if opts.jobs > 1 and name == "basic":
         name = "joblib"
     available = bridge_launch.launcher_names(opts.config_dirs)
@@ -68,8 +87,10 @@ def launcher_overrides(
     out = [] if name == "basic" else [f"hydra/launcher={name}"]
     threads: int | None = None
     if name == "joblib":
-        out.append(f"hydra.launcher.n_jobs={opts.jobs}")
-        threads = max(1, cores() // min(opts.jobs, max(n_runs, 1)))
+        # More workers than jobs would only sit idle (and each costs a process).
+        workers = parallel_jobs(opts.jobs, n_runs)
+        out.append(f"hydra.launcher.n_jobs={workers}")
+        threads = max(1, cores() // workers)
     elif name == "submitit_local":
         # submitit's local executor starts every run at once: share the cores between them.
         threads = max(1, cores() // max(1, n_runs))
