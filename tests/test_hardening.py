@@ -245,3 +245,151 @@ def test_backtick_in_a_folder_name_stays_inside_its_code_span(tmp_path: Path, na
     assert "<img src=x" not in html  # the name is text in a code span, never a tag
     code = next(line for line in html.splitlines() if "Read from" in line)
     assert "<code>" in code and name.replace("<", "&lt;").replace(">", "&gt;") in code
+
+
+# ----------------------------------------------------------------------------- 2, 3. --jobs
+
+
+def test_jobs_capped_at_the_number_of_runs_and_absurd_values_refused() -> None:
+    """Defect 2: --jobs 12 on a 2-run sweep started 12 workers; --jobs 1000 ran 280 processes."""
+    from vaesweep.commands.launching import LaunchOptions, launcher_overrides
+
+    extra, name, _ = launcher_overrides(LaunchOptions("basic", 12), 2, [])
+    assert name == "joblib" and "hydra.launcher.n_jobs=2" in extra
+    result = _invoke(["sweep", "beta=0.1,1", "--jobs", "1000"])
+    assert result.exit_code == 2
+    assert "--jobs 1000" in result.output and len(result.output.strip().splitlines()) <= 2
+    assert "beta" not in result.output.split("Error")[0]  # refused before the run table
+
+
+def test_more_jobs_than_cores_is_a_warning(outputs: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from vaesweep.commands import launching
+
+    monkeypatch.setattr(launching, "cores", lambda: 1)
+    result = _invoke(["sweep", "beta=0.1,1", "--jobs", "2", "--dry-run"])
+    assert result.exit_code == 0, result.output
+
+
+@pytest.mark.slow
+def test_resume_keeps_the_sweeps_launcher_and_jobs(outputs: Path) -> None:
+    """Defect 3: --resume trained with the basic launcher and rewrote sweep.json to it."""
+    result = _invoke(["sweep", "beta=0.1,1", *TINY, "--jobs", "2", "--name", "s"])
+    assert result.exit_code == 0, result.output
+    sweep = outputs / "sweeps" / "s"
+    assert json.loads((sweep / "sweep.json").read_text())["launcher"] == "joblib"
+    result = _invoke(["sweep", "--resume", str(sweep)])
+    assert result.exit_code == 0, result.output
+    assert "--launcher joblib (stored in the sweep) and --jobs 2 (stored" in result.output
+    stored = json.loads((sweep / "sweep.json").read_text())
+    assert (stored["launcher"], stored["jobs"]) == ("joblib", 2)
+    result = _invoke(["sweep", "--resume", str(sweep), "--launcher", "basic", "--jobs", "1"])
+    assert result.exit_code == 0, result.output
+    assert "--launcher basic (given) and --jobs 1 (given)" in result.output
+
+
+# ----------------------------------------------------------------------------- 4. --name
+
+
+@pytest.mark.parametrize(
+    ("command", "name"),
+    [
+        ("sweep", "../../x"),
+        ("sweep", "/abs/elsewhere"),
+        ("train", "/../../../x"),
+        ("train", ".."),
+        ("sweep", "a\nb"),
+        ("train", "tab\there"),
+    ],
+)
+def test_name_is_one_path_component(outputs: Path, command: str, name: str) -> None:
+    """Defect 4: --name wrote the sweep (lock, runs, report) outside outputs/."""
+    extra = ["beta=0.1,1"] if command == "sweep" else ["train.epochs=1"]
+    result = _invoke([command, *extra, "--name", name])
+    assert result.exit_code == 2, result.output
+    assert "--name" in result.output and "one folder name" in result.output
+    assert not (outputs.parent / "x").exists() and not outputs.exists()
+
+
+# ----------------------------------------------------------------------------- 6. outputs
+
+
+def test_outputs_naming_a_file_is_one_line(tmp_path: Path, outputs: Path) -> None:
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    result = _invoke(["train", "train.epochs=1", "--outputs", str(afile)])
+    assert result.exit_code == 2, result.output
+    assert "--outputs" in result.output and "is a file" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_outputs_variable_naming_a_file_names_the_variable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    monkeypatch.setenv("VAESWEEP_OUTPUTS", str(afile / "sub"))
+    for args in (["train", "train.epochs=1"], ["sweep", "beta=0.1,1"]):
+        result = _invoke(args)
+        assert result.exit_code == 2, result.output
+        assert "VAESWEEP_OUTPUTS=" in result.output and "is a file" in result.output
+
+
+@pytest.mark.skipif(
+    hasattr(__import__("os"), "geteuid") and __import__("os").geteuid() == 0,
+    reason="root may write anywhere: permissions cannot be tested as root",
+)
+def test_unwritable_outputs_and_read_only_sweep(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o555)
+    result = _invoke(["train", "train.epochs=1", "--outputs", str(locked / "out")])
+    assert result.exit_code == 2 and "not writable" in result.output, result.output
+    sweep = tmp_path / "ro"
+    fabricate_sweep(sweep, [0.1], images=False)
+    sweep.chmod(0o555)
+    result = _invoke(["sweep", "--resume", str(sweep)])
+    assert result.exit_code == 2 and "not writable" in result.output, result.output
+
+
+# ----------------------------------------------------------------------------- 8. preflight
+
+
+def _no_run_left(outputs: Path) -> None:
+    runs = outputs / "runs"
+    assert not runs.exists() or not any(runs.iterdir()), list(runs.iterdir())
+
+
+@pytest.mark.parametrize(
+    "case", ["empty-folder", "undecodable-folder", "limit-1", "missing-mnist", "cuda"]
+)
+def test_bad_data_or_device_stops_before_the_run_directory(
+    tmp_path: Path, outputs: Path, case: str
+) -> None:
+    """Defect 8: errors found after the run folder existed left a `failed` record behind."""
+    import torch
+
+    if case == "cuda" and torch.cuda.is_available():
+        pytest.skip("a GPU is visible here")
+    folder = tmp_path / "images"
+    folder.mkdir()
+    if case == "undecodable-folder":
+        (folder / "a.png").write_bytes(b"not a png at all")
+        (folder / "b.jpg").write_bytes(b"\xff\xd8 broken")
+    overrides = {
+        "empty-folder": ["data=folder", f"data.path={folder}"],
+        "undecodable-folder": ["data=folder", f"data.path={folder}"],
+        "limit-1": ["data.limit=1"],
+        "missing-mnist": ["data=mnist", f"data.root={tmp_path / 'nowhere'}"],
+        "cuda": ["train.device=cuda"],
+    }[case]
+    for command in (["train"], ["sweep", "seed=0,1"]):
+        result = _invoke([*command, *overrides, "train.epochs=1"])
+        assert result.exit_code == 2, result.output
+        assert "Traceback" not in result.output
+    _no_run_left(outputs)
+    sweeps = outputs / "sweeps"
+    assert not sweeps.exists() or not any(sweeps.iterdir())

@@ -19,22 +19,27 @@ from rich.console import Console
 
 from vaesweep.bridge import grid as bridge_grid
 from vaesweep.bridge import launch as bridge_launch
-from vaesweep.commands.launching import LaunchOptions, launcher_overrides
+from vaesweep.commands.interrupts import mark_interrupted, stop_signals_as_interrupt
+from vaesweep.commands.launching import LaunchOptions, cores, launcher_overrides, parallel_jobs
 from vaesweep.commands.sweep_monitor import SweepMonitor
 from vaesweep.commands.train import timestamp
 from vaesweep.errors import UserError
-from vaesweep.record.layout import sweeps_dir
+from vaesweep.record.layout import one_component, sweeps_dir, writable_dir, writable_root
 from vaesweep.record.sweep_index import refresh_index
 from vaesweep.record.sweep_lock import SweepLock
 from vaesweep.record.sweep_plan import PLAN_FILE, PlannedRun, SweepPlan
+from vaesweep.run.assembly import preflight
 
 
 def plan_sweep(
     overrides: list[str], opts: LaunchOptions, name: str | None
 ) -> tuple[SweepPlan, bridge_grid.Grid]:
     """Expand and validate the grid (nothing is written)."""
+    if name is not None:
+        one_component(name)
     grid = bridge_grid.expand_grid(overrides, opts.config_dirs)
-    bridge_grid.validate_jobs(grid, opts.config_dirs)
+    configs = bridge_grid.validate_jobs(grid, opts.config_dirs)
+    _preflight(configs)
     names = grid.names()
     dupes = {n for n in names if names.count(n) > 1}
     if dupes:
@@ -53,6 +58,16 @@ def plan_sweep(
     return plan, grid
 
 
+def _preflight(configs: list[Any]) -> None:
+    """Device and data of every distinct setting, checked before anything is written."""
+    seen: set[str] = set()
+    for config in configs:
+        key = repr((config.data, config.train.device))
+        if key not in seen:
+            seen.add(key)
+            preflight(config)
+
+
 def plan_new_or_resumed(
     overrides: list[str], opts: LaunchOptions, name: str | None, resume: Path | None
 ) -> tuple[SweepPlan, Path]:
@@ -63,7 +78,11 @@ def plan_new_or_resumed(
     """
     if resume is None:
         plan, _ = plan_sweep(overrides, opts, name)
-        return plan, sweeps_dir(opts.outputs) / plan.name
+        sweep_dir = sweeps_dir(writable_root(opts.outputs)) / plan.name
+        # Checked before the grid is printed: a wrong launcher or a taken name is the answer.
+        launcher_overrides(opts, len(plan.runs), plan.overrides)
+        _check_new(sweep_dir)
+        return plan, sweep_dir
     if overrides:
         raise UserError(
             "--resume takes the overrides stored in the sweep; drop "
@@ -72,8 +91,21 @@ def plan_new_or_resumed(
     sweep_dir = resume.expanduser()
     if not sweep_dir.is_dir():
         raise UserError(f"--resume {resume}: no such directory")
+    writable_dir(sweep_dir, "--resume")
     stored = load_for_resume(sweep_dir)
     opts.config_dirs = opts.config_dirs or [Path(d) for d in stored.config_dirs]
+    # The sweep's own launcher and --jobs unless the user gives new ones (a SLURM sweep
+    # resumed from the login node must go back to SLURM, not train there).
+    if not opts.launcher_given and stored.launcher:
+        opts.launcher = stored.launcher
+    if not opts.jobs_given and stored.jobs:
+        opts.jobs = stored.jobs
+    opts.resume_note = (
+        f"resuming with --launcher {opts.launcher} "
+        f"({'given' if opts.launcher_given else 'stored in the sweep'}) and --jobs {opts.jobs} "
+        f"({'given' if opts.jobs_given else 'stored in the sweep'})"
+    )
+    launcher_overrides(opts, len(stored.runs), stored.overrides)
     plan, _ = plan_sweep(stored.overrides, opts, stored.name)
     plan.created, plan.resumed, plan.command = stored.created, stored.resumed, stored.command
     return plan, sweep_dir
@@ -86,10 +118,16 @@ def sweep(
     user = list(plan.overrides)
     # Checked before the lock creates the directory: a typo leaves nothing behind.
     extra, launcher, threads = launcher_overrides(opts, len(plan.runs), user)
-    if not resume and (sweep_dir / PLAN_FILE).exists():
-        raise UserError(
-            f"{sweep_dir} already holds a sweep; resume it with "
-            f"`vaesweep sweep --resume {sweep_dir}` or choose another --name"
+    if not resume:
+        _check_new(sweep_dir)
+    if opts.resume_note:
+        console.print(opts.resume_note, highlight=False, markup=False)
+    workers = parallel_jobs(opts.jobs, len(plan.runs)) if launcher == "joblib" else 1
+    if workers > cores():
+        console.print(
+            f"[yellow]warning:[/] --jobs {opts.jobs} runs {workers} trainings at once on "
+            f"{cores()} cores; they will share them and each go slower",
+            highlight=False,
         )
     with SweepLock(sweep_dir):
         if resume:
@@ -104,16 +142,30 @@ def sweep(
         bars_off = "train.progress=off" in [*user, *extra]
         monitor = SweepMonitor(sweep_dir, plan, console, live=bars_off).start()
         try:
-            bridge_launch.launch(
-                [*user, *extra],
-                sweep_dir=sweep_dir.resolve(),
-                subdir=bridge_launch.run_subdir(plan.swept_keys),
-                extra_dirs=opts.config_dirs,
-            )
+            with stop_signals_as_interrupt():
+                bridge_launch.launch(
+                    [*user, *extra],
+                    sweep_dir=sweep_dir.resolve(),
+                    subdir=bridge_launch.run_subdir(plan.swept_keys),
+                    extra_dirs=opts.config_dirs,
+                )
+        except KeyboardInterrupt:
+            # The launcher has stopped its workers; the lock is still ours, so no run of
+            # this sweep is being written now: what says `running` was ours.
+            mark_interrupted([sweep_dir / r.name for r in plan.runs])
+            raise
         finally:
             monitor.stop()
             rows = refresh_index(sweep_dir)
     return rows
+
+
+def _check_new(sweep_dir: Path) -> None:
+    if (sweep_dir / PLAN_FILE).exists():
+        raise UserError(
+            f"{sweep_dir} already holds a sweep; resume it with "
+            f"`vaesweep sweep --resume {shlex.quote(str(sweep_dir))}` or choose another --name"
+        )
 
 
 def load_for_resume(sweep_dir: Path) -> SweepPlan:
