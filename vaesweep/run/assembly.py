@@ -49,6 +49,13 @@ def preflight(config: Config) -> Splits:
     return load_splits(config.data)
 
 
+def fallback_notes(splits: Splits) -> list[str]:
+    """The data notes a user must see: data found somewhere other than where they said."""
+    from vaesweep.data.idx import FALLBACK_NOTE
+
+    return [n for n in splits.notes if n.startswith(FALLBACK_NOTE)]
+
+
 def assemble(
     config: Config,
     *,
