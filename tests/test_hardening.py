@@ -19,6 +19,9 @@ from typer.testing import CliRunner
 from vaesweep.cli import app
 from vaesweep.testing.fabricate import fabricate_run, fabricate_sweep
 
+#: Longest wait for a subprocess to reach a state: generous, it only ends a test that hangs.
+PATIENCE_S = 600
+
 
 def _invoke(args: list[str]) -> Any:
     return CliRunner().invoke(app, args)
@@ -393,3 +396,225 @@ def test_bad_data_or_device_stops_before_the_run_directory(
     _no_run_left(outputs)
     sweeps = outputs / "sweeps"
     assert not sweeps.exists() or not any(sweeps.iterdir())
+
+
+# ----------------------------------------------------------------------------- 7, 9. signals
+
+
+def _processes_with(env_entry: str) -> list[int]:
+    """Pids of live processes whose environment holds ``env_entry`` (a test's own hold)."""
+    import os
+
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/environ", "rb") as f:
+                if env_entry.encode() in f.read().split(b"\0"):
+                    with open(f"/proc/{entry}/stat") as s:
+                        if s.read().split()[2] != "Z":
+                            pids.append(int(entry))
+        except OSError:
+            continue
+    return pids
+
+
+def _start(args: list[str], tmp_path: Path, hold: Any) -> Any:
+    import os
+    import subprocess
+    import sys
+
+    env = {
+        **os.environ,
+        **hold.env,
+        "VAESWEEP_OUTPUTS": str(tmp_path / "out"),
+        "PYTHONUNBUFFERED": "1",
+    }
+    env.pop("VAESWEEP_TEST_FORBID_TRAINING", None)
+    log = open(tmp_path / "run.log", "w")  # noqa: SIM115 - closed with the process
+    return subprocess.Popen(
+        [sys.executable, "-m", "vaesweep", *args],
+        cwd=tmp_path,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+
+def _wait_for(predicate: Any, proc: Any, what: str) -> None:
+    import time
+
+    deadline = time.monotonic() + PATIENCE_S
+    while not predicate():
+        assert proc is None or proc.poll() is None, f"the command ended before {what}"
+        assert time.monotonic() < deadline, f"never: {what}"
+        time.sleep(0.05)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="needs /proc")
+def test_sigterm_stops_workers_marks_runs_interrupted_and_locks_runs(
+    tmp_path: Path, hold: Any
+) -> None:
+    """Defects 7 and 9: SIGTERM left joblib workers training, runs `running` for ever, and
+    `train --resume` of a run inside a running sweep was accepted."""
+    import os
+    import signal
+
+    tiny = [o for o in TINY if not o.startswith("train.epochs")] + ["train.epochs=3"]
+    args = ["sweep", "beta=0.1,1", *tiny, "--jobs", "2", "--name", "t"]
+    proc = _start(args, tmp_path, hold)
+    sweep = tmp_path / "out" / "sweeps" / "t"
+    try:
+        _wait_for(lambda: len(list(hold.folder.glob("*.epoch1"))) == 2, proc, "both runs held")
+        # Defect 9: the run is training inside a locked sweep.
+        result = _invoke(["train", "--resume", str(sweep / "beta=0.1")])
+        assert result.exit_code == 2 and "in use by another vaesweep" in result.output
+        assert "pid " in result.output  # names the holder
+        os.kill(proc.pid, signal.SIGTERM)  # the main process only, as a scheduler sends it
+        proc.wait(timeout=600)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    out = (tmp_path / "run.log").read_text()
+    assert proc.returncode == 130, out
+    assert "vaesweep sweep --resume" in out and "Traceback" not in out
+    entry = f"VAESWEEP_TEST_HOLD={hold.folder}"
+    _wait_for(lambda: not _processes_with(entry), None, "the workers stopped")
+    for run in ("beta=0.1", "beta=1"):
+        assert json.loads((sweep / run / "summary.json").read_text())["status"] == "interrupted"
+
+
+@pytest.mark.slow
+def test_single_run_is_locked_while_it_trains(tmp_path: Path, hold: Any) -> None:
+    """Defect 9: `train --resume RUN` was accepted while RUN was still training."""
+    import os
+    import signal
+
+    proc = _start(["train", *TINY, "--name", "r"], tmp_path, hold)
+    try:
+        _wait_for(lambda: any(hold.folder.glob("*.epoch1")), proc, "the run is held")
+        (run,) = (tmp_path / "out" / "runs").iterdir()
+        result = _invoke(["train", "--resume", str(run)])
+        assert result.exit_code == 2, result.output
+        assert "run" in result.output and "in use by another vaesweep" in result.output
+        (hold.folder / "release").touch()
+        assert proc.wait(timeout=600) == 0, (tmp_path / "run.log").read_text()
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+# ----------------------------------------------------------------------------- 11. smaller
+
+
+@pytest.mark.parametrize(
+    "override", ["hydra.run.dir=/tmp/elsewhere", "hydra.sweep.dir=/tmp/x", "hydra.sweep.subdir=y"]
+)
+def test_hydra_output_dirs_are_refused_with_a_pointer(outputs: Path, override: str) -> None:
+    for command in (["train"], ["sweep", "beta=0.1,1"], ["show"]):
+        result = _invoke([*command, override])
+        assert result.exit_code == 2, result.output
+        assert "--outputs" in result.output and "--name" in result.output
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (b'name: digits\nx: !!python/object/apply:os.system ["touch PWNED"]\n', "not allowed"),
+        (b"name: [digits\n  bad: :\n", "is not valid YAML"),
+        (b"name: d\xe9\xff\n", "is not UTF-8"),
+    ],
+)
+def test_bad_config_dir_yaml_is_one_line_naming_the_file(
+    tmp_path: Path, outputs: Path, content: bytes, expected: str
+) -> None:
+    conf = tmp_path / "conf" / "data"
+    conf.mkdir(parents=True)
+    (conf / "mine.yaml").write_bytes(content)
+    for command in (["show"], ["sweep", "beta=0.1,1", "--dry-run"]):
+        result = _invoke([*command, "data=mine", "--config-dir", str(tmp_path / "conf")])
+        assert result.exit_code == 2, result.output
+        assert "mine.yaml" in result.output and expected in result.output
+        assert "Traceback" not in result.output
+    assert not (tmp_path / "PWNED").exists()
+
+
+def test_unparsable_override_is_named(outputs: Path) -> None:
+    result = _invoke(["sweep", "beta=range(", "--dry-run"])
+    assert result.exit_code == 2 and "'beta=range('" in result.output, result.output
+
+
+def test_wrong_launcher_or_taken_name_fails_before_the_run_table(outputs: Path) -> None:
+    result = _invoke(["sweep", "beta=0.1,1", "--launcher", "nonexistent"])
+    assert result.exit_code == 2 and "nonexistent" in result.output
+    assert "beta=0.1" not in result.output  # no run table first
+    fabricate_sweep(outputs / "sweeps" / "taken", [0.1, 1.0], images=False)
+    result = _invoke(["sweep", "beta=0.1,1", "--name", "taken"])
+    assert result.exit_code == 2 and "already holds a sweep" in result.output
+    assert "beta=0.1 " not in result.output
+
+
+def test_lock_names_a_holder_that_has_just_taken_it(tmp_path: Path) -> None:
+    """Two sweeps started together: the loser waits for the holder's details."""
+    import os
+
+    from vaesweep.errors import UserError
+    from vaesweep.record.sweep_lock import SweepLock
+
+    with SweepLock(tmp_path), pytest.raises(UserError, match=rf"pid {os.getpid()} on "):
+        SweepLock(tmp_path).acquire()
+
+
+def test_long_run_names_keep_whole_pairs() -> None:
+    from vaesweep.record.run_names import run_name
+
+    overrides = [f"model.k{i}={'v' * 20}" for i in range(10)]
+    name = run_name(overrides, [])
+    assert len(name) <= 150
+    pairs = name.split(",")
+    assert all(p in set(overrides) for p in pairs[:-1])  # no pair cut mid-key
+    assert run_name([*overrides[:-1], "model.k9=other"], []) != name  # still unique
+
+
+def test_printed_commands_are_shell_quoted(tmp_path: Path) -> None:
+    from rich.console import Console
+
+    from vaesweep.commands.terminal_tables import print_sweep
+
+    console = Console(record=True, width=200)
+    odd = tmp_path / "my sweep $(touch PWNED)"
+    print_sweep(console, [], [], odd)
+    text = console.export_text()
+    assert f"vaesweep report '{odd}'" in text
+
+
+@pytest.mark.skipif(
+    not Path("/usr/share/datasets/fashion-mnist").is_dir(),
+    reason="Debian's dataset-fashion-mnist is not installed",
+)
+def test_fallback_to_the_system_fashion_mnist_is_said(tmp_path: Path, outputs: Path) -> None:
+    missing = tmp_path / "nowhere"
+    result = _invoke(
+        ["sweep", "data=fashion_mnist", f"data.root={missing}", "beta=0.1,1", "--dry-run"]
+    )
+    assert result.exit_code == 0, result.output
+    assert f"note: data.root={missing} holds no fashion_mnist files; using" in result.output
+
+
+def test_full_disk_names_the_folder(outputs: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import errno
+
+    from vaesweep.commands import sweep as sweep_command
+
+    def full(*args: Any, **kwargs: Any) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device", str(outputs / "sweeps" / "s"))
+
+    monkeypatch.setattr(sweep_command, "sweep", full)
+    result = _invoke(["sweep", "beta=0.1,1", "--name", "s"])
+    assert result.exit_code == 2, result.output
+    assert "No space left on device" in result.output and str(outputs / "sweeps") in result.output

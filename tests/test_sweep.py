@@ -226,7 +226,7 @@ def test_ctrl_c_stops_cleanly_and_says_how_to_resume(
     assert code == 130, out
     assert f"vaesweep sweep --resume {sweep_dir}" in out.replace("\n", "")
     assert "Traceback" not in out
-    assert [r["status"] for r in _index(sweep_dir)] == ["running", "pending"]
+    assert [r["status"] for r in _index(sweep_dir)] == ["interrupted", "pending"]
 
 
 @pytest.mark.slow

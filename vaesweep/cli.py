@@ -7,6 +7,7 @@ matplotlib) are imported inside the commands so ``vaesweep --help`` stays fast.
 
 from __future__ import annotations
 
+import errno
 import shlex
 import sys
 from pathlib import Path
@@ -105,6 +106,12 @@ def _run_command(fn: Any) -> Any:
         return fn()
     except UserError as err:
         _fail(str(err))
+    except OSError as err:
+        # A full disk, a quota or a read-only mount is the user's to fix: name the place.
+        if err.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES):
+            raise
+        where = err.filename or "the outputs folder"
+        _fail(f"cannot write {where}: {err.strerror}; free space there or choose --outputs")
     except KeyboardInterrupt:
         _console(stderr=True).print("[yellow]Interrupted.[/]")
         raise typer.Exit(130) from None
@@ -238,6 +245,8 @@ def sweep(
         )
         plan, sweep_dir = plan_new_or_resumed(_overrides(overrides), opts, name, resume)
         tables.print_grid(console, plan, sweep_dir, dry_run)
+        for note in opts.notes:
+            console.print(f"note: {note}", highlight=False, markup=False, soft_wrap=True)
         if dry_run:
             return
         try:

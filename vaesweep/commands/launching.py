@@ -49,6 +49,8 @@ class LaunchOptions:
     jobs_given: bool = True
     #: What a resumed sweep runs with, and why (printed before it starts).
     resume_note: str = ""
+    #: Notes about the data found by the checks before launching (printed before it starts).
+    notes: list[str] = field(default_factory=list)
 
 
 #: The largest --jobs accepted: beyond it a number is a typo, not a plan.

@@ -28,7 +28,7 @@ from vaesweep.record.layout import one_component, sweeps_dir, writable_dir, writ
 from vaesweep.record.sweep_index import refresh_index
 from vaesweep.record.sweep_lock import SweepLock
 from vaesweep.record.sweep_plan import PLAN_FILE, PlannedRun, SweepPlan
-from vaesweep.run.assembly import preflight
+from vaesweep.run.assembly import fallback_notes, preflight
 
 
 def plan_sweep(
@@ -39,7 +39,7 @@ def plan_sweep(
         one_component(name)
     grid = bridge_grid.expand_grid(overrides, opts.config_dirs)
     configs = bridge_grid.validate_jobs(grid, opts.config_dirs)
-    _preflight(configs)
+    opts.notes = _preflight(configs)
     names = grid.names()
     dupes = {n for n in names if names.count(n) > 1}
     if dupes:
@@ -58,14 +58,17 @@ def plan_sweep(
     return plan, grid
 
 
-def _preflight(configs: list[Any]) -> None:
-    """Device and data of every distinct setting, checked before anything is written."""
+def _preflight(configs: list[Any]) -> list[str]:
+    """Device and data of every distinct setting, checked before anything is written;
+    returns the notes the user must see (data found elsewhere than data.root)."""
     seen: set[str] = set()
+    notes: list[str] = []
     for config in configs:
         key = repr((config.data, config.train.device))
         if key not in seen:
             seen.add(key)
-            preflight(config)
+            notes += [n for n in fallback_notes(preflight(config)) if n not in notes]
+    return notes
 
 
 def plan_new_or_resumed(

@@ -22,7 +22,7 @@ from vaesweep.record.layout import one_component, runs_dir, writable_dir, writab
 from vaesweep.record.sweep_index import run_status
 from vaesweep.record.sweep_lock import SweepLock
 from vaesweep.record.sweep_plan import PLAN_FILE
-from vaesweep.run.assembly import preflight
+from vaesweep.run.assembly import fallback_notes, preflight
 
 
 def timestamp() -> str:
@@ -56,7 +56,8 @@ def train(
         # Validate, and load the data and claim the device, before creating anything.
         config = bridge_compose.compose(overrides, opts.config_dirs)
         writable_root(opts.outputs)
-    preflight(config)
+    for note in fallback_notes(preflight(config)):
+        console.print(f"note: {note}", highlight=False, markup=False, soft_wrap=True)
     if resume is None:
         label = name or _slug(",".join(o for o in overrides if not o.startswith("hydra")))
         run_dir = runs_dir(opts.outputs) / (timestamp() + (f"_{label}" if label else ""))
