@@ -267,10 +267,15 @@ def test_jobs_capped_at_the_number_of_runs_and_absurd_values_refused() -> None:
 
 def test_more_jobs_than_cores_is_a_warning(outputs: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from vaesweep.commands import launching
+    from vaesweep.commands import sweep as sweep_command
 
-    monkeypatch.setattr(launching, "cores", lambda: 1)
+    for module in (launching, sweep_command):
+        monkeypatch.setattr(module, "cores", lambda: 1)
     result = _invoke(["sweep", "beta=0.1,1", "--jobs", "2", "--dry-run"])
     assert result.exit_code == 0, result.output
+    assert "note: --jobs 2 trains 2 runs at once on 1 cores" in result.output
+    result = _invoke(["sweep", "beta=0.1,1", "--jobs", "1", "--dry-run"])
+    assert "note:" not in result.output
 
 
 @pytest.mark.slow

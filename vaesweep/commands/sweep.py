@@ -83,7 +83,7 @@ def plan_new_or_resumed(
         plan, _ = plan_sweep(overrides, opts, name)
         sweep_dir = sweeps_dir(writable_root(opts.outputs)) / plan.name
         # Checked before the grid is printed: a wrong launcher or a taken name is the answer.
-        launcher_overrides(opts, len(plan.runs), plan.overrides)
+        _check_launch(opts, plan)
         _check_new(sweep_dir)
         return plan, sweep_dir
     if overrides:
@@ -108,9 +108,9 @@ def plan_new_or_resumed(
         f"({'given' if opts.launcher_given else 'stored in the sweep'}) and --jobs {opts.jobs} "
         f"({'given' if opts.jobs_given else 'stored in the sweep'})"
     )
-    launcher_overrides(opts, len(stored.runs), stored.overrides)
     plan, _ = plan_sweep(stored.overrides, opts, stored.name)
     plan.created, plan.resumed, plan.command = stored.created, stored.resumed, stored.command
+    _check_launch(opts, plan)
     return plan, sweep_dir
 
 
@@ -125,13 +125,6 @@ def sweep(
         _check_new(sweep_dir)
     if opts.resume_note:
         console.print(opts.resume_note, highlight=False, markup=False)
-    workers = parallel_jobs(opts.jobs, len(plan.runs)) if launcher == "joblib" else 1
-    if workers > cores():
-        console.print(
-            f"[yellow]warning:[/] --jobs {opts.jobs} runs {workers} trainings at once on "
-            f"{cores()} cores; they will share them and each go slower",
-            highlight=False,
-        )
     with SweepLock(sweep_dir):
         if resume:
             plan.resumed.append(datetime.now().isoformat(timespec="seconds"))
@@ -161,6 +154,18 @@ def sweep(
             monitor.stop()
             rows = refresh_index(sweep_dir)
     return rows
+
+
+def _check_launch(opts: LaunchOptions, plan: SweepPlan) -> None:
+    """The launcher exists and --jobs is sane, before the run table is printed; a note when
+    more runs would train at once than there are cores."""
+    _, launcher, _ = launcher_overrides(opts, len(plan.runs), plan.overrides)
+    workers = parallel_jobs(opts.jobs, len(plan.runs)) if launcher == "joblib" else 1
+    if workers > cores():
+        opts.notes.append(
+            f"--jobs {opts.jobs} trains {workers} runs at once on {cores()} cores; they share "
+            "the cores and each goes slower"
+        )
 
 
 def _check_new(sweep_dir: Path) -> None:
