@@ -104,6 +104,12 @@ def launcher_overrides(
     return out, name, threads
 
 
+def runs_here(opts: LaunchOptions) -> bool:
+    """Whether the runs train on this machine: only then are data and device checked here
+    first (a cluster's data and GPUs may exist on its compute nodes only)."""
+    return LAUNCHER_ALIASES.get(opts.launcher, opts.launcher) in LOCAL_LAUNCHERS
+
+
 def _check_cluster_commands(launcher: str, name: str, config_dirs: list[Path]) -> None:
     """A SLURM launcher needs SLURM's commands here; say so before anything is written."""
     if name in LOCAL_LAUNCHERS:

@@ -20,7 +20,13 @@ from rich.console import Console
 from vaesweep.bridge import grid as bridge_grid
 from vaesweep.bridge import launch as bridge_launch
 from vaesweep.commands.interrupts import mark_interrupted, stop_signals_as_interrupt
-from vaesweep.commands.launching import LaunchOptions, cores, launcher_overrides, parallel_jobs
+from vaesweep.commands.launching import (
+    LaunchOptions,
+    cores,
+    launcher_overrides,
+    parallel_jobs,
+    runs_here,
+)
 from vaesweep.commands.sweep_monitor import SweepMonitor
 from vaesweep.commands.train import timestamp
 from vaesweep.errors import UserError
@@ -39,7 +45,8 @@ def plan_sweep(
         one_component(name)
     grid = bridge_grid.expand_grid(overrides, opts.config_dirs)
     configs = bridge_grid.validate_jobs(grid, opts.config_dirs)
-    opts.notes = _preflight(configs)
+    if runs_here(opts):
+        opts.notes = _preflight(configs)
     names = grid.names()
     dupes = {n for n in names if names.count(n) > 1}
     if dupes:
