@@ -105,9 +105,11 @@ def launcher_overrides(
 
 
 def runs_here(opts: LaunchOptions) -> bool:
-    """Whether the runs train on this machine: only then are data and device checked here
-    first (a cluster's data and GPUs may exist on its compute nodes only)."""
-    return LAUNCHER_ALIASES.get(opts.launcher, opts.launcher) in LOCAL_LAUNCHERS
+    """Whether the runs train in this process (the basic launcher, one job at a time): only
+    then are data and device checked here first. A cluster's data and GPUs may exist on its
+    compute nodes only, and a --jobs driver stays free of torch (its workers load the data)."""
+    name = LAUNCHER_ALIASES.get(opts.launcher, opts.launcher)
+    return name == "basic" and opts.jobs == 1
 
 
 def _check_cluster_commands(launcher: str, name: str, config_dirs: list[Path]) -> None:
