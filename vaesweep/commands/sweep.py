@@ -34,7 +34,6 @@ from vaesweep.record.layout import one_component, sweeps_dir, writable_dir, writ
 from vaesweep.record.sweep_index import refresh_index
 from vaesweep.record.sweep_lock import SweepLock
 from vaesweep.record.sweep_plan import PLAN_FILE, PlannedRun, SweepPlan
-from vaesweep.run.assembly import fallback_notes, preflight
 
 
 def plan_sweep(
@@ -68,6 +67,8 @@ def plan_sweep(
 def _preflight(configs: list[Any]) -> list[str]:
     """Device and data of every distinct setting, checked before anything is written;
     returns the notes the user must see (data found elsewhere than data.root)."""
+    from vaesweep.run.assembly import fallback_notes, preflight  # torch: only when used
+
     seen: set[str] = set()
     notes: list[str] = []
     for config in configs:

@@ -22,7 +22,6 @@ from vaesweep.record.layout import one_component, runs_dir, writable_dir, writab
 from vaesweep.record.sweep_index import run_status
 from vaesweep.record.sweep_lock import SweepLock
 from vaesweep.record.sweep_plan import PLAN_FILE
-from vaesweep.run.assembly import fallback_notes, preflight
 
 
 def timestamp() -> str:
@@ -57,6 +56,8 @@ def train(
         config = bridge_compose.compose(overrides, opts.config_dirs)
         writable_root(opts.outputs)
     if runs_here(opts):
+        from vaesweep.run.assembly import fallback_notes, preflight  # torch: only when used
+
         for note in fallback_notes(preflight(config)):
             console.print(f"note: {note}", highlight=False, markup=False, soft_wrap=True)
     if resume is None:
