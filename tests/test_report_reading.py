@@ -109,12 +109,19 @@ def test_effective_beta_per_setting(sweep: SweepRecords, reading: Reading) -> No
         assert sentence.startswith(f"{label}: β_sum = {fmt(g(sweep, label, 'beta_sum'))}")
         assert f"σ²_eff = {fmt(g(sweep, label, 'sigma2_eff'))}" in sentence
         bc = g(sweep, label, "beta_calib")
-        verdict = (
-            "over-regularised"
-            if bc > 3
-            else ("autoencoder-like" if bc < 1 / 3 else "near calibrated")
-        )
+        # Bands (issue 11): near calibrated within a factor 1.5, "somewhat" up to 3.
+        if bc > 3:
+            verdict = "over-regularised"
+        elif bc < 1 / 3:
+            verdict = "autoencoder-like"
+        elif bc > 1.5:
+            verdict = "somewhat over-regularised"
+        elif bc < 1 / 1.5:
+            verdict = "somewhat under-regularised"
+        else:
+            verdict = "near calibrated"
         assert sentence.endswith(f"β_calib = {fmt(bc)} ({verdict}).")
+    assert any("Bands: β_calib within a factor 1.5 of 1" in s for s in section)
     assert "no β was inflated" in section[-1] and "D = 64" in section[-1]
 
 
@@ -156,12 +163,18 @@ def assert_numbers_backed(sweep: SweepRecords, reading: Reading) -> None:
     # dimension, 0.01 variance, 5% of the linear reference), the 0-255 grey scale, the [0, 1]
     # pixel scale, reference years.
     allowed |= {"0", "1", "2", "0.1", "0.01", "255", "5%", "2016", "2017", "2018", "2019", "2021"}
+    # Issue 11's constants: the beta_calib bands (1.5, 3), Adam's "recon + 0.1 KL trains like
+    # 10 recon + KL", the 8 bits/dim of a uniform density, the balance cosine, the settling
+    # window and tolerance.
+    allowed |= {"1.5", "3", "10", "8", "-0.9", "20%"}
     # Counts of rows (runs, settings, statuses) are read off the tables' shape.
     allowed |= {str(i) for i in range(len(sweep.table) + 1)}
     groups = sweep.groups
     allowed |= {
         f"{100 * s / t:.0f}%" for s, t in zip(groups["sse_mean"], groups["total_variance_mean"])
     }
+    for col in ("beta_t_change", "sigma_change"):  # printed as percentages
+        allowed |= {f"{100 * v:.0f}%" for v in groups.get(f"{col}_mean", []) if np.isfinite(v)}
     text = reading.text()
     allowed |= set(re.findall(r"near β ≈ (\S+) ", text))
     strange = [n for n in _numbers(text) if n not in allowed]

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from vaesweep.config.checks import finite_numbers, fraction, one_of, positive, require
 
-DATASETS = ("digits", "mnist", "fashion_mnist", "cifar10", "celeba", "folder")
+DATASETS = ("digits", "mnist", "fashion_mnist", "cifar10", "celeba", "folder", "dsprites", "shapes")
 BINARIZE = ("none", "static", "dynamic")
 
 

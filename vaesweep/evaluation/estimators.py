@@ -6,9 +6,11 @@ All take plain tensors (and, where needed, the model) and return numbers in nats
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 
+from vaesweep.model.vae import VAE
 from vaesweep.objective.terms import gaussian_kl, loss_terms
 
 LOG_2PI = math.log(2 * math.pi)
@@ -57,7 +59,7 @@ def mutual_information(
 
 @torch.no_grad()
 def iwae_nll(
-    model: torch.nn.Module,
+    model: VAE,
     x: torch.Tensor,
     k: int,
     generator: torch.Generator | None = None,
@@ -66,15 +68,36 @@ def iwae_nll(
     """-L_k per image (nats): the importance-weighted bound of Burda et al. 2016.
 
     ``L_k = log (1/k) sum_i p(x, z_i) / q(z_i | x)``, z_i ~ q(z|x); L_1 is the ELBO and L_k
-    increases with k towards log p(x). Samples are drawn ``chunk`` at a time and combined
-    with a running logsumexp. x: (B, C, H, W) -> (B,). Runs the model in eval mode (a
-    training-mode sigma-VAE likelihood would otherwise use, and update, batch statistics).
+    increases with k towards log p(x). x: (B, C, H, W) -> (B,). See :func:`iwae_bounds`.
+    """
+    return iwae_bounds(model, x, k, generator, chunk)[0]
+
+
+@torch.no_grad()
+def iwae_bounds(
+    model: VAE,
+    x: torch.Tensor,
+    k: int,
+    generator: torch.Generator | None = None,
+    chunk: int = 50,
+    sigma2: float | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(-L_k, -ELBO) per image (nats), both from the same k draws z_i ~ q(z|x).
+
+    -L_k = -log mean_i w_i (Burda et al. 2016) and -ELBO = -mean_i log w_i, with
+    log w_i = log p(x|z_i) + log p(z_i) - log q(z_i|x). Since log of a mean >= mean of logs
+    (Jensen), L_k >= the ELBO holds for every image by construction, not only in expectation.
+    Samples are drawn ``chunk`` at a time and combined with a running logsumexp. Runs the model
+    in eval mode (a training-mode sigma-VAE likelihood would otherwise use, and update, batch
+    statistics). ``sigma2``: score a squared-error decoder as N(x; mean, sigma2 I) instead of
+    its own ``nll``. x: (B, C, H, W) -> two (B,) tensors.
     """
     was_training = model.training
     model.eval()
     try:
         mu, logvar = model.encode(x)
         total: torch.Tensor | None = None
+        mean_log_w = torch.zeros(x.shape[0], device=x.device, dtype=torch.float64)
         drawn = 0
         while drawn < k:
             c = min(chunk, k - drawn)
@@ -82,20 +105,31 @@ def iwae_nll(
             z = mu + torch.exp(0.5 * logvar) * eps  # (c, B, M)
             params = model.decode(z.flatten(0, 1))
             x_rep = x.unsqueeze(0).expand(c, *x.shape).flatten(0, 1)
-            log_px = -model.likelihood.nll(params, x_rep).view(c, -1)
+            if sigma2 is None:
+                log_px = -model.likelihood.nll(params, x_rep).view(c, -1)
+            else:
+                sse = (model.likelihood.mean(params) - x_rep).pow(2).flatten(1).sum(1)
+                d = x[0].numel()
+                log_px = -(sse / (2 * sigma2) + 0.5 * d * math.log(2 * math.pi * sigma2))
+                log_px = log_px.view(c, -1)
             log_pz = diag_gaussian_log_density(z, torch.zeros_like(z), torch.zeros_like(z))
             log_qz = diag_gaussian_log_density(z, mu, logvar)
-            log_w = torch.logsumexp(log_px + log_pz - log_qz, dim=0)
+            log_w_all = log_px + log_pz - log_qz
+            mean_log_w += log_w_all.to(torch.float64).sum(0) / k
+            log_w = torch.logsumexp(log_w_all, dim=0)
             total = log_w if total is None else torch.logaddexp(total, log_w)
             drawn += c
     finally:
         model.train(was_training)
     assert total is not None
-    return -(total - math.log(k))
+    nll_k = -(total - math.log(k))
+    # Float rounding of the two accumulations must not undo the order Jensen guarantees.
+    nll_1 = torch.maximum(-mean_log_w.to(nll_k.dtype), nll_k)
+    return nll_k, nll_1
 
 
 def encoder_grad_norms(
-    model: torch.nn.Module, x: torch.Tensor, eps: torch.Tensor, beta: float, recon_scale: float
+    model: VAE, x: torch.Tensor, eps: torch.Tensor, beta: float, recon_scale: float
 ) -> tuple[float, float]:
     """Norms of d(recon)/d(mu, logvar) and d(beta * KL)/d(mu, logvar) for one batch.
 
@@ -117,3 +151,66 @@ def encoder_grad_norms(
     model.train(was_training)
     norm = lambda gs: float(torch.sqrt(sum(g.pow(2).sum() for g in gs)))  # noqa: E731
     return norm(g_rec), norm(g_kl)
+
+
+@dataclass(frozen=True)
+class EncoderGrads:
+    """Expected pulls on the encoder outputs (mu, logvar) of one batch, and their alignment."""
+
+    #: || E_eps d(recon_scale * mean recon) / d(mu, logvar) || over the whole (B, 2M) output.
+    norm_recon: float
+    #: || d(beta * mean KL) / d(mu, logvar) || (the analytic KL has no sampling noise).
+    norm_kl: float
+    #: Cosine between the two: -1 when they cancel exactly, as at a stationary point.
+    cosine: float
+
+
+def expected_encoder_grads(
+    model: VAE,
+    x: torch.Tensor,
+    beta: float,
+    recon_scale: float,
+    *,
+    draws: int = 32,
+    generator: torch.Generator | None = None,
+    chunk: int = 8,
+) -> EncoderGrads:
+    """The two forces on the encoder outputs, averaged over ``draws`` reparameterisation draws.
+
+    The gradient of the reconstruction through z = mu + sigma * eps is a Monte-Carlo estimate;
+    one draw is dominated by its noise and its norm overstates the expected pull. Averaging
+    over draws estimates E_eps[grad recon] (the residual noise shrinks as 1/sqrt(draws)).
+    Where the encoder is at a stationary point of ``recon + beta * KL`` the two expected
+    gradients cancel (cosine -1, norms equal) for every beta; beta sets *where* they balance,
+    the point of the rate-distortion curve with slope dD/dR = -beta (Alemi et al. 2018).
+    Both per-image losses are averaged over the batch as in training. x: (B, C, H, W).
+    """
+    was_training = model.training
+    model.eval()
+    draws = max(1, int(draws))
+    with torch.enable_grad():
+        mu0, logvar0 = model.encode(x)
+        mu = mu0.detach().requires_grad_(True)
+        logvar = logvar0.detach().requires_grad_(True)
+        b = x.shape[0]
+        g_mu = torch.zeros_like(mu)
+        g_lv = torch.zeros_like(logvar)
+        done = 0
+        while done < draws:
+            c = min(chunk, draws - done)
+            eps = torch.randn((c, *mu.shape), generator=generator, device=x.device, dtype=mu.dtype)
+            z = (mu + torch.exp(0.5 * logvar) * eps).flatten(0, 1)
+            x_rep = x.unsqueeze(0).expand(c, *x.shape).flatten(0, 1)
+            recon, _, _ = model.likelihood.terms(model.decode(z), x_rep)
+            gm, gl = torch.autograd.grad(recon_scale * recon.sum() / b, (mu, logvar))
+            g_mu += gm
+            g_lv += gl
+            done += c
+        g_rec = torch.cat([g_mu, g_lv], 1) / draws
+        kl = gaussian_kl(mu, logvar).sum(1).mean()
+        g_kl = torch.cat(torch.autograd.grad(beta * kl, (mu, logvar)), 1)
+    model.train(was_training)
+    n_rec, n_kl = float(g_rec.norm()), float(g_kl.norm())
+    dot = float((g_rec * g_kl).sum())
+    cos = dot / (n_rec * n_kl) if n_rec > 0 and n_kl > 0 else math.nan
+    return EncoderGrads(n_rec, n_kl, cos)

@@ -61,9 +61,19 @@ def image_grids(
 
 
 def final_iwae(
-    model: VAE, splits: Splits, device: torch.device, config: Config, seed: int
+    model: VAE,
+    splits: Splits,
+    device: torch.device,
+    config: Config,
+    seed: int,
+    calib_mse: float | None = None,
 ) -> dict[str, Any] | None:
-    """The IWAE bound on ``eval.split`` (val, or test where the dataset has one)."""
+    """The IWAE bound on ``eval.split`` (val, or test where the dataset has one).
+
+    ``calib_mse`` (the run's final validation MSE per pixel): for ``mse`` runs, the bound with
+    the decoder read as a Gaussian of that variance goes in ``out["calibrated"]``; the bound at
+    sigma^2 = 1/2 (what beta = 1 assumes) is far from any useful density for such runs.
+    """
     k = config.eval.iwae_samples
     if k <= 0:
         return None
@@ -73,4 +83,10 @@ def final_iwae(
         split_name = "val"
     images = data.images[: config.eval.iwae_images].to(device)
     out = iwae_estimate(model, images, k, binarize=config.data.binarize, seed=seed)
-    return {**out, "split": split_name}
+    result: dict[str, Any] = {**out, "split": split_name}
+    if config.loss.likelihood == "mse" and calib_mse is not None and calib_mse > 0:
+        cal = iwae_estimate(
+            model, images, k, binarize=config.data.binarize, seed=seed, sigma2=float(calib_mse)
+        )
+        result["calibrated"] = {"nll": cal["nll"], "bpd": cal["bpd"], "sigma2": float(calib_mse)}
+    return result

@@ -133,25 +133,35 @@ def evaluate(
 ) -> tuple[dict[str, float], list[float]]:
     """Metrics of a held-out split at the current step: (row, KL per latent dim).
 
-    Noise comes from a generator seeded with ``seed`` so every epoch sees the same draws.
-    ``extras`` adds I(x;z), the marginal KL and the encoder gradient norms.
+    Each image is scored under ``cfg.noise_draws`` reparameterisation draws z ~ q(z|x) (and,
+    with ``binarize="dynamic"``, as many Bernoulli draws of its pixels), and the row averages
+    them: one draw on a small split can sit several standard deviations from its mean. Noise
+    comes from a generator seeded with ``seed`` so every epoch sees the same draws. ``extras``
+    adds I(x;z) and the marginal KL (over ``cfg.mi_images`` images, None = all) and the expected
+    encoder gradients (:func:`estimators.expected_encoder_grads`).
     """
     was_training = model.training
     model.eval()
     device = images.device
     gen = torch.Generator(device=device).manual_seed(seed)
     stats = SplitStats(model.latent_dim)
-    mus, logvars = [], []
+    draws = max(1, int(getattr(cfg, "noise_draws", 1)))
+    mi_limit = len(images) if cfg.mi_images is None else cfg.mi_images
+    mus: list[torch.Tensor] = []
+    logvars: list[torch.Tensor] = []
     for start in range(0, len(images), batch_size):
-        x = to_unit(images[start : start + batch_size], binarize, gen)
-        mu, logvar = model.encode(x)
-        eps = torch.randn(mu.shape, generator=gen, device=device)
-        params = model.decode(model.reparameterize(mu, logvar, eps))
-        terms = loss_terms(x, params, mu, logvar, model.likelihood)
-        stats.add(terms, control.objective(terms, step), mu)
-        if extras and sum(len(m) for m in mus) < cfg.mi_images:
+        u8 = images[start : start + batch_size]
+        for _ in range(draws):
+            x = to_unit(u8, binarize, gen)
+            mu, logvar = model.encode(x)
+            eps = torch.randn(mu.shape, generator=gen, device=device)
+            params = model.decode(model.reparameterize(mu, logvar, eps))
+            terms = loss_terms(x, params, mu, logvar, model.likelihood)
+            stats.add(terms, control.objective(terms, step), mu)
+        if extras and sum(len(m) for m in mus) < mi_limit:
             mus.append(mu)
             logvars.append(logvar)
+    # Every image entered ``draws`` times: the means are over images and draws alike.
     row = metrics_row(stats, model, control, step)
     if extras:
         row.update(_extras(model, images, control, step, cfg, binarize, gen, mus, logvars))
@@ -176,20 +186,25 @@ def _extras(
         logvar = torch.cat(logvars)[: cfg.mi_images]
         out["mi"], out["marginal_kl"] = estimators.mutual_information(mu, logvar, gen)
     if cfg.grad_batches > 0:
-        g_rec, g_kl = [], []
+        grads = []
         for i in range(cfg.grad_batches):
             x = to_unit(images[i * 64 : (i + 1) * 64], binarize, gen)
             if len(x) == 0:
                 break
-            eps = torch.randn((len(x), model.latent_dim), generator=gen, device=x.device)
-            r, k = estimators.encoder_grad_norms(
-                model, x, eps, control.beta_t(step), control.shape.recon_scale
+            grads.append(
+                estimators.expected_encoder_grads(
+                    model,
+                    x,
+                    control.beta_t(step),
+                    control.shape.recon_scale,
+                    draws=int(getattr(cfg, "grad_draws", 1)),
+                    generator=gen,
+                )
             )
-            g_rec.append(r)
-            g_kl.append(k)
-        if g_rec:
-            out["grad_norm_recon"] = sum(g_rec) / len(g_rec)
-            out["grad_norm_kl"] = sum(g_kl) / len(g_kl)
+        if grads:
+            out["grad_norm_recon"] = sum(g.norm_recon for g in grads) / len(grads)
+            out["grad_norm_kl"] = sum(g.norm_kl for g in grads) / len(grads)
+            out["grad_cos"] = sum(g.cosine for g in grads) / len(grads)
     return out
 
 
@@ -202,6 +217,7 @@ def iwae_estimate(
     binarize: str = "none",
     seed: int = 0,
     chunk_images: int = 100,
+    sigma2: float | None = None,
 ) -> dict[str, float | int | bool]:
     """The IWAE negative log-likelihood of uint8 ``images`` (N, C, H, W) and its bits/dim.
 
@@ -219,8 +235,10 @@ def iwae_estimate(
 
     All noise comes from one generator seeded with ``seed`` and images are taken
     ``chunk_images`` at a time, so the estimate is reproducible: the end of a run and
-    ``vaesweep eval`` with the same images, k and seed give the same number. Returns
-    ``{"nll", "bpd", "samples", "images", "dequantized"}``.
+    ``vaesweep eval`` with the same images, k and seed give the same number. ``elbo_nll`` and
+    ``elbo_bpd`` are the ELBO's -L_1 on the same inputs and the same k draws (the mean of the
+    log weights), so ``nll <= elbo_nll`` holds by construction. Returns ``{"nll", "bpd",
+    "elbo_nll", "elbo_bpd", "samples", "images", "dequantized"}``.
     """
     device = images.device
     gen = torch.Generator(device=device).manual_seed(seed)
@@ -229,7 +247,7 @@ def iwae_estimate(
     discrete = model.likelihood.discrete or (binary and bernoulli)
     proper = discrete or not bernoulli
     levels = 2 if binary else 256
-    nlls = []
+    nlls, elbos = [], []
     for start in range(0, len(images), chunk_images):
         u8 = images[start : start + chunk_images]
         if discrete or not proper:
@@ -240,14 +258,22 @@ def iwae_estimate(
         else:
             u = torch.rand(u8.shape, generator=gen, device=device)
             x = (u8.float() + u) / 256.0
-        nlls.append(estimators.iwae_nll(model, x, k, generator=gen))
-    nll = float(torch.cat(nlls).mean())
+        nll_k, nll_1 = estimators.iwae_bounds(model, x, k, generator=gen, sigma2=sigma2)
+        nlls.append(nll_k)
+        elbos.append(nll_1)
+    nll = float(torch.cat(nlls).double().mean())
+    elbo_nll = max(float(torch.cat(elbos).double().mean()), nll)
     d = model.n_pixels
     offset = 0.0 if discrete else math.log2(levels)
-    bpd = nll / (d * math.log(2)) + offset if proper else math.nan
+
+    def bits(v: float) -> float:
+        return v / (d * math.log(2)) + offset if proper else math.nan
+
     return {
         "nll": nll,
-        "bpd": bpd,
+        "bpd": bits(nll),
+        "elbo_nll": elbo_nll,
+        "elbo_bpd": bits(elbo_nll),
         "samples": k,
         "images": len(images),
         "dequantized": proper and not discrete,

@@ -5,9 +5,12 @@ Every likelihood maps the decoder's unconstrained output ``params`` (B, C, H, W)
 * ``recon(params, x)`` (B,): the reconstruction term as trained, summed over pixels. For
   ``mse`` it is the sum of squared errors (SSE) per image, otherwise the negative
   log-likelihood in nats per image;
-* ``nll(params, x)`` (B,): the negative log-likelihood in nats per image under a proper density
-  with all normalising constants, so ELBOs mean the same thing across likelihoods (for ``mse``,
-  the Gaussian with variance 1/2 that ``SSE + beta * KL`` is the ELBO of at beta = 1);
+* ``nll(params, x)`` (B,): the negative log-likelihood in nats per image with all normalising
+  constants (for ``mse``, the Gaussian with variance 1/2 that ``SSE + beta * KL`` is the ELBO of
+  at beta = 1). Densities on [0, 1]^D (Gaussian, continuous Bernoulli, Laplace) and
+  probabilities of discrete pixels (Bernoulli, discretised logistic) are not on one scale, so
+  ELBOs compare only within one kind on the same data; across kinds compare dequantised bits
+  per dimension (Theis et al. 2016);
 * ``mean(params)``: the image the decoder predicts, for reconstructions and samples;
 * ``sigma2_eff(beta_sum)``: the Gaussian decoder variance that makes ``recon + beta * KL`` a
   true ELBO (science notes 1.4 and 2.2): beta / 2 for mse, beta * sigma^2 for a Gaussian; NaN
@@ -186,6 +189,7 @@ class OptimalGaussian(FixedGaussian):
     """
 
     name = "gaussian_optimal"
+    running_mse: torch.Tensor  # a buffer: saved in state_dict, not trained
 
     def __init__(self, sigma: float) -> None:
         super().__init__(sigma)

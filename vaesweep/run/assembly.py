@@ -80,7 +80,9 @@ def assemble(
     if spectrum:
         from vaesweep.data.spectrum import pca_spectrum
 
-        pca = pca_spectrum(splits.train.images, seed=config.data.split_seed)
+        pca = pca_spectrum(
+            splits.train.images, seed=config.data.split_seed, binarize=config.data.binarize
+        )
     model = build_model(config.model, config.loss, splits.shape).to(dev)
     c, h, w = splits.shape
     run_shape = RunShape.for_run(

@@ -26,9 +26,11 @@ import torch
 from vaesweep import __version__
 from vaesweep.config import Config
 from vaesweep.errors import UserError
+from vaesweep.evaluation.disentanglement import final_disentanglement, summary_entry
 from vaesweep.evaluation.final import ImageGrid, final_iwae, image_grids
 from vaesweep.evaluation.metrics import EVAL_SEED
 from vaesweep.record import RunRecord, contract
+from vaesweep.record.files import write_json
 from vaesweep.record.images import save_grid
 from vaesweep.run.assembly import assemble
 from vaesweep.run.record_hooks import RecordHooks
@@ -174,13 +176,24 @@ def _train(config: Config, record: RunRecord) -> None:
     model.eval()
     kl_per_dim = final_kl(record.rows)
     images = _write_images(image_grids(model, splits, device, config, kl_per_dim), record)
-    iwae = final_iwae(model, splits, device, config, EVAL_SEED)
+    val_rows = [r for r in record.rows if r["split"] == "val"]
+    calib_mse = float(val_rows[-1]["mse"]) if val_rows else None
+    iwae = final_iwae(model, splits, device, config, EVAL_SEED, calib_mse=calib_mse)
     timings["final_s"] = time.perf_counter() - t_final
+    disentanglement = None
+    if splits.grid is not None:
+        t_dis = time.perf_counter()
+        scores = final_disentanglement(model, splits, device, config.eval.disentanglement)
+        if scores is not None:
+            write_json(record.path(contract.DISENTANGLEMENT_FILE), scores)
+            disentanglement = summary_entry(scores)
+        timings["disentanglement_s"] = time.perf_counter() - t_dis
     record.update_summary(
         status=contract.COMPLETED,
         images=images,
         iwae=iwae,
         kl_per_dim=kl_per_dim,
+        disentanglement=disentanglement,
         timings=timings,
     )
 

@@ -140,21 +140,31 @@ def summary_columns(sweep: SweepRecords) -> list[str]:
         "mi",
         "marginal_kl",
         "mi_ceiling",
+        "mi_saturated",
         "grad_norm_recon",
         "grad_norm_kl",
         "grad_ratio",
+        "grad_cos",
         "iwae_nll",
         "bpd",
+        "iwae_elbo_nll",
+        "iwae_calib_bpd",
         "iwae_samples",
+        *contract.DISENTANGLEMENT_SCORES,
+        "beta_t_change",
+        "sigma_change",
+        "unsettled",
         "total_variance",
         "lambda_1",
         "lin_active_units",
+        "lin_components_above",
         "lin_rate",
         "lin_sse",
         "lin_sse_at_rate",
         "sse_above_linear",
         "likelihood",
         "recon_reduction",
+        "binarize",
         "latent_dim",
         "n_pixels",
         "data",
@@ -167,6 +177,12 @@ def summary_columns(sweep: SweepRecords) -> list[str]:
     ]
     stats = [c for c in SEED_COLUMNS if c in t.columns]
     tail = ["error", "problems"]
-    cols = head + body + stats + tail
-    seen: set[str] = set()
-    return [c for c in cols if c in t.columns and not (c in seen or seen.add(c))]
+    # Disentanglement scores only where some run has them (runs on factor datasets).
+    absent = {
+        c
+        for m in contract.DISENTANGLEMENT_SCORES
+        if m not in t.columns or t[m].isna().all()
+        for c in (m, f"{m}_mean", f"{m}_std")
+    }
+    cols = [c for c in head + body + stats + tail if c not in absent]
+    return list(dict.fromkeys(c for c in cols if c in t.columns))  # first of each, in order

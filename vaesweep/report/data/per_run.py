@@ -18,6 +18,7 @@ import math
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from vaesweep.record import contract
 from vaesweep.report.data.linear_reference import Spectrum, sse_at_rate, water_filling
@@ -55,7 +56,11 @@ FINAL_METRICS = (
     "marginal_kl",
     "grad_norm_recon",
     "grad_norm_kl",
+    "grad_cos",
 )
+#: An I(x;z) estimate within this share of its log N ceiling is saturated: the estimator cannot
+#: show more information than log N, so the rate above it reads as "marginal KL" by construction.
+MI_SATURATION = 0.9
 
 
 def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -151,12 +156,27 @@ def run_row(run: Run, spectrum: Spectrum | None) -> dict[str, Any]:
         row["grad_norm_kl"] / row["grad_norm_recon"] if row["grad_norm_recon"] > 0 else math.nan
     )
     eval_cfg = config.get("eval") or {}
-    n_mi = min(num(eval_cfg.get("mi_images")), num(data.get("n_val")))
+    n_val, cap = num(data.get("n_val")), num(eval_cfg.get("mi_images"))
+    n_mi = min(cap, n_val) if cap > 0 and n_val > 0 else (n_val if n_val > 0 else cap)
     row["mi_ceiling"] = math.log(n_mi) if n_mi > 0 else math.nan
+    row["mi_saturated"] = (
+        float(row["mi"] >= MI_SATURATION * row["mi_ceiling"])
+        if math.isfinite(row["mi"]) and math.isfinite(row["mi_ceiling"])
+        else math.nan
+    )
     iwae = s.get("iwae") or {}
     row["iwae_nll"] = num(iwae.get("nll"))
     row["bpd"] = num(iwae.get("bpd"))
+    row["iwae_elbo_nll"] = num(iwae.get("elbo_nll"))
     row["iwae_samples"] = num(iwae.get("samples"))
+    # Factor datasets: the headline disentanglement scores (disentanglement.json has details).
+    scores = s.get("disentanglement") or {}
+    for k in contract.DISENTANGLEMENT_SCORES:
+        row[k] = num(scores.get(k))
+    calib = iwae.get("calibrated") or {}
+    row["iwae_calib_bpd"] = num(calib.get("bpd"))
+    row["binarize"] = (config.get("data") or {}).get("binarize")
+    row.update(_convergence(run, row))
     row["total_variance"] = spectrum.total_variance if spectrum else math.nan
     row["lambda_1"] = float(spectrum.eigenvalues[0]) if spectrum else math.nan
     row.update(_linear(spectrum, row))
@@ -191,7 +211,14 @@ def _implausible(row: dict[str, Any]) -> str:
 def _linear(spectrum: Spectrum | None, row: dict[str, Any]) -> dict[str, float]:
     """The linear VAE at the run's noise level (same beta) and at the run's rate (same R)."""
     out = dict.fromkeys(
-        ("lin_active_units", "lin_rate", "lin_sse", "lin_sse_at_rate", "sse_above_linear"),
+        (
+            "lin_active_units",
+            "lin_components_above",
+            "lin_rate",
+            "lin_sse",
+            "lin_sse_at_rate",
+            "sse_above_linear",
+        ),
         math.nan,
     )
     m = row["latent_dim"]
@@ -201,7 +228,54 @@ def _linear(spectrum: Spectrum | None, row: dict[str, Any]) -> dict[str, float]:
     if row["likelihood"] in GAUSSIAN and 0 < s2 < math.inf:
         p = water_filling(spectrum, int(m), s2)
         out.update(lin_active_units=float(p.active_units), lin_rate=p.rate, lin_sse=p.sse)
+        # Uncapped: how many components clear sigma^2, whatever M (at most the kept spectrum).
+        out["lin_components_above"] = float((spectrum.eigenvalues > s2).sum())
     if math.isfinite(row["kl"]):
         out["lin_sse_at_rate"] = sse_at_rate(spectrum, int(m), max(row["kl"], 0.0))
         out["sse_above_linear"] = row["sse"] - out["lin_sse_at_rate"]
+    return out
+
+
+#: Share of the run (last epochs) over which a controller's beta_t or a learned decoder sigma
+#: must have settled.
+SETTLE_SHARE = 0.2
+#: Relative change over that window above which the quantity is still moving.
+SETTLE_TOLERANCE = 0.05
+
+
+def _convergence(run: Run, row: dict[str, Any]) -> dict[str, Any]:
+    """Whether beta_t (controllers, schedules) and a learned decoder sigma settled.
+
+    Compares each validation value at the last epoch with the value SETTLE_SHARE of the
+    epochs earlier: a relative change above SETTLE_TOLERANCE means "still moving", and the
+    final numbers are a snapshot of a moving target, not the method's equilibrium.
+    """
+    out: dict[str, Any] = {"beta_t_change": math.nan, "sigma_change": math.nan, "unsettled": ""}
+    m = run.metrics
+    if m is None or m.empty or "epoch" not in m:
+        return out
+    val = m[m["split"] == "val"] if (m["split"] == "val").any() else m
+    val = val.sort_values("epoch")
+    if len(val) < 3:
+        return out
+    last = float(val["epoch"].iloc[-1])
+    start = last - max(1.0, SETTLE_SHARE * last)
+    moving = []
+    for col, key, name in (
+        ("beta_t", "beta_t_change", "β_t"),
+        ("decoder_sigma", "sigma_change", "the learned decoder σ"),
+    ):
+        if col not in val or (col == "beta_t" and row.get("method") in (None, "constant")):
+            continue
+        v = pd.to_numeric(val[col], errors="coerce")
+        ok = v.notna() & np.isfinite(v)
+        before = v[ok & (val["epoch"] <= start)]
+        if before.empty or not ok.iloc[-1]:
+            continue
+        a, b = float(before.iloc[-1]), float(v.iloc[-1])
+        change = (b - a) / abs(a) if a != 0 else math.nan
+        out[key] = change
+        if math.isfinite(change) and abs(change) > SETTLE_TOLERANCE:
+            moving.append(name)
+    out["unsettled"] = ", ".join(moving)
     return out

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import pandas as pd
 
+from vaesweep.record import contract
+
 #: The metrics a reader looks at first, in reading order: they open both summary.csv's metric
 #: columns and :data:`SEED_METRICS`.
 KEY_METRICS = (
@@ -33,6 +35,7 @@ SEED_METRICS = (
     "bpd",
     "sse_above_linear",
     "grad_ratio",
+    *contract.DISENTANGLEMENT_SCORES,
 )
 #: seeds.csv's mean and std column of each of :data:`SEED_METRICS`, in order.
 SEED_COLUMNS = tuple(f"{m}_{s}" for m in SEED_METRICS for s in ("mean", "std"))
@@ -46,7 +49,14 @@ GROUP_MEANS = (
     "sigma_eff_255",
     "max_dim_kl",
     "mi_ceiling",
+    "mi_saturated",
+    "grad_cos",
+    "iwae_elbo_nll",
+    "iwae_calib_bpd",
+    "beta_t_change",
+    "sigma_change",
     "lin_active_units",
+    "lin_components_above",
     "lin_rate",
     "lin_sse",
     "lin_sse_at_rate",
@@ -75,7 +85,16 @@ def seed_stats(table: pd.DataFrame) -> pd.DataFrame:
     first = table.drop_duplicates("group").set_index("group")
     keep = [
         c
-        for c in ("label", "beta_name", "others", "method", "likelihood", "recon_reduction", "data")
+        for c in (
+            "label",
+            "beta_name",
+            "others",
+            "method",
+            "likelihood",
+            "recon_reduction",
+            "data",
+            "binarize",
+        )
         if c in first
     ]
     out = first[keep].join(n).join(mean).join(std)

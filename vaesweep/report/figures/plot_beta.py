@@ -51,21 +51,23 @@ def _series(
     ok = ok.assign(**{column: sign * ok[column]})
     groups = [g for g in ordered_groups(sweep.table) if g in set(ok["group"])]
     stats = ok.groupby("group")[[column, "beta_x"]].agg(["mean", "std", "size"])
-    xs, ys = [], []
+    mean_x, mean_y = stats[("beta_x", "mean")], stats[(column, "mean")]
+    xs: list[float] = []
+    ys: list[float] = []
     for g in groups:
         kw = palette.of(g)
         c = colour or kw["color"]
-        x = stats.loc[g, ("beta_x", "mean")]
-        y = stats.loc[g, (column, "mean")]
+        x = mean_x.loc[g]
+        y = mean_y.loc[g]
         if not math.isfinite(y):
             continue
-        n = stats.loc[g, (column, "size")]
+        n = stats[(column, "size")].loc[g]
         if n > 1 and not hollow:
             rows = ok[ok["group"] == g]
             ax.plot(
                 rows["beta_x"], rows[column], ls="", marker=kw["marker"], color=c, alpha=0.3, ms=4
             )
-            ax.errorbar(x, y, yerr=stats.loc[g, (column, "std")], color=c, capsize=3, lw=1)
+            ax.errorbar(x, y, yerr=stats[(column, "std")].loc[g], color=c, capsize=3, lw=1)
         face = "none" if hollow else c
         ax.plot(
             x,
@@ -120,6 +122,19 @@ def fig_beta_summary(sweep: SweepRecords, palette: Palette) -> Rendered | None:
     _series(
         a, sweep, palette, "iwae_nll", label="IWAE bound (−NLL)", line=":", hollow=True, sign=-1.0
     )
+    if "iwae_elbo_nll" in sweep.usable and sweep.usable["iwae_elbo_nll"].notna().any():
+        # The ELBO on the IWAE's own images and draws: below the IWAE bound by construction.
+        _series(
+            a,
+            sweep,
+            palette,
+            "iwae_elbo_nll",
+            label="ELBO on the IWAE's images and draws",
+            line="-.",
+            hollow=True,
+            sign=-1.0,
+            colour="tab:grey",
+        )
     a.set(title="Log-likelihood bounds (higher is better)", ylabel="nats per image")
     a.legend(frameon=False, fontsize=7.5)
     # (b) active units, informative dims and the linear prediction.
@@ -181,7 +196,19 @@ def fig_beta_summary(sweep: SweepRecords, palette: Palette) -> Rendered | None:
         sec.yaxis.set_minor_locator(NullLocator())
     # (d) bits per dimension, or the rate when no IWAE estimate was made.
     if ok["bpd"].notna().any():
-        _series(d, sweep, palette, "bpd")
+        calib = "iwae_calib_bpd" in ok and ok["iwae_calib_bpd"].notna().any()
+        _series(d, sweep, palette, "bpd", label="decoder's own density" if calib else None)
+        if calib:  # mse runs: sigma^2 = 1/2 ranks nothing; sigma^2 = own MSE is the fair bound
+            _series(
+                d,
+                sweep,
+                palette,
+                "iwae_calib_bpd",
+                label="mse: σ² = the run's own MSE",
+                line="--",
+                hollow=True,
+            )
+            d.legend(frameon=False, fontsize=7.5)
         d.set(title="IWAE bits per dimension (lower is better)", ylabel="bits / dim")
     else:
         _series(d, sweep, palette, "kl")

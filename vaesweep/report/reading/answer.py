@@ -51,7 +51,9 @@ def build_answer(G: Groups, ends: tuple[str, str] | None) -> list[str]:
             f"{fmt(sse_h)} per image (PSNR {fmt(G.v(hi, 'psnr'))} dB), {fmt_pct(share_h)} of the "
             f"data's total variance of {fmt(tv)}, which is the error of always outputting the mean "
             f"image; {at(L)} it is {fmt(sse_l)} ({fmt_pct(share_l)}, PSNR "
-            f"{fmt(G.v(lo, 'psnr'))} dB)."
+            f"{fmt(G.v(lo, 'psnr'))} dB). These errors decode z drawn from the posterior, averaged over draws, "
+            f"as the objective does; the reconstruction grid decodes z = μ, so it looks a "
+            f"little sharper than these numbers."
         )
     elif ok(sse_h) and ok(sse_l):
         out.append(
@@ -77,7 +79,7 @@ def _why(G: Groups, hi: str, lo: str) -> list[str]:
     """The decoder-noise reading of beta for the two ends: squared error + beta * KL is the ELBO of
     a Gaussian decoder with sigma^2 = beta / 2 (Lucas et al. 2019; Rybkin et al. 2021), and a
     linear VAE encodes only the principal directions above that noise (Lucas et al. 2019)."""
-    lik = G.g.loc[hi, "likelihood"]
+    lik = str(G.g.loc[hi, "likelihood"])
     H, L = G.bname(hi), G.bname(lo)
     s2h, s2l = G.v(hi, "sigma2_eff"), G.v(lo, "sigma2_eff")
     if lik not in GAUSSIAN or not (ok(s2h) and ok(s2l)):
@@ -112,9 +114,12 @@ def _why(G: Groups, hi: str, lo: str) -> list[str]:
             f"{fmt_int(au_h)} of the top {fmt_int(G.v(hi, 'latent_dim'))} principal components "
             f"have variance above σ² = {fmt(s2h)} (the largest is {fmt(G.v(hi, 'lambda_1'))}), so "
             f"even a linear VAE would keep {fmt_int(au_h)} dimensions and "
-            f"{fmt(G.v(hi, 'lin_rate'))} nats {at(H)}; at σ² = {fmt(s2l)}, {fmt_int(au_l)} "
-            f"components clear that bar."
+            f"{fmt(G.v(hi, 'lin_rate'))} nats {at(H)}; at σ² = {fmt(s2l)}, "
+            f"{_components(G, lo)}."
         )
+        limited = _limited_by_m(G)
+        if limited:
+            out.append(limited)
     bc = G.v(hi, "beta_calib")
     if ok(bc):
         out.append(
@@ -144,10 +149,46 @@ def _why(G: Groups, hi: str, lo: str) -> list[str]:
     return out
 
 
+def _components(G: Groups, g: str) -> str:
+    """#{lambda_i > sigma^2} and the count capped at M: both, since they differ in meaning."""
+    capped, above = G.v(g, "lin_active_units"), G.v(g, "lin_components_above")
+    m = G.v(g, "latent_dim")
+    if ok(above) and above > capped:
+        return (
+            f"{fmt_int(above)} components clear that bar, of which a linear VAE with "
+            f"M = {fmt_int(m)} can keep {fmt_int(capped)}"
+        )
+    return f"{fmt_int(capped)} components clear that bar"
+
+
+def _limited_by_m(G: Groups) -> str | None:
+    """The betas at which more principal components clear sigma^2 than there are latent dims:
+    there the code is limited by M, not by beta."""
+    rows = G.by_beta()
+    if "lin_components_above_mean" not in rows:
+        return None
+    above = pd.to_numeric(rows["lin_components_above_mean"], errors="coerce")
+    m = pd.to_numeric(rows["latent_dim_mean"], errors="coerce")
+    hit = rows[above > m]
+    if hit.empty:
+        return None
+    labels = [G.bname(str(i)) for i in hit.index]
+    return (
+        f"At {', '.join(labels)} more principal components clear σ² than there are latent "
+        f"dimensions (M = {fmt_int(m.max())}): there the code is limited by M, not by β, and a "
+        f"smaller β alone cannot add dimensions (a larger model.latent_dim can)."
+    )
+
+
 def calibrated_beta(G: Groups) -> str | None:
-    """Where beta_calib crosses 1, interpolated log-linearly between adjacent constant groups."""
+    """Where beta_calib crosses 1, interpolated log-linearly between adjacent constant groups
+    of one likelihood (beta_calib of different likelihoods is not one curve)."""
     rows = G.constant.sort_values("beta_mean")
     rows = rows[(rows["beta_mean"] > 0) & (rows["beta_calib_mean"] > 0)]
+    if rows.empty:
+        return None
+    lik = rows["likelihood"].fillna("?")
+    rows = rows[lik == lik.value_counts().index[0]]
     if len(rows) < 2:
         return None
     b = rows["beta_mean"].to_numpy(dtype=float)

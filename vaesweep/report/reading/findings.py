@@ -19,9 +19,11 @@ from vaesweep.report.numbers import fmt, fmt_int, fmt_pct
 from vaesweep.report.reading.phrases import (
     CALIB_BAND,
     LITTLE_RATE,
+    NEAR_CALIB,
     ON_REFERENCE,
     Groups,
     at,
+    calib_verdict,
     grey,
     nats,
     ok,
@@ -37,11 +39,9 @@ def effective(G: Groups, ends: tuple[str, str] | None) -> list[str]:
         s2 = G.v(g, "sigma2_eff")
         if ok(s2):
             bc = G.v(g, "beta_calib")
-            verdict = (
-                "over-regularised"
-                if bc > CALIB_BAND
-                else ("autoencoder-like" if bc < 1 / CALIB_BAND else "near calibrated")
-            )
+            verdict = calib_verdict(bc)
+            if _unsettled(G, g):
+                verdict += "; not converged, so a snapshot"
             out.append(
                 f"{lab}: β_sum = {fmt(G.v(g, 'beta_sum'))}, σ²_eff = {fmt(s2)} (σ = "
                 f"{fmt(G.v(g, 'sigma_eff'))}, {grey(G.v(g, 'sigma_eff'), G.v(g, 'sigma_eff_255'))}), "
@@ -56,10 +56,16 @@ def effective(G: Groups, ends: tuple[str, str] | None) -> list[str]:
         else:
             out.append(
                 f"{lab}: β_sum = {fmt(G.v(g, 'beta_sum'))}; loss.likelihood="
-                f"{G.g.loc[g, 'likelihood']} has no Gaussian noise reading."
+                f"{G.g.loc[g, 'likelihood']!s} has no Gaussian noise reading."
             )
     if len(G.g) > 20:
         out.append(f"({len(G.g) - 20} more groups in the table.)")
+    if out:
+        out.append(
+            f"Bands: β_calib within a factor {fmt(NEAR_CALIB, 2)} of 1 is near calibrated, "
+            f"up to {fmt(CALIB_BAND, 2)} somewhat over- (or under-) regularised, beyond that "
+            "over-regularised (or autoencoder-like)."
+        )
     t = G.table
     mean = t[t["recon_reduction"] == "mean"]
     d = t["n_pixels"].dropna()
@@ -82,14 +88,22 @@ def effective(G: Groups, ends: tuple[str, str] | None) -> list[str]:
 
 
 def bounds(G: Groups, ends: tuple[str, str] | None) -> list[str]:
+    """Bounds compared only like with like: ELBO/NLL within one likelihood on one data
+    setting; bits/dim across likelihoods only on the same data (binarisation)."""
     out = []
-    g = G.best("elbo", high=True)
-    if g:
-        e = pd.to_numeric(G.g["elbo_mean"], errors="coerce")
+    kinds = _kinds(G)
+    for (lik, binar), rows in kinds:
+        g = G.best("elbo", high=True, rows=rows)
+        if not g:
+            continue
+        e = pd.to_numeric(rows["elbo_mean"], errors="coerce")
+        where = (
+            f" among loss.likelihood={lik} runs on {_data_words(binar)}" if len(kinds) > 1 else ""
+        )
         out.append(
-            f"The best ELBO (β = 1 bound of the trained decoder) is {fmt(G.v(g, 'elbo'))} nats "
-            f"per image, {at(G.label(g))}; across settings it ranges from {fmt(e.min())} to "
-            f"{fmt(e.max())}."
+            f"The best ELBO (β = 1 bound of the trained decoder){where} is "
+            f"{fmt(G.v(g, 'elbo'))} nats per image, {at(G.label(g))}; across those settings it "
+            f"ranges from {fmt(e.min())} to {fmt(e.max())}."
         )
     c = G.best_calibrated_elbo()
     if c:
@@ -98,12 +112,75 @@ def bounds(G: Groups, ends: tuple[str, str] | None) -> list[str]:
             f"β near 1 by construction; with σ² set to each run's own MSE (calibrated ELBO) the "
             f"best is {at(G.label(c))}, {fmt(G.v(c, 'elbo_calib'))} nats per image."
         )
-    i = G.best("iwae_nll", high=False)
-    if i:
+    for (lik, binar), rows in kinds:
+        i = G.best("iwae_nll", high=False, rows=rows)
+        if not i:
+            continue
+        s = (
+            f"The IWAE estimate (k = {fmt_int(G.v(i, 'iwae_samples'))}) of loss.likelihood={lik}"
+            f" on {_data_words(binar)} is best {at(G.label(i))}: NLL "
+            f"{fmt(G.v(i, 'iwae_nll'))} nats per image, {fmt(G.v(i, 'bpd'))} bits per dimension"
+        )
+        if lik == "mse":
+            s += (
+                " (at σ² = ½, a density no run was fitted to: it can be worse than the 8 bits/dim "
+                "of a uniform density, so it ranks nothing"
+            )
+            cb = G.best("iwae_calib_bpd", high=False, rows=rows)
+            if cb:
+                s += (
+                    f"; with σ² = each run's own MSE the best is {at(G.label(cb))}, "
+                    f"{fmt(G.v(cb, 'iwae_calib_bpd'))} bits/dim"
+                )
+            s += ")"
+        e1 = G.v(i, "iwae_elbo_nll")
+        if ok(e1):
+            s += (
+                f"; the ELBO on the same images and draws is {fmt(-e1)} nats, never above the "
+                "IWAE bound"
+            )
+        out.append(s + ".")
+    out += _mixing(G, kinds)
+    return out
+
+
+def _kinds(G: Groups) -> list[tuple[tuple[str, str], pd.DataFrame]]:
+    """Groups split by (likelihood, binarisation): the sets whose bounds are comparable."""
+    lik = G.g["likelihood"].fillna("?").astype(str)
+    binar = (
+        G.g["binarize"].fillna("none").astype(str)
+        if "binarize" in G.g
+        else pd.Series("none", index=G.g.index)
+    )
+    key = lik + "|" + binar
+    return [
+        ((k.split("|")[0], k.split("|")[1]), G.g[key == k]) for k in dict.fromkeys(key.tolist())
+    ]
+
+
+def _data_words(binarize: str) -> str:
+    return {
+        "none": "grey-level data",
+        "static": "statically binarised data",
+        "dynamic": "dynamically binarised data",
+    }.get(binarize, f"data.binarize={binarize}")
+
+
+def _mixing(G: Groups, kinds: list[tuple[tuple[str, str], pd.DataFrame]]) -> list[str]:
+    liks = sorted({k[0] for k, _ in kinds})
+    bins = sorted({k[1] for k, _ in kinds})
+    out = []
+    if len(liks) > 1:
         out.append(
-            f"The IWAE estimate (k = {fmt_int(G.v(i, 'iwae_samples'))}) is best {at(G.label(i))}: "
-            f"NLL {fmt(G.v(i, 'iwae_nll'))} nats per image, {fmt(G.v(i, 'bpd'))} bits per "
-            f"dimension."
+            f"This sweep mixes likelihoods ({', '.join(liks)}): densities on [0, 1]^D and "
+            "probabilities of discrete pixels are not on one scale, so their ELBOs and NLLs are "
+            "compared only within one likelihood; across likelihoods compare the dequantised "
+            "bits/dim on the same data."
+        )
+    if len(bins) > 1:
+        out.append(
+            f"It also mixes binarisations ({', '.join(bins)}): grey and binarised images are "
+            "different datasets, so no bound or bits/dim is compared across them."
         )
     return out
 
@@ -121,11 +198,17 @@ def collapse(G: Groups, ends: tuple[str, str] | None) -> list[str]:
         f"{fmt_int(rows.loc[g, 'active_units_mean'])} {at(G.label(str(g)))}" for g in rows.index
     )
     out.append(f"Active units (Burda et al. 2016: Var_x E[z_j] > 0.01): {au}.")
-    lin = rows["lin_active_units_mean"].dropna() if "lin_active_units_mean" in rows else []
-    if len(lin):
+    lin = rows["lin_active_units_mean"].dropna() if "lin_active_units_mean" in rows else None
+    if lin is not None and len(lin):
+        above = rows.get("lin_components_above_mean")
+        parts = []
+        for g, v in lin.items():
+            a = float(above.get(g, float("nan"))) if above is not None else float("nan")
+            extra = f" (#{{λ_i > σ²}} = {fmt_int(a)})" if ok(a) and a > v else ""
+            parts.append(f"{fmt_int(v)}{extra} {at(G.label(str(g)))}")
         out.append(
-            "Linear-theory prediction #{λ_i > σ²_eff}: "
-            + ", ".join(f"{fmt_int(v)} {at(G.label(str(g)))}" for g, v in lin.items())
+            f"Linear-theory prediction min(M, #{{λ_i > σ²_eff}}) with M = {fmt_int(m)}: "
+            + ", ".join(parts)
             + "."
         )
     if ends:
@@ -252,6 +335,46 @@ def methods(G: Groups, ends: tuple[str, str] | None) -> list[str]:
             picks.append(f"{what}: {G.label(g)} ({value})")
     if picks:
         out.append("On these runs, " + "; ".join(picks) + ".")
+    return out
+
+
+def _unsettled(G: Groups, group: str) -> str:
+    """What was still moving at the end of any run of ``group`` ("" when all settled)."""
+    t = G.table
+    if "unsettled" not in t or "group" not in t:
+        return ""
+    names = t.loc[t["group"].astype(str) == str(group), "unsettled"].fillna("").astype(str)
+    return ", ".join(sorted({n for v in names for n in v.split(", ") if n}))
+
+
+def convergence(G: Groups, ends: tuple[str, str] | None) -> list[str]:
+    """KL controllers and learned decoder noise that had not settled by the last epochs.
+
+    A controller's β_t (GECO, the PI controller, capacity) or a learned decoder σ that still
+    moves over the last epochs means the final numbers are a snapshot of a moving target.
+    """
+    from vaesweep.report.data.per_run import SETTLE_SHARE, SETTLE_TOLERANCE
+
+    out = []
+    for g in G.g.index:
+        g = str(g)
+        what = _unsettled(G, g)
+        if not what:
+            continue
+        changes = []
+        for col, name in (("beta_t_change", "β_t"), ("sigma_change", "the learned decoder σ")):
+            v = G.v(g, col)
+            if name in what and ok(v):
+                changes.append(f"{name} changed by {fmt_pct(v)}")
+        extra = ""
+        if "σ" in what and ok(G.v(g, "mse")):
+            extra = f" (√MSE is {fmt(G.v(g, 'mse') ** 0.5)}, where a fitted σ would settle)"
+        out.append(
+            f"{G.label(g)}: not converged: {', '.join(changes) or what} over the last "
+            f"{fmt_pct(SETTLE_SHARE)} of the epochs (more than {fmt_pct(SETTLE_TOLERANCE)})"
+            f"{extra}; its final numbers are a snapshot, not the method's equilibrium "
+            "(train longer, or make the controller faster)."
+        )
     return out
 
 

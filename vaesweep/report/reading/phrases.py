@@ -17,6 +17,9 @@ from vaesweep.report.numbers import fmt
 
 #: beta_calib above this reads as over-regularised, below its inverse as autoencoder-like.
 CALIB_BAND = 3.0
+#: beta_calib within [1/NEAR_CALIB, NEAR_CALIB] reads as "near calibrated"; between that and
+#: CALIB_BAND as "somewhat" over- or under-regularised.
+NEAR_CALIB = 1.5
 #: SSE at or above this share of the total variance is "close to the mean image".
 MEAN_IMAGE_SHARE = 0.8
 #: A total rate below this many nats per image is "little" (a code that tells apart fewer than
@@ -48,7 +51,7 @@ class Groups:
 
     def v(self, group: str, col: str) -> float:
         try:
-            x = float(self.g.loc[group, f"{col}_mean"])
+            x = float(self.g[f"{col}_mean"].loc[group])
         except (KeyError, TypeError, ValueError):
             return math.nan
         return x
@@ -62,7 +65,10 @@ class Groups:
 
     def best(self, col: str, high: bool, rows: pd.DataFrame | None = None) -> str | None:
         rows = self.g if rows is None else rows
-        s = pd.to_numeric(rows.get(f"{col}_mean"), errors="coerce").dropna()
+        values = rows.get(f"{col}_mean")
+        if values is None:  # pd.to_numeric(None) is a NaN scalar, which has no dropna()
+            return None
+        s = pd.to_numeric(values, errors="coerce").dropna()
         if s.empty:
             return None
         return str(s.idxmax() if high else s.idxmin())
@@ -101,4 +107,19 @@ def calib_words(bc: float) -> str:
         return f"the prior is weighted about {fmt(bc, 2)} times more than the maximum-likelihood noise level would ask for (over-regularised: blur and collapse)"
     if bc < 1 / CALIB_BAND:
         return "the prior is weighted far less than the maximum-likelihood noise level would ask for (autoencoder-like: sharp reconstructions, poor prior samples)"
-    return "close to the maximum-likelihood noise level (calibrated)"
+    return f"{calib_verdict(bc)} (β_calib within a factor {fmt(NEAR_CALIB, 2)} of 1 reads as calibrated)"
+
+
+def calib_verdict(bc: float) -> str:
+    """One word for beta_calib, with the bands stated in :data:`NEAR_CALIB` and :data:`CALIB_BAND`."""
+    if not math.isfinite(bc):
+        return "no verdict"
+    if bc > CALIB_BAND:
+        return "over-regularised"
+    if bc < 1 / CALIB_BAND:
+        return "autoencoder-like"
+    if bc > NEAR_CALIB:
+        return "somewhat over-regularised"
+    if bc < 1 / NEAR_CALIB:
+        return "somewhat under-regularised"
+    return "near calibrated"

@@ -1,5 +1,7 @@
 """The reading's short answers to the three questions vaesweep exists for (README, first
-paragraph): is scaling the KL sound, what does β do to training, and which β to pick.
+paragraph): is scaling the KL sound, what does β do to training (the gradient view
+included), does a small β trade a smooth latent space for reconstruction; then which β to
+pick.
 
 The answers rest on β as the Lagrange multiplier of a rate constraint (Higgins et al. 2017,
 "β-VAE"), the rate-distortion plane whose slope is -β (Alemi et al. 2018, "Fixing a Broken
@@ -11,18 +13,28 @@ rate into information and prior mismatch (Hoffman & Johnson 2016, "ELBO surgery"
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 
-from vaesweep.report.numbers import fmt
+from vaesweep.report.data.per_run import INFORMATIVE_KL
+from vaesweep.report.numbers import fmt, fmt_int
 from vaesweep.report.reading.answer import calibrated_beta
 from vaesweep.report.reading.phrases import Groups, at, nats, ok
 
+#: A cosine of the two expected encoder gradients at or below this reads as "balanced".
+BALANCED_COS = -0.9
+
 
 def build_questions(G: Groups, ends: tuple[str, str] | None) -> list[tuple[str, str]]:
-    """(question, answer) pairs; the first two need two constant-β ends to compare."""
+    """(question, answer) pairs: the three questions of the README, each answered directly
+    with the runs' numbers (the first three need two constant-β ends), then what to pick."""
     qs = []
     q1 = "Is scaling the KL term sound, or does it drop the KL?"
-    q2 = "What does β do?"
-    q3 = "What should I pick?"
+    q2 = "What does β do to training, and how should it be read in terms of gradient descent?"
+    q3 = (
+        "Does a smaller β care more about reconstruction than about a smooth, "
+        "well-structured latent space?"
+    )
+    q4 = "What should I pick?"
     if ends:
         lo, hi = ends
         L, H = G.bname(lo), G.bname(hi)
@@ -40,36 +52,116 @@ def build_questions(G: Groups, ends: tuple[str, str] | None) -> list[tuple[str, 
         if G.g.loc[lo, "likelihood"] == "mse" and ok(G.v(lo, "sigma_eff")):
             a1 += (
                 f" With squared error, scaling the KL is choosing the decoder noise σ² = β/2: "
-                f"σ = {fmt(G.v(lo, 'sigma_eff'))} {at(L)}, {fmt(G.v(hi, 'sigma_eff'))} {at(H)}."
+                f"σ = {fmt(G.v(lo, 'sigma_eff'))} {at(L)}, {fmt(G.v(hi, 'sigma_eff'))} {at(H)}. "
+                "So the loss stays an ELBO (times β) for every β, of the decoder with "
+                "σ² = β/2, not of the σ² = ½ decoder behind the logged ELBO column; the "
+                "calibrated ELBO and the IWAE bound at σ² = each run's own MSE compare runs "
+                "fairly."
             )
         qs.append((q1, a1))
-        a2 = (
-            f"Lowering β from {H.removeprefix('β=')} to {L.removeprefix('β=')} raised the rate from "
-            f"{fmt(G.v(hi, 'kl'))} to {fmt(G.v(lo, 'kl'))} nats and changed the squared error from "
-            f"{fmt(G.v(hi, 'sse'))} to {fmt(G.v(lo, 'sse'))} per image (PSNR "
-            f"{fmt(G.v(hi, 'psnr'))} → {fmt(G.v(lo, 'psnr'))} dB)."
-        )
-        gh, gl = G.v(hi, "grad_ratio"), G.v(lo, "grad_ratio")
-        if ok(gh) and ok(gl):
-            a2 += (
-                f" In gradient terms, at the end of training the weighted KL pulled on the encoder "
-                f"outputs {fmt(gh)} times as hard as the reconstruction {at(H)}, and {fmt(gl)} "
-                f"times {at(L)}."
-            )
-        mh, ml = G.v(hi, "marginal_kl"), G.v(lo, "marginal_kl")
-        if ok(mh) and ok(ml):
-            a2 += (
-                f" The mismatch between the aggregate posterior and the prior (marginal KL) was "
-                f"{fmt(mh)} nats {at(H)} and {fmt(ml)} nats {at(L)}"
-                + (
-                    ": the price of a small β is worse prior samples."
-                    if ml > mh
-                    else ": here a smaller β did not cost prior mismatch."
+        qs.append((q2, _training(G, lo, hi)))
+        qs.append((q3, _latent_space(G, lo, hi)))
+    qs.append((q4, _pick(G)))
+    return qs
+
+
+def _training(G: Groups, lo: str, hi: str) -> str:
+    """Q2: what β changed, and the gradient view (Alemi et al. 2018: the optimum of D + βR
+    is where the R-D curve has slope -β; at a stationary point the two pulls cancel)."""
+    L, H = G.bname(lo), G.bname(hi)
+    text = (
+        f"Lowering β from {H.removeprefix('β=')} to {L.removeprefix('β=')} raised the rate from "
+        f"{fmt(G.v(hi, 'kl'))} to {fmt(G.v(lo, 'kl'))} nats and changed the squared error from "
+        f"{fmt(G.v(hi, 'sse'))} to {fmt(G.v(lo, 'sse'))} per image (PSNR "
+        f"{fmt(G.v(hi, 'psnr'))} → {fmt(G.v(lo, 'psnr'))} dB). In gradient terms each step "
+        "follows ∇recon + β·∇KL. At convergence the two expected pulls on the encoder balance "
+        "for every β; β does not make one term win, it sets where they balance: at the point of "
+        "the rate–distortion curve where one more nat of rate lowers the squared error by "
+        "β_sum (slope dD/dR = −β_sum)."
+    )
+    gh, gl = G.v(hi, "grad_ratio"), G.v(lo, "grad_ratio")
+    ch, cl = G.v(hi, "grad_cos"), G.v(lo, "grad_cos")
+    if ok(gh) and ok(gl) and ok(ch) and ok(cl):
+        both = ch <= BALANCED_COS and cl <= BALANCED_COS
+        text += (
+            f" Measured on the encoder outputs (each pull averaged over reparameterisation "
+            f"draws), ‖β∇KL‖/‖∇recon‖ was {fmt(gh)} with cosine {fmt(ch, 2)} {at(H)} and "
+            f"{fmt(gl)} with cosine {fmt(cl, 2)} {at(L)}"
+            + (
+                ": nearly opposite pulls at both ends, the balance that convergence means."
+                if both
+                else (
+                    f": where the cosine is above {BALANCED_COS} the measured pulls do not "
+                    "cancel; either the encoder is still moving there (more epochs would tell), "
+                    "or the sampling noise left after averaging the draws dominates, which is "
+                    "largest where β∇KL is small (raise eval.grad_draws to check)."
                 )
             )
-        qs.append((q2, a2))
-    qs.append((q3, _pick(G)))
-    return qs
+        )
+    elif ok(gh) and ok(gl):
+        text += (
+            f" The logged ‖β∇KL‖/‖∇recon‖ was {fmt(gh)} {at(H)} and {fmt(gl)} {at(L)} (from "
+            "an older record without the expected gradients: one draw's reconstruction "
+            "gradient is dominated by sampling noise, so read these with care)."
+        )
+    text += (
+        " Adam is nearly invariant to multiplying the whole loss by a constant, so "
+        "recon + 0.1·KL trains like 10·recon + KL: only the ratio β matters, not the "
+        "size of either term."
+    )
+    return text
+
+
+def _latent_space(G: Groups, lo: str, hi: str) -> str:
+    """Q3 with the runs' numbers: information per image, the prior mismatch (Hoffman & Johnson
+    2016) within what its estimator can show, and the dimensions in use."""
+    L, H = G.bname(lo), G.bname(hi)
+    il, ih = G.v(lo, "informative_dims"), G.v(hi, "informative_dims")
+    m = G.v(hi, "latent_dim")
+    text = (
+        f"Roughly, and more precisely: a smaller β prices information about each image lower. "
+        f"{at(L).capitalize()} the code carries {fmt(G.v(lo, 'kl'))} nats per image in "
+        f"{fmt_int(il)} of {fmt_int(m)} dimensions (≥ {INFORMATIVE_KL} nats), against "
+        f"{fmt(G.v(hi, 'kl'))} nats in {fmt_int(ih)} {at(H)}."
+    )
+    if ih == 0:
+        text += (
+            f" {at(H).capitalize()} the latent space is smooth only because it is empty: "
+            "every z decodes to about the same image, so it has no structure to speak of."
+        )
+    ml, mh = G.v(lo, "marginal_kl"), G.v(hi, "marginal_kl")
+    sat_l = G.v(lo, "mi_saturated") > 0
+    sat_h = G.v(hi, "mi_saturated") > 0
+    if ok(ml) and ok(mh):
+        text += (
+            f" The mismatch between the aggregate posterior and the prior (marginal KL, the "
+            f"rate minus I(x;z)) is {nats(mh)} {at(H)} and {nats(ml)} {at(L)}."
+        )
+        if sat_l or sat_h:
+            which = L if sat_l else H
+            cap = G.v(lo if sat_l else hi, "mi_ceiling")
+            text += (
+                f" {at(which).capitalize()} the I(x;z) estimate sits at its ceiling log N = "
+                f"{fmt(cap)} (N validation images), so there the marginal KL is the rate minus "
+                "log N by construction: an upper bound on the prior mismatch, not a measurement "
+                "of it. The estimator can show that a code uses more than log N nats; it cannot "
+                "show how much more, nor how much of the rest is holes in the prior."
+            )
+        elif ml > mh:
+            text += (
+                " The larger mismatch at the smaller β is where prior samples can land outside "
+                "the region the decoder was trained on (holes)."
+            )
+        else:
+            text += " Here the smaller β did not cost prior mismatch."
+    text += (
+        " The direct evidence is in the figures: prior samples (the same noise at every β) and "
+        "latent traversals show whether the space a small β leaves is still usable for "
+        "sampling and interpolation. So the phrase is fair if it means: lower β buys "
+        "reconstructions with information in z, and pays with a code the prior fits less "
+        "well; it is the position on one trade-off curve, not dropping the prior."
+    )
+    return text
 
 
 def _pick(G: Groups) -> str:
@@ -86,18 +178,31 @@ def _pick(G: Groups) -> str:
             f"for the likelihood with the decoder noise fitted to each run's error (calibrated "
             f"ELBO), {G.label(g)} ({fmt(G.v(g, 'elbo_calib'))} nats per image)"
         )
-    g = G.best("iwae_nll", high=False)
+    mse_groups = G.g[G.g["likelihood"] == "mse"]
+    g = G.best("iwae_calib_bpd", high=False, rows=mse_groups) if not mse_groups.empty else None
     if g:
-        text = (
-            f"for the IWAE bound of the trained decoder, {G.label(g)} (NLL "
-            f"{fmt(G.v(g, 'iwae_nll'))} nats, {fmt(G.v(g, 'bpd'))} bits/dim"
+        parts.append(
+            f"for the IWAE bound with σ² = each run's own MSE, dequantised, {G.label(g)} "
+            f"({fmt(G.v(g, 'iwae_calib_bpd'))} bits/dim)"
         )
-        if G.g.loc[g, "likelihood"] == "mse":
-            text += "; for mse the decoder density has σ² = ½, so this too favours β near 1"
-        parts.append(text + ")")
-    g = G.best("marginal_kl", high=False)
+    # The IWAE at sigma^2 = 1/2 of an mse run is no useful density (worse than uniform):
+    # offered only for likelihoods whose own density is the model.
+    other = G.g[G.g["likelihood"] != "mse"]
+    g = G.best("iwae_nll", high=False, rows=other) if not other.empty else None
+    if g and other["likelihood"].nunique() == 1:
+        parts.append(
+            f"for the IWAE bound of the trained decoder, {G.label(g)} (NLL "
+            f"{fmt(G.v(g, 'iwae_nll'))} nats, {fmt(G.v(g, 'bpd'))} bits/dim)"
+        )
+    sat = (
+        pd.to_numeric(G.g["mi_saturated_mean"], errors="coerce")
+        if "mi_saturated_mean" in G.g
+        else pd.Series(0.0, index=G.g.index)
+    )
+    unsaturated = G.g[~(sat > 0)]
+    g = G.best("marginal_kl", high=False, rows=unsaturated) if not unsaturated.empty else None
     if g:
-        text = f"for prior samples that land where images were encoded (smallest marginal KL), {G.label(g)} ({nats(G.v(g, 'marginal_kl'))}"
+        text = f"for prior samples that land where images were encoded (smallest marginal KL among the runs whose I(x;z) estimate is below its log N ceiling), {G.label(g)} ({nats(G.v(g, 'marginal_kl'))}"
         if G.v(g, "informative_dims") == 0:
             text += (
                 ", but with no dimension above 0.1 nats its samples hardly differ from each other"
@@ -109,7 +214,7 @@ def _pick(G: Groups) -> str:
     star = calibrated_beta(G)
     if star and "passes 1" in star:
         text += (
-            " One principled choice is the β where β_calib ≈ 1 (see above), or "
+            f" One principled choice is the β where β_calib ≈ 1 ({star.split(': ')[0]}), or "
             "loss.likelihood=gaussian_optimal, which sets σ² to the running MSE and so picks it "
             "during training (Rybkin et al. 2021)."
         )

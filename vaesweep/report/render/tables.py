@@ -28,6 +28,7 @@ SETTING_COLUMNS = (
     ("active_units", "active units"),
     ("informative_dims", "dims ≥ 0.1 nats"),
     ("lin_active_units", "linear AU"),
+    ("lin_components_above", "PCA comps > σ²"),
     ("sigma_eff", "σ_eff"),
     ("beta_calib", "β_calib"),
     ("mi", "I(x;z)"),
@@ -48,7 +49,13 @@ RUN_COLUMNS = (
     ("beta_calib", "β_calib"),
     ("wall_time_s", "time (s)"),
 )
-COUNTS = {"active_units", "informative_dims", "lin_active_units", "epochs_done"}
+COUNTS = {
+    "active_units",
+    "informative_dims",
+    "lin_active_units",
+    "lin_components_above",
+    "epochs_done",
+}
 
 
 def _cell(value: object, stem: str) -> str:
@@ -77,9 +84,23 @@ def settings_table(sweep: SweepRecords) -> pd.DataFrame:
             text = _cell(m, stem)
             if g.loc[i, "n_seeds"] > 1 and isinstance(s, float) and math.isfinite(s):
                 text += f" ± {fmt(s, 2)}"
+            text += _saturation_flag(g, i, stem)
             cells.append(text)
         out[header] = cells
     return out.reset_index(drop=True)
+
+
+def _saturation_flag(g: pd.DataFrame, i: object, stem: str) -> str:
+    """I(x;z) at its log N ceiling: the number is the estimator's cap, not a measurement."""
+    if stem not in ("mi", "marginal_kl"):
+        return ""
+    if "mi_saturated_mean" not in g.columns:
+        return ""
+    sat = pd.to_numeric(g["mi_saturated_mean"], errors="coerce")
+    if not (sat.get(i, 0) > 0):
+        return ""
+    cap = fmt(g["mi_ceiling_mean"].get(i))
+    return f" (saturated: log N = {cap})" if stem == "mi" else " (≥ rate − log N)"
 
 
 def runs_table(sweep: SweepRecords) -> pd.DataFrame:
