@@ -41,6 +41,11 @@ FORBIDDEN: list[tuple[tuple[str, ...], tuple[str, ...]]] = [
     ),
     # A run never touches its sweep: the bridge's task function refreshes runs.csv.
     (("vaesweep.run",), (*HYDRA, *UPPER, *SWEEP_RECORD)),
+    # Trackers see the record, never training: no torch, no core, no sweep code.
+    (
+        ("vaesweep.tracking",),
+        ("torch", *HYDRA, *CORE, "vaesweep.run", *UPPER, *SWEEP_RECORD, "vaesweep.report"),
+    ),
     (("vaesweep.bridge",), ("vaesweep.commands", "vaesweep.cli")),
     (("vaesweep.commands",), ("vaesweep.cli",)),
 ]

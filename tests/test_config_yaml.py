@@ -24,11 +24,16 @@ from omegaconf import OmegaConf
 from vaesweep import config as schemas
 from vaesweep.bridge import compose as bridge
 from vaesweep.config.loss import LIKELIHOODS
+from vaesweep.config.tracker import TRACKER_SCHEMAS
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 #: Config groups: fields of the root schema with a folder of options under conf/.
 GROUPS = [f.name for f in dataclasses.fields(schemas.Config) if (CONF / f.name).is_dir()]
 OPTIONS = [(g, p.stem) for g in GROUPS for p in sorted((CONF / g).glob("*.yaml"))]
+#: Groups whose options each fill their own section (``# @package tracker.<option>``), so
+#: several can be chosen at once (``tracker=[tensorboard,mlflow]``): such a file is the
+#: reference for its section's schema.
+SECTIONS: dict[str, dict[str, type]] = {"tracker": TRACKER_SCHEMAS}
 
 
 def _raw(path: Path) -> tuple[dict[str, Any], list[Path]]:
@@ -87,10 +92,13 @@ def drift(group: str, option: str, defaults: dict[str, Any] | None = None) -> li
     own, extends = _raw(path)
     required = [f"{group}.{k}=placeholder" for k, v in own.items() if v == "???"]
     node = getattr(bridge.compose([f"{group}={option}", *required]), group)
+    prefix = f"{group}."
+    if option in SECTIONS.get(group, {}):
+        node, prefix = getattr(node, option), f"{group}.{option}."
     composed = dataclasses.asdict(node)
     expected = defaults if defaults is not None else dataclasses.asdict(type(node)())
     problems = [
-        f"{group}={option} composes {group}.{k}={composed[k]!r}; the schema default is "
+        f"{group}={option} composes {prefix}{k}={composed[k]!r}; the schema default is "
         f"{expected[k]!r}"
         for k in composed
         if k not in own and composed[k] != expected[k]
@@ -102,7 +110,7 @@ def drift(group: str, option: str, defaults: dict[str, Any] | None = None) -> li
         if further:
             chain += further
         else:
-            problems += _reference_problems(reference, f"{group}.", expected, option)
+            problems += _reference_problems(reference, prefix, expected, option)
     return problems
 
 
@@ -120,7 +128,7 @@ def test_the_check_sees_a_changed_default() -> None:
 
 
 def test_every_group_has_a_folder() -> None:
-    assert {"data", "model", "loss", "kl", "train", "eval"} <= set(GROUPS)
+    assert {"data", "model", "loss", "kl", "train", "eval", "tracker"} <= set(GROUPS)
 
 
 def test_root_keys_agree_with_the_root_schema() -> None:

@@ -81,7 +81,10 @@ def _console(stderr: bool = False) -> Any:
 
 
 def _fail(message: str, code: int = 2) -> None:
-    _console(stderr=True).print(f"[bold red]Error:[/] {message}", soft_wrap=True)
+    from rich.markup import escape
+
+    # Escaped: messages quote commands such as pip install 'vaesweep[mlflow]'.
+    _console(stderr=True).print(f"[bold red]Error:[/] {escape(message)}", soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -308,6 +311,12 @@ def report(
         from vaesweep.report.build import build_report
 
         path = build_report(list(dirs or []), fmt=fmt, out=out, outputs=outputs, console=_console())
+        from vaesweep.tracking.session import upload_report
+
+        # A sweep logged to MLflow gets its report as artifacts of the sweep's parent run.
+        sources = list(dirs or []) or ([path.parent.parent] if out is None else [])
+        for run_id in upload_report(sources, path.parent):
+            _console().print(f"report logged to MLflow run {run_id}", highlight=False)
         if open_:
             import webbrowser
 

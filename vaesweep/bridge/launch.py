@@ -21,7 +21,7 @@ from vaesweep.bridge.hydra_internals import release_joblib_workers, sweeper_trus
 from vaesweep.bridge.overrides import quote
 from vaesweep.record import contract
 from vaesweep.record.sweep_index import refresh_index, run_status
-from vaesweep.record.sweep_plan import PLAN_FILE
+from vaesweep.record.sweep_plan import PLAN_FILE, SweepPlan
 
 
 def run_subdir(swept_keys: Sequence[str]) -> str:
@@ -50,11 +50,24 @@ def hydra_task(cfg: DictConfig) -> dict[str, Any]:
 
     multirun = hydra_cfg.mode is not None and str(hydra_cfg.mode) == "RunMode.MULTIRUN"
     sweep_dir = Path(hydra_cfg.sweep.dir).resolve() if multirun else None
+    config = to_config(cfg)
+    tracking = _tracking_context(sweep_dir, run_dir) if config.tracker.names else None
     try:
-        return run_job(to_config(cfg), run_dir, overrides=list(hydra_cfg.overrides.task))
+        return run_job(config, run_dir, list(hydra_cfg.overrides.task), tracking)
     finally:
         if sweep_dir is not None and (sweep_dir / PLAN_FILE).exists():
             refresh_index(sweep_dir)
+
+
+def _tracking_context(sweep_dir: Path | None, run_dir: Path) -> Any:
+    """What the run's trackers show of its sweep (swept values, their domains), from sweep.json."""
+    if sweep_dir is None or not (sweep_dir / PLAN_FILE).exists():
+        return None
+    from vaesweep.tracking.info import sweep_context
+
+    plan = SweepPlan.load(sweep_dir)
+    runs = [(r.name, r.values) for r in plan.runs]
+    return sweep_context(sweep_dir, plan.swept_keys, runs, run_dir.name)
 
 
 def launch(

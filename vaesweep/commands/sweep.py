@@ -17,6 +17,7 @@ from typing import Any
 
 from rich.console import Console
 
+from vaesweep.bridge import compose as bridge_compose
 from vaesweep.bridge import grid as bridge_grid
 from vaesweep.bridge import launch as bridge_launch
 from vaesweep.commands.interrupts import mark_interrupted, stop_signals_as_interrupt
@@ -29,11 +30,13 @@ from vaesweep.commands.launching import (
 )
 from vaesweep.commands.sweep_monitor import SweepMonitor
 from vaesweep.commands.train import timestamp
+from vaesweep.config.tracker import TrackerConfig
 from vaesweep.errors import UserError
 from vaesweep.record.layout import one_component, sweeps_dir, writable_dir, writable_root
 from vaesweep.record.sweep_index import refresh_index
 from vaesweep.record.sweep_lock import SweepLock
 from vaesweep.record.sweep_plan import PLAN_FILE, PlannedRun, SweepPlan
+from vaesweep.tracking import session as tracking
 
 
 def plan_sweep(
@@ -44,6 +47,7 @@ def plan_sweep(
         one_component(name)
     grid = bridge_grid.expand_grid(overrides, opts.config_dirs)
     configs = bridge_grid.validate_jobs(grid, opts.config_dirs)
+    tracking.check([c.tracker for c in configs])  # a missing tracker package: before anything
     if runs_here(opts):
         opts.notes = _preflight(configs)
     names = grid.names()
@@ -129,6 +133,8 @@ def sweep(
     user = list(plan.overrides)
     # Checked before the lock creates the directory: a typo leaves nothing behind.
     extra, launcher, threads = launcher_overrides(opts, len(plan.runs), user)
+    trackers = _trackers(plan, opts)
+    tracking.preflight(trackers, opts.outputs)
     if not resume:
         _check_new(sweep_dir)
     if opts.resume_note:
@@ -143,6 +149,7 @@ def sweep(
         plan.launcher, plan.jobs, plan.threads_per_run = launcher, opts.jobs, threads
         plan.save(sweep_dir)
         refresh_index(sweep_dir)
+        tracking.open_sweep(trackers, sweep_dir, plan.name, plan.swept_keys, opts.outputs)
         bars_off = "train.progress=off" in [*user, *extra]
         monitor = SweepMonitor(sweep_dir, plan, console, live=bars_off).start()
         try:
@@ -161,6 +168,7 @@ def sweep(
         finally:
             monitor.stop()
             rows = refresh_index(sweep_dir)
+            tracking.close_sweep(sweep_dir, [str(r.get("status")) for r in rows])
     return rows
 
 
@@ -182,6 +190,14 @@ def _check_new(sweep_dir: Path) -> None:
             f"{sweep_dir} already holds a sweep; resume it with "
             f"`vaesweep sweep --resume {shlex.quote(str(sweep_dir))}` or choose another --name"
         )
+
+
+def _trackers(plan: SweepPlan, opts: LaunchOptions) -> list[TrackerConfig]:
+    """The tracker settings of the sweep's runs: the first run's, or each run's when the
+    ``tracker`` group itself is swept."""
+    swept = any(k.lstrip("+~").split(".")[0] == "tracker" for k in plan.swept_keys)
+    runs = plan.runs if swept else plan.runs[:1]
+    return [bridge_compose.compose(r.overrides, opts.config_dirs).tracker for r in runs]
 
 
 def load_for_resume(sweep_dir: Path) -> SweepPlan:

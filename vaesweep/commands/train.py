@@ -22,6 +22,7 @@ from vaesweep.record.layout import one_component, runs_dir, writable_dir, writab
 from vaesweep.record.sweep_index import run_status
 from vaesweep.record.sweep_lock import SweepLock
 from vaesweep.record.sweep_plan import PLAN_FILE
+from vaesweep.tracking import session as tracking
 
 
 def timestamp() -> str:
@@ -66,6 +67,7 @@ def train(
         if run_dir.exists():
             run_dir = run_dir.with_name(run_dir.name + f"_{os.getpid()}")
     extra, _launcher, _ = launcher_overrides(opts, 1, overrides)
+    tracking.preflight([config.tracker], opts.outputs)
     console.print(f"run dir: {run_dir}", highlight=False)
     with contextlib.ExitStack() as locks:
         # Locked like a sweep (and, for a run inside a sweep, the sweep too): a second

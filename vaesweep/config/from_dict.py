@@ -21,6 +21,7 @@ from vaesweep.config.kl import KL_SCHEMAS
 from vaesweep.config.loss import LossConfig
 from vaesweep.config.model import MODEL_SCHEMAS
 from vaesweep.config.root import Config
+from vaesweep.config.tracker import tracker_from_dict
 from vaesweep.config.train import TrainConfig
 from vaesweep.errors import ConfigError
 
@@ -81,6 +82,8 @@ def config_from_dict(values: Mapping[str, Any]) -> Config:
     for group, schema in GROUP_SCHEMAS.items():
         if group in values:
             kwargs[group] = _build(schema, values[group], group)
+    if values.get("tracker") is not None:
+        kwargs["tracker"] = tracker_from_dict(values["tracker"], _build)
     for key in ("beta", "seed"):
         if key in values:
             kwargs[key] = values[key]

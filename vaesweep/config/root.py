@@ -15,6 +15,7 @@ from vaesweep.config.checks import finite_numbers, non_negative, require
 from vaesweep.config.data import DataConfig
 from vaesweep.config.eval import EvalConfig
 from vaesweep.config.loss import LossConfig
+from vaesweep.config.tracker import TrackerConfig
 from vaesweep.config.train import TrainConfig
 
 #: OmegaConf's marker for "must be given" (the groups fill it); a plain string keeps this
@@ -35,6 +36,8 @@ class Config:
     kl: Any = MISSING
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    #: Experiment trackers fed by the record; they never change what is trained.
+    tracker: TrackerConfig = field(default_factory=TrackerConfig)
     #: Weight of the KL term per image: loss = recon + beta * KL (README, "What beta means").
     beta: float = 1.0
     seed: int = 0
@@ -77,6 +80,10 @@ class Config:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
 
     def hash(self) -> str:
-        """A short digest of every setting, for telling runs apart in summaries."""
-        blob = json.dumps(self.to_dict(), sort_keys=True, default=str)
+        """A short digest of every setting, for telling runs apart in summaries.
+
+        The trackers are left out: watching a run does not make it a different experiment.
+        """
+        settings = {k: v for k, v in self.to_dict().items() if k != "tracker"}
+        blob = json.dumps(settings, sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:12]

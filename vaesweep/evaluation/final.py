@@ -34,13 +34,18 @@ class ImageGrid:
 
 
 @torch.no_grad()
-def image_grids(
-    model: VAE, splits: Splits, device: torch.device, config: Config, kl_per_dim: list[float]
+def preview_grids(
+    model: VAE, val_images: torch.Tensor, device: torch.device, config: Config
 ) -> dict[str, ImageGrid]:
-    """``{"reconstructions", "samples", "traversals"}`` grids of a trained model."""
+    """``{"reconstructions", "samples"}``: the first validation images (uint8 ``val_images``)
+    and the fixed prior noise (:data:`SAMPLE_SEED`) through ``model`` as it is now.
+
+    The same grids as :func:`image_grids` draws at the end, so the trackers can show them
+    during training; its own generator leaves the training's random streams alone.
+    """
     gen = torch.Generator(device=device).manual_seed(SAMPLE_SEED)
-    n = min(config.eval.n_recon, len(splits.val))
-    x = to_unit(splits.val.images[:n].to(device), "none", None)
+    n = min(config.eval.n_recon, len(val_images))
+    x = to_unit(val_images[:n].to(device), "none", None)
     grids = {"reconstructions": ImageGrid([x, model.reconstruct(x)], {"val_index": list(range(n))})}
     z = torch.randn((config.eval.n_samples, model.latent_dim), generator=gen, device=device)
     per_row = 8
@@ -48,6 +53,16 @@ def image_grids(
     grids["samples"] = ImageGrid(
         [samples[i : i + per_row] for i in range(0, len(samples), per_row)]
     )
+    return grids
+
+
+@torch.no_grad()
+def image_grids(
+    model: VAE, splits: Splits, device: torch.device, config: Config, kl_per_dim: list[float]
+) -> dict[str, ImageGrid]:
+    """``{"reconstructions", "samples", "traversals"}`` grids of a trained model."""
+    grids = preview_grids(model, splits.val.images, device, config)
+    x = grids["reconstructions"].rows[0]
     dims = sorted(range(len(kl_per_dim)), key=lambda j: -kl_per_dim[j])[:TRAVERSAL_DIMS]
     mu, _ = model.encode(x[:1])
     values = torch.linspace(-3, 3, TRAVERSAL_STEPS, device=device)

@@ -30,6 +30,9 @@ A run directory holds:
     sharing the most information with each factor), ``dci.importance`` (latents x factors),
     ``sap.matrix``, ``factor_vae.votes``; ``skipped`` (metric -> why); ``seconds``;
     ``encoded_combinations``. The same ``scores`` are in ``summary.json["disentanglement"]``.
+``events.out.tfevents.*``, ``mlflow.json`` (with ``tracker=tensorboard`` / ``mlflow``)
+    TensorBoard's event files, and the ids of the run's MLflow run (:data:`MLFLOW_FILE`);
+    views of the files above for the trackers, never read by ``vaesweep report``.
 
 Every file is written to a temporary name and renamed, so a killed run never leaves a
 half-written file. The format version is :data:`SCHEMA_VERSION`.
@@ -61,6 +64,9 @@ DISENTANGLEMENT_SCORES = (
     "dci_completeness",
     "dci_informativeness",
 )
+#: With ``tracker=mlflow``: ``{"tracking_uri", "experiment_id", "run_id"}`` of the MLflow run
+#: of a run directory (resuming continues it), or of a sweep directory's parent run.
+MLFLOW_FILE = "mlflow.json"
 
 #: ``summary.json["status"]`` of a run; a run directory without a readable summary is pending.
 PENDING, RUNNING, COMPLETED, DIVERGED, FAILED = (

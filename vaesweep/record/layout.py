@@ -17,6 +17,9 @@ from vaesweep.errors import UserError
 RUNS_DIR = "runs"
 #: Folder of sweeps (``vaesweep sweep``) under the outputs root.
 SWEEPS_DIR = "sweeps"
+#: ``tracker=mlflow``'s default store under the outputs root, and its artifacts' folder.
+MLFLOW_STORE = "mlflow.db"
+MLFLOW_ARTIFACTS_DIR = "mlartifacts"
 
 
 #: The environment variable that moves the outputs root.
@@ -97,3 +100,11 @@ def runs_dir(outputs: Path | None = None) -> Path:
 def sweeps_dir(outputs: Path | None = None) -> Path:
     """``<root>/sweeps``: where ``vaesweep sweep`` puts each sweep."""
     return outputs_root(outputs) / SWEEPS_DIR
+
+
+def outputs_root_of(run_dir: Path, sweep_dir: Path | None = None) -> Path | None:
+    """The outputs root a run directory lies in (``<root>/runs/<run>`` or
+    ``<root>/sweeps/<sweep>/<run>``); None where the layout is not vaesweep's."""
+    if sweep_dir is not None:
+        return sweep_dir.parent.parent if sweep_dir.parent.name == SWEEPS_DIR else None
+    return run_dir.parent.parent if run_dir.parent.name == RUNS_DIR else None

@@ -34,6 +34,9 @@ from vaesweep.record.files import write_json
 from vaesweep.record.images import save_grid
 from vaesweep.run.assembly import assemble
 from vaesweep.run.record_hooks import RecordHooks
+from vaesweep.tracking import Trackers, TrackingContext
+from vaesweep.tracking.fanout import END_WAIT_S, INTERRUPTED_WAIT_S
+from vaesweep.tracking.info import run_info
 from vaesweep.training.adam import make_adam
 from vaesweep.training.progress import EpochProgress
 from vaesweep.training.trainer import Trainer, TrainState
@@ -56,11 +59,17 @@ def versions() -> dict[str, str]:
     }
 
 
-def run_job(config: Config, run_dir: Path, overrides: list[str] | None = None) -> dict[str, Any]:
+def run_job(
+    config: Config,
+    run_dir: Path,
+    overrides: list[str] | None = None,
+    tracking: TrackingContext | None = None,
+) -> dict[str, Any]:
     """Train one run into ``run_dir`` and return its summary (status in ``summary["status"]``).
 
     Errors never escape: a bad input is recorded as ``failed`` with ``error_kind="user"``,
     anything else as ``failed`` with ``error_kind="internal"`` and its traceback in train.log.
+    ``tracking`` says what the trackers (``config.tracker``) show of the run's sweep, if any.
     """
     run_dir.mkdir(parents=True, exist_ok=True)
     record = RunRecord(run_dir)
@@ -85,23 +94,31 @@ def run_job(config: Config, run_dir: Path, overrides: list[str] | None = None) -
         versions=versions(),
     )
     t0 = time.perf_counter()
+    trackers, tracker_wait = Trackers([]), END_WAIT_S
     try:
-        _train(config, record)
+        trackers = Trackers.from_config(config.tracker)
+        _train(config, record, trackers, tracking)
     except UserError as err:
         record.update_summary(status=contract.FAILED, error=str(err), error_kind="user")
     except Exception as err:  # a bug: keep the run's record and the traceback
         log.error("run failed:\n%s", traceback.format_exc())
         first = f"{type(err).__name__}: {err}".splitlines()[0]
         record.update_summary(status=contract.FAILED, error=first, error_kind="internal")
+    except BaseException:  # Ctrl-C, a launcher's kill: do not keep the user waiting on trackers
+        tracker_wait = INTERRUPTED_WAIT_S
+        raise
     finally:
         spent = time.perf_counter() - t0
         record.update_summary(
             wall_time_s=float(record.summary.get("wall_time_s") or 0.0) + spent, finished=_now()
         )
+        trackers.end(str(record.summary.get("status")), record.summary, tracker_wait)
     return record.summary
 
 
-def _train(config: Config, record: RunRecord) -> None:
+def _train(
+    config: Config, record: RunRecord, trackers: Trackers, tracking: TrackingContext | None
+) -> None:
     t_setup = time.perf_counter()
     run = assemble(config, spectrum=True)
     splits, model, device = run.splits, run.model, run.device
@@ -149,9 +166,12 @@ def _train(config: Config, record: RunRecord) -> None:
     else:
         record.reset_rows()
     record.write_text(contract.CONFIG_FILE, config.to_yaml())
+    if trackers:
+        resumed = state.step if checkpoint is not None else None
+        trackers.start(run_info(config, record.dir, tracking, record.summary, resumed))
 
     progress = EpochProgress.create(config.train.progress, config.train.epochs)
-    hooks = RecordHooks(record, config, progress)
+    hooks = RecordHooks(record, config, progress, trackers, val_u8)
     trainer.hooks = hooks
     timings = {"setup_s": time.perf_counter() - t_setup}
     t_fit = time.perf_counter()

@@ -11,7 +11,10 @@ import torch
 
 from vaesweep import testhooks
 from vaesweep.config import Config
+from vaesweep.evaluation.final import preview_grids
 from vaesweep.record import RunRecord
+from vaesweep.record.images import grid_array, upscale_factor
+from vaesweep.tracking import Trackers
 from vaesweep.training.progress import EpochProgress
 from vaesweep.training.trainer import EpochResult, TrainHooks, TrainState
 
@@ -25,12 +28,23 @@ class RecordHooks(TrainHooks):
     every :attr:`summary_every_s` seconds and by :meth:`write_progress` at the end: they are a
     view for ``ls`` and the sweep monitor, while ``metrics.csv`` and the checkpoint (written
     every epoch) are what resuming relies on.
+
+    The trackers (:mod:`vaesweep.tracking`) get exactly the rows just written to metrics.csv,
+    and every ``tracker.image_every`` epochs the reconstruction and sample grids.
     """
 
     summary_every_s = 2.0
 
-    def __init__(self, record: RunRecord, config: Config, progress: EpochProgress | None) -> None:
+    def __init__(
+        self,
+        record: RunRecord,
+        config: Config,
+        progress: EpochProgress | None,
+        trackers: Trackers | None = None,
+        val_images: torch.Tensor | None = None,
+    ) -> None:
         self.record, self.config, self.progress = record, config, progress
+        self.trackers, self.val_images = trackers or Trackers([]), val_images
         #: Seconds spent writing the record (CSV, checkpoint, summary) during training.
         self.write_seconds = 0.0
         self._config_dict = config.to_dict()
@@ -48,6 +62,8 @@ class RecordHooks(TrainHooks):
     def on_epoch_end(self, result: EpochResult, state: TrainState) -> None:
         t0 = time.perf_counter()
         self.record.append_epoch(result.epoch, result.step, self.config.beta, result.rows)
+        if self.trackers:
+            self._track(result, state)
         # Checkpoint after the CSV: a kill in between leaves a row the checkpoint has not
         # seen, which resuming drops (load_rows), never a checkpoint without its row.
         self.record.save_checkpoint(
@@ -67,6 +83,24 @@ class RecordHooks(TrainHooks):
         if self.progress:
             self.progress.end_epoch(line)
         testhooks.after_epoch(self.record.dir.name, result.epoch, self.record.flush)
+
+    def _track(self, result: EpochResult, state: TrainState) -> None:
+        """Hand the trackers what was just recorded (they log it in their own threads)."""
+        self.trackers.epoch(self.record.rows[-len(result.rows) :])
+        last = self.config.train.epochs
+        if self.val_images is None or not self.trackers.wants_images(result.epoch, last):
+            return
+        model = state.model
+        was_training = model.training
+        model.eval()
+        try:
+            grids = preview_grids(model, self.val_images, self.val_images.device, self.config)
+        finally:
+            model.train(was_training)
+        h, w = self.val_images.shape[-2:]
+        scale = upscale_factor(int(h), int(w))
+        arrays = {k: grid_array(g.rows, scale).numpy() for k, g in grids.items()}
+        self.trackers.images(result.epoch, result.step, arrays)
 
     def write_progress(self) -> None:
         """Bring summary.json's progress fields up to the last finished epoch."""

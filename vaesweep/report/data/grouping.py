@@ -72,6 +72,7 @@ def swept_keys(loaded: Loaded, configs: dict[str, dict[str, Any]]) -> list[str]:
             k
             for k in names
             if k not in NOISE_KEYS
+            and not k.startswith("tracker.")  # watching runs does not change them
             and len({json.dumps(f.get(k), sort_keys=True, default=str) for f in flat}) > 1
         ]
         for k in differing:

@@ -1,0 +1,229 @@
+"""MLflow end to end, read back with ``MlflowClient``: a sweep run by two parallel workers
+into one SQLite store (nothing lost), nesting, params, tags, artifacts, the report, resume;
+and that trackers never change a run's record, even when one fails mid-run."""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import math
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from conftest import TINY
+from mlflow.tracking import MlflowClient
+from typer.testing import CliRunner
+
+from vaesweep.bridge import compose as bridge
+from vaesweep.cli import app
+from vaesweep.record import contract
+from vaesweep.record.contract import MLFLOW_FILE as HANDOFF_FILE
+from vaesweep.run import run_job
+from vaesweep.tracking.base import as_text, flatten
+from vaesweep.tracking.tensorboard import TensorBoardTracker
+
+BETAS = ("0.1", "1")
+EPOCHS = 3
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, MlflowClient]]:
+    """`vaesweep sweep ... tracker=[tensorboard,mlflow] --jobs 2`, then `vaesweep report`."""
+    root = tmp_path_factory.mktemp("ml")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(root)
+        mp.setenv("VAESWEEP_OUTPUTS", str(root / "outputs"))
+        args = ["sweep", f"beta={','.join(BETAS)}", "tracker=[tensorboard,mlflow]", "--jobs", "2"]
+        result = CliRunner().invoke(app, [*args, "--name", "ml", *TINY, f"train.epochs={EPOCHS}"])
+        assert result.exit_code == 0, result.output
+        report = CliRunner().invoke(app, ["report", str(root / "outputs" / "sweeps" / "ml")])
+        assert report.exit_code == 0, report.output
+        assert "report logged to MLflow run" in report.output
+    store = root / "outputs" / "mlflow.db"
+    assert store.exists()  # the default store: sqlite:///<outputs>/mlflow.db
+    yield root / "outputs" / "sweeps" / "ml", MlflowClient(f"sqlite:///{store}")
+
+
+def _runs(client: MlflowClient) -> tuple[Any, list[Any]]:
+    exp = client.get_experiment_by_name("ml")  # one experiment per sweep, named after it
+    assert exp is not None
+    runs = client.search_runs([exp.experiment_id])
+    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    assert len(parents) == 1
+    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    return parents[0], children
+
+
+def _csv(run_dir: Path) -> list[dict[str, str]]:
+    with open(run_dir / contract.METRICS_FILE, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.mark.slow
+def test_a_parent_run_per_sweep_and_a_child_per_run(sweep: tuple[Path, MlflowClient]) -> None:
+    sweep_dir, client = sweep
+    parent, children = _runs(client)
+    assert parent.info.run_name == "ml" and parent.info.status == "FINISHED"
+    assert parent.data.tags["status"] == "completed" and parent.data.tags["swept_keys"] == "beta"
+    assert sorted(c.info.run_name for c in children) == sorted(f"beta={b}" for b in BETAS)
+    for child in children:
+        assert child.data.tags["mlflow.parentRunId"] == parent.info.run_id
+        assert child.info.status == "FINISHED"
+        assert child.data.tags["status"] == "completed"
+        assert child.data.tags["swept_keys"] == "beta" and child.data.tags["host"]
+        handoff = json.loads((sweep_dir / child.info.run_name / HANDOFF_FILE).read_text())
+        assert handoff["run_id"] == child.info.run_id
+
+
+@pytest.mark.slow
+def test_every_epoch_of_both_parallel_runs_is_in_the_store(
+    sweep: tuple[Path, MlflowClient],
+) -> None:
+    sweep_dir, client = sweep
+    _, children = _runs(client)
+    for child in children:
+        rows = _csv(sweep_dir / child.info.run_name)
+        assert len(rows) == 2 * EPOCHS
+        history: dict[str, dict[int, list[float]]] = {}
+        for row in rows:
+            for column, text in row.items():
+                if column in ("split", "step") or text == "":
+                    continue
+                key = f"{row['split']}/{column}"
+                if key not in history:
+                    history[key] = {}
+                    for m in client.get_metric_history(child.info.run_id, key):
+                        history[key].setdefault(m.step, []).append(m.value)
+                values = history[key].get(int(row["step"]))
+                assert values is not None and len(values) == 1, (key, row["step"])
+                if math.isnan(float(text)):
+                    assert math.isnan(values[0])
+                else:
+                    assert values[0] == pytest.approx(float(text), rel=1e-12), key
+        logged = set(child.data.metrics)
+        assert logged - set(history) == {"final/iwae_nll"}
+
+
+@pytest.mark.slow
+def test_params_are_the_flattened_resolved_config(sweep: tuple[Path, MlflowClient]) -> None:
+    sweep_dir, client = sweep
+    _, children = _runs(client)
+    for child in children:
+        summary = json.loads((sweep_dir / child.info.run_name / contract.SUMMARY_FILE).read_text())
+        expected = {k: as_text(v) for k, v in flatten(summary["config"]).items()}
+        assert child.data.params == expected
+        assert float(child.data.params["beta"]) == float(child.info.run_name.split("=")[1])
+
+
+@pytest.mark.slow
+def test_artifacts_hold_the_record_files_the_grids_and_the_report(
+    sweep: tuple[Path, MlflowClient],
+) -> None:
+    _, client = sweep
+    parent, children = _runs(client)
+    for child in children:
+        names = {a.path for a in client.list_artifacts(child.info.run_id)}
+        assert {
+            contract.CONFIG_FILE,
+            contract.SUMMARY_FILE,
+            contract.RECONSTRUCTIONS_FILE,
+            contract.SAMPLES_FILE,
+            contract.TRAVERSALS_FILE,
+        } <= names
+        assert "images" in names  # the grids logged every tracker.image_every epochs
+    report = {a.path for a in client.list_artifacts(parent.info.run_id, "report")}
+    assert "report/index.html" in report
+
+
+@pytest.mark.slow
+def test_resume_continues_the_same_mlflow_run(tmp_path: Path) -> None:
+    store = f"sqlite:///{tmp_path / 'store.db'}"
+    base = [*TINY, "tracker=mlflow", f"tracker.mlflow.tracking_uri={store}"]
+    run_dir = tmp_path / "run"
+    assert run_job(bridge.compose([*base, "train.epochs=2"]), run_dir)["status"] == "completed"
+    first = json.loads((run_dir / HANDOFF_FILE).read_text())["run_id"]
+    # As if killed after epoch 2 of 3: the checkpoint holds epoch 2, the summary says running.
+    summary = json.loads((run_dir / contract.SUMMARY_FILE).read_text())
+    summary["status"] = "running"
+    (run_dir / contract.SUMMARY_FILE).write_text(json.dumps(summary))
+    assert run_job(bridge.compose([*base, "train.epochs=3"]), run_dir)["status"] == "completed"
+    assert json.loads((run_dir / HANDOFF_FILE).read_text())["run_id"] == first
+    client = MlflowClient(store)
+    assert len(client.search_runs([client.get_run(first).info.experiment_id])) == 1
+    steps = [int(r["step"]) for r in _csv(run_dir) if r["split"] == "val"]
+    assert [m.step for m in client.get_metric_history(first, "val/kl")] == steps
+    assert client.get_run(first).info.status == "FINISHED"
+
+
+def _numbers(run_dir: Path) -> list[dict[str, str]]:
+    timing = {"seconds", "images_per_sec"}
+    return [{k: v for k, v in r.items() if k not in timing} for r in _csv(run_dir)]
+
+
+@pytest.mark.slow
+def test_trackers_never_change_the_record_even_when_one_fails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    real = TensorBoardTracker.on_epoch
+
+    def disk_full_at_epoch_2(self: TensorBoardTracker, rows: list[dict[str, Any]]) -> None:
+        if rows[0]["epoch"] == 2:
+            raise OSError(28, "No space left on device")
+        real(self, rows)
+
+    monkeypatch.setattr(TensorBoardTracker, "on_epoch", disk_full_at_epoch_2)
+    store = f"sqlite:///{tmp_path / 'store.db'}"
+    plain = run_job(bridge.compose([*TINY, "train.epochs=3"]), tmp_path / "plain")
+    trackers = ["tracker=[tensorboard,mlflow]", f"tracker.mlflow.tracking_uri={store}"]
+    tracked_cfg = bridge.compose([*TINY, "train.epochs=3", "tracker.image_every=1", *trackers])
+    with caplog.at_level(logging.WARNING, logger="vaesweep.tracking"):
+        tracked = run_job(tracked_cfg, tmp_path / "tracked")
+    assert plain["status"] == tracked["status"] == "completed"
+    assert _numbers(tmp_path / "plain") == _numbers(tmp_path / "tracked")
+    a = torch.load(tmp_path / "plain" / contract.CHECKPOINT_FILE, weights_only=True)
+    b = torch.load(tmp_path / "tracked" / contract.CHECKPOINT_FILE, weights_only=True)
+    for key, value in a["state"]["model"].items():
+        assert torch.equal(value, b["state"]["model"][key]), key
+    for name in (contract.RECONSTRUCTIONS_FILE, contract.SAMPLES_FILE, contract.TRAVERSALS_FILE):
+        assert (tmp_path / "plain" / name).read_bytes() == (
+            tmp_path / "tracked" / name
+        ).read_bytes()
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings) == 1 and "tracker tensorboard failed" in warnings[0]
+    # The other tracker went on to the end.
+    run_id = json.loads((tmp_path / "tracked" / HANDOFF_FILE).read_text())["run_id"]
+    history = MlflowClient(store).get_metric_history(run_id, "val/kl")
+    assert len(history) == 3
+
+
+def test_unreachable_store_is_one_line_exit_2_before_training(outputs: Path) -> None:
+    result = CliRunner().invoke(
+        app, ["train", "tracker=mlflow", "tracker.mlflow.tracking_uri=http://127.0.0.1:9"]
+    )
+    assert result.exit_code == 2, result.output
+    assert "cannot use the store http://127.0.0.1:9" in result.output
+    assert "Traceback" not in result.output and not outputs.exists()
+
+
+@pytest.mark.slow
+def test_submitit_runs_log_from_their_own_processes(outputs: Path, tiny: list[str]) -> None:
+    """The SLURM code path (submitit, one process per run) logs to both trackers."""
+    args = ["sweep", "beta=0.1,1", "tracker=[tensorboard,mlflow]", "--name", "sub"]
+    result = CliRunner().invoke(app, [*args, *tiny, "--launcher", "submitit_local"])
+    assert result.exit_code == 0, result.output
+    client = MlflowClient(f"sqlite:///{outputs / 'mlflow.db'}")
+    exp = client.get_experiment_by_name("sub")
+    assert exp is not None
+    runs = client.search_runs([exp.experiment_id])
+    (parent,) = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    assert sorted(c.info.run_name for c in children) == ["beta=0.1", "beta=1"]
+    for child in children:
+        run_dir = outputs / "sweeps" / "sub" / child.info.run_name
+        steps = [int(r["step"]) for r in _csv(run_dir) if r["split"] == "val"]
+        assert [m.step for m in client.get_metric_history(child.info.run_id, "val/elbo")] == steps
+        assert list(run_dir.glob("events.out.tfevents.*"))
