@@ -150,7 +150,8 @@ def test_interrupted_train_resumes_in_place(tmp_path: Path, interrupt_cli, tiny:
     code, out = interrupt_cli(["train", *overrides, "--name", "r"], "*_r.epoch1")
     assert code == 130, out
     (run_dir,) = list((tmp_path / "out" / "runs").glob("*_r"))
-    assert json.loads((run_dir / "summary.json").read_text())["status"] == "running"
+    assert json.loads((run_dir / "summary.json").read_text())["status"] == "interrupted"
+    assert "vaesweep train --resume" in out
 
     runner_env = {"VAESWEEP_OUTPUTS": str(tmp_path / "out")}
     result = runner.invoke(app, ["train", "--resume", str(run_dir)], env=runner_env)

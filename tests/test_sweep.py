@@ -134,9 +134,14 @@ def test_a_diverging_run_does_not_stop_the_others(outputs: Path, tiny: list[str]
 @pytest.mark.slow
 def test_a_failing_run_is_recorded_and_the_sweep_goes_on(outputs: Path, tiny: list[str]) -> None:
     missing = outputs.parent / "missing"
-    result = runner.invoke(
-        app, ["sweep", "data=digits,folder", f"data.path={missing}", *tiny, "--name", "f"]
-    )
+    # In this process (basic launcher) the data of every setting is checked before anything
+    # is written (issue 12 item 8); a --jobs driver leaves that to its workers, where a run
+    # that cannot load its data is recorded as failed and the others go on.
+    args = ["sweep", "data=digits,folder", f"data.path={missing}", *tiny, "--name", "f"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2 and str(missing) in result.output, result.output
+    assert not (outputs / "sweeps" / "f").exists()
+    result = runner.invoke(app, [*args, "--jobs", "2"])
     assert result.exit_code == 1, result.output
     rows = {r["run"]: r for r in _index(outputs / "sweeps" / "f")}
     assert rows["data=digits"]["status"] == "completed"
@@ -226,7 +231,7 @@ def test_ctrl_c_stops_cleanly_and_says_how_to_resume(
     assert code == 130, out
     assert f"vaesweep sweep --resume {sweep_dir}" in out.replace("\n", "")
     assert "Traceback" not in out
-    assert [r["status"] for r in _index(sweep_dir)] == ["running", "pending"]
+    assert [r["status"] for r in _index(sweep_dir)] == ["interrupted", "pending"]
 
 
 @pytest.mark.slow

@@ -7,6 +7,8 @@ matplotlib) are imported inside the commands so ``vaesweep --help`` stays fast.
 
 from __future__ import annotations
 
+import errno
+import shlex
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -56,6 +58,17 @@ Launcher = Annotated[
     ),
 ]
 
+SweepLauncher = Annotated[
+    str | None,
+    typer.Option(
+        "--launcher",
+        "-l",
+        help="basic (sequential; the default), joblib, submitit_local, slurm, or any "
+        "hydra/launcher config in a --config-dir. --resume uses the sweep's own unless given.",
+        show_default=False,
+    ),
+]
+
 
 def _console(stderr: bool = False) -> Any:
     from rich.console import Console
@@ -96,6 +109,12 @@ def _run_command(fn: Any) -> Any:
         return fn()
     except UserError as err:
         _fail(str(err))
+    except OSError as err:
+        # A full disk, a quota or a read-only mount is the user's to fix: name the place.
+        if err.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES):
+            raise
+        where = err.filename or "the outputs folder"
+        _fail(f"cannot write {where}: {err.strerror}; free space there or choose --outputs")
     except KeyboardInterrupt:
         _console(stderr=True).print("[yellow]Interrupted.[/]")
         raise typer.Exit(130) from None
@@ -182,15 +201,16 @@ def train(
 def sweep(
     overrides: Overrides = None,
     jobs: Annotated[
-        int,
+        int | None,
         typer.Option(
             "--jobs",
             "-j",
             min=1,
-            help="Runs at a time on this machine (joblib launcher; each gets cores/N threads).",
+            help="Runs at a time on this machine (joblib launcher; each gets cores/N threads; "
+            "default 1, or the stored value on --resume).",
         ),
-    ] = 1,
-    launcher: Launcher = "basic",
+    ] = None,
+    launcher: SweepLauncher = None,
     name: Annotated[
         str | None, typer.Option("--name", help="Sweep directory name (default: the start time).")
     ] = None,
@@ -218,17 +238,28 @@ def sweep(
         from vaesweep.record import contract
 
         console = _console()
-        opts = LaunchOptions(launcher, jobs, _config_dirs(config_dir), outputs)
+        opts = LaunchOptions(
+            launcher or "basic",
+            jobs or 1,
+            _config_dirs(config_dir),
+            outputs,
+            launcher_given=launcher is not None,
+            jobs_given=jobs is not None,
+        )
         plan, sweep_dir = plan_new_or_resumed(_overrides(overrides), opts, name, resume)
         tables.print_grid(console, plan, sweep_dir, dry_run)
+        for note in opts.notes:
+            console.print(f"note: {note}", highlight=False, markup=False, soft_wrap=True)
         if dry_run:
             return
         try:
             rows = run_sweep(plan, sweep_dir, opts, console, resume=resume is not None)
         except KeyboardInterrupt:
+            from rich.markup import escape as rich_escape
+
             _console(stderr=True).print(
                 f"[yellow]Interrupted.[/] Finished runs are kept; continue with:\n"
-                f"  vaesweep sweep --resume {sweep_dir}"
+                f"  vaesweep sweep --resume {rich_escape(shlex.quote(str(sweep_dir)))}"
             )
             raise typer.Exit(130) from None
         tables.print_sweep(console, rows, plan.swept_keys, sweep_dir)

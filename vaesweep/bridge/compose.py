@@ -16,6 +16,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from hydra import compose as hydra_compose
 from hydra import initialize_config_dir
@@ -66,12 +67,46 @@ def searchpath_override(extra_dirs: Sequence[Path]) -> list[str]:
     return [f"hydra.searchpath=[{paths}]"]
 
 
+def check_yaml_files(folder: Path) -> None:
+    """Every YAML file of a ``--config-dir``: UTF-8, valid YAML, plain data (no ``!!python``).
+
+    Hydra would report these as a yaml traceback, or a decode error without the file's name;
+    a ``!!python/...`` tag names a Python callable, which a config must never run.
+    """
+    import yaml
+
+    for path in sorted(folder.rglob("*.yaml")) + sorted(folder.rglob("*.yml")):
+        try:
+            yaml.safe_load(path.read_text(encoding="utf-8"))
+        except UnicodeDecodeError as err:
+            raise UserError(
+                f"{path} is not UTF-8 text (byte 0x{err.object[err.start]:02x} at offset "
+                f"{err.start}); save it as UTF-8"
+            ) from None
+        except yaml.constructor.ConstructorError as err:
+            raise UserError(
+                f"{path}{_at(err)}: the tag {err.problem.rsplit(' ', 1)[-1] if err.problem else ''}"
+                " is not allowed; configs hold plain values (no !!python tags)"
+            ) from None
+        except yaml.YAMLError as err:
+            what = getattr(err, "problem", None) or str(err).splitlines()[0]
+            raise UserError(f"{path}{_at(err)} is not valid YAML: {what}") from None
+        except OSError as err:
+            raise UserError(f"cannot read {path}: {err.strerror}") from None
+
+
+def _at(err: Any) -> str:
+    mark = getattr(err, "problem_mark", None)
+    return f", line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+
+
 @contextmanager
 def hydra_session(extra_dirs: Sequence[Path] = ()) -> Iterator[None]:
     """Hydra initialised on conf/ for the duration; user-input errors become UserErrors."""
     for d in extra_dirs:
         if not Path(d).expanduser().is_dir():
             raise UserError(f"config dir {d} does not exist; pass an existing folder of YAML files")
+        check_yaml_files(Path(d).expanduser())
     with (
         translate_errors(),
         initialize_config_dir(
@@ -91,6 +126,7 @@ def compose_dict(
     ``--launcher`` only when launching.
     """
     with hydra_session(extra_dirs):
+        check_overrides(overrides)
         _reject_sweeps(overrides)
         kept = list(overrides) if with_hydra else run_overrides(overrides)
         return hydra_compose(
@@ -132,6 +168,29 @@ def _reject_sweeps(overrides: Sequence[str]) -> None:
                 f"'{o.input_line}' lists several values; one run takes one value "
                 f"(use `vaesweep sweep {o.input_line}` to run them all)"
             )
+
+
+#: Hydra settings that would move results: vaesweep owns where runs go.
+OWNED_BY_VAESWEEP = ("hydra.run.dir", "hydra.sweep.dir", "hydra.sweep.subdir")
+
+
+def check_overrides(overrides: Sequence[str]) -> None:
+    """Each override parses alone (a bad one is named), and none moves the output folders."""
+    for o in overrides:
+        key = o.split("=", 1)[0].lstrip("+~")
+        if key in OWNED_BY_VAESWEEP:
+            raise UserError(
+                f"'{o}': vaesweep decides where runs go; use --outputs DIR for the root and "
+                "--name NAME for the run or sweep folder"
+            )
+        try:
+            parser().parse_overrides([o])
+        except HydraException as err:
+            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise UserError(
+                f"cannot parse the override '{o}' ({first}); quote values with special "
+                "characters, e.g. data.path='/my folder/(2024)'"
+            ) from None
 
 
 def parser() -> OverridesParser:

@@ -22,6 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 from vaesweep import config as schemas
 from vaesweep.bridge.compose import (
     CONFIG_NAME,
+    check_overrides,
     hydra_session,
     parser,
     searchpath_override,
@@ -67,6 +68,7 @@ def expand_grid(overrides: Sequence[str], extra_dirs: Sequence[Path] = ()) -> Gr
     the product varies the last key fastest.
     """
     with hydra_session(extra_dirs):
+        check_overrides(overrides)
         parse = parser()
         parsed = parse.parse_overrides(list(overrides))
         for o in parsed:

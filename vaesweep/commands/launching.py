@@ -44,6 +44,22 @@ class LaunchOptions:
     jobs: int = 1
     config_dirs: list[Path] = field(default_factory=list)
     outputs: Path | None = None
+    #: Whether the user typed --launcher / --jobs (a resumed sweep keeps its own otherwise).
+    launcher_given: bool = True
+    jobs_given: bool = True
+    #: What a resumed sweep runs with, and why (printed before it starts).
+    resume_note: str = ""
+    #: Notes about the data found by the checks before launching (printed before it starts).
+    notes: list[str] = field(default_factory=list)
+
+
+#: The largest --jobs accepted: beyond it a number is a typo, not a plan.
+MAX_JOBS = 256
+
+
+def parallel_jobs(jobs: int, n_jobs: int) -> int:
+    """Worker processes for ``--jobs`` over ``n_jobs`` launched jobs: never more than jobs."""
+    return max(1, min(jobs, n_jobs))
 
 
 def launcher_overrides(
@@ -53,6 +69,11 @@ def launcher_overrides(
     name = LAUNCHER_ALIASES.get(opts.launcher, opts.launcher)
     if opts.jobs < 1:
         raise UserError(f"--jobs {opts.jobs} is invalid: must be >= 1")
+    if opts.jobs > MAX_JOBS:
+        raise UserError(
+            f"--jobs {opts.jobs} is more than any machine runs at once; use at most the "
+            f"number of cores here ({cores()}), or --launcher slurm for a cluster"
+        )
     if opts.jobs > 1 and name == "basic":
         name = "joblib"
     available = bridge_launch.launcher_names(opts.config_dirs)
@@ -68,8 +89,10 @@ def launcher_overrides(
     out = [] if name == "basic" else [f"hydra/launcher={name}"]
     threads: int | None = None
     if name == "joblib":
-        out.append(f"hydra.launcher.n_jobs={opts.jobs}")
-        threads = max(1, cores() // min(opts.jobs, max(n_runs, 1)))
+        # More workers than jobs would only sit idle (and each costs a process).
+        workers = parallel_jobs(opts.jobs, n_runs)
+        out.append(f"hydra.launcher.n_jobs={workers}")
+        threads = max(1, cores() // workers)
     elif name == "submitit_local":
         # submitit's local executor starts every run at once: share the cores between them.
         threads = max(1, cores() // max(1, n_runs))
@@ -79,6 +102,14 @@ def launcher_overrides(
     if (name != "basic" or n_runs > 1) and not has_key(user, "train.progress"):
         out.append("train.progress=off")
     return out, name, threads
+
+
+def runs_here(opts: LaunchOptions) -> bool:
+    """Whether the runs train in this process (the basic launcher, one job at a time): only
+    then are data and device checked here first. A cluster's data and GPUs may exist on its
+    compute nodes only, and a --jobs driver stays free of torch (its workers load the data)."""
+    name = LAUNCHER_ALIASES.get(opts.launcher, opts.launcher)
+    return name == "basic" and opts.jobs == 1
 
 
 def _check_cluster_commands(launcher: str, name: str, config_dirs: list[Path]) -> None:

@@ -20,12 +20,19 @@ from rich.console import Console
 from vaesweep.bridge import compose as bridge_compose
 from vaesweep.bridge import grid as bridge_grid
 from vaesweep.bridge import launch as bridge_launch
-from vaesweep.commands.launching import LaunchOptions, launcher_overrides
+from vaesweep.commands.interrupts import mark_interrupted, stop_signals_as_interrupt
+from vaesweep.commands.launching import (
+    LaunchOptions,
+    cores,
+    launcher_overrides,
+    parallel_jobs,
+    runs_here,
+)
 from vaesweep.commands.sweep_monitor import SweepMonitor
 from vaesweep.commands.train import timestamp
 from vaesweep.config.tracker import TrackerConfig
 from vaesweep.errors import UserError
-from vaesweep.record.layout import sweeps_dir
+from vaesweep.record.layout import one_component, sweeps_dir, writable_dir, writable_root
 from vaesweep.record.sweep_index import refresh_index
 from vaesweep.record.sweep_lock import SweepLock
 from vaesweep.record.sweep_plan import PLAN_FILE, PlannedRun, SweepPlan
@@ -36,9 +43,13 @@ def plan_sweep(
     overrides: list[str], opts: LaunchOptions, name: str | None
 ) -> tuple[SweepPlan, bridge_grid.Grid]:
     """Expand and validate the grid (nothing is written)."""
+    if name is not None:
+        one_component(name)
     grid = bridge_grid.expand_grid(overrides, opts.config_dirs)
     configs = bridge_grid.validate_jobs(grid, opts.config_dirs)
     tracking.check([c.tracker for c in configs])  # a missing tracker package: before anything
+    if runs_here(opts):
+        opts.notes = _preflight(configs)
     names = grid.names()
     dupes = {n for n in names if names.count(n) > 1}
     if dupes:
@@ -57,6 +68,21 @@ def plan_sweep(
     return plan, grid
 
 
+def _preflight(configs: list[Any]) -> list[str]:
+    """Device and data of every distinct setting, checked before anything is written;
+    returns the notes the user must see (data found elsewhere than data.root)."""
+    from vaesweep.run.assembly import fallback_notes, preflight  # torch: only when used
+
+    seen: set[str] = set()
+    notes: list[str] = []
+    for config in configs:
+        key = repr((config.data, config.train.device))
+        if key not in seen:
+            seen.add(key)
+            notes += [n for n in fallback_notes(preflight(config)) if n not in notes]
+    return notes
+
+
 def plan_new_or_resumed(
     overrides: list[str], opts: LaunchOptions, name: str | None, resume: Path | None
 ) -> tuple[SweepPlan, Path]:
@@ -67,7 +93,11 @@ def plan_new_or_resumed(
     """
     if resume is None:
         plan, _ = plan_sweep(overrides, opts, name)
-        return plan, sweeps_dir(opts.outputs) / plan.name
+        sweep_dir = sweeps_dir(writable_root(opts.outputs)) / plan.name
+        # Checked before the grid is printed: a wrong launcher or a taken name is the answer.
+        _check_launch(opts, plan)
+        _check_new(sweep_dir)
+        return plan, sweep_dir
     if overrides:
         raise UserError(
             "--resume takes the overrides stored in the sweep; drop "
@@ -76,10 +106,23 @@ def plan_new_or_resumed(
     sweep_dir = resume.expanduser()
     if not sweep_dir.is_dir():
         raise UserError(f"--resume {resume}: no such directory")
+    writable_dir(sweep_dir, "--resume")
     stored = load_for_resume(sweep_dir)
     opts.config_dirs = opts.config_dirs or [Path(d) for d in stored.config_dirs]
+    # The sweep's own launcher and --jobs unless the user gives new ones (a SLURM sweep
+    # resumed from the login node must go back to SLURM, not train there).
+    if not opts.launcher_given and stored.launcher:
+        opts.launcher = stored.launcher
+    if not opts.jobs_given and stored.jobs:
+        opts.jobs = stored.jobs
+    opts.resume_note = (
+        f"resuming with --launcher {opts.launcher} "
+        f"({'given' if opts.launcher_given else 'stored in the sweep'}) and --jobs {opts.jobs} "
+        f"({'given' if opts.jobs_given else 'stored in the sweep'})"
+    )
     plan, _ = plan_sweep(stored.overrides, opts, stored.name)
     plan.created, plan.resumed, plan.command = stored.created, stored.resumed, stored.command
+    _check_launch(opts, plan)
     return plan, sweep_dir
 
 
@@ -92,11 +135,10 @@ def sweep(
     extra, launcher, threads = launcher_overrides(opts, len(plan.runs), user)
     trackers = _trackers(plan, opts)
     tracking.preflight(trackers, opts.outputs)
-    if not resume and (sweep_dir / PLAN_FILE).exists():
-        raise UserError(
-            f"{sweep_dir} already holds a sweep; resume it with "
-            f"`vaesweep sweep --resume {sweep_dir}` or choose another --name"
-        )
+    if not resume:
+        _check_new(sweep_dir)
+    if opts.resume_note:
+        console.print(opts.resume_note, highlight=False, markup=False)
     with SweepLock(sweep_dir):
         if resume:
             plan.resumed.append(datetime.now().isoformat(timespec="seconds"))
@@ -111,17 +153,43 @@ def sweep(
         bars_off = "train.progress=off" in [*user, *extra]
         monitor = SweepMonitor(sweep_dir, plan, console, live=bars_off).start()
         try:
-            bridge_launch.launch(
-                [*user, *extra],
-                sweep_dir=sweep_dir.resolve(),
-                subdir=bridge_launch.run_subdir(plan.swept_keys),
-                extra_dirs=opts.config_dirs,
-            )
+            with stop_signals_as_interrupt():
+                bridge_launch.launch(
+                    [*user, *extra],
+                    sweep_dir=sweep_dir.resolve(),
+                    subdir=bridge_launch.run_subdir(plan.swept_keys),
+                    extra_dirs=opts.config_dirs,
+                )
+        except KeyboardInterrupt:
+            # The launcher has stopped its workers; the lock is still ours, so no run of
+            # this sweep is being written now: what says `running` was ours.
+            mark_interrupted([sweep_dir / r.name for r in plan.runs])
+            raise
         finally:
             monitor.stop()
             rows = refresh_index(sweep_dir)
             tracking.close_sweep(sweep_dir, [str(r.get("status")) for r in rows])
     return rows
+
+
+def _check_launch(opts: LaunchOptions, plan: SweepPlan) -> None:
+    """The launcher exists and --jobs is sane, before the run table is printed; a note when
+    more runs would train at once than there are cores."""
+    _, launcher, _ = launcher_overrides(opts, len(plan.runs), plan.overrides)
+    workers = parallel_jobs(opts.jobs, len(plan.runs)) if launcher == "joblib" else 1
+    if workers > cores():
+        opts.notes.append(
+            f"--jobs {opts.jobs} trains {workers} runs at once on {cores()} cores; they share "
+            "the cores and each goes slower"
+        )
+
+
+def _check_new(sweep_dir: Path) -> None:
+    if (sweep_dir / PLAN_FILE).exists():
+        raise UserError(
+            f"{sweep_dir} already holds a sweep; resume it with "
+            f"`vaesweep sweep --resume {shlex.quote(str(sweep_dir))}` or choose another --name"
+        )
 
 
 def _trackers(plan: SweepPlan, opts: LaunchOptions) -> list[TrackerConfig]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -105,4 +106,7 @@ def print_sweep(
     for r in rows:
         if r.get("error"):
             console.print(f"{r['run']}: {r['error']}")
-    console.print(f"report: vaesweep report {sweep_dir}")
+    # Quoted for the shell (a name with spaces or `$(...)` must paste safely), not markup.
+    console.print(
+        f"report: vaesweep report {shlex.quote(str(sweep_dir))}", markup=False, highlight=False
+    )

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import shlex
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -12,11 +14,14 @@ from rich.console import Console
 
 from vaesweep.bridge import compose as bridge_compose
 from vaesweep.bridge import launch as bridge_launch
-from vaesweep.commands.launching import LaunchOptions, launcher_overrides
+from vaesweep.commands.interrupts import mark_interrupted, stop_signals_as_interrupt
+from vaesweep.commands.launching import LaunchOptions, launcher_overrides, runs_here
 from vaesweep.errors import UserError
 from vaesweep.record import contract
-from vaesweep.record.layout import runs_dir
+from vaesweep.record.layout import one_component, runs_dir, writable_dir, writable_root
 from vaesweep.record.sweep_index import run_status
+from vaesweep.record.sweep_lock import SweepLock
+from vaesweep.record.sweep_plan import PLAN_FILE
 from vaesweep.tracking import session as tracking
 
 
@@ -41,12 +46,22 @@ def train(
     composes the job once where it runs, and :func:`vaesweep.bridge.launch.hydra_task` hands
     the typed config straight to the run.
     """
+    if name is not None:
+        one_component(name)
     if resume is not None:
         overrides, run_dir = _resumable_run(resume, overrides)
+        writable_dir(run_dir, "--resume")
         config = bridge_compose.compose(overrides, opts.config_dirs)
     else:
-        # Validated before anything is created.
+        # Validate, and load the data and claim the device, before creating anything.
         config = bridge_compose.compose(overrides, opts.config_dirs)
+        writable_root(opts.outputs)
+    if runs_here(opts):
+        from vaesweep.run.assembly import fallback_notes, preflight  # torch: only when used
+
+        for note in fallback_notes(preflight(config)):
+            console.print(f"note: {note}", highlight=False, markup=False, soft_wrap=True)
+    if resume is None:
         label = name or _slug(",".join(o for o in overrides if not o.startswith("hydra")))
         run_dir = runs_dir(opts.outputs) / (timestamp() + (f"_{label}" if label else ""))
         if run_dir.exists():
@@ -54,12 +69,29 @@ def train(
     extra, _launcher, _ = launcher_overrides(opts, 1, overrides)
     tracking.preflight([config.tracker], opts.outputs)
     console.print(f"run dir: {run_dir}", highlight=False)
-    results = bridge_launch.launch(
-        [*overrides, *extra],
-        sweep_dir=run_dir.resolve(),
-        subdir=".",
-        extra_dirs=opts.config_dirs,
-    )
+    with contextlib.ExitStack() as locks:
+        # Locked like a sweep (and, for a run inside a sweep, the sweep too): a second
+        # `train --resume` of a run that is training is refused instead of writing beside it.
+        if (run_dir.parent / PLAN_FILE).exists():
+            locks.enter_context(SweepLock(run_dir.parent))
+        locks.enter_context(SweepLock(run_dir, what="run"))
+        try:
+            with stop_signals_as_interrupt():
+                results = bridge_launch.launch(
+                    [*overrides, *extra],
+                    sweep_dir=run_dir.resolve(),
+                    subdir=".",
+                    extra_dirs=opts.config_dirs,
+                )
+        except KeyboardInterrupt:
+            mark_interrupted([run_dir])
+            Console(stderr=True).print(
+                "Interrupted; the run keeps its last finished epoch. Continue with:\n"
+                f"  vaesweep train --resume {shlex.quote(str(run_dir))}",
+                highlight=False,
+                markup=False,
+            )
+            raise
     summary: dict[str, Any] = results[0].return_value if results else {}
     summary["run_dir"] = str(run_dir)
     return summary

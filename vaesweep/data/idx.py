@@ -36,6 +36,8 @@ SYSTEM_DIRS: dict[str, tuple[Path, ...]] = {
 }
 
 _UINT8 = 0x08
+#: Start of the note that says the system copy was used instead of data.root (printed).
+FALLBACK_NOTE = "data.root="
 
 
 def read_idx(path: Path, ndim: int) -> torch.Tensor:
@@ -123,7 +125,11 @@ def _load(cfg: DataConfig, name: str, dataset_class: str, subdirs: tuple[str, ..
     train = _read_split(found["train_images"], found["train_labels"])
     test = _read_split(found["test_images"], found["test_labels"])
     source = str(found["train_images"].parent)
-    return RawDataset(train, test, source=source, notes=[f"{name} IDX files from {source}"])
+    notes = [f"{name} IDX files from {source}"]
+    if found["train_images"].parent in SYSTEM_DIRS[name]:
+        # The user pointed somewhere else: say which files were used instead.
+        notes.insert(0, f"{FALLBACK_NOTE}{cfg.root} holds no {name} files; using {source} instead")
+    return RawDataset(train, test, source=source, notes=notes)
 
 
 def load_mnist(cfg: DataConfig) -> RawDataset:

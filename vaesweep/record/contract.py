@@ -76,7 +76,9 @@ PENDING, RUNNING, COMPLETED, DIVERGED, FAILED = (
     "diverged",
     "failed",
 )
-STATUSES = (PENDING, RUNNING, COMPLETED, DIVERGED, FAILED)
+#: Stopped by Ctrl-C, SIGTERM or SIGHUP; resumable from its last checkpoint.
+INTERRUPTED = "interrupted"
+STATUSES = (PENDING, RUNNING, COMPLETED, DIVERGED, FAILED, INTERRUPTED)
 #: Statuses after which a run does no more work.
 FINISHED = (COMPLETED, DIVERGED, FAILED)
 

@@ -8,7 +8,10 @@ otherwise; single runs go to ``<root>/runs/<run>``, sweeps to ``<root>/sweeps/<s
 from __future__ import annotations
 
 import os
+import unicodedata
 from pathlib import Path
+
+from vaesweep.errors import UserError
 
 #: Folder of single runs (``vaesweep train``) under the outputs root.
 RUNS_DIR = "runs"
@@ -19,8 +22,74 @@ MLFLOW_STORE = "mlflow.db"
 MLFLOW_ARTIFACTS_DIR = "mlartifacts"
 
 
+#: The environment variable that moves the outputs root.
+OUTPUTS_ENV = "VAESWEEP_OUTPUTS"
+
+
 def outputs_root(outputs: Path | None = None) -> Path:
-    return Path(outputs or os.environ.get("VAESWEEP_OUTPUTS", "outputs")).expanduser()
+    return Path(outputs or os.environ.get(OUTPUTS_ENV, "outputs")).expanduser()
+
+
+def writable_root(outputs: Path | None = None) -> Path:
+    """The outputs root, checked before a command writes there (:class:`UserError` if not).
+
+    The message names where the root came from (``--outputs``, ``$VAESWEEP_OUTPUTS`` or the
+    default ``./outputs``), so the user knows what to change.
+    """
+    root = outputs_root(outputs)
+    origin = (
+        f"--outputs {outputs}"
+        if outputs
+        else (f"{OUTPUTS_ENV}={os.environ[OUTPUTS_ENV]}" if os.environ.get(OUTPUTS_ENV) else "")
+    )
+    where = f"{origin} ({root})" if origin else f"the outputs folder {root}"
+    # The nearest part of the path that exists decides: a file there, or no write permission.
+    probe = root
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if probe.exists() and not probe.is_dir():
+        raise UserError(
+            f"{where} cannot hold results: {probe} is a file, not a folder; "
+            "choose a folder with --outputs or VAESWEEP_OUTPUTS"
+        )
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise UserError(
+            f"{where} is not writable ({probe}: permission denied); "
+            "choose a folder you can write with --outputs or VAESWEEP_OUTPUTS"
+        )
+    return root
+
+
+def writable_dir(path: Path, what: str) -> Path:
+    """An existing folder a command is about to write into (``what`` names it in the error)."""
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise UserError(f"{what} {path} is not writable (permission denied); nothing was changed")
+    return path
+
+
+def one_component(name: str, option: str = "--name") -> str:
+    """A name a user typed, as one path component that stays under the outputs root.
+
+    Refused with one line: path separators, ``.``/``..``, absolute paths, control characters,
+    and the empty name.
+    """
+    bad = (
+        "is empty"
+        if not name.strip()
+        else "contains a path separator"
+        if "/" in name or (os.altsep and os.altsep in name) or "\\" in name
+        else "is not a folder name"
+        if name in (".", "..")
+        else "contains a control character"
+        if any(unicodedata.category(c).startswith("C") for c in name)
+        else ""
+    )
+    if bad:
+        raise UserError(
+            f"{option} {name!r} {bad}; a name is one folder name (letters, digits, "
+            "'-', '_', '=', ',', '.'), kept under the outputs folder"
+        )
+    return name
 
 
 def runs_dir(outputs: Path | None = None) -> Path:

@@ -28,7 +28,18 @@ def run_name(task_overrides: Sequence[str], swept_keys: Sequence[str]) -> str:
         pairs.append((bare, value))
     name = ",".join(f"{k}={v}" for k, v in sorted(pairs)) or "default"
     name = re.sub(r"[^\w.,=+\-\[\]()@]", "_", name)
-    if len(name) > 150:
+    if len(name) > MAX_NAME:
+        # Whole key=value pairs only (a pair cut mid-key reads as a different setting), then a
+        # digest of the full name keeps names unique.
         digest = hashlib.sha1(name.encode()).hexdigest()[:10]
-        name = f"{name[:139]}_{digest}"
+        kept = ""
+        for pair in name.split(","):
+            if len(kept) + len(pair) + 1 > MAX_NAME - len(digest) - 1:
+                break
+            kept = f"{kept},{pair}" if kept else pair
+        name = f"{kept},{digest}" if kept else f"{name[: MAX_NAME - 11]}_{digest}"
     return name
+
+
+#: Longest run directory name (well under the 255 bytes of common file systems).
+MAX_NAME = 150

@@ -1,4 +1,4 @@
-"""An exclusive lock on a sweep directory, so two drivers never write the same sweep.
+"""An exclusive lock on a sweep or run directory, so two drivers never write the same one.
 
 It is an OS-level ``flock`` on ``<sweep>/.lock``: the kernel releases it when the holder
 exits, even on SIGKILL, so a crashed sweep never leaves a stale lock behind.
@@ -24,8 +24,9 @@ LOCK_FILE = ".lock"
 
 
 class SweepLock:
-    def __init__(self, sweep_dir: Path) -> None:
+    def __init__(self, sweep_dir: Path, what: str = "sweep") -> None:
         self.path = Path(sweep_dir) / LOCK_FILE
+        self.what = what
         self._fd: int | None = None
 
     def acquire(self) -> None:
@@ -38,12 +39,13 @@ class SweepLock:
                 holder = _read_holder(fd)
                 os.close(fd)
                 raise UserError(
-                    f"sweep {self.path.parent} is in use by another vaesweep ({holder}); "
+                    f"{self.what} {self.path.parent} is in use by another vaesweep ({holder}); "
                     "wait for it to finish or stop it, then --resume"
                 ) from None
-        info = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.time()}
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, json.dumps(info).encode(), 0)
+        info = json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "since": time.time()})
+        # Write, then cut to length: the file never reads empty to a waiting competitor.
+        os.pwrite(fd, info.encode(), 0)
+        os.ftruncate(fd, len(info.encode()))
         self._fd = fd
 
     def release(self) -> None:
@@ -63,10 +65,20 @@ class SweepLock:
         self.release()
 
 
+#: How long a competitor waits for a brand-new holder to write who it is (seconds).
+HOLDER_WAIT_S = 2.0
+
+
 def _read_holder(fd: int) -> str:
-    try:
-        info = json.loads(os.pread(fd, 4096, 0) or b"{}")
-        since = time.strftime("%H:%M:%S", time.localtime(info["since"]))
-        return f"pid {info['pid']} on {info['host']}, since {since}"
-    except (ValueError, KeyError, OSError):
-        return "unknown process"
+    """Who holds the lock. A holder that took it a moment ago may not have written its
+    details yet (two sweeps started together): wait briefly for them."""
+    deadline = time.monotonic() + HOLDER_WAIT_S
+    while True:
+        try:
+            info = json.loads(os.pread(fd, 4096, 0) or b"{}")
+            since = time.strftime("%H:%M:%S", time.localtime(info["since"]))
+            return f"pid {info['pid']} on {info['host']}, since {since}"
+        except (ValueError, KeyError, OSError):
+            if time.monotonic() > deadline:
+                return "a process that has not said who it is"
+            time.sleep(0.01)

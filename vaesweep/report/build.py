@@ -9,9 +9,12 @@ seeds). Never imports torch or Hydra.
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from vaesweep.errors import UserError
 from vaesweep.record.files import atomic_write_bytes, atomic_write_text
@@ -61,7 +64,12 @@ def make_figures(sweep: SweepRecords) -> list[Rendered]:
     figures = []
     for name, maker in figure_makers():
         try:
-            fig = maker(sweep, palette)
+            # Extreme values (a diverging run) make numpy and matplotlib warn about overflow
+            # on every axis computation; a figure that still fails is listed below.
+            with warnings.catch_warnings(), np.errstate(all="ignore"):
+                warnings.simplefilter("ignore", RuntimeWarning)
+                warnings.simplefilter("ignore", UserWarning)
+                fig = maker(sweep, palette)
         except Exception as err:  # a plotting bug on odd data must not cost the whole report
             from vaesweep.report.figures.style import plt
 

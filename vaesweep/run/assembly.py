@@ -38,6 +38,24 @@ class Assembly:
     spectrum: dict[str, Any] | None = None
 
 
+def preflight(config: Config) -> Splits:
+    """Resolve the device and load the data of ``config`` (:class:`UserError` if either fails).
+
+    Called before a run directory exists, so a missing dataset, an undecodable folder,
+    ``data.limit=1`` or ``train.device=cuda`` without a GPU leave nothing behind. Image
+    folders and CelebA are decoded into a cache, so the run itself loads them again quickly.
+    """
+    resolve_device(config.train.device)
+    return load_splits(config.data)
+
+
+def fallback_notes(splits: Splits) -> list[str]:
+    """The data notes a user must see: data found somewhere other than where they said."""
+    from vaesweep.data.idx import FALLBACK_NOTE
+
+    return [n for n in splits.notes if n.startswith(FALLBACK_NOTE)]
+
+
 def assemble(
     config: Config,
     *,

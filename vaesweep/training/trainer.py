@@ -1,8 +1,9 @@
 """The optimisation loop: Adam over shuffled mini-batches sliced from in-memory uint8 tensors.
 
 The trainer knows nothing about files: it reports each epoch through :class:`TrainHooks`
-and can start from a :class:`TrainState` (resume). A non-finite loss ends the run with status
-``diverged`` instead of raising.
+and can start from a :class:`TrainState` (resume). A non-finite loss, or a KL or reconstruction
+term that grows by orders of magnitude over its running minimum
+(:mod:`~vaesweep.training.divergence`), ends the run with status ``diverged`` instead of raising.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from vaesweep.evaluation.metrics import SplitStats, evaluate, metrics_row, to_un
 from vaesweep.model.vae import VAE
 from vaesweep.objective.terms import loss_terms
 from vaesweep.training.adam import Optimizer
+from vaesweep.training.divergence import DivergenceGuard
 
 #: Steps between finiteness checks of the loss on accelerators (every step on the CPU).
 CHECK_EVERY = 25
@@ -103,6 +105,7 @@ class Trainer:
         n, bs = len(train), cfg.batch_size
         device = train.device
         params = [p for p in model.parameters() if p.requires_grad]
+        guard = DivergenceGuard.for_model(model.latent_dim, int(train[0].numel()))
         while state.epoch < cfg.epochs:
             epoch = state.epoch + 1
             self.hooks.on_epoch_start(epoch, self.steps_per_epoch(n))
@@ -120,15 +123,24 @@ class Trainer:
                 loss = objective.detach()
                 # On a GPU, reading the loss back stalls the pipeline: check every few steps.
                 check = device.type == "cpu" or state.step % CHECK_EVERY == 0 or start + bs >= n
-                if check and not bool(torch.isfinite(loss)):
-                    return FitResult(
-                        "diverged",
-                        state.epoch,
-                        state.step,
-                        f"non-finite loss ({float(loss)}) at epoch {epoch}, step {state.step}: "
-                        f"recon={float(terms.recon.detach().mean()):.4g}, "
-                        f"kl={float(terms.kl.detach().mean()):.4g}",
+                if check:
+                    # One read-back for the three numbers.
+                    now, recon, kl = torch.stack(
+                        [loss.float(), terms.recon.detach().mean(), terms.kl.detach().mean()]
+                    ).tolist()
+                    why = (
+                        f"non-finite loss ({now})"
+                        if not math.isfinite(now)
+                        else guard.check(recon, kl)
                     )
+                    if why:
+                        return FitResult(
+                            "diverged",
+                            state.epoch,
+                            state.step,
+                            f"{why} at epoch {epoch}, step {state.step}: "
+                            f"recon={recon:.4g}, kl={kl:.4g}",
+                        )
                 state.optimizer.zero_grad(set_to_none=True)
                 objective.backward()
                 if cfg.grad_clip is not None:

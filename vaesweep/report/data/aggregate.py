@@ -12,6 +12,7 @@ mean and standard deviation over seeds (``seeds.csv``) from :mod:`~vaesweep.repo
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -55,7 +56,7 @@ def build_sweep(loaded: Loaded) -> SweepRecords:
     """Aggregate the loaded runs into the report's tables (see :class:`SweepRecords`)."""
     runs = {r.key: r for r in loaded.runs}
     spectra = {k: sp for k, r in runs.items() if (sp := Spectrum.from_summary(r.summary))}
-    rows = [run_row(r, spectra.get(k)) for k, r in runs.items()]
+    rows = [_row(r, spectra.get(k)) for k, r in runs.items()]
     table = pd.DataFrame(rows).set_index("run", drop=False)
     table.index.name = None
     configs = {k: (r.summary or {}).get("config") or {} for k, r in runs.items()}
@@ -79,6 +80,18 @@ def build_sweep(loaded: Loaded) -> SweepRecords:
     return SweepRecords(
         table, stats, curves, kl_dims, runs, spectra, swept, beta_label, distortion, problems
     )
+
+
+def _row(run: Run, spectrum: Spectrum | None) -> dict[str, Any]:
+    """:func:`run_row`, or the row of a run whose values could not be read (kept and listed,
+    with the reason among its problems): one odd record must not cost the whole report."""
+    try:
+        return run_row(run, spectrum)
+    except Exception as err:  # reported as the run's problem
+        run.problems.append(f"its values could not be read ({type(err).__name__}: {err})")
+        bare = Run(run.key, run.name, run.source, run.path, run.status, run.error)
+        bare.problems = run.problems
+        return run_row(bare, None)
 
 
 def _add_beta_axis(table: pd.DataFrame) -> str:

@@ -26,6 +26,10 @@ from typing import Any
 
 import numpy as np
 
+#: The reference curve stops this far below the smallest encodable eigenvalue (a rate of
+#: about 1/2 ln(1e30) = 35 nats per dimension): beyond it the curve is flat at its limit.
+MIN_LEVEL = 1e-30
+
 
 @dataclass(frozen=True)
 class Spectrum:
@@ -77,9 +81,8 @@ def water_filling(spectrum: Spectrum, latent_dim: int, sigma2: float) -> LinearP
         raise ValueError(f"sigma2 must be positive and finite, got {sigma2}")
     lam = spectrum.top(latent_dim)
     on = lam > sigma2
-    rate = 0.5 * float(np.log(lam[on] / sigma2).sum())
-    sse = float(np.minimum(lam, sigma2).sum()) + (spectrum.total_variance - float(lam.sum()))
-    return LinearPoint(sigma2, int(on.sum()), rate, sse)
+    rate = 0.5 * float((np.log(lam[on]) - math.log(sigma2)).sum())
+    return LinearPoint(sigma2, int(on.sum()), rate, _sse(spectrum, latent_dim, sigma2))
 
 
 def sse_at_rate(spectrum: Spectrum, latent_dim: int, rate: float) -> float:
@@ -88,6 +91,10 @@ def sse_at_rate(spectrum: Spectrum, latent_dim: int, rate: float) -> float:
     Inverts ``R(sigma^2)`` exactly: with k components above the water level,
     ``ln sigma^2 = (sum_{i<=k} ln lambda_i - 2R) / k``, valid when it falls in
     ``[lambda_{k+1}, lambda_k)``.
+
+    The comparison runs in the log domain, so a rate of billions of nats (a diverging run)
+    reads as the curve's limit, the variance beyond the M encodable components, instead of a
+    water level that underflows to zero.
     """
     if not math.isfinite(rate):
         return math.nan
@@ -95,12 +102,19 @@ def sse_at_rate(spectrum: Spectrum, latent_dim: int, rate: float) -> float:
     lam = lam[lam > 0]
     if rate <= 0 or lam.size == 0:
         return spectrum.total_variance
-    logs = np.cumsum(np.log(lam))
+    log_lam = np.log(lam)
+    logs = np.cumsum(log_lam)
     for k in range(1, lam.size + 1):
-        s2 = math.exp((logs[k - 1] - 2.0 * rate) / k)
-        if s2 < lam[k - 1] and (k == lam.size or s2 >= lam[k]):
-            return water_filling(spectrum, latent_dim, s2).sse
-    return water_filling(spectrum, latent_dim, float(lam[-1]) * 1e-12).sse  # pragma: no cover
+        log_s2 = (logs[k - 1] - 2.0 * rate) / k
+        if log_s2 < log_lam[k - 1] and (k == lam.size or log_s2 >= log_lam[k]):
+            return _sse(spectrum, latent_dim, math.exp(log_s2))
+    return _sse(spectrum, latent_dim, 0.0)  # pragma: no cover
+
+
+def _sse(spectrum: Spectrum, latent_dim: int, sigma2: float) -> float:
+    """Expected SSE at water level ``sigma2 >= 0`` (0: every encodable component exact)."""
+    lam = spectrum.top(latent_dim)
+    return float(np.minimum(lam, sigma2).sum()) + (spectrum.total_variance - float(lam.sum()))
 
 
 def rd_curve(
@@ -125,6 +139,8 @@ def rd_curve(
             low = lam[-1] * 1e-3
             if max_rate > 0:  # all k components on: ln s2 = (sum ln lambda - 2R) / k
                 low = min(low, math.exp((np.log(lam).sum() - 2 * max_rate) / lam.size))
+            # A diverged run's rate (billions of nats) would put the level below any float.
+            low = max(low, lam[-1] * MIN_LEVEL)
             grid = np.geomspace(lam[0] * 1.5, low, n)
     else:
         grid = np.asarray(sigma2, dtype=float)

@@ -27,6 +27,13 @@ from vaesweep.report.data.load import Run
 #: A latent dimension is "informative" when its final KL is at least this many nats; below
 #: it the dimension transmits almost nothing (Lucas et al. 2019's epsilon-collapse).
 INFORMATIVE_KL = 0.1
+#: A KL (nats per image) below minus this is not rounding error but a broken record.
+KL_ROUNDING = 1e-3
+#: Final values beyond float32's largest number cannot come from a float32 run.
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+#: Far below float32's smallest subnormal (1.4e-45), even averaged over a million images:
+#: a non-zero value below it cannot come from a float32 run.
+FLOAT32_TINY = 1e-60
 #: Likelihoods whose objective reads as a Gaussian decoder with variance sigma2_eff.
 GAUSSIAN = frozenset({"mse", "gaussian", "gaussian_learned", "gaussian_optimal"})
 #: Final validation metrics copied from the contract.
@@ -174,12 +181,31 @@ def run_row(run: Run, spectrum: Spectrum | None) -> dict[str, Any]:
     row["lambda_1"] = float(spectrum.eigenvalues[0]) if spectrum else math.nan
     row.update(_linear(spectrum, row))
     row["wall_time_s"] = num(s.get("wall_time_s"))
+    implausible = _implausible(row)
     row["usable"] = bool(
-        run.status == "completed" and math.isfinite(row["kl"]) and math.isfinite(row["sse"])
+        run.status == "completed"
+        and math.isfinite(row["kl"])
+        and math.isfinite(row["sse"])
+        and not implausible
     )
+    if implausible:
+        run.problems.append(f"{implausible}: left out of the final-value plots")
     row["error"] = run.error or ""
     row["problems"] = "; ".join(run.problems)
     return row
+
+
+def _implausible(row: dict[str, Any]) -> str:
+    """Why the final values cannot be a trained VAE's (empty when they can): a KL below zero
+    beyond rounding, a negative squared error, or values past what float32 training holds."""
+    kl, sse = row["kl"], row["sse"]
+    if kl < -KL_ROUNDING:
+        return f"its final KL ({kl:.4g} nats) is negative"
+    if sse < 0:
+        return f"its final squared error ({sse:.4g}) is negative"
+    if any(abs(v) > FLOAT32_MAX or 0 < abs(v) < FLOAT32_TINY for v in (kl, sse)):
+        return "its final values lie outside the float32 range the run trained in"
+    return ""
 
 
 def _linear(spectrum: Spectrum | None, row: dict[str, Any]) -> dict[str, float]:
@@ -199,7 +225,7 @@ def _linear(spectrum: Spectrum | None, row: dict[str, Any]) -> dict[str, float]:
     if spectrum is None or not m > 0:
         return out
     s2 = row["sigma2_eff"]
-    if row["likelihood"] in GAUSSIAN and s2 > 0:
+    if row["likelihood"] in GAUSSIAN and 0 < s2 < math.inf:
         p = water_filling(spectrum, int(m), s2)
         out.update(lin_active_units=float(p.active_units), lin_rate=p.rate, lin_sse=p.sse)
         # Uncapped: how many components clear sigma^2, whatever M (at most the kept spectrum).

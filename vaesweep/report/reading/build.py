@@ -17,7 +17,9 @@ to the three questions (:mod:`~vaesweep.report.reading.questions`), then the fin
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import pandas as pd
 
@@ -27,6 +29,8 @@ from vaesweep.report.reading.answer import build_answer
 from vaesweep.report.reading.disentanglement import disentanglement
 from vaesweep.report.reading.phrases import Groups
 from vaesweep.report.reading.questions import build_questions
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -61,12 +65,12 @@ def build_reading(sweep: SweepRecords) -> Reading:
         reading.sections.append(("Runs left out", findings.failures(sweep)))
         return reading
     ends = _ends(G)
-    reading.answer = build_answer(G, ends)
+    reading.answer = _guarded("The answer", lambda: build_answer(G, ends), sweep)
     if ends and G.v(ends[1], "sse") > G.v(ends[0], "sse"):
         reading.title = (
             f"Why the reconstructions at {G.bname(ends[1])} are worse than at {G.bname(ends[0])}"
         )
-    reading.questions = build_questions(G, ends)
+    reading.questions = _guarded("The short answers", lambda: build_questions(G, ends), sweep)
     for title, fn in (
         ("Effective β and implied decoder noise", findings.effective),
         ("ELBO and likelihood", findings.bounds),
@@ -77,7 +81,7 @@ def build_reading(sweep: SweepRecords) -> Reading:
         ("Disentanglement: what a larger β bought", disentanglement),
         ("Controller and decoder-noise convergence", findings.convergence),
     ):
-        sentences = fn(G, ends)
+        sentences = _guarded(f"The section {title!r}", lambda fn=fn: fn(G, ends), sweep)
         if sentences:
             reading.sections.append((title, sentences))
     left_out = findings.failures(sweep)
@@ -88,6 +92,16 @@ def build_reading(sweep: SweepRecords) -> Reading:
             ("Problems reading the records", [p.rstrip(".") + "." for p in sweep.problems])
         )
     return reading
+
+
+def _guarded(what: str, make: Callable[[], list[T]], sweep: SweepRecords) -> list[T]:
+    """``make()``, or nothing and a line among the problems when odd records break it: one
+    section that cannot be written must not cost the whole report."""
+    try:
+        return make()
+    except Exception as err:  # reported on the page
+        sweep.problems.append(f"{what} could not be written ({type(err).__name__}: {err})")
+        return []
 
 
 def _headline(sweep: SweepRecords, G: Groups, n_runs: int, n_ok: int) -> str:

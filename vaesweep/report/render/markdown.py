@@ -2,7 +2,8 @@
 
 Same content and order as the HTML page; figures are linked by relative path, so the folder can
 be committed or attached as is. Table cells escape ``|`` and line breaks; free text escapes the
-characters Markdown would otherwise read as markup.
+characters Markdown would otherwise read as markup; folder names go in code spans whose fence
+outlasts any backticks they hold.
 """
 
 from __future__ import annotations
@@ -20,6 +21,20 @@ def md_escape(text: object) -> str:
     return _SPECIAL.sub(r"\\\1", str(text)).replace("\n", " ")
 
 
+def md_code(text: object) -> str:
+    """``text`` as one inline code span, whatever backticks it holds (CommonMark 6.1).
+
+    The fence is one backtick longer than the longest run inside, and padded with a space when
+    the text starts or ends with a backtick, so a folder named ``a`<img ...>`` cannot close
+    the span early and put raw HTML on the page.
+    """
+    body = str(text).replace("\r", " ").replace("\n", " ")
+    longest = max((len(m) for m in re.findall(r"`+", body)), default=0)
+    fence = "`" * (longest + 1)
+    pad = " " if body.startswith("`") or body.endswith("`") else ""
+    return f"{fence}{pad}{body}{pad}{fence}"
+
+
 def table_md(df: pd.DataFrame) -> str:
     head = "| " + " | ".join(md_escape(c) for c in df.columns) + " |"
     rule = "|" + "|".join("---" for _ in df.columns) + "|"
@@ -32,7 +47,7 @@ def render_markdown(page: Page) -> str:
     out = [f"# {md_escape(page.title)}", ""]
     out.append(
         "Read from "
-        + ", ".join(f"`{s}`" for s in page.sources)
+        + ", ".join(md_code(s) for s in page.sources)
         + ". "
         + md_escape(reading.headline)
     )
@@ -61,5 +76,5 @@ def render_markdown(page: Page) -> str:
     for heading, df in page.tables:
         if not df.empty:
             out += [f"### {md_escape(heading)}", "", table_md(df), ""]
-    out.append("Files: " + ", ".join(f"`{f}`" for f in page.files) + ".")
+    out.append("Files: " + ", ".join(md_code(f) for f in page.files) + ".")
     return "\n".join(out) + "\n"

@@ -1,0 +1,625 @@
+"""Issue 12, "Hardening": each defect found by using the tool hard has a test here.
+
+Tests go through the CLI surface (Typer's runner on :data:`vaesweep.cli.app`, or a real
+subprocess) so they hold whatever module the code lives in. Tests that train are ``slow`` and
+tiny; interrupt tests wait for a file or a line, never for a time.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from vaesweep.cli import app
+from vaesweep.testing.fabricate import fabricate_run, fabricate_sweep
+
+#: Longest wait for a subprocess to reach a state: generous, it only ends a test that hangs.
+PATIENCE_S = 600
+
+
+def _invoke(args: list[str]) -> Any:
+    return CliRunner().invoke(app, args)
+
+
+# ----------------------------------------------------------------------------- 1. report
+
+
+def _edit_record(run: Path, final: dict[str, Any], csv: dict[str, Any] | None = None) -> None:
+    """Overwrite final validation values in summary.json and the last rows of metrics.csv.
+
+    ``None`` deletes the key (a missing value); floats are stored as Python's json writes them
+    (``NaN``/``Infinity`` tokens included), the way a foreign or damaged record could hold them.
+    """
+    path = run / "summary.json"
+    s = json.loads(path.read_text())
+    for split in ("train", "val"):
+        row = s["final"][split]
+        for k, v in final.items():
+            if v is None:
+                row.pop(k, None)
+            else:
+                row[k] = v
+    if "kl" in final and final["kl"] is not None and s.get("kl_per_dim"):
+        s["kl_per_dim"] = [final["kl"] / len(s["kl_per_dim"])] * len(s["kl_per_dim"])
+    path.write_text(json.dumps(s))
+    m = pd.read_csv(run / "metrics.csv")
+    for k, v in (csv if csv is not None else final).items():
+        if k in m.columns:
+            m.loc[m.index[-2:], k] = math.nan if v is None else v
+    m.to_csv(run / "metrics.csv", index=False)
+
+
+HOSTILE = {
+    # vaesweep train train.lr=10 beta=0.1: completed with a KL of 5e9 nats.
+    "huge-kl": {"kl": 5.248e9, "elbo": -5.248e9, "loss": 5.3e8, "mi": 5.2},
+    "extreme": {"kl": 1e308, "sse": 1e300, "mse": 1e297, "elbo": -1e308, "sigma2_eff": 5e-324},
+    "tiny": {"kl": 1e-300, "sse": 1e-300, "mse": 0.0, "psnr": math.inf, "beta_calib": math.inf},
+    "negative": {"kl": -1e10, "sse": -5.0, "mse": -1e-3, "active_units": -3, "sigma2_eff": -1},
+    "non-finite": {"kl": math.inf, "sse": math.nan, "elbo": -math.inf, "recon": math.inf},
+    "missing": dict.fromkeys(("kl", "sse", "mse", "elbo", "recon", "nll", "sigma2_eff")),
+}
+
+
+@pytest.fixture(scope="module")
+def hostile_sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("hostile") / "sweep"
+    betas = [0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0]
+    dirs = fabricate_sweep(root, betas, images=False)
+    for run, values in zip(dirs[1:], HOSTILE.values(), strict=False):
+        _edit_record(run, values)
+    return root
+
+
+@pytest.mark.parametrize("fmt", ["html", "md"])
+def test_report_survives_extreme_and_missing_values(hostile_sweep: Path, fmt: str) -> None:
+    """Defect 1: one run with a huge but finite KL crashed the report for the whole sweep."""
+    out = hostile_sweep / f"report-{fmt}"
+    result = _invoke(["report", str(hostile_sweep), "--format", fmt, "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "Traceback" not in result.output
+    summary = pd.read_csv(out / "summary.csv")
+    assert len(summary) == 7
+    page = (out / f"index.{fmt}").read_text()
+    assert "beta=0.03" in page  # the huge-KL run is listed, not dropped
+    usable = summary.set_index("run")["usable"]
+    assert usable["beta=0.01"] and usable["beta=0.03"]
+    for name in ("beta=0.1", "beta=1", "beta=3", "beta=10"):  # extreme, negative, inf, missing
+        assert not usable[name], name
+    assert "its final KL (-1e+10 nats) is negative" in page
+    assert "outside the float32 range" in page
+
+
+def test_report_survives_a_real_huge_kl_run(tmp_path: Path) -> None:
+    """The same record shape as the reported run: one completed run, KL about 5e9 nats."""
+    run = tmp_path / "run"
+    fabricate_run(run, beta=0.1, images=False)
+    _edit_record(run, HOSTILE["huge-kl"])
+    result = _invoke(["report", str(run)])
+    assert result.exit_code == 0, result.output
+    assert (run / "report" / "index.html").is_file()
+
+
+def test_report_marks_what_it_could_not_compute(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    fabricate_run(run, beta=0.1, images=False)
+    s = json.loads((run / "summary.json").read_text())
+    s["data"]["pca"] = {"eigenvalues": [1e308, math.inf, "x"], "total_variance": 1e308}
+    (run / "summary.json").write_text(json.dumps(s))
+    result = _invoke(["report", str(run)])
+    assert result.exit_code == 0, result.output
+
+
+TINY = [
+    "train.epochs=2",
+    "data.limit=400",
+    "model.width=8",
+    "model.hidden_dim=32",
+    "model.latent_dim=4",
+    "eval.iwae_samples=5",
+    "eval.iwae_images=50",
+    "eval.mi_images=100",
+    "eval.grad_batches=1",
+    "train.progress=off",
+]
+
+
+@pytest.mark.slow
+def test_exploding_kl_is_recorded_as_diverged(outputs: Path) -> None:
+    """Defect 1: train.lr=10 ended 'completed' with a KL of about 5e9 nats."""
+    result = _invoke(["train", "train.lr=10", "beta=0.1", *TINY, "--name", "explode"])
+    assert result.exit_code == 1, result.output
+    (run,) = (outputs / "runs").iterdir()
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["status"] == "diverged"
+    assert summary["error_kind"] == "numeric"
+    assert "running minimum" in summary["error"]
+    # The report reads it as a run that diverged, with the reason.
+    result = _invoke(["report", str(run)])
+    assert result.exit_code == 0, result.output
+    assert "running minimum" in (run / "report" / "index.html").read_text()
+
+
+def test_divergence_rule_counts_growth_over_the_running_minimum() -> None:
+    from vaesweep.training.divergence import DivergenceGuard
+
+    guard = DivergenceGuard.for_model(latent_dim=4, n_pixels=64)
+    # A KL that starts near zero and grows to a normal size is training, not divergence.
+    for kl in (0.01, 0.5, 3.0, 20.0, 60.0, 3000.0):
+        assert guard.check(recon=40.0 - kl / 100, kl=kl) is None
+    why = guard.check(recon=30.0, kl=5e9)
+    assert why is not None and "KL grew to 5e+09" in why and "running minimum (0.01" in why
+    guard = DivergenceGuard.for_model(latent_dim=4, n_pixels=64)
+    assert guard.check(recon=-500.0, kl=5.0) is None  # a density's NLL can be negative
+    assert guard.check(recon=-450.0, kl=5.0) is None
+    assert "reconstruction term" in (guard.check(recon=6e5, kl=5.0) or "")
+
+
+# ----------------------------------------------------------------------------- 5. CIFAR-10
+
+
+class _Payload:
+    """Unpickling this runs ``os.system`` (any pickle can name any callable)."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        import os
+
+        return (os.system, (f"touch {self.marker}",))
+
+
+def _write_cifar(folder: Path, poison: Any = None) -> None:
+    import pickle
+
+    import numpy as np
+
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for i, name in enumerate([*(f"data_batch_{k}" for k in range(1, 6)), "test_batch"]):
+        batch = {
+            b"batch_label": f"batch {i}".encode(),
+            b"labels": [int(x) for x in rng.integers(0, 10, 3)],
+            b"data": rng.integers(0, 256, (3, 3072), dtype=np.uint8),
+            b"filenames": [f"img_{i}_{j}.png".encode() for j in range(3)],
+        }
+        if poison is not None and name == "data_batch_3":
+            batch[b"batch_label"] = poison
+        (folder / name).write_bytes(pickle.dumps(batch, protocol=2))
+
+
+@pytest.mark.parametrize("protocol", [2, 5])
+def test_cifar_batches_with_numpy_arrays_still_load(tmp_path: Path, protocol: int) -> None:
+    import pickle
+
+    import numpy as np
+
+    from vaesweep.config import DataConfig
+    from vaesweep.data.cifar import load_cifar10
+
+    _write_cifar(tmp_path / "cifar-10-batches-py")
+    path = tmp_path / "cifar-10-batches-py" / "test_batch"
+    batch = pickle.loads(path.read_bytes())
+    batch[b"labels"] = [np.int64(1), 2, 3]  # numpy integers, as some re-packed batches hold
+    path.write_bytes(pickle.dumps(batch, protocol=protocol))
+    raw = load_cifar10(DataConfig(name="cifar10", root=str(tmp_path)))
+    assert raw.train.images.shape == (15, 3, 32, 32)
+    assert raw.test is not None and raw.test.labels.tolist() == [1, 2, 3]
+
+
+def test_malicious_cifar_batch_does_not_run(tmp_path: Path, outputs: Path) -> None:
+    """Defect 5: opening a CIFAR-10 folder ran any code hidden in its batch files."""
+    from vaesweep.config import DataConfig
+    from vaesweep.data.cifar import load_cifar10
+    from vaesweep.errors import UserError
+
+    marker = tmp_path / "pwned"
+    root = tmp_path / "data"
+    _write_cifar(root / "cifar-10-batches-py", poison=_Payload(marker))
+    with pytest.raises(UserError) as err:
+        load_cifar10(DataConfig(name="cifar10", root=str(root)))
+    assert not marker.exists()
+    message = str(err.value)
+    assert "data_batch_3" in message and "posix.system" in message and "\n" not in message
+    result = _invoke(["train", "data=cifar10", f"data.root={root}", "train.epochs=1"])
+    assert result.exit_code == 2, result.output
+    assert not marker.exists()
+
+
+# ----------------------------------------------------------------------------- 11. smaller
+
+
+@pytest.mark.parametrize("name", ["a`<img src=x onerror=alert(1)>`b", "``x", "tick`"])
+def test_backtick_in_a_folder_name_stays_inside_its_code_span(tmp_path: Path, name: str) -> None:
+    from markdown_it import MarkdownIt
+
+    run = tmp_path / name
+    fabricate_run(run, beta=0.1, images=False)
+    out = tmp_path / "md"
+    result = _invoke(["report", str(run), "--format", "md", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    html = MarkdownIt("commonmark").render((out / "index.md").read_text())
+    assert "<img src=x" not in html  # the name is text in a code span, never a tag
+    code = next(line for line in html.splitlines() if "Read from" in line)
+    assert "<code>" in code and name.replace("<", "&lt;").replace(">", "&gt;") in code
+
+
+# ----------------------------------------------------------------------------- 2, 3. --jobs
+
+
+def test_jobs_capped_at_the_number_of_runs_and_absurd_values_refused() -> None:
+    """Defect 2: --jobs 12 on a 2-run sweep started 12 workers; --jobs 1000 ran 280 processes."""
+    from vaesweep.commands.launching import LaunchOptions, launcher_overrides
+
+    extra, name, _ = launcher_overrides(LaunchOptions("basic", 12), 2, [])
+    assert name == "joblib" and "hydra.launcher.n_jobs=2" in extra
+    result = _invoke(["sweep", "beta=0.1,1", "--jobs", "1000"])
+    assert result.exit_code == 2
+    assert "--jobs 1000" in result.output and len(result.output.strip().splitlines()) <= 2
+    assert "beta" not in result.output.split("Error")[0]  # refused before the run table
+
+
+def test_more_jobs_than_cores_is_a_warning(outputs: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from vaesweep.commands import launching
+    from vaesweep.commands import sweep as sweep_command
+
+    for module in (launching, sweep_command):
+        monkeypatch.setattr(module, "cores", lambda: 1)
+    result = _invoke(["sweep", "beta=0.1,1", "--jobs", "2", "--dry-run"])
+    assert result.exit_code == 0, result.output
+    assert "note: --jobs 2 trains 2 runs at once on 1 cores" in result.output
+    result = _invoke(["sweep", "beta=0.1,1", "--jobs", "1", "--dry-run"])
+    assert "note:" not in result.output
+
+
+@pytest.mark.slow
+def test_resume_keeps_the_sweeps_launcher_and_jobs(outputs: Path) -> None:
+    """Defect 3: --resume trained with the basic launcher and rewrote sweep.json to it."""
+    result = _invoke(["sweep", "beta=0.1,1", *TINY, "--jobs", "2", "--name", "s"])
+    assert result.exit_code == 0, result.output
+    sweep = outputs / "sweeps" / "s"
+    assert json.loads((sweep / "sweep.json").read_text())["launcher"] == "joblib"
+    result = _invoke(["sweep", "--resume", str(sweep)])
+    assert result.exit_code == 0, result.output
+    assert "--launcher joblib (stored in the sweep) and --jobs 2 (stored" in result.output
+    stored = json.loads((sweep / "sweep.json").read_text())
+    assert (stored["launcher"], stored["jobs"]) == ("joblib", 2)
+    result = _invoke(["sweep", "--resume", str(sweep), "--launcher", "basic", "--jobs", "1"])
+    assert result.exit_code == 0, result.output
+    assert "--launcher basic (given) and --jobs 1 (given)" in result.output
+
+
+# ----------------------------------------------------------------------------- 4. --name
+
+
+@pytest.mark.parametrize(
+    ("command", "name"),
+    [
+        ("sweep", "../../x"),
+        ("sweep", "/abs/elsewhere"),
+        ("train", "/../../../x"),
+        ("train", ".."),
+        ("sweep", "a\nb"),
+        ("train", "tab\there"),
+    ],
+)
+def test_name_is_one_path_component(outputs: Path, command: str, name: str) -> None:
+    """Defect 4: --name wrote the sweep (lock, runs, report) outside outputs/."""
+    extra = ["beta=0.1,1"] if command == "sweep" else ["train.epochs=1"]
+    result = _invoke([command, *extra, "--name", name])
+    assert result.exit_code == 2, result.output
+    assert "--name" in result.output and "one folder name" in result.output
+    assert not (outputs.parent / "x").exists() and not outputs.exists()
+
+
+# ----------------------------------------------------------------------------- 6. outputs
+
+
+def test_outputs_naming_a_file_is_one_line(tmp_path: Path, outputs: Path) -> None:
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    result = _invoke(["train", "train.epochs=1", "--outputs", str(afile)])
+    assert result.exit_code == 2, result.output
+    assert "--outputs" in result.output and "is a file" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_outputs_variable_naming_a_file_names_the_variable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    monkeypatch.setenv("VAESWEEP_OUTPUTS", str(afile / "sub"))
+    for args in (["train", "train.epochs=1"], ["sweep", "beta=0.1,1"]):
+        result = _invoke(args)
+        assert result.exit_code == 2, result.output
+        assert "VAESWEEP_OUTPUTS=" in result.output and "is a file" in result.output
+
+
+@pytest.mark.skipif(
+    hasattr(__import__("os"), "geteuid") and __import__("os").geteuid() == 0,
+    reason="root may write anywhere: permissions cannot be tested as root",
+)
+def test_unwritable_outputs_and_read_only_sweep(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o555)
+    result = _invoke(["train", "train.epochs=1", "--outputs", str(locked / "out")])
+    assert result.exit_code == 2 and "not writable" in result.output, result.output
+    sweep = tmp_path / "ro"
+    fabricate_sweep(sweep, [0.1], images=False)
+    sweep.chmod(0o555)
+    result = _invoke(["sweep", "--resume", str(sweep)])
+    assert result.exit_code == 2 and "not writable" in result.output, result.output
+
+
+# ----------------------------------------------------------------------------- 8. preflight
+
+
+def _no_run_left(outputs: Path) -> None:
+    runs = outputs / "runs"
+    assert not runs.exists() or not any(runs.iterdir()), list(runs.iterdir())
+
+
+@pytest.mark.parametrize(
+    "case", ["empty-folder", "undecodable-folder", "limit-1", "missing-mnist", "cuda"]
+)
+def test_bad_data_or_device_stops_before_the_run_directory(
+    tmp_path: Path, outputs: Path, case: str
+) -> None:
+    """Defect 8: errors found after the run folder existed left a `failed` record behind."""
+    import torch
+
+    if case == "cuda" and torch.cuda.is_available():
+        pytest.skip("a GPU is visible here")
+    folder = tmp_path / "images"
+    folder.mkdir()
+    if case == "undecodable-folder":
+        (folder / "a.png").write_bytes(b"not a png at all")
+        (folder / "b.jpg").write_bytes(b"\xff\xd8 broken")
+    overrides = {
+        "empty-folder": ["data=folder", f"data.path={folder}"],
+        "undecodable-folder": ["data=folder", f"data.path={folder}"],
+        "limit-1": ["data.limit=1"],
+        "missing-mnist": ["data=mnist", f"data.root={tmp_path / 'nowhere'}"],
+        "cuda": ["train.device=cuda"],
+    }[case]
+    for command in (["train"], ["sweep", "seed=0,1"]):
+        result = _invoke([*command, *overrides, "train.epochs=1"])
+        assert result.exit_code == 2, result.output
+        assert "Traceback" not in result.output
+    _no_run_left(outputs)
+    sweeps = outputs / "sweeps"
+    assert not sweeps.exists() or not any(sweeps.iterdir())
+
+
+# ----------------------------------------------------------------------------- 7, 9. signals
+
+
+def _processes_with(env_entry: str) -> list[int]:
+    """Pids of live processes whose environment holds ``env_entry`` (a test's own hold)."""
+    import os
+
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/environ", "rb") as f:
+                if env_entry.encode() in f.read().split(b"\0"):
+                    with open(f"/proc/{entry}/stat") as s:
+                        if s.read().split()[2] != "Z":
+                            pids.append(int(entry))
+        except OSError:
+            continue
+    return pids
+
+
+def _start(args: list[str], tmp_path: Path, hold: Any) -> Any:
+    import os
+    import subprocess
+    import sys
+
+    env = {
+        **os.environ,
+        **hold.env,
+        "VAESWEEP_OUTPUTS": str(tmp_path / "out"),
+        "PYTHONUNBUFFERED": "1",
+    }
+    env.pop("VAESWEEP_TEST_FORBID_TRAINING", None)
+    log = open(tmp_path / "run.log", "w")  # noqa: SIM115 - closed with the process
+    return subprocess.Popen(
+        [sys.executable, "-m", "vaesweep", *args],
+        cwd=tmp_path,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+
+def _wait_for(predicate: Any, proc: Any, what: str) -> None:
+    import time
+
+    deadline = time.monotonic() + PATIENCE_S
+    while not predicate():
+        assert proc is None or proc.poll() is None, f"the command ended before {what}"
+        assert time.monotonic() < deadline, f"never: {what}"
+        time.sleep(0.05)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="needs /proc")
+def test_sigterm_stops_workers_marks_runs_interrupted_and_locks_runs(
+    tmp_path: Path, hold: Any
+) -> None:
+    """Defects 7 and 9: SIGTERM left joblib workers training, runs `running` for ever, and
+    `train --resume` of a run inside a running sweep was accepted."""
+    import os
+    import signal
+
+    tiny = [o for o in TINY if not o.startswith("train.epochs")] + ["train.epochs=3"]
+    args = ["sweep", "beta=0.1,1", *tiny, "--jobs", "2", "--name", "t"]
+    proc = _start(args, tmp_path, hold)
+    sweep = tmp_path / "out" / "sweeps" / "t"
+    try:
+        _wait_for(lambda: len(list(hold.folder.glob("*.epoch1"))) == 2, proc, "both runs held")
+        # Defect 9: the run is training inside a locked sweep.
+        result = _invoke(["train", "--resume", str(sweep / "beta=0.1")])
+        assert result.exit_code == 2 and "in use by another vaesweep" in result.output
+        assert "pid " in result.output  # names the holder
+        os.kill(proc.pid, signal.SIGTERM)  # the main process only, as a scheduler sends it
+        proc.wait(timeout=600)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    out = (tmp_path / "run.log").read_text()
+    assert proc.returncode == 130, out
+    assert "vaesweep sweep --resume" in out and "Traceback" not in out
+    entry = f"VAESWEEP_TEST_HOLD={hold.folder}"
+    _wait_for(lambda: not _processes_with(entry), None, "the workers stopped")
+    for run in ("beta=0.1", "beta=1"):
+        assert json.loads((sweep / run / "summary.json").read_text())["status"] == "interrupted"
+
+
+@pytest.mark.slow
+def test_single_run_is_locked_while_it_trains(tmp_path: Path, hold: Any) -> None:
+    """Defect 9: `train --resume RUN` was accepted while RUN was still training."""
+    import os
+    import signal
+
+    proc = _start(["train", *TINY, "--name", "r"], tmp_path, hold)
+    try:
+        _wait_for(lambda: any(hold.folder.glob("*.epoch1")), proc, "the run is held")
+        (run,) = (tmp_path / "out" / "runs").iterdir()
+        result = _invoke(["train", "--resume", str(run)])
+        assert result.exit_code == 2, result.output
+        assert "run" in result.output and "in use by another vaesweep" in result.output
+        (hold.folder / "release").touch()
+        assert proc.wait(timeout=600) == 0, (tmp_path / "run.log").read_text()
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+# ----------------------------------------------------------------------------- 11. smaller
+
+
+@pytest.mark.parametrize(
+    "override", ["hydra.run.dir=/tmp/elsewhere", "hydra.sweep.dir=/tmp/x", "hydra.sweep.subdir=y"]
+)
+def test_hydra_output_dirs_are_refused_with_a_pointer(outputs: Path, override: str) -> None:
+    for command in (["train"], ["sweep", "beta=0.1,1"], ["show"]):
+        result = _invoke([*command, override])
+        assert result.exit_code == 2, result.output
+        assert "--outputs" in result.output and "--name" in result.output
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (b'name: digits\nx: !!python/object/apply:os.system ["touch PWNED"]\n', "not allowed"),
+        (b"name: [digits\n  bad: :\n", "is not valid YAML"),
+        (b"name: d\xe9\xff\n", "is not UTF-8"),
+    ],
+)
+def test_bad_config_dir_yaml_is_one_line_naming_the_file(
+    tmp_path: Path, outputs: Path, content: bytes, expected: str
+) -> None:
+    conf = tmp_path / "conf" / "data"
+    conf.mkdir(parents=True)
+    (conf / "mine.yaml").write_bytes(content)
+    for command in (["show"], ["sweep", "beta=0.1,1", "--dry-run"]):
+        result = _invoke([*command, "data=mine", "--config-dir", str(tmp_path / "conf")])
+        assert result.exit_code == 2, result.output
+        assert "mine.yaml" in result.output and expected in result.output
+        assert "Traceback" not in result.output
+    assert not (tmp_path / "PWNED").exists()
+
+
+def test_unparsable_override_is_named(outputs: Path) -> None:
+    result = _invoke(["sweep", "beta=range(", "--dry-run"])
+    assert result.exit_code == 2 and "'beta=range('" in result.output, result.output
+
+
+def test_wrong_launcher_or_taken_name_fails_before_the_run_table(outputs: Path) -> None:
+    result = _invoke(["sweep", "beta=0.1,1", "--launcher", "nonexistent"])
+    assert result.exit_code == 2 and "nonexistent" in result.output
+    assert "beta=0.1" not in result.output  # no run table first
+    fabricate_sweep(outputs / "sweeps" / "taken", [0.1, 1.0], images=False)
+    result = _invoke(["sweep", "beta=0.1,1", "--name", "taken"])
+    assert result.exit_code == 2 and "already holds a sweep" in result.output
+    assert "beta=0.1 " not in result.output
+
+
+def test_lock_names_a_holder_that_has_just_taken_it(tmp_path: Path) -> None:
+    """Two sweeps started together: the loser waits for the holder's details."""
+    import os
+
+    from vaesweep.errors import UserError
+    from vaesweep.record.sweep_lock import SweepLock
+
+    with SweepLock(tmp_path), pytest.raises(UserError, match=rf"pid {os.getpid()} on "):
+        SweepLock(tmp_path).acquire()
+
+
+def test_long_run_names_keep_whole_pairs() -> None:
+    from vaesweep.record.run_names import run_name
+
+    overrides = [f"model.k{i}={'v' * 20}" for i in range(10)]
+    name = run_name(overrides, [])
+    assert len(name) <= 150
+    pairs = name.split(",")
+    assert all(p in set(overrides) for p in pairs[:-1])  # no pair cut mid-key
+    assert run_name([*overrides[:-1], "model.k9=other"], []) != name  # still unique
+
+
+def test_printed_commands_are_shell_quoted(tmp_path: Path) -> None:
+    from rich.console import Console
+
+    from vaesweep.commands.terminal_tables import print_sweep
+
+    console = Console(record=True, width=200)
+    odd = tmp_path / "my sweep $(touch PWNED)"
+    print_sweep(console, [], [], odd)
+    text = console.export_text()
+    assert f"vaesweep report '{odd}'" in text
+
+
+@pytest.mark.skipif(
+    not Path("/usr/share/datasets/fashion-mnist").is_dir(),
+    reason="Debian's dataset-fashion-mnist is not installed",
+)
+def test_fallback_to_the_system_fashion_mnist_is_said(tmp_path: Path, outputs: Path) -> None:
+    missing = tmp_path / "nowhere"
+    result = _invoke(
+        ["sweep", "data=fashion_mnist", f"data.root={missing}", "beta=0.1,1", "--dry-run"]
+    )
+    assert result.exit_code == 0, result.output
+    assert f"note: data.root={missing} holds no fashion_mnist files; using" in result.output
+
+
+def test_full_disk_names_the_folder(outputs: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import errno
+
+    from vaesweep.commands import sweep as sweep_command
+
+    def full(*args: Any, **kwargs: Any) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device", str(outputs / "sweeps" / "s"))
+
+    monkeypatch.setattr(sweep_command, "sweep", full)
+    result = _invoke(["sweep", "beta=0.1,1", "--name", "s"])
+    assert result.exit_code == 2, result.output
+    assert "No space left on device" in result.output and str(outputs / "sweeps") in result.output
