@@ -28,6 +28,7 @@ from vaesweep import __version__
 from vaesweep.config import Config
 from vaesweep.control import RunShape, build_control
 from vaesweep.data import load_splits
+from vaesweep.data.augment import Augment
 from vaesweep.errors import UserError
 from vaesweep.model import build_model
 from vaesweep.record import RunRecord, contract
@@ -202,18 +203,24 @@ def _train(config: Config, record: RunRecord) -> None:
         },
         model={
             "arch": config.model.arch,
-            "latent_dim": config.model.latent_dim,
+            "latent_dim": model.latent_dim,
             "parameters": n_params,
         },
     )
     train_u8, val_u8 = splits.train.images.to(device), splits.val.images.to(device)
-    trainer = Trainer(config.train, config.eval, binarize=config.data.binarize, eval_seed=EVAL_SEED)
+    trainer = Trainer(
+        config.train,
+        config.eval,
+        binarize=config.data.binarize,
+        eval_seed=EVAL_SEED,
+        augment=Augment.from_config(config.data),
+    )
     shape = RunShape.for_run(
         len(train_u8),
         config.train.batch_size,
         config.train.epochs,
         splits.shape,
-        config.model.latent_dim,
+        model.latent_dim,
         config.loss.recon_reduction,
     )
     control = build_control(config.kl, config.beta, shape)

@@ -29,6 +29,7 @@ LOADERS: dict[str, str] = {
     "cifar10": "vaesweep.data.cifar:load_cifar10",
     "celeba": "vaesweep.data.celeba:load_celeba",
     "folder": "vaesweep.data.folder:load_folder",
+    "photos": "vaesweep.data.photos:load_photos",
 }
 
 

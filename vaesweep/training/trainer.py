@@ -16,6 +16,7 @@ import torch
 
 from vaesweep.config import EvalConfig, TrainConfig
 from vaesweep.control.base import KLControl
+from vaesweep.data.augment import Augment, augmented_unit
 from vaesweep.model.vae import VAE
 from vaesweep.objective.terms import loss_terms
 from vaesweep.training.adam import Optimizer
@@ -92,6 +93,8 @@ class Trainer:
     binarize: str = "none"
     #: Seed for the validation noise (fixed across epochs and runs).
     eval_seed: int = 0
+    #: Random crops / flips of training batches (data.augment_*); None = none.
+    augment: Augment | None = None
     hooks: TrainHooks = field(default_factory=TrainHooks)
 
     def steps_per_epoch(self, n_train: int) -> int:
@@ -111,7 +114,11 @@ class Trainer:
             t0 = time.perf_counter()
             perm = torch.randperm(n, generator=state.generator, device=device)
             for start in range(0, n, bs):
-                x = to_unit(train[perm[start : start + bs]], self.binarize, state.generator)
+                batch = train[perm[start : start + bs]]
+                if self.augment is None:
+                    x = to_unit(batch, self.binarize, state.generator)
+                else:
+                    x = augmented_unit(batch, self.augment, self.binarize, state.generator)
                 mu, logvar = model.encode(x)
                 eps = torch.randn(mu.shape, generator=state.generator, device=device)
                 out = model.decode(model.reparameterize(mu, logvar, eps))
