@@ -119,7 +119,7 @@ def test_augment_is_off_by_default_and_checked() -> None:
     assert Augment.from_config(DataConfig(augment_flip=True, augment_crop=0.8)) == Augment(
         True, 0.8
     )
-    with pytest.raises(UserError, match="data.augment_crop"):
+    with pytest.raises(UserError, match=r"data\.augment_crop"):
         DataConfig(augment_crop=1.5)
 
 

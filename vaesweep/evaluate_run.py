@@ -131,7 +131,7 @@ def evaluate_run(
     if status != "completed":
         warnings.append(
             f"run status is {status!r}, not 'completed': evaluated the checkpoint of epoch "
-            f"{epoch} of {config.train.epochs}"
+            f"{epoch} of {summary.get('epochs') or config.train.epochs}"
         )
     for note in warnings:
         log.warning(note)
@@ -170,9 +170,9 @@ def evaluate_run(
     shape = RunShape.for_run(
         len(splits.train),
         config.train.batch_size,
-        config.train.epochs,
+        config.train.total_steps(len(splits.train)),
         (c, h, w),
-        config.model.latent_dim,
+        model.latent_dim,
         config.loss.recon_reduction,
     )
     control = build_control(config.kl, config.beta, shape)

@@ -34,6 +34,7 @@ from vaesweep.model import build_model
 from vaesweep.record import RunRecord, contract
 from vaesweep.run_outputs import final_iwae, final_kl, write_images
 from vaesweep.training.adam import make_adam
+from vaesweep.training.convergence import from_rows
 from vaesweep.training.device import configure_threads, resolve_device, seed_everything
 from vaesweep.training.progress import EpochProgress
 from vaesweep.training.trainer import EpochResult, Trainer, TrainHooks, TrainState
@@ -70,8 +71,11 @@ class RecordHooks(TrainHooks):
 
     summary_every_s = 2.0
 
-    def __init__(self, record: RunRecord, config: Config, progress: EpochProgress | None) -> None:
+    def __init__(
+        self, record: RunRecord, config: Config, progress: EpochProgress | None, epochs: int
+    ) -> None:
         self.record, self.config, self.progress = record, config, progress
+        self.epochs = epochs
         #: Seconds spent writing the record (CSV, checkpoint, summary) during training.
         self.write_seconds = 0.0
         self._config_dict = config.to_dict()
@@ -100,7 +104,7 @@ class RecordHooks(TrainHooks):
         self.write_seconds += time.perf_counter() - t0
         val = result.rows.get("val", result.rows["train"])[0]
         line = (
-            f"epoch {result.epoch}/{self.config.train.epochs}: recon {val['recon']:.4g} "
+            f"epoch {result.epoch}/{self.epochs}: recon {val['recon']:.4g} "
             f"kl {val['kl']:.4g} elbo {val['elbo']:.4g} mse {val['mse']:.4g} "
             f"active {int(val['active_units'])}"
         )
@@ -184,6 +188,10 @@ def _train(config: Config, record: RunRecord) -> None:
     model = build_model(config.model, config.loss, splits.shape).to(device)
     n_params = sum(p.numel() for p in model.parameters())
     record.update_summary(
+        # Both lengths: the configured one decides, the other follows from the training set.
+        epochs=config.train.total_epochs(len(splits.train)),
+        steps=config.train.total_steps(len(splits.train)),
+        steps_per_epoch=config.train.steps_per_epoch(len(splits.train)),
         device=str(device),
         threads=threads,
         data={
@@ -218,7 +226,7 @@ def _train(config: Config, record: RunRecord) -> None:
     shape = RunShape.for_run(
         len(train_u8),
         config.train.batch_size,
-        config.train.epochs,
+        config.train.total_steps(len(train_u8)),
         splits.shape,
         model.latent_dim,
         config.loss.recon_reduction,
@@ -239,8 +247,9 @@ def _train(config: Config, record: RunRecord) -> None:
         record.reset_rows()
     record.write_text(contract.CONFIG_FILE, config.to_yaml())
 
-    progress = EpochProgress.create(config.train.progress, config.train.epochs)
-    hooks = RecordHooks(record, config, progress)
+    n_train = len(splits.train)
+    progress = EpochProgress.create(config.train.progress, config.train.total_epochs(n_train))
+    hooks = RecordHooks(record, config, progress, epochs=config.train.total_epochs(n_train))
     trainer.hooks = hooks
     timings = {"setup_s": time.perf_counter() - t_setup}
     t_fit = time.perf_counter()
@@ -255,6 +264,8 @@ def _train(config: Config, record: RunRecord) -> None:
             progress.close()
     timings["record_s"] = hooks.write_seconds
     timings["train_s"] = time.perf_counter() - t_fit - hooks.write_seconds
+    n_steps = config.train.total_steps(len(train_u8))
+    record.update_summary(convergence=from_rows(record.rows, n_steps))
     if result.status == "diverged":
         log.warning("diverged: %s", result.error)
         record.update_summary(
