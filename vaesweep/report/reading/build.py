@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from vaesweep.report.data.aggregate import SweepRecords
-from vaesweep.report.reading import findings
+from vaesweep.report.reading import diagnosis, findings
 from vaesweep.report.reading.answer import build_answer
 from vaesweep.report.reading.phrases import Groups
 from vaesweep.report.reading.questions import build_questions
@@ -60,12 +60,19 @@ def build_reading(sweep: SweepRecords) -> Reading:
         reading.sections.append(("Runs left out", findings.failures(sweep)))
         return reading
     ends = _ends(G)
-    reading.answer = build_answer(G, ends)
-    if ends and G.v(ends[1], "sse") > G.v(ends[0], "sse"):
-        reading.title = (
-            f"Why the reconstructions at {G.bname(ends[1])} are worse than at {G.bname(ends[0])}"
-        )
+    length = diagnosis.length_sentences(G)
+    still_improving = not diagnosis.unconverged(G).empty
+    # Runs that stopped while improving lead: their differences are not yet about beta.
+    # A collapse the reduction explains leads too: it is not about beta at all.
+    cause = [s for s in diagnosis.reduction_sentences(G) if s.startswith("The reduction, not β")]
+    reading.answer = (length if still_improving else []) + cause + build_answer(G, ends)
+    reading.title = diagnosis.title(G, ends) or reading.title
     reading.questions = build_questions(G, ends)
+    explained = diagnosis.explanations(G, ends)
+    if explained:
+        reading.sections.append(("What explains the differences", explained))
+    if length and not still_improving:
+        reading.sections.append(("Training length", length))
     for title, fn in (
         ("Effective β and implied decoder noise", findings.effective),
         ("ELBO and likelihood", findings.bounds),
@@ -111,7 +118,11 @@ def _ends(G: Groups) -> tuple[str, str] | None:
     counts = rows.groupby(others)["beta_mean"].nunique().sort_values(ascending=False)
     if counts.empty or counts.iloc[0] < 2:
         return None
-    rows = rows[others == counts.index[0]].sort_values("beta_mean")
+    # Among equally large sets, prefer the canonical sum over pixels (what β means).
+    best = counts[counts == counts.iloc[0]].index
+    canonical = [k for k in best if "recon_reduction=mean" not in str(k)]
+    chosen = canonical[0] if canonical else best[0]
+    rows = rows[others == chosen].sort_values("beta_mean")
     G.constant = rows
-    G.context = str(counts.index[0])
+    G.context = str(chosen)
     return str(rows.index[0]), str(rows.index[-1])
