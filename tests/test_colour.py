@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from vaesweep import hydra_bridge as bridge
+from vaesweep.bridge import compose as bridge
 from vaesweep.config import DataConfig, LossConfig, ResConvConfig
 from vaesweep.data.augment import Augment, augmented_unit
 from vaesweep.data.photos import N_PER_PHOTO, load_photos

@@ -15,9 +15,7 @@ import torch
 
 from vaesweep.config import DataConfig, LossConfig, MLPConfig
 from vaesweep.data import load_splits
-from vaesweep.model import VAE, build_model
-from vaesweep.objective import gaussian_kl, loss_terms
-from vaesweep.training.estimators import (
+from vaesweep.evaluation.estimators import (
     ACTIVE_UNIT_THRESHOLD,
     active_units,
     diag_gaussian_log_density,
@@ -25,7 +23,9 @@ from vaesweep.training.estimators import (
     iwae_nll,
     mutual_information,
 )
-from vaesweep.training.evaluate import SplitStats, to_unit
+from vaesweep.evaluation.metrics import SplitStats, to_unit
+from vaesweep.model import VAE, build_model
+from vaesweep.objective import gaussian_kl, loss_terms
 
 
 @pytest.fixture(scope="module")
@@ -284,7 +284,7 @@ def test_iwae_bits_per_dim_dequantises_densities_on_binarised_pixels(
 ) -> None:
     """A density scored at the binary points {0, 1} is no probability (it can exceed 1 and
     give negative bits/dim); dequantised as y = (x + u) / 2 its bound is one of P(x)."""
-    from vaesweep.training import evaluate
+    from vaesweep.evaluation import metrics as evaluate
 
     model = build_model(MLPConfig(latent_dim=2, hidden=[8]), LossConfig(likelihood), (1, 4, 4))
     images = (torch.arange(16 * 3, dtype=torch.int64).view(3, 1, 4, 4) * 37 % 256).to(torch.uint8)

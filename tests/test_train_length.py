@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from vaesweep import hydra_bridge as bridge
+from vaesweep.bridge import compose as bridge
 from vaesweep.config import TrainConfig
 from vaesweep.errors import UserError
-from vaesweep.training.convergence import TOLERANCE, convergence, from_rows
+from vaesweep.evaluation.convergence import TOLERANCE, convergence, from_rows
 
 
 def test_default_length_is_in_steps_and_fits_the_data() -> None:

@@ -38,7 +38,17 @@ TRAVERSALS_FILE = "traversals.png"
 #: Written by ``vaesweep eval``: metrics recomputed from the checkpoint.
 EVAL_FILE = "eval.json"
 
-STATUSES = ("running", "completed", "diverged", "failed")
+#: ``summary.json["status"]`` of a run; a run directory without a readable summary is pending.
+PENDING, RUNNING, COMPLETED, DIVERGED, FAILED = (
+    "pending",
+    "running",
+    "completed",
+    "diverged",
+    "failed",
+)
+STATUSES = (PENDING, RUNNING, COMPLETED, DIVERGED, FAILED)
+#: Statuses after which a run does no more work.
+FINISHED = (COMPLETED, DIVERGED, FAILED)
 
 #: Always present, in this order.
 METRIC_COLUMNS = (
@@ -95,7 +105,7 @@ SUMMARY_KEYS = (
     "steps",  # optimiser steps the run trains: train.steps, or train.epochs x steps_per_epoch
     "steps_per_epoch",  # ceil(n_train / batch_size)
     # {"rule", "tolerance", "window", "from_step", "to_step", "rel_change", "converged"}: did
-    # the validation objective still fall over the last 10% of steps (training/convergence.py)
+    # the validation objective still fall over the last 10% of steps (evaluation/convergence.py)
     "convergence",
     # While a run trains, epochs_done / step / final are refreshed at most every 2 s (metrics.csv
     # and checkpoint.pt every epoch); when it ends they are exact.

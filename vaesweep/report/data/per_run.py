@@ -127,7 +127,7 @@ def run_row(run: Run, spectrum: Spectrum | None) -> dict[str, Any]:
         "epochs_done": max(num(s.get("epochs_done")), num(final.get("epoch")), key=_or_minus_inf),
         "epochs": num(s.get("epochs", (config.get("train") or {}).get("epochs"))),
         "steps": num(s.get("steps", s.get("step"))),
-        # summary["convergence"] (training/convergence.py): the relative fall of the validation
+        # summary["convergence"] (evaluation/convergence.py): the relative fall of the validation
         # objective over the last 10% of steps, and 1 / 0 for converged / still improving.
         "last10_change": num((s.get("convergence") or {}).get("rel_change")),
         "converged": _flag((s.get("convergence") or {}).get("converged")),

@@ -10,7 +10,7 @@ different fixes, so the reading tells them apart before it explains β:
   "Don't Blame the ELBO!"), and a larger β encodes fewer directions;
 * **the latent size or the training length**: when every latent is in use at every β, the code,
   not β, is the limit; when runs stopped while their validation objective was still falling
-  (:mod:`vaesweep.training.convergence`), their differences are partly training length.
+  (:mod:`vaesweep.evaluation.convergence`), their differences are partly training length.
 
 Every sentence quotes seeds.csv's group means (:class:`~vaesweep.report.reading.phrases.Groups`).
 """
