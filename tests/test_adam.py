@@ -89,6 +89,7 @@ def test_make_adam_picks_the_fused_class_on_cpu():
     assert isinstance(make_adam(_net(), 1e-3, 0.0), FusedAdam)
 
 
+@pytest.mark.slow
 def test_a_training_run_never_imports_torch_dynamo(tmp_path):
     """torch.optim imports torch._dynamo (about 1.5 s); a vaesweep run must not."""
     code = (

@@ -67,6 +67,7 @@ def _log_weights(model: VAE, x: torch.Tensor, eps: torch.Tensor) -> torch.Tensor
     return log_px + log_pz - log_qz
 
 
+@pytest.mark.slow
 def test_iwae_is_log_mean_exp_of_the_importance_weights(trained: tuple[VAE, torch.Tensor]) -> None:
     model, x = trained
     k = 40  # one chunk: the same draws can be replayed from the seed
@@ -82,6 +83,7 @@ def test_iwae_is_log_mean_exp_of_the_importance_weights(trained: tuple[VAE, torc
     assert float((-out - log_w.mean(0)).mean()) > 0.5
 
 
+@pytest.mark.slow
 def test_iwae_combines_chunks_exactly(trained: tuple[VAE, torch.Tensor]) -> None:
     model, x = trained
     whole = iwae_nll(model, x, 30, generator=torch.Generator().manual_seed(3), chunk=30)
@@ -96,6 +98,7 @@ def test_iwae_combines_chunks_exactly(trained: tuple[VAE, torch.Tensor]) -> None
     assert float((whole - chunked).abs().mean()) < 5.0  # different draws, same quantity
 
 
+@pytest.mark.slow
 def test_iwae_bound_rises_with_k_above_the_elbo(trained: tuple[VAE, torch.Tensor]) -> None:
     """E[L_1] <= E[L_10] <= E[L_100] (Burda et al. 2016, theorem 1), on 50 images x 6 seeds.
 
@@ -119,6 +122,7 @@ def test_iwae_bound_rises_with_k_above_the_elbo(trained: tuple[VAE, torch.Tensor
         assert float(gap.mean()) > 4 * se > 0, (lo, hi, float(gap.mean()), se)
 
 
+@pytest.mark.slow
 def test_iwae_with_one_sample_is_the_elbo_in_expectation(trained: tuple[VAE, torch.Tensor]) -> None:
     """L_1 = log p(x|z) + log p(z) - log q(z|x); the ELBO uses the analytic KL instead.
 

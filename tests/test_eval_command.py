@@ -87,6 +87,7 @@ def _copy_run(src: Path, dst: Path) -> Path:
 
 
 @pytest.mark.parametrize("name", ["mse", "gaussian_optimal", "dlogistic"])
+@pytest.mark.slow
 def test_val_metrics_equal_the_runs_final_val_row(runs: dict[str, Path], name: str) -> None:
     run_dir = runs[name]
     summary = read_json(run_dir / contract.SUMMARY_FILE)
@@ -109,6 +110,7 @@ def test_val_metrics_equal_the_runs_final_val_row(runs: dict[str, Path], name: s
     assert result["bpd"] == pytest.approx(expected_bpd, rel=1e-12)
 
 
+@pytest.mark.slow
 def test_iwae_with_the_runs_settings_equals_the_summary(runs: dict[str, Path]) -> None:
     """Same images, samples and seed as the end of the run: the same estimate, bit for bit."""
     for run_dir in runs.values():
@@ -119,6 +121,7 @@ def test_iwae_with_the_runs_settings_equals_the_summary(runs: dict[str, Path]) -
         assert result["dequantized"] == iwae["dequantized"]
 
 
+@pytest.mark.slow
 def test_eval_json_is_written_beside_the_record(runs: dict[str, Path], tmp_path: Path) -> None:
     run_dir = _copy_run(runs["mse"], tmp_path / "r")
     result = evaluate_run(run_dir, iwae_samples=3, images=10)
@@ -131,6 +134,7 @@ def test_eval_json_is_written_beside_the_record(runs: dict[str, Path], tmp_path:
     assert evaluate_run(run_dir, iwae_samples=0, images=10)["iwae_nll"] is None
 
 
+@pytest.mark.slow
 def test_test_split_needs_a_dataset_that_has_one(
     runs: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -152,6 +156,7 @@ def test_test_split_needs_a_dataset_that_has_one(
     assert -result["iwae_nll"] >= result["elbo"] - 5.0 and math.isfinite(result["elbo"])
 
 
+@pytest.mark.slow
 def test_unfinished_run_is_evaluated_with_a_warning(runs: dict[str, Path], tmp_path: Path) -> None:
     run_dir = _copy_run(runs["mse"], tmp_path / "r")
     summary = read_json(run_dir / contract.SUMMARY_FILE)
@@ -173,6 +178,7 @@ def test_unfinished_run_is_evaluated_with_a_warning(runs: dict[str, Path], tmp_p
         ("wrong_weights", "does not match the run's config"),
     ],
 )
+@pytest.mark.slow
 def test_user_errors(runs: dict[str, Path], tmp_path: Path, damage: str, message: str) -> None:
     run_dir = _copy_run(runs["mse"], tmp_path / "r")
     ckpt = run_dir / contract.CHECKPOINT_FILE
@@ -208,6 +214,7 @@ def test_user_errors(runs: dict[str, Path], tmp_path: Path, damage: str, message
         ({"images": 0}, "must be > 0"),
     ],
 )
+@pytest.mark.slow
 def test_bad_arguments(runs: dict[str, Path], kwargs: dict[str, Any], message: str) -> None:
     with pytest.raises(UserError, match=message):
         evaluate_run(runs["mse"], **kwargs)
@@ -216,6 +223,7 @@ def test_bad_arguments(runs: dict[str, Path], kwargs: dict[str, Any], message: s
 # ------------------------------------------------------------------------------ CLI
 
 
+@pytest.mark.slow
 def test_cli_prints_the_metrics(runs: dict[str, Path], tmp_path: Path) -> None:
     run_dir = _copy_run(runs["mse"], tmp_path / "r")
     result = runner.invoke(app, ["eval", str(run_dir), "--iwae-samples", "5", "--images", "12"])
@@ -234,6 +242,7 @@ def test_cli_missing_dir_exits_2_with_one_line(tmp_path: Path) -> None:
     assert "no such run directory" in lines[0] and "Traceback" not in result.output
 
 
+@pytest.mark.slow
 def test_cli_test_split_on_digits_exits_2(runs: dict[str, Path], tmp_path: Path) -> None:
     run_dir = _copy_run(runs["mse"], tmp_path / "r")
     result = runner.invoke(app, ["eval", str(run_dir), "--split", "test"])

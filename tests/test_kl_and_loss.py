@@ -191,6 +191,7 @@ def _tiny_config(**kw: object) -> Config:
     ("likelihood", "sigma", "reduction"),
     [("mse", 1.0, "mean"), ("mse", 1.0, "sum"), ("gaussian", 0.2, "mean")],
 )
+@pytest.mark.slow
 def test_run_metrics_record_the_canonical_beta(
     tmp_path: Path, likelihood: str, sigma: float, reduction: str
 ) -> None:

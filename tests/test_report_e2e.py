@@ -21,6 +21,7 @@ def run(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.slow
 def test_sweep_then_report_on_the_default_data(outputs: Path, tiny: list[str]) -> None:
     # Default data (digits), the betas of the question; tiny nets and 2 epochs for speed.
     sweep = run(["sweep", "beta=0.01,1", *tiny, "--name", "e2e"], outputs.parent)
@@ -56,6 +57,7 @@ def test_report_cli_bad_directory_exits_2(tmp_path: Path) -> None:
     assert "holds no runs" in result.stderr
 
 
+@pytest.mark.slow
 def test_report_imports_neither_torch_nor_hydra(tmp_path: Path) -> None:
     fabricate_sweep(tmp_path / "s", [0.1, 1.0])
     code = (

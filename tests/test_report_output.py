@@ -16,6 +16,9 @@ from vaesweep.report.data.load import load
 from vaesweep.report.figures.style import Palette
 from vaesweep.testing.fabricate import fabricate_run, fabricate_sweep
 
+#: Each test renders whole reports (every figure): seconds each, so not in `make test-fast`.
+pytestmark = pytest.mark.slow
+
 BETA_FIGURES = {
     "reconstructions",
     "rate_distortion",

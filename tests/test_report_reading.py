@@ -232,6 +232,7 @@ def test_methods_section(tmp_path: Path) -> None:
     assert not reading.questions[0][0].startswith("Is scaling")  # no beta comparison to make
 
 
+@pytest.mark.slow
 def test_reading_is_in_the_report(sweep_dir: Path, reading: Reading) -> None:
     page = build_report([sweep_dir], fmt="md").read_text(encoding="utf-8")
     first = reading.answer[0].replace("_", "\\_")

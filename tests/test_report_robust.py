@@ -16,6 +16,9 @@ from vaesweep.report.build import build_report
 from vaesweep.report.data.load import default_dir, load, read_metrics
 from vaesweep.testing.fabricate import fabricate_run, fabricate_sweep
 
+#: Each test renders whole reports (every figure): seconds each, so not in `make test-fast`.
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def partial(tmp_path_factory: pytest.TempPathFactory) -> Path:

@@ -39,6 +39,9 @@ from vaesweep.record.files import read_json, write_json
 from vaesweep.run import run_job
 from vaesweep.run.record_hooks import RecordHooks
 
+#: Every test here compares real runs (trained in the module's fixture).
+pytestmark = pytest.mark.slow
+
 TIMING_COLUMNS = {"seconds", "images_per_sec"}
 STEPS_PER_EPOCH = 6  # 360 training images (400 minus 10 % validation), batches of 64
 

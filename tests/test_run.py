@@ -26,6 +26,7 @@ def _run(tmp_path: Path, name: str, overrides: list[str]) -> dict:
     return run_job(bridge.compose(overrides), tmp_path / name)
 
 
+@pytest.mark.slow
 def test_record_follows_the_contract(tmp_path: Path, tiny: list[str]) -> None:
     summary = _run(tmp_path, "r", [*tiny, "beta=0.1"])
     run_dir = tmp_path / "r"
@@ -50,6 +51,7 @@ def test_record_follows_the_contract(tmp_path: Path, tiny: list[str]) -> None:
     assert state["state"]["epoch"] == 2 and "model" in state["state"]
 
 
+@pytest.mark.slow
 def test_same_seed_gives_identical_csvs(tmp_path: Path, tiny: list[str]) -> None:
     _run(tmp_path, "a", [*tiny, "seed=3"])
     _run(tmp_path, "b", [*tiny, "seed=3"])
@@ -64,6 +66,7 @@ def test_same_seed_gives_identical_csvs(tmp_path: Path, tiny: list[str]) -> None
     assert numbers("a") != numbers("c")
 
 
+@pytest.mark.slow
 def test_nan_run_ends_diverged(tmp_path: Path, tiny: list[str]) -> None:
     summary = _run(tmp_path, "nan", [*tiny, "train.lr=1e6"])
     assert summary["status"] == "diverged"
@@ -77,6 +80,7 @@ def test_bad_data_is_a_recorded_user_error(tmp_path: Path, tiny: list[str]) -> N
     assert "nothing" in summary["error"]
 
 
+@pytest.mark.slow
 def test_completed_run_is_not_redone(tmp_path: Path, tiny: list[str]) -> None:
     _run(tmp_path, "done", tiny)
     before = (tmp_path / "done" / contract.METRICS_FILE).stat().st_mtime_ns
@@ -85,6 +89,7 @@ def test_completed_run_is_not_redone(tmp_path: Path, tiny: list[str]) -> None:
     assert (tmp_path / "done" / contract.METRICS_FILE).stat().st_mtime_ns == before
 
 
+@pytest.mark.slow
 def test_checkpoint_of_another_experiment_is_refused(tmp_path: Path, tiny: list[str]) -> None:
     _run(tmp_path, "x", tiny)
     summary_path = tmp_path / "x" / contract.SUMMARY_FILE
@@ -95,6 +100,7 @@ def test_checkpoint_of_another_experiment_is_refused(tmp_path: Path, tiny: list[
     assert again["status"] == "failed" and "different experiment" in again["error"]
 
 
+@pytest.mark.slow
 def test_mean_reduction_records_beta_times_pixels(tmp_path: Path, tiny: list[str]) -> None:
     summary = _run(tmp_path, "mean", [*tiny, "loss.recon_reduction=mean", "beta=0.5"])
     val = summary["final"]["val"]

@@ -91,6 +91,7 @@ def fake_slurm(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return state
 
 
+@pytest.mark.slow
 def test_slurm_launcher_submits_one_job_array(
     outputs: Path, tiny: list[str], fake_slurm: Path
 ) -> None:

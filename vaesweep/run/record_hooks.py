@@ -9,6 +9,7 @@ from typing import Any
 
 import torch
 
+from vaesweep import testhooks
 from vaesweep.config import Config
 from vaesweep.record import RunRecord
 from vaesweep.training.progress import EpochProgress
@@ -69,6 +70,7 @@ class RecordHooks(TrainHooks):
         log.info(line)
         if self.progress:
             self.progress.end_epoch(line)
+        testhooks.after_epoch(self.record.dir.name, result.epoch, self.record.flush)
 
     def write_progress(self) -> None:
         """Bring summary.json's progress fields up to the last finished epoch."""
