@@ -43,6 +43,7 @@ format: $(STAMP) ## Apply ruff's fixes and formatting
 bench: $(STAMP) ## Speed targets as ratios against baselines measured in the same run
 	$(BIN)/python bench/bench_sweep.py
 	$(BIN)/python bench/bench_report.py
+	$(BIN)/python bench/bench_colour.py throughput
 
 clean: ## Remove caches and build files (keeps .venv and outputs/)
 	rm -rf .pytest_cache .ruff_cache build dist *.egg-info
