@@ -131,7 +131,12 @@ class Trainer:
                 objective = state.control.objective(terms, state.step)
                 loss = objective.detach()
                 # On a GPU, reading the loss back stalls the pipeline: check every few steps.
-                check = device.type == "cpu" or state.step % CHECK_EVERY == 0 or start + bs >= n
+                check = (
+                    device.type == "cpu"
+                    or state.step % CHECK_EVERY == 0
+                    or start + bs >= n
+                    or state.step + 1 >= total
+                )
                 if check and not bool(torch.isfinite(loss)):
                     return FitResult(
                         "diverged",
