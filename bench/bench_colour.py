@@ -30,10 +30,15 @@ from torch.utils.flop_counter import FlopCounterMode
 from vaesweep.config import ConvConfig, DataConfig, LossConfig, ResConvConfig
 from vaesweep.data.registry import load_splits
 from vaesweep.model import build_model
-from vaesweep.objective.terms import beta_vae_objective, loss_terms
+from vaesweep.objective.terms import LossTerms, loss_terms
 
 MODELS = {"conv": ConvConfig(), "resconv": ResConvConfig()}
 BATCH = 64
+
+
+def beta_vae_objective(terms: LossTerms, beta: float, recon_scale: float = 1.0) -> torch.Tensor:
+    """``recon_scale * mean(recon) + beta * mean(KL)``, as the constant-beta control minimises."""
+    return recon_scale * terms.recon.mean() + beta * terms.kl.mean()
 
 
 def load() -> str:
