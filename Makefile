@@ -32,9 +32,10 @@ test: $(STAMP) ## Run the whole test suite
 test-fast: $(STAMP) ## Tests without the slow end-to-end runs
 	$(BIN)/python -m pytest -m "not slow"
 
-lint: $(STAMP) ## ruff check and format check
+lint: $(STAMP) ## ruff check, format check and mypy (config in pyproject.toml)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 format: $(STAMP) ## Apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix .
@@ -46,7 +47,7 @@ bench: $(STAMP) ## Speed targets as ratios against baselines measured in the sam
 	$(BIN)/python bench/bench_colour.py throughput
 
 clean: ## Remove caches and build files (keeps .venv and outputs/)
-	rm -rf .pytest_cache .ruff_cache build dist *.egg-info
+	rm -rf .pytest_cache .ruff_cache .mypy_cache build dist *.egg-info
 	find . -name __pycache__ -type d -prune -not -path './$(VENV)/*' -exec rm -rf {} +
 
 clean-outputs: ## Remove every result under outputs/

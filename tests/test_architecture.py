@@ -20,6 +20,7 @@ CORE = (
     "vaesweep.control",
     "vaesweep.training",
     "vaesweep.evaluation",
+    "vaesweep.disentanglement",
 )
 HYDRA = ("hydra", "omegaconf")
 UPPER = ("vaesweep.cli", "vaesweep.commands", "vaesweep.bridge")

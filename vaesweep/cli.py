@@ -298,6 +298,17 @@ def evaluate(
     images: Annotated[
         int | None, typer.Option("--images", help="Evaluate the first N images (default all).")
     ] = None,
+    disentanglement: Annotated[
+        bool,
+        typer.Option(
+            "--disentanglement",
+            help="Also recompute the disentanglement metrics (dsprites, shapes runs).",
+        ),
+    ] = False,
+    preset: Annotated[
+        str,
+        typer.Option("--preset", help="Metric sample sizes: auto, published or quick."),
+    ] = "auto",
 ) -> None:
     """Recompute a run's final metrics from its checkpoint; writes eval.json beside it."""
 
@@ -305,12 +316,21 @@ def evaluate(
         from vaesweep.commands import terminal_tables as tables
         from vaesweep.commands.evaluate import evaluate_run
 
-        result = evaluate_run(run_dir, split=split, iwae_samples=iwae_samples, images=images)
+        result = evaluate_run(
+            run_dir,
+            split=split,
+            iwae_samples=iwae_samples,
+            images=images,
+            disentanglement=preset if disentanglement else None,
+        )
         console = _console()
         for warning in result.get("warnings", []):
             console.print(f"[yellow]warning:[/] {warning}")
         for key in ("split", "images", "elbo", "iwae_nll", "bpd", "kl", "mse", "active_units"):
             console.print(f"{key:>13}: {tables.fmt(result.get(key))}")
+        for key, value in (result.get("disentanglement") or {}).items():
+            if isinstance(value, float) and key != "seconds":
+                console.print(f"{key:>19}: {tables.fmt(value)}")
         console.print(f"wrote {run_dir / 'eval.json'}")
 
     _run_command(go)

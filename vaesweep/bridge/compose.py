@@ -117,7 +117,9 @@ def show(overrides: Sequence[str], extra_dirs: Sequence[Path] = (), *, with_hydr
 
 def to_config(cfg: DictConfig) -> schemas.Config:
     """DictConfig -> Config; runs every schema's ``__post_init__`` range checks."""
-    plain = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"]) if "hydra" in cfg else cfg
+    plain = (
+        OmegaConf.masked_copy(cfg, [str(k) for k in cfg if k != "hydra"]) if "hydra" in cfg else cfg
+    )
     config = OmegaConf.to_object(plain)
     assert isinstance(config, schemas.Config)
     return config

@@ -16,6 +16,7 @@ from typing import Any
 
 from hydra import compose as hydra_compose
 from hydra.core.global_hydra import GlobalHydra
+from hydra.core.override_parser.types import Override
 from omegaconf import DictConfig, OmegaConf
 
 from vaesweep import config as schemas
@@ -71,7 +72,7 @@ def expand_grid(overrides: Sequence[str], extra_dirs: Sequence[Path] = ()) -> Gr
         for o in parsed:
             if o.is_sweep_override() and o.get_key_element().startswith("hydra"):
                 raise UserError(f"'{o.input_line}': Hydra's own settings cannot be swept")
-        fixed_lines = [o.input_line for o in parsed if not o.is_sweep_override()]
+        fixed_lines = [_line(o) for o in parsed if not o.is_sweep_override()]
         params = _sweeper_params(fixed_lines, extra_dirs)
         ordered: dict[str, list[str]] = {}
         swept: list[str] = []
@@ -106,7 +107,7 @@ def _sweeper_params(fixed_overrides: list[str], extra_dirs: Sequence[Path]) -> l
     """
     loader = GlobalHydra.instance().config_loader()
     shape = [
-        o.input_line
+        _line(o)
         for o in parser().parse_overrides(run_overrides(fixed_overrides))
         if _changes_composition(o, loader)
     ]
@@ -138,7 +139,7 @@ def validate_jobs(grid: Grid, extra_dirs: Sequence[Path] = ()) -> list[schemas.C
                     parsed = parse.parse_overrides(run_overrides(job))
                     shape = [o for o in parsed if _changes_composition(o, loader)]
                     values = [o for o in parsed if not _changes_composition(o, loader)]
-                    key = tuple(o.input_line for o in shape)
+                    key = tuple(_line(o) for o in shape)
                     if key not in composed:
                         composed[key] = hydra_compose(
                             config_name=CONFIG_NAME,
@@ -160,3 +161,9 @@ def _changes_composition(override: Any, loader: Any) -> bool:
     if override.is_add() or override.is_delete() or override.is_force_add():
         return True
     return bool(loader.repository.group_exists(override.key_or_group))
+
+
+def _line(override: Override) -> str:
+    """The override as typed; Hydra types it ``str | None``, but every parsed override has it."""
+    assert override.input_line is not None
+    return override.input_line

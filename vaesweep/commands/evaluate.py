@@ -20,8 +20,10 @@ from typing import Any
 import torch
 
 from vaesweep.config import Config
+from vaesweep.config.eval import DISENTANGLEMENT_PRESETS
 from vaesweep.config.from_dict import config_from_dict
 from vaesweep.errors import ConfigError, UserError
+from vaesweep.evaluation.disentanglement import final_disentanglement, summary_entry
 from vaesweep.evaluation.metrics import EVAL_SEED, evaluate, iwae_estimate
 from vaesweep.record import contract
 from vaesweep.record.contract import EVAL_FILE
@@ -33,6 +35,8 @@ log = logging.getLogger("vaesweep.eval")
 
 #: Written beside summary.json.
 SPLITS = ("val", "test")
+#: ``--preset`` of ``--disentanglement``: eval.disentanglement's presets except ``off``.
+PRESETS = tuple(p for p in DISENTANGLEMENT_PRESETS if p != "off")
 
 
 def _now() -> str:
@@ -92,6 +96,7 @@ def evaluate_run(
     iwae_samples: int = 1000,
     images: int | None = None,
     device: str | None = None,
+    disentanglement: str | None = None,
 ) -> dict[str, Any]:
     """Evaluate the checkpoint in ``run_dir`` on ``split`` and write ``eval.json``.
 
@@ -104,6 +109,11 @@ def evaluate_run(
     per latent dimension. Raises :class:`UserError` for a missing directory, summary or
     checkpoint, a damaged checkpoint, or a split the dataset does not have. A run that has not
     completed is evaluated from its last checkpoint, with a warning in ``warnings``.
+
+    ``disentanglement`` (a preset of ``eval.disentanglement``: auto, published or quick)
+    recomputes the disentanglement metrics of a run on a factor dataset: they replace its
+    ``disentanglement.json`` and ``summary.json["disentanglement"]`` and are returned under
+    ``disentanglement``.
     """
     run_dir = Path(run_dir).expanduser()
     if split not in SPLITS:
@@ -112,6 +122,8 @@ def evaluate_run(
         raise UserError(f"--iwae-samples {iwae_samples}: must be >= 0 (0 skips the IWAE bound)")
     if images is not None and images <= 0:
         raise UserError(f"--images {images}: must be > 0")
+    if disentanglement is not None and disentanglement not in PRESETS:
+        raise UserError(f"--preset {disentanglement}: expected one of {', '.join(PRESETS)}")
     if not run_dir.is_dir():
         raise UserError(f"{run_dir}: no such run directory")
     summary = _read_summary(run_dir)
@@ -202,6 +214,19 @@ def evaluate_run(
         "metrics": row,
         "kl_per_dim": kl_dim,
     }
+    if disentanglement is not None:
+        if splits.grid is None:
+            raise UserError(
+                f"data={config.data.name} has no known factors; --disentanglement needs a run on "
+                "a factor dataset (data=dsprites or data=shapes)"
+            )
+        scores = final_disentanglement(model, splits, dev, disentanglement)
+        assert scores is not None
+        write_json(run_dir / contract.DISENTANGLEMENT_FILE, scores)
+        result["disentanglement"] = summary_entry(scores)
+        write_json(
+            run_dir / contract.SUMMARY_FILE, {**summary, "disentanglement": summary_entry(scores)}
+        )
     write_json(run_dir / EVAL_FILE, result)
     return result
 

@@ -6,7 +6,17 @@ from dataclasses import dataclass
 
 from vaesweep.config.checks import finite_numbers, fraction, one_of, positive, require
 
-DATASETS = ("digits", "mnist", "fashion_mnist", "cifar10", "celeba", "folder", "photos")
+DATASETS = (
+    "digits",
+    "mnist",
+    "fashion_mnist",
+    "cifar10",
+    "celeba",
+    "folder",
+    "dsprites",
+    "shapes",
+    "photos",
+)
 BINARIZE = ("none", "static", "dynamic")
 
 

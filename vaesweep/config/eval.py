@@ -6,6 +6,11 @@ from dataclasses import dataclass
 
 from vaesweep.config.checks import finite_numbers, non_negative, one_of, positive
 
+#: eval.disentanglement: ``published`` = disentanglement_lib's sample sizes (Locatello et al.
+#: 2019), ``quick`` = a tenth of them, ``auto`` = published unless the factor grid has fewer
+#: combinations than the 10,000 images they draw (data=shapes), ``off`` = none.
+DISENTANGLEMENT_PRESETS = ("auto", "published", "quick", "off")
+
 
 @dataclass
 class EvalConfig:
@@ -25,6 +30,9 @@ class EvalConfig:
     grad_batches: int = 2
     #: Split for the end-of-run evaluation and ``vaesweep eval``: val or test.
     split: str = "val"
+    #: Disentanglement metrics at the end of a run on a dataset with known factors (dsprites,
+    #: shapes): auto | published | quick | off (see :data:`DISENTANGLEMENT_PRESETS`).
+    disentanglement: str = "auto"
 
     def __post_init__(self) -> None:
         finite_numbers(self, "eval")
@@ -35,3 +43,4 @@ class EvalConfig:
         positive("eval.mi_images", self.mi_images)
         non_negative("eval.grad_batches", self.grad_batches)
         one_of("eval.split", self.split, ("val", "test"))
+        one_of("eval.disentanglement", self.disentanglement, DISENTANGLEMENT_PRESETS)

@@ -51,8 +51,8 @@ def describe(err: BaseException) -> str:
         key = full_key or text.split(":")[-1].strip()
         return f"{key} must be set (Missing mandatory value), e.g. {key}=..."
     if any(m in str(err) for m in ("mismatched input", "no viable alternative", "LexerNoViable")):
-        where = re.search(r"(\S+=\S*) \^", str(err))
-        what = f" '{where.group(1)}'" if where else ""
+        at = re.search(r"(\S+=\S*) \^", str(err))
+        what = f" '{at.group(1)}'" if at else ""
         return (
             f"cannot parse the override{what}: quote values with special characters, "
             "e.g. data.path='/my folder/(2024)'"

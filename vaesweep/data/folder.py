@@ -124,7 +124,7 @@ def decode_file(path: Path, spec: DecodeSpec) -> np.ndarray:
     """One image file -> uint8 (C, size, size); raises whatever Pillow raises if unreadable."""
     with Image.open(path) as im:
         w, h = im.size
-        side = min(w, h, spec.crop or min(w, h))
+        side: float = min(w, h, spec.crop or min(w, h))
         scale = spec.size / side
         if scale < 1:
             # JPEG can decode at 1/2, 1/4 or 1/8 scale directly: far faster for big photos.

@@ -11,13 +11,19 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
+from vaesweep.data.factors import FactorGrid
+
 
 @dataclass
 class ImageSet:
-    """uint8 ``images`` (N, C, H, W) with int64 ``labels`` (N,); labels are -1 when unknown."""
+    """uint8 ``images`` (N, C, H, W) with int64 ``labels`` (N,); labels are -1 when unknown.
+
+    Factor datasets also keep each image's factor classes, int64 ``factors`` (N, K).
+    """
 
     images: torch.Tensor
     labels: torch.Tensor
+    factors: torch.Tensor | None = None
 
     def __post_init__(self) -> None:
         if self.images.dtype != torch.uint8 or self.images.ndim != 4:
@@ -27,6 +33,10 @@ class ImageSet:
             )
         if self.labels.shape != (len(self.images),):
             raise ValueError("labels must have one entry per image")
+        if self.factors is not None and (
+            self.factors.ndim != 2 or len(self.factors) != len(self.images)
+        ):
+            raise ValueError("factors must be (N, K): one row of factor classes per image")
 
     def __len__(self) -> int:
         return len(self.images)
@@ -38,10 +48,12 @@ class ImageSet:
         return int(c), int(h), int(w)
 
     def subset(self, index: torch.Tensor | slice) -> ImageSet:
-        return ImageSet(self.images[index], self.labels[index])
+        factors = None if self.factors is None else self.factors[index]
+        return ImageSet(self.images[index], self.labels[index], factors)
 
     def to(self, device: torch.device | str) -> ImageSet:
-        return ImageSet(self.images.to(device), self.labels.to(device))
+        factors = None if self.factors is None else self.factors.to(device)
+        return ImageSet(self.images.to(device), self.labels.to(device), factors)
 
 
 @dataclass
@@ -52,6 +64,8 @@ class RawDataset:
     test: ImageSet | None
     source: str
     notes: list[str] = field(default_factory=list)
+    #: The factor grid of a factor dataset (dSprites, shapes); None for other datasets.
+    grid: FactorGrid | None = None
 
 
 @dataclass
@@ -63,6 +77,7 @@ class Splits:
     test: ImageSet | None
     source: str
     notes: list[str] = field(default_factory=list)
+    grid: FactorGrid | None = None
 
     @property
     def shape(self) -> tuple[int, int, int]:

@@ -8,6 +8,7 @@ from collections.abc import Callable
 import torch
 
 from vaesweep.config import DataConfig
+from vaesweep.data.factors import FactorGrid
 from vaesweep.data.imageset import (
     ImageSet,
     RawDataset,
@@ -29,6 +30,8 @@ LOADERS: dict[str, str] = {
     "cifar10": "vaesweep.data.cifar:load_cifar10",
     "celeba": "vaesweep.data.celeba:load_celeba",
     "folder": "vaesweep.data.folder:load_folder",
+    "dsprites": "vaesweep.data.dsprites:load_dsprites",
+    "shapes": "vaesweep.data.shapes:load_shapes",
     "photos": "vaesweep.data.photos:load_photos",
 }
 
@@ -41,13 +44,25 @@ def get_loader(name: str) -> Loader:
     return loader
 
 
-def _prepare(data: ImageSet, cfg: DataConfig) -> ImageSet:
-    images = convert_channels(data.images, cfg.channels)
+def _prepare_images(images: torch.Tensor, cfg: DataConfig) -> torch.Tensor:
+    images = convert_channels(images, cfg.channels)
     images = resize_center_crop(images, cfg.image_size)
     if cfg.binarize == "static":
         # Threshold at one half (the usual "static" MNIST binarisation without sampling).
         images = torch.where(images >= 128, 255, 0).to(torch.uint8)
-    return ImageSet(images, data.labels)
+    return images
+
+
+def _prepare(data: ImageSet, cfg: DataConfig) -> ImageSet:
+    return ImageSet(_prepare_images(data.images, cfg), data.labels, data.factors)
+
+
+def _prepare_grid(grid: FactorGrid | None, cfg: DataConfig) -> FactorGrid | None:
+    """A factor grid whose renderer gives images processed like the training images."""
+    if grid is None or grid.render is None:
+        return grid
+    render = grid.render
+    return grid.with_render(lambda classes: _prepare_images(render(classes), cfg))
 
 
 def load_splits(cfg: DataConfig) -> Splits:
@@ -59,4 +74,5 @@ def load_splits(cfg: DataConfig) -> Splits:
         raise UserError(f"data={cfg.name} has {len(train)} usable image(s); at least 2 are needed")
     train, val = split_train_val(train, cfg.val_fraction, cfg.split_seed)
     test = _prepare(raw.test, cfg) if raw.test is not None else None
-    return Splits(train=train, val=val, test=test, source=raw.source, notes=list(raw.notes))
+    grid = _prepare_grid(raw.grid, cfg)
+    return Splits(train, val, test, source=raw.source, notes=list(raw.notes), grid=grid)

@@ -9,6 +9,7 @@ import math
 
 import torch
 
+from vaesweep.model.vae import VAE
 from vaesweep.objective.terms import gaussian_kl, loss_terms
 
 LOG_2PI = math.log(2 * math.pi)
@@ -57,7 +58,7 @@ def mutual_information(
 
 @torch.no_grad()
 def iwae_nll(
-    model: torch.nn.Module,
+    model: VAE,
     x: torch.Tensor,
     k: int,
     generator: torch.Generator | None = None,
@@ -95,7 +96,7 @@ def iwae_nll(
 
 
 def encoder_grad_norms(
-    model: torch.nn.Module, x: torch.Tensor, eps: torch.Tensor, beta: float, recon_scale: float
+    model: VAE, x: torch.Tensor, eps: torch.Tensor, beta: float, recon_scale: float
 ) -> tuple[float, float]:
     """Norms of d(recon)/d(mu, logvar) and d(beta * KL)/d(mu, logvar) for one batch.
 

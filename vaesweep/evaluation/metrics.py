@@ -141,7 +141,8 @@ def evaluate(
     device = images.device
     gen = torch.Generator(device=device).manual_seed(seed)
     stats = SplitStats(model.latent_dim)
-    mus, logvars = [], []
+    mus: list[torch.Tensor] = []
+    logvars: list[torch.Tensor] = []
     for start in range(0, len(images), batch_size):
         x = to_unit(images[start : start + batch_size], binarize, gen)
         mu, logvar = model.encode(x)

@@ -186,6 +186,7 @@ class OptimalGaussian(FixedGaussian):
     """
 
     name = "gaussian_optimal"
+    running_mse: torch.Tensor  # a buffer: saved in state_dict, not trained
 
     def __init__(self, sigma: float) -> None:
         super().__init__(sigma)

@@ -19,6 +19,17 @@ A run directory holds:
     (``torch.load(path, weights_only=True)``).
 ``reconstructions.png``, ``samples.png``, ``traversals.png``
     Image grids; their layout (rows, columns, cell size) is in ``summary.json["images"]``.
+``disentanglement.json``
+    Runs on a dataset with known factors (``data=dsprites``, ``data=shapes``) only: the
+    disentanglement metrics of the final model's means of q(z|x), written at the end of the run
+    and by ``vaesweep eval RUN --disentanglement``. Keys: ``factors`` and ``factor_sizes``;
+    ``settings`` (sample sizes, bins, seed; ``preset``: published | quick); ``scores`` (the
+    headline numbers, :data:`DISENTANGLEMENT_SCORES`, null when skipped); ``metrics``, per
+    metric its score and details: ``mig.mutual_information`` (latents x factors, nats),
+    ``mig.normalised_mutual_information`` (divided by H(factor)), ``mig.top_latent`` (the latent
+    sharing the most information with each factor), ``dci.importance`` (latents x factors),
+    ``sap.matrix``, ``factor_vae.votes``; ``skipped`` (metric -> why); ``seconds``;
+    ``encoded_combinations``. The same ``scores`` are in ``summary.json["disentanglement"]``.
 
 Every file is written to a temporary name and renamed, so a killed run never leaves a
 half-written file. The format version is :data:`SCHEMA_VERSION`.
@@ -37,6 +48,19 @@ SAMPLES_FILE = "samples.png"
 TRAVERSALS_FILE = "traversals.png"
 #: Written by ``vaesweep eval``: metrics recomputed from the checkpoint.
 EVAL_FILE = "eval.json"
+#: Disentanglement metrics of runs on factor datasets (see the module docstring).
+DISENTANGLEMENT_FILE = "disentanglement.json"
+#: The headline disentanglement scores, as keys of ``disentanglement.json["scores"]`` and
+#: ``summary.json["disentanglement"]``: BetaVAE and FactorVAE accuracy, MIG, SAP, DCI.
+DISENTANGLEMENT_SCORES = (
+    "beta_vae",
+    "factor_vae",
+    "mig",
+    "sap",
+    "dci_disentanglement",
+    "dci_completeness",
+    "dci_informativeness",
+)
 
 #: ``summary.json["status"]`` of a run; a run directory without a readable summary is pending.
 PENDING, RUNNING, COMPLETED, DIVERGED, FAILED = (
@@ -114,6 +138,10 @@ SUMMARY_KEYS = (
     "final",  # {"train": {...}, "val": {...}}: the last metrics rows (without kl_dim_*)
     "kl_per_dim",  # final validation KL per latent dimension
     "iwae",  # {"nll", "bpd", "samples", "images", "split", "dequantized"} or None
+    # Factor datasets only: {score name: value or None for each of DISENTANGLEMENT_SCORES,
+    #  "preset", "factors", "top_latent" (per factor: the latent carrying most of it, or null),
+    #  "seconds"}; None otherwise.
+    "disentanglement",
     "config",  # the resolved config as a dict
     # {"name", "root", "path" (absolute), "shape", "n_pixels", "n_train", "n_val", "n_test",
     #  "source", "notes",
@@ -122,7 +150,7 @@ SUMMARY_KEYS = (
     "model",  # {"arch", "latent_dim", "parameters"}
     "images",  # {"reconstructions": {"rows", "cols", "cell", "val_index"}, ...}
     "wall_time_s",
-    "timings",  # {"setup_s", "train_s", "record_s", "final_s"}: where the run's time went
+    "timings",  # {"setup_s", "train_s", "record_s", "final_s", "disentanglement_s" (factor data)}
     "started",
     "finished",
     "resumed",  # epochs at which the run was resumed

@@ -29,7 +29,13 @@ SEEDS_CSV = "seeds.csv"
 
 def figure_makers() -> list[tuple[str, Callable[[SweepRecords, Palette], Rendered | None]]]:
     """The figures in the order the report shows them (the visual answer first)."""
-    from vaesweep.report.figures import plot_beta, plot_curves, plot_images, plot_rd
+    from vaesweep.report.figures import (
+        plot_beta,
+        plot_curves,
+        plot_disentanglement,
+        plot_images,
+        plot_rd,
+    )
 
     return [
         ("reconstructions", plot_images.fig_reconstructions),
@@ -39,6 +45,9 @@ def figure_makers() -> list[tuple[str, Callable[[SweepRecords, Palette], Rendere
         ("beta_summary", plot_beta.fig_beta_summary),
         ("kl_heatmap", plot_beta.fig_kl_heatmap),
         ("information", plot_beta.fig_information),
+        ("tradeoff", plot_disentanglement.fig_tradeoff),
+        ("disentanglement", plot_disentanglement.fig_disentanglement),
+        ("factor_information", plot_disentanglement.fig_factor_information),
         ("samples", plot_images.fig_samples),
         ("traversals", plot_images.fig_traversals),
         ("beta_t", plot_curves.fig_beta_t),

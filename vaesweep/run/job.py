@@ -28,9 +28,11 @@ from vaesweep.config import Config
 from vaesweep.data.augment import Augment
 from vaesweep.errors import UserError
 from vaesweep.evaluation.convergence import from_rows
+from vaesweep.evaluation.disentanglement import final_disentanglement, summary_entry
 from vaesweep.evaluation.final import ImageGrid, final_iwae, image_grids
 from vaesweep.evaluation.metrics import EVAL_SEED
 from vaesweep.record import RunRecord, contract
+from vaesweep.record.files import write_json
 from vaesweep.record.images import save_grid
 from vaesweep.run.assembly import assemble
 from vaesweep.run.record_hooks import RecordHooks
@@ -191,11 +193,20 @@ def _train(config: Config, record: RunRecord) -> None:
     images = _write_images(image_grids(model, splits, device, config, kl_per_dim), record)
     iwae = final_iwae(model, splits, device, config, EVAL_SEED)
     timings["final_s"] = time.perf_counter() - t_final
+    disentanglement = None
+    if splits.grid is not None:
+        t_dis = time.perf_counter()
+        scores = final_disentanglement(model, splits, device, config.eval.disentanglement)
+        if scores is not None:
+            write_json(record.path(contract.DISENTANGLEMENT_FILE), scores)
+            disentanglement = summary_entry(scores)
+        timings["disentanglement_s"] = time.perf_counter() - t_dis
     record.update_summary(
         status=contract.COMPLETED,
         images=images,
         iwae=iwae,
         kl_per_dim=kl_per_dim,
+        disentanglement=disentanglement,
         timings=timings,
     )
 

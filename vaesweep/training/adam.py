@@ -98,7 +98,12 @@ class FusedAdam:
     @torch.no_grad()
     def step(self) -> None:
         group = self.param_groups[0]
-        params = [p for p in self._params if p.grad is not None]
+        params: list[torch.Tensor] = []
+        grads: list[torch.Tensor] = []
+        for p in self._params:
+            if p.grad is not None:
+                params.append(p)
+                grads.append(p.grad)
         if not params:
             return
         states = [self._state_of(p) for p in params]
@@ -108,7 +113,7 @@ class FusedAdam:
         beta1, beta2 = group["betas"]
         torch._fused_adam_(
             params,
-            [p.grad for p in params],
+            grads,
             [s["exp_avg"] for s in states],
             [s["exp_avg_sq"] for s in states],
             [],

@@ -133,6 +133,7 @@ def summary_columns(sweep: SweepRecords) -> list[str]:
         "iwae_nll",
         "bpd",
         "iwae_samples",
+        *contract.DISENTANGLEMENT_SCORES,
         "total_variance",
         "lambda_1",
         "lin_active_units",
@@ -154,6 +155,12 @@ def summary_columns(sweep: SweepRecords) -> list[str]:
     ]
     stats = [c for c in SEED_COLUMNS if c in t.columns]
     tail = ["error", "problems"]
-    cols = head + body + stats + tail
-    seen: set[str] = set()
-    return [c for c in cols if c in t.columns and not (c in seen or seen.add(c))]
+    # Disentanglement scores only where some run has them (runs on factor datasets).
+    absent = {
+        c
+        for m in contract.DISENTANGLEMENT_SCORES
+        if m not in t.columns or t[m].isna().all()
+        for c in (m, f"{m}_mean", f"{m}_std")
+    }
+    cols = [c for c in head + body + stats + tail if c not in absent]
+    return list(dict.fromkeys(c for c in cols if c in t.columns))  # first of each, in order

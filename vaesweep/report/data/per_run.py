@@ -155,6 +155,10 @@ def run_row(run: Run, spectrum: Spectrum | None) -> dict[str, Any]:
     row["iwae_nll"] = num(iwae.get("nll"))
     row["bpd"] = num(iwae.get("bpd"))
     row["iwae_samples"] = num(iwae.get("samples"))
+    # Factor datasets: the headline disentanglement scores (disentanglement.json has details).
+    scores = s.get("disentanglement") or {}
+    for k in contract.DISENTANGLEMENT_SCORES:
+        row[k] = num(scores.get(k))
     row["total_variance"] = spectrum.total_variance if spectrum else math.nan
     row["lambda_1"] = float(spectrum.eigenvalues[0]) if spectrum else math.nan
     row.update(_linear(spectrum, row))

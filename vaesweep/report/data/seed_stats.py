@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import pandas as pd
 
+from vaesweep.record import contract
+
 #: The metrics a reader looks at first, in reading order: they open both summary.csv's metric
 #: columns and :data:`SEED_METRICS`.
 KEY_METRICS = (
@@ -33,6 +35,7 @@ SEED_METRICS = (
     "bpd",
     "sse_above_linear",
     "grad_ratio",
+    *contract.DISENTANGLEMENT_SCORES,
 )
 #: seeds.csv's mean and std column of each of :data:`SEED_METRICS`, in order.
 SEED_COLUMNS = tuple(f"{m}_{s}" for m in SEED_METRICS for s in ("mean", "std"))

@@ -51,21 +51,23 @@ def _series(
     ok = ok.assign(**{column: sign * ok[column]})
     groups = [g for g in ordered_groups(sweep.table) if g in set(ok["group"])]
     stats = ok.groupby("group")[[column, "beta_x"]].agg(["mean", "std", "size"])
-    xs, ys = [], []
+    mean_x, mean_y = stats[("beta_x", "mean")], stats[(column, "mean")]
+    xs: list[float] = []
+    ys: list[float] = []
     for g in groups:
         kw = palette.of(g)
         c = colour or kw["color"]
-        x = stats.loc[g, ("beta_x", "mean")]
-        y = stats.loc[g, (column, "mean")]
+        x = mean_x.loc[g]
+        y = mean_y.loc[g]
         if not math.isfinite(y):
             continue
-        n = stats.loc[g, (column, "size")]
+        n = stats[(column, "size")].loc[g]
         if n > 1 and not hollow:
             rows = ok[ok["group"] == g]
             ax.plot(
                 rows["beta_x"], rows[column], ls="", marker=kw["marker"], color=c, alpha=0.3, ms=4
             )
-            ax.errorbar(x, y, yerr=stats.loc[g, (column, "std")], color=c, capsize=3, lw=1)
+            ax.errorbar(x, y, yerr=stats[(column, "std")].loc[g], color=c, capsize=3, lw=1)
         face = "none" if hollow else c
         ax.plot(
             x,

@@ -160,7 +160,7 @@ def fig_grad_balance(sweep: SweepRecords, palette: Palette) -> Rendered | None:
     margins(fig, 0.75, 0.2, 0.55, 0.35, wspace=0.25)
     ratio = c["grad_norm_kl"] / c["grad_norm_recon"]
     for key, rows in c[c["split"] == "val"].groupby("run", sort=False):
-        kw = palette.of(str(sweep.table.loc[key, "group"]))
+        kw = palette.of(str(sweep.table["group"].loc[key]))
         for col, ls in (("grad_norm_recon", "-"), ("grad_norm_kl", "--")):
             y = rows[col].to_numpy(dtype=float)
             ok = np.isfinite(y) & (y > 0)

@@ -205,11 +205,13 @@ def fig_traversals(sweep: SweepRecords, palette: Palette) -> Rendered | None:
         dims = layout.get("dims") or list(range(len(cut)))
         values = values or layout.get("values")
         kl = sweep.kl_dims.get(key, np.array([]))
+        carries = factor_of_latent(sweep, key)
         for i, (row, d) in enumerate(zip(cut, dims)):
             if i >= per:
                 break
             nats = f" ({fmt(kl[d], 2)} nats)" if d < kl.size else ""
-            rows.append((f"{palette.label[g]}  z{d}{nats}", row))
+            factor = f" ~ {carries[d]}" if d in carries else ""
+            rows.append((f"{palette.label[g]}  z{d}{factor}{nats}", row))
     if not rows:
         return None
     labels = [f"{v:+.2g}" for v in values] if values else None
@@ -220,4 +222,23 @@ def fig_traversals(sweep: SweepRecords, palette: Palette) -> Rendered | None:
         "dimension with a KL near zero decodes to the same image all along its row: the "
         "decoder ignores it."
     )
+    if any("~" in label for label, _ in rows):
+        caption += (
+            " On a factor dataset, 'z3 ~ posX' names the factor that latent shares the most "
+            "information with (disentanglement.json's MIG details)."
+        )
     return Rendered("traversals", "Latent traversals", caption, png)
+
+
+def factor_of_latent(sweep: SweepRecords, key: str) -> dict[int, str]:
+    """Latent -> the factor(s) it carries most of, from summary.json's disentanglement entry."""
+    run = sweep.runs.get(key)
+    entry = ((run.summary or {}).get("disentanglement") or {}) if run else {}
+    top, names = entry.get("top_latent"), entry.get("factors")
+    if not isinstance(top, list) or not isinstance(names, list) or len(top) != len(names):
+        return {}
+    out: dict[int, list[str]] = {}
+    for latent, name in zip(top, names):
+        if isinstance(latent, int):
+            out.setdefault(latent, []).append(str(name))
+    return {j: "+".join(v) for j, v in out.items()}

@@ -121,7 +121,7 @@ def fig_rate_distortion(sweep: SweepRecords, palette: Palette) -> Rendered | Non
         annotate_points(
             ax,
             [
-                (pts.loc[g, "x"], pts.loc[g, "y"], palette.label[g], palette.of(g)["color"])
+                (pts["x"].loc[g], pts["y"].loc[g], palette.label[g], palette.of(g)["color"])
                 for g in groups
             ],
         )
@@ -144,7 +144,7 @@ def fig_rate_distortion(sweep: SweepRecords, palette: Palette) -> Rendered | Non
     if spectra and annotate:
         for g in groups:
             p = pts.loc[g]
-            if math.isfinite(p["lin_rate"]) and p["lin_rate"] > 0:
+            if np.isfinite(p["lin_rate"]) and p["lin_rate"] > 0:
                 c = palette.of(g)["color"]
                 ax.plot(p["lin_rate"], p["lin_sse"], "o", mfc="none", mec=c, ms=7, mew=1.3)
                 ax.plot([p["x"], p["lin_rate"]], [p["y"], p["lin_sse"]], ":", color=c, lw=1)

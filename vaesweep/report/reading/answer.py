@@ -77,7 +77,7 @@ def _why(G: Groups, hi: str, lo: str) -> list[str]:
     """The decoder-noise reading of beta for the two ends: squared error + beta * KL is the ELBO of
     a Gaussian decoder with sigma^2 = beta / 2 (Lucas et al. 2019; Rybkin et al. 2021), and a
     linear VAE encodes only the principal directions above that noise (Lucas et al. 2019)."""
-    lik = G.g.loc[hi, "likelihood"]
+    lik = str(G.g.loc[hi, "likelihood"])
     H, L = G.bname(hi), G.bname(lo)
     s2h, s2l = G.v(hi, "sigma2_eff"), G.v(lo, "sigma2_eff")
     if lik not in GAUSSIAN or not (ok(s2h) and ok(s2l)):

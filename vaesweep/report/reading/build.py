@@ -24,6 +24,7 @@ import pandas as pd
 from vaesweep.report.data.aggregate import SweepRecords
 from vaesweep.report.reading import diagnosis, findings
 from vaesweep.report.reading.answer import build_answer
+from vaesweep.report.reading.disentanglement import disentanglement
 from vaesweep.report.reading.phrases import Groups
 from vaesweep.report.reading.questions import build_questions
 
@@ -80,6 +81,7 @@ def build_reading(sweep: SweepRecords) -> Reading:
         ("Distance from the linear (PCA) reference", findings.linear),
         ("Seeds", findings.seeds),
         ("KL-control methods", findings.methods),
+        ("Disentanglement: what a larger β bought", disentanglement),
     ):
         sentences = fn(G, ends)
         if sentences:

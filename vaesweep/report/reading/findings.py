@@ -56,7 +56,7 @@ def effective(G: Groups, ends: tuple[str, str] | None) -> list[str]:
         else:
             out.append(
                 f"{lab}: β_sum = {fmt(G.v(g, 'beta_sum'))}; loss.likelihood="
-                f"{G.g.loc[g, 'likelihood']} has no Gaussian noise reading."
+                f"{G.g.loc[g, 'likelihood']!s} has no Gaussian noise reading."
             )
     if len(G.g) > 20:
         out.append(f"({len(G.g) - 20} more groups in the table.)")
@@ -121,8 +121,8 @@ def collapse(G: Groups, ends: tuple[str, str] | None) -> list[str]:
         f"{fmt_int(rows.loc[g, 'active_units_mean'])} {at(G.label(str(g)))}" for g in rows.index
     )
     out.append(f"Active units (Burda et al. 2016: Var_x E[z_j] > 0.01): {au}.")
-    lin = rows["lin_active_units_mean"].dropna() if "lin_active_units_mean" in rows else []
-    if len(lin):
+    lin = rows["lin_active_units_mean"].dropna() if "lin_active_units_mean" in rows else None
+    if lin is not None and len(lin):
         out.append(
             "Linear-theory prediction #{λ_i > σ²_eff}: "
             + ", ".join(f"{fmt_int(v)} {at(G.label(str(g)))}" for g, v in lin.items())

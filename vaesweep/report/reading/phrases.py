@@ -48,7 +48,7 @@ class Groups:
 
     def v(self, group: str, col: str) -> float:
         try:
-            x = float(self.g.loc[group, f"{col}_mean"])
+            x = float(self.g[f"{col}_mean"].loc[group])
         except (KeyError, TypeError, ValueError):
             return math.nan
         return x
@@ -62,7 +62,10 @@ class Groups:
 
     def best(self, col: str, high: bool, rows: pd.DataFrame | None = None) -> str | None:
         rows = self.g if rows is None else rows
-        s = pd.to_numeric(rows.get(f"{col}_mean"), errors="coerce").dropna()
+        values = rows.get(f"{col}_mean")
+        if values is None:  # pd.to_numeric(None) is a NaN scalar, which has no dropna()
+            return None
+        s = pd.to_numeric(values, errors="coerce").dropna()
         if s.empty:
             return None
         return str(s.idxmax() if high else s.idxmin())
