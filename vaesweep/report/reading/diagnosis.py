@@ -33,36 +33,42 @@ def _pct(x: float) -> str:
     return f"{100 * x:.1f}%"
 
 
+def _column(G: Groups, name: str) -> pd.Series:
+    """seeds.csv's column ``name`` as numbers (all NaN when the records predate it)."""
+    if name not in G.g:
+        return pd.Series(float("nan"), index=G.g.index, dtype=float)
+    return pd.Series(pd.to_numeric(G.g[name], errors="coerce"), index=G.g.index, dtype=float)
+
+
 def unconverged(G: Groups) -> pd.DataFrame:
     """Groups with at least one run that stopped while still improving."""
-    share = pd.to_numeric(G.g.get("converged_mean"), errors="coerce")
-    return G.g[share < 1] if share is not None else G.g.iloc[0:0]
+    return G.g[_column(G, "converged_mean") < 1]
 
 
 def length_sentences(G: Groups) -> list[str]:
     """Whether the runs converged (leads the answer when some did not)."""
-    share = pd.to_numeric(G.g.get("converged_mean"), errors="coerce")
-    if share is None or share.isna().all():
+    share = _column(G, "converged_mean")
+    if share.isna().all():
         return []
-    known = G.g[share.notna()]
-    falls = pd.to_numeric(known.get("last10_change_mean"), errors="coerce")
+    known = share.notna()
+    falls = _column(G, "last10_change_mean")[known]
     bad = unconverged(G)
-    steps = pd.to_numeric(known.get("steps_mean"), errors="coerce").max()
+    steps = _column(G, "steps_mean")[known].max()
     if bad.empty:
         return [
-            f"All {len(known)} settings converged: their validation objective changed by less "
+            f"All {int(known.sum())} settings converged: their validation objective changed by less "
             f"than 1% over the last 10% of training (largest fall {_pct(falls.max())}), so the "
             f"differences below are differences between the settings, not training length."
         ]
-    bad_falls = pd.to_numeric(bad["last10_change_mean"], errors="coerce")
+    bad_falls = _column(G, "last10_change_mean")[bad.index]
     longer = f"train.steps={fmt_int(4 * steps)}" if ok(steps) else "a larger train.steps"
     lo, hi = _pct(bad_falls.min()), _pct(bad_falls.max())
     span = lo if lo == hi else f"{lo}–{hi}"
-    if len(bad) == len(known):
+    if len(bad) == int(known.sum()):
         lead = "β does not matter yet: these runs stopped while still improving"
     else:
         names = ", ".join(G.label(str(i)) for i in bad.index[:6])
-        lead = f"Not every run converged: {len(bad)} of {len(known)} settings ({names}) stopped while still improving"
+        lead = f"Not every run converged: {len(bad)} of {int(known.sum())} settings ({names}) stopped while still improving"
     return [
         f"{lead}; the validation objective fell by {span} over the last 10% of the {fmt_int(steps)} steps (a run counts "
         f"as converged below 1%). Differences between them are partly training length, not β; "
