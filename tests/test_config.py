@@ -12,7 +12,11 @@ from vaesweep.bridge.overrides import normalize_overrides
 from vaesweep.errors import UserError
 
 GROUP_SCHEMAS = {
-    "model": {"conv": schemas.ConvConfig, "mlp": schemas.MLPConfig},
+    "model": {
+        "conv": schemas.ConvConfig,
+        "mlp": schemas.MLPConfig,
+        "resconv": schemas.ResConvConfig,
+    },
     "kl": {
         "constant": schemas.ConstantKL,
         "warmup": schemas.WarmupKL,
@@ -56,7 +60,7 @@ def test_every_option_of_every_group_composes(group: str) -> None:
 
 
 def test_schema_options_are_not_offered_as_choices() -> None:
-    with pytest.raises(UserError, match=r"no model named 'x'; available: conv, mlp$"):
+    with pytest.raises(UserError, match=r"no model named 'x'; available: conv, mlp, resconv$"):
         bridge.compose(["model=x"])
 
 

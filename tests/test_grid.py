@@ -39,7 +39,7 @@ def test_range_choice_and_glob() -> None:
         "0.75",
     ]
     assert bridge.expand_grid(["beta=choice(0.5,2)"]).axes == {"beta": ["0.5", "2"]}
-    assert bridge.expand_grid(["model=glob(*)"]).axes == {"model": ["conv", "mlp"]}
+    assert bridge.expand_grid(["model=glob(*)"]).axes == {"model": ["conv", "mlp", "resconv"]}
     kl = bridge.expand_grid(["kl=glob(*,exclude=[geco,pi])"]).axes["kl"]
     assert kl == ["capacity", "constant", "cyclical", "free_bits", "warmup"]
 

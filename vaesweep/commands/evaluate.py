@@ -140,7 +140,7 @@ def evaluate_run(
     if status != contract.COMPLETED:
         warnings.append(
             f"run status is {status!r}, not 'completed': evaluated the checkpoint of epoch "
-            f"{epoch} of {config.train.epochs}"
+            f"{epoch} of {summary.get('epochs') or config.train.epochs}"
         )
     for note in warnings:
         log.warning(note)

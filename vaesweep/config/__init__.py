@@ -21,7 +21,7 @@ from vaesweep.config.kl import (
     WarmupKL,
 )
 from vaesweep.config.loss import LossConfig
-from vaesweep.config.model import MODEL_SCHEMAS, ConvConfig, MLPConfig, ModelConfig
+from vaesweep.config.model import MODEL_SCHEMAS, ConvConfig, MLPConfig, ModelConfig, ResConvConfig
 from vaesweep.config.root import Config
 from vaesweep.config.train import TrainConfig
 
@@ -44,6 +44,7 @@ __all__ = [
     "LossConfig",
     "MLPConfig",
     "ModelConfig",
+    "ResConvConfig",
     "TrainConfig",
     "WarmupKL",
 ]

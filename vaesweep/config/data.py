@@ -6,7 +6,17 @@ from dataclasses import dataclass
 
 from vaesweep.config.checks import finite_numbers, fraction, one_of, positive, require
 
-DATASETS = ("digits", "mnist", "fashion_mnist", "cifar10", "celeba", "folder", "dsprites", "shapes")
+DATASETS = (
+    "digits",
+    "mnist",
+    "fashion_mnist",
+    "cifar10",
+    "celeba",
+    "folder",
+    "dsprites",
+    "shapes",
+    "photos",
+)
 BINARIZE = ("none", "static", "dynamic")
 
 
@@ -41,6 +51,11 @@ class DataConfig:
     #: Where decoded image folders are cached; None = ``$VAESWEEP_CACHE_DIR/folders``, else
     #: ``~/.cache/vaesweep/folders``.
     cache_dir: str | None = None
+    #: Mirror each training image left-right with probability 1/2 (training batches only).
+    augment_flip: bool = False
+    #: Random square crops of a side fraction in [augment_crop, 1], resized back (training
+    #: batches only); None = no cropping.
+    augment_crop: float | None = None
 
     def __post_init__(self) -> None:
         finite_numbers(self, "data")
@@ -53,6 +68,13 @@ class DataConfig:
         if self.channels is not None:
             one_of("data.channels", str(self.channels), ("1", "3"))
         positive("data.limit", self.limit, allow_none=True)
+        if self.augment_crop is not None:
+            require(
+                0 < self.augment_crop <= 1,
+                "data.augment_crop",
+                self.augment_crop,
+                "must be a side fraction in (0, 1], e.g. 0.8, or null for no cropping",
+            )
         if self.name == "folder":
             require(
                 bool(self.path),

@@ -56,7 +56,39 @@ class MLPConfig:
         )
 
 
-ModelConfig = ConvConfig | MLPConfig
+@dataclass
+class ResConvConfig:
+    """Residual conv encoder/decoder with GroupNorm for colour images of 32-128 px.
+
+    Stages halve the image until it is at most 4 px, each with ``blocks`` residual blocks;
+    widths double per stage from ``width`` up to ``max_width``. ``latent_dim=None`` sizes the
+    code to the image (C*H*W / 96 in [16, 512]: 128 at 64x64 RGB).
+    """
+
+    arch: str = "resconv"
+    #: Dimensions of z; None = scale with the image (C*H*W / 96, clamped to [16, 512]).
+    latent_dim: int | None = None
+    #: Channels of the first stage (16: about the compute per image of ``conv`` at 64 px).
+    width: int = 16
+    max_width: int = 128
+    #: Residual blocks per stage.
+    blocks: int = 1
+    #: GroupNorm groups (fewer when a width is not divisible by it).
+    groups: int = 8
+
+    def __post_init__(self) -> None:
+        finite_numbers(self, "model")
+        require(
+            self.arch == "resconv", "model.arch", self.arch, "the resconv schema needs arch=resconv"
+        )
+        positive("model.latent_dim", self.latent_dim, allow_none=True)
+        positive("model.width", self.width)
+        positive("model.max_width", self.max_width)
+        positive("model.blocks", self.blocks)
+        positive("model.groups", self.groups)
+
+
+ModelConfig = ConvConfig | MLPConfig | ResConvConfig
 
 #: ``model=<option>`` (and ``model.arch``) -> schema.
-MODEL_SCHEMAS: dict[str, type] = {"conv": ConvConfig, "mlp": MLPConfig}
+MODEL_SCHEMAS: dict[str, type] = {"conv": ConvConfig, "mlp": MLPConfig, "resconv": ResConvConfig}

@@ -39,15 +39,15 @@ class RunShape:
         cls,
         n_train: int,
         batch_size: int,
-        epochs: int,
+        total_steps: int,
         image_shape: tuple[int, int, int],
         latent_dim: int,
         recon_reduction: str,
     ) -> RunShape:
-        """The shape of a run of ``epochs`` over ``n_train`` images of ``image_shape``."""
+        """The shape of a run of ``total_steps`` over ``n_train`` images of ``image_shape``."""
         steps = math.ceil(n_train / batch_size)
         d = math.prod(image_shape)
-        return cls(steps, steps * epochs, d, latent_dim, recon_scale(recon_reduction, d))
+        return cls(steps, total_steps, d, latent_dim, recon_scale(recon_reduction, d))
 
 
 class KLControl:

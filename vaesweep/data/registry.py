@@ -32,6 +32,7 @@ LOADERS: dict[str, str] = {
     "folder": "vaesweep.data.folder:load_folder",
     "dsprites": "vaesweep.data.dsprites:load_dsprites",
     "shapes": "vaesweep.data.shapes:load_shapes",
+    "photos": "vaesweep.data.photos:load_photos",
 }
 
 

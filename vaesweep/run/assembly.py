@@ -88,9 +88,9 @@ def assemble(
     run_shape = RunShape.for_run(
         len(splits.train),
         config.train.batch_size,
-        config.train.epochs,
+        config.train.total_steps(len(splits.train)),
         (c, h, w),
-        config.model.latent_dim,
+        model.latent_dim,
         config.loss.recon_reduction,
     )
     control = build_control(config.kl, config.beta, run_shape)

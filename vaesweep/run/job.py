@@ -25,7 +25,9 @@ import torch
 
 from vaesweep import __version__
 from vaesweep.config import Config
+from vaesweep.data.augment import Augment
 from vaesweep.errors import UserError
+from vaesweep.evaluation.convergence import from_rows
 from vaesweep.evaluation.disentanglement import final_disentanglement, summary_entry
 from vaesweep.evaluation.final import ImageGrid, final_iwae, image_grids
 from vaesweep.evaluation.metrics import EVAL_SEED
@@ -127,6 +129,10 @@ def _train(
     c, h, w = run.shape
     n_params = sum(p.numel() for p in model.parameters())
     record.update_summary(
+        # Both lengths: the configured one decides, the other follows from the training set.
+        epochs=config.train.total_epochs(len(splits.train)),
+        steps=config.train.total_steps(len(splits.train)),
+        steps_per_epoch=config.train.steps_per_epoch(len(splits.train)),
         device=str(device),
         threads=run.threads,
         data={
@@ -146,12 +152,18 @@ def _train(
         },
         model={
             "arch": config.model.arch,
-            "latent_dim": config.model.latent_dim,
+            "latent_dim": model.latent_dim,
             "parameters": n_params,
         },
     )
     train_u8, val_u8 = splits.train.images.to(device), splits.val.images.to(device)
-    trainer = Trainer(config.train, config.eval, binarize=config.data.binarize, eval_seed=EVAL_SEED)
+    trainer = Trainer(
+        config.train,
+        config.eval,
+        binarize=config.data.binarize,
+        eval_seed=EVAL_SEED,
+        augment=Augment.from_config(config.data),
+    )
     optimizer = make_adam(model, config.train.lr, config.train.weight_decay)
     generator = torch.Generator(device=device).manual_seed(config.seed)
     state = TrainState(model, optimizer, run.control, generator)
@@ -170,8 +182,10 @@ def _train(
         resumed = state.step if checkpoint is not None else None
         trackers.start(run_info(config, record.dir, tracking, record.summary, resumed))
 
-    progress = EpochProgress.create(config.train.progress, config.train.epochs)
-    hooks = RecordHooks(record, config, progress, trackers, val_u8)
+    n_train = len(splits.train)
+    epochs = config.train.total_epochs(n_train)
+    progress = EpochProgress.create(config.train.progress, epochs)
+    hooks = RecordHooks(record, config, progress, epochs, trackers, val_u8)
     trainer.hooks = hooks
     timings = {"setup_s": time.perf_counter() - t_setup}
     t_fit = time.perf_counter()
@@ -186,6 +200,8 @@ def _train(
             progress.close()
     timings["record_s"] = hooks.write_seconds
     timings["train_s"] = time.perf_counter() - t_fit - hooks.write_seconds
+    n_steps = config.train.total_steps(len(train_u8))
+    record.update_summary(convergence=from_rows(record.rows, n_steps))
     if result.status == contract.DIVERGED:
         log.warning("diverged: %s", result.error)
         record.update_summary(

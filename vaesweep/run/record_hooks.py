@@ -40,10 +40,13 @@ class RecordHooks(TrainHooks):
         record: RunRecord,
         config: Config,
         progress: EpochProgress | None,
+        epochs: int,
         trackers: Trackers | None = None,
         val_images: torch.Tensor | None = None,
     ) -> None:
         self.record, self.config, self.progress = record, config, progress
+        #: Epochs the run trains (the last may be partial), for the per-epoch log line.
+        self.epochs = epochs
         self.trackers, self.val_images = trackers or Trackers([]), val_images
         #: Seconds spent writing the record (CSV, checkpoint, summary) during training.
         self.write_seconds = 0.0
@@ -75,7 +78,7 @@ class RecordHooks(TrainHooks):
         self.write_seconds += time.perf_counter() - t0
         val = result.rows.get("val", result.rows["train"])[0]
         line = (
-            f"epoch {result.epoch}/{self.config.train.epochs}: recon {val['recon']:.4g} "
+            f"epoch {result.epoch}/{self.epochs}: recon {val['recon']:.4g} "
             f"kl {val['kl']:.4g} elbo {val['elbo']:.4g} mse {val['mse']:.4g} "
             f"active {int(val['active_units'])}"
         )
@@ -87,7 +90,7 @@ class RecordHooks(TrainHooks):
     def _track(self, result: EpochResult, state: TrainState) -> None:
         """Hand the trackers what was just recorded (they log it in their own threads)."""
         self.trackers.epoch(self.record.rows[-len(result.rows) :])
-        last = self.config.train.epochs
+        last = self.epochs
         if self.val_images is None or not self.trackers.wants_images(result.epoch, last):
             return
         model = state.model

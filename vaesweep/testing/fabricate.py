@@ -146,8 +146,12 @@ def fabricate_run(
     pca: dict[str, Any] | None = PCA,
     images: bool = True,
     overrides: dict[str, Any] | None = None,
+    converged: bool | None = None,
 ) -> dict[str, Any]:
     """Write one run directory; return its summary.
+
+    ``converged`` writes ``summary["convergence"]`` with a fall of 0.2% (True) or 3% (False)
+    over the last 10% of steps; None leaves it out, as records written before it existed.
 
     ``status="diverged"`` stops at epoch ``diverge_at`` (default 2) with a NaN loss, as the
     trainer records it; ``"failed"`` stops before any epoch; ``"running"`` stops half-way without
@@ -232,6 +236,17 @@ def fabricate_run(
         )
     if status != "running":
         end["finished"] = "2026-01-01T00:00:00+00:00"
+    if converged is not None:
+        end["steps"] = epochs * 26
+        end["convergence"] = {
+            "rule": "fabricated",
+            "tolerance": 0.01,
+            "window": 0.1,
+            "from_step": (epochs - 1) * 26,
+            "to_step": epochs * 26,
+            "rel_change": 0.002 if converged else 0.03,
+            "converged": converged,
+        }
     return record.update_summary(**end)
 
 

@@ -17,6 +17,7 @@ import torch
 
 from vaesweep.config import EvalConfig, TrainConfig
 from vaesweep.control.base import KLControl
+from vaesweep.data.augment import Augment, augmented_unit
 from vaesweep.evaluation.metrics import SplitStats, evaluate, metrics_row, to_unit
 from vaesweep.model.vae import VAE
 from vaesweep.objective.terms import loss_terms
@@ -94,27 +95,38 @@ class Trainer:
     binarize: str = "none"
     #: Seed for the validation noise (fixed across epochs and runs).
     eval_seed: int = 0
+    #: Random crops / flips of training batches (data.augment_*); None = none.
+    augment: Augment | None = None
     hooks: TrainHooks = field(default_factory=TrainHooks)
 
     def steps_per_epoch(self, n_train: int) -> int:
-        return math.ceil(n_train / self.cfg.batch_size)
+        return self.cfg.steps_per_epoch(n_train)
 
     def fit(self, state: TrainState, train: torch.Tensor, val: torch.Tensor) -> FitResult:
-        """Train from ``state.epoch`` to ``cfg.epochs``; ``train``/``val`` are uint8 on the device."""
+        """Train from ``state.step`` to ``cfg.total_steps``; ``train``/``val`` are uint8 on the device.
+
+        The last epoch stops part-way when the step budget ends inside it (``train.steps``).
+        """
         cfg, model = self.cfg, state.model
         n, bs = len(train), cfg.batch_size
+        total = cfg.total_steps(n)
         device = train.device
         params = [p for p in model.parameters() if p.requires_grad]
         guard = DivergenceGuard.for_model(model.latent_dim, int(train[0].numel()))
-        while state.epoch < cfg.epochs:
+        while state.step < total:
             epoch = state.epoch + 1
-            self.hooks.on_epoch_start(epoch, self.steps_per_epoch(n))
+            self.hooks.on_epoch_start(epoch, min(self.steps_per_epoch(n), total - state.step))
             model.train()
             stats = SplitStats(model.latent_dim)
             t0 = time.perf_counter()
             perm = torch.randperm(n, generator=state.generator, device=device)
+            step0 = state.step
             for start in range(0, n, bs):
-                x = to_unit(train[perm[start : start + bs]], self.binarize, state.generator)
+                batch = train[perm[start : start + bs]]
+                if self.augment is None:
+                    x = to_unit(batch, self.binarize, state.generator)
+                else:
+                    x = augmented_unit(batch, self.augment, self.binarize, state.generator)
                 mu, logvar = model.encode(x)
                 eps = torch.randn(mu.shape, generator=state.generator, device=device)
                 out = model.decode(model.reparameterize(mu, logvar, eps))
@@ -122,7 +134,12 @@ class Trainer:
                 objective = state.control.objective(terms, state.step)
                 loss = objective.detach()
                 # On a GPU, reading the loss back stalls the pipeline: check every few steps.
-                check = device.type == "cpu" or state.step % CHECK_EVERY == 0 or start + bs >= n
+                check = (
+                    device.type == "cpu"
+                    or state.step % CHECK_EVERY == 0
+                    or start + bs >= n
+                    or state.step + 1 >= total
+                )
                 if check:
                     # One read-back for the three numbers.
                     now, recon, kl = torch.stack(
@@ -151,13 +168,16 @@ class Trainer:
                 state.control.observe(terms, state.step)
                 state.step += 1
                 self.hooks.on_step(state.step, loss)
+                if state.step >= total:
+                    break
             seconds = time.perf_counter() - t0
             state.epoch = epoch
             train_row = metrics_row(stats, model, state.control, state.step)
             train_row.update(state.control.stats())
-            train_row.update(seconds=seconds, images_per_sec=n / seconds, lr=_lr(state))
+            seen = min(n, (state.step - step0) * bs)
+            train_row.update(seconds=seconds, images_per_sec=seen / seconds, lr=_lr(state))
             rows = {"train": (train_row, stats.kl_per_dim())}
-            if epoch % cfg.eval_every == 0 or epoch == cfg.epochs:
+            if epoch % cfg.eval_every == 0 or state.step >= total:
                 t1 = time.perf_counter()
                 val_row, val_kl = evaluate(
                     model,

@@ -138,6 +138,11 @@ def run_row(run: Run, spectrum: Spectrum | None) -> dict[str, Any]:
         # seconds) in a run that was killed: the later of the two is what was measured.
         "epochs_done": max(num(s.get("epochs_done")), num(final.get("epoch")), key=_or_minus_inf),
         "epochs": num(s.get("epochs", (config.get("train") or {}).get("epochs"))),
+        "steps": num(s.get("steps", s.get("step"))),
+        # summary["convergence"] (evaluation/convergence.py): the relative fall of the validation
+        # objective over the last 10% of steps, and 1 / 0 for converged / still improving.
+        "last10_change": num((s.get("convergence") or {}).get("rel_change")),
+        "converged": _flag((s.get("convergence") or {}).get("converged")),
         "latent_dim": num(model.get("latent_dim", (config.get("model") or {}).get("latent_dim"))),
         "n_pixels": num(data.get("n_pixels")),
         "data": data.get("name") or (config.get("data") or {}).get("name"),
@@ -206,6 +211,10 @@ def _implausible(row: dict[str, Any]) -> str:
     if any(abs(v) > FLOAT32_MAX or 0 < abs(v) < FLOAT32_TINY for v in (kl, sse)):
         return "its final values lie outside the float32 range the run trained in"
     return ""
+
+
+def _flag(value: Any) -> float:
+    return float(value) if isinstance(value, bool) else math.nan
 
 
 def _linear(spectrum: Spectrum | None, row: dict[str, Any]) -> dict[str, float]:

@@ -66,6 +66,10 @@ GROUP_MEANS = (
     "n_pixels",
     "iwae_samples",
     "epochs_done",
+    "steps",
+    # The share of a setting's runs that converged, and their mean fall over the last 10%.
+    "converged",
+    "last10_change",
 )
 
 

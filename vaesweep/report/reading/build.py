@@ -19,12 +19,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TypeVar
 
 import pandas as pd
 
 from vaesweep.report.data.aggregate import SweepRecords
-from vaesweep.report.reading import findings
+from vaesweep.report.reading import diagnosis, findings
 from vaesweep.report.reading.answer import build_answer
 from vaesweep.report.reading.disentanglement import disentanglement
 from vaesweep.report.reading.phrases import Groups
@@ -65,12 +66,25 @@ def build_reading(sweep: SweepRecords) -> Reading:
         reading.sections.append(("Runs left out", findings.failures(sweep)))
         return reading
     ends = _ends(G)
-    reading.answer = _guarded("The answer", lambda: build_answer(G, ends), sweep)
-    if ends and G.v(ends[1], "sse") > G.v(ends[0], "sse"):
-        reading.title = (
-            f"Why the reconstructions at {G.bname(ends[1])} are worse than at {G.bname(ends[0])}"
-        )
+    length = _guarded("Training length", lambda: diagnosis.length_sentences(G), sweep)
+    still_improving = bool(_guarded("Convergence", lambda: _unconverged(G), sweep))
+    # Runs that stopped while improving lead: their differences are not yet about beta.
+    # A collapse the reduction explains leads too: it is not about beta at all.
+    cause = [
+        s
+        for s in _guarded("The reduction", lambda: diagnosis.reduction_sentences(G), sweep)
+        if s.startswith("The reduction, not β")
+    ]
+    answer = _guarded("The answer", lambda: build_answer(G, ends), sweep)
+    reading.answer = (length if still_improving else []) + cause + answer
+    headline = _guarded("The title", lambda: [diagnosis.title(G, ends)], sweep)
+    reading.title = (headline[0] if headline else None) or reading.title
     reading.questions = _guarded("The short answers", lambda: build_questions(G, ends), sweep)
+    explained = _guarded("The explanations", lambda: diagnosis.explanations(G, ends), sweep)
+    if explained:
+        reading.sections.append(("What explains the differences", explained))
+    if length and not still_improving:
+        reading.sections.append(("Training length", length))
     for title, fn in (
         ("Effective β and implied decoder noise", findings.effective),
         ("ELBO and likelihood", findings.bounds),
@@ -81,7 +95,7 @@ def build_reading(sweep: SweepRecords) -> Reading:
         ("Disentanglement: what a larger β bought", disentanglement),
         ("Controller and decoder-noise convergence", findings.convergence),
     ):
-        sentences = _guarded(f"The section {title!r}", lambda fn=fn: fn(G, ends), sweep)
+        sentences = _guarded(f"The section {title!r}", partial(fn, G, ends), sweep)
         if sentences:
             reading.sections.append((title, sentences))
     left_out = findings.failures(sweep)
@@ -92,6 +106,11 @@ def build_reading(sweep: SweepRecords) -> Reading:
             ("Problems reading the records", [p.rstrip(".") + "." for p in sweep.problems])
         )
     return reading
+
+
+def _unconverged(G: Groups) -> list[bool]:
+    """[True] when some setting stopped while still improving, else []."""
+    return [True] if not diagnosis.unconverged(G).empty else []
 
 
 def _guarded(what: str, make: Callable[[], list[T]], sweep: SweepRecords) -> list[T]:
@@ -128,7 +147,11 @@ def _ends(G: Groups) -> tuple[str, str] | None:
     counts = rows.groupby(others)["beta_mean"].nunique().sort_values(ascending=False)
     if counts.empty or counts.iloc[0] < 2:
         return None
-    rows = rows[others == counts.index[0]].sort_values("beta_mean")
+    # Among equally large sets, prefer the canonical sum over pixels (what β means).
+    best = counts[counts == counts.iloc[0]].index
+    canonical = [k for k in best if "recon_reduction=mean" not in str(k)]
+    chosen = canonical[0] if canonical else best[0]
+    rows = rows[others == chosen].sort_values("beta_mean")
     G.constant = rows
-    G.context = str(counts.index[0])
+    G.context = str(chosen)
     return str(rows.index[0]), str(rows.index[-1])

@@ -12,7 +12,7 @@ import math
 import pandas as pd
 
 from vaesweep.report.data.aggregate import SweepRecords
-from vaesweep.report.numbers import fmt, fmt_int
+from vaesweep.report.numbers import fmt, fmt_int, fmt_pct
 
 #: (column stem, header) of the per-setting table; stems index seeds.csv's *_mean/_std.
 SETTING_COLUMNS = (
@@ -34,10 +34,16 @@ SETTING_COLUMNS = (
     ("mi", "I(x;z)"),
     ("marginal_kl", "marginal KL"),
     ("sse_above_linear", "SSE − linear"),
+    ("steps", "steps"),
+    ("last10_change", "val fall, last 10%"),
+    ("converged", "converged"),
 )
 RUN_COLUMNS = (
     ("status", "status"),
     ("epochs_done", "epochs"),
+    ("steps", "steps"),
+    ("last10_change", "val fall, last 10%"),
+    ("converged", "converged"),
     ("kl", "KL"),
     ("sse", "SSE"),
     ("psnr", "PSNR"),
@@ -55,12 +61,20 @@ COUNTS = {
     "lin_active_units",
     "lin_components_above",
     "epochs_done",
+    "steps",
 }
 
 
 def _cell(value: object, stem: str) -> str:
     if isinstance(value, str):
         return value
+    if stem == "converged":
+        # 1 / 0 per run; a setting's mean is the share of its seeds that converged.
+        v = float(value) if isinstance(value, (int, float)) else math.nan
+        return "" if not math.isfinite(v) else {1.0: "yes", 0.0: "no"}.get(v, fmt_pct(v))
+    if stem == "last10_change":
+        ok = isinstance(value, float) and math.isfinite(value)
+        return f"{100 * value:.1f}%" if ok else ""  # type: ignore[operator]
     return fmt_int(value) if stem in COUNTS else fmt(value)
 
 

@@ -1,0 +1,95 @@
+"""The reading tells apart training length, the reduction, β and the latent size (issue 15)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from vaesweep.report.data.aggregate import SweepRecords, build_sweep
+from vaesweep.report.data.load import load
+from vaesweep.report.reading import diagnosis
+from vaesweep.report.reading.build import build_reading
+from vaesweep.report.render.tables import runs_table, settings_table
+from vaesweep.testing.fabricate import fabricate_run, fabricate_sweep
+
+
+def _sweep(root: Path, **kwargs: object) -> SweepRecords:
+    fabricate_sweep(root, [0.01, 1.0], images=False, **kwargs)  # type: ignore[arg-type]
+    return build_sweep(load([root]))
+
+
+def test_unconverged_runs_lead_the_reading_and_set_the_headline(tmp_path: Path) -> None:
+    sweep = _sweep(tmp_path / "s", converged=False)
+    reading = build_reading(sweep)
+    assert reading.title.startswith("β does not matter yet")
+    assert reading.answer[0].startswith("β does not matter yet: these runs stopped while still")
+    assert "fell by 3.0% over the last 10% of the 130 steps" in reading.answer[0]
+    assert "train.steps=520" in reading.answer[0]
+    runs = runs_table(sweep)
+    assert list(runs["converged"]) == ["no", "no"]
+    assert list(runs["val fall, last 10%"]) == ["3.0%", "3.0%"]
+    assert list(settings_table(sweep)["converged"]) == ["no", "no"]
+
+
+def test_converged_runs_get_a_headline_from_the_numbers(tmp_path: Path) -> None:
+    sweep = _sweep(tmp_path / "s", converged=True)
+    reading = build_reading(sweep)
+    assert reading.title == "Why the reconstructions at β=1 are worse than at β=0.01"
+    assert not reading.answer[0].startswith("β does not matter")
+    (length,) = [s for t, s in reading.sections if t == "Training length"]
+    assert length[0].startswith("All 2 settings converged")
+    assert list(runs_table(sweep)["converged"]) == ["yes", "yes"]
+
+
+def test_a_small_gap_is_no_clear_difference(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sweep = _sweep(tmp_path / "s", converged=True)
+    monkeypatch.setattr(diagnosis, "CLEAR_GAP", 10.0)  # every gap is now "small"
+    title = build_reading(sweep).title
+    assert title.startswith("β made no clear difference to the reconstructions")
+
+
+def test_records_without_a_verdict_read_as_before(tmp_path: Path) -> None:
+    reading = build_reading(_sweep(tmp_path / "s"))
+    assert not any(t in ("Training length",) for t, _ in reading.sections)
+    assert not reading.answer[0].startswith(("β does not", "Not every"))
+
+
+def test_all_latents_in_use_at_every_beta_names_the_latent_size(tmp_path: Path) -> None:
+    sweep = build_sweep(load([_root_latent(tmp_path)]))
+    text = build_reading(sweep).text()
+    assert "The latent size, not β, limits the code here: all 2 latent dimensions" in text
+
+
+def _root_latent(tmp_path: Path) -> Path:
+    root = tmp_path / "latent"
+    fabricate_sweep(root, [0.001, 0.01], images=False, latent_dim=2, converged=True)
+    return root
+
+
+def test_the_reduction_is_named_with_its_numbers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = tmp_path / "red"
+    for reduction in ("sum", "mean"):
+        for beta in (0.01, 1.0):
+            name = f"loss.recon_reduction={reduction},beta={beta:g}"
+            fabricate_run(root / name, beta=beta, reduction=reduction, images=False, converged=True)
+    sweep = build_sweep(load([root]))
+    reading = build_reading(sweep)
+    # The mean runs lose 4+ dB against the sum at the same β: the reduction leads, with numbers.
+    assert reading.answer[0].startswith("The reduction, not β, explains the ")
+    assert "D = 64 pixels, an effective β_sum = 0.64" in reading.answer[0]
+    # β itself is then compared under the canonical sum, whichever set comes first.
+    assert any("runs with loss.recon_reduction=sum" in s for s in reading.answer)
+    (explained,) = [s for t, s in reading.sections if t == "What explains the differences"]
+    assert any(
+        "at β=1 the squared error is averaged over the D = 64 pixels" in s for s in explained
+    )
+    assert any(s.startswith("β itself (sum over pixels") for s in explained)
+    monkeypatch.setattr(diagnosis, "REDUCTION_GAP_DB", 100.0)
+    reading = build_reading(sweep)
+    assert not reading.answer[0].startswith("The reduction")
+    assert "The reduction makes little difference here" in reading.text()

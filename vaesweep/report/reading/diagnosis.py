@@ -1,0 +1,189 @@
+"""Which explanation the numbers support: the reduction, β itself, or the latent size / length.
+
+Three things make reconstructions of a small colour folder blurry or collapsed, and they call for
+different fixes, so the reading tells them apart before it explains β:
+
+* **the reduction**: ``loss.recon_reduction=mean`` (``F.mse_loss``'s default) divides the
+  reconstruction by the D pixels, which multiplies β by D (β_sum = β·D; README, "What beta
+  means"): at 64x64 RGB, β = 1 acts as 12,288 and the posterior collapses;
+* **β itself**: under the sum convention β = 2σ² is the decoder noise (Lucas et al. 2019,
+  "Don't Blame the ELBO!"), and a larger β encodes fewer directions;
+* **the latent size or the training length**: when every latent is in use at every β, the code,
+  not β, is the limit; when runs stopped while their validation objective was still falling
+  (:mod:`vaesweep.evaluation.convergence`), their differences are partly training length.
+
+Every sentence quotes seeds.csv's group means (:class:`~vaesweep.report.reading.phrases.Groups`).
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from vaesweep.report.numbers import fmt, fmt_int, fmt_pct
+from vaesweep.report.reading.phrases import Groups, at, ok
+
+#: SSE gaps between the two ends below this share are "no clear difference" (single seeds
+#: of the same setting differ by a few percent).
+CLEAR_GAP = 0.10
+#: PSNR gap (dB) between a mean- and a sum-reduction run that names the reduction as the cause.
+REDUCTION_GAP_DB = 2.0
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.1f}%"
+
+
+def _column(G: Groups, name: str) -> pd.Series:
+    """seeds.csv's column ``name`` as numbers (all NaN when the records predate it)."""
+    if name not in G.g:
+        return pd.Series(float("nan"), index=G.g.index, dtype=float)
+    return pd.Series(pd.to_numeric(G.g[name], errors="coerce"), index=G.g.index, dtype=float)
+
+
+def unconverged(G: Groups) -> pd.DataFrame:
+    """Groups with at least one run that stopped while still improving."""
+    return G.g[_column(G, "converged_mean") < 1]
+
+
+def length_sentences(G: Groups) -> list[str]:
+    """Whether the runs converged (leads the answer when some did not)."""
+    share = _column(G, "converged_mean")
+    if share.isna().all():
+        return []
+    known = share.notna()
+    falls = _column(G, "last10_change_mean")[known]
+    bad = unconverged(G)
+    steps = _column(G, "steps_mean")[known].max()
+    if bad.empty:
+        return [
+            f"All {int(known.sum())} settings converged: their validation objective changed by less "
+            f"than 1% over the last 10% of training (largest fall {_pct(falls.max())}), so the "
+            f"differences below are differences between the settings, not training length."
+        ]
+    bad_falls = _column(G, "last10_change_mean")[bad.index]
+    longer = f"train.steps={fmt_int(4 * steps)}" if ok(steps) else "a larger train.steps"
+    lo, hi = _pct(bad_falls.min()), _pct(bad_falls.max())
+    span = lo if lo == hi else f"{lo}–{hi}"
+    if len(bad) == int(known.sum()):
+        lead = "β does not matter yet: these runs stopped while still improving"
+    else:
+        names = ", ".join(G.label(str(i)) for i in bad.index[:6])
+        lead = f"Not every run converged: {len(bad)} of {int(known.sum())} settings ({names}) stopped while still improving"
+    return [
+        f"{lead}; the validation objective fell by {span} over the last 10% of the {fmt_int(steps)} steps (a run counts "
+        f"as converged below 1%). Differences between them are partly training length, not β; "
+        f"train longer (e.g. {longer}) before reading them."
+    ]
+
+
+def title(G: Groups, ends: tuple[str, str] | None) -> str | None:
+    """The page's headline, from the numbers: not converged, no clear difference, or which is
+    better; None keeps the default."""
+    if ends is None:
+        return None
+    lo, hi = ends
+    L, H = G.bname(lo), G.bname(hi)
+    bad = unconverged(G)
+    if lo in bad.index or hi in bad.index:
+        return "β does not matter yet: these runs stopped while still improving; train longer"
+    sse_l, sse_h = G.v(lo, "sse"), G.v(hi, "sse")
+    if not (ok(sse_l) and ok(sse_h)) or min(sse_l, sse_h) <= 0:
+        return None
+    gap = abs(sse_h - sse_l) / min(sse_l, sse_h)
+    if gap < CLEAR_GAP:
+        return (
+            f"β made no clear difference to the reconstructions: the squared error at {H} and "
+            f"{L} is within {fmt_pct(gap) if gap >= 0.01 else 'less than 1%'}"
+        )
+    if sse_h > sse_l:
+        return f"Why the reconstructions at {H} are worse than at {L}"
+    return f"The reconstructions at {H} are better than at {L}"
+
+
+def latent_sentences(G: Groups, ends: tuple[str, str] | None) -> list[str]:
+    """When every latent is in use at every β, the latent size limits the code, not β."""
+    rows = G.by_beta()
+    if rows.empty:
+        return []
+    # In use: active (Burda et al. 2016) and carrying at least 0.1 nats.
+    au = pd.concat(
+        [
+            pd.to_numeric(rows["active_units_mean"], errors="coerce"),
+            pd.to_numeric(rows["informative_dims_mean"], errors="coerce"),
+        ],
+        axis=1,
+    ).min(axis=1, skipna=False)
+    m = pd.to_numeric(rows["latent_dim_mean"], errors="coerce")
+    if au.isna().any() or m.isna().any() or not (au >= m).all():
+        return []
+    hi = str(rows.index[-1])
+    M = fmt_int(m.max())
+    s = (
+        f"The latent size, not β, limits the code here: all {M} latent dimensions are in use (active, "
+        f"≥ 0.1 nats) at every β from {G.bname(str(rows.index[0]))} to {G.bname(hi)}"
+    )
+    lin = G.v(hi, "lin_active_units")
+    if ok(lin) and lin >= m.max():
+        s += (
+            f", and even {at(G.bname(hi))} a linear VAE would encode every one of its {M} "
+            f"principal directions (all have variance above σ² = {fmt(G.v(hi, 'sigma2_eff'))})"
+        )
+    return [
+        s + ". β can only change what the code leaves out once the code has room: raise "
+        "model.latent_dim, or use model=resconv, which sizes the code to the image (C·H·W/96)."
+    ]
+
+
+def reduction_sentences(G: Groups) -> list[str]:
+    """A mean- and a sum-reduction setting at the same β: does the reduction explain it?"""
+    g = G.g
+    if "recon_reduction" not in g or set(g["recon_reduction"].dropna()) != {"mean", "sum"}:
+        return []
+    out = []
+    for beta, rows in g.groupby("beta_mean"):
+        means = rows[rows["recon_reduction"] == "mean"]
+        sums = rows[rows["recon_reduction"] == "sum"]
+        if means.empty or sums.empty:
+            continue
+        mn, sm = str(means.index[0]), str(sums.index[0])
+        p_mean, p_sum = G.v(mn, "psnr"), G.v(sm, "psnr")
+        if not (ok(p_mean) and ok(p_sum)):
+            continue
+        facts = (
+            f"with loss.recon_reduction=mean at β={fmt(beta)} the squared error is averaged "
+            f"over the D = {fmt_int(G.v(mn, 'n_pixels'))} pixels, an effective β_sum = "
+            f"{fmt(G.v(mn, 'beta_sum'))}: the code carries {fmt(G.v(mn, 'kl'))} nats with "
+            f"{fmt_int(G.v(mn, 'active_units'))} active units and PSNR {fmt(p_mean)} dB, against "
+            f"{fmt(G.v(sm, 'kl'))} nats, {fmt_int(G.v(sm, 'active_units'))} units and "
+            f"{fmt(p_sum)} dB with the sum at the same β"
+        )
+        if p_sum - p_mean >= REDUCTION_GAP_DB:
+            what = "the collapse" if G.v(mn, "active_units") == 0 else "the lost detail"
+            out.append(f"The reduction, not β, explains {what}: {facts}.")
+        else:
+            out.append(f"The reduction makes little difference here: {facts}.")
+    return out
+
+
+def beta_sentence(G: Groups) -> list[str]:
+    """What β itself did under the sum convention (the constant-β groups with the sum)."""
+    rows = G.by_beta()
+    if "recon_reduction" in rows:
+        rows = rows[rows["recon_reduction"] != "mean"]
+    if len(rows) < 2:
+        return []
+    lo, hi = str(rows.index[0]), str(rows.index[-1])
+    return [
+        f"β itself (sum over pixels, β = 2σ² of the decoder): from {G.bname(lo)} to "
+        f"{G.bname(hi)} the PSNR goes from {fmt(G.v(lo, 'psnr'))} to {fmt(G.v(hi, 'psnr'))} dB "
+        f"and the rate from {fmt(G.v(lo, 'kl'))} to {fmt(G.v(hi, 'kl'))} nats per image."
+    ]
+
+
+def explanations(G: Groups, ends: tuple[str, str] | None) -> list[str]:
+    """The three explanations, each with its numbers, in the order they should be ruled out."""
+    out = reduction_sentences(G)
+    if out:
+        out += beta_sentence(G)
+    out += latent_sentences(G, ends)
+    return out
