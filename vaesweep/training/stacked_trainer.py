@@ -1,0 +1,180 @@
+"""The optimisation loop of a stack: K members, one forward and backward per step.
+
+It mirrors :class:`~vaesweep.training.trainer.Trainer` member by member: member k draws its
+batch order, Bernoulli draws and reparameterisation noise from its own generator, in the
+order its single run draws them, so it sees exactly its single run's batches and noise
+(gathered by index from the shared in-memory uint8 tensor); its objective comes from its own
+controller; gradient clipping is per member; the loss that is differentiated is the sum of
+the members' objectives, so each member's gradient is its own. Each member reports through
+its own :class:`~vaesweep.training.trainer.TrainHooks` with the rows its single run would
+write (:func:`~vaesweep.training.evaluate.metrics_row`, :func:`evaluate`), and a member whose
+loss turns non-finite is recorded ``diverged`` and frozen while the others carry on.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import torch
+
+from vaesweep.config import EvalConfig, TrainConfig
+from vaesweep.objective.stacked import shared_likelihood, stacked_loss_terms
+from vaesweep.training.evaluate import evaluate, metrics_row, to_unit
+from vaesweep.training.stacked_state import MemberFreezer, StackState, clip_member_grads
+from vaesweep.training.stacked_stats import StackedSplitStats
+from vaesweep.training.trainer import CHECK_EVERY, EpochResult, FitResult, TrainHooks
+
+
+def _images(train: torch.Tensor, index: torch.Tensor, binarize: str, gens: list[torch.Generator]):
+    """(K, b) indices -> (K, b, C, H, W) pixels in [0, 1], Bernoulli draws per member."""
+    x = to_unit(train[index], "none", None)
+    if binarize == "dynamic":
+        x = torch.stack([torch.bernoulli(x[k], generator=g) for k, g in enumerate(gens)])
+    return x
+
+
+@dataclass
+class StackedTrainer:
+    cfg: TrainConfig
+    eval_cfg: EvalConfig
+    binarize: str = "none"
+    eval_seed: int = 0
+    #: One hooks object per member (the single run's, e.g. the record writer).
+    hooks: Sequence[TrainHooks] = field(default_factory=list)
+    #: Test hook: called with the state before every step (e.g. to poison one member).
+    before_step: Callable[[StackState], None] | None = None
+
+    def steps_per_epoch(self, n_train: int) -> int:
+        return math.ceil(n_train / self.cfg.batch_size)
+
+    def fit(self, state: StackState, train: torch.Tensor, val: torch.Tensor) -> list[FitResult]:
+        """Train every live member from ``state.epoch`` to ``cfg.epochs``; one result each."""
+        cfg, model = self.cfg, state.model
+        k_all, m = model.k, model.latent_dim
+        hooks = list(self.hooks) or [TrainHooks() for _ in range(k_all)]
+        n, bs, device = len(train), cfg.batch_size, train.device
+        results: list[FitResult | None] = [None] * k_all
+        freezer = MemberFreezer()
+        for k in range(k_all):
+            if not state.alive[k]:
+                freezer.freeze(state, k)
+        shared = shared_likelihood(list(model.likelihoods))
+        while state.epoch < cfg.epochs and any(state.alive):
+            epoch = state.epoch + 1
+            for k in self._live(state):
+                hooks[k].on_epoch_start(epoch, self.steps_per_epoch(n))
+            model.train()
+            stats = StackedSplitStats(m)
+            t0 = time.perf_counter()
+            perms = torch.stack([torch.randperm(n, generator=g, device=device) for g in state.generators])
+            for start in range(0, n, bs):
+                if self.before_step is not None:
+                    self.before_step(state)
+                x = _images(train, perms[:, start : start + bs], self.binarize, state.generators)
+                mu, logvar = model.encode(x)
+                b = x.shape[1]
+                eps = torch.stack(
+                    [torch.randn((b, m), generator=g, device=device) for g in state.generators]
+                )
+                out = model.decode(model.reparameterize(mu, logvar, eps))
+                terms = stacked_loss_terms(x, out, mu, logvar, model.likelihoods, shared)
+                objectives = state.control.objective(terms, state.step)
+                losses = objectives.detach()
+                check = device.type == "cpu" or state.step % CHECK_EVERY == 0 or start + bs >= n
+                if check:
+                    for k in self._nonfinite(state, losses):
+                        results[k] = FitResult(
+                            "diverged",
+                            state.epoch,
+                            state.step,
+                            f"non-finite loss ({float(losses[k])}) at epoch {epoch}, step "
+                            f"{state.step}: recon={float(terms.recon[k].mean()):.4g}, "
+                            f"kl={float(terms.kl[k].mean()):.4g}",
+                        )
+                        state.alive[k] = False
+                        freezer.freeze(state, k)
+                    if not any(state.alive):
+                        break
+                live = torch.tensor(state.alive, device=device)
+                total = torch.where(live, objectives, torch.zeros_like(objectives)).sum()
+                state.optimizer.zero_grad(set_to_none=True)
+                total.backward()
+                if cfg.grad_clip is not None:
+                    clip_member_grads(model, cfg.grad_clip)
+                state.optimizer.step()
+                freezer.restore()
+                stats.add(terms, losses, mu)
+                state.control.observe(terms, state.step, state.alive)
+                state.step += 1
+                for k in self._live(state):
+                    hooks[k].on_step(state.step, losses[k])
+            if not any(state.alive):
+                break
+            seconds = time.perf_counter() - t0
+            state.epoch = epoch
+            self._end_epoch(state, stats, hooks, results, freezer, val, epoch, seconds, n)
+        return [r or FitResult("completed", state.epoch, state.step) for r in results]
+
+    @staticmethod
+    def _live(state: StackState) -> list[int]:
+        return [k for k, a in enumerate(state.alive) if a]
+
+    @staticmethod
+    def _nonfinite(state: StackState, losses: torch.Tensor) -> list[int]:
+        bad = (~torch.isfinite(losses)).tolist()
+        return [k for k in range(len(bad)) if bad[k] and state.alive[k]]
+
+    def _end_epoch(
+        self,
+        state: StackState,
+        stats: StackedSplitStats,
+        hooks: list[TrainHooks],
+        results: list[FitResult | None],
+        freezer: MemberFreezer,
+        val: torch.Tensor,
+        epoch: int,
+        seconds: float,
+        n_train: int,
+    ) -> None:
+        """Each live member's rows, from the single-run row and evaluation code."""
+        cfg, model = self.cfg, state.model
+        lr = float(state.optimizer.param_groups[0]["lr"])
+        validate = epoch % cfg.eval_every == 0 or epoch == cfg.epochs
+        for k in self._live(state):
+            view = model.member_view(k)
+            control = state.control.controls[k]
+            member_stats = stats.member(k)
+            train_row = metrics_row(member_stats, view, control, state.step)
+            train_row.update(control.stats())
+            train_row.update(seconds=seconds, images_per_sec=n_train / seconds, lr=lr)
+            rows = {"train": (train_row, member_stats.kl_per_dim())}
+            if validate:
+                t1 = time.perf_counter()
+                val_row, val_kl = evaluate(
+                    view,
+                    val,
+                    control,
+                    state.step,
+                    self.eval_cfg,
+                    binarize=self.binarize,
+                    seed=self.eval_seed,
+                )
+                val_row.update(control.stats())
+                val_seconds = time.perf_counter() - t1
+                val_row.update(seconds=val_seconds, images_per_sec=len(val) / val_seconds, lr=lr)
+                rows["val"] = (val_row, val_kl)
+                if not all(math.isfinite(val_row[key]) for key in ("loss", "recon", "kl")):
+                    hooks[k].on_epoch_end(EpochResult(epoch, state.step, rows), state.member(k))
+                    results[k] = FitResult(
+                        "diverged",
+                        state.epoch,
+                        state.step,
+                        f"non-finite validation loss at epoch {epoch}",
+                    )
+                    state.alive[k] = False
+                    freezer.freeze(state, k)
+                    continue
+            hooks[k].on_epoch_end(EpochResult(epoch, state.step, rows), state.member(k))
