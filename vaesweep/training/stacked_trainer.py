@@ -69,7 +69,9 @@ class StackedTrainer:
             model.train()
             stats = StackedSplitStats(m)
             t0 = time.perf_counter()
-            perms = torch.stack([torch.randperm(n, generator=g, device=device) for g in state.generators])
+            perms = torch.stack(
+                [torch.randperm(n, generator=g, device=device) for g in state.generators]
+            )
             for start in range(0, n, bs):
                 if self.before_step is not None:
                     self.before_step(state)
@@ -91,8 +93,8 @@ class StackedTrainer:
                             state.epoch,
                             state.step,
                             f"non-finite loss ({float(losses[k])}) at epoch {epoch}, step "
-                            f"{state.step}: recon={float(terms.recon[k].mean()):.4g}, "
-                            f"kl={float(terms.kl[k].mean()):.4g}",
+                            f"{state.step}: recon={float(terms.recon[k].detach().mean()):.4g}, "
+                            f"kl={float(terms.kl[k].detach().mean()):.4g}",
                         )
                         state.alive[k] = False
                         freezer.freeze(state, k)
