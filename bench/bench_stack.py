@@ -19,7 +19,7 @@ from collections.abc import Callable
 
 import torch
 
-from vaesweep.config import ConstantKL, ConvConfig, LossConfig
+from vaesweep.config import ConvConfig, LossConfig
 from vaesweep.control import KLControl, RunShape
 from vaesweep.control.stacked import StackedControl
 from vaesweep.model import build_model
@@ -102,7 +102,7 @@ def vmap_step(k: int, data: torch.Tensor) -> Callable[[], None]:
     betas = torch.tensor([10.0 ** (i / 2 - 3) for i in range(k)])
     gens = [torch.Generator().manual_seed(i) for i in range(k)]
 
-    def one(p, b, x, eps, beta):  # noqa: ANN001, ANN202
+    def one(p, b, x, eps, beta):
         out, mu, logvar = functional_call(base, (p, b), (x, eps))
         terms = loss_terms(x, out, mu, logvar, base.likelihood)
         return terms.recon.mean() + beta * terms.kl.mean()

@@ -59,8 +59,11 @@ def test_member_init_is_the_single_runs_bit_for_bit() -> None:
 
 @pytest.mark.parametrize(
     ("model", "shape"),
-    [(SMALL, SHAPE), (ConvConfig(width=4, hidden_dim=16, latent_dim=3), (3, 17, 23))]
-    + [(MLPConfig(hidden=[32, 16], latent_dim=3), (1, 28, 28))],
+    [
+        (SMALL, SHAPE),
+        (ConvConfig(width=4, hidden_dim=16, latent_dim=3), (3, 17, 23)),
+        (MLPConfig(hidden=[32, 16], latent_dim=3), (1, 28, 28)),
+    ],
 )
 def test_member_forward_equals_single_forward(model: object, shape: tuple[int, int, int]) -> None:
     singles = []
