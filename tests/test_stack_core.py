@@ -93,7 +93,7 @@ def test_unstacked_state_loads_into_a_single_model_and_back() -> None:
         assert torch.equal(tensor, state.model.member_state_dict(2)[name])
     view = state.model.member_view(1)
     assert view.likelihood is state.model.likelihoods[1]
-    assert torch.equal(view.encoder.head[1].weight, state.model.encoder.head[1].weight[1])
+    assert torch.equal(view.encoder.head[1].weight, state.model.encoder.head[1].weight[1].t())
 
 
 def test_adam_on_stacked_tensors_is_each_members_own_update() -> None:

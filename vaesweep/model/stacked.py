@@ -16,7 +16,7 @@ gives back a single run's checkpoint keys. Likelihoods stay one module per membe
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -26,21 +26,40 @@ from vaesweep.model.conv import ConvDecoder, ConvEncoder
 from vaesweep.model.mlp import MLPDecoder, MLPEncoder
 from vaesweep.model.vae import LOGVAR_RANGE, VAE
 
+#: One tensor of a member: (its single-model name, the stack's tensor, the member's view of
+#: any tensor shaped like it, e.g. the Adam moments).
+Slot = tuple[str, torch.Tensor, Callable[[torch.Tensor], torch.Tensor]]
+
+
+def _member_of(k: int, transposed: bool) -> Callable[[torch.Tensor], torch.Tensor]:
+    if transposed:
+        return lambda t: t[k].t()
+    return lambda t: t[k]
+
+
+def _whole(t: torch.Tensor) -> torch.Tensor:
+    return t
+
 
 def _stack(tensors: Sequence[torch.Tensor]) -> nn.Parameter:
     return nn.Parameter(torch.stack([t.detach() for t in tensors]).contiguous())
 
 
 class StackedLinear(nn.Module):
-    """K ``nn.Linear``: weight (K, out, in), bias (K, out); (K, B, in) -> (K, B, out)."""
+    """K ``nn.Linear``: (K, B, in) -> (K, B, out).
+
+    The weight is stored transposed, (K, in, out), so that neither the product nor its
+    gradient needs a transposed copy (measured 1.3x faster per stacked step than (K, out, in)
+    on 2 CPU cores); :func:`member_slots` gives back the single model's (out, in) view.
+    """
 
     def __init__(self, layers: Sequence[nn.Linear]) -> None:
         super().__init__()
-        self.weight = _stack([m.weight for m in layers])
+        self.weight = _stack([m.weight.t() for m in layers])
         self.bias = _stack([m.bias for m in layers])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.baddbmm(self.bias.unsqueeze(1), x, self.weight.transpose(1, 2))
+        return torch.baddbmm(self.bias.unsqueeze(1), x, self.weight)
 
 
 class StackedConv2d(nn.Module):
@@ -53,10 +72,22 @@ class StackedConv2d(nn.Module):
         self.weight = _stack([m.weight for m in layers])  # (K, Cout, Cin, kh, kw)
         self.bias = _stack([m.bias for m in layers])  # (K, Cout)
 
+    #: ``grouped``: one grouped convolution; ``unfold``: im2col and one batched matmul.
+    kernel = "unfold"
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        k = self.weight.shape[0]
-        w = self.weight.flatten(0, 1)
-        return F.conv2d(x, w, self.bias.flatten(), self.stride, self.padding, groups=k)
+        k, c_out, c_in, kh, kw = self.weight.shape
+        if self.kernel == "grouped":
+            w = self.weight.flatten(0, 1)
+            return F.conv2d(x, w, self.bias.flatten(), self.stride, self.padding, groups=k)
+        b, _, h, w_px = x.shape
+        (sh, sw), (ph, pw) = self.stride, self.padding
+        h_out, w_out = (h + 2 * ph - kh) // sh + 1, (w_px + 2 * pw - kw) // sw + 1
+        cols = F.unfold(x, (kh, kw), padding=self.padding, stride=self.stride)
+        n = cols.shape[-1]  # (B, K*Cin*kh*kw, L), channel-major per member
+        cols = cols.view(b, k, c_in * kh * kw, n).permute(1, 0, 3, 2).reshape(k, b * n, -1)
+        y = torch.baddbmm(self.bias.unsqueeze(1), cols, self.weight.flatten(2).transpose(1, 2))
+        return y.view(k, b, n, c_out).permute(1, 0, 3, 2).reshape(b, k * c_out, h_out, w_out)
 
 
 class StackedConvTranspose2d(nn.Module):
@@ -70,8 +101,21 @@ class StackedConvTranspose2d(nn.Module):
         self.weight = _stack([m.weight for m in layers])  # (K, Cin, Cout, kh, kw)
         self.bias = _stack([m.bias for m in layers])  # (K, Cout)
 
+    #: ``grouped``: one grouped transposed convolution; ``fold``: one batched matmul, col2im.
+    kernel = "fold"
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        k = self.weight.shape[0]
+        k, c_in, c_out, kh, kw = self.weight.shape
+        if self.kernel == "fold":
+            b, _, h, w = x.shape
+            (sh, sw), (ph, pw), (oh, ow) = self.stride, self.padding, self.output_padding
+            h_out = (h - 1) * sh - 2 * ph + kh + oh
+            w_out = (w - 1) * sw - 2 * pw + kw + ow
+            xs = x.view(b, k, c_in, h * w).permute(1, 0, 3, 2).reshape(k, b * h * w, c_in)
+            cols = torch.bmm(xs, self.weight.flatten(2))  # (K, B*L, Cout*kh*kw)
+            cols = cols.view(k, b, h * w, -1).permute(1, 0, 3, 2).reshape(b, -1, h * w)
+            y = F.fold(cols, (h_out, w_out), (kh, kw), padding=self.padding, stride=self.stride)
+            return y + self.bias.view(1, k * c_out, 1, 1)
         return F.conv_transpose2d(
             x,
             self.weight.flatten(0, 1),
@@ -225,43 +269,46 @@ class StackedVAE(nn.Module):
         """Parameters with a leading member axis (encoder and decoder)."""
         return [*self.encoder.parameters(), *self.decoder.parameters()]
 
-    def member_parameters(self, k: int) -> list[tuple[str, torch.Tensor]]:
-        """Member k's parameters as (single-model name, tensor) in the single model's order;
-        stacked ones are views (slices) of the stacked tensors."""
-        out = [(f"encoder.{n}", p[k]) for n, p in self.encoder.named_parameters()]
-        out += [(f"decoder.{n}", p[k]) for n, p in self.decoder.named_parameters()]
-        out += [(f"likelihood.{n}", p) for n, p in self.likelihoods[k].named_parameters()]
+    def member_slots(self, k: int) -> list[Slot]:
+        """Member k's tensors (parameters, then buffers) in its single model's
+        ``state_dict`` order: (single-model name, held tensor, view of member k)."""
+        out: list[Slot] = []
+        for part in ("encoder", "decoder"):
+            for path, module in getattr(self, part).named_modules():
+                for name, t in module.named_parameters(recurse=False):
+                    full = ".".join(x for x in (part, path, name) if x)
+                    transposed = isinstance(module, StackedLinear) and name == "weight"
+                    out.append((full, t, _member_of(k, transposed)))
+        for name, t in [
+            *self.likelihoods[k].named_parameters(),
+            *self.likelihoods[k].named_buffers(),
+        ]:
+            out.append((f"likelihood.{name}", t, _whole))
         return out
 
     def member_state_dict(self, k: int) -> dict[str, torch.Tensor]:
         """Member k's weights with a single run's keys and shapes (copies, safe to save)."""
-        out = {f"encoder.{n}": t[k].clone() for n, t in self.encoder.state_dict().items()}
-        out.update({f"decoder.{n}": t[k].clone() for n, t in self.decoder.state_dict().items()})
-        for n, t in self.likelihoods[k].state_dict().items():
-            out[f"likelihood.{n}"] = t.clone()
-        return out
+        return {name: view(t).detach().clone() for name, t, view in self.member_slots(k)}
 
     @torch.no_grad()
     def load_member_state_dict(self, k: int, state: dict[str, torch.Tensor]) -> None:
         """Put a single run's weights (e.g. its checkpoint) into member k."""
-        expected = set(self._view[0].state_dict())
+        slots = self.member_slots(k)
+        expected = {name for name, _, _ in slots}
         if set(state) != expected:
             raise ValueError(f"member state has keys {sorted(set(state) ^ expected)} mismatched")
-        for part, module in (("encoder", self.encoder), ("decoder", self.decoder)):
-            for n, t in module.state_dict().items():
-                t[k].copy_(state[f"{part}.{n}"])
-        lik = {n[len("likelihood.") :]: v for n, v in state.items() if n.startswith("likelihood.")}
-        self.likelihoods[k].load_state_dict(lik)
+        for name, t, view in slots:
+            view(t).copy_(state[name])
 
     def member_view(self, k: int) -> VAE:
         """A single :class:`VAE` holding a copy of member k's current weights and sharing its
         likelihood module, for the single-run evaluation and image code."""
         view = self._view[0]
         view.likelihood = self.likelihoods[k]
+        mine = dict(view.named_parameters())
         with torch.no_grad():
-            for part, module in (("encoder", self.encoder), ("decoder", self.decoder)):
-                mine = dict(getattr(view, part).named_parameters())
-                for n, t in module.named_parameters():
-                    mine[n].copy_(t[k])
+            for name, t, member in self.member_slots(k):
+                if not name.startswith("likelihood."):
+                    mine[name].copy_(member(t))
         view.train(self.training)
         return view

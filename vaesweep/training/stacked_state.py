@@ -14,6 +14,7 @@ into a stack (:meth:`StackState.load_member_state_dict`).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,21 +24,13 @@ from vaesweep.control.stacked import StackedControl
 from vaesweep.model.stacked import StackedVAE
 from vaesweep.training.adam import Optimizer
 
-#: One parameter of member k: the tensor the optimiser holds and k's index into it (None when
-#: the whole tensor is k's, as for a member's own likelihood parameters).
-Source = tuple[torch.Tensor, int | None]
+View = Callable[[torch.Tensor], torch.Tensor]
 
 
-def member_sources(model: StackedVAE, k: int) -> list[Source]:
-    """Member k's parameters in its single model's ``parameters()`` order."""
-    out: list[Source] = [(p, k) for p in model.encoder.parameters()]
-    out += [(p, k) for p in model.decoder.parameters()]
-    out += [(p, None) for p in model.likelihoods[k].parameters()]
-    return out
-
-
-def _slot(t: torch.Tensor, index: int | None) -> torch.Tensor:
-    return t if index is None else t[index]
+def member_sources(model: StackedVAE, k: int) -> list[tuple[torch.Tensor, View]]:
+    """Member k's parameters in its single model's ``parameters()`` order, each with the
+    view that maps a stacked tensor of its shape (weights, Adam moments) to member k's part."""
+    return [(t, view) for _, t, view in model.member_slots(k) if isinstance(t, torch.nn.Parameter)]
 
 
 def _adam_state(optimizer: Optimizer, p: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -88,13 +81,13 @@ class StackState:
         group["params"] = list(range(len(sources)))
         held: dict[torch.Tensor, dict[str, torch.Tensor]] = self.optimizer.state  # type: ignore[attr-defined]
         state = {}
-        for i, (p, index) in enumerate(sources):
+        for i, (p, view) in enumerate(sources):
             if p in held:
                 s = held[p]
                 state[i] = {
                     "step": s["step"].clone(),
-                    "exp_avg": _slot(s["exp_avg"], index).clone(),
-                    "exp_avg_sq": _slot(s["exp_avg_sq"], index).clone(),
+                    "exp_avg": view(s["exp_avg"]).clone(),
+                    "exp_avg_sq": view(s["exp_avg_sq"]).clone(),
                 }
         return {"state": state, "param_groups": [group]}
 
@@ -120,14 +113,14 @@ class StackState:
         sources = member_sources(self.model, k)
         if len(saved["param_groups"][0]["params"]) != len(sources):
             raise ValueError("optimizer state does not match the model's parameters")
-        for i, (p, index) in enumerate(sources):
+        for i, (p, view) in enumerate(sources):
             entry = saved["state"].get(i)
             if entry is None:
                 continue
             s = _adam_state(self.optimizer, p)
             s["step"].fill_(float(entry["step"]))
-            _slot(s["exp_avg"], index).copy_(entry["exp_avg"])
-            _slot(s["exp_avg_sq"], index).copy_(entry["exp_avg_sq"])
+            view(s["exp_avg"]).copy_(entry["exp_avg"])
+            view(s["exp_avg_sq"]).copy_(entry["exp_avg_sq"])
         self.control.controls[k].load_state_dict(state["control"])
         gen = state["generator"]
         self.generators[k].set_state(gen.cpu() if hasattr(gen, "cpu") else gen)
@@ -148,10 +141,10 @@ class MemberFreezer:
     @torch.no_grad()
     def freeze(self, state: StackState, k: int) -> None:
         held: dict[torch.Tensor, dict[str, torch.Tensor]] = state.optimizer.state  # type: ignore[attr-defined]
-        for p, index in member_sources(state.model, k):
-            targets = [_slot(p, index)]
+        for p, view in member_sources(state.model, k):
+            targets = [view(p)]
             if p in held:
-                targets += [_slot(held[p]["exp_avg"], index), _slot(held[p]["exp_avg_sq"], index)]
+                targets += [view(held[p]["exp_avg"]), view(held[p]["exp_avg_sq"])]
             self._saved += [(t, t.clone()) for t in targets]
 
     @torch.no_grad()
