@@ -121,6 +121,49 @@ def vmap_step(k: int, data: torch.Tensor) -> Callable[[], None]:
     return step
 
 
+def fit_seconds(k: int, epochs: int, stacked: bool) -> float:
+    """Wall time of training k default digits members for ``epochs`` through the real
+    trainers (per-epoch validation included, no files): one stack, or k single runs."""
+    from vaesweep.config import Config, ConstantKL, TrainConfig
+    from vaesweep.control import build_control
+    from vaesweep.data import load_splits
+    from vaesweep.training.device import seed_everything
+    from vaesweep.training.stacked_build import build_stack
+    from vaesweep.training.stacked_trainer import StackedTrainer
+    from vaesweep.training.trainer import Trainer, TrainState
+
+    configs = [
+        Config(
+            model=ConvConfig(),
+            kl=ConstantKL(),
+            train=TrainConfig(epochs=epochs, progress="off"),
+            beta=10.0 ** (i / 2 - 3),
+            seed=i,
+        )
+        for i in range(k)
+    ]
+    splits = load_splits(configs[0].data)
+    cpu = torch.device("cpu")
+    train, val = splits.train.images, splits.val.images
+    t0 = time.perf_counter()
+    if stacked:
+        state = build_stack(configs, splits.shape, len(train), cpu)
+        StackedTrainer(configs[0].train, configs[0].eval).fit(state, train, val)
+    else:
+        for c in configs:
+            seed_everything(c.seed, True, cpu)
+            model = build_model(c.model, c.loss, splits.shape)
+            shape = RunShape.for_run(len(train), 64, epochs, splits.shape, 16, "sum")
+            state = TrainState(
+                model,
+                make_adam(model, 1e-3, 0.0),
+                build_control(c.kl, c.beta, shape),
+                torch.Generator().manual_seed(c.seed),
+            )
+            Trainer(c.train, c.eval).fit(state, train, val)
+    return time.perf_counter() - t0
+
+
 def per_step_ms(step: Callable[[], None], steps: int) -> float:
     for _ in range(3):
         step()
@@ -137,8 +180,23 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--vmap", action="store_true", help="also time torch.func vmap")
+    parser.add_argument(
+        "--fit", type=int, default=0, help="also time EPOCHS of the real trainers (digits)"
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    if args.fit:
+        for k in args.k:
+            seq, st = [], []
+            for _ in range(max(1, args.rounds // 2)):
+                seq.append(fit_seconds(k, args.fit, stacked=False))
+                st.append(fit_seconds(k, args.fit, stacked=True))
+            s, t = statistics.median(seq), statistics.median(st)
+            print(
+                f"K={k} fit {args.fit} epochs: {k} single runs {s:.2f} s, one stack {t:.2f} s; "
+                f"ratio {s / t:.2f}x",
+                flush=True,
+            )
     data = torch.randint(0, 256, (N_TRAIN, *SHAPE), dtype=torch.uint8)
     for k in args.k:
         arms = {"sequential": sequential_step(k, data), "stacked": stacked_step(k, data)}

@@ -22,7 +22,8 @@ import torch
 
 from vaesweep.config import EvalConfig, TrainConfig
 from vaesweep.objective.stacked import shared_likelihood, stacked_loss_terms
-from vaesweep.training.evaluate import evaluate, metrics_row, to_unit
+from vaesweep.training.evaluate import metrics_row, to_unit
+from vaesweep.training.stacked_evaluate import evaluate_stack, member_shape
 from vaesweep.training.stacked_state import MemberFreezer, StackState, clip_member_grads
 from vaesweep.training.stacked_stats import StackedSplitStats
 from vaesweep.training.trainer import CHECK_EVERY, EpochResult, FitResult, TrainHooks
@@ -144,39 +145,43 @@ class StackedTrainer:
         """Each live member's rows, from the single-run row and evaluation code."""
         cfg, model = self.cfg, state.model
         lr = float(state.optimizer.param_groups[0]["lr"])
-        validate = epoch % cfg.eval_every == 0 or epoch == cfg.epochs
-        for k in self._live(state):
-            view = model.member_view(k)
+        live = self._live(state)
+        val_rows: dict[int, tuple[dict[str, float], list[float]]] = {}
+        val_seconds = 0.0
+        if epoch % cfg.eval_every == 0 or epoch == cfg.epochs:
+            t1 = time.perf_counter()
+            val_rows = evaluate_stack(
+                model,
+                val,
+                state.control,
+                state.step,
+                self.eval_cfg,
+                live,
+                binarize=self.binarize,
+                seed=self.eval_seed,
+            )
+            val_seconds = time.perf_counter() - t1
+        for k in live:
             control = state.control.controls[k]
             member_stats = stats.member(k)
-            train_row = metrics_row(member_stats, view, control, state.step)
+            train_row = metrics_row(member_stats, member_shape(model, k), control, state.step)  # type: ignore[arg-type]
             train_row.update(control.stats())
             train_row.update(seconds=seconds, images_per_sec=n_train / seconds, lr=lr)
             rows = {"train": (train_row, member_stats.kl_per_dim())}
-            if validate:
-                t1 = time.perf_counter()
-                val_row, val_kl = evaluate(
-                    view,
-                    val,
-                    control,
-                    state.step,
-                    self.eval_cfg,
-                    binarize=self.binarize,
-                    seed=self.eval_seed,
-                )
+            if k in val_rows:
+                val_row, val_kl = val_rows[k]
                 val_row.update(control.stats())
-                val_seconds = time.perf_counter() - t1
                 val_row.update(seconds=val_seconds, images_per_sec=len(val) / val_seconds, lr=lr)
                 rows["val"] = (val_row, val_kl)
-                if not all(math.isfinite(val_row[key]) for key in ("loss", "recon", "kl")):
-                    hooks[k].on_epoch_end(EpochResult(epoch, state.step, rows), state.member(k))
-                    results[k] = FitResult(
-                        "diverged",
-                        state.epoch,
-                        state.step,
-                        f"non-finite validation loss at epoch {epoch}",
-                    )
-                    state.alive[k] = False
-                    freezer.freeze(state, k)
-                    continue
             hooks[k].on_epoch_end(EpochResult(epoch, state.step, rows), state.member(k))
+            if k in val_rows and not all(
+                math.isfinite(val_rows[k][0][key]) for key in ("loss", "recon", "kl")
+            ):
+                results[k] = FitResult(
+                    "diverged",
+                    state.epoch,
+                    state.step,
+                    f"non-finite validation loss at epoch {epoch}",
+                )
+                state.alive[k] = False
+                freezer.freeze(state, k)
