@@ -1,7 +1,7 @@
 """Benchmark: ``vaesweep report`` over 100 runs of 50 epochs each must render in under 15 s.
 
 Fabricates a sweep of 20 betas x 5 seeds, 50 epochs each, with the real writer code
-(:mod:`vaesweep.report.fabricate`: RunRecord, save_grid, SweepPlan) into a temporary folder,
+(:mod:`vaesweep.testing.fabricate`: RunRecord, save_grid, SweepPlan) into a temporary folder,
 then times :func:`vaesweep.report.build.build_report` in a fresh interpreter (so imports count,
 as they do for a user) and prints seconds and the ratio to the target.
 
@@ -40,7 +40,7 @@ def main() -> int:
 
     import numpy as np
 
-    from vaesweep.report.fabricate import fabricate_sweep
+    from vaesweep.testing.fabricate import fabricate_sweep
 
     seeds = list(range(5)) if args.runs >= 10 else [0]
     n_betas = max(1, args.runs // len(seeds))

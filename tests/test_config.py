@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from vaesweep import config as schemas
@@ -22,6 +24,12 @@ GROUP_SCHEMAS = {
 }
 
 
+def _options_on_disk(group: str) -> list[str]:
+    return sorted(
+        p.stem for p in (Path(__file__).resolve().parents[1] / "conf" / group).glob("*.yaml")
+    )
+
+
 def test_defaults_compose_to_typed_config() -> None:
     cfg = bridge.compose([])
     assert isinstance(cfg, schemas.Config)
@@ -34,7 +42,7 @@ def test_defaults_compose_to_typed_config() -> None:
 
 @pytest.mark.parametrize("group", ["data", "model", "loss", "kl", "train", "eval"])
 def test_every_option_of_every_group_composes(group: str) -> None:
-    options = bridge.group_options(group)
+    options = _options_on_disk(group)
     assert options, group
     for option in options:
         extra = ["data.path=/some/folder"] if (group, option) == ("data", "folder") else []
@@ -47,7 +55,8 @@ def test_every_option_of_every_group_composes(group: str) -> None:
 
 
 def test_schema_options_are_not_offered_as_choices() -> None:
-    assert bridge.group_options("model") == ["conv", "mlp"]
+    with pytest.raises(UserError, match=r"no model named 'x'; available: conv, mlp$"):
+        bridge.compose(["model=x"])
 
 
 def test_int_beta_becomes_float_and_keys_nest() -> None:
@@ -113,3 +122,89 @@ def test_home_paths_are_quoted_for_hydra() -> None:
 def test_unparseable_override_says_how_to_quote() -> None:
     with pytest.raises(UserError, match="quote values with special characters"):
         bridge.compose(["data.path=/a (b)/c"])
+
+
+def _schemas() -> list[tuple[str, type]]:
+    """(group, schema) for every schema the root config can hold, the root itself included."""
+    import dataclasses
+
+    out: list[tuple[str, type]] = [("", schemas.Config)]
+    for f in dataclasses.fields(schemas.Config):
+        default = f.default_factory() if f.default_factory is not dataclasses.MISSING else None
+        if dataclasses.is_dataclass(default):
+            out.append((f.name, type(default)))
+    out += [("model", s) for s in schemas.MODEL_SCHEMAS.values()]
+    out += [("kl", s) for s in schemas.KL_SCHEMAS.values()]
+    return out
+
+
+def _float_fields(schema: type) -> list[str]:
+    import dataclasses
+    import typing
+
+    hints = typing.get_type_hints(schema)
+    return [
+        f.name
+        for f in dataclasses.fields(schema)
+        if hints[f.name] is float or hints[f.name] == (float | None)
+    ]
+
+
+@pytest.mark.parametrize(("group", "schema"), _schemas(), ids=lambda v: getattr(v, "__name__", v))
+@pytest.mark.parametrize("bad", [float("inf"), float("-inf"), float("nan")])
+def test_every_float_field_of_every_schema_refuses_non_finite(
+    group: str, schema: type, bad: float
+) -> None:
+    fields = _float_fields(schema)
+    for name in fields:
+        key = f"{group}.{name}" if group else name
+        with pytest.raises(UserError, match=rf"^{key}={bad} is invalid: must be a finite number"):
+            schema(**{name: bad})
+
+
+def test_the_float_fields_are_found() -> None:
+    assert "lr" in _float_fields(schemas.TrainConfig)
+    assert "lambda_init" in _float_fields(schemas.GecoKL)
+    assert "beta" in _float_fields(schemas.Config)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        (["beta=inf"], "beta=inf is invalid: must be a finite number, e.g. beta=1.0"),
+        (["train.lr=inf"], "train.lr=inf is invalid: must be a finite number, e.g. train.lr=0.001"),
+        (["train.lr=nan"], "train.lr=nan is invalid: must be a finite number"),
+        (["kl=geco", "kl.lambda_max=inf"], "kl.lambda_max=inf is invalid: must be a finite"),
+        (["train.grad_clip=-inf"], "train.grad_clip=-inf is invalid: must be a finite number"),
+        (
+            ["train.device=cuda:abc"],
+            "train.device='cuda:abc' is invalid: expected auto, cpu, cuda, cuda:N",
+        ),
+        (["train.device=gpu"], "train.device='gpu' is invalid"),
+        (["train.device=cuda:"], "train.device='cuda:' is invalid"),
+        (["train.device=auto:0"], "train.device='auto:0' is invalid"),
+    ],
+)
+def test_values_that_cannot_train_are_refused_in_one_line(
+    overrides: list[str], expected: str
+) -> None:
+    with pytest.raises(UserError) as info:
+        bridge.compose(overrides)
+    assert expected in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("device", ["auto", "cpu", "cuda", "cuda:0", "cuda:12", "mps"])
+def test_device_names_torch_takes_are_accepted(device: str) -> None:
+    assert bridge.compose([f"train.device={device}"]).train.device == device
+
+
+def test_cli_refuses_infinite_beta_with_exit_code_2() -> None:
+    from typer.testing import CliRunner
+
+    from vaesweep.cli import app
+
+    result = CliRunner().invoke(app, ["show", "beta=inf"])
+    assert result.exit_code == 2, result.output
+    assert "beta=inf is invalid: must be a finite number" in result.output
+    assert "Traceback" not in result.output

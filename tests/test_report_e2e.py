@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from vaesweep.report.fabricate import fabricate_sweep
+from vaesweep.testing.fabricate import fabricate_sweep
 
 VAESWEEP = [sys.executable, "-m", "vaesweep"]
 

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from vaesweep.report.linear_reference import Spectrum, rd_curve, sse_at_rate, water_filling
+from vaesweep.report.data.linear_reference import Spectrum, rd_curve, sse_at_rate, water_filling
 
 
 def spectrum(eig: list[float], total: float | None = None) -> Spectrum:
@@ -50,7 +50,7 @@ def test_curve_is_decreasing_convex_with_slope_minus_beta() -> None:
     assert np.all(np.diff(d) <= 1e-12)
     ok = np.diff(r) > 1e-6
     slope = np.diff(d)[ok] / np.diff(r)[ok]
-    # dD/dR = -2 sigma^2 = -beta (science notes 2.4): the slope tracks the water level.
+    # dD/dR = -2 sigma^2 = -beta (Lucas et al. 2019; Alemi et al. 2018): the slope tracks the water level.
     mid = 0.5 * (s2[1:] + s2[:-1])
     assert np.allclose(slope, -2 * mid[ok], rtol=0.05)
     assert np.all(np.diff(slope) >= -1e-9)  # convex

@@ -10,11 +10,11 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from vaesweep.report.aggregate import build_sweep
 from vaesweep.report.build import SEEDS_CSV, SUMMARY_CSV, build_report
-from vaesweep.report.fabricate import fabricate_run, fabricate_sweep
-from vaesweep.report.load import load
-from vaesweep.report.style import Palette
+from vaesweep.report.data.aggregate import build_sweep
+from vaesweep.report.data.load import load
+from vaesweep.report.figures.style import Palette
+from vaesweep.testing.fabricate import fabricate_run, fabricate_sweep
 
 BETA_FIGURES = {
     "reconstructions",

@@ -10,12 +10,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from vaesweep.report.aggregate import Sweep, build_sweep
 from vaesweep.report.build import build_report
-from vaesweep.report.fabricate import fabricate_run, fabricate_sweep
-from vaesweep.report.load import load
+from vaesweep.report.data.aggregate import SweepRecords, build_sweep
+from vaesweep.report.data.load import load
 from vaesweep.report.numbers import fmt, fmt_int
-from vaesweep.report.reading import Reading, build_reading
+from vaesweep.report.reading.build import Reading, build_reading
+from vaesweep.testing.fabricate import fabricate_run, fabricate_sweep
 
 BETAS = [0.01, 0.1, 1.0, 8.0]
 
@@ -28,21 +28,21 @@ def sweep_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def sweep(sweep_dir: Path) -> Sweep:
+def sweep(sweep_dir: Path) -> SweepRecords:
     return build_sweep(load([sweep_dir]))
 
 
 @pytest.fixture(scope="module")
-def reading(sweep: Sweep) -> Reading:
+def reading(sweep: SweepRecords) -> Reading:
     return build_reading(sweep)
 
 
-def g(sweep: Sweep, label: str, col: str) -> float:
+def g(sweep: SweepRecords, label: str, col: str) -> float:
     groups = sweep.groups.set_index("label")
     return float(groups.loc[label, f"{col}_mean"])
 
 
-def test_the_answer_quotes_the_tables(sweep: Sweep, reading: Reading) -> None:
+def test_the_answer_quotes_the_tables(sweep: SweepRecords, reading: Reading) -> None:
     answer = " ".join(reading.answer)
     hi, lo = "β=8", "β=0.01"
 
@@ -75,7 +75,9 @@ def test_the_answer_quotes_the_tables(sweep: Sweep, reading: Reading) -> None:
     assert share >= 0.8 and "close to the mean image" in answer
 
 
-def test_calibrated_beta_is_interpolated_from_the_table(sweep: Sweep, reading: Reading) -> None:
+def test_calibrated_beta_is_interpolated_from_the_table(
+    sweep: SweepRecords, reading: Reading
+) -> None:
     bc = [g(sweep, f"β={b:g}", "beta_calib") for b in BETAS]
     i = next(i for i in range(len(bc) - 1) if (bc[i] - 1) * (bc[i + 1] - 1) <= 0)
     t = -math.log(bc[i]) / (math.log(bc[i + 1]) - math.log(bc[i]))
@@ -83,7 +85,7 @@ def test_calibrated_beta_is_interpolated_from_the_table(sweep: Sweep, reading: R
     assert f"near β ≈ {fmt(star, 2)}" in " ".join(reading.answer)
 
 
-def test_collapse_sentences(sweep: Sweep, reading: Reading) -> None:
+def test_collapse_sentences(sweep: SweepRecords, reading: Reading) -> None:
     section = dict(reading.sections)["Posterior collapse"]
     counts = ", ".join(
         f"{fmt_int(g(sweep, f'β={b:g}', 'informative_dims'))} at β={b:g}" for b in BETAS
@@ -100,7 +102,7 @@ def test_collapse_sentences(sweep: Sweep, reading: Reading) -> None:
     )
 
 
-def test_effective_beta_per_setting(sweep: Sweep, reading: Reading) -> None:
+def test_effective_beta_per_setting(sweep: SweepRecords, reading: Reading) -> None:
     section = dict(reading.sections)["Effective β and implied decoder noise"]
     for b, sentence in zip(BETAS, section):
         label = f"β={b:g}"
@@ -116,7 +118,7 @@ def test_effective_beta_per_setting(sweep: Sweep, reading: Reading) -> None:
     assert "no β was inflated" in section[-1] and "D = 64" in section[-1]
 
 
-def test_linear_reference_sentences(sweep: Sweep, reading: Reading) -> None:
+def test_linear_reference_sentences(sweep: SweepRecords, reading: Reading) -> None:
     section = dict(reading.sections)["Distance from the linear (PCA) reference"]
     for b, sentence in zip(BETAS, section):
         label = f"β={b:g}"
@@ -133,7 +135,7 @@ def _numbers(text: str) -> list[str]:
     return re.findall(r"(?<![\w.])-?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:e-?\d+)?%?", text)
 
 
-def assert_numbers_backed(sweep: Sweep, reading: Reading) -> None:
+def assert_numbers_backed(sweep: SweepRecords, reading: Reading) -> None:
     """Every number in the reading is a table value as printed, a constant of the method, or
     one of the few values derived from table columns in plain sight (percentages, the
     interpolated calibrated beta, which has its own test)."""
@@ -166,7 +168,9 @@ def assert_numbers_backed(sweep: Sweep, reading: Reading) -> None:
     assert not strange, strange
 
 
-def test_every_number_in_the_reading_is_in_the_tables(sweep: Sweep, reading: Reading) -> None:
+def test_every_number_in_the_reading_is_in_the_tables(
+    sweep: SweepRecords, reading: Reading
+) -> None:
     assert_numbers_backed(sweep, reading)
 
 

@@ -13,8 +13,8 @@ from typer.testing import CliRunner
 from vaesweep.cli import app
 from vaesweep.errors import UserError
 from vaesweep.report.build import build_report
-from vaesweep.report.fabricate import fabricate_run, fabricate_sweep
-from vaesweep.report.load import default_dir, load, read_metrics
+from vaesweep.report.data.load import default_dir, load, read_metrics
+from vaesweep.testing.fabricate import fabricate_run, fabricate_sweep
 
 
 @pytest.fixture(scope="module")

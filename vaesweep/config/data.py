@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from vaesweep.config.checks import fraction, one_of, positive, require
+from vaesweep.config.checks import finite_numbers, fraction, one_of, positive, require
 
 DATASETS = ("digits", "mnist", "fashion_mnist", "cifar10", "celeba", "folder")
 BINARIZE = ("none", "static", "dynamic")
@@ -43,6 +43,7 @@ class DataConfig:
     cache_dir: str | None = None
 
     def __post_init__(self) -> None:
+        finite_numbers(self, "data")
         one_of("data.name", self.name, DATASETS)
         one_of("data.binarize", self.binarize, BINARIZE)
         fraction("data.val_fraction", self.val_fraction)

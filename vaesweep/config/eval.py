@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from vaesweep.config.checks import non_negative, one_of, positive
+from vaesweep.config.checks import finite_numbers, non_negative, one_of, positive
 
 
 @dataclass
@@ -27,6 +27,7 @@ class EvalConfig:
     split: str = "val"
 
     def __post_init__(self) -> None:
+        finite_numbers(self, "eval")
         positive("eval.n_recon", self.n_recon)
         positive("eval.n_samples", self.n_samples)
         non_negative("eval.iwae_samples", self.iwae_samples)

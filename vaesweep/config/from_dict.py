@@ -16,6 +16,7 @@ from typing import Any
 
 from vaesweep.config.data import DataConfig
 from vaesweep.config.eval import EvalConfig
+from vaesweep.config.groups import OPTION_KEYS, OPTION_SCHEMAS
 from vaesweep.config.kl import KL_SCHEMAS
 from vaesweep.config.loss import LossConfig
 from vaesweep.config.model import MODEL_SCHEMAS
@@ -70,12 +71,12 @@ def config_from_dict(values: Mapping[str, Any]) -> Config:
         raise ConfigError(
             f"unknown setting(s) {', '.join(unknown)} (written by another vaesweep version?)"
         )
-    for group, key in (("model", "arch"), ("kl", "method")):
+    for group, key in OPTION_KEYS.items():
         if group not in values:
             raise ConfigError(f"config has no '{group}' group (needs at least {group}.{key})")
     kwargs: dict[str, Any] = {
-        "model": _choose(MODEL_SCHEMAS, values["model"], "model", "arch"),
-        "kl": _choose(KL_SCHEMAS, values["kl"], "kl", "method"),
+        group: _choose(OPTION_SCHEMAS[group], values[group], group, key)
+        for group, key in OPTION_KEYS.items()
     }
     for group, schema in GROUP_SCHEMAS.items():
         if group in values:

@@ -12,9 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from vaesweep.config.checks import fraction, non_negative, one_of, positive, require
-
-KL_METHODS = ("constant", "warmup", "cyclical", "capacity", "free_bits", "geco", "pi")
+from vaesweep.config.checks import finite_numbers, fraction, non_negative, one_of, positive, require
 
 
 @dataclass
@@ -24,6 +22,7 @@ class ConstantKL:
     method: str = "constant"
 
     def __post_init__(self) -> None:
+        finite_numbers(self, "kl")
         require(self.method == "constant", "kl.method", self.method, "expected constant")
 
 
@@ -35,6 +34,7 @@ class WarmupKL:
     epochs: float = 10.0
 
     def __post_init__(self) -> None:
+        finite_numbers(self, "kl")
         require(self.method == "warmup", "kl.method", self.method, "expected warmup")
         positive("kl.epochs", self.epochs)
 
@@ -54,6 +54,7 @@ class CyclicalKL:
     tail: float = 0.0
 
     def __post_init__(self) -> None:
+        finite_numbers(self, "kl")
         require(self.method == "cyclical", "kl.method", self.method, "expected cyclical")
         positive("kl.cycles", self.cycles)
         fraction("kl.ratio", self.ratio, closed_high=True)
@@ -74,6 +75,7 @@ class CapacityKL:
     ramp_epochs: float = 20.0
 
     def __post_init__(self) -> None:
+        finite_numbers(self, "kl")
         require(self.method == "capacity", "kl.method", self.method, "expected capacity")
         positive("kl.gamma", self.gamma)
         non_negative("kl.c_max", self.c_max)
@@ -97,6 +99,7 @@ class FreeBitsKL:
     average: str = "batch"
 
     def __post_init__(self) -> None:
+        finite_numbers(self, "kl")
         require(self.method == "free_bits", "kl.method", self.method, "expected free_bits")
         non_negative("kl.lam", self.lam)
         one_of("kl.mode", self.mode, ("dim", "group", "total"))
@@ -123,6 +126,7 @@ class GecoKL:
     lambda_max: float = 1e8
 
     def __post_init__(self) -> None:
+        finite_numbers(self, "kl")
         require(self.method == "geco", "kl.method", self.method, "expected geco")
         positive("kl.kappa", self.kappa)
         fraction("kl.alpha", self.alpha, open_low=False)
@@ -153,6 +157,7 @@ class PIKL:
     beta_max: float = 1.0
 
     def __post_init__(self) -> None:
+        finite_numbers(self, "kl")
         require(self.method == "pi", "kl.method", self.method, "expected pi")
         non_negative("kl.target", self.target)
         non_negative("kl.kp", self.kp)
@@ -165,7 +170,8 @@ class PIKL:
 
 KLConfig = ConstantKL | WarmupKL | CyclicalKL | CapacityKL | FreeBitsKL | GecoKL | PIKL
 
-#: ``kl=<option>`` (and ``kl.method``) -> schema.
+#: ``kl=<option>`` (and ``kl.method``) -> schema: the one list of KL methods. Each has its
+#: conf/kl/<method>.yaml and a controller in ``vaesweep.control.CONTROLLERS`` (a test checks both).
 KL_SCHEMAS: dict[str, type] = {
     "constant": ConstantKL,
     "warmup": WarmupKL,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from vaesweep.config.checks import one_of, positive
+from vaesweep.config.checks import finite_numbers, one_of, positive
 
 LIKELIHOODS = (
     "mse",
@@ -38,6 +38,7 @@ class LossConfig:
     recon_reduction: str = "sum"
 
     def __post_init__(self) -> None:
+        finite_numbers(self, "loss")
         one_of("loss.likelihood", self.likelihood, LIKELIHOODS)
         positive("loss.sigma", self.sigma)
         one_of("loss.recon_reduction", self.recon_reduction, ("sum", "mean"))

@@ -11,13 +11,11 @@ import difflib
 import re
 from typing import Any
 
-from vaesweep.config.kl import KL_SCHEMAS
-from vaesweep.config.model import MODEL_SCHEMAS
+from vaesweep.config.groups import OPTION_SCHEMAS
 from vaesweep.config.root import Config
 from vaesweep.errors import ConfigError
 
-#: Groups whose options have different schemas: {group: {option: dataclass}}.
-_GROUP_SCHEMAS: dict[str, dict[str, type]] = {"model": MODEL_SCHEMAS, "kl": KL_SCHEMAS}
+_GROUP_SCHEMAS = OPTION_SCHEMAS
 
 
 def _innermost(err: BaseException) -> BaseException:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from vaesweep.config.checks import positive, require
+from vaesweep.config.checks import finite_numbers, positive, require
 
 
 @dataclass
@@ -26,6 +26,7 @@ class ConvConfig:
     hidden_dim: int = 256
 
     def __post_init__(self) -> None:
+        finite_numbers(self, "model")
         require(self.arch == "conv", "model.arch", self.arch, "the conv schema needs arch=conv")
         positive("model.latent_dim", self.latent_dim)
         positive("model.width", self.width)
@@ -44,6 +45,7 @@ class MLPConfig:
     hidden: list[int] = field(default_factory=lambda: [512, 256])
 
     def __post_init__(self) -> None:
+        finite_numbers(self, "model")
         require(self.arch == "mlp", "model.arch", self.arch, "the mlp schema needs arch=mlp")
         positive("model.latent_dim", self.latent_dim)
         require(

@@ -11,7 +11,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from vaesweep.config.checks import non_negative, require
+from vaesweep.config.checks import finite_numbers, non_negative, require
 from vaesweep.config.data import DataConfig
 from vaesweep.config.eval import EvalConfig
 from vaesweep.config.loss import LossConfig
@@ -37,6 +37,7 @@ class Config:
     seed: int = 0
 
     def __post_init__(self) -> None:
+        finite_numbers(self, "")
         non_negative("beta", self.beta)
         require(self.seed >= 0, "seed", self.seed, "must be >= 0")
 

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from vaesweep.config.checks import non_negative, one_of, positive
-
-DEVICES = ("auto", "cpu", "cuda", "mps")
+from vaesweep.config.checks import device_name, finite_numbers, non_negative, one_of, positive
 
 
 @dataclass
@@ -31,12 +29,13 @@ class TrainConfig:
     eval_every: int = 1
 
     def __post_init__(self) -> None:
+        finite_numbers(self, "train")
         positive("train.epochs", self.epochs)
         positive("train.batch_size", self.batch_size)
         positive("train.lr", self.lr)
         non_negative("train.weight_decay", self.weight_decay)
         positive("train.grad_clip", self.grad_clip, allow_none=True)
-        one_of("train.device", self.device.split(":")[0], DEVICES)
+        device_name("train.device", self.device)
         positive("train.threads", self.threads, allow_none=True)
         one_of("train.progress", self.progress, ("auto", "on", "off"))
         positive("train.eval_every", self.eval_every)

@@ -21,6 +21,7 @@ from vaesweep.errors import UserError
 Loader = Callable[[DataConfig], RawDataset]
 
 #: data.name -> "module:function"; imported on use, so one loader's imports never slow another.
+#: The names are those of ``vaesweep.config.data.DATASETS`` (tests/test_registries.py checks it).
 LOADERS: dict[str, str] = {
     "digits": "vaesweep.data.digits:load_digits",
     "mnist": "vaesweep.data.idx:load_mnist",

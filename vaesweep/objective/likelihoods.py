@@ -21,6 +21,7 @@ learned and optimal shared variance, log-sigma soft clip at -6); Loaiza-Ganem & 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -297,17 +298,20 @@ class DiscretizedLogistic(Likelihood):
         return {"decoder_sigma": float(s * math.pi / math.sqrt(3))}
 
 
+#: ``loss.likelihood`` -> factory taking (loss.sigma, image channels). The names are those of
+#: ``vaesweep.config.loss.LIKELIHOODS`` (tests/test_registries.py checks it).
+LIKELIHOOD_FACTORIES: dict[str, Callable[[float, int], Likelihood]] = {
+    "mse": lambda sigma, channels: SquaredError(),
+    "gaussian": lambda sigma, channels: FixedGaussian(sigma),
+    "gaussian_learned": lambda sigma, channels: LearnedGaussian(sigma),
+    "gaussian_optimal": lambda sigma, channels: OptimalGaussian(sigma),
+    "bernoulli": lambda sigma, channels: Bernoulli(),
+    "cbernoulli": lambda sigma, channels: ContinuousBernoulli(),
+    "laplace": lambda sigma, channels: Laplace(sigma),
+    "dlogistic": lambda sigma, channels: DiscretizedLogistic(channels, sigma),
+}
+
+
 def build_likelihood(cfg: LossConfig, channels: int) -> Likelihood:
     """The likelihood named by ``loss.likelihood``."""
-    sigma = cfg.sigma
-    factories = {
-        "mse": SquaredError,
-        "gaussian": lambda: FixedGaussian(sigma),
-        "gaussian_learned": lambda: LearnedGaussian(sigma),
-        "gaussian_optimal": lambda: OptimalGaussian(sigma),
-        "bernoulli": Bernoulli,
-        "cbernoulli": ContinuousBernoulli,
-        "laplace": lambda: Laplace(sigma),
-        "dlogistic": lambda: DiscretizedLogistic(channels, sigma),
-    }
-    return factories[cfg.likelihood]()
+    return LIKELIHOOD_FACTORIES[cfg.likelihood](cfg.sigma, channels)

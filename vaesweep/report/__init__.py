@@ -2,25 +2,20 @@
 
 Reads only the files a run writes (``metrics.csv``, ``summary.json``, the PNG grids; see
 :mod:`vaesweep.record.contract`), never torch or Hydra, so it works on a copied folder, after a
-crashed sweep and on a sweep whose runs partly failed. Modules, in the order
-:func:`~vaesweep.report.build.build_report` uses them:
+crashed sweep and on a sweep whose runs partly failed. The subpackages are the stages, in the
+order :func:`~vaesweep.report.build.build_report` runs them; each imports only the ones before:
 
-* :mod:`~vaesweep.report.load`: find the runs of each DIR and read them robustly;
-* :mod:`~vaesweep.report.aggregate`: the table of every run (``summary.csv``), from
-  :mod:`~vaesweep.report.per_run` (one run's row), :mod:`~vaesweep.report.grouping` (swept
-  values, and which runs form a setting) and :mod:`~vaesweep.report.seed_stats` (the mean and
-  spread over seeds, ``seeds.csv``);
-* :mod:`~vaesweep.report.linear_reference`: the linear-Gaussian (PCA) reference;
-* :mod:`~vaesweep.report.style` and the ``plot_*`` modules: the figures;
-* :mod:`~vaesweep.report.reading`: the written reading, built from the tables' numbers: the
-  answer (:mod:`~vaesweep.report.answer`), the three questions
-  (:mod:`~vaesweep.report.questions`) and the findings by topic
-  (:mod:`~vaesweep.report.findings`), with :mod:`~vaesweep.report.phrases`' shared pieces;
-* :mod:`~vaesweep.report.tables`, :mod:`~vaesweep.report.html` and
-  :mod:`~vaesweep.report.markdown`: the two output formats.
+1. :mod:`~vaesweep.report.data`: load the runs and aggregate them into one
+   :class:`~vaesweep.report.data.aggregate.SweepRecords` (``summary.csv``, ``seeds.csv``), with
+   the linear-Gaussian (PCA) reference;
+2. :mod:`~vaesweep.report.figures`: the figures and their shared style;
+3. :mod:`~vaesweep.report.reading`: the written reading, built from the tables' numbers;
+4. :mod:`~vaesweep.report.page` (what the page shows, in either format) and
+   :mod:`~vaesweep.report.render`: the display tables, HTML and Markdown.
 
-:mod:`~vaesweep.report.fabricate` writes synthetic runs with the real writer code for tests and
-the benchmark; the report never imports it. Importing this package imports nothing heavy.
+:mod:`~vaesweep.report.numbers` formats numbers for every stage. Synthetic run records for tests
+and the benchmark live outside this package, in :mod:`vaesweep.testing.fabricate`. Importing
+this package imports nothing heavy.
 """
 
 from __future__ import annotations

@@ -10,42 +10,26 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from vaesweep.errors import UserError
 from vaesweep.record.files import atomic_write_bytes, atomic_write_text
-from vaesweep.report.aggregate import Sweep, build_sweep, summary_columns
-from vaesweep.report.load import REPORT_DIR, load
-from vaesweep.report.reading import Reading, build_reading
-from vaesweep.report.style import Palette, Rendered
-from vaesweep.report.tables import left_out_table, runs_table, settings_table
-
-if TYPE_CHECKING:
-    import pandas as pd
+from vaesweep.report.data.aggregate import SweepRecords, build_sweep, summary_columns
+from vaesweep.report.data.load import REPORT_DIR, load
+from vaesweep.report.figures.style import Palette, Rendered
+from vaesweep.report.page import Page
+from vaesweep.report.reading.build import build_reading
+from vaesweep.report.render.tables import left_out_table, runs_table, settings_table
 
 FORMATS = ("html", "md")
 SUMMARY_CSV = "summary.csv"
 SEEDS_CSV = "seeds.csv"
 
 
-@dataclass
-class Page:
-    """What the report page shows, in either format (:mod:`~vaesweep.report.html`,
-    :mod:`~vaesweep.report.markdown`), top to bottom."""
-
-    title: str
-    sources: list[str]  # the folders read
-    reading: Reading
-    figures: list[Rendered]
-    tables: list[tuple[str, pd.DataFrame]]  # (heading, display table)
-    files: list[str]  # the files next to the page
-
-
-def figure_makers() -> list[tuple[str, Callable[[Sweep, Palette], Rendered | None]]]:
+def figure_makers() -> list[tuple[str, Callable[[SweepRecords, Palette], Rendered | None]]]:
     """The figures in the order the report shows them (the visual answer first)."""
-    from vaesweep.report import plot_beta, plot_curves, plot_images, plot_rd
+    from vaesweep.report.figures import plot_beta, plot_curves, plot_images, plot_rd
 
     return [
         ("reconstructions", plot_images.fig_reconstructions),
@@ -62,7 +46,7 @@ def figure_makers() -> list[tuple[str, Callable[[Sweep, Palette], Rendered | Non
     ]
 
 
-def make_figures(sweep: Sweep) -> list[Rendered]:
+def make_figures(sweep: SweepRecords) -> list[Rendered]:
     """Every figure that the data support; one that fails is reported, not fatal."""
     palette = Palette(sweep.table)
     figures = []
@@ -70,7 +54,7 @@ def make_figures(sweep: Sweep) -> list[Rendered]:
         try:
             fig = maker(sweep, palette)
         except Exception as err:  # a plotting bug on odd data must not cost the whole report
-            from vaesweep.report.style import plt
+            from vaesweep.report.figures.style import plt
 
             plt.close("all")
             sweep.problems.append(f"figure {name} could not be drawn ({type(err).__name__}: {err})")
@@ -80,7 +64,7 @@ def make_figures(sweep: Sweep) -> list[Rendered]:
     return figures
 
 
-def _title(sweep: Sweep, sources: list[Path]) -> str:
+def _title(sweep: SweepRecords, sources: list[Path]) -> str:
     names = ", ".join(p.resolve().name for p in sources)
     return f"vaesweep report: {names}"
 
@@ -133,11 +117,11 @@ def build_report(
         files=[f"{f.name}.png" for f in figures] + [SUMMARY_CSV, SEEDS_CSV],
     )
     if fmt == "html":
-        from vaesweep.report.html import render_html as render
+        from vaesweep.report.render.html import render_html as render
 
         path = report_dir / "index.html"
     else:
-        from vaesweep.report.markdown import render_markdown as render
+        from vaesweep.report.render.markdown import render_markdown as render
 
         path = report_dir / "index.md"
     atomic_write_text(path, render(page))

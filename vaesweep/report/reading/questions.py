@@ -1,14 +1,20 @@
-"""The reading's short answers to the three questions of science notes section 7: is scaling
-the KL sound, what does β do, and what should I pick.
+"""The reading's short answers to the three questions vaesweep exists for (README, first
+paragraph): is scaling the KL sound, what does β do to training, and which β to pick.
+
+The answers rest on β as the Lagrange multiplier of a rate constraint (Higgins et al. 2017,
+"β-VAE"), the rate-distortion plane whose slope is -β (Alemi et al. 2018, "Fixing a Broken
+ELBO"), β as the decoder noise variance (Lucas et al. 2019, "Don't Blame the ELBO!"; Rybkin et
+al. 2021, "Simple and Effective VAE Training with Calibrated Decoders") and the split of the
+rate into information and prior mismatch (Hoffman & Johnson 2016, "ELBO surgery").
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from vaesweep.report.answer import calibrated_beta
 from vaesweep.report.numbers import fmt
-from vaesweep.report.phrases import Groups, at, nats, ok
+from vaesweep.report.reading.answer import calibrated_beta
+from vaesweep.report.reading.phrases import Groups, at, nats, ok
 
 
 def build_questions(G: Groups, ends: tuple[str, str] | None) -> list[tuple[str, str]]:

@@ -3,10 +3,10 @@
 Runs are written through :class:`vaesweep.record.RunRecord` (metrics.csv, summary.json),
 :func:`vaesweep.record.images.save_grid` (the PNG grids) and :class:`vaesweep.sweep.plan.SweepPlan`
 (sweep.json), so the report reads exactly what a real sweep leaves on disk. The numbers follow the
-linear-Gaussian model of science notes 2.4 (a VAE that trains towards the reverse water-filling
-optimum at sigma^2 = beta_sum / 2), plus a small seed-dependent excess, so sweeps look like real
-ones: the rate falls and the error rises with beta, dimensions switch off where eigenvalues fall
-below sigma^2. Never imported by the report itself (the grids need torch).
+linear-Gaussian model of Lucas et al. 2019, "Don't Blame the ELBO!" (a VAE that trains towards the
+reverse water-filling optimum at sigma^2 = beta_sum / 2), plus a small seed-dependent excess, so
+sweeps look like real ones: the rate falls and the error rises with beta, dimensions switch off
+where eigenvalues fall below sigma^2. Never imported by the report itself (the grids need torch).
 """
 
 from __future__ import annotations
@@ -17,9 +17,10 @@ from typing import Any
 
 import numpy as np
 
+from vaesweep.config import KL_SCHEMAS, Config, ConvConfig, LossConfig, TrainConfig, WarmupKL
 from vaesweep.record import RunRecord
 from vaesweep.record.run_record import last_rows
-from vaesweep.report.linear_reference import Spectrum, water_filling
+from vaesweep.report.data.linear_reference import Spectrum, water_filling
 
 #: A 64-pixel spectrum shaped like 8x8 digits (per-image SSE units, pixels in [0, 1]).
 EIGENVALUES = [0.7 * 0.8**i for i in range(48)]
@@ -41,20 +42,33 @@ def config(
     reduction: str,
     method: str,
 ) -> dict[str, Any]:
-    """A resolved config dict shaped like ``Config.to_dict()``."""
-    kl: dict[str, Any] = {"method": method}
-    if method == "warmup":
-        kl["epochs"] = max(1.0, epochs / 2)
-    return {
-        "data": {"name": "digits", "root": "data", "val_fraction": 0.1, "split_seed": 0},
-        "model": {"arch": "conv", "latent_dim": latent_dim, "width": 32},
-        "loss": {"likelihood": likelihood, "sigma": 1.0, "recon_reduction": reduction},
-        "kl": kl,
-        "train": {"epochs": epochs, "batch_size": 64, "lr": 0.001, "threads": None},
-        "eval": {"iwae_samples": 100, "mi_images": 1000, "n_recon": 8, "n_samples": 32},
-        "beta": beta,
-        "seed": seed,
-    }
+    """The resolved config dict a real run with these settings records: the schema's defaults
+    (:class:`vaesweep.config.Config`) with the given values, as ``Config.to_dict()`` writes it.
+
+    The schema validates the values, so a fabricated run can only claim a config that
+    ``vaesweep train`` could have run. A warm-up lasts half the run, as the curves assume.
+    """
+    kl_schema = KL_SCHEMAS[method]
+    kl = kl_schema(epochs=max(1.0, epochs / 2)) if kl_schema is WarmupKL else kl_schema()
+    cfg = Config(
+        model=ConvConfig(latent_dim=latent_dim),
+        loss=LossConfig(likelihood=likelihood, recon_reduction=reduction),
+        kl=kl,
+        train=TrainConfig(epochs=epochs),
+        beta=beta,
+        seed=seed,
+    )
+    return cfg.to_dict()
+
+
+def _override(cfg: dict[str, Any], key: str, value: Any) -> None:
+    """Set a dotted ``key`` in the config dict as written, without the schema's checks, so a
+    test can plant a value no real run records (a hostile dataset name, an unknown key)."""
+    node = cfg
+    *path, last = key.split(".")
+    for part in path:
+        node = node.setdefault(part, {})
+    node[last] = value
 
 
 def _beta_t(method: str, beta: float, epoch: int, epochs: int) -> float:
@@ -145,12 +159,8 @@ def fabricate_run(
     assert spectrum is not None
     rng = np.random.default_rng(seed * 7919 + int(abs(math.log10(beta + 1e-12)) * 100))
     cfg = config(beta, seed, epochs, latent_dim, likelihood, reduction, method)
-    for k, v in (overrides or {}).items():
-        node = cfg
-        *path, last = k.split(".")
-        for p in path:
-            node = node.setdefault(p, {})
-        node[last] = v
+    for key, value in (overrides or {}).items():
+        _override(cfg, key, value)
     record = RunRecord(run_dir)
     record.update_summary(
         status="running",
@@ -173,7 +183,7 @@ def fabricate_run(
             "notes": [],
             **({"pca": pca} if pca else {}),
         },
-        model={"arch": "conv", "latent_dim": latent_dim, "parameters": 1000},
+        model={"arch": cfg["model"]["arch"], "latent_dim": latent_dim, "parameters": 1000},
     )
     last = {"failed": 0, "running": max(1, epochs // 2)}.get(status, epochs)
     if status == "diverged":

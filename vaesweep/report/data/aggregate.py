@@ -2,11 +2,11 @@
 
 Each row is one run: what was swept, its status, the final validation metrics of the contract
 (:mod:`vaesweep.record.contract`; nats per image for ``kl``/``elbo``/``nll``, SSE per image for
-``sse``, per-pixel ``mse``, dB for ``psnr``), the effective beta set (science notes 2.2), the
-IWAE estimate, and the linear-Gaussian reference at the run's own noise level and rate (science
-notes 2.4); :mod:`~vaesweep.report.per_run` computes one row. The swept values and the grouping
-of runs into settings come from :mod:`~vaesweep.report.grouping`, the mean and standard
-deviation over seeds (``seeds.csv``) from :mod:`~vaesweep.report.seed_stats`.
+``sse``, per-pixel ``mse``, dB for ``psnr``), the effective beta set (README, "What beta means"),
+the IWAE estimate (Burda et al. 2016), and the linear-Gaussian reference at the run's own noise
+level and rate (Lucas et al. 2019); :mod:`~vaesweep.report.data.per_run` computes one row. The swept
+values and the grouping of runs into settings come from :mod:`~vaesweep.report.data.grouping`, the
+mean and standard deviation over seeds (``seeds.csv``) from :mod:`~vaesweep.report.data.seed_stats`.
 """
 
 from __future__ import annotations
@@ -17,17 +17,17 @@ import numpy as np
 import pandas as pd
 
 from vaesweep.record import contract
-from vaesweep.report.grouping import add_groups, add_swept_columns, swept_keys
-from vaesweep.report.linear_reference import Spectrum
-from vaesweep.report.load import Loaded, Run
-from vaesweep.report.per_run import GAUSSIAN, kl_per_dim, run_row
-from vaesweep.report.seed_stats import KEY_METRICS, SEED_COLUMNS, join_seed_stats, seed_stats
+from vaesweep.report.data.grouping import add_groups, add_swept_columns, swept_keys
+from vaesweep.report.data.linear_reference import Spectrum
+from vaesweep.report.data.load import Loaded, Run
+from vaesweep.report.data.per_run import GAUSSIAN, kl_per_dim, run_row
+from vaesweep.report.data.seed_stats import KEY_METRICS, SEED_COLUMNS, join_seed_stats, seed_stats
 
-__all__ = ["Sweep", "build_sweep", "summary_columns"]
+__all__ = ["SweepRecords", "build_sweep", "summary_columns"]
 
 
 @dataclass
-class Sweep:
+class SweepRecords:
     """Everything the figures and the reading use, read from disk once."""
 
     table: pd.DataFrame  # one row per run, index = run key (summary.csv)
@@ -51,8 +51,8 @@ class Sweep:
         return sorted(self.table["method"].dropna().unique().tolist())
 
 
-def build_sweep(loaded: Loaded) -> Sweep:
-    """Aggregate the loaded runs into the report's tables (see :class:`Sweep`)."""
+def build_sweep(loaded: Loaded) -> SweepRecords:
+    """Aggregate the loaded runs into the report's tables (see :class:`SweepRecords`)."""
     runs = {r.key: r for r in loaded.runs}
     spectra = {k: sp for k, r in runs.items() if (sp := Spectrum.from_summary(r.summary))}
     rows = [run_row(r, spectra.get(k)) for k, r in runs.items()]
@@ -76,14 +76,15 @@ def build_sweep(loaded: Loaded) -> Sweep:
     lik = table["likelihood"].dropna().unique()
     distortion = "nll" if (not gaussian.any() and len(lik) == 1) else "sse"
     problems = [f"{r.key}: {p}" for r in runs.values() for p in r.problems] + loaded.problems
-    return Sweep(
+    return SweepRecords(
         table, stats, curves, kl_dims, runs, spectra, swept, beta_label, distortion, problems
     )
 
 
 def _add_beta_axis(table: pd.DataFrame) -> str:
-    """``beta_x``: the configured beta for constant runs, the final beta_t otherwise (science
-    notes 2.2: every method on one axis); beta_sum when runs differ in their reduction."""
+    """``beta_x``: the configured beta for constant runs, the final beta_t otherwise (every
+    KL-control method logs beta_t in the same convention, so all share one axis); beta_sum when
+    runs differ in their reduction."""
     constant = table["method"].fillna("constant").eq("constant")
     x = table["beta"].where(constant, table["beta_t"])
     label = "β" if constant.all() else "β (final β_t for scheduled/controlled runs)"
@@ -107,7 +108,7 @@ def _curves(runs: dict[str, Run]) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True, sort=False)
 
 
-def summary_columns(sweep: Sweep) -> list[str]:
+def summary_columns(sweep: SweepRecords) -> list[str]:
     """summary.csv's columns in reading order."""
     t = sweep.table
     head = ["run", "source", *[c for c in sweep.swept if c not in ("beta", "seed")]]

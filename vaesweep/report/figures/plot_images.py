@@ -17,8 +17,8 @@ import numpy as np
 import pandas as pd
 
 from vaesweep.record import contract
-from vaesweep.report.aggregate import Sweep
-from vaesweep.report.style import DPI, Palette, Rendered, fmt, ordered_groups, plt, render
+from vaesweep.report.data.aggregate import SweepRecords
+from vaesweep.report.figures.style import DPI, Palette, Rendered, fmt, ordered_groups, plt, render
 
 #: Beyond this many groups the grids show an even subset (the first and last always).
 MAX_GROUP_ROWS = 16
@@ -63,7 +63,7 @@ def _rows(grid: np.ndarray, layout: dict[str, Any]) -> list[np.ndarray] | None:
     ]
 
 
-def representatives(sweep: Sweep, limit: int = MAX_GROUP_ROWS) -> list[tuple[str, str]]:
+def representatives(sweep: SweepRecords, limit: int = MAX_GROUP_ROWS) -> list[tuple[str, str]]:
     """(group, run key) of the lowest-seed usable run per group, at most ``limit`` groups."""
     ok = sweep.usable
     out = []
@@ -132,7 +132,7 @@ def _grid_figure(
 
 
 def _grid_rows(
-    sweep: Sweep, key: str, name: str, file: str
+    sweep: SweepRecords, key: str, name: str, file: str
 ) -> tuple[dict[str, Any], list[np.ndarray] | None]:
     """A run's grid ``name`` (``summary.json["images"][name]``, written to ``file``): its
     layout and its rows, None when the PNG is missing or does not match the layout."""
@@ -142,7 +142,7 @@ def _grid_rows(
     return layout, (_rows(grid, layout) if grid is not None else None)
 
 
-def fig_reconstructions(sweep: Sweep, palette: Palette) -> Rendered | None:
+def fig_reconstructions(sweep: SweepRecords, palette: Palette) -> Rendered | None:
     reps = representatives(sweep)
     rows: list[tuple[str, np.ndarray]] = []
     index: list[int] | None = None
@@ -173,7 +173,7 @@ def fig_reconstructions(sweep: Sweep, palette: Palette) -> Rendered | None:
     return Rendered("reconstructions", "Reconstructions across β", caption, png)
 
 
-def fig_samples(sweep: Sweep, palette: Palette, per_row: int = 8) -> Rendered | None:
+def fig_samples(sweep: SweepRecords, palette: Palette, per_row: int = 8) -> Rendered | None:
     rows: list[tuple[str, np.ndarray]] = []
     reps = representatives(sweep)
     for g, key in reps:
@@ -193,7 +193,7 @@ def fig_samples(sweep: Sweep, palette: Palette, per_row: int = 8) -> Rendered | 
     return Rendered("samples", "Prior samples across β", caption, _grid_figure(rows))
 
 
-def fig_traversals(sweep: Sweep, palette: Palette) -> Rendered | None:
+def fig_traversals(sweep: SweepRecords, palette: Palette) -> Rendered | None:
     reps = representatives(sweep, limit=12)
     per = 3 if len(reps) <= 4 else (2 if len(reps) <= 8 else 1)
     rows: list[tuple[str, np.ndarray]] = []

@@ -1,9 +1,9 @@
 """The reading's answer up top: what β did between the smallest and the largest β, and why.
 
-With two constant-β ends (:func:`~vaesweep.report.reading.build_reading` picks them) the answer
-compares their reconstructions and rates, then reads β as the decoder noise it implies (science
-notes 1.4, 2.2, 2.4) and finds where the calibrated β_calib crosses 1. With one setting, or one
-β and several KL-control methods, it describes each setting against its references instead.
+With two constant-β ends (:func:`~vaesweep.report.reading.build.build_reading` picks them) the
+answer compares their reconstructions and rates, then reads β as the decoder noise it implies (Lucas
+et al. 2019; Rybkin et al. 2021) and finds where the calibrated β_calib crosses 1. With one setting,
+or one β and several KL-control methods, it describes each setting against its references instead.
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ import math
 
 import pandas as pd
 
+from vaesweep.report.data.per_run import GAUSSIAN, INFORMATIVE_KL
 from vaesweep.report.numbers import fmt, fmt_int, fmt_pct
-from vaesweep.report.per_run import GAUSSIAN, INFORMATIVE_KL
-from vaesweep.report.phrases import (
+from vaesweep.report.reading.phrases import (
     MEAN_IMAGE_SHARE,
     ON_REFERENCE,
     Groups,
@@ -74,7 +74,9 @@ def build_answer(G: Groups, ends: tuple[str, str] | None) -> list[str]:
 
 
 def _why(G: Groups, hi: str, lo: str) -> list[str]:
-    """The decoder-noise reading of beta (science notes 1.4, 2.2, 2.4) for the two ends."""
+    """The decoder-noise reading of beta for the two ends: squared error + beta * KL is the ELBO of
+    a Gaussian decoder with sigma^2 = beta / 2 (Lucas et al. 2019; Rybkin et al. 2021), and a
+    linear VAE encodes only the principal directions above that noise (Lucas et al. 2019)."""
     lik = G.g.loc[hi, "likelihood"]
     H, L = G.bname(hi), G.bname(lo)
     s2h, s2l = G.v(hi, "sigma2_eff"), G.v(lo, "sigma2_eff")

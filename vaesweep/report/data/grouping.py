@@ -4,7 +4,7 @@ each run's group and label.
 The swept keys are the sweep plans' keys, then any config key that differs between runs and no
 plan key covers. Runs that share their swept values except the seed (without a sweep plan: their
 whole config except the seed) form a *group*, a "setting", named by the values that vary
-("β=0.1, latent_dim=8"); :mod:`vaesweep.report.seed_stats` averages over its seeds.
+("β=0.1, latent_dim=8"); :mod:`vaesweep.report.data.seed_stats` averages over its seeds.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from typing import Any
 
 import pandas as pd
 
-from vaesweep.report.load import Loaded, Run
-from vaesweep.report.per_run import FINAL_METRICS, flatten
-from vaesweep.report.seed_stats import SEED_METRICS
+from vaesweep.report.data.load import Loaded, Run
+from vaesweep.report.data.per_run import FINAL_METRICS, flatten
+from vaesweep.report.data.seed_stats import SEED_METRICS
 
 #: Config keys that differ between runs without changing what is trained.
 NOISE_KEYS = frozenset(

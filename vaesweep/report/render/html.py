@@ -1,7 +1,7 @@
 """The HTML report: one self-contained file, images embedded as base64 PNG, readable offline.
 
 Layout, top to bottom: title and what was read; the answer (the reading's opening and the short
-answers to the three questions of science notes section 7); the figures with captions; the
+answers to the three questions of the README); the figures with captions; the
 detailed reading; tables (settings with mean ± std over seeds, every run, runs left out);
 problems met while reading the records. Every piece of text that came from disk or the data
 (run names, config values, error messages) goes through :func:`html.escape`.
@@ -12,15 +12,12 @@ from __future__ import annotations
 import base64
 import html
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from vaesweep import __version__
-
-if TYPE_CHECKING:
-    from vaesweep.report.build import Page
-    from vaesweep.report.style import Rendered
+from vaesweep.report.figures.style import Rendered
+from vaesweep.report.page import Page
 
 CSS = """
 body { font: 15px/1.55 -apple-system, "Segoe UI", Roboto, Helvetica, Arial, sans-serif;

@@ -1,16 +1,18 @@
 """The written reading: plain sentences, each built from numbers in the report's tables.
 
 Every number quoted comes from ``seeds.csv`` (group means over seeds,
-:func:`~vaesweep.report.seed_stats.seed_stats`) or ``summary.csv`` (one row per run), printed
-with :func:`~vaesweep.report.numbers.fmt`, so a reader can find it in the tables. Wording that judges a number ("over-regularised", "collapsed")
-is chosen by a threshold on that number, never fixed in advance, so the text cannot contradict
-the data. The logic follows the science notes: beta as decoder noise (1.4), effective and
-calibrated beta (2.2), the linear-Gaussian reference (2.4), active units and collapse (3.7),
-information vs prior mismatch (3.8) and the three answers of section 7.
+:func:`~vaesweep.report.data.seed_stats.seed_stats`) or ``summary.csv`` (one row per run), printed
+with :func:`~vaesweep.report.numbers.fmt`, so a reader can find it in the tables. Wording that
+judges a number ("over-regularised", "collapsed") is chosen by a threshold on that number, never
+fixed in advance, so the text cannot contradict the data. The logic: beta as decoder noise (Lucas et
+al. 2019; Rybkin et al. 2021), effective and calibrated beta (README, "What beta means"), the
+linear-Gaussian reference (Lucas et al. 2019, "Don't Blame the ELBO!"), active units and collapse
+(Burda et al. 2016), information vs prior mismatch (Hoffman & Johnson 2016, "ELBO surgery") and the
+three questions of the README.
 
-The reading opens with the answer (:mod:`~vaesweep.report.answer`), then the short answers to
-the three questions (:mod:`~vaesweep.report.questions`), then the findings by topic
-(:mod:`~vaesweep.report.findings`).
+The reading opens with the answer (:mod:`~vaesweep.report.reading.answer`), then the short answers
+to the three questions (:mod:`~vaesweep.report.reading.questions`), then the findings by topic
+(:mod:`~vaesweep.report.reading.findings`).
 """
 
 from __future__ import annotations
@@ -19,11 +21,11 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from vaesweep.report import findings
-from vaesweep.report.aggregate import Sweep
-from vaesweep.report.answer import build_answer
-from vaesweep.report.phrases import Groups
-from vaesweep.report.questions import build_questions
+from vaesweep.report.data.aggregate import SweepRecords
+from vaesweep.report.reading import findings
+from vaesweep.report.reading.answer import build_answer
+from vaesweep.report.reading.phrases import Groups
+from vaesweep.report.reading.questions import build_questions
 
 
 @dataclass
@@ -45,7 +47,7 @@ class Reading:
         return "\n".join(parts)
 
 
-def build_reading(sweep: Sweep) -> Reading:
+def build_reading(sweep: SweepRecords) -> Reading:
     G = Groups(sweep)
     n_runs = len(sweep.table)
     n_ok = int(sweep.table["usable"].sum())
@@ -85,7 +87,7 @@ def build_reading(sweep: Sweep) -> Reading:
     return reading
 
 
-def _headline(sweep: Sweep, G: Groups, n_runs: int, n_ok: int) -> str:
+def _headline(sweep: SweepRecords, G: Groups, n_runs: int, n_ok: int) -> str:
     kinds = ", ".join(f"{v} {k}" for k, v in sweep.table["status"].value_counts().items())
     what = (
         f"{len(G.g)} setting(s)"

@@ -11,7 +11,7 @@ import math
 
 import pandas as pd
 
-from vaesweep.report.aggregate import Sweep
+from vaesweep.report.data.aggregate import SweepRecords
 from vaesweep.report.numbers import fmt, fmt_int
 
 #: (column stem, header) of the per-setting table; stems index seeds.csv's *_mean/_std.
@@ -57,7 +57,7 @@ def _cell(value: object, stem: str) -> str:
     return fmt_int(value) if stem in COUNTS else fmt(value)
 
 
-def settings_table(sweep: Sweep) -> pd.DataFrame:
+def settings_table(sweep: SweepRecords) -> pd.DataFrame:
     """One row per setting: mean ± std over seeds of the key metrics (strings)."""
     g = sweep.groups
     out = pd.DataFrame(index=g.index)
@@ -82,7 +82,7 @@ def settings_table(sweep: Sweep) -> pd.DataFrame:
     return out.reset_index(drop=True)
 
 
-def runs_table(sweep: Sweep) -> pd.DataFrame:
+def runs_table(sweep: SweepRecords) -> pd.DataFrame:
     t = sweep.table
     out = pd.DataFrame({"run": t["run"]})
     for col in sweep.swept:
@@ -94,7 +94,7 @@ def runs_table(sweep: Sweep) -> pd.DataFrame:
     return out.reset_index(drop=True)
 
 
-def left_out_table(sweep: Sweep) -> pd.DataFrame:
+def left_out_table(sweep: SweepRecords) -> pd.DataFrame:
     t = sweep.table[~sweep.table["usable"]]
     return pd.DataFrame(
         {

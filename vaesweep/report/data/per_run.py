@@ -3,9 +3,13 @@
 Final values are the last validation row (summary.json's ``final``, or metrics.csv's last row
 when that is newer, e.g. after a crash between the two writes). Units follow the contract
 (:mod:`vaesweep.record.contract`): nats per image for ``kl``/``elbo``/``nll``, SSE per image for
-``sse``, per-pixel ``mse``, dB for ``psnr``. The effective beta columns are science notes 2.2;
+``sse``, per-pixel ``mse``, dB for ``psnr``. The effective beta columns are the README's "What
+beta means" set: ``sigma2_eff`` is the decoder variance that makes the objective an ELBO
+(Lucas et al. 2019; Rybkin et al. 2021), ``beta_norm`` Higgins et al. (2017)'s normalised beta,
+and ``beta_calib = sigma2_eff / mse`` compares it with the maximum-likelihood variance of a
+shared Gaussian decoder, which is the MSE (Rybkin et al. 2021);
 ``sigma_eff_255`` is sigma_eff in 8-bit grey levels. The ``lin_*`` columns are the linear-Gaussian
-reference (science notes 2.4) at the run's own noise level (same beta) and at its rate (same R).
+reference (Lucas et al. 2019) at the run's own noise level (same beta) and at its rate (same R).
 """
 
 from __future__ import annotations
@@ -16,8 +20,8 @@ from typing import Any
 import numpy as np
 
 from vaesweep.record import contract
-from vaesweep.report.linear_reference import Spectrum, sse_at_rate, water_filling
-from vaesweep.report.load import Run
+from vaesweep.report.data.linear_reference import Spectrum, sse_at_rate, water_filling
+from vaesweep.report.data.load import Run
 
 #: A latent dimension is "informative" when its final KL is at least this many nats; below
 #: it the dimension transmits almost nothing (Lucas et al. 2019's epsilon-collapse).

@@ -1,10 +1,12 @@
 """The linear-Gaussian (PCA) reference: what a linear VAE achieves on data with this covariance.
 
-Science notes section 2.4 (Lucas et al. 2019, "Don't Blame the ELBO!"; Tipping & Bishop 1999;
-reverse water-filling, Cover & Thomas 2006 ch. 10). With eigenvalues ``lambda_1 >= lambda_2 >=
-...`` of the data covariance (per-image SSE units, pixels in [0, 1]), M latent dimensions and a
-fixed decoder variance ``sigma^2`` (``beta_sum / 2`` for squared error, ``sigma2_eff`` in
-general), the optimal linear VAE has
+Lucas et al. 2019, "Don't Blame the ELBO! A Linear VAE Perspective on Posterior Collapse";
+Tipping & Bishop 1999, "Probabilistic Principal Component Analysis"; reverse water-filling,
+Cover & Thomas 2006, "Elements of Information Theory", ch. 10.
+
+With eigenvalues ``lambda_1 >= lambda_2 >= ...`` of the data covariance (per-image SSE units, pixels
+in [0, 1]), M latent dimensions and a fixed decoder variance ``sigma^2`` (``beta_sum / 2`` for
+squared error, ``sigma2_eff`` in general), the optimal linear VAE has
 
 * active units  ``AU = #{i <= M : lambda_i > sigma^2}``;
 * rate          ``R = sum_{i<=M} 1/2 ln+(lambda_i / sigma^2)`` nats per image;
@@ -67,9 +69,9 @@ class LinearPoint:
 def water_filling(spectrum: Spectrum, latent_dim: int, sigma2: float) -> LinearPoint:
     """AU, rate and expected SSE of the optimal linear VAE with decoder variance ``sigma2``.
 
-    Reverse water-filling with water level ``sigma2`` (science notes 2.4): components above the
-    level are encoded at rate ``1/2 ln(lambda / sigma2)`` and leave ``sigma2`` of error each; the
-    rest, and every component beyond the M latent dimensions, keep their whole variance.
+    Reverse water-filling (Cover & Thomas 2006, ch. 10) with water level ``sigma2``: components
+    above the level are encoded at rate ``1/2 ln(lambda / sigma2)`` and leave ``sigma2`` of error
+    each; the rest, and every component beyond the M latent dimensions, keep their whole variance.
     """
     if not (sigma2 > 0 and math.isfinite(sigma2)):
         raise ValueError(f"sigma2 must be positive and finite, got {sigma2}")

@@ -12,7 +12,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from vaesweep.report.aggregate import Sweep
+from vaesweep.report.data.aggregate import SweepRecords
 from vaesweep.report.numbers import fmt
 
 #: beta_calib above this reads as over-regularised, below its inverse as autoencoder-like.
@@ -37,7 +37,7 @@ def at(label: str) -> str:
 class Groups:
     """The usable groups of a sweep in beta order, with shorthand accessors."""
 
-    def __init__(self, sweep: Sweep) -> None:
+    def __init__(self, sweep: SweepRecords) -> None:
         g = sweep.groups
         self.g = g[g["n_seeds"] > 0]
         self.table = sweep.table

@@ -1,8 +1,8 @@
 """The mean and spread over seeds of every setting (``seeds.csv``).
 
-Runs that differ only in their seed form a *group*, a "setting" (:mod:`vaesweep.report.grouping`);
-every group gets the mean and standard deviation (ddof = 1) over its seeds of the key metrics,
-and the mean of the reference values the reading quotes.
+Runs that differ only in their seed form a *group*, a "setting"
+(:mod:`vaesweep.report.data.grouping`); every group gets the mean and standard deviation (ddof = 1)
+over its seeds of the key metrics, and the mean of the reference values the reading quotes.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Final metrics against beta: bounds, active units, MSE/PSNR, information, KL per dimension.
 
 The x axis is ``beta_x`` (the configured beta; the final beta_t for scheduled or controlled
-runs; beta_sum when runs differ in reduction; see :mod:`vaesweep.report.aggregate`), on a log
+runs; beta_sum when runs differ in reduction; see :mod:`vaesweep.report.data.aggregate`), on a log
 scale. Every run is a faint point; the group mean (over seeds) is a marker with a one-standard-
 deviation error bar, joined by a line in beta order when all runs share one method.
 """
@@ -15,9 +15,17 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.colors import LogNorm
 
-from vaesweep.report.aggregate import Sweep
-from vaesweep.report.per_run import INFORMATIVE_KL
-from vaesweep.report.style import Palette, Rendered, fmt, margins, ordered_groups, plt, render
+from vaesweep.report.data.aggregate import SweepRecords
+from vaesweep.report.data.per_run import INFORMATIVE_KL
+from vaesweep.report.figures.style import (
+    Palette,
+    Rendered,
+    fmt,
+    margins,
+    ordered_groups,
+    plt,
+    render,
+)
 
 
 def _on_log_axis(ok: pd.DataFrame) -> pd.DataFrame:
@@ -26,7 +34,7 @@ def _on_log_axis(ok: pd.DataFrame) -> pd.DataFrame:
 
 def _series(
     ax: Axes,
-    sweep: Sweep,
+    sweep: SweepRecords,
     palette: Palette,
     column: str,
     *,
@@ -90,7 +98,7 @@ def _series(
     return True
 
 
-def fig_beta_summary(sweep: Sweep, palette: Palette) -> Rendered | None:
+def fig_beta_summary(sweep: SweepRecords, palette: Palette) -> Rendered | None:
     ok = _on_log_axis(sweep.usable)
     if ok.empty:
         return None
@@ -186,7 +194,7 @@ def fig_beta_summary(sweep: Sweep, palette: Palette) -> Rendered | None:
         "Final validation metrics against β (log scale). Markers: group means over seeds with "
         "one-standard-deviation bars; faint markers: single runs. Active units follow Burda et "
         "al. (2016); the black dotted line is the linear-Gaussian prediction of how many "
-        "dimensions a linear VAE keeps at each run's σ²_eff (science notes 2.4)."
+        "dimensions a linear VAE keeps at each run's σ²_eff (Lucas et al. 2019)."
     )
     if sweep.usable["likelihood"].eq("mse").any():
         caption += (
@@ -201,8 +209,9 @@ def fig_beta_summary(sweep: Sweep, palette: Palette) -> Rendered | None:
     )
 
 
-def fig_information(sweep: Sweep, palette: Palette) -> Rendered | None:
-    """I_q(x;z) and KL(q(z)||p(z)) against beta with the log N ceiling (science notes 3.8)."""
+def fig_information(sweep: SweepRecords, palette: Palette) -> Rendered | None:
+    """I_q(x;z) and KL(q(z)||p(z)) against beta with the log N ceiling: the rate splits into the
+    two (Hoffman & Johnson 2016, "ELBO surgery"), and I_q cannot exceed log N."""
     ok = _on_log_axis(sweep.usable)
     if ok.empty or ok["mi"].notna().sum() == 0:
         return None
@@ -267,7 +276,7 @@ def fig_information(sweep: Sweep, palette: Palette) -> Rendered | None:
     )
 
 
-def fig_kl_heatmap(sweep: Sweep, palette: Palette) -> Rendered | None:
+def fig_kl_heatmap(sweep: SweepRecords, palette: Palette) -> Rendered | None:
     """KL per latent dimension, sorted within each column, one column per group (plot 8)."""
     ok = sweep.usable
     groups = [g for g in ordered_groups(sweep.table) if g in set(ok["group"])]

@@ -1,11 +1,12 @@
 """The rate-distortion plane and the PCA spectrum, each against the linear-Gaussian reference.
 
-Rate-distortion plane (Alemi et al. 2018; science notes 1.3 and 8, plot 1): rate R = KL in nats
+Rate-distortion plane (Alemi et al. 2018, "Fixing a Broken ELBO"): rate R = KL in nats
 per image on x, distortion on y (SSE per image for Gaussian-family likelihoods and whenever
 likelihoods are mixed, since every run logs it; the NLL in nats when all runs share one
 non-Gaussian likelihood). One point per group (mean over seeds, error bars one standard
 deviation), lines of constant R + D, and the reverse water-filling curve of a linear VAE
-(science notes 2.4): a point above that curve does worse than PCA at the same rate.
+(Lucas et al. 2019, "Don't Blame the ELBO!"): a point above that curve does worse than PCA at
+the same rate.
 """
 
 from __future__ import annotations
@@ -17,10 +18,10 @@ import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 
-from vaesweep.report.aggregate import Sweep
-from vaesweep.report.linear_reference import Spectrum, rd_curve
-from vaesweep.report.per_run import GAUSSIAN
-from vaesweep.report.style import (
+from vaesweep.report.data.aggregate import SweepRecords
+from vaesweep.report.data.linear_reference import Spectrum, rd_curve
+from vaesweep.report.data.per_run import GAUSSIAN
+from vaesweep.report.figures.style import (
     Palette,
     Rendered,
     annotate_points,
@@ -37,7 +38,7 @@ from vaesweep.report.style import (
 MAX_ANNOTATED = 12
 
 
-def distortion_label(sweep: Sweep) -> str:
+def distortion_label(sweep: SweepRecords) -> str:
     if sweep.distortion == "nll":
         lik = sweep.table["likelihood"].dropna().iloc[0]
         return f"distortion D = −log p(x|z), nats per image ({lik})"
@@ -46,7 +47,7 @@ def distortion_label(sweep: Sweep) -> str:
     return f"distortion: squared error per image (SSE, pixels in [0, 1]){note}"
 
 
-def reference_spectra(sweep: Sweep, rows: pd.DataFrame) -> list[tuple[Spectrum, int, str]]:
+def reference_spectra(sweep: SweepRecords, rows: pd.DataFrame) -> list[tuple[Spectrum, int, str]]:
     """Distinct (spectrum, latent dim, data name) among the given runs, most common first."""
     seen: Counter[tuple] = Counter()
     keep: dict[tuple, tuple[Spectrum, int, str]] = {}
@@ -77,7 +78,7 @@ def _group_points(ok: pd.DataFrame, ycol: str) -> pd.DataFrame:
     return out
 
 
-def fig_rate_distortion(sweep: Sweep, palette: Palette) -> Rendered | None:
+def fig_rate_distortion(sweep: SweepRecords, palette: Palette) -> Rendered | None:
     ok = sweep.usable
     if ok.empty:
         return None
@@ -183,7 +184,7 @@ def fig_rate_distortion(sweep: Sweep, palette: Palette) -> Rendered | None:
     return Rendered("rate_distortion", "Rate–distortion plane", caption, render(fig))
 
 
-def _all_mse(sweep: Sweep) -> bool:
+def _all_mse(sweep: SweepRecords) -> bool:
     lik = set(sweep.usable["likelihood"].dropna())
     return lik == {"mse"} and sweep.distortion == "sse"
 
@@ -206,7 +207,7 @@ def _iso_lines(
     xlim: tuple[float, float],
     ylim: tuple[float, float],
     xlog: bool,
-    sweep: Sweep,
+    sweep: SweepRecords,
 ) -> None:
     """Lines of constant R + D through the best and a few other points (slope -1)."""
     total = (pts["x"] + pts["y"]).dropna().sort_values()
@@ -228,8 +229,9 @@ def _iso_lines(
         ax.text(x[j], y[j], f" R + D = {fmt(c)}", color="0.45", fontsize=7, va="top")
 
 
-def fig_spectrum(sweep: Sweep, palette: Palette) -> Rendered | None:
-    """PCA eigenvalues with each group's sigma2_eff (science notes 2.4 and 8, plot 9)."""
+def fig_spectrum(sweep: SweepRecords, palette: Palette) -> Rendered | None:
+    """PCA eigenvalues with each group's sigma2_eff: a linear VAE encodes exactly the components
+    above the line (Lucas et al. 2019; Tipping & Bishop 1999)."""
     ok = sweep.table[sweep.table["sigma2_eff"] > 0]
     spectra = reference_spectra(sweep, ok)
     if not spectra:

@@ -1,6 +1,6 @@
 """Figures over training: loss components per epoch, beta_t per step, gradient balance.
 
-One line per run, coloured by its group (:class:`~vaesweep.report.style.Palette`); runs that
+One line per run, coloured by its group (:class:`~vaesweep.report.figures.style.Palette`); runs that
 stopped early (diverged, failed, killed) keep the epochs they reached, ended by a cross.
 """
 
@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 
-from vaesweep.report.aggregate import Sweep
-from vaesweep.report.style import (
+from vaesweep.report.data.aggregate import SweepRecords
+from vaesweep.report.figures.style import (
     Palette,
     Rendered,
     group_legend,
@@ -33,7 +33,7 @@ _UNIT = {
 }
 
 
-def recon_column(sweep: Sweep) -> tuple[str, str]:
+def recon_column(sweep: SweepRecords) -> tuple[str, str]:
     """(column, axis label) of the reconstruction term: ``recon`` in its unit when every run
     shares one likelihood, else ``sse``, which every likelihood logs."""
     lik = sweep.table["likelihood"].dropna().unique().tolist()
@@ -44,7 +44,7 @@ def recon_column(sweep: Sweep) -> tuple[str, str]:
 
 def _lines(
     ax: Axes,
-    sweep: Sweep,
+    sweep: SweepRecords,
     palette: Palette,
     column: str,
     x: str = "epoch",
@@ -75,7 +75,7 @@ def _lines(
     return True
 
 
-def fig_loss_curves(sweep: Sweep, palette: Palette) -> Rendered | None:
+def fig_loss_curves(sweep: SweepRecords, palette: Palette) -> Rendered | None:
     col, label = recon_column(sweep)
     if sweep.curves.empty:
         return None
@@ -108,7 +108,7 @@ def fig_loss_curves(sweep: Sweep, palette: Palette) -> Rendered | None:
     return Rendered("loss_curves", "Loss components per epoch", caption, render(fig))
 
 
-def _varies(sweep: Sweep) -> bool:
+def _varies(sweep: SweepRecords) -> bool:
     c = sweep.curves
     if "beta_t" not in c.columns:
         return False
@@ -116,8 +116,10 @@ def _varies(sweep: Sweep) -> bool:
     return bool((per_run > 1).any()) or len(sweep.methods) > 1
 
 
-def fig_beta_t(sweep: Sweep, palette: Palette) -> Rendered | None:
-    """beta_t against optimiser step, one line per run (science notes 3.1-3.5, plot 3)."""
+def fig_beta_t(sweep: SweepRecords, palette: Palette) -> Rendered | None:
+    """beta_t against optimiser step, one line per run: the weight that schedules and controllers
+    (Sonderby et al. 2016, Fu et al. 2019, Burgess et al. 2018, Rezende & Viola 2018, Shao et
+    al. 2020) put on the KL, on the same axis as a constant beta."""
     if not _varies(sweep):
         return None
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
@@ -147,7 +149,7 @@ def fig_beta_t(sweep: Sweep, palette: Palette) -> Rendered | None:
     return Rendered("beta_t", "β_t over training", caption, render(fig))
 
 
-def fig_grad_balance(sweep: Sweep, palette: Palette) -> Rendered | None:
+def fig_grad_balance(sweep: SweepRecords, palette: Palette) -> Rendered | None:
     """||d recon / d(mu, logvar)|| against ||d beta_t KL / d(mu, logvar)|| per epoch (plot 15)."""
     c = sweep.curves
     if not {"grad_norm_recon", "grad_norm_kl"} <= set(c.columns):
@@ -189,7 +191,7 @@ def fig_grad_balance(sweep: Sweep, palette: Palette) -> Rendered | None:
     )
     group_legend(axes[1], palette, ordered_groups(sweep.table), loc="best")
     caption = (
-        "What β does to gradient descent (science notes section 7, Q2): the pull of the "
+        "What β does to gradient descent: the pull of the "
         "reconstruction term and of the weighted KL on the encoder outputs, measured on "
         "validation batches. The sizes of the two loss values say nothing about their balance; "
         "these gradients do. Above 1 the KL's pull towards the prior dominates."

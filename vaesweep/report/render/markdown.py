@@ -8,12 +8,10 @@ characters Markdown would otherwise read as markup.
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING
 
 import pandas as pd
 
-if TYPE_CHECKING:
-    from vaesweep.report.build import Page
+from vaesweep.report.page import Page
 
 _SPECIAL = re.compile(r"([\\`*_{}\[\]<>#|])")
 

@@ -1,7 +1,10 @@
 """The reading's findings by topic: effective beta, bounds, collapse, linear reference, seeds,
-KL-control methods and the runs left out (science notes 2.2, 2.4, 3.7-3.9, 8).
+KL-control methods and the runs left out. Sources: the effective beta set (README, "What beta
+means"; Rybkin et al. 2021 for the calibrated beta), the linear-Gaussian reference (Lucas et
+al. 2019), active units (Burda et al. 2016, "Importance Weighted Autoencoders"), the
+information split of the rate (Hoffman & Johnson 2016) and the IWAE bound (Burda et al. 2016).
 
-Each function takes the :class:`~vaesweep.report.phrases.Groups` view and returns sentences;
+Each function takes the :class:`~vaesweep.report.reading.phrases.Groups` view and returns sentences;
 every number is a seeds.csv or summary.csv value printed with :func:`~vaesweep.report.numbers.fmt`.
 """
 
@@ -10,10 +13,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from vaesweep.report.aggregate import Sweep
+from vaesweep.report.data.aggregate import SweepRecords
+from vaesweep.report.data.per_run import INFORMATIVE_KL
 from vaesweep.report.numbers import fmt, fmt_int, fmt_pct
-from vaesweep.report.per_run import INFORMATIVE_KL
-from vaesweep.report.phrases import (
+from vaesweep.report.reading.phrases import (
     CALIB_BAND,
     LITTLE_RATE,
     ON_REFERENCE,
@@ -246,7 +249,7 @@ def methods(G: Groups, ends: tuple[str, str] | None) -> list[str]:
     return out
 
 
-def failures(sweep: Sweep) -> list[str]:
+def failures(sweep: SweepRecords) -> list[str]:
     t = sweep.table[~sweep.table["usable"]]
     out = []
     for _, r in t.iterrows():
