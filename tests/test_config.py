@@ -208,3 +208,23 @@ def test_cli_refuses_infinite_beta_with_exit_code_2() -> None:
     assert result.exit_code == 2, result.output
     assert "beta=inf is invalid: must be a finite number" in result.output
     assert "Traceback" not in result.output
+
+
+def test_density_likelihood_on_binarised_data_is_warned_about() -> None:
+    from vaesweep.config import Config, DataConfig, LossConfig
+
+    assert (
+        Config(data=DataConfig(binarize="dynamic"), loss=LossConfig("bernoulli")).warnings() == []
+    )
+    assert Config(loss=LossConfig("cbernoulli")).warnings() == []
+    (line,) = Config(data=DataConfig(binarize="static"), loss=LossConfig("cbernoulli")).warnings()
+    assert "cbernoulli" in line and "binarize=static" in line and "bernoulli" in line
+
+
+def test_geco_refuses_likelihoods_it_would_ignore() -> None:
+    # GECO's objective is KL + lambda * (MSE / kappa^2 - 1): no other reconstruction term.
+    assert bridge.compose(["kl=geco", "loss.likelihood=gaussian"]).loss.likelihood == "gaussian"
+    with pytest.raises(UserError) as err:
+        bridge.compose(["kl=geco", "loss.likelihood=bernoulli"])
+    line = str(err.value)
+    assert "loss.likelihood='bernoulli'" in line and "kl=geco" in line and "mse" in line

@@ -108,13 +108,28 @@ def test_capacity_target_penalty_and_logged_weight() -> None:
     kl.grad = None
     control.kl_penalty(terms, 30).backward()
     torch.testing.assert_close(kl.grad, torch.full_like(kl, -50.0 / 2))
-    # Logged beta_t: gamma while KL > C_t, 0 otherwise; kl_target logs C_t.
-    control.observe(terms, 10)
-    assert control.beta_t(10) == 50.0
-    assert control.stats()["kl_target"] == pytest.approx(5.0)
+    # Logged beta_t: gamma while the running KL is clearly above C_t; NaN at or below the
+    # target (the weight there is the R-D slope at C, unmeasured). kl_target logs the C_t the
+    # next objective uses: after observing step t, C_{t+1}.
+    control.observe(terms, 10)  # first observation: the running KL is 9 nats
+    assert control.beta_t(10) == 50.0  # 9 > 5 * 1.05 + 0.1
+    assert control.stats()["kl_target"] == pytest.approx(control.capacity(11))
+    assert control.beta_t(16) == 50.0  # C = 8: 9 > 8 * 1.05 + 0.1 = 8.5
+    assert math.isnan(control.beta_t(17))  # C = 8.5: 9 is within 8.5 * 1.05 + 0.1 = 9.025
     control.observe(terms, 30)
-    assert control.beta_t(30) == 0.0
-    assert control.stats()["kl_target"] == pytest.approx(15.0)
+    assert math.isnan(control.beta_t(30))  # C_30 = 15 > 9: below target
+    assert control.stats()["kl_target"] == pytest.approx(control.capacity(31))
+    # The running KL: an exponential mean over about 20 steps, kept in the checkpoint state.
+    low = _terms(torch.tensor([[0.0, 1.0], [1.0, 0.0]], dtype=torch.float64))  # mean 1 nat
+    control.observe(low, 31)
+    assert control.state_dict()["kl_ema"] == pytest.approx(0.95 * 9.0 + 0.05 * 1.0)
+    again = build_control(cfg, 1.0, _shape())
+    again.load_state_dict(control.state_dict())
+    assert again.state_dict() == control.state_dict()
+    # Equilibrium at the target: NaN, not a flip between gamma and 0.
+    for t in range(32, 200):
+        control.observe(_terms(torch.tensor([[10.0, 10.0]], dtype=torch.float64)), t)
+    assert all(math.isnan(control.beta_t(t)) for t in range(40, 60))  # C = 20, KL -> 20
 
 
 # ------------------------------------------------------------------------------ free bits

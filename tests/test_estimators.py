@@ -264,3 +264,50 @@ def test_encoder_grad_norms_kl_part_matches_the_closed_form() -> None:
     assert g_kl2 == pytest.approx(3 * g_kl, rel=1e-6)
     assert g_rec2 == pytest.approx(0.25 * g_rec, rel=1e-6)
     assert g_rec > 0
+
+
+@pytest.mark.parametrize(
+    ("likelihood", "binarize", "dequantized", "offset"),
+    [
+        ("cbernoulli", "static", True, 1.0),  # density on binary pixels: two-level dequantisation
+        ("mse", "dynamic", True, 1.0),
+        ("bernoulli", "static", False, 0.0),  # a probability of the binary pixels as they are
+        ("cbernoulli", "none", True, 8.0),  # density on grey levels: 256-level dequantisation
+    ],
+)
+def test_iwae_bits_per_dim_dequantises_densities_on_binarised_pixels(
+    monkeypatch: pytest.MonkeyPatch,
+    likelihood: str,
+    binarize: str,
+    dequantized: bool,
+    offset: float,
+) -> None:
+    """A density scored at the binary points {0, 1} is no probability (it can exceed 1 and
+    give negative bits/dim); dequantised as y = (x + u) / 2 its bound is one of P(x)."""
+    from vaesweep.training import evaluate
+
+    model = build_model(MLPConfig(latent_dim=2, hidden=[8]), LossConfig(likelihood), (1, 4, 4))
+    images = (torch.arange(16 * 3, dtype=torch.int64).view(3, 1, 4, 4) * 37 % 256).to(torch.uint8)
+    if binarize == "static":  # thresholded once when the data are loaded
+        images = torch.where(images >= 128, 255, 0).to(torch.uint8)
+    fed: list[torch.Tensor] = []
+    real = evaluate.estimators.iwae_nll
+
+    def spy(m: VAE, x: torch.Tensor, k: int, generator: torch.Generator) -> torch.Tensor:
+        fed.append(x.clone())
+        return real(m, x, k, generator=generator)
+
+    monkeypatch.setattr(evaluate.estimators, "iwae_nll", spy)
+    out = evaluate.iwae_estimate(model, images, 3, binarize=binarize, seed=1)
+    x = torch.cat(fed)
+    assert out["dequantized"] is dequantized
+    assert out["bpd"] == pytest.approx(out["nll"] / (16 * math.log(2)) + offset, rel=1e-12)
+    if binarize == "none":
+        assert torch.equal((x * 256).floor().to(torch.uint8), images)  # each level's own bin
+    elif dequantized:
+        # Every value lies in the half of [0, 1] of a binary pixel: [0, 1/2) or [1/2, 1).
+        assert ((x >= 0) & (x < 1)).all()
+        if binarize == "static":
+            assert torch.equal(x >= 0.5, images == 255)
+    else:
+        assert set(x.unique().tolist()) <= {0.0, 1.0}

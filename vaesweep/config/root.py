@@ -20,6 +20,9 @@ from vaesweep.config.train import TrainConfig
 #: OmegaConf's marker for "must be given" (the groups fill it); a plain string keeps this
 #: module free of Hydra and OmegaConf imports.
 MISSING: Any = "???"
+#: Likelihoods whose reconstruction term is the squared error that GECO constrains (for a fixed
+#: Gaussian up to the factor 1 / (2 sigma^2) and a constant).
+GECO_LIKELIHOODS = ("mse", "gaussian")
 
 
 @dataclass
@@ -40,6 +43,29 @@ class Config:
         finite_numbers(self, "")
         non_negative("beta", self.beta)
         require(self.seed >= 0, "seed", self.seed, "must be >= 0")
+        if getattr(self.kl, "method", None) == "geco":
+            # GECO's constraint is the per-pixel squared error and its objective has no other
+            # reconstruction term: any other likelihood would never enter training.
+            require(
+                self.loss.likelihood in GECO_LIKELIHOODS,
+                "loss.likelihood",
+                self.loss.likelihood,
+                "kl=geco constrains the squared error, so it needs "
+                + " or ".join(GECO_LIKELIHOODS)
+                + " (or pick another kl method)",
+            )
+
+    def warnings(self) -> list[str]:
+        """Settings that are valid but easy to misread; commands print these before training."""
+        out = []
+        if self.data.binarize != "none" and self.loss.likelihood not in ("bernoulli", "dlogistic"):
+            out.append(
+                f"loss.likelihood={self.loss.likelihood} is a density on [0, 1], but "
+                f"data.binarize={self.data.binarize} makes the pixels binary: its ELBO is no "
+                "probability of the data (bits/dim are dequantised over two levels, +1 bit); "
+                "loss.likelihood=bernoulli models binary pixels"
+            )
+        return out
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

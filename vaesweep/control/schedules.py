@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 
 from vaesweep.config import CapacityKL, CyclicalKL, WarmupKL
 from vaesweep.control.base import KLControl, RunShape
 from vaesweep.objective.terms import LossTerms
+
+#: Training steps over which capacity control averages the KL before calling it above target.
+KL_EMA_STEPS = 20
+#: "At the target": within this share of C_t plus :data:`AT_TARGET_ABS` nats above it.
+AT_TARGET_REL = 0.05
+AT_TARGET_ABS = 0.1
 
 
 class Warmup(KLControl):
@@ -50,9 +57,16 @@ class Cyclical(KLControl):
 class Capacity(KLControl):
     """Capacity annealing (Burgess et al. 2018): ``recon + gamma * |KL - C_t|``.
 
-    ``C_t = c_max * min(1, t / T)``. The logged ``beta_t`` is the local weight
-    ``gamma`` while KL > C_t and 0 otherwise (below target the term pushes the KL up, which no
-    non-negative beta does); ``kl_target`` logs C_t.
+    ``C_t = c_max * min(1, t / T)``. The term is no fixed weight on the KL: above the target
+    it pulls the KL down with slope ``gamma``, below it pushes the KL up, and at the target
+    (where it settles) the weight in effect is the slope of the model's rate-distortion curve
+    at R = C_t (Alemi et al. 2018), which this method never measures. So the logged ``beta_t``
+    is ``gamma`` only while the running KL (an exponential mean over about
+    :data:`KL_EMA_STEPS` training steps) is clearly above the target, by more than
+    :data:`AT_TARGET_REL` of it plus :data:`AT_TARGET_ABS` nats, and NaN otherwise: no
+    effective beta, and no calibration verdict, is read off a run held at its capacity.
+    ``kl_target`` logs the C_t that the next objective uses (the value the epoch's
+    validation row is scored with).
     """
 
     method = "capacity"
@@ -62,20 +76,32 @@ class Capacity(KLControl):
         self.gamma = cfg.gamma
         self.c_max = cfg.c_max
         self.ramp_steps = shape.steps(cfg.ramp_epochs)
-        self._last_kl = math.inf
+        self._kl_ema = math.inf
+        self._next_step = 0
 
     def capacity(self, step: int) -> float:
         return self.c_max * min(1.0, step / self.ramp_steps)
 
     def beta_t(self, step: int) -> float:
-        return self.gamma if self._last_kl > self.capacity(step) else 0.0
+        target = self.capacity(step)
+        above = self._kl_ema > target * (1.0 + AT_TARGET_REL) + AT_TARGET_ABS
+        return self.gamma if above else math.nan
 
     def kl_penalty(self, terms: LossTerms, step: int) -> torch.Tensor:
         return self.gamma * (terms.kl.mean() - self.capacity(step)).abs()
 
     def observe(self, terms: LossTerms, step: int) -> None:
-        self._last_kl = float(terms.kl.mean().detach())
-        self._step = step
+        kl = float(terms.kl.mean().detach())
+        rate = 1.0 / KL_EMA_STEPS
+        self._kl_ema = kl if math.isinf(self._kl_ema) else (1 - rate) * self._kl_ema + rate * kl
+        self._next_step = step + 1
 
     def stats(self, terms: LossTerms | None = None) -> dict[str, float]:
-        return {"kl_target": self.capacity(getattr(self, "_step", 0))}
+        return {"kl_target": self.capacity(self._next_step)}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"kl_ema": self._kl_ema, "next_step": self._next_step}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self._kl_ema = float(state.get("kl_ema", math.inf))
+        self._next_step = int(state.get("next_step", 0))

@@ -204,10 +204,13 @@ def iwae_estimate(
     ``nll`` is the mean over images of -L_k (Burda et al. 2016; :func:`estimators.iwae_nll`),
     nats per image. How the pixels are fed decides what it is a bound of (science notes 3.10):
 
-    * discrete likelihoods (discretised logistic) or binarised data: the probability of the
-      8-bit (or binary) pixels, so ``bpd = nll / (D ln 2)``;
-    * continuous densities: uniform dequantisation y = (x + u) / 256 (Theis et al. 2016), so
-      ``bpd = nll / (D ln 2) + 8``;
+    * probabilities of discrete pixels (discretised logistic on 8-bit levels; Bernoulli on
+      binarised data): ``bpd = nll / (D ln 2)``;
+    * continuous densities on grey levels: uniform dequantisation y = (x + u) / 256 (Theis et
+      al. 2016), so ``bpd <= nll / (D ln 2) + 8``;
+    * continuous densities on binarised pixels: dequantised the same way over two levels,
+      y = (x + u) / 2, so ``bpd <= nll / (D ln 2) + 1`` (a density value at the binary points
+      themselves is no probability and can be made arbitrarily large);
     * Bernoulli on grey levels is no density of the data: its bound is reported, bpd is NaN.
 
     All noise comes from one generator seeded with ``seed`` and images are taken
@@ -218,20 +221,26 @@ def iwae_estimate(
     device = images.device
     gen = torch.Generator(device=device).manual_seed(seed)
     binary = binarize != "none"
-    discrete = model.likelihood.discrete or binary
-    proper = discrete or model.likelihood.name != "bernoulli"
+    bernoulli = model.likelihood.name == "bernoulli"
+    discrete = model.likelihood.discrete or (binary and bernoulli)
+    proper = discrete or not bernoulli
+    levels = 2 if binary else 256
     nlls = []
     for start in range(0, len(images), chunk_images):
         u8 = images[start : start + chunk_images]
         if discrete or not proper:
             x = to_unit(u8, binarize, gen)
+        elif binary:
+            u = torch.rand(u8.shape, generator=gen, device=device)
+            x = (to_unit(u8, binarize, gen) + u) / 2.0
         else:
             u = torch.rand(u8.shape, generator=gen, device=device)
             x = (u8.float() + u) / 256.0
         nlls.append(estimators.iwae_nll(model, x, k, generator=gen))
     nll = float(torch.cat(nlls).mean())
     d = model.n_pixels
-    bpd = nll / (d * math.log(2)) + (0.0 if discrete else 8.0) if proper else math.nan
+    offset = 0.0 if discrete else math.log2(levels)
+    bpd = nll / (d * math.log(2)) + offset if proper else math.nan
     return {
         "nll": nll,
         "bpd": bpd,

@@ -47,6 +47,12 @@ def effective(G: Groups, ends: tuple[str, str] | None) -> list[str]:
                 f"{fmt(G.v(g, 'sigma_eff'))}, {grey(G.v(g, 'sigma_eff'), G.v(g, 'sigma_eff_255'))}), "
                 f"β_calib = {fmt(bc)} ({verdict})."
             )
+        elif not ok(G.v(g, "beta_sum")):
+            out.append(
+                f"{lab}: no effective β; the run ended held at its KL target (β_t is logged "
+                "as NaN there: the weight in effect is the slope of the rate-distortion curve "
+                "at that rate, which the run does not measure), so no calibration verdict."
+            )
         else:
             out.append(
                 f"{lab}: β_sum = {fmt(G.v(g, 'beta_sum'))}; loss.likelihood="
