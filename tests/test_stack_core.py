@@ -20,6 +20,7 @@ from vaesweep.config import (
     TrainConfig,
     WarmupKL,
 )
+from vaesweep.config.stacking import group_stacks, stack_key
 from vaesweep.control import KLControl, RunShape, build_control
 from vaesweep.control.stacked import StackedControl
 from vaesweep.model import build_model
@@ -27,7 +28,7 @@ from vaesweep.model.stacked import StackedVAE
 from vaesweep.objective.stacked import shared_likelihood, stacked_loss_terms
 from vaesweep.objective.terms import loss_terms
 from vaesweep.training.adam import FusedAdam
-from vaesweep.training.stacked_build import build_stack, stack_key
+from vaesweep.training.stacked_build import build_stack
 from vaesweep.training.stacked_state import clip_member_grads
 
 SHAPE = (1, 8, 8)
@@ -166,3 +167,12 @@ def test_stack_key_separates_what_changes_shapes_or_data() -> None:
     assert stack_key(_config(0.1, 0, kl=WarmupKL(epochs=1))) == stack_key(
         _config(0.1, 0, kl=WarmupKL(epochs=3))
     )
+
+
+def test_group_stacks_keeps_order_and_cuts_at_the_size() -> None:
+    small = [_config(b, s) for s in range(2) for b in (0.1, 1.0, 3.0)]
+    wide = [_config(0.1, s, model=ConvConfig(latent_dim=8)) for s in range(2)]
+    configs = [*small[:3], *wide, *small[3:]]
+    assert group_stacks(configs, 16) == [[0, 1, 2, 5, 6, 7], [3, 4]]
+    assert group_stacks(configs, 4) == [[0, 1, 2, 5], [3, 4], [6, 7]]
+    assert group_stacks(configs, 1) == [[i] for i in range(8)]

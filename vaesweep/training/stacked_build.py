@@ -13,6 +13,7 @@ from collections.abc import Sequence
 import torch
 
 from vaesweep.config import Config
+from vaesweep.config.stacking import stack_key
 from vaesweep.control import RunShape, build_control
 from vaesweep.control.stacked import StackedControl
 from vaesweep.model import build_model
@@ -20,25 +21,6 @@ from vaesweep.model.stacked import StackedVAE
 from vaesweep.training.adam import make_adam
 from vaesweep.training.device import seed_everything
 from vaesweep.training.stacked_state import StackState
-
-#: Sections that must be equal for runs to share a stack: everything but the numbers that
-#: change neither tensor shapes nor the data pipeline (beta, seed, kl.* numbers, loss.sigma).
-SHARED_SECTIONS = ("data", "model", "train", "eval")
-
-
-def stack_key(config: Config) -> tuple[object, ...]:
-    """Runs with equal keys can train as one stack."""
-    d = config.to_dict()
-    loss = {k: v for k, v in d["loss"].items() if k != "sigma"}
-    train = {k: v for k, v in d["train"].items() if k not in ("progress",)}
-    return (
-        repr(d["data"]),
-        repr(d["model"]),
-        repr(train),
-        repr(d["eval"]),
-        repr(loss),
-        d["kl"]["method"],
-    )
 
 
 def build_stack(
@@ -50,7 +32,7 @@ def build_stack(
     """A fresh :class:`StackState` whose member k starts as ``configs[k]``'s single run."""
     keys = {stack_key(c) for c in configs}
     if len(keys) != 1:
-        raise ValueError("these runs differ in more than beta, seed, kl numbers and loss.sigma")
+        raise ValueError("these runs differ in more than beta, seed, kl parameters and loss.sigma")
     first = configs[0]
     members = []
     for c in configs:
