@@ -22,12 +22,12 @@ import torch
 from vaesweep.config import ConvConfig, LossConfig
 from vaesweep.control import KLControl, RunShape
 from vaesweep.control.stacked import StackedControl
+from vaesweep.evaluation.metrics import to_unit
 from vaesweep.model import build_model
 from vaesweep.model.stacked import StackedVAE
 from vaesweep.objective.stacked import shared_likelihood, stacked_loss_terms
 from vaesweep.objective.terms import loss_terms
 from vaesweep.training.adam import make_adam
-from vaesweep.training.evaluate import to_unit
 
 SHAPE = (1, 8, 8)
 N_TRAIN = 1617  # the default digits training split
@@ -127,8 +127,8 @@ def fit_seconds(k: int, epochs: int, stacked: bool) -> float:
     from vaesweep.config import Config, ConstantKL, TrainConfig
     from vaesweep.control import build_control
     from vaesweep.data import load_splits
+    from vaesweep.run.stack_assembly import assemble_stack
     from vaesweep.training.device import seed_everything
-    from vaesweep.training.stacked_build import build_stack
     from vaesweep.training.stacked_trainer import StackedTrainer
     from vaesweep.training.trainer import Trainer, TrainState
 
@@ -147,7 +147,7 @@ def fit_seconds(k: int, epochs: int, stacked: bool) -> float:
     train, val = splits.train.images, splits.val.images
     t0 = time.perf_counter()
     if stacked:
-        state = build_stack(configs, splits.shape, len(train), cpu)
+        state = assemble_stack(configs, device=cpu)[1]
         StackedTrainer(configs[0].train, configs[0].eval).fit(state, train, val)
     else:
         for c in configs:

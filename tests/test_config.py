@@ -7,8 +7,18 @@ from pathlib import Path
 import pytest
 
 from vaesweep import config as schemas
-from vaesweep import hydra_bridge as bridge
+from vaesweep.bridge import compose as bridge
+from vaesweep.bridge.overrides import normalize_overrides
 from vaesweep.errors import UserError
+
+
+def group_options(group: str) -> list[str]:
+    """The options Hydra offers for ``group`` (what ``group=<option>`` accepts)."""
+    from hydra.core.global_hydra import GlobalHydra
+
+    with bridge.hydra_session():
+        return sorted(GlobalHydra.instance().config_loader().get_group_options(group))
+
 
 GROUP_SCHEMAS = {
     "model": {"conv": schemas.ConvConfig, "mlp": schemas.MLPConfig},
@@ -110,12 +120,12 @@ def test_config_yaml_round_trips_through_the_schema() -> None:
 
 
 def test_home_paths_are_quoted_for_hydra() -> None:
-    assert bridge.normalize_overrides(["data.path=~/paintings", "beta=0.1", "~seed"]) == [
+    assert normalize_overrides(["data.path=~/paintings", "beta=0.1", "~seed"]) == [
         "data.path='~/paintings'",
         "beta=0.1",
         "~seed",
     ]
-    cfg = bridge.compose(bridge.normalize_overrides(["data=folder", "data.path=~/paintings"]))
+    cfg = bridge.compose(normalize_overrides(["data=folder", "data.path=~/paintings"]))
     assert cfg.data.path == "~/paintings"
 
 

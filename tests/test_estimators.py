@@ -15,9 +15,7 @@ import torch
 
 from vaesweep.config import DataConfig, LossConfig, MLPConfig
 from vaesweep.data import load_splits
-from vaesweep.model import VAE, build_model
-from vaesweep.objective import gaussian_kl, loss_terms
-from vaesweep.training.estimators import (
+from vaesweep.evaluation.estimators import (
     ACTIVE_UNIT_THRESHOLD,
     active_units,
     diag_gaussian_log_density,
@@ -25,7 +23,9 @@ from vaesweep.training.estimators import (
     iwae_nll,
     mutual_information,
 )
-from vaesweep.training.evaluate import SplitStats, to_unit
+from vaesweep.evaluation.metrics import SplitStats, to_unit
+from vaesweep.model import VAE, build_model
+from vaesweep.objective import gaussian_kl, loss_terms
 
 
 @pytest.fixture(scope="module")

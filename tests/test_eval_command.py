@@ -18,6 +18,7 @@ import pytest
 from typer.testing import CliRunner
 
 from vaesweep.cli import app
+from vaesweep.commands.evaluate import EVAL_FILE, evaluate_run
 from vaesweep.config import (
     PIKL,
     CapacityKL,
@@ -37,7 +38,6 @@ from vaesweep.config import (
 from vaesweep.config.from_dict import config_from_dict
 from vaesweep.data import Splits
 from vaesweep.errors import ConfigError, UserError
-from vaesweep.evaluate_run import EVAL_FILE, evaluate_run
 from vaesweep.record import contract
 from vaesweep.record.files import read_json, write_json
 from vaesweep.run import run_job
@@ -137,7 +137,7 @@ def test_test_split_needs_a_dataset_that_has_one(
     with pytest.raises(UserError, match=r"data=digits has no test split.*--split val"):
         evaluate_run(runs["mse"], split="test", iwae_samples=2)
     # A dataset with a test split (here: digits with a stand-in test set) is evaluated on it.
-    import vaesweep.evaluate_run as module
+    import vaesweep.run.assembly as module
 
     real = module.load_splits
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from vaesweep import hydra_bridge as bridge
+from vaesweep.bridge import grid as bridge
 from vaesweep.errors import UserError
-from vaesweep.sweep.naming import run_name
+from vaesweep.record.run_names import run_name
 
 
 def test_comma_list_expands_in_order() -> None:

@@ -1,4 +1,6 @@
-"""The KL term, the beta-VAE objective and the effective-beta bookkeeping (science notes 2.2).
+"""The KL term, the beta-VAE objective and the effective-beta bookkeeping.
+
+The objective is Higgins et al. 2017; beta read as decoder variance is Rybkin et al. 2021.
 
 beta must scale only the KL; ``recon_reduction=mean`` must multiply the canonical beta by the
 pixel count D; and the logged beta_sum / beta_norm / sigma2_eff / beta_calib must follow their
@@ -26,7 +28,7 @@ from vaesweep.config import (
 )
 from vaesweep.control import KLControl, RunShape, build_control
 from vaesweep.model import build_model
-from vaesweep.objective import beta_vae_objective, effective_beta, gaussian_kl, loss_terms
+from vaesweep.objective import effective_beta, gaussian_kl, loss_terms
 from vaesweep.objective.effective_beta import recon_scale
 from vaesweep.objective.terms import LossTerms
 from vaesweep.record.files import read_metrics_csv
@@ -86,7 +88,8 @@ def test_beta_scales_only_the_kl() -> None:
     for beta in (0.01, 1.0, 37.0):
         model.zero_grad()
         terms = _terms(model, x, eps)
-        objective = beta_vae_objective(terms, beta)
+        # The objective the trainer minimises: the constant (plain beta-VAE) controller's.
+        objective = build_control(ConstantKL(), beta, RunShape(10, 100, 36, 3)).objective(terms, 0)
         objective.backward()
         values[beta] = float(objective.detach())
         grads[beta] = (
@@ -113,7 +116,9 @@ def test_constant_control_objective_is_the_beta_vae_objective() -> None:
     shape = RunShape(10, 100, 36, 3)
     control = build_control(ConstantKL(), 0.25, shape)
     assert type(control) is KLControl
-    assert torch.equal(control.objective(terms, 5), beta_vae_objective(terms, 0.25))
+    # Higgins et al. 2017: mean reconstruction term + beta * mean KL (recon summed per image).
+    expected = terms.recon.mean() + 0.25 * terms.kl.mean()
+    assert torch.equal(control.objective(terms, 5), expected)
     assert control.beta_t(0) == control.beta_t(99) == 0.25
 
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from vaesweep.sweep.monitor import RunProgress, Snapshot, SweepMonitor, estimate_left
-from vaesweep.sweep.plan import PlannedRun, SweepPlan
+from vaesweep.commands.sweep_monitor import RunProgress, Snapshot, SweepMonitor, estimate_left
+from vaesweep.record.sweep_plan import PlannedRun, SweepPlan
 
 
 def _snap(*runs: tuple[str, int, int | None]) -> Snapshot:

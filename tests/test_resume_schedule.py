@@ -36,7 +36,8 @@ from vaesweep.config import (
 )
 from vaesweep.record import contract
 from vaesweep.record.files import read_json, write_json
-from vaesweep.run import RecordHooks, run_job
+from vaesweep.run import run_job
+from vaesweep.run.record_hooks import RecordHooks
 
 TIMING_COLUMNS = {"seconds", "images_per_sec"}
 STEPS_PER_EPOCH = 6  # 360 training images (400 minus 10 % validation), batches of 64

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from vaesweep import hydra_bridge as bridge
+from vaesweep.bridge import compose as bridge
 from vaesweep.record import contract
+from vaesweep.record.sweep_index import run_status
 from vaesweep.run import run_job
-from vaesweep.sweep.index import run_status
 
 TIMING_COLUMNS = {"seconds", "images_per_sec"}
 

@@ -27,8 +27,8 @@ from vaesweep.model import build_model
 from vaesweep.model.stacked import StackedVAE
 from vaesweep.objective.stacked import shared_likelihood, stacked_loss_terms
 from vaesweep.objective.terms import loss_terms
+from vaesweep.run.stack_assembly import assemble_stack
 from vaesweep.training.adam import FusedAdam
-from vaesweep.training.stacked_build import build_stack
 from vaesweep.training.stacked_state import clip_member_grads
 
 SHAPE = (1, 8, 8)
@@ -48,7 +48,7 @@ def _single(config: Config, shape: tuple[int, int, int] = SHAPE) -> torch.nn.Mod
 
 def test_member_init_is_the_single_runs_bit_for_bit() -> None:
     configs = [_config(0.1, 3), _config(1.0, 7), _config(0.01, 3)]
-    state = build_stack(configs, SHAPE, 100, torch.device("cpu"))
+    state = assemble_stack(configs, device=torch.device("cpu"))[1]
     for k, c in enumerate(configs):
         single = _single(c).state_dict()
         member = state.model.member_state_dict(k)
@@ -85,10 +85,10 @@ def test_member_forward_equals_single_forward(model: object, shape: tuple[int, i
 
 def test_unstacked_state_loads_into_a_single_model_and_back() -> None:
     configs = [_config(0.1, s, loss=LossConfig(likelihood="gaussian_learned")) for s in range(3)]
-    state = build_stack(configs, SHAPE, 100, torch.device("cpu"))
+    state = assemble_stack(configs, device=torch.device("cpu"))[1]
     single = _single(configs[0])
     single.load_state_dict(state.model.member_state_dict(2), strict=True)
-    other = build_stack(configs, SHAPE, 100, torch.device("cpu"))
+    other = assemble_stack(configs, device=torch.device("cpu"))[1]
     other.model.load_member_state_dict(0, state.model.member_state_dict(2))
     for name, tensor in other.model.member_state_dict(0).items():
         assert torch.equal(tensor, state.model.member_state_dict(2)[name])
@@ -117,7 +117,7 @@ def test_adam_on_stacked_tensors_is_each_members_own_update() -> None:
 
 def test_gradient_clipping_is_per_member() -> None:
     configs = [_config(0.1, s) for s in range(3)]
-    state = build_stack(configs, SHAPE, 100, torch.device("cpu"))
+    state = assemble_stack(configs, device=torch.device("cpu"))[1]
     scale = [0.01, 1.0, 100.0]
     for p in state.model.stacked_parameters():
         p.grad = torch.stack([torch.ones_like(p[k]) * scale[k] for k in range(3)])

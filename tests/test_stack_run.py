@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 import torch
 
-from vaesweep import hydra_bridge as bridge
+from vaesweep.bridge import compose as bridge
 from vaesweep.model import build_model
 from vaesweep.record import contract
 from vaesweep.run import run_job
-from vaesweep.stack_run import Member, run_stack
+from vaesweep.run.stack_job import Member, run_stack
 from vaesweep.training import stacked_trainer
 
 pytestmark = pytest.mark.slow

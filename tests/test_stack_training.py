@@ -24,9 +24,9 @@ from vaesweep.config import (
 from vaesweep.control import RunShape, build_control
 from vaesweep.data import load_splits
 from vaesweep.model import build_model
+from vaesweep.run.stack_assembly import assemble_stack
 from vaesweep.training.adam import make_adam
 from vaesweep.training.device import seed_everything
-from vaesweep.training.stacked_build import build_stack
 from vaesweep.training.stacked_state import StackState
 from vaesweep.training.stacked_trainer import StackedTrainer
 from vaesweep.training.trainer import EpochResult, Trainer, TrainHooks, TrainState
@@ -70,7 +70,7 @@ def one_thread() -> Any:
 
 
 def _stack(configs: list[Config], splits: Any, **kw: Any) -> tuple[StackState, list[Rows], Any]:
-    state = build_stack(configs, splits.shape, len(splits.train), CPU)
+    state = assemble_stack(configs, device=CPU)[1]
     hooks = [Rows() for _ in configs]
     trainer = StackedTrainer(configs[0].train, configs[0].eval, hooks=hooks, eval_seed=7, **kw)
     results = trainer.fit(state, splits.train.images, splits.val.images)
@@ -158,7 +158,7 @@ def test_resume_from_member_checkpoints_continues_exactly() -> None:
     _, straight, _ = _stack(configs, splits)
     one = _configs(epochs=1)
     _, first, _ = _stack(one, splits)
-    resumed = build_stack(configs, splits.shape, len(splits.train), CPU)
+    resumed = assemble_stack(configs, device=CPU)[1]
     for k, hooks in enumerate(first):
         assert hooks.state is not None
         resumed.load_member_state_dict(k, hooks.state)

@@ -15,7 +15,7 @@ import pytest
 from typer.testing import CliRunner
 
 from vaesweep.cli import app
-from vaesweep.sweep.lock import SweepLock
+from vaesweep.record.sweep_lock import SweepLock
 
 runner = CliRunner()
 

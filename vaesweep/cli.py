@@ -1,4 +1,4 @@
-"""The ``vaesweep`` command line: parse, call the library, print, exit with a meaningful code.
+"""The ``vaesweep`` command line: parse, call :mod:`vaesweep.commands`, exit with a meaningful code.
 
 Exit codes: 0 success; 1 a run diverged or failed; 2 bad input (one line on stderr saying what
 was wrong and what would be right); 130 interrupted. Heavy modules (torch, Hydra, pandas,
@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 import typer
 
-from vaesweep import __version__, tables
+from vaesweep import __version__
 from vaesweep.errors import UserError
 
 app = typer.Typer(
@@ -83,7 +83,7 @@ def _config_dirs(dirs: list[Path] | None) -> list[Path]:
 
 
 def _overrides(overrides: list[str] | None) -> list[str]:
-    from vaesweep.hydra_bridge import normalize_overrides
+    from vaesweep.bridge.overrides import normalize_overrides
 
     return normalize_overrides(overrides or [])
 
@@ -125,12 +125,10 @@ def show(
     """Print the composed, validated config of one run (no training)."""
 
     def go() -> None:
-        from vaesweep import hydra_bridge as bridge
+        from vaesweep.bridge.compose import show as show_config
 
         dirs = _config_dirs(config_dir)
-        bridge.compose(_overrides(overrides), dirs)  # validates ranges too
-        cfg = bridge.compose_dict(_overrides(overrides), dirs, with_hydra=hydra)
-        typer.echo(bridge.to_yaml(cfg, resolve=not hydra).rstrip())
+        typer.echo(show_config(_overrides(overrides), dirs, with_hydra=hydra).rstrip())
 
     _run_command(go)
 
@@ -156,16 +154,19 @@ def train(
     """
 
     def go() -> None:
-        from vaesweep.sweep import driver
+        from vaesweep.commands import terminal_tables as tables
+        from vaesweep.commands.launching import LaunchOptions
+        from vaesweep.commands.train import train as train_run
+        from vaesweep.record import contract
 
         console = _console()
-        opts = driver.LaunchOptions(launcher, 1, _config_dirs(config_dir), outputs)
-        summary = driver.train(_overrides(overrides), opts, name, console, resume)
+        opts = LaunchOptions(launcher, 1, _config_dirs(config_dir), outputs)
+        summary = train_run(_overrides(overrides), opts, name, console, resume)
         status = summary.get("status")
-        if status == "failed" and summary.get("error_kind") == "user":
+        if status == contract.FAILED and summary.get("error_kind") == "user":
             _fail(str(summary.get("error")))
         tables.print_run(console, summary)
-        if status != "completed":
+        if status != contract.COMPLETED:
             raise typer.Exit(1)
 
     _run_command(go)
@@ -207,36 +208,20 @@ def sweep(
     """
 
     def go() -> None:
-        from vaesweep.outputs import outputs_root
-        from vaesweep.sweep import driver
+        from vaesweep.commands import terminal_tables as tables
+        from vaesweep.commands.launching import LaunchOptions
+        from vaesweep.commands.sweep import plan_new_or_resumed
+        from vaesweep.commands.sweep import sweep as run_sweep
+        from vaesweep.record import contract
 
         console = _console()
-        opts = driver.LaunchOptions(launcher, jobs, _config_dirs(config_dir), outputs)
-        if resume is not None:
-            if overrides:
-                raise UserError(
-                    "--resume takes the overrides stored in the sweep; drop "
-                    f"{' '.join(overrides)} (or start a new sweep)"
-                )
-            sweep_dir = resume.expanduser()
-            if not sweep_dir.is_dir():
-                raise UserError(f"--resume {resume}: no such directory")
-            stored = driver.load_for_resume(sweep_dir)
-            opts.config_dirs = opts.config_dirs or [Path(d) for d in stored.config_dirs]
-            plan, _ = driver.plan_sweep(stored.overrides, opts, stored.name)
-            plan.created, plan.resumed, plan.command = (
-                stored.created,
-                stored.resumed,
-                stored.command,
-            )
-        else:
-            plan, _ = driver.plan_sweep(_overrides(overrides), opts, name)
-            sweep_dir = outputs_root(outputs) / "sweeps" / plan.name
+        opts = LaunchOptions(launcher, jobs, _config_dirs(config_dir), outputs)
+        plan, sweep_dir = plan_new_or_resumed(_overrides(overrides), opts, name, resume)
         tables.print_grid(console, plan, sweep_dir, dry_run)
         if dry_run:
             return
         try:
-            rows = driver.sweep(plan, sweep_dir, opts, console, resume=resume is not None)
+            rows = run_sweep(plan, sweep_dir, opts, console, resume=resume is not None)
         except KeyboardInterrupt:
             _console(stderr=True).print(
                 f"[yellow]Interrupted.[/] Finished runs are kept; continue with:\n"
@@ -244,7 +229,7 @@ def sweep(
             )
             raise typer.Exit(130) from None
         tables.print_sweep(console, rows, plan.swept_keys, sweep_dir)
-        if any(r["status"] != "completed" for r in rows):
+        if any(r["status"] != contract.COMPLETED for r in rows):
             raise typer.Exit(1)
 
     _run_command(go)
@@ -258,7 +243,7 @@ def list_outputs(outputs: Outputs = None) -> None:
     """List sweeps and runs under outputs/ with their status counts."""
 
     def go() -> None:
-        from vaesweep.sweep.listing import print_listing
+        from vaesweep.commands.listing import print_listing
 
         print_listing(_console(), outputs)
 
@@ -317,7 +302,8 @@ def evaluate(
     """Recompute a run's final metrics from its checkpoint; writes eval.json beside it."""
 
     def go() -> None:
-        from vaesweep.evaluate_run import evaluate_run
+        from vaesweep.commands import terminal_tables as tables
+        from vaesweep.commands.evaluate import evaluate_run
 
         result = evaluate_run(run_dir, split=split, iwae_samples=iwae_samples, images=images)
         console = _console()

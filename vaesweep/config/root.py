@@ -1,6 +1,6 @@
 """The whole experiment: one typed object built from the composed Hydra config.
 
-The YAML files under conf/ extend these schemas; :func:`vaesweep.hydra_bridge.compose` returns
+The YAML files under conf/ extend these schemas; :func:`vaesweep.bridge.compose.compose` returns
 a validated :class:`Config`, and nothing below the bridge ever sees OmegaConf.
 """
 

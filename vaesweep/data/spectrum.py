@@ -36,8 +36,11 @@ def pca_spectrum(images: torch.Tensor, seed: int = 0) -> dict[str, Any]:
         cov = x.T @ x / max(m - 1, 1)
         eig = torch.linalg.eigvalsh(cov).flip(0)[:k]
     else:
-        torch.manual_seed(seed)
-        _, s, _ = torch.svd_lowrank(x.float(), q=min(k + 10, min(m, d)), niter=3)
+        # svd_lowrank draws from the global RNG: seed it inside a fork, so that the run's
+        # own seeding (model initialisation, which follows) is left as it was.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            _, s, _ = torch.svd_lowrank(x.float(), q=min(k + 10, min(m, d)), niter=3)
         s = s.double()
         eig = (s.pow(2) / max(m - 1, 1))[:k]
     return {

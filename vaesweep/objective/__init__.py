@@ -2,13 +2,12 @@
 
 from vaesweep.objective.effective_beta import EffectiveBeta, effective_beta, recon_scale
 from vaesweep.objective.likelihoods import Likelihood, build_likelihood
-from vaesweep.objective.terms import LossTerms, beta_vae_objective, gaussian_kl, loss_terms
+from vaesweep.objective.terms import LossTerms, gaussian_kl, loss_terms
 
 __all__ = [
     "EffectiveBeta",
     "Likelihood",
     "LossTerms",
-    "beta_vae_objective",
     "build_likelihood",
     "effective_beta",
     "gaussian_kl",

@@ -59,11 +59,3 @@ def loss_terms(
     """All terms for a batch: x, params (B, C, H, W); mu, logvar (B, M)."""
     recon, nll, sse = likelihood.terms(params, x)
     return LossTerms(recon=recon, nll=nll, kl_per_dim=gaussian_kl(mu, logvar), sse=sse)
-
-
-def beta_vae_objective(terms: LossTerms, beta: float, recon_scale: float = 1.0) -> torch.Tensor:
-    """``mean(recon_scale * recon) + beta * mean(KL)``: the scalar that is minimised.
-
-    ``recon_scale`` is 1 for ``loss.recon_reduction=sum`` and 1/D for ``mean``.
-    """
-    return recon_scale * terms.recon.mean() + beta * terms.kl.mean()

@@ -38,7 +38,17 @@ TRAVERSALS_FILE = "traversals.png"
 #: Written by ``vaesweep eval``: metrics recomputed from the checkpoint.
 EVAL_FILE = "eval.json"
 
-STATUSES = ("running", "completed", "diverged", "failed")
+#: ``summary.json["status"]`` of a run; a run directory without a readable summary is pending.
+PENDING, RUNNING, COMPLETED, DIVERGED, FAILED = (
+    "pending",
+    "running",
+    "completed",
+    "diverged",
+    "failed",
+)
+STATUSES = (PENDING, RUNNING, COMPLETED, DIVERGED, FAILED)
+#: Statuses after which a run does no more work.
+FINISHED = (COMPLETED, DIVERGED, FAILED)
 
 #: Always present, in this order.
 METRIC_COLUMNS = (

@@ -1,7 +1,7 @@
 """Synthetic run records, written with the real writer code, for tests, benchmarks and demos.
 
 Runs are written through :class:`vaesweep.record.RunRecord` (metrics.csv, summary.json),
-:func:`vaesweep.record.images.save_grid` (the PNG grids) and :class:`vaesweep.sweep.plan.SweepPlan`
+:func:`vaesweep.record.images.save_grid` (the PNG grids) and :class:`vaesweep.record.sweep_plan.SweepPlan`
 (sweep.json), so the report reads exactly what a real sweep leaves on disk. The numbers follow the
 linear-Gaussian model of Lucas et al. 2019, "Don't Blame the ELBO!" (a VAE that trains towards the
 reverse water-filling optimum at sigma^2 = beta_sum / 2), plus a small seed-dependent excess, so
@@ -281,7 +281,7 @@ def fabricate_sweep(
     Run names follow the sweep driver's ``key=value,key=value``; ``statuses`` maps a run name
     to a non-completed status for partial sweeps.
     """
-    from vaesweep.sweep.plan import PlannedRun, SweepPlan
+    from vaesweep.record.sweep_plan import PlannedRun, SweepPlan
 
     seeds = seeds or [0]
     methods = methods or ["constant"]

@@ -1,1 +1,1 @@
-"""Training: the optimisation loop, per-split metrics and latent-code estimators (no file I/O)."""
+"""Training: the optimisation loop, the optimiser, device and thread set-up (no file I/O)."""

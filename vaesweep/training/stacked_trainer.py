@@ -7,7 +7,7 @@ order its single run draws them, so it sees exactly its single run's batches and
 controller; gradient clipping is per member; the loss that is differentiated is the sum of
 the members' objectives, so each member's gradient is its own. Each member reports through
 its own :class:`~vaesweep.training.trainer.TrainHooks` with the rows its single run would
-write (:func:`~vaesweep.training.evaluate.metrics_row`, :func:`evaluate`), and a member whose
+write (:func:`~vaesweep.evaluation.metrics.metrics_row`, :func:`evaluate`), and a member whose
 loss turns non-finite is recorded ``diverged`` and frozen while the others carry on.
 """
 
@@ -21,11 +21,11 @@ from dataclasses import dataclass, field
 import torch
 
 from vaesweep.config import EvalConfig, TrainConfig
+from vaesweep.evaluation.metrics import metrics_row, to_unit
+from vaesweep.evaluation.stacked_metrics import evaluate_stack, member_shape
+from vaesweep.evaluation.stacked_stats import StackedSplitStats
 from vaesweep.objective.stacked import shared_likelihood, stacked_loss_terms
-from vaesweep.training.evaluate import metrics_row, to_unit
-from vaesweep.training.stacked_evaluate import evaluate_stack, member_shape
 from vaesweep.training.stacked_state import MemberFreezer, StackState, clip_member_grads
-from vaesweep.training.stacked_stats import StackedSplitStats
 from vaesweep.training.trainer import CHECK_EVERY, EpochResult, FitResult, TrainHooks
 
 

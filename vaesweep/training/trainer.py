@@ -16,10 +16,10 @@ import torch
 
 from vaesweep.config import EvalConfig, TrainConfig
 from vaesweep.control.base import KLControl
+from vaesweep.evaluation.metrics import SplitStats, evaluate, metrics_row, to_unit
 from vaesweep.model.vae import VAE
 from vaesweep.objective.terms import loss_terms
 from vaesweep.training.adam import Optimizer
-from vaesweep.training.evaluate import SplitStats, evaluate, metrics_row, to_unit
 
 #: Steps between finiteness checks of the loss on accelerators (every step on the CPU).
 CHECK_EVERY = 25

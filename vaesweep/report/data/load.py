@@ -19,10 +19,12 @@ import numpy as np
 import pandas as pd
 
 from vaesweep.errors import UserError
-from vaesweep.outputs import outputs_root
 from vaesweep.record import contract
+from vaesweep.record.layout import outputs_root
 
-PLAN_FILE = "sweep.json"  # vaesweep.sweep.plan.PLAN_FILE, not imported: that module is light,
+PLAN_FILE = (
+    "sweep.json"  # vaesweep.record.sweep_plan.PLAN_FILE, not imported: that module is light,
+)
 INDEX_FILE = "runs.csv"  # but the report should not depend on the sweep driver's package.
 #: The report's own output folder inside a DIR; never mistaken for a run.
 REPORT_DIR = "report"

@@ -4,7 +4,7 @@ Each run writes its grids edge to edge, with rows, columns and cell size in
 ``summary.json["images"]`` (:mod:`vaesweep.record.images`). These figures cut those grids back
 into rows and stack one row (or a few) per group: the run with the lowest seed represents its
 group. Every run uses the same validation images (``val_index``) and the same prior noise
-(``vaesweep.run_outputs.SAMPLE_SEED``), so rows compare like with like.
+(``vaesweep.evaluation.final.SAMPLE_SEED``), so rows compare like with like.
 """
 
 from __future__ import annotations

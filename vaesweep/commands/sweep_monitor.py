@@ -19,11 +19,11 @@ from rich.console import Console
 from rich.live import Live
 from rich.text import Text
 
-from vaesweep.sweep.index import run_status
-from vaesweep.sweep.plan import SweepPlan
+from vaesweep.commands.terminal_tables import status_colour
+from vaesweep.record.contract import FINISHED, PENDING, RUNNING
+from vaesweep.record.sweep_index import run_status
+from vaesweep.record.sweep_plan import SweepPlan
 
-FINISHED = ("completed", "diverged", "failed")
-STYLE = {"completed": "green", "diverged": "yellow", "failed": "red"}
 #: Runs named on the live line before "+N more".
 LIVE_RUNS = 3
 
@@ -150,15 +150,15 @@ class SweepMonitor:
     def finished_line(self, name: str, status: str, done: int, total: int, now: Snapshot) -> Text:
         counts = now.counts()
         summary = ", ".join(
-            f"{counts[k]} {k}" for k in (*FINISHED, "running", "pending") if counts.get(k)
+            f"{counts[k]} {k}" for k in (*FINISHED, RUNNING, PENDING) if counts.get(k)
         )
         line = Text(f"[{done}/{total}] ")
-        line.append(f"{status:9s}", style=STYLE.get(status, ""))
+        line.append(f"{status:9s}", style=status_colour(status))
         line.append(f" {name}  ({summary}; {self._timing(now, done >= total)})")
         return line
 
     def live_line(self, now: Snapshot) -> Text:
-        running = [(k, r) for k, r in now.runs.items() if r.status == "running"]
+        running = [(k, r) for k, r in now.runs.items() if r.status == RUNNING]
         finished = sum(1 for r in now.runs.values() if r.status in FINISHED)
         shown = ", ".join(f"{k} {r.epochs_done}/{r.epochs or '?'}" for k, r in running[:LIVE_RUNS])
         more = f" +{len(running) - LIVE_RUNS} more" if len(running) > LIVE_RUNS else ""

@@ -1,11 +1,12 @@
 """``vaesweep eval RUN_DIR``: recompute a run's final metrics from its checkpoint.
 
-The run's own config (``summary.json["config"]``) rebuilds the data split and the model; the
+The run's own config (``summary.json["config"]``) rebuilds the data split, the model and the
+KL controller through the one run assembly (:func:`vaesweep.run.assembly.assemble`); the
 weights come from ``checkpoint.pt`` (the last finished epoch). The chosen split is evaluated
-exactly as training validates (:func:`vaesweep.training.evaluate.evaluate`, same noise seed), so
+exactly as training validates (:func:`vaesweep.evaluation.metrics.evaluate`, same noise seed), so
 on the validation split with all images the ELBO, KL, MSE... equal the run's last ``val``
 row. The IWAE bound (Burda et al. 2016) is recomputed with any number of importance samples,
-as the end of a run does (:func:`vaesweep.training.evaluate.iwae_estimate`). The result goes to
+as the end of a run does (:func:`vaesweep.evaluation.metrics.iwae_estimate`). The result goes to
 ``eval.json`` beside the run record (written atomically).
 """
 
@@ -20,15 +21,13 @@ import torch
 
 from vaesweep.config import Config
 from vaesweep.config.from_dict import config_from_dict
-from vaesweep.control import RunShape, build_control
-from vaesweep.data import load_splits
 from vaesweep.errors import ConfigError, UserError
-from vaesweep.model import build_model
+from vaesweep.evaluation.metrics import EVAL_SEED, evaluate, iwae_estimate
 from vaesweep.record import contract
 from vaesweep.record.contract import EVAL_FILE
 from vaesweep.record.files import read_json, write_json
-from vaesweep.training.device import configure_threads, resolve_device
-from vaesweep.training.evaluate import evaluate, iwae_estimate
+from vaesweep.run.assembly import assemble
+from vaesweep.training.device import resolve_device
 
 log = logging.getLogger("vaesweep.eval")
 
@@ -106,8 +105,6 @@ def evaluate_run(
     checkpoint, a damaged checkpoint, or a split the dataset does not have. A run that has not
     completed is evaluated from its last checkpoint, with a warning in ``warnings``.
     """
-    from vaesweep.run import EVAL_SEED
-
     run_dir = Path(run_dir).expanduser()
     if split not in SPLITS:
         raise UserError(f"--split {split}: expected one of {', '.join(SPLITS)}")
@@ -128,7 +125,7 @@ def evaluate_run(
 
     warnings: list[str] = []
     status = summary.get("status")
-    if status != "completed":
+    if status != contract.COMPLETED:
         warnings.append(
             f"run status is {status!r}, not 'completed': evaluated the checkpoint of epoch "
             f"{epoch} of {config.train.epochs}"
@@ -136,14 +133,14 @@ def evaluate_run(
     for note in warnings:
         log.warning(note)
 
-    configure_threads(config.train.threads)
     # The run recorded where its data was, as absolute paths: relative ones in its config
     # would otherwise be read against the directory `vaesweep eval` runs from.
     recorded = summary.get("data") or {}
     for key in ("root", "path"):
         if recorded.get(key):
             setattr(config.data, key, recorded[key])
-    splits = load_splits(config.data)
+    run = assemble(config, device=dev, seed=False)
+    splits, model, control = run.splits, run.model, run.control
     if split == "test":
         if splits.test is None:
             raise UserError(
@@ -155,8 +152,6 @@ def evaluate_run(
         data = splits.val
     u8 = data.images[:images].to(dev)
 
-    c, h, w = splits.shape
-    model = build_model(config.model, config.loss, splits.shape).to(dev)
     try:
         model.load_state_dict(state["model"])
     except RuntimeError as err:
@@ -167,15 +162,6 @@ def evaluate_run(
     model.eval()
 
     # The KL controller as it was at the checkpoint, so loss and beta_t match the run's rows.
-    shape = RunShape.for_run(
-        len(splits.train),
-        config.train.batch_size,
-        config.train.epochs,
-        (c, h, w),
-        config.model.latent_dim,
-        config.loss.recon_reduction,
-    )
-    control = build_control(config.kl, config.beta, shape)
     try:
         control.load_state_dict(state["control"])
     except (KeyError, TypeError, ValueError) as err:

@@ -4,7 +4,8 @@ The stacked counterpart of :func:`vaesweep.run.run_job`: the data is loaded once
 train together as one :class:`~vaesweep.model.stacked.StackedVAE`, and each member's run
 directory gets exactly what a single run writes there (summary.json with the same fields,
 metrics.csv, config.yaml, checkpoint.pt in the single-run layout, the PNG grids, train.log),
-through the same record writer and end-of-run outputs. On an existing directory a member
+through the same record writer and end-of-run outputs; the members are assembled by the one run
+assembly (:mod:`vaesweep.run.stack_assembly`). On an existing directory a member
 behaves as a single run does: ``completed`` is left alone, a checkpoint is continued. Members
 whose checkpoints stopped at different epochs (a kill between two members' writes) train as
 separate stacks, one per epoch reached.
@@ -26,9 +27,11 @@ import torch
 
 from vaesweep.config import Config
 from vaesweep.errors import UserError
+from vaesweep.evaluation.final import final_iwae, image_grids
+from vaesweep.evaluation.metrics import EVAL_SEED
 from vaesweep.record import RunRecord, contract
-from vaesweep.run import EVAL_SEED, RecordHooks, _check_same_experiment, _now, versions
-from vaesweep.run_outputs import final_iwae, final_kl, write_images
+from vaesweep.run.job import _check_same_experiment, _now, _write_images, final_kl, versions
+from vaesweep.run.record_hooks import RecordHooks
 from vaesweep.training.trainer import EpochResult, TrainHooks
 
 log = logging.getLogger("vaesweep.run")
@@ -99,12 +102,12 @@ def run_stack(members: Sequence[Member], sweep_dir: Path | None = None) -> list[
         m.run_dir.mkdir(parents=True, exist_ok=True)
         m.record = RunRecord(m.run_dir)
         previous = m.record.read_summary()
-        if previous and previous.get("status") == "completed":
+        if previous and previous.get("status") == contract.COMPLETED:
             log.info("already completed; skipping %s", m.run_dir)
             continue
         m.record.summary = dict(previous or {})
         m.record.update_summary(
-            status="running",
+            status=contract.RUNNING,
             error=None,
             error_kind=None,
             name=m.run_dir.name,
@@ -136,39 +139,30 @@ def run_stack(members: Sequence[Member], sweep_dir: Path | None = None) -> list[
                     assert m.record is not None
                     wall = float(m.record.summary.get("wall_time_s") or 0.0) + spent
                     m.record.update_summary(wall_time_s=wall, finished=_now())
-    if sweep_dir is not None and (sweep_dir / "sweep.json").exists():
-        from vaesweep.sweep.index import refresh_index
-
-        refresh_index(sweep_dir)
     return [RunRecord(m.run_dir).read_summary() or {} for m in members]
 
 
 def _fail(members: Sequence[Member], error: str, kind: str) -> None:
     for m in members:
         assert m.record is not None
-        if m.record.summary.get("status") == "running":
-            m.record.update_summary(status="failed", error=error, error_kind=kind)
+        if m.record.summary.get("status") == contract.RUNNING:
+            m.record.update_summary(status=contract.FAILED, error=error, error_kind=kind)
 
 
 def _train_stack(members: Sequence[Member]) -> None:
-    from vaesweep.data import load_splits
-    from vaesweep.data.spectrum import pca_spectrum
-    from vaesweep.training.device import configure_threads, resolve_device
-    from vaesweep.training.stacked_build import build_stack
+    from vaesweep.run.assembly import assemble
+    from vaesweep.run.stack_assembly import assemble_stack, stack_state
 
     t_setup = time.perf_counter()
-    first = members[0].config
-    threads = configure_threads(first.train.threads)
-    device = resolve_device(first.train.device)
-    splits = load_splits(first.data)
+    first, state = assemble_stack([m.config for m in members], spectrum=True)
+    splits, device, config = first.splits, first.device, first.config
     for note in splits.notes:
         log.info("data: %s", note)
-    spectrum = pca_spectrum(splits.train.images, seed=first.data.split_seed)
-    c, h, w = splits.shape
+    c, h, w = first.shape
     data = {
-        "name": first.data.name,
-        "root": str(Path(first.data.root).expanduser().resolve()),
-        "path": str(Path(first.data.path).expanduser().resolve()) if first.data.path else None,
+        "name": config.data.name,
+        "root": str(Path(config.data.root).expanduser().resolve()),
+        "path": str(Path(config.data.path).expanduser().resolve()) if config.data.path else None,
         "shape": [c, h, w],
         "n_pixels": c * h * w,
         "n_train": len(splits.train),
@@ -176,11 +170,10 @@ def _train_stack(members: Sequence[Member]) -> None:
         "n_test": len(splits.test) if splits.test is not None else None,
         "source": splits.source,
         "notes": splits.notes,
-        "pca": spectrum,
+        "pca": first.spectrum,
     }
+    n_params = sum(p.numel() for p in first.model.parameters())
     train_u8, val_u8 = splits.train.images.to(device), splits.val.images.to(device)
-    state = build_stack([m.config for m in members], splits.shape, len(train_u8), device)
-    n_params = sum(p.numel() for _, p, _ in state.model.member_slots(0)) if members else 0
     # Where each member starts: its checkpoint's epoch (0 without one).
     starts: dict[int, list[int]] = {}
     checkpoints: list[dict[str, Any] | None] = []
@@ -188,7 +181,7 @@ def _train_stack(members: Sequence[Member]) -> None:
         assert m.record is not None
         m.record.update_summary(
             device=str(device),
-            threads=threads,
+            threads=first.threads,
             data=data,
             model={
                 "arch": m.config.model.arch,
@@ -205,11 +198,18 @@ def _train_stack(members: Sequence[Member]) -> None:
     setup_s = time.perf_counter() - t_setup
     for epoch in sorted(starts):
         group = starts[epoch]
-        sub = [members[k] for k in group]
         if len(group) != len(members):  # members at different epochs: one stack per epoch
-            state = build_stack([m.config for m in sub], splits.shape, len(train_u8), device)
+            parts = [assemble(members[k].config, device=device, splits=splits) for k in group]
+            state = stack_state(parts)
         _fit_group(
-            sub, [checkpoints[k] for k in group], state, splits, train_u8, val_u8, device, setup_s
+            [members[k] for k in group],
+            [checkpoints[k] for k in group],
+            state,
+            splits,
+            train_u8,
+            val_u8,
+            device,
+            setup_s,
         )
 
 
@@ -268,22 +268,27 @@ def _fit_group(
                 "train_s": fit_s - sum(x.write_seconds for x in writers),
                 "stack_size": len(members),
             }
-            if result.status == "diverged":
+            if result.status == contract.DIVERGED:
                 log.warning("diverged: %s", result.error)
                 m.record.update_summary(
-                    status="diverged", error=result.error, error_kind="numeric", timings=timings
+                    status=contract.DIVERGED,
+                    error=result.error,
+                    error_kind="numeric",
+                    timings=timings,
                 )
                 continue
             t_final = time.perf_counter()
             view = state.model.member_view(k)
-            images = write_images(view, m.record, splits, device, m.config)
+            kl_per_dim = final_kl(m.record.rows)
+            grids = image_grids(view, splits, device, m.config, kl_per_dim)
+            images = _write_images(grids, m.record)
             iwae = final_iwae(view, splits, device, m.config, EVAL_SEED)
             timings["final_s"] = time.perf_counter() - t_final
             m.record.update_summary(
-                status="completed",
+                status=contract.COMPLETED,
                 images=images,
                 iwae=iwae,
-                kl_per_dim=final_kl(m.record.rows),
+                kl_per_dim=kl_per_dim,
                 timings=timings,
             )
         finally:

@@ -1,4 +1,4 @@
-"""The tables the commands print: one run's result, a sweep's grid, a sweep's outcome."""
+"""The tables the commands print on the terminal: one run's result, a sweep's grid and outcome."""
 
 from __future__ import annotations
 
@@ -9,9 +9,20 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from vaesweep.sweep.index import status_counts
+from vaesweep.record import contract
+from vaesweep.record.sweep_index import status_counts
 
-STATUS_COLOURS = {"completed": "green", "diverged": "yellow", "failed": "red"}
+#: The one colour of each run status, in every table and line the commands print.
+STATUS_COLOURS = {
+    contract.COMPLETED: "green",
+    contract.DIVERGED: "yellow",
+    contract.FAILED: "red",
+    contract.RUNNING: "cyan",
+}
+
+
+def status_colour(status: str) -> str:
+    return STATUS_COLOURS.get(status, "white")
 
 
 def _table() -> Table:
@@ -21,7 +32,7 @@ def _table() -> Table:
 
 def print_run(console: Console, summary: dict[str, Any]) -> None:
     status = summary.get("status", "?")
-    colour = STATUS_COLOURS.get(status, "white")
+    colour = status_colour(status)
     val = (summary.get("final") or {}).get("val") or {}
     console.print(f"[{colour}]{status}[/] {summary.get('run_dir', '')}")
     for note in (summary.get("data") or {}).get("notes") or []:
@@ -80,7 +91,7 @@ def print_sweep(
     for col in (*keys, "status", "recon", "kl", "elbo", "mse", "active", "beta_calib", "s"):
         table.add_column(col, justify="right", no_wrap=True)
     for r in rows:
-        colour = STATUS_COLOURS.get(r["status"], "white")
+        colour = status_colour(r["status"])
         table.add_row(
             *[str(r.get(k, "")) for k in keys],
             f"[{colour}]{r['status']}[/]",

@@ -1,8 +1,9 @@
-"""``runs.csv``: one row per planned run with its status and final metrics, kept current.
+"""``runs.csv``: one row per planned run of a sweep with its status and final metrics.
 
-Every finishing run rebuilds the index from the run directories on disk (under a lock, since
-parallel runs finish at the same time), so it is right after any crash: the files are the
-truth, the index is a view of them.
+The sweep side rebuilds the index from the run directories on disk after every finished job
+(the launcher's task wrapper in :mod:`vaesweep.bridge.launch`, under a lock since parallel
+runs finish at the same time), and once more when the sweep ends, so it is right after any
+crash: the files are the truth, the index is a view of them.
 """
 
 from __future__ import annotations
@@ -15,7 +16,10 @@ from typing import Any
 
 from vaesweep.record import contract
 from vaesweep.record.files import atomic_write_text, read_json
-from vaesweep.sweep.plan import INDEX_FILE, SweepPlan
+from vaesweep.record.sweep_plan import INDEX_FILE, SweepPlan
+
+#: Serialises concurrent rebuilds of runs.csv (parallel runs finish together).
+INDEX_LOCK_FILE = ".index.lock"
 
 try:
     import fcntl
@@ -44,12 +48,12 @@ def run_status(run_dir: Path) -> tuple[str, dict[str, Any] | None]:
     """(status, summary) of a run directory; ``pending`` when it has no readable summary."""
     path = run_dir / contract.SUMMARY_FILE
     if not path.exists():
-        return "pending", None
+        return contract.PENDING, None
     try:
         summary = read_json(path)
     except (OSError, ValueError):
-        return "pending", None
-    return str(summary.get("status", "pending")), summary
+        return contract.PENDING, None
+    return str(summary.get("status", contract.PENDING)), summary
 
 
 def index_rows(sweep_dir: Path, plan: SweepPlan) -> list[dict[str, Any]]:
@@ -76,7 +80,7 @@ def refresh_index(sweep_dir: Path) -> list[dict[str, Any]]:
     """Rebuild ``runs.csv`` from the run directories; returns its rows."""
     sweep_dir = Path(sweep_dir)
     plan = SweepPlan.load(sweep_dir)
-    lock_fd = os.open(sweep_dir / ".index.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    lock_fd = os.open(sweep_dir / INDEX_LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         if fcntl is not None:
             fcntl.flock(lock_fd, fcntl.LOCK_EX)

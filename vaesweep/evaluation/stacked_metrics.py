@@ -5,7 +5,7 @@ would draw the same Bernoulli pixels and the same noise: one generator serves th
 The loss pass and the encoder-gradient norms run stacked; the mutual information (a
 per-member N x N estimate, :func:`~vaesweep.training.estimators.mutual_information`) runs per
 member from the generator state every member's single run is in at that point. Rows come
-from the single-run :func:`~vaesweep.training.evaluate.metrics_row`.
+from the single-run :func:`~vaesweep.evaluation.metrics.metrics_row`.
 """
 
 from __future__ import annotations
@@ -17,12 +17,12 @@ import torch
 
 from vaesweep.config import EvalConfig
 from vaesweep.control.stacked import StackedControl
+from vaesweep.evaluation import estimators
+from vaesweep.evaluation.metrics import metrics_row, to_unit
+from vaesweep.evaluation.stacked_stats import StackedSplitStats
 from vaesweep.model.stacked import StackedVAE
 from vaesweep.objective.likelihoods import Likelihood
 from vaesweep.objective.stacked import shared_likelihood, stacked_loss_terms
-from vaesweep.training import estimators
-from vaesweep.training.evaluate import metrics_row, to_unit
-from vaesweep.training.stacked_stats import StackedSplitStats
 
 
 @dataclass
@@ -52,7 +52,7 @@ def evaluate_stack(
     batch_size: int = 1024,
 ) -> dict[int, tuple[dict[str, float], list[float]]]:
     """Member k -> (row, KL per latent dim) for k in ``members``, as
-    :func:`~vaesweep.training.evaluate.evaluate` with ``extras`` gives its single run."""
+    :func:`~vaesweep.evaluation.metrics.evaluate` with ``extras`` gives its single run."""
     was_training = model.training
     model.eval()
     device, k_all = images.device, model.k

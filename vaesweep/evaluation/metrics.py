@@ -14,10 +14,14 @@ import torch
 
 from vaesweep.config import EvalConfig
 from vaesweep.control.base import KLControl
+from vaesweep.evaluation import estimators
 from vaesweep.model.vae import VAE
 from vaesweep.objective.effective_beta import effective_beta
 from vaesweep.objective.terms import LossTerms, loss_terms
-from vaesweep.training import estimators
+
+#: Seed of the validation noise shared by every run and by ``vaesweep eval``, so numbers
+#: compare like with like.
+EVAL_SEED = 2024
 
 
 def to_unit(images: torch.Tensor, binarize: str, generator: torch.Generator | None) -> torch.Tensor:
@@ -202,7 +206,7 @@ def iwae_estimate(
     """The IWAE negative log-likelihood of uint8 ``images`` (N, C, H, W) and its bits/dim.
 
     ``nll`` is the mean over images of -L_k (Burda et al. 2016; :func:`estimators.iwae_nll`),
-    nats per image. How the pixels are fed decides what it is a bound of (science notes 3.10):
+    nats per image. How the pixels are fed decides what it is a bound of:
 
     * probabilities of discrete pixels (discretised logistic on 8-bit levels; Bernoulli on
       binarised data): ``bpd = nll / (D ln 2)``;

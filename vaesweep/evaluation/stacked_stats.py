@@ -1,9 +1,9 @@
 """Running sums of K stacked members in one set of tensors, split into single-run stats.
 
-:class:`StackedSplitStats` accumulates what :class:`~vaesweep.training.evaluate.SplitStats`
+:class:`StackedSplitStats` accumulates what :class:`~vaesweep.evaluation.metrics.SplitStats`
 accumulates, with a leading member axis and a handful of operations per batch for all
 members, and :meth:`StackedSplitStats.member` hands member k's sums to the single-run
-:func:`~vaesweep.training.evaluate.metrics_row`, so a member's row means what a run's row means.
+:func:`~vaesweep.evaluation.metrics.metrics_row`, so a member's row means what a run's row means.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import torch
 
+from vaesweep.evaluation.metrics import SplitStats, accumulation_dtype
 from vaesweep.objective.stacked import StackedTerms
-from vaesweep.training.evaluate import SplitStats, accumulation_dtype
 
 #: The per-image sums of :class:`SplitStats`, in the order they are stacked here.
 SUM_KEYS = ("recon", "nll", "kl", "sse", "loss")

@@ -1,7 +1,7 @@
 """Run directory names: a run is named by its swept ``key=value`` pairs.
 
 The same overrides always give the same name, which is how a resumed sweep finds its runs;
-Hydra computes it inside each job (``hydra.sweep.subdir``), the driver before launching.
+Hydra computes it inside each job (``hydra.sweep.subdir``), the sweep command before launching.
 """
 
 from __future__ import annotations

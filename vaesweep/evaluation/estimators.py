@@ -101,7 +101,8 @@ def encoder_grad_norms(
 
     Both per-image losses are averaged over the batch as in training; the norms are taken over
     the whole (B, 2M) encoder output. Their ratio is the exchange rate beta sets between the
-    two terms (science notes, section 7, Q2).
+    two terms: at convergence the slope of the rate-distortion curve is -beta (Alemi et al.
+    2018).
     """
     was_training = model.training
     model.eval()

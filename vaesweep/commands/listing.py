@@ -7,16 +7,15 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from vaesweep.commands.terminal_tables import status_colour
 from vaesweep.errors import UserError
-from vaesweep.outputs import outputs_root
-from vaesweep.sweep.index import index_rows, run_status, status_counts
-from vaesweep.sweep.plan import PLAN_FILE, SweepPlan
-
-COLOURS = {"completed": "green", "diverged": "yellow", "failed": "red", "running": "cyan"}
+from vaesweep.record.layout import outputs_root, runs_dir, sweeps_dir
+from vaesweep.record.sweep_index import index_rows, run_status, status_counts
+from vaesweep.record.sweep_plan import PLAN_FILE, SweepPlan
 
 
 def _counts_text(counts: dict[str, int]) -> str:
-    return ", ".join(f"[{COLOURS.get(k, 'white')}]{v} {k}[/]" for k, v in sorted(counts.items()))
+    return ", ".join(f"[{status_colour(k)}]{v} {k}[/]" for k, v in sorted(counts.items()))
 
 
 def print_listing(console: Console, outputs: Path | None) -> None:
@@ -27,16 +26,16 @@ def print_listing(console: Console, outputs: Path | None) -> None:
             "(or pass --outputs DIR)"
         )
     sweeps = sorted(
-        (p for p in (root / "sweeps").glob("*") if (p / PLAN_FILE).exists()),
+        (p for p in sweeps_dir(outputs).glob("*") if (p / PLAN_FILE).exists()),
         key=lambda p: p.stat().st_mtime,
         reverse=True,
     )
     runs = sorted(
-        (p for p in (root / "runs").glob("*") if p.is_dir()),
+        (p for p in runs_dir(outputs).glob("*") if p.is_dir()),
         key=lambda p: p.stat().st_mtime,
         reverse=True,
     )
-    console.print(f"sweeps in {root / 'sweeps'}")
+    console.print(f"sweeps in {sweeps_dir(outputs)}")
     table = Table()
     for col in ("sweep", "runs", "swept", "status", "created"):
         table.add_column(col)
@@ -51,12 +50,12 @@ def print_listing(console: Console, outputs: Path | None) -> None:
             plan.created,
         )
     console.print(table if sweeps else "no sweeps yet")
-    console.print(f"single runs in {root / 'runs'}")
+    console.print(f"single runs in {runs_dir(outputs)}")
     table = Table()
     for col in ("run", "status", "epochs"):
         table.add_column(col)
     for path in runs:
         status, summary = run_status(path)
         epochs = f"{(summary or {}).get('epochs_done', 0)}/{(summary or {}).get('epochs', '?')}"
-        table.add_row(path.name, f"[{COLOURS.get(status, 'white')}]{status}[/]", epochs)
+        table.add_row(path.name, f"[{status_colour(status)}]{status}[/]", epochs)
     console.print(table if runs else "no single runs yet")

@@ -1,0 +1,55 @@
+"""Pins for the private Hydra/joblib internals in vaesweep.bridge.hydra_internals.
+
+An upgrade of hydra-core or joblib that moves or changes one of them fails here, by name,
+instead of silently slowing sweeps down or breaking them.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+
+from omegaconf import OmegaConf
+
+from vaesweep.bridge import hydra_internals
+
+
+def test_config_loader_applies_value_overrides_in_place() -> None:
+    from hydra._internal.config_loader_impl import ConfigLoaderImpl
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    assert isinstance(
+        inspect.getattr_static(ConfigLoaderImpl, "_apply_overrides_to_config"), staticmethod
+    )
+    cfg = OmegaConf.create({"beta": 1.0, "train": {"epochs": 3}})
+    parsed = OverridesParser.create().parse_overrides(["beta=0.1", "train.epochs=5"])
+    hydra_internals.apply_value_overrides(parsed, cfg)
+    assert cfg.beta == 0.1 and cfg.train.epochs == 5
+
+
+def test_basic_sweeper_check_is_swapped_and_restored() -> None:
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+
+    assert callable(getattr(BasicSweeper, "validate_batch_is_legal", None))
+    before = BasicSweeper.__dict__.get("validate_batch_is_legal")
+    with hydra_internals.sweeper_trusts_validation():
+        assert BasicSweeper.validate_batch_is_legal(None, [["beta=1"]]) is None  # type: ignore[arg-type]
+    assert BasicSweeper.__dict__.get("validate_batch_is_legal") is before
+
+
+def test_multirun_entry_point_keeps_its_signature() -> None:
+    from hydra._internal.hydra import Hydra
+
+    params = inspect.signature(Hydra.multirun).parameters
+    assert {"config_name", "task_function", "overrides", "with_log_configuration"} <= set(params)
+
+
+def test_loky_reusable_executor_is_where_the_release_looks() -> None:
+    module = importlib.import_module(hydra_internals.LOKY_MODULE)
+    assert hasattr(module, "_executor")
+    executor = module.get_reusable_executor(max_workers=1)
+    assert executor.submit(int, "7").result() == 7
+    assert module._executor is executor
+    assert "kill_workers" in inspect.signature(executor.shutdown).parameters
+    hydra_internals.release_joblib_workers()
+    assert executor._flags.shutdown

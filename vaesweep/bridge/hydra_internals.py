@@ -1,0 +1,66 @@
+"""Every use of Hydra's and joblib's private internals, in one place.
+
+Each hook below is pinned by tests/test_bridge_hooks.py, so an upgrade of hydra-core or joblib
+that moves or changes one of them fails those tests loudly instead of silently slowing down or
+breaking sweeps:
+
+* :func:`apply_value_overrides` — ``ConfigLoaderImpl._apply_overrides_to_config``, to apply a
+  run's value overrides to a shared composition exactly as Hydra does after composing;
+* :func:`sweeper_trusts_validation` — swaps ``BasicSweeper.validate_batch_is_legal`` for a no-op;
+* :func:`release_joblib_workers` — shuts down loky's module-level reusable executor.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from hydra._internal.config_loader_impl import ConfigLoaderImpl
+from omegaconf import DictConfig
+
+#: Where loky keeps the executor the joblib launcher reuses.
+LOKY_MODULE = "joblib.externals.loky.reusable_executor"
+
+
+def apply_value_overrides(overrides: list[Any], cfg: DictConfig) -> None:
+    """Apply parsed value overrides (``beta=0.1``) to ``cfg`` in place, as Hydra's loader does."""
+    ConfigLoaderImpl._apply_overrides_to_config(overrides, cfg)
+
+
+@contextmanager
+def sweeper_trusts_validation() -> Iterator[None]:
+    """Skip BasicSweeper's second composition of every job while vaesweep launches.
+
+    Before launching, the sweeper composes each job once more "to catch composition errors
+    early" (about 70 ms a run, serially, before the first run starts). vaesweep has already
+    composed and range-checked every run (:func:`vaesweep.bridge.grid.validate_jobs`,
+    :func:`vaesweep.bridge.compose.compose`), and the launcher composes each job again where it
+    runs, so the check is dropped for the duration of the launch only.
+    """
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+
+    own = BasicSweeper.__dict__.get("validate_batch_is_legal")
+    BasicSweeper.validate_batch_is_legal = lambda self, batch: None  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        if own is None:
+            del BasicSweeper.validate_batch_is_legal
+        else:
+            BasicSweeper.validate_batch_is_legal = own  # type: ignore[method-assign]
+
+
+def release_joblib_workers() -> None:
+    """Stop the joblib launcher's idle worker processes now rather than at interpreter exit.
+
+    Loky keeps its workers for reuse and only ends them in an exit handler, which kept the
+    command waiting about a second after the last run had finished. The executor is taken as
+    it is: ``get_reusable_executor()`` with its default arguments would not match the one
+    joblib made, and would replace it (waiting for its workers) with a new pool to shut down.
+    """
+    module = sys.modules.get(LOKY_MODULE)
+    executor = getattr(module, "_executor", None)
+    if executor is not None:
+        executor.shutdown(wait=False, kill_workers=True)

@@ -1,0 +1,112 @@
+"""Launching with Hydra: a real multirun (sweeper + launcher plugin) and its task function.
+
+``train`` is a multirun of one, so every launcher works for single runs too. Launching goes
+through ``GlobalHydra.instance().hydra.multirun``, the call ``@hydra.main --multirun`` makes;
+its signature is unchanged from Hydra 1.1 to 1.4-dev (tests/test_bridge_hooks.py pins it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from hydra import compose as hydra_compose
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf
+
+from vaesweep.bridge.compose import CONFIG_NAME, hydra_session, searchpath_override, to_config
+from vaesweep.bridge.hydra_internals import release_joblib_workers, sweeper_trusts_validation
+from vaesweep.bridge.overrides import quote
+from vaesweep.record import contract
+from vaesweep.record.sweep_index import refresh_index, run_status
+from vaesweep.record.sweep_plan import PLAN_FILE
+
+
+def run_subdir(swept_keys: Sequence[str]) -> str:
+    """The ``hydra.sweep.subdir`` expression naming each run by its swept values."""
+    keys = "+".join(k.lstrip("+~") for k in swept_keys) or "-"
+    return "${vaesweep.run_name:" + keys + "}"
+
+
+def hydra_task(cfg: DictConfig) -> dict[str, Any]:
+    """Hydra's task function: typed config and output dir in, the run's summary dict out.
+
+    Module-level so launchers that pickle it (joblib, submitit) pickle it by reference. The
+    config Hydra composed for this job is converted once (:func:`to_config`) and handed to
+    :func:`vaesweep.run.job.run_job`. A run already completed (a resumed sweep relaunches its
+    whole grid) returns its summary before torch is imported, so a worker with nothing left to
+    train never pays for that. In a sweep, the sweep's ``runs.csv`` is rebuilt after each run
+    (the run itself knows nothing about sweeps).
+    """
+    hydra_cfg = HydraConfig.get()
+    run_dir = Path(hydra_cfg.runtime.output_dir)
+    status, summary = run_status(run_dir)
+    if status == contract.COMPLETED and summary is not None:
+        return summary
+
+    from vaesweep.run.job import run_job  # late: torch is imported inside the job only
+
+    multirun = hydra_cfg.mode is not None and str(hydra_cfg.mode) == "RunMode.MULTIRUN"
+    sweep_dir = Path(hydra_cfg.sweep.dir).resolve() if multirun else None
+    try:
+        return run_job(to_config(cfg), run_dir, overrides=list(hydra_cfg.overrides.task))
+    finally:
+        if sweep_dir is not None and (sweep_dir / PLAN_FILE).exists():
+            refresh_index(sweep_dir)
+
+
+def launch(
+    overrides: Sequence[str],
+    *,
+    sweep_dir: Path,
+    subdir: str,
+    extra_dirs: Sequence[Path] = (),
+    task: Callable[[DictConfig], Any] = hydra_task,
+) -> list[Any]:
+    """Run a real Hydra multirun of ``overrides`` into ``sweep_dir/<subdir>``.
+
+    ``subdir`` is a Hydra expression such as :func:`run_subdir`. Returns the flattened
+    ``JobReturn`` list. The launcher is whatever ``hydra/launcher=...`` selects.
+    """
+    hydra_overrides = [
+        f"hydra.sweep.dir={quote(str(sweep_dir))}",
+        f"hydra.sweep.subdir={subdir}",
+        "hydra.mode=MULTIRUN",
+        *searchpath_override(extra_dirs),
+    ]
+    with hydra_session(extra_dirs), sweeper_trusts_validation():
+        hydra = GlobalHydra.instance().hydra
+        assert hydra is not None
+        batches = hydra.multirun(
+            config_name=CONFIG_NAME,
+            task_function=task,
+            overrides=[*overrides, *hydra_overrides],
+            with_log_configuration=True,
+        )
+    release_joblib_workers()
+    return [r for batch in batches for r in batch]
+
+
+def launcher_names(extra_dirs: Sequence[Path] = ()) -> list[str]:
+    """Options of hydra/launcher visible to Hydra (plugins installed + conf/hydra/launcher)."""
+    with hydra_session(extra_dirs):
+        loader = GlobalHydra.instance().config_loader()
+        names = set(loader.get_group_options("hydra/launcher"))
+    # The extra dirs enter Hydra's search path only through the composing override, so
+    # their launcher profiles are listed from disk.
+    for d in extra_dirs:
+        names.update(p.stem for p in (Path(d).expanduser() / "hydra" / "launcher").glob("*.yaml"))
+    return sorted(names)
+
+
+def launcher_target(name: str, extra_dirs: Sequence[Path] = ()) -> str:
+    """The ``_target_`` class path of launcher profile ``name`` (``hydra/launcher=name``)."""
+    with hydra_session(extra_dirs):
+        cfg = hydra_compose(
+            config_name=CONFIG_NAME,
+            overrides=[f"hydra/launcher={name}", *searchpath_override(extra_dirs)],
+            return_hydra_config=True,
+        )
+    return str(OmegaConf.select(cfg, "hydra.launcher._target_", default=""))

@@ -1,0 +1,34 @@
+"""Command-line overrides before Hydra parses them (this module does not import Hydra)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+_HOME_VALUE = re.compile(r"^([+~]*[\w.@/-]+)=(~[^,'\"()\[\]{}]*)$")
+
+
+def normalize_overrides(overrides: Sequence[str]) -> list[str]:
+    """Overrides as Hydra's grammar wants them: ``key=~/x`` becomes ``key='~/x'``.
+
+    bash expands ``~`` after ``=``, zsh does not, and Hydra's grammar rejects a bare ``~`` in
+    a value; the path is expanded where it is used (``Path.expanduser``).
+    """
+    return [_HOME_VALUE.sub(r"\1='\2'", o) for o in overrides]
+
+
+def run_overrides(overrides: Sequence[str]) -> list[str]:
+    """Overrides minus Hydra's own dotted settings (``hydra.*``); group choices stay."""
+    return [o for o in overrides if not o.lstrip("+~").startswith("hydra.")]
+
+
+def has_key(overrides: Sequence[str], key: str) -> bool:
+    """Whether ``key`` is set (``key=``, ``+key=``, ``~key``) among ``overrides``."""
+    return any(o.split("=", 1)[0].lstrip("+~") == key for o in overrides)
+
+
+def quote(value: str) -> str:
+    """Quote a value for Hydra's override grammar unless it is already plain."""
+    if re.fullmatch(r"[\w./\-${}:]+", value) and "," not in value:
+        return value
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"

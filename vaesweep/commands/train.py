@@ -1,0 +1,74 @@
+"""``vaesweep train``: one run under ``outputs/runs/<time>[_<name>]``, or continue one."""
+
+from __future__ import annotations
+
+import os
+import re
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from vaesweep.bridge import compose as bridge_compose
+from vaesweep.bridge import launch as bridge_launch
+from vaesweep.commands.launching import LaunchOptions, launcher_overrides
+from vaesweep.errors import UserError
+from vaesweep.record import contract
+from vaesweep.record.layout import runs_dir
+from vaesweep.record.sweep_index import run_status
+
+
+def timestamp() -> str:
+    return datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^\w.=,+-]+", "_", text).strip("_")[:80]
+
+
+def train(
+    overrides: list[str],
+    opts: LaunchOptions,
+    name: str | None,
+    console: Console,
+    resume: Path | None = None,
+) -> dict[str, Any]:
+    """One run under ``outputs/runs/<time>[_<name>]``, or continue the run in ``resume``.
+
+    The overrides are composed and range-checked before anything is created; Hydra then
+    composes the job once where it runs, and :func:`vaesweep.bridge.launch.hydra_task` hands
+    the typed config straight to the run.
+    """
+    if resume is not None:
+        overrides, run_dir = _resumable_run(resume, overrides)
+    else:
+        bridge_compose.compose(overrides, opts.config_dirs)  # validate before creating anything
+        label = name or _slug(",".join(o for o in overrides if not o.startswith("hydra")))
+        run_dir = runs_dir(opts.outputs) / (timestamp() + (f"_{label}" if label else ""))
+        if run_dir.exists():
+            run_dir = run_dir.with_name(run_dir.name + f"_{os.getpid()}")
+    extra, _launcher, _ = launcher_overrides(opts, 1, overrides)
+    console.print(f"run dir: {run_dir}", highlight=False)
+    results = bridge_launch.launch(
+        [*overrides, *extra],
+        sweep_dir=run_dir.resolve(),
+        subdir=".",
+        extra_dirs=opts.config_dirs,
+    )
+    summary: dict[str, Any] = results[0].return_value if results else {}
+    summary["run_dir"] = str(run_dir)
+    return summary
+
+
+def _resumable_run(run_dir: Path, overrides: list[str]) -> tuple[list[str], Path]:
+    """The stored overrides of an interrupted single run (its summary.json)."""
+    if overrides:
+        raise UserError("--resume takes the run's own overrides; drop " + " ".join(overrides))
+    status, summary = run_status(run_dir)
+    if summary is None:
+        raise UserError(f"--resume {run_dir}: not a run directory (no readable summary.json)")
+    if status == contract.COMPLETED:
+        raise UserError(f"{run_dir} already completed; nothing to resume")
+    stored = [o for o in summary.get("overrides") or [] if not o.startswith("train.progress")]
+    return stored, run_dir
