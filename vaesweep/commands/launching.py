@@ -44,6 +44,9 @@ class LaunchOptions:
     jobs: int = 1
     config_dirs: list[Path] = field(default_factory=list)
     outputs: Path | None = None
+    #: Most runs per stack (``--stack-size``); 0 = no stacking (``--no-stack``); None = the
+    #: default for a new sweep, the stored size for a resumed one.
+    stack_size: int | None = None
 
 
 def launcher_overrides(

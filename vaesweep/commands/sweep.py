@@ -21,6 +21,12 @@ from vaesweep.bridge import grid as bridge_grid
 from vaesweep.bridge import launch as bridge_launch
 from vaesweep.commands.launching import LaunchOptions, launcher_overrides
 from vaesweep.commands.sweep_monitor import SweepMonitor
+from vaesweep.commands.sweep_stacks import (
+    DEFAULT_STACK_SIZE,
+    assign_stacks,
+    launch_units,
+    stack_launch,
+)
 from vaesweep.commands.train import timestamp
 from vaesweep.errors import UserError
 from vaesweep.record.layout import sweeps_dir
@@ -50,6 +56,10 @@ def plan_sweep(
         config_dirs=[str(Path(d).expanduser().resolve()) for d in opts.config_dirs],
         command="vaesweep sweep " + " ".join(shlex.quote(a) for a in sys.argv[2:]),
     )
+    size = DEFAULT_STACK_SIZE if opts.stack_size is None else opts.stack_size
+    if size < 0:
+        raise UserError(f"--stack-size {size} is invalid: must be >= 1 (or --no-stack)")
+    assign_stacks(plan, size)
     return plan, grid
 
 
@@ -74,6 +84,8 @@ def plan_new_or_resumed(
         raise UserError(f"--resume {resume}: no such directory")
     stored = load_for_resume(sweep_dir)
     opts.config_dirs = opts.config_dirs or [Path(d) for d in stored.config_dirs]
+    if opts.stack_size is None:  # the runs keep the stacks their checkpoints came from
+        opts.stack_size = stored.stack_size
     plan, _ = plan_sweep(stored.overrides, opts, stored.name)
     plan.created, plan.resumed, plan.command = stored.created, stored.resumed, stored.command
     return plan, sweep_dir
@@ -85,7 +97,7 @@ def sweep(
     """Run (or resume) ``plan`` into ``sweep_dir``; returns the index rows."""
     user = list(plan.overrides)
     # Checked before the lock creates the directory: a typo leaves nothing behind.
-    extra, launcher, threads = launcher_overrides(opts, len(plan.runs), user)
+    extra, launcher, threads = launcher_overrides(opts, launch_units(plan), user)
     if not resume and (sweep_dir / PLAN_FILE).exists():
         raise UserError(
             f"{sweep_dir} already holds a sweep; resume it with "
@@ -104,12 +116,24 @@ def sweep(
         bars_off = "train.progress=off" in [*user, *extra]
         monitor = SweepMonitor(sweep_dir, plan, console, live=bars_off).start()
         try:
-            bridge_launch.launch(
-                [*user, *extra],
-                sweep_dir=sweep_dir.resolve(),
-                subdir=bridge_launch.run_subdir(plan.swept_keys),
-                extra_dirs=opts.config_dirs,
-            )
+            if plan.stacks():
+                from vaesweep.bridge.stack_task import stack_task
+
+                stacked, subdir = stack_launch(plan, user)
+                bridge_launch.launch(
+                    [*stacked, *extra],
+                    sweep_dir=sweep_dir.resolve(),
+                    subdir=subdir,
+                    extra_dirs=opts.config_dirs,
+                    task=stack_task,
+                )
+            else:
+                bridge_launch.launch(
+                    [*user, *extra],
+                    sweep_dir=sweep_dir.resolve(),
+                    subdir=bridge_launch.run_subdir(plan.swept_keys),
+                    extra_dirs=opts.config_dirs,
+                )
         finally:
             monitor.stop()
             rows = refresh_index(sweep_dir)

@@ -23,6 +23,14 @@ STACKABLE_KEYS = ("beta", "seed", "kl.*", "loss.sigma")
 IGNORED_KEYS = ("train.progress",)
 
 
+def stackable_key(key: str) -> bool:
+    """Whether a swept override key (``beta``, ``kl.epochs``, ``model.width``...) may differ
+    inside one stack; group choices (``kl=warmup``) and added keys (``+x``) may not."""
+    if key.startswith(("+", "~")):
+        return False
+    return key in ("beta", "seed", "loss.sigma") or (key.startswith("kl.") and key != "kl.method")
+
+
 def stack_key(config: Config) -> str:
     """Equal for runs that can share a stack."""
     d: dict[str, Any] = config.to_dict()

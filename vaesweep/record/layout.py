@@ -14,6 +14,9 @@ from pathlib import Path
 RUNS_DIR = "runs"
 #: Folder of sweeps (``vaesweep sweep``) under the outputs root.
 SWEEPS_DIR = "sweeps"
+#: Folder, inside a sweep, of the Hydra jobs of its stacks (their .hydra/ and the whole
+#: stack's train.log); each member's record is in its own run directory as usual.
+STACKS_DIR = ".stacks"
 
 
 def outputs_root(outputs: Path | None = None) -> Path:

@@ -154,6 +154,7 @@ def _train_stack(members: Sequence[Member]) -> None:
     from vaesweep.run.stack_assembly import assemble_stack, stack_state
 
     t_setup = time.perf_counter()
+    log.info("training as one stack: %s", ", ".join(m.run_dir.name for m in members))
     first, state = assemble_stack([m.config for m in members], spectrum=True)
     splits, device, config = first.splits, first.device, first.config
     for note in splits.notes:
