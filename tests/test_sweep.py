@@ -160,7 +160,8 @@ def test_resume_after_sigkill_finishes_every_run_exactly_once(tmp_path: Path) ->
         "eval.mi_images=200",
     ]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "vaesweep", "sweep", *args, "--name", "k"],
+        # One run per process; tests/test_stack_sweep.py kills and resumes a stacked sweep.
+        [sys.executable, "-m", "vaesweep", "sweep", *args, "--name", "k", "--no-stack"],
         cwd=tmp_path,
         env=env,
         stdout=subprocess.DEVNULL,
@@ -217,7 +218,8 @@ def test_resume_after_sigkill_finishes_every_run_exactly_once(tmp_path: Path) ->
 def test_ctrl_c_stops_cleanly_and_says_how_to_resume(tmp_path: Path, interrupt_cli) -> None:
     sweep_dir = tmp_path / "out" / "sweeps" / "i"
     code, out = interrupt_cli(
-        ["sweep", "beta=0.1,1", "train.epochs=200", "eval.iwae_samples=5", "--name", "i"],
+        ["sweep", "beta=0.1,1", "train.epochs=200", "eval.iwae_samples=5", "--name", "i"]
+        + ["--no-stack"],
         (sweep_dir / "beta=0.1" / "checkpoint.pt").exists,
     )
     assert code == 130, out
