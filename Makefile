@@ -41,6 +41,7 @@ format: $(STAMP) ## Apply ruff's fixes and formatting
 	$(BIN)/ruff format .
 
 bench: $(STAMP) ## Speed targets as ratios against baselines measured in the same run
+	$(BIN)/python bench/bench_stack.py
 	$(BIN)/python bench/bench_sweep.py
 	$(BIN)/python bench/bench_report.py
 

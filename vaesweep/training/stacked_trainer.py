@@ -63,6 +63,7 @@ class StackedTrainer:
             if not state.alive[k]:
                 freezer.freeze(state, k)
         shared = shared_likelihood(list(model.likelihoods))
+        live_mask: tuple[list[bool], torch.Tensor] | None = None
         while state.epoch < cfg.epochs and any(state.alive):
             epoch = state.epoch + 1
             for k in self._live(state):
@@ -101,8 +102,9 @@ class StackedTrainer:
                         freezer.freeze(state, k)
                     if not any(state.alive):
                         break
-                live = torch.tensor(state.alive, device=device)
-                total = torch.where(live, objectives, torch.zeros_like(objectives)).sum()
+                if live_mask is None or live_mask[0] != state.alive:  # changes rarely: cached
+                    live_mask = (list(state.alive), torch.tensor(state.alive, device=device))
+                total = torch.where(live_mask[1], objectives, torch.zeros_like(objectives)).sum()
                 state.optimizer.zero_grad(set_to_none=True)
                 total.backward()
                 if cfg.grad_clip is not None:
