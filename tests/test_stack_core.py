@@ -24,7 +24,7 @@ from vaesweep.config.stacking import group_stacks, stack_key
 from vaesweep.control import KLControl, RunShape, build_control
 from vaesweep.control.stacked import StackedControl
 from vaesweep.model import build_model
-from vaesweep.model.stacked import StackedVAE
+from vaesweep.model.stacked import StackedConv2d, StackedConvTranspose2d, StackedVAE
 from vaesweep.objective.stacked import shared_likelihood, stacked_loss_terms
 from vaesweep.objective.terms import loss_terms
 from vaesweep.run.stack_assembly import assemble_stack
@@ -66,7 +66,15 @@ def test_member_init_is_the_single_runs_bit_for_bit() -> None:
         (MLPConfig(hidden=[32, 16], latent_dim=3), (1, 28, 28)),
     ],
 )
-def test_member_forward_equals_single_forward(model: object, shape: tuple[int, int, int]) -> None:
+@pytest.mark.parametrize("kernels", [("auto", "auto"), ("unfold", "fold"), ("grouped", "grouped")])
+def test_member_forward_equals_single_forward(
+    model: object,
+    shape: tuple[int, int, int],
+    kernels: tuple[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(StackedConv2d, "kernel", kernels[0])
+    monkeypatch.setattr(StackedConvTranspose2d, "kernel", kernels[1])
     singles = []
     for seed in range(3):
         torch.manual_seed(seed)
