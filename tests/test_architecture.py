@@ -46,11 +46,7 @@ FORBIDDEN: list[tuple[tuple[str, ...], tuple[str, ...]]] = [
 #: Only the bridge may import Hydra or OmegaConf.
 HYDRA_ALLOWED = ("vaesweep.bridge",)
 #: Modules allowed an arrow the table forbids, with the reason. Keep this empty.
-EXCEPTIONS: dict[tuple[str, str], str] = {
-    # report/fabricate.py builds fake runs for tests (torch, record images, sweep plan); it is
-    # moving out of the report package into vaesweep/testing/ (issue 9).
-    ("vaesweep.report.fabricate", "torch"): "test fixture, moving to vaesweep.testing",
-}
+EXCEPTIONS: dict[tuple[str, str], str] = {}
 
 
 def _matches(name: str, prefixes: tuple[str, ...]) -> bool:

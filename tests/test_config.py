@@ -11,15 +11,6 @@ from vaesweep.bridge import compose as bridge
 from vaesweep.bridge.overrides import normalize_overrides
 from vaesweep.errors import UserError
 
-
-def group_options(group: str) -> list[str]:
-    """The options Hydra offers for ``group`` (what ``group=<option>`` accepts)."""
-    from hydra.core.global_hydra import GlobalHydra
-
-    with bridge.hydra_session():
-        return sorted(GlobalHydra.instance().config_loader().get_group_options(group))
-
-
 GROUP_SCHEMAS = {
     "model": {"conv": schemas.ConvConfig, "mlp": schemas.MLPConfig},
     "kl": {

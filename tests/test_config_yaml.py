@@ -22,7 +22,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from vaesweep import config as schemas
-from vaesweep import hydra_bridge as bridge
+from vaesweep.bridge import compose as bridge
 from vaesweep.config.loss import LIKELIHOODS
 
 CONF = Path(__file__).resolve().parents[1] / "conf"

@@ -284,7 +284,7 @@ def test_iwae_bits_per_dim_dequantises_densities_on_binarised_pixels(
 ) -> None:
     """A density scored at the binary points {0, 1} is no probability (it can exceed 1 and
     give negative bits/dim); dequantised as y = (x + u) / 2 its bound is one of P(x)."""
-    from vaesweep.training import evaluate
+    from vaesweep.evaluation import metrics as evaluate
 
     model = build_model(MLPConfig(latent_dim=2, hidden=[8]), LossConfig(likelihood), (1, 4, 4))
     images = (torch.arange(16 * 3, dtype=torch.int64).view(3, 1, 4, 4) * 37 % 256).to(torch.uint8)

@@ -261,7 +261,12 @@ def test_config_round_trip(kl: Any, model: Any) -> None:
     cfg = Config(
         data=DataConfig(limit=10, binarize="dynamic"),
         model=model,
-        loss=LossConfig(likelihood="laplace", sigma=0.3, recon_reduction="mean"),
+        # GECO constrains squared error, so it takes the fixed Gaussian; the rest a Laplace.
+        loss=LossConfig(
+            likelihood="gaussian" if isinstance(kl, GecoKL) else "laplace",
+            sigma=0.3,
+            recon_reduction="mean",
+        ),
         kl=kl,
         train=TrainConfig(epochs=3, grad_clip=1.0),
         eval=EvalConfig(iwae_images=None, split="test"),

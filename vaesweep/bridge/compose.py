@@ -33,17 +33,12 @@ from vaesweep.errors import UserError
 from vaesweep.record.run_names import run_name
 
 CONFIG_NAME = "config"
-#: Options of the schema-typed groups: {group: {option: dataclass}}.
-_GROUP_SCHEMAS: dict[str, dict[str, type]] = {
-    "model": schemas.MODEL_SCHEMAS,
-    "kl": schemas.KL_SCHEMAS,
-}
 
 
 def _register_schemas() -> None:
     store = ConfigStore.instance()
     store.store(name="base_config", node=schemas.Config)
-    for group, options in _GROUP_SCHEMAS.items():
+    for group, options in schemas.OPTION_SCHEMAS.items():
         for option, node in options.items():
             store.store(group=f"schema/{group}", name=option, node=node)
 
