@@ -218,8 +218,15 @@ def test_resume_after_sigkill_finishes_every_run_exactly_once(tmp_path: Path) ->
 def test_ctrl_c_stops_cleanly_and_says_how_to_resume(tmp_path: Path, interrupt_cli) -> None:
     sweep_dir = tmp_path / "out" / "sweeps" / "i"
     code, out = interrupt_cli(
-        ["sweep", "beta=0.1,1", "train.epochs=200", "eval.iwae_samples=5", "--name", "i"]
-        + ["--no-stack"],
+        [
+            "sweep",
+            "beta=0.1,1",
+            "train.epochs=200",
+            "eval.iwae_samples=5",
+            "--name",
+            "i",
+            "--no-stack",
+        ],
         (sweep_dir / "beta=0.1" / "checkpoint.pt").exists,
     )
     assert code == 130, out
