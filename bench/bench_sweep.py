@@ -1,9 +1,14 @@
-"""Benchmark: an 8-value beta sweep with ``--jobs 2`` against the same runs one after another.
+"""Benchmark: an 8-value beta sweep as one stack, with ``--jobs 2``, and one run after another.
 
-Both arms run the real CLI in fresh processes on the default config and data, alternating so
-machine noise hits both alike; figures are medians over the repeats. Printed:
+The three arms run the real CLI in fresh processes on the default config and data,
+alternating so machine noise hits them alike; figures are medians over the repeats. Printed:
 
-* the two wall times and their ratio (target: ``--jobs 2`` at least 1.8x faster on 2 cores);
+* the wall times and their ratios: the stack against the sequential loop (target 2x on 2
+  cores) and against ``--jobs 2`` (target 1.3x); ``--jobs 2`` against the loop (target 1.8x);
+* the stack's overhead (target: under 10% of its wall time): the sweep's wall time minus the
+  stacked training (``timings.train_s``, per-epoch validation included), i.e. start-up, data,
+  record writing and every member's end-of-run outputs;
+* peak memory (max RSS) of the stacked sweep against one default run;
 * the per-run overhead of each arm (target: under 10% of the run time): the run's wall time
   minus its training (``summary.json["timings"]["train_s"]``, per-epoch validation included)
   and its final evaluation, plus its share of the sweep's time outside any run (process and
@@ -30,14 +35,26 @@ from pathlib import Path
 
 BETAS = "0.001,0.003,0.01,0.03,0.1,0.3,1,3"
 TARGET_SPEEDUP = 1.8
+TARGET_STACK = 2.0
+TARGET_STACK_VS_JOBS = 1.3
 TARGET_OVERHEAD = 0.10
+#: Runs the command and prints its peak RSS (KiB on Linux) as its last line.
+_PEAK = (
+    "import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True, "
+    "stdout=subprocess.DEVNULL); print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
+)
+#: Peak RSS (MiB) of the last command of each kind.
+PEAKS: dict[str, float] = {}
 
 
 def _vaesweep(root: Path, args: list[str]) -> float:
-    cmd = [sys.executable, "-m", "vaesweep", *args]
+    cmd = [sys.executable, "-c", _PEAK, sys.executable, "-m", "vaesweep", *args]
     env = {**os.environ, "VAESWEEP_OUTPUTS": str(root)}
     t0 = time.perf_counter()
-    subprocess.run(cmd, check=True, env=env, cwd=root, stdout=subprocess.DEVNULL)
+    out = subprocess.run(cmd, check=True, env=env, cwd=root, capture_output=True, text=True)
+    PEAKS[args[0] + (" --no-stack" if "--no-stack" in args else "")] = (
+        int(out.stdout.split()[-1]) / 1024
+    )
     return time.perf_counter() - t0
 
 
@@ -86,36 +103,81 @@ def overheads(wall: float, records: list[dict], parallel: int) -> list[dict[str,
     return out
 
 
+def stack_overhead(wall: float, records: list[dict]) -> dict[str, float]:
+    """The stacked sweep's time outside its training (seconds, and as a fraction)."""
+    t = records[0]["timings"]
+    final = sum(r["timings"].get("final_s", 0.0) for r in records)
+    record = sum(r["timings"]["record_s"] for r in records)
+    overhead = wall - t["train_s"]
+    return {
+        "wall": wall,
+        "overhead": overhead,
+        "fraction": overhead / wall,
+        "final": final,
+        "record": record,
+        "setup": t["setup_s"],
+        "rest": overhead - final - record - t["setup_s"],
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=None, help="default: the config's")
     args = parser.parse_args()
 
-    times: dict[str, list[float]] = {"seq": [], "par": []}
+    times: dict[str, list[float]] = {"seq": [], "par": [], "stack": []}
     rows: dict[str, list[dict[str, float]]] = {"seq": [], "par": []}
+    stack_parts: list[dict[str, float]] = []
+    peaks: dict[str, list[float]] = {"stack": [], "one run": []}
     train_1t: list[float] = []
     train_2t: list[float] = []
+    arms = (("seq", ["--no-stack"]), ("par", ["--no-stack", "--jobs", "2"]), ("stack", []))
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         for i in range(args.repeats):
-            for arm, extra in (("seq", []), ("par", ["--jobs", "2"])):
+            for arm, extra in arms:
                 name = f"{arm}{i}"
                 wall = run_sweep(root, name, extra, args.epochs)
                 times[arm].append(wall)
                 records = run_records(root / "sweeps" / name)
-                rows[arm] += overheads(wall, records, 2 if arm == "par" else 1)
+                if arm == "stack":
+                    stack_parts.append(stack_overhead(wall, records))
+                    peaks["stack"].append(PEAKS["sweep"])
+                else:
+                    rows[arm] += overheads(wall, records, 2 if arm == "par" else 1)
             train_2t.append(train_seconds(root, 2, args.epochs))
+            peaks["one run"].append(PEAKS["train"])
             train_1t.append(train_seconds(root, 1, args.epochs))
 
     seq, par = statistics.median(times["seq"]), statistics.median(times["par"])
+    stack = statistics.median(times["stack"])
     speedup = seq / par
     t1, t2 = statistics.median(train_1t), statistics.median(train_2t)
     print(f"8-run beta sweep on digits (default config), median of {args.repeats} alternating")
     print(f"  sequential, one process, torch default threads : {seq:7.2f} s")
     print(f"  --jobs 2 (joblib, cores/2 threads per run)     : {par:7.2f} s")
-    verdict = "meets" if speedup >= TARGET_SPEEDUP else "MISSES"
-    print(f"  speed-up {speedup:.2f}x ({verdict} the {TARGET_SPEEDUP}x target)")
+    print(f"  one stack of 8 (the default)                   : {stack:7.2f} s")
+    for label, ratio, target in (
+        ("stack vs sequential", seq / stack, TARGET_STACK),
+        ("stack vs --jobs 2", par / stack, TARGET_STACK_VS_JOBS),
+        ("--jobs 2 vs sequential", speedup, TARGET_SPEEDUP),
+    ):
+        verdict = "meets" if ratio >= target else "MISSES"
+        print(f"  {label}: {ratio:.2f}x ({verdict} the {target}x target)")
+    med = {k: statistics.median(r[k] for r in stack_parts) for k in stack_parts[0]}
+    verdict = "meets" if med["fraction"] < TARGET_OVERHEAD else "MISSES"
+    print(
+        f"  stack overhead: {med['overhead']:.2f} s of {med['wall']:.2f} s = "
+        f"{med['fraction']:.1%} ({verdict} the {TARGET_OVERHEAD:.0%} target) "
+        f"[members' end-of-run outputs {med['final']:.2f} s, records {med['record']:.2f} s, "
+        f"data+models {med['setup']:.2f} s, rest (start-up, Hydra, index) {med['rest']:.2f} s]"
+    )
+    p_stack, p_one = statistics.median(peaks["stack"]), statistics.median(peaks["one run"])
+    print(
+        f"  peak memory (max RSS): stack of 8 {p_stack:.0f} MiB, one run {p_one:.0f} MiB "
+        f"({p_stack / p_one:.2f}x)"
+    )
     print(
         f"  thread-scaling ceiling 2 x {t2:.2f} s / {t1:.2f} s = {2 * t2 / t1:.2f}x "
         f"(one run's training with 2 threads / with 1: {t1 / t2:.2f}x)"

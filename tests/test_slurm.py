@@ -95,11 +95,13 @@ def fake_slurm(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def test_slurm_launcher_submits_one_job_array(
     outputs: Path, tiny: list[str], fake_slurm: Path
 ) -> None:
+    """Two stacks (batch size differs) of two betas: one array task per stack."""
     result = CliRunner().invoke(
         app,
         [
             "sweep",
             "beta=0.1,1",
+            "train.batch_size=32,64",
             *tiny,
             "--name",
             "cluster",
@@ -118,10 +120,16 @@ def test_slurm_launcher_submits_one_job_array(
     assert "#SBATCH --time=120" in text
     assert "submitit.core._submit" in text
     sweep_dir = outputs / "sweeps" / "cluster"
-    for run in ("beta=0.1", "beta=1"):
-        summary = json.loads((sweep_dir / run / "summary.json").read_text())
-        assert summary["status"] == "completed"
-    assert "2 completed" in result.output
+    for beta in ("0.1", "1"):
+        for batch in ("32", "64"):
+            run = f"beta={beta},train.batch_size={batch}"
+            summary = json.loads((sweep_dir / run / "summary.json").read_text())
+            assert summary["status"] == "completed"
+            assert summary["stack"] == [
+                f"beta=0.1,train.batch_size={batch}",
+                f"beta=1,train.batch_size={batch}",
+            ]
+    assert "4 completed" in result.output
 
 
 @pytest.mark.parametrize("command", ["sweep", "train"])

@@ -210,6 +210,7 @@ def test_sweep_on_a_real_cluster_then_scancel_and_resume(tmp_path: Path, tiny: l
             "sweep",
             "beta=0.1,1,10",
             *tiny,
+            "--no-stack",  # one array task per run: each is held or released on its own
             "--name",
             "cluster",
             "--launcher",

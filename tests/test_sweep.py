@@ -174,7 +174,8 @@ def test_resume_after_sigkill_finishes_every_run_exactly_once(
     sweep_dir = tmp_path / "out" / "sweeps" / "k"
     args = ["beta=0.01,0.1,1", *_with_epochs(tiny, 4)]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "vaesweep", "sweep", *args, "--name", "k"],
+        # One run per process; tests/test_stack_sweep.py kills and resumes a stacked sweep.
+        [sys.executable, "-m", "vaesweep", "sweep", *args, "--name", "k", "--no-stack"],
         cwd=tmp_path,
         env={**env, **hold.env},
         stdout=subprocess.DEVNULL,
@@ -227,7 +228,9 @@ def test_ctrl_c_stops_cleanly_and_says_how_to_resume(
     tmp_path: Path, interrupt_cli, tiny: list[str]
 ) -> None:
     sweep_dir = tmp_path / "out" / "sweeps" / "i"
-    code, out = interrupt_cli(["sweep", "beta=0.1,1", *tiny, "--name", "i"], "beta=0.1.epoch1")
+    code, out = interrupt_cli(
+        ["sweep", "beta=0.1,1", *tiny, "--name", "i", "--no-stack"], "beta=0.1.epoch1"
+    )
     assert code == 130, out
     assert f"vaesweep sweep --resume {sweep_dir}" in out.replace("\n", "")
     assert "Traceback" not in out

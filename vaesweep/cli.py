@@ -220,10 +220,24 @@ def sweep(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Print the grid; train nothing.")
     ] = False,
+    stack_size: Annotated[
+        int | None,
+        typer.Option(
+            "--stack-size",
+            min=1,
+            help="Most runs trained together as one stacked model (default 8).",
+        ),
+    ] = None,
+    no_stack: Annotated[
+        bool, typer.Option("--no-stack", help="Train every run in its own process.")
+    ] = False,
     config_dir: ConfigDirs = None,
     outputs: Outputs = None,
 ) -> None:
     """Run one training per combination of the swept values.
+
+    Runs that differ only in beta, seed, kl.* or loss.sigma train together as one stacked
+    model (each still writes its own run directory); --no-stack trains them one by one.
 
     Examples: vaesweep sweep beta=0.01,0.1,1 ;
     vaesweep sweep beta=0.001,0.01,0.1,1,10 seed=0,1,2 --jobs 2 ;
@@ -246,6 +260,7 @@ def sweep(
             launcher_given=launcher is not None,
             jobs_given=jobs is not None,
         )
+        opts.stack_size = 0 if no_stack else stack_size
         plan, sweep_dir = plan_new_or_resumed(_overrides(overrides), opts, name, resume)
         tables.print_grid(console, plan, sweep_dir, dry_run)
         for note in opts.notes:

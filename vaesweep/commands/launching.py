@@ -52,6 +52,10 @@ class LaunchOptions:
     #: Notes about the data found by the checks before launching (printed before it starts).
     notes: list[str] = field(default_factory=list)
 
+    #: Most runs per stack (``--stack-size``); 0 = no stacking (``--no-stack``); None = the
+    #: default for a new sweep, the stored size for a resumed one.
+    stack_size: int | None = None
+
 
 #: The largest --jobs accepted: beyond it a number is a typo, not a plan.
 MAX_JOBS = 256

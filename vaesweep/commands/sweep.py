@@ -29,6 +29,12 @@ from vaesweep.commands.launching import (
     runs_here,
 )
 from vaesweep.commands.sweep_monitor import SweepMonitor
+from vaesweep.commands.sweep_stacks import (
+    DEFAULT_STACK_SIZE,
+    assign_stacks,
+    launch_units,
+    stack_launch,
+)
 from vaesweep.commands.train import timestamp
 from vaesweep.config.tracker import TrackerConfig
 from vaesweep.errors import UserError
@@ -65,7 +71,37 @@ def plan_sweep(
         config_dirs=[str(Path(d).expanduser().resolve()) for d in opts.config_dirs],
         command="vaesweep sweep " + " ".join(shlex.quote(a) for a in sys.argv[2:]),
     )
+    size = DEFAULT_STACK_SIZE if opts.stack_size is None else opts.stack_size
+    if size < 0:
+        raise UserError(f"--stack-size {size} is invalid: must be >= 1 (or --no-stack)")
+    alone = _trains_alone(configs)
+    if alone and size > 1:
+        opts.notes.append(f"runs train one per process, not stacked: {alone}")
+        size = 0
+    assign_stacks(plan, size)
     return plan, grid
+
+
+#: Architectures :mod:`vaesweep.model.stacked` can stack (linear, conv and SiLU layers only).
+STACKABLE_ARCHS = ("conv", "mlp")
+
+
+def _trains_alone(configs: list[Any]) -> str:
+    """Why these runs cannot share a stack (empty when they can): the stacked trainer has no
+    tracker hooks and no augmentation of training batches."""
+    if any(c.tracker.names() for c in configs):
+        return "tracker=... logs from single runs only"
+    if any(c.data.augment_flip or c.data.augment_crop is not None for c in configs):
+        return "data.augment_* applies to single runs only"
+    if any(c.eval.noise_draws > 1 or c.eval.grad_draws > 1 for c in configs):
+        # The stacked validation scores one noise draw and one gradient draw per batch; a
+        # member would not leave its single run's numbers (eval.noise_draws=1
+        # eval.grad_draws=1 stacks).
+        return "eval.noise_draws / eval.grad_draws > 1 are evaluated by single runs only"
+    archs = sorted({c.model.arch for c in configs} - set(STACKABLE_ARCHS))
+    if archs:
+        return f"model={archs[0]} has no stacked form (stacked: {', '.join(STACKABLE_ARCHS)})"
+    return ""
 
 
 def _preflight(configs: list[Any]) -> list[str]:
@@ -120,6 +156,8 @@ def plan_new_or_resumed(
         f"({'given' if opts.launcher_given else 'stored in the sweep'}) and --jobs {opts.jobs} "
         f"({'given' if opts.jobs_given else 'stored in the sweep'})"
     )
+    if opts.stack_size is None:  # the runs keep the stacks their checkpoints came from
+        opts.stack_size = stored.stack_size
     plan, _ = plan_sweep(stored.overrides, opts, stored.name)
     plan.created, plan.resumed, plan.command = stored.created, stored.resumed, stored.command
     _check_launch(opts, plan)
@@ -132,7 +170,7 @@ def sweep(
     """Run (or resume) ``plan`` into ``sweep_dir``; returns the index rows."""
     user = list(plan.overrides)
     # Checked before the lock creates the directory: a typo leaves nothing behind.
-    extra, launcher, threads = launcher_overrides(opts, len(plan.runs), user)
+    extra, launcher, threads = launcher_overrides(opts, launch_units(plan), user)
     trackers = _trackers(plan, opts)
     tracking.preflight(trackers, opts.outputs)
     if not resume:
@@ -154,12 +192,24 @@ def sweep(
         monitor = SweepMonitor(sweep_dir, plan, console, live=bars_off).start()
         try:
             with stop_signals_as_interrupt():
-                bridge_launch.launch(
-                    [*user, *extra],
-                    sweep_dir=sweep_dir.resolve(),
-                    subdir=bridge_launch.run_subdir(plan.swept_keys),
-                    extra_dirs=opts.config_dirs,
-                )
+                if plan.stacks():
+                    from vaesweep.bridge.stack_task import stack_task
+
+                    stacked, subdir = stack_launch(plan, user)
+                    bridge_launch.launch(
+                        [*stacked, *extra],
+                        sweep_dir=sweep_dir.resolve(),
+                        subdir=subdir,
+                        extra_dirs=opts.config_dirs,
+                        task=stack_task,
+                    )
+                else:
+                    bridge_launch.launch(
+                        [*user, *extra],
+                        sweep_dir=sweep_dir.resolve(),
+                        subdir=bridge_launch.run_subdir(plan.swept_keys),
+                        extra_dirs=opts.config_dirs,
+                    )
         except KeyboardInterrupt:
             # The launcher has stopped its workers; the lock is still ours, so no run of
             # this sweep is being written now: what says `running` was ours.
@@ -175,8 +225,8 @@ def sweep(
 def _check_launch(opts: LaunchOptions, plan: SweepPlan) -> None:
     """The launcher exists and --jobs is sane, before the run table is printed; a note when
     more runs would train at once than there are cores."""
-    _, launcher, _ = launcher_overrides(opts, len(plan.runs), plan.overrides)
-    workers = parallel_jobs(opts.jobs, len(plan.runs)) if launcher == "joblib" else 1
+    _, launcher, _ = launcher_overrides(opts, launch_units(plan), plan.overrides)
+    workers = parallel_jobs(opts.jobs, launch_units(plan)) if launcher == "joblib" else 1
     if workers > cores():
         opts.notes.append(
             f"--jobs {opts.jobs} trains {workers} runs at once on {cores()} cores; they share "

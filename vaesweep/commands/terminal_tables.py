@@ -68,14 +68,19 @@ def fmt(value: Any) -> str:
 
 def print_grid(console: Console, plan: Any, sweep_dir: Path, dry_run: bool) -> None:
     verb = "would run" if dry_run else "runs"
-    console.print(f"{len(plan.runs)} {verb} -> {sweep_dir}")
+    stacks = plan.stacks()
+    trained = f" in {len(stacks)} stack{'s' * (len(stacks) != 1)}" if stacks else ""
+    console.print(f"{len(plan.runs)} {verb}{trained} -> {sweep_dir}")
     table = _table()
     table.add_column("#", justify="right")
     for key in plan.swept_keys:
         table.add_column(key)
+    if stacks:
+        table.add_column("stack", justify="right")
     table.add_column("directory")
     for i, run in enumerate(plan.runs):
-        table.add_row(str(i), *[run.values[k] for k in plan.swept_keys], run.name)
+        stack = [str(run.stack)] if stacks else []
+        table.add_row(str(i), *[run.values[k] for k in plan.swept_keys], *stack, run.name)
     console.print(table)
     fixed = [o for o in plan.overrides if o.split("=", 1)[0] not in plan.swept_keys]
     if fixed:

@@ -58,8 +58,11 @@ def pca_spectrum(images: torch.Tensor, seed: int = 0, binarize: str = "none") ->
         _, s, _ = torch.svd_lowrank(xb.float(), q=min(k + 10, min(len(xb), d)), niter=3)
         eig = (s.double().pow(2) / max(len(xb) - 1, 1))[:k]
     else:
-        torch.manual_seed(seed)
-        _, s, _ = torch.svd_lowrank(x.float(), q=min(k + 10, min(m, d)), niter=3)
+        # svd_lowrank draws from the global RNG: seed it inside a fork, so that the run's
+        # own seeding (model initialisation, which follows) is left as it was.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            _, s, _ = torch.svd_lowrank(x.float(), q=min(k + 10, min(m, d)), niter=3)
         s = s.double()
         eig = (s.pow(2) / max(m - 1, 1))[:k]
     return {

@@ -163,6 +163,7 @@ SUMMARY_KEYS = (
     "images",  # {"reconstructions": {"rows", "cols", "cell", "val_index"}, ...}
     "wall_time_s",
     "timings",  # {"setup_s", "train_s", "record_s", "final_s", "disentanglement_s" (factor data)}
+    "stack",  # trained in a stack: the run names of its members, this one included
     "started",
     "finished",
     "resumed",  # epochs at which the run was resumed

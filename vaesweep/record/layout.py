@@ -25,6 +25,10 @@ MLFLOW_ARTIFACTS_DIR = "mlartifacts"
 #: The environment variable that moves the outputs root.
 OUTPUTS_ENV = "VAESWEEP_OUTPUTS"
 
+#: Folder, inside a sweep, of the Hydra jobs of its stacks (their .hydra/ and the whole
+#: stack's train.log); each member's record is in its own run directory as usual.
+STACKS_DIR = ".stacks"
+
 
 def outputs_root(outputs: Path | None = None) -> Path:
     return Path(outputs or os.environ.get(OUTPUTS_ENV, "outputs")).expanduser()

@@ -1,8 +1,10 @@
 """``sweep.json``: what a sweep is (overrides, grid, launcher), so it can be resumed and reported.
 
 Keys: schema, name, created, command, overrides (as typed), swept_keys, runs (one
-``{"name", "values", "overrides"}`` per run), launcher, jobs, threads_per_run, config_dirs,
-versions, resumed (times of each resume).
+``{"name", "values", "overrides", "stack"}`` per run; ``stack`` is the index of the stack the
+run trains in, or null when it trains alone), stack_size (the most runs per stack; 0 when
+stacking is off), launcher, jobs, threads_per_run, config_dirs, versions, resumed (times of
+each resume).
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ class PlannedRun:
     name: str
     values: dict[str, str]
     overrides: list[str]
+    #: Index of the stack this run trains in (README, "Stacked sweeps"); None: alone.
+    stack: int | None = None
 
 
 @dataclass
@@ -46,7 +50,33 @@ class SweepPlan:
         default_factory=lambda: {"vaesweep": __version__, "python": platform.python_version()}
     )
     resumed: list[str] = field(default_factory=list)
+    #: The most runs per stack; 0 = every run in its own process (``--no-stack``).
+    stack_size: int = 0
+    #: Swept keys whose values differ inside a stack (beta, seed, kl.*, loss.sigma).
+    stacked_keys: list[str] = field(default_factory=list)
     schema: int = 1
+
+    def stacks(self) -> list[list[PlannedRun]]:
+        """The runs of each stack, in stack order (runs that train alone are left out)."""
+        out: dict[int, list[PlannedRun]] = {}
+        for run in self.runs:
+            if run.stack is not None:
+                out.setdefault(run.stack, []).append(run)
+        return [out[i] for i in sorted(out)]
+
+    def stack_of_job(self, overrides: list[str], part: int) -> list[PlannedRun]:
+        """The runs a launched stack job trains: of the runs whose values of the swept keys
+        that are not stacked are among the job's ``overrides``, the ``part``-th stack."""
+        given = set(overrides)
+        shared = [k for k in self.swept_keys if k not in self.stacked_keys]
+        ids: list[int] = []
+        for run in self.runs:
+            matches = all(f"{k}={run.values[k]}" in given for k in shared)
+            if matches and run.stack is not None and run.stack not in ids:
+                ids.append(run.stack)
+        if part >= len(ids):
+            raise UserError(f"no stack {part} for the job {' '.join(overrides)} in this plan")
+        return [run for run in self.runs if run.stack == ids[part]]
 
     def save(self, sweep_dir: Path) -> None:
         write_json(Path(sweep_dir) / PLAN_FILE, asdict(self))

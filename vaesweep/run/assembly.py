@@ -62,6 +62,7 @@ def assemble(
     device: torch.device | None = None,
     seed: bool = True,
     spectrum: bool = False,
+    splits: Splits | None = None,
 ) -> Assembly:
     """Build data splits, model (on ``device``) and KL controller for ``config``.
 
@@ -69,13 +70,15 @@ def assemble(
     ``seed``: seed torch/numpy/random from ``config.seed`` before anything random happens
     (training does; evaluating a checkpoint does not need to). ``spectrum``: also compute the
     PCA spectrum of the training images, between loading the data and building the model.
+    ``splits``: images already loaded for ``config.data`` (the members of a stack share them).
     Raises :class:`~vaesweep.errors.UserError` for data that cannot be loaded.
     """
     threads = configure_threads(config.train.threads)
     dev = device if device is not None else resolve_device(config.train.device)
     if seed:
         seed_everything(config.seed, config.train.deterministic, dev)
-    splits = load_splits(config.data)
+    if splits is None:
+        splits = load_splits(config.data)
     pca = None
     if spectrum:
         from vaesweep.data.spectrum import pca_spectrum

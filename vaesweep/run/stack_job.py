@@ -1,0 +1,303 @@
+"""A stack of runs: member configs and run directories in, one complete run record per member.
+
+The stacked counterpart of :func:`vaesweep.run.run_job`: the data is loaded once, the members
+train together as one :class:`~vaesweep.model.stacked.StackedVAE`, and each member's run
+directory gets exactly what a single run writes there (summary.json with the same fields,
+metrics.csv, config.yaml, checkpoint.pt in the single-run layout, the PNG grids, train.log),
+through the same record writer and end-of-run outputs; the members are assembled by the one run
+assembly (:mod:`vaesweep.run.stack_assembly`). On an existing directory a member
+behaves as a single run does: ``completed`` is left alone, a checkpoint is continued. Members
+whose checkpoints stopped at different epochs (a kill between two members' writes) train as
+separate stacks, one per epoch reached.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import time
+import traceback
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from vaesweep.config import Config
+from vaesweep.errors import UserError
+from vaesweep.evaluation.final import final_iwae, image_grids
+from vaesweep.evaluation.metrics import EVAL_SEED
+from vaesweep.record import RunRecord, contract
+from vaesweep.run.job import _check_same_experiment, _now, _write_images, final_kl, versions
+from vaesweep.run.record_hooks import RecordHooks
+from vaesweep.training.trainer import EpochResult, TrainHooks
+
+log = logging.getLogger("vaesweep.run")
+
+
+@dataclass
+class Member:
+    config: Config
+    run_dir: Path
+    overrides: list[str]
+    record: RunRecord | None = None
+    handler: logging.Handler | None = None
+
+
+class _OnlyMember(logging.Filter):
+    """Lets a member's train.log take the lines logged while that member is reported."""
+
+    current: int | None = None
+
+    def __init__(self, k: int) -> None:
+        super().__init__()
+        self.k = k
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return _OnlyMember.current in (None, self.k)
+
+
+class _MemberHooks(TrainHooks):
+    """Member k's record writer, with its log lines routed to its own train.log."""
+
+    def __init__(self, k: int, inner: RecordHooks) -> None:
+        self.k, self.inner = k, inner
+
+    def on_epoch_end(self, result: EpochResult, state: Any) -> None:
+        _OnlyMember.current = self.k
+        try:
+            self.inner.on_epoch_end(result, state)
+        finally:
+            _OnlyMember.current = None
+
+
+@contextmanager
+def _member_logs(members: Sequence[Member]) -> Iterator[None]:
+    root = logging.getLogger()
+    fmt = logging.Formatter("[%(asctime)s][%(name)s][%(levelname)s] %(message)s")
+    for k, m in enumerate(members):
+        m.handler = logging.FileHandler(m.run_dir / "train.log")
+        m.handler.setFormatter(fmt)
+        m.handler.addFilter(_OnlyMember(k))
+        root.addHandler(m.handler)
+    try:
+        yield
+    finally:
+        for m in members:
+            if m.handler is not None:
+                root.removeHandler(m.handler)
+                m.handler.close()
+
+
+def run_stack(members: Sequence[Member], sweep_dir: Path | None = None) -> list[dict[str, Any]]:
+    """Train the members that are not completed yet as one stack; one summary per member.
+
+    Errors never escape (as :func:`run_job`): a bad input fails every member still open with
+    ``error_kind="user"``, anything else with ``"internal"`` and the traceback in train.log.
+    """
+    todo: list[Member] = []
+    for m in members:
+        m.run_dir.mkdir(parents=True, exist_ok=True)
+        m.record = RunRecord(m.run_dir)
+        previous = m.record.read_summary()
+        if previous and previous.get("status") == contract.COMPLETED:
+            log.info("already completed; skipping %s", m.run_dir)
+            continue
+        m.record.summary = dict(previous or {})
+        m.record.update_summary(
+            status=contract.RUNNING,
+            error=None,
+            error_kind=None,
+            name=m.run_dir.name,
+            beta=m.config.beta,
+            seed=m.config.seed,
+            overrides=list(m.overrides),
+            epochs=m.config.train.epochs,
+            config=m.config.to_dict(),
+            config_hash=m.config.hash(),
+            started=m.record.summary.get("started", _now()),
+            host=socket.gethostname(),
+            versions=versions(),
+            stack=[x.run_dir.name for x in members],
+        )
+        todo.append(m)
+    t0 = time.perf_counter()
+    if todo:
+        with _member_logs(todo):
+            try:
+                _train_stack(todo)
+            except UserError as err:
+                _fail(todo, str(err), "user")
+            except Exception as err:  # a bug: keep the records and the traceback
+                log.error("stack failed:\n%s", traceback.format_exc())
+                _fail(todo, f"{type(err).__name__}: {err}".splitlines()[0], "internal")
+            finally:
+                spent = time.perf_counter() - t0
+                for m in todo:
+                    assert m.record is not None
+                    wall = float(m.record.summary.get("wall_time_s") or 0.0) + spent
+                    m.record.update_summary(wall_time_s=wall, finished=_now())
+    return [RunRecord(m.run_dir).read_summary() or {} for m in members]
+
+
+def _fail(members: Sequence[Member], error: str, kind: str) -> None:
+    for m in members:
+        assert m.record is not None
+        if m.record.summary.get("status") == contract.RUNNING:
+            m.record.update_summary(status=contract.FAILED, error=error, error_kind=kind)
+
+
+def _train_stack(members: Sequence[Member]) -> None:
+    from vaesweep.run.assembly import assemble
+    from vaesweep.run.stack_assembly import assemble_stack, stack_state
+
+    t_setup = time.perf_counter()
+    log.info("training as one stack: %s", ", ".join(m.run_dir.name for m in members))
+    first, state = assemble_stack([m.config for m in members], spectrum=True)
+    splits, device, config = first.splits, first.device, first.config
+    for note in splits.notes:
+        log.info("data: %s", note)
+    c, h, w = first.shape
+    data = {
+        "name": config.data.name,
+        "root": str(Path(config.data.root).expanduser().resolve()),
+        "path": str(Path(config.data.path).expanduser().resolve()) if config.data.path else None,
+        "shape": [c, h, w],
+        "n_pixels": c * h * w,
+        "n_train": len(splits.train),
+        "n_val": len(splits.val),
+        "n_test": len(splits.test) if splits.test is not None else None,
+        "source": splits.source,
+        "notes": splits.notes,
+        "pca": first.spectrum,
+    }
+    n_params = sum(p.numel() for p in first.model.parameters())
+    train_u8, val_u8 = splits.train.images.to(device), splits.val.images.to(device)
+    # Where each member starts: its checkpoint's epoch (0 without one).
+    starts: dict[int, list[int]] = {}
+    checkpoints: list[dict[str, Any] | None] = []
+    for k, m in enumerate(members):
+        assert m.record is not None
+        n_train = len(splits.train)
+        m.record.update_summary(
+            epochs=m.config.train.total_epochs(n_train),
+            steps=m.config.train.total_steps(n_train),
+            steps_per_epoch=m.config.train.steps_per_epoch(n_train),
+            device=str(device),
+            threads=first.threads,
+            data=data,
+            model={
+                "arch": m.config.model.arch,
+                "latent_dim": m.config.model.latent_dim,
+                "parameters": n_params,
+            },
+        )
+        checkpoint = m.record.load_checkpoint(map_location=device)
+        if checkpoint is not None:
+            _check_same_experiment(checkpoint.get("config", {}), m.config, m.record.dir)
+        checkpoints.append(checkpoint)
+        epoch = int(checkpoint["state"]["epoch"]) if checkpoint is not None else 0
+        starts.setdefault(epoch, []).append(k)
+    setup_s = time.perf_counter() - t_setup
+    for epoch in sorted(starts):
+        group = starts[epoch]
+        if len(group) != len(members):  # members at different epochs: one stack per epoch
+            parts = [assemble(members[k].config, device=device, splits=splits) for k in group]
+            state = stack_state(parts)
+        _fit_group(
+            [members[k] for k in group],
+            [checkpoints[k] for k in group],
+            state,
+            splits,
+            train_u8,
+            val_u8,
+            device,
+            setup_s,
+        )
+
+
+def _fit_group(
+    members: Sequence[Member],
+    checkpoints: Sequence[dict[str, Any] | None],
+    state: Any,
+    splits: Any,
+    train_u8: torch.Tensor,
+    val_u8: torch.Tensor,
+    device: torch.device,
+    setup_s: float,
+) -> None:
+    from vaesweep.training.stacked_trainer import StackedTrainer
+
+    for k, (m, checkpoint) in enumerate(zip(members, checkpoints)):
+        assert m.record is not None
+        if checkpoint is not None:
+            state.load_member_state_dict(k, checkpoint["state"])
+            m.record.load_rows(state.epoch)
+            m.record.update_summary(resumed=[*m.record.summary.get("resumed", []), state.epoch])
+            log.info(
+                "resuming %s after epoch %d (step %d)", m.run_dir.name, state.epoch, state.step
+            )
+        else:
+            m.record.reset_rows()
+        m.record.write_text(contract.CONFIG_FILE, m.config.to_yaml())
+    first = members[0].config
+    writers = [
+        RecordHooks(m.record, m.config, None, m.config.train.total_epochs(len(splits.train)))  # type: ignore[arg-type]
+        for m in members
+    ]
+    trainer = StackedTrainer(
+        first.train,
+        first.eval,
+        binarize=first.data.binarize,
+        eval_seed=EVAL_SEED,
+        hooks=[_MemberHooks(k, w) for k, w in enumerate(writers)],
+    )
+    t_fit = time.perf_counter()
+    try:
+        results = trainer.fit(state, train_u8, val_u8)
+    finally:
+        for m, w in zip(members, writers):
+            assert m.record is not None
+            t_flush = time.perf_counter()
+            m.record.flush()
+            w.write_progress()
+            w.write_seconds += time.perf_counter() - t_flush
+    fit_s = time.perf_counter() - t_fit
+    state.model.eval()
+    for k, (m, w, result) in enumerate(zip(members, writers, results)):
+        assert m.record is not None
+        _OnlyMember.current = k
+        try:
+            timings = {
+                "setup_s": setup_s,
+                "record_s": w.write_seconds,
+                "train_s": fit_s - sum(x.write_seconds for x in writers),
+                "stack_size": len(members),
+            }
+            if result.status == contract.DIVERGED:
+                log.warning("diverged: %s", result.error)
+                m.record.update_summary(
+                    status=contract.DIVERGED,
+                    error=result.error,
+                    error_kind="numeric",
+                    timings=timings,
+                )
+                continue
+            t_final = time.perf_counter()
+            view = state.model.member_view(k)
+            kl_per_dim = final_kl(m.record.rows)
+            grids = image_grids(view, splits, device, m.config, kl_per_dim)
+            images = _write_images(grids, m.record)
+            iwae = final_iwae(view, splits, device, m.config, EVAL_SEED)
+            timings["final_s"] = time.perf_counter() - t_final
+            m.record.update_summary(
+                status=contract.COMPLETED,
+                images=images,
+                iwae=iwae,
+                kl_per_dim=kl_per_dim,
+                timings=timings,
+            )
+        finally:
+            _OnlyMember.current = None
