@@ -89,7 +89,7 @@ STACKABLE_ARCHS = ("conv", "mlp")
 def _trains_alone(configs: list[Any]) -> str:
     """Why these runs cannot share a stack (empty when they can): the stacked trainer has no
     tracker hooks and no augmentation of training batches."""
-    if any(c.tracker.names() for c in configs):
+    if any(c.tracker.names for c in configs):
         return "tracker=... logs from single runs only"
     if any(c.data.augment_flip or c.data.augment_crop is not None for c in configs):
         return "data.augment_* applies to single runs only"
