@@ -28,6 +28,8 @@ TINY = [
     "eval.iwae_images=50",
     "eval.mi_images=100",
     "eval.grad_batches=1",
+    "eval.noise_draws=1",
+    "eval.grad_draws=1",
     "train.progress=off",
 ]
 

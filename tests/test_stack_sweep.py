@@ -24,17 +24,21 @@ def _index(sweep_dir: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
+#: The stacked validation scores one noise and one gradient draw; with more, runs train alone.
+ONE_DRAW = ["eval.noise_draws=1", "eval.grad_draws=1"]
+
+
 def _epochs(run_dir: Path) -> list[tuple[int, str]]:
     with open(run_dir / "metrics.csv", newline="") as f:
         return [(int(r["epoch"]), r["split"]) for r in csv.DictReader(f)]
 
 
 def test_dry_run_shows_each_runs_stack(outputs: Path) -> None:
-    result = runner.invoke(app, ["sweep", "beta=0.01,0.1,1", "--dry-run", "--name", "d"])
+    result = runner.invoke(app, ["sweep", "beta=0.01,0.1,1", *ONE_DRAW, "--dry-run", "--name", "d"])
     assert result.exit_code == 0, result.output
     assert "3 would run in 1 stack " in result.output
     assert "stack" in result.output.splitlines()[1]
-    grid = ["beta=0.01,0.1,1", "seed=0,1", "model.latent_dim=4,8", "--dry-run"]
+    grid = ["beta=0.01,0.1,1", "seed=0,1", "model.latent_dim=4,8", *ONE_DRAW, "--dry-run"]
     result = runner.invoke(app, ["sweep", *grid, "--stack-size", "2", "--name", "e"])
     assert result.exit_code == 0, result.output
     assert "12 would run in 6 stacks" in result.output
@@ -84,6 +88,7 @@ def test_killed_stacked_sweep_resumes_members_exactly_once(tmp_path: Path) -> No
         "train.progress=off",
         "eval.iwae_samples=5",
         "eval.mi_images=100",
+        *ONE_DRAW,
         "--stack-size",
         "2",
     ]

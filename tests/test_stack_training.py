@@ -54,7 +54,14 @@ def _configs(epochs: int = 1, **kw: Any) -> list[Config]:
         "data": DataConfig(limit=300),
         "model": ConvConfig(width=8, hidden_dim=32, latent_dim=4),
         "train": TrainConfig(epochs=epochs, progress="off", grad_clip=50.0, weight_decay=1e-4),
-        "eval": EvalConfig(iwae_samples=5, iwae_images=50, mi_images=100, grad_batches=1),
+        "eval": EvalConfig(
+            iwae_samples=5,
+            iwae_images=50,
+            mi_images=100,
+            grad_batches=1,
+            noise_draws=1,
+            grad_draws=1,
+        ),
         "kl": ConstantKL(),
     }
     common.update(kw)
