@@ -74,11 +74,11 @@ def plan_sweep(
     size = DEFAULT_STACK_SIZE if opts.stack_size is None else opts.stack_size
     if size < 0:
         raise UserError(f"--stack-size {size} is invalid: must be >= 1 (or --no-stack)")
-    alone = _trains_alone(configs)
-    if alone and size > 1:
-        opts.notes.append(f"runs train one per process, not stacked: {alone}")
-        size = 0
     assign_stacks(plan, size)
+    alone = _trains_alone(configs) if plan.stacks() else ""
+    if alone:
+        opts.notes.append(f"runs train one per process, not stacked: {alone}")
+        assign_stacks(plan, 0)
     return plan, grid
 
 

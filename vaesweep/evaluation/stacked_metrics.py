@@ -105,7 +105,7 @@ def _grad_norms(
     shared: Likelihood | None,
 ) -> None:
     """Mean over ``cfg.grad_batches`` batches of :func:`estimators.encoder_grad_norms`."""
-    g_rec, g_kl = [], []
+    g_rec, g_kl, g_cos = [], [], []
     scales = torch.tensor([c.shape.recon_scale for c in control.controls], device=images.device)
     betas = control.betas(step, scales)
     for i in range(cfg.grad_batches):
@@ -122,9 +122,14 @@ def _grad_norms(
             terms = stacked_loss_terms(xs, model.decode(z), mu, logvar, model.likelihoods, shared)
             rec = torch.autograd.grad((scales * terms.recon.mean(1)).sum(), (mu, logvar))
             kl = torch.autograd.grad((betas * terms.kl.mean(1)).sum(), (mu, logvar))
-        g_rec.append(sum(g.pow(2).sum((1, 2)) for g in rec).sqrt().tolist())
-        g_kl.append(sum(g.pow(2).sum((1, 2)) for g in kl).sqrt().tolist())
+        n_rec = sum(g.pow(2).sum((1, 2)) for g in rec).sqrt()
+        n_kl = sum(g.pow(2).sum((1, 2)) for g in kl).sqrt()
+        dot = sum((a * b).sum((1, 2)) for a, b in zip(rec, kl))
+        g_rec.append(n_rec.tolist())
+        g_kl.append(n_kl.tolist())
+        g_cos.append((dot / (n_rec * n_kl)).tolist())
     if g_rec:
         for k, (row, _) in rows.items():
             row["grad_norm_recon"] = math.fsum(r[k] for r in g_rec) / len(g_rec)
             row["grad_norm_kl"] = math.fsum(r[k] for r in g_kl) / len(g_kl)
+            row["grad_cos"] = math.fsum(r[k] for r in g_cos) / len(g_cos)
