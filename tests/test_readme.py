@@ -41,8 +41,25 @@ def test_the_readme_has_examples() -> None:
     assert len(EXAMPLES) >= 10
 
 
+def _home_with_images(command: str, home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A sweep's dry run checks its data: a `data.path=~/NAME` example gets a HOME whose NAME
+    folder holds a few small colour images."""
+    from PIL import Image
+
+    for path in re.findall(r"data\.path=~/(\S+)", command):
+        folder = home / path
+        folder.mkdir(parents=True, exist_ok=True)
+        for i in range(4):
+            Image.new("RGB", (80, 72), (40 * i, 90, 200 - 30 * i)).save(folder / f"{i}.png")
+    monkeypatch.setenv("HOME", str(home))
+
+
 @pytest.mark.parametrize("command", EXAMPLES)
-def test_readme_example_is_valid(command: str, outputs: Path) -> None:
+def test_readme_example_is_valid(
+    command: str, outputs: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if "data.path=~/" in command:
+        _home_with_images(command, outputs.parent / "home", monkeypatch)
     args = shlex.split(command)[1:]
     if args[0] == "train":
         overrides = [a for a in args[1:] if not a.startswith("-") and "=" in a]
