@@ -23,7 +23,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP) ## Create .venv and install vaesweep with its launchers and dev tools
 
 demo: $(STAMP) ## A small beta sweep on the bundled digits, then its report
-	$(BIN)/vaesweep sweep beta=0.01,0.1,1
+	$(BIN)/vaesweep sweep beta=0.01,0.1,1 --jobs 2
 	$(BIN)/vaesweep report
 
 test: $(STAMP) ## Run the whole test suite
