@@ -84,6 +84,8 @@ def plan_sweep(
 
 #: Architectures :mod:`vaesweep.model.stacked` can stack (linear, conv and SiLU layers only).
 STACKABLE_ARCHS = ("conv", "mlp")
+#: Datasets with known factors, whose runs end with the disentanglement metrics.
+FACTOR_DATASETS = ("dsprites", "shapes")
 
 
 def _trains_alone(configs: list[Any]) -> str:
@@ -98,6 +100,9 @@ def _trains_alone(configs: list[Any]) -> str:
         # member would not leave its single run's numbers (eval.noise_draws=1
         # eval.grad_draws=1 stacks).
         return "eval.noise_draws / eval.grad_draws > 1 are evaluated by single runs only"
+    factors = sorted({c.data.name for c in configs} & set(FACTOR_DATASETS))
+    if factors and any(c.eval.disentanglement != "off" for c in configs):
+        return f"data={factors[0]}'s disentanglement metrics are computed by single runs only"
     archs = sorted({c.model.arch for c in configs} - set(STACKABLE_ARCHS))
     if archs:
         return f"model={archs[0]} has no stacked form (stacked: {', '.join(STACKABLE_ARCHS)})"
