@@ -179,3 +179,18 @@ def interrupt_cli(
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+
+
+@pytest.fixture(autouse=True)
+def _no_handlers_on_closed_streams() -> Iterator[None]:
+    """CliRunner closes the streams it lends a command; a logging handler a command attached
+    to one must not outlive the test, or a later test's log line prints a logging error."""
+    yield
+    import logging
+
+    loggers = [logging.getLogger(), *map(logging.getLogger, list(logging.root.manager.loggerDict))]
+    for log in loggers:
+        for handler in list(getattr(log, "handlers", [])):
+            stream = getattr(handler, "stream", None)
+            if stream is not None and getattr(stream, "closed", False):
+                log.removeHandler(handler)

@@ -92,7 +92,7 @@ def test_parallel_driver_stays_light(tmp_path: Path, tiny: list[str]) -> None:
         "import atexit, sys\n"
         "atexit.register(lambda: print('DRIVER_TORCH', 'torch' in sys.modules))\n"
         "from vaesweep.cli import main\n"
-        f"sys.argv = ['vaesweep', 'sweep', 'beta=0.1,1', '--jobs', '2', '--name', 'p', *{tiny!r}]\n"
+        f"sys.argv = ['vaesweep', 'sweep', 'beta=0.1,1', '--jobs', '2', '--name', 'p', '--no-stack', *{tiny!r}]\n"
         "main()\n"
     )
     marker = f"VAESWEEP_OUTPUTS={tmp_path / 'out'}"
