@@ -34,7 +34,7 @@ from vaesweep.evaluation.metrics import EVAL_SEED
 from vaesweep.record import RunRecord, contract
 from vaesweep.record.files import write_json
 from vaesweep.record.images import save_grid
-from vaesweep.run.assembly import assemble
+from vaesweep.run.assembly import Assembly, assemble
 from vaesweep.run.record_hooks import RecordHooks
 from vaesweep.tracking import Trackers, TrackingContext
 from vaesweep.tracking.fanout import END_WAIT_S, INTERRUPTED_WAIT_S
@@ -48,6 +48,25 @@ log = logging.getLogger("vaesweep.run")
 
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def data_summary(config: Config, run: Assembly) -> dict[str, Any]:
+    """``summary.json["data"]``: what the run trained on (shared by single and stacked runs)."""
+    splits = run.splits
+    c, h, w = run.shape
+    return {
+        "name": config.data.name,
+        "root": str(Path(config.data.root).expanduser().resolve()),
+        "path": str(Path(config.data.path).expanduser().resolve()) if config.data.path else None,
+        "shape": [c, h, w],
+        "n_pixels": c * h * w,
+        "n_train": len(splits.train),
+        "n_val": len(splits.val),
+        "n_test": len(splits.test) if splits.test is not None else None,
+        "source": splits.source,
+        "notes": splits.notes,
+        "pca": run.spectrum,
+    }
 
 
 def versions() -> dict[str, str]:
@@ -126,7 +145,6 @@ def _train(
     splits, model, device = run.splits, run.model, run.device
     for note in splits.notes:
         log.info("data: %s", note)
-    c, h, w = run.shape
     n_params = sum(p.numel() for p in model.parameters())
     record.update_summary(
         # Both lengths: the configured one decides, the other follows from the training set.
@@ -135,21 +153,7 @@ def _train(
         steps_per_epoch=config.train.steps_per_epoch(len(splits.train)),
         device=str(device),
         threads=run.threads,
-        data={
-            "name": config.data.name,
-            "root": str(Path(config.data.root).expanduser().resolve()),
-            "path": str(Path(config.data.path).expanduser().resolve())
-            if config.data.path
-            else None,
-            "shape": [c, h, w],
-            "n_pixels": c * h * w,
-            "n_train": len(splits.train),
-            "n_val": len(splits.val),
-            "n_test": len(splits.test) if splits.test is not None else None,
-            "source": splits.source,
-            "notes": splits.notes,
-            "pca": run.spectrum,
-        },
+        data=data_summary(config, run),
         model={
             "arch": config.model.arch,
             "latent_dim": model.latent_dim,

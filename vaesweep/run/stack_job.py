@@ -30,7 +30,14 @@ from vaesweep.errors import UserError
 from vaesweep.evaluation.final import final_iwae, image_grids
 from vaesweep.evaluation.metrics import EVAL_SEED
 from vaesweep.record import RunRecord, contract
-from vaesweep.run.job import _check_same_experiment, _now, _write_images, final_kl, versions
+from vaesweep.run.job import (
+    _check_same_experiment,
+    _now,
+    _write_images,
+    data_summary,
+    final_kl,
+    versions,
+)
 from vaesweep.run.record_hooks import RecordHooks
 from vaesweep.training.trainer import EpochResult, TrainHooks
 
@@ -159,20 +166,7 @@ def _train_stack(members: Sequence[Member]) -> None:
     splits, device, config = first.splits, first.device, first.config
     for note in splits.notes:
         log.info("data: %s", note)
-    c, h, w = first.shape
-    data = {
-        "name": config.data.name,
-        "root": str(Path(config.data.root).expanduser().resolve()),
-        "path": str(Path(config.data.path).expanduser().resolve()) if config.data.path else None,
-        "shape": [c, h, w],
-        "n_pixels": c * h * w,
-        "n_train": len(splits.train),
-        "n_val": len(splits.val),
-        "n_test": len(splits.test) if splits.test is not None else None,
-        "source": splits.source,
-        "notes": splits.notes,
-        "pca": first.spectrum,
-    }
+    data = data_summary(config, first)
     n_params = sum(p.numel() for p in first.model.parameters())
     train_u8, val_u8 = splits.train.images.to(device), splits.val.images.to(device)
     # Where each member starts: its checkpoint's epoch (0 without one).
