@@ -7,6 +7,9 @@ from dataclasses import dataclass
 
 from vaesweep.config.checks import device_name, finite_numbers, non_negative, one_of, positive
 
+#: ``train.precision``: the dtype of the training forward pass (:mod:`vaesweep.training.precision`).
+PRECISIONS = ("fp32", "bf16", "fp16")
+
 
 @dataclass
 class TrainConfig:
@@ -30,6 +33,9 @@ class TrainConfig:
     device: str = "auto"
     #: torch intra-op threads; None = torch's default (a sweep with --jobs N sets cores / N).
     threads: int | None = None
+    #: Forward passes of training in ``fp32``, ``bf16`` or ``fp16`` (autocast; the loss terms,
+    #: KL, updates and all validation stay fp32; fp16 scales the loss).
+    precision: str = "fp32"
     #: Deterministic kernels (bitwise-reproducible CPU runs for a fixed seed).
     deterministic: bool = True
     #: Per-epoch progress bar: auto (only on a terminal), on, off.
@@ -47,6 +53,7 @@ class TrainConfig:
         positive("train.grad_clip", self.grad_clip, allow_none=True)
         device_name("train.device", self.device)
         positive("train.threads", self.threads, allow_none=True)
+        one_of("train.precision", self.precision, PRECISIONS)
         one_of("train.progress", self.progress, ("auto", "on", "off"))
         positive("train.eval_every", self.eval_every)
 

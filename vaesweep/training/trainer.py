@@ -23,6 +23,7 @@ from vaesweep.model.vae import VAE
 from vaesweep.objective.terms import loss_terms
 from vaesweep.training.adam import Optimizer
 from vaesweep.training.divergence import DivergenceGuard
+from vaesweep.training.precision import Precision
 
 #: Steps between finiteness checks of the loss on accelerators (every step on the CPU).
 CHECK_EVERY = 25
@@ -55,9 +56,11 @@ class TrainState:
     generator: torch.Generator
     epoch: int = 0
     step: int = 0
+    #: fp16's loss-scaler state (empty in fp32 and bf16, and then not in the checkpoint).
+    amp: dict[str, Any] = field(default_factory=dict)
 
     def state_dict(self) -> dict[str, Any]:
-        return {
+        state = {
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "control": self.control.state_dict(),
@@ -65,6 +68,9 @@ class TrainState:
             "epoch": self.epoch,
             "step": self.step,
         }
+        if self.amp:
+            state["amp"] = self.amp
+        return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.model.load_state_dict(state["model"])
@@ -75,6 +81,7 @@ class TrainState:
         )
         self.epoch = int(state["epoch"])
         self.step = int(state["step"])
+        self.amp = dict(state.get("amp") or {})
 
 
 class TrainHooks:
@@ -113,6 +120,8 @@ class Trainer:
         device = train.device
         params = [p for p in model.parameters() if p.requires_grad]
         guard = DivergenceGuard.for_model(model.latent_dim, int(train[0].numel()))
+        precision = Precision(cfg.precision, device)
+        precision.load_state_dict(state.amp)
         while state.step < total:
             epoch = state.epoch + 1
             self.hooks.on_epoch_start(epoch, min(self.steps_per_epoch(n), total - state.step))
@@ -127,9 +136,11 @@ class Trainer:
                     x = to_unit(batch, self.binarize, state.generator)
                 else:
                     x = augmented_unit(batch, self.augment, self.binarize, state.generator)
-                mu, logvar = model.encode(x)
-                eps = torch.randn(mu.shape, generator=state.generator, device=device)
-                out = model.decode(model.reparameterize(mu, logvar, eps))
+                with precision.autocast():
+                    mu, logvar = model.encode(x)
+                    mu, logvar = mu.float(), logvar.float()
+                    eps = torch.randn(mu.shape, generator=state.generator, device=device)
+                    out = model.decode(model.reparameterize(mu, logvar, eps)).float()
                 terms = loss_terms(x, out, mu, logvar, model.likelihood)
                 objective = state.control.objective(terms, state.step)
                 loss = objective.detach()
@@ -159,10 +170,11 @@ class Trainer:
                             f"recon={recon:.4g}, kl={kl:.4g}",
                         )
                 state.optimizer.zero_grad(set_to_none=True)
-                objective.backward()
+                precision.backward(objective)
                 if cfg.grad_clip is not None:
+                    precision.unscale(state.optimizer)
                     torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
-                state.optimizer.step()
+                precision.step(state.optimizer)
                 with torch.no_grad():
                     stats.add(terms, loss, mu)
                 state.control.observe(terms, state.step)
@@ -172,6 +184,7 @@ class Trainer:
                     break
             seconds = time.perf_counter() - t0
             state.epoch = epoch
+            state.amp = precision.state_dict()
             train_row = metrics_row(stats, model, state.control, state.step)
             train_row.update(state.control.stats())
             seen = min(n, (state.step - step0) * bs)
