@@ -44,6 +44,7 @@ format: $(STAMP) ## Apply ruff's fixes and formatting
 bench: $(STAMP) ## Speed targets as ratios against baselines measured in the same run
 	$(BIN)/python bench/bench_stack.py
 	$(BIN)/python bench/bench_sweep.py
+	$(BIN)/python bench/bench_sweep.py --data fashion --repeats 1
 	$(BIN)/python bench/bench_report.py
 	$(BIN)/python bench/bench_trackers.py
 	$(BIN)/python bench/bench_colour.py throughput
