@@ -30,7 +30,7 @@ from vaesweep.evaluation.metrics import evaluate
 from vaesweep.evaluation.stacked_metrics import evaluate_stack
 from vaesweep.run.stack_assembly import assemble_stack
 from vaesweep.training.stacked_state import StackState
-from vaesweep.training.stacked_trainer import _images
+from vaesweep.training.stacked_trainer import member_batches
 
 CPU = torch.device("cpu")
 
@@ -151,7 +151,7 @@ def test_augmented_batches_are_each_members_single_run_batches(
     index = torch.stack([torch.randperm(50, generator=gen)[:16] for _ in range(4)])
     gens = [torch.Generator().manual_seed(100 + k) for k in range(4)]
     alone = [torch.Generator().manual_seed(100 + k) for k in range(4)]
-    x = _images(train, index, binarize, gens, augment)
+    x = member_batches(train, index, binarize, gens, augment)
     assert x.shape == (4, 16, 3, 9, 7)
     for k in range(4):
         single = augmented_unit(train[index[k]], augment, binarize, alone[k])

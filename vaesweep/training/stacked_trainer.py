@@ -1,12 +1,13 @@
 """The optimisation loop of a stack: K members, one forward and backward per step.
 
 It mirrors :class:`~vaesweep.training.trainer.Trainer` member by member: member k draws its
-batch order, Bernoulli draws and reparameterisation noise from its own generator, in the
+batch order, augmentation (``data.augment_*``), Bernoulli draws and reparameterisation noise
+from its own generator, in the
 order its single run draws them, so it sees exactly its single run's batches and noise
 (gathered by index from the shared in-memory uint8 tensor); its objective comes from its own
 controller; gradient clipping is per member; the loss that is differentiated is the sum of
 the members' objectives, so each member's gradient is its own. Each member reports through
-its own :class:`~vaesweep.training.trainer.TrainHooks` with the rows its single run would
+its own hooks (:class:`MemberHooks`, the single run's) with the rows its single run would
 write (:func:`~vaesweep.evaluation.metrics.metrics_row`, :func:`evaluate`), and a member whose
 loss turns non-finite is recorded ``diverged`` and frozen while the others carry on.
 """
@@ -58,7 +59,7 @@ class NoHooks:
     def on_epoch_end(self, result: EpochResult, state: MemberState) -> None: ...
 
 
-def _images(
+def member_batches(
     train: torch.Tensor,
     index: torch.Tensor,
     binarize: str,
@@ -140,7 +141,7 @@ class StackedTrainer:
                 if self.before_step is not None:
                     self.before_step(state)
                 index = perms[:, start : start + bs]
-                x = _images(train, index, self.binarize, state.generators, self.augment)
+                x = member_batches(train, index, self.binarize, state.generators, self.augment)
                 mu, logvar = model.encode(x)
                 b = x.shape[1]
                 eps = torch.stack(
