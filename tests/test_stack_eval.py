@@ -124,19 +124,23 @@ def test_member_rows_equal_single_evaluation_at_the_default_eval_config(
 
 def test_draws_split_into_passes_when_the_stack_is_large(monkeypatch: pytest.MonkeyPatch) -> None:
     """With room for one draw per pass the rows are the same: only the batching changes."""
-    monkeypatch.setattr(stacked_metrics, "PASS_ELEMENTS", 1)
+    monkeypatch.setitem(stacked_metrics.PASS_ELEMENTS, "cpu", 1)
     cfg = EvalConfig(noise_draws=3, grad_draws=5, grad_batches=2, mi_images=60)
     for binarize in ("none", "dynamic"):
         state = _stack(ConstantKL(), LossConfig(likelihood="bernoulli"), binarize)
         _assert_rows_equal_singles(state, _val(), cfg, binarize, batch_size=64)
 
 
-def test_draws_per_pass_stays_within_the_budget() -> None:
-    budget = stacked_metrics.PASS_ELEMENTS
-    assert stacked_metrics.draws_per_pass(8, 360, 64, 4) == 4  # default digits: one pass
-    per = stacked_metrics.draws_per_pass(8, 64, 784, 32)  # a gradient batch of MNIST
-    assert 1 < per < 32 and per * 8 * 64 * 784 <= budget
-    assert stacked_metrics.draws_per_pass(64, 1024, 3 * 64 * 64, 4) == 1  # never below one
+def test_draws_per_pass_stays_within_the_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(stacked_metrics.PASS_ELEMENTS, "cpu", 1 << 20)
+    per = stacked_metrics.draws_per_pass(8, 64, 784, 32, CPU)  # a gradient batch of MNIST
+    assert 1 < per < 32 and per * 8 * 64 * 784 <= 1 << 20
+    assert stacked_metrics.draws_per_pass(8, 64, 64, 4, CPU) == 4  # digits: one pass
+    assert stacked_metrics.draws_per_pass(64, 1024, 3 * 64 * 64, 4, CPU) == 1  # at least one
+    cuda = torch.device("cuda")
+    assert stacked_metrics.draws_per_pass(8, 64, 784, 32, cuda) == min(
+        32, stacked_metrics.PASS_ELEMENTS["default"] // (8 * 64 * 784)
+    )
 
 
 @pytest.mark.parametrize(
