@@ -44,10 +44,11 @@ from vaesweep.objective.terms import gaussian_kl
 
 #: Most input elements (members x draws x images x pixels) one batched pass of the decoder
 #: takes, by device type (others: ``"default"``); more draws go in further passes, and a pass
-#: never holds less than one draw of all members. On the CPU passes that stay in cache are
-#: fastest: the default validation of a digits stack of 8 (1 thread, busy machine) took
-#: 3.8 s with 64K elements per pass, 6-12 s with 4M, and 6.1 s as 8 single runs.
-PASS_ELEMENTS = {"cpu": 1 << 16, "default": 1 << 22}
+#: never holds less than one draw of all members. Measured on the busy 2-core CPU (default
+#: validation of a digits stack of 8): with torch's default 2 threads few large passes win
+#: (a whole 8-beta sweep validated in 3.2 s per epoch against 4.4 s per single run; 64K-element
+#: passes were 2-15x slower), with 1 thread 64K-element passes were 1.6x faster than 4M.
+PASS_ELEMENTS = {"cpu": 1 << 22, "default": 1 << 22}
 #: Images per gradient batch, as :func:`~vaesweep.evaluation.metrics.evaluate` takes them.
 GRAD_BATCH = 64
 #: Draws per noise tensor of :func:`estimators.expected_encoder_grads` (its ``chunk``): the
