@@ -24,7 +24,7 @@ def _index(sweep_dir: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
-#: The stacked validation scores one noise and one gradient draw; with more, runs train alone.
+#: Faster validation for the kill/resume test (the default draws stack as well).
 ONE_DRAW = ["eval.noise_draws=1", "eval.grad_draws=1"]
 
 
@@ -34,11 +34,16 @@ def _epochs(run_dir: Path) -> list[tuple[int, str]]:
 
 
 def test_dry_run_shows_each_runs_stack(outputs: Path) -> None:
-    result = runner.invoke(app, ["sweep", "beta=0.01,0.1,1", *ONE_DRAW, "--dry-run", "--name", "d"])
-    assert result.exit_code == 0, result.output
-    assert "3 would run in 1 stack " in result.output
-    assert "stack" in result.output.splitlines()[1]
-    grid = ["beta=0.01,0.1,1", "seed=0,1", "model.latent_dim=4,8", *ONE_DRAW, "--dry-run"]
+    # The default evaluation (several noise and gradient draws) and augmentation stack.
+    for name, extra in (("d", []), ("a", ["data.augment_flip=true", "data.augment_crop=0.8"])):
+        result = runner.invoke(
+            app, ["sweep", "beta=0.01,0.1,1", *extra, "--dry-run", "--name", name]
+        )
+        assert result.exit_code == 0, result.output
+        assert "3 would run in 1 stack " in result.output
+        assert "stack" in result.output.splitlines()[1]
+        assert "not stacked" not in result.output
+    grid = ["beta=0.01,0.1,1", "seed=0,1", "model.latent_dim=4,8", "--dry-run"]
     result = runner.invoke(app, ["sweep", *grid, "--stack-size", "2", "--name", "e"])
     assert result.exit_code == 0, result.output
     assert "12 would run in 6 stacks" in result.output

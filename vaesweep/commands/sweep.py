@@ -93,13 +93,6 @@ def _trains_alone(configs: list[Any]) -> str:
     tracker hooks and no augmentation of training batches."""
     if any(c.tracker.names for c in configs):
         return "tracker=... logs from single runs only"
-    if any(c.data.augment_flip or c.data.augment_crop is not None for c in configs):
-        return "data.augment_* applies to single runs only"
-    if any(c.eval.noise_draws > 1 or c.eval.grad_draws > 1 for c in configs):
-        # The stacked validation scores one noise draw and one gradient draw per batch; a
-        # member would not leave its single run's numbers (eval.noise_draws=1
-        # eval.grad_draws=1 stacks).
-        return "eval.noise_draws / eval.grad_draws > 1 are evaluated by single runs only"
     factors = sorted({c.data.name for c in configs} & set(FACTOR_DATASETS))
     if factors and any(c.eval.disentanglement != "off" for c in configs):
         return f"data={factors[0]}'s disentanglement metrics are computed by single runs only"

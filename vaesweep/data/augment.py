@@ -35,12 +35,18 @@ class Augment:
 
     def __call__(self, x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
         """x (B, C, H, W) float -> augmented (B, C, H, W); random draws come from ``generator``."""
-        b, device = len(x), x.device
+        return self.apply(x, self.draw(len(x), generator, x.device))
+
+    def draw(
+        self, b: int, generator: torch.Generator | None, device: torch.device
+    ) -> torch.Tensor | None:
+        """The random part of augmenting ``b`` images, drawn from ``generator``: (b,) mirror
+        flags for flips alone, (b, 2, 3) affine maps with a crop, None for neither. Draws of
+        several generators concatenate into one :meth:`apply` (a stack's members)."""
         if self.crop is None:
             if not self.flip:
-                return x
-            mirror = torch.rand(b, generator=generator, device=device) < 0.5
-            return torch.where(mirror.view(b, 1, 1, 1), x.flip(-1), x)
+                return None
+            return torch.rand(b, generator=generator, device=device) < 0.5
         # Output pixel (u, v) in [-1, 1]^2 reads input (s*u*f + tx, s*v + ty): a crop of side
         # fraction s centred at (tx, ty), mirrored when f = -1; |t| <= 1 - s keeps it inside.
         u = torch.rand(b, 3, generator=generator, device=device)
@@ -56,7 +62,16 @@ class Augment:
         theta[:, 0, 2] = tx
         theta[:, 1, 1] = side
         theta[:, 1, 2] = ty
-        grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+        return theta
+
+    def apply(self, x: torch.Tensor, drawn: torch.Tensor | None) -> torch.Tensor:
+        """x (B, C, H, W) float augmented by ``drawn`` (:meth:`draw` of B images)."""
+        if drawn is None:
+            return x
+        b = len(x)
+        if self.crop is None:
+            return torch.where(drawn.view(b, 1, 1, 1), x.flip(-1), x)
+        grid = F.affine_grid(drawn, list(x.shape), align_corners=False)
         return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import torch
 
@@ -17,6 +18,7 @@ from vaesweep.control.base import KLControl
 from vaesweep.evaluation import estimators
 from vaesweep.model.vae import VAE
 from vaesweep.objective.effective_beta import effective_beta
+from vaesweep.objective.likelihoods import Likelihood
 from vaesweep.objective.terms import LossTerms, loss_terms
 
 #: Seed of the validation noise shared by every run and by ``vaesweep eval``, so numbers
@@ -87,7 +89,20 @@ class SplitStats:
         return (self.mu_sq / self.n - m.pow(2)).clamp(min=0)
 
 
-def metrics_row(stats: SplitStats, model: VAE, control: KLControl, step: int) -> dict[str, float]:
+class RowModel(Protocol):
+    """What :func:`metrics_row` reads of a model: a :class:`VAE`, or one member of a stack."""
+
+    @property
+    def n_pixels(self) -> int: ...
+    @property
+    def latent_dim(self) -> int: ...
+    @property
+    def likelihood(self) -> Likelihood: ...
+
+
+def metrics_row(
+    stats: SplitStats, model: RowModel, control: KLControl, step: int
+) -> dict[str, float]:
     """The contract's per-split numbers (README, "Run record") from accumulated statistics."""
     d = model.n_pixels
     mse = stats.mean("sse") / d

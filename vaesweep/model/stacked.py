@@ -25,6 +25,7 @@ from torch import nn
 from vaesweep.model.conv import ConvDecoder, ConvEncoder
 from vaesweep.model.mlp import MLPDecoder, MLPEncoder
 from vaesweep.model.vae import LOGVAR_RANGE, VAE
+from vaesweep.objective.likelihoods import Likelihood
 
 #: One tensor of a member: (its single-model name, the stack's tensor, the member's view of
 #: any tensor shaped like it, e.g. the Adam moments).
@@ -46,8 +47,20 @@ TINY_PIXELS = 64
 TINY_CHANNELS = 4
 
 
-def _stack(tensors: Sequence[torch.Tensor]) -> nn.Parameter:
-    return nn.Parameter(torch.stack([t.detach() for t in tensors]).contiguous())
+def _stack(tensors: Sequence[torch.Tensor | None]) -> nn.Parameter:
+    """One parameter (K, ...) from the members' tensors (the layers' weights or biases)."""
+    if any(t is None for t in tensors):
+        raise TypeError("cannot stack layers without a bias")
+    return nn.Parameter(torch.stack([t.detach() for t in tensors if t is not None]).contiguous())
+
+
+def _pair(value: int | str | tuple[int, ...], what: str) -> tuple[int, int]:
+    """A conv layer's (h, w) stride or padding; string paddings ('same') have no stacked form."""
+    if isinstance(value, str):
+        raise TypeError(f"cannot stack a convolution with {what}={value!r}")
+    if isinstance(value, int):
+        return value, value
+    return value[0], value[-1]
 
 
 class StackedLinear(nn.Module):
@@ -73,7 +86,8 @@ class StackedConv2d(nn.Module):
     def __init__(self, layers: Sequence[nn.Conv2d]) -> None:
         super().__init__()
         first = layers[0]
-        self.stride, self.padding = first.stride, first.padding
+        self.stride = _pair(first.stride, "stride")
+        self.padding = _pair(first.padding, "padding")
         self.weight = _stack([m.weight for m in layers])  # (K, Cout, Cin, kh, kw)
         self.bias = _stack([m.bias for m in layers])  # (K, Cout)
 
@@ -110,8 +124,9 @@ class StackedConvTranspose2d(nn.Module):
     def __init__(self, layers: Sequence[nn.ConvTranspose2d]) -> None:
         super().__init__()
         first = layers[0]
-        self.stride, self.padding = first.stride, first.padding
-        self.output_padding = first.output_padding
+        self.stride = _pair(first.stride, "stride")
+        self.padding = _pair(first.padding, "padding")
+        self.output_padding = _pair(first.output_padding, "output_padding")
         self.weight = _stack([m.weight for m in layers])  # (K, Cin, Cout, kh, kw)
         self.bias = _stack([m.bias for m in layers])  # (K, Cout)
 
@@ -166,11 +181,11 @@ def _stack_sequential(seqs: Sequence[nn.Sequential]) -> nn.Sequential:
     for children in zip(*(list(s) for s in seqs)):
         first = children[0]
         if isinstance(first, nn.Linear):
-            out.append(StackedLinear(children))  # type: ignore[arg-type]
+            out.append(StackedLinear(children))
         elif isinstance(first, nn.Conv2d):
-            out.append(StackedConv2d(children))  # type: ignore[arg-type]
+            out.append(StackedConv2d(children))
         elif isinstance(first, nn.ConvTranspose2d):
-            out.append(StackedConvTranspose2d(children))  # type: ignore[arg-type]
+            out.append(StackedConvTranspose2d(children))
         elif isinstance(first, nn.Flatten):
             out.append(MemberFlatten(len(seqs)))
         elif isinstance(first, nn.SiLU):
@@ -247,7 +262,7 @@ def _stack_part(parts: Sequence[nn.Module]) -> nn.Module:
     kinds = {type(p) for p in parts}
     if len(kinds) != 1 or next(iter(kinds)) not in _STACKED:
         raise TypeError(f"members must share one stackable architecture, got {kinds}")
-    return _STACKED[type(parts[0])](parts)  # type: ignore[arg-type]
+    return _STACKED[type(parts[0])](parts)
 
 
 class StackedVAE(nn.Module):
@@ -291,6 +306,15 @@ class StackedVAE(nn.Module):
         """Parameters with a leading member axis (encoder and decoder)."""
         return [*self.encoder.parameters(), *self.decoder.parameters()]
 
+    def member_likelihood(self, k: int) -> Likelihood:
+        """Member k's likelihood module (its own learned sigma, if any)."""
+        lik = self.likelihoods[k]
+        assert isinstance(lik, Likelihood)
+        return lik
+
+    def member_likelihoods(self) -> list[Likelihood]:
+        return [self.member_likelihood(k) for k in range(self.k)]
+
     def member_slots(self, k: int) -> list[Slot]:
         """Member k's tensors (parameters, then buffers) in its single model's
         ``state_dict`` order: (single-model name, held tensor, view of member k)."""
@@ -326,7 +350,7 @@ class StackedVAE(nn.Module):
         """A single :class:`VAE` holding a copy of member k's current weights and sharing its
         likelihood module, for the single-run evaluation and image code."""
         view = self._view[0]
-        view.likelihood = self.likelihoods[k]
+        view.likelihood = self.member_likelihood(k)
         mine = dict(view.named_parameters())
         with torch.no_grad():
             for name, t, member in self.member_slots(k):

@@ -38,6 +38,13 @@ class StackedTerms:
         """Member k's terms as the single-run :class:`LossTerms` (views, no copies)."""
         return LossTerms(self.recon[k], self.nll[k], self.kl_per_dim[k], self.sse[k])
 
+    def images(self, start: int, stop: int) -> StackedTerms:
+        """The terms of images ``start:stop`` of every member (views, no copies)."""
+        at = slice(start, stop)
+        return StackedTerms(
+            self.recon[:, at], self.nll[:, at], self.kl_per_dim[:, at], self.sse[:, at]
+        )
+
 
 def _signature(lik: Likelihood) -> tuple[object, ...] | None:
     """What makes likelihoods interchangeable; None if this one has parameters or state."""
@@ -54,6 +61,25 @@ def shared_likelihood(likelihoods: Sequence[Likelihood]) -> Likelihood | None:
     return likelihoods[0]
 
 
+def stacked_likelihood_terms(
+    x: torch.Tensor,
+    params: torch.Tensor,
+    likelihoods: Sequence[Likelihood],
+    shared: Likelihood | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(recon, nll, sse), each (K, B): every member's :meth:`Likelihood.terms` of its slice.
+
+    x, params (K, B, C, H, W); ``shared`` from :func:`shared_likelihood` scores all at once.
+    """
+    k, b = x.shape[:2]
+    if shared is not None:
+        recon, nll, sse = shared.terms(params.flatten(0, 1), x.flatten(0, 1))
+        return recon.view(k, b), nll.view(k, b), sse.view(k, b)
+    parts = [lik.terms(params[i], x[i]) for i, lik in enumerate(likelihoods)]
+    recon, nll, sse = (torch.stack(t) for t in zip(*parts))
+    return recon, nll, sse
+
+
 def stacked_loss_terms(
     x: torch.Tensor,
     params: torch.Tensor,
@@ -63,11 +89,5 @@ def stacked_loss_terms(
     shared: Likelihood | None = None,
 ) -> StackedTerms:
     """x, params (K, B, C, H, W); mu, logvar (K, B, M); ``shared`` from :func:`shared_likelihood`."""
-    k, b = x.shape[:2]
-    if shared is not None:
-        recon, nll, sse = shared.terms(params.flatten(0, 1), x.flatten(0, 1))
-        recon, nll, sse = recon.view(k, b), nll.view(k, b), sse.view(k, b)
-    else:
-        parts = [lik.terms(params[i], x[i]) for i, lik in enumerate(likelihoods)]
-        recon, nll, sse = (torch.stack(t) for t in zip(*parts))
+    recon, nll, sse = stacked_likelihood_terms(x, params, likelihoods, shared)
     return StackedTerms(recon=recon, nll=nll, kl_per_dim=gaussian_kl(mu, logvar), sse=sse)

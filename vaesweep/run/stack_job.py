@@ -222,6 +222,7 @@ def _fit_group(
     device: torch.device,
     setup_s: float,
 ) -> None:
+    from vaesweep.data.augment import Augment
     from vaesweep.training.stacked_trainer import StackedTrainer
 
     for k, (m, checkpoint) in enumerate(zip(members, checkpoints)):
@@ -245,6 +246,7 @@ def _fit_group(
         first.train,
         first.eval,
         binarize=first.data.binarize,
+        augment=Augment.from_config(first.data),
         eval_seed=EVAL_SEED,
         hooks=[_MemberHooks(k, w) for k, w in enumerate(writers)],
     )

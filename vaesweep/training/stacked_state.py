@@ -22,6 +22,7 @@ import torch
 
 from vaesweep.control.stacked import StackedControl
 from vaesweep.model.stacked import StackedVAE
+from vaesweep.model.vae import VAE
 from vaesweep.training.adam import Optimizer
 
 View = Callable[[torch.Tensor], torch.Tensor]
@@ -51,6 +52,11 @@ class MemberState:
 
     stack: StackState
     k: int
+
+    @property
+    def model(self) -> VAE:
+        """A single :class:`VAE` with member k's current weights (:meth:`StackedVAE.member_view`)."""
+        return self.stack.model.member_view(self.k)
 
     def state_dict(self) -> dict[str, Any]:
         return self.stack.member_state_dict(self.k)

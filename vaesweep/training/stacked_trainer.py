@@ -1,12 +1,13 @@
 """The optimisation loop of a stack: K members, one forward and backward per step.
 
 It mirrors :class:`~vaesweep.training.trainer.Trainer` member by member: member k draws its
-batch order, Bernoulli draws and reparameterisation noise from its own generator, in the
+batch order, augmentation (``data.augment_*``), Bernoulli draws and reparameterisation noise
+from its own generator, in the
 order its single run draws them, so it sees exactly its single run's batches and noise
 (gathered by index from the shared in-memory uint8 tensor); its objective comes from its own
 controller; gradient clipping is per member; the loss that is differentiated is the sum of
 the members' objectives, so each member's gradient is its own. Each member reports through
-its own :class:`~vaesweep.training.trainer.TrainHooks` with the rows its single run would
+its own hooks (:class:`MemberHooks`, the single run's) with the rows its single run would
 write (:func:`~vaesweep.evaluation.metrics.metrics_row`, :func:`evaluate`), and a member whose
 loss turns non-finite is recorded ``diverged`` and frozen while the others carry on.
 """
@@ -17,24 +18,72 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import torch
 
 from vaesweep.config import EvalConfig, TrainConfig
+from vaesweep.data.augment import Augment
 from vaesweep.evaluation.metrics import metrics_row, to_unit
 from vaesweep.evaluation.stacked_metrics import evaluate_stack, member_shape
 from vaesweep.evaluation.stacked_stats import StackedSplitStats
 from vaesweep.objective.stacked import shared_likelihood, stacked_loss_terms
 from vaesweep.training.divergence import DivergenceGuard
-from vaesweep.training.stacked_state import MemberFreezer, StackState, clip_member_grads
-from vaesweep.training.trainer import CHECK_EVERY, EpochResult, FitResult, TrainHooks
+from vaesweep.training.stacked_state import (
+    MemberFreezer,
+    MemberState,
+    StackState,
+    clip_member_grads,
+)
+from vaesweep.training.trainer import CHECK_EVERY, EpochResult, FitResult
 
 
-def _images(train: torch.Tensor, index: torch.Tensor, binarize: str, gens: list[torch.Generator]):
-    """(K, b) indices -> (K, b, C, H, W) pixels in [0, 1], Bernoulli draws per member."""
+class MemberHooks(Protocol):
+    """A member's callbacks: :class:`~vaesweep.training.trainer.TrainHooks` of its single run,
+    handed the member's :class:`MemberState` where a single run hands its ``TrainState``."""
+
+    def on_epoch_start(self, epoch: int, n_steps: int) -> None: ...
+
+    def on_step(self, step: int, loss: torch.Tensor) -> None: ...
+
+    def on_epoch_end(self, result: EpochResult, state: MemberState) -> None: ...
+
+
+class NoHooks:
+    """Member hooks that do nothing."""
+
+    def on_epoch_start(self, epoch: int, n_steps: int) -> None: ...
+
+    def on_step(self, step: int, loss: torch.Tensor) -> None: ...
+
+    def on_epoch_end(self, result: EpochResult, state: MemberState) -> None: ...
+
+
+def member_batches(
+    train: torch.Tensor,
+    index: torch.Tensor,
+    binarize: str,
+    gens: list[torch.Generator],
+    augment: Augment | None,
+) -> torch.Tensor:
+    """(K, b) indices -> (K, b, C, H, W) training pixels in [0, 1].
+
+    Member k draws from its own generator what its single run draws for a batch
+    (:class:`~vaesweep.training.trainer.Trainer`, :func:`~vaesweep.data.augment.augmented_unit`):
+    its augmentation (crop, then flip), then its Bernoulli pixels; the augmentation itself is
+    one batched operation over all members' images.
+    """
     x = to_unit(train[index], "none", None)
+    b = index.shape[1]
+    if augment is not None:
+        drawn = [augment.draw(b, g, x.device) for g in gens]
+        if drawn[0] is not None:
+            whole = torch.cat([d for d in drawn if d is not None])
+            x = augment.apply(x.flatten(0, 1), whole).view(x.shape)
+            if binarize == "dynamic":
+                x = x.clamp_(0, 1)
     if binarize == "dynamic":
-        x = torch.stack([torch.bernoulli(x[k], generator=g) for k, g in enumerate(gens)])
+        x = torch.stack([torch.bernoulli(x[i], generator=g) for i, g in enumerate(gens)])
     return x
 
 
@@ -44,8 +93,10 @@ class StackedTrainer:
     eval_cfg: EvalConfig
     binarize: str = "none"
     eval_seed: int = 0
+    #: Random crops / flips of training batches (data.augment_*), per member; None = none.
+    augment: Augment | None = None
     #: One hooks object per member (the single run's, e.g. the record writer).
-    hooks: Sequence[TrainHooks] = field(default_factory=list)
+    hooks: Sequence[MemberHooks] = field(default_factory=list)
     #: Test hook: called with the state before every step (e.g. to poison one member).
     before_step: Callable[[StackState], None] | None = None
 
@@ -61,7 +112,7 @@ class StackedTrainer:
         """
         cfg, model = self.cfg, state.model
         k_all, m = model.k, model.latent_dim
-        hooks = list(self.hooks) or [TrainHooks() for _ in range(k_all)]
+        hooks: list[MemberHooks] = list(self.hooks) or [NoHooks() for _ in range(k_all)]
         n, bs, device = len(train), cfg.batch_size, train.device
         total_steps = cfg.total_steps(n)
         guards = [DivergenceGuard.for_model(m, int(train[0].numel())) for _ in range(k_all)]
@@ -70,7 +121,8 @@ class StackedTrainer:
         for k in range(k_all):
             if not state.alive[k]:
                 freezer.freeze(state, k)
-        shared = shared_likelihood(list(model.likelihoods))
+        likelihoods = model.member_likelihoods()
+        shared = shared_likelihood(likelihoods)
         live_mask: tuple[list[bool], torch.Tensor] | None = None
         while state.step < total_steps and any(state.alive):
             epoch = state.epoch + 1
@@ -88,14 +140,15 @@ class StackedTrainer:
             for start in range(0, n, bs):
                 if self.before_step is not None:
                     self.before_step(state)
-                x = _images(train, perms[:, start : start + bs], self.binarize, state.generators)
+                index = perms[:, start : start + bs]
+                x = member_batches(train, index, self.binarize, state.generators, self.augment)
                 mu, logvar = model.encode(x)
                 b = x.shape[1]
                 eps = torch.stack(
                     [torch.randn((b, m), generator=g, device=device) for g in state.generators]
                 )
                 out = model.decode(model.reparameterize(mu, logvar, eps))
-                terms = stacked_loss_terms(x, out, mu, logvar, model.likelihoods, shared)
+                terms = stacked_loss_terms(x, out, mu, logvar, likelihoods, shared)
                 objectives = state.control.objective(terms, state.step)
                 losses = objectives.detach()
                 check = (
@@ -165,7 +218,7 @@ class StackedTrainer:
         self,
         state: StackState,
         stats: StackedSplitStats,
-        hooks: list[TrainHooks],
+        hooks: list[MemberHooks],
         results: list[FitResult | None],
         freezer: MemberFreezer,
         val: torch.Tensor,
@@ -196,7 +249,7 @@ class StackedTrainer:
         for k in live:
             control = state.control.controls[k]
             member_stats = stats.member(k)
-            train_row = metrics_row(member_stats, member_shape(model, k), control, state.step)  # type: ignore[arg-type]
+            train_row = metrics_row(member_stats, member_shape(model, k), control, state.step)
             train_row.update(control.stats())
             train_row.update(seconds=seconds, images_per_sec=n_train / seconds, lr=lr)
             rows = {"train": (train_row, member_stats.kl_per_dim())}
