@@ -84,15 +84,11 @@ def plan_sweep(
 
 #: Architectures :mod:`vaesweep.model.stacked` can stack (linear, conv and SiLU layers only).
 STACKABLE_ARCHS = ("conv", "mlp")
-#: Datasets with known factors, whose runs end with the disentanglement metrics.
-FACTOR_DATASETS = ("dsprites", "shapes")
 
 
 def _trains_alone(configs: list[Any]) -> str:
     """Why these runs cannot share a stack (empty when they can): the stacked trainer has no
-    tracker hooks and no augmentation of training batches."""
-    if any(c.tracker.names for c in configs):
-        return "tracker=... logs from single runs only"
+    augmentation of training batches."""
     if any(c.data.augment_flip or c.data.augment_crop is not None for c in configs):
         return "data.augment_* applies to single runs only"
     if any(c.eval.noise_draws > 1 or c.eval.grad_draws > 1 for c in configs):
@@ -100,9 +96,6 @@ def _trains_alone(configs: list[Any]) -> str:
         # member would not leave its single run's numbers (eval.noise_draws=1
         # eval.grad_draws=1 stacks).
         return "eval.noise_draws / eval.grad_draws > 1 are evaluated by single runs only"
-    factors = sorted({c.data.name for c in configs} & set(FACTOR_DATASETS))
-    if factors and any(c.eval.disentanglement != "off" for c in configs):
-        return f"data={factors[0]}'s disentanglement metrics are computed by single runs only"
     archs = sorted({c.model.arch for c in configs} - set(STACKABLE_ARCHS))
     if archs:
         return f"model={archs[0]} has no stacked form (stacked: {', '.join(STACKABLE_ARCHS)})"
