@@ -32,12 +32,15 @@ EPOCHS = 3
 
 @pytest.fixture(scope="module")
 def sweep(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, MlflowClient]]:
-    """`vaesweep sweep ... tracker=[tensorboard,mlflow] --jobs 2`, then `vaesweep report`."""
+    """`vaesweep sweep ... tracker=[tensorboard,mlflow] --jobs 2 --no-stack`, then
+    `vaesweep report`."""
     root = tmp_path_factory.mktemp("ml")
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(root)
         mp.setenv("VAESWEEP_OUTPUTS", str(root / "outputs"))
         args = ["sweep", f"beta={','.join(BETAS)}", "tracker=[tensorboard,mlflow]", "--jobs", "2"]
+        # Two processes writing into one store (a stack's members: test_stack_tracking).
+        args.append("--no-stack")
         result = CliRunner().invoke(app, [*args, "--name", "ml", *TINY, f"train.epochs={EPOCHS}"])
         assert result.exit_code == 0, result.output
         report = CliRunner().invoke(app, ["report", str(root / "outputs" / "sweeps" / "ml")])
