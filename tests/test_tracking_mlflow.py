@@ -214,7 +214,8 @@ def test_unreachable_store_is_one_line_exit_2_before_training(outputs: Path) -> 
 
 @pytest.mark.slow
 def test_submitit_runs_log_from_their_own_processes(outputs: Path, tiny: list[str]) -> None:
-    """The SLURM code path (submitit, one process per run) logs to both trackers."""
+    """The SLURM code path (submitit, one process per job: here one stack of both runs) logs
+    each run to both trackers."""
     args = ["sweep", "beta=0.1,1", "tracker=[tensorboard,mlflow]", "--name", "sub"]
     result = CliRunner().invoke(app, [*args, *tiny, "--launcher", "submitit_local"])
     assert result.exit_code == 0, result.output

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import threading
 import time
 import traceback
 from collections.abc import Iterator, Sequence
@@ -210,12 +211,24 @@ def run_stack(members: Sequence[Member], sweep_dir: Path | None = None) -> list[
 
 
 def _end_trackers(members: Sequence[Member], wait_s: float) -> None:
-    """Every member's trackers get its final status and summary; one bounded wait for all."""
-    deadline = time.monotonic() + wait_s
+    """Every member's trackers get its final status and summary, all at once (their last
+    writes overlap, as K single runs' would), each waited for at most ``wait_s``."""
+    ending = []
     for m in members:
+        if not m.trackers:
+            continue
         assert m.record is not None
-        left = max(0.0, deadline - time.monotonic())
-        m.trackers.end(str(m.record.summary.get("status")), m.record.summary, left)
+        status, summary = str(m.record.summary.get("status")), dict(m.record.summary)
+        thread = threading.Thread(
+            target=m.trackers.end,
+            args=(status, summary, wait_s),
+            name="vaesweep-tracker-end",
+            daemon=True,
+        )
+        thread.start()
+        ending.append(thread)
+    for thread in ending:
+        thread.join()
 
 
 def _fail(members: Sequence[Member], error: str, kind: str) -> None:
