@@ -32,12 +32,15 @@ EPOCHS = 3
 
 @pytest.fixture(scope="module")
 def sweep(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, MlflowClient]]:
-    """`vaesweep sweep ... tracker=[tensorboard,mlflow] --jobs 2`, then `vaesweep report`."""
+    """`vaesweep sweep ... tracker=[tensorboard,mlflow] --jobs 2 --no-stack`, then
+    `vaesweep report`."""
     root = tmp_path_factory.mktemp("ml")
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(root)
         mp.setenv("VAESWEEP_OUTPUTS", str(root / "outputs"))
         args = ["sweep", f"beta={','.join(BETAS)}", "tracker=[tensorboard,mlflow]", "--jobs", "2"]
+        # Two processes writing into one store (a stack's members: test_stack_tracking).
+        args.append("--no-stack")
         result = CliRunner().invoke(app, [*args, "--name", "ml", *TINY, f"train.epochs={EPOCHS}"])
         assert result.exit_code == 0, result.output
         report = CliRunner().invoke(app, ["report", str(root / "outputs" / "sweeps" / "ml")])
@@ -211,7 +214,8 @@ def test_unreachable_store_is_one_line_exit_2_before_training(outputs: Path) -> 
 
 @pytest.mark.slow
 def test_submitit_runs_log_from_their_own_processes(outputs: Path, tiny: list[str]) -> None:
-    """The SLURM code path (submitit, one process per run) logs to both trackers."""
+    """The SLURM code path (submitit, one process per job: here one stack of both runs) logs
+    each run to both trackers."""
     args = ["sweep", "beta=0.1,1", "tracker=[tensorboard,mlflow]", "--name", "sub"]
     result = CliRunner().invoke(app, [*args, *tiny, "--launcher", "submitit_local"])
     assert result.exit_code == 0, result.output

@@ -33,13 +33,15 @@ BETAS = ("0.1", "1")
 
 @pytest.fixture(scope="module")
 def sweep_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """A 2-run beta sweep logged to TensorBoard (3 epochs, grids every 2 epochs)."""
+    """A 2-run beta sweep logged to TensorBoard (3 epochs, grids every 2 epochs), one run per
+    process."""
     root = tmp_path_factory.mktemp("tb")
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(root)
         mp.setenv("VAESWEEP_OUTPUTS", str(root / "outputs"))
         args = ["sweep", f"beta={','.join(BETAS)}", "tracker=tensorboard", "--name", "tb"]
         args += [*TINY, f"train.epochs={EPOCHS}", "tracker.image_every=2"]
+        args.append("--no-stack")  # runs of their own (members of a stack: test_stack_tracking)
         result = CliRunner().invoke(app, args)
         assert result.exit_code == 0, result.output
     yield root / "outputs" / "sweeps" / "tb"

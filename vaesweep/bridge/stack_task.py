@@ -63,11 +63,16 @@ def stack_task(cfg: DictConfig) -> list[dict[str, Any]]:
         return [summary or {} for _, summary in done]  # before torch is imported
 
     from vaesweep.run.stack_job import Member, run_stack  # late: torch only inside the job
+    from vaesweep.tracking.info import sweep_context
 
+    planned = [(r.name, r.values) for r in plan.runs]
     members = [
         Member(config, sweep_dir / run.name, overrides)
         for run, (config, overrides) in zip(runs, member_configs(cfg, plan, runs, job))
     ]
+    for m in members:  # what each member's trackers show of the sweep, as for a single run
+        if m.config.tracker.names:
+            m.tracking = sweep_context(sweep_dir, plan.swept_keys, planned, m.run_dir.name)
     try:
         return run_stack(members)
     finally:

@@ -84,18 +84,11 @@ def plan_sweep(
 
 #: Architectures :mod:`vaesweep.model.stacked` can stack (linear, conv and SiLU layers only).
 STACKABLE_ARCHS = ("conv", "mlp")
-#: Datasets with known factors, whose runs end with the disentanglement metrics.
-FACTOR_DATASETS = ("dsprites", "shapes")
 
 
 def _trains_alone(configs: list[Any]) -> str:
-    """Why these runs cannot share a stack (empty when they can): the stacked trainer has no
-    tracker hooks and no augmentation of training batches."""
-    if any(c.tracker.names for c in configs):
-        return "tracker=... logs from single runs only"
-    factors = sorted({c.data.name for c in configs} & set(FACTOR_DATASETS))
-    if factors and any(c.eval.disentanglement != "off" for c in configs):
-        return f"data={factors[0]}'s disentanglement metrics are computed by single runs only"
+    """Why these runs cannot share a stack (empty when they can): an architecture without a
+    stacked form."""
     archs = sorted({c.model.arch for c in configs} - set(STACKABLE_ARCHS))
     if archs:
         return f"model={archs[0]} has no stacked form (stacked: {', '.join(STACKABLE_ARCHS)})"

@@ -9,17 +9,23 @@ assembly (:mod:`vaesweep.run.stack_assembly`). On an existing directory a member
 behaves as a single run does: ``completed`` is left alone, a checkpoint is continued. Members
 whose checkpoints stopped at different epochs (a kill between two members' writes) train as
 separate stacks, one per epoch reached.
+
+Each member has the trackers its single run has (``config.tracker``: its own TensorBoard event
+files, its own MLflow child run, continued on resume), fed by its own record writer, and on a
+factor dataset it ends with its single run's disentanglement metrics (disentanglement.json and
+``summary["disentanglement"]``), computed on a single model holding the member's weights.
 """
 
 from __future__ import annotations
 
 import logging
 import socket
+import threading
 import time
 import traceback
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,9 +33,12 @@ import torch
 
 from vaesweep.config import Config
 from vaesweep.errors import UserError
+from vaesweep.evaluation.convergence import from_rows
+from vaesweep.evaluation.disentanglement import final_disentanglement, summary_entry
 from vaesweep.evaluation.final import final_iwae, image_grids
 from vaesweep.evaluation.metrics import EVAL_SEED
 from vaesweep.record import RunRecord, contract
+from vaesweep.record.files import write_json
 from vaesweep.run.job import (
     _check_same_experiment,
     _now,
@@ -39,6 +48,9 @@ from vaesweep.run.job import (
     versions,
 )
 from vaesweep.run.record_hooks import RecordHooks
+from vaesweep.tracking import Trackers, TrackingContext
+from vaesweep.tracking.fanout import END_WAIT_S, INTERRUPTED_WAIT_S
+from vaesweep.tracking.info import run_info
 from vaesweep.training.trainer import EpochResult, TrainHooks
 
 log = logging.getLogger("vaesweep.run")
@@ -49,8 +61,11 @@ class Member:
     config: Config
     run_dir: Path
     overrides: list[str]
+    #: What the member's trackers show of its sweep (as :func:`run_job`'s ``tracking``).
+    tracking: TrackingContext | None = None
     record: RunRecord | None = None
     handler: logging.Handler | None = None
+    trackers: Trackers = field(default_factory=lambda: Trackers([]))
 
 
 class _OnlyMember(logging.Filter):
@@ -69,15 +84,50 @@ class _OnlyMember(logging.Filter):
 class _MemberHooks(TrainHooks):
     """Member k's record writer, with its log lines routed to its own train.log."""
 
-    def __init__(self, k: int, inner: RecordHooks) -> None:
-        self.k, self.inner = k, inner
+    def __init__(self, k: int, inner: RecordHooks, stack: Any) -> None:
+        self.k, self.inner, self.stack = k, inner, stack
 
     def on_epoch_end(self, result: EpochResult, state: Any) -> None:
         _OnlyMember.current = self.k
         try:
-            self.inner.on_epoch_end(result, state)
+            member = _MemberModel(state, self.stack, self.k)
+            self.inner.on_epoch_end(result, member)  # type: ignore[arg-type]
         finally:
             _OnlyMember.current = None
+
+
+class _MemberModel:
+    """Member k's state as the record writer sees a single run's: ``state_dict()`` for the
+    checkpoint and, for the trackers' grids, ``model``: a single VAE holding member k's
+    current weights (built only when asked for)."""
+
+    def __init__(self, state: Any, stack: Any, k: int) -> None:
+        self.state, self.stack, self.k = state, stack, k
+
+    def state_dict(self) -> dict[str, Any]:
+        return self.state.state_dict()
+
+    @property
+    def model(self) -> Any:
+        return self.stack.model.member_view(self.k)
+
+
+class _OnceAcrossMembers(logging.Filter):
+    """A tracker failing the same way for every member (a store gone, a full disk) warns
+    once for the stack, as it would for a single run."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.WARNING:
+            return True
+        text = record.getMessage()
+        if text in self.seen:
+            return False
+        self.seen.add(text)
+        return True
 
 
 @contextmanager
@@ -132,21 +182,53 @@ def run_stack(members: Sequence[Member], sweep_dir: Path | None = None) -> list[
         todo.append(m)
     t0 = time.perf_counter()
     if todo:
+        once = _OnceAcrossMembers()
+        tracking_log = logging.getLogger("vaesweep.tracking")
+        tracking_log.addFilter(once)
+        tracker_wait = END_WAIT_S
         with _member_logs(todo):
             try:
+                for m in todo:
+                    m.trackers = Trackers.from_config(m.config.tracker)
                 _train_stack(todo)
             except UserError as err:
                 _fail(todo, str(err), "user")
             except Exception as err:  # a bug: keep the records and the traceback
                 log.error("stack failed:\n%s", traceback.format_exc())
                 _fail(todo, f"{type(err).__name__}: {err}".splitlines()[0], "internal")
+            except BaseException:  # Ctrl-C, a launcher's kill: do not wait long on trackers
+                tracker_wait = INTERRUPTED_WAIT_S
+                raise
             finally:
                 spent = time.perf_counter() - t0
                 for m in todo:
                     assert m.record is not None
                     wall = float(m.record.summary.get("wall_time_s") or 0.0) + spent
                     m.record.update_summary(wall_time_s=wall, finished=_now())
+                _end_trackers(todo, tracker_wait)
+                tracking_log.removeFilter(once)
     return [RunRecord(m.run_dir).read_summary() or {} for m in members]
+
+
+def _end_trackers(members: Sequence[Member], wait_s: float) -> None:
+    """Every member's trackers get its final status and summary, all at once (their last
+    writes overlap, as K single runs' would), each waited for at most ``wait_s``."""
+    ending = []
+    for m in members:
+        if not m.trackers:
+            continue
+        assert m.record is not None
+        status, summary = str(m.record.summary.get("status")), dict(m.record.summary)
+        thread = threading.Thread(
+            target=m.trackers.end,
+            args=(status, summary, wait_s),
+            name="vaesweep-tracker-end",
+            daemon=True,
+        )
+        thread.start()
+        ending.append(thread)
+    for thread in ending:
+        thread.join()
 
 
 def _fail(members: Sequence[Member], error: str, kind: str) -> None:
@@ -237,9 +319,22 @@ def _fit_group(
         else:
             m.record.reset_rows()
         m.record.write_text(contract.CONFIG_FILE, m.config.to_yaml())
+        if m.trackers:
+            resumed = state.step if checkpoint is not None else None
+            m.trackers.start(
+                run_info(m.config, m.record.dir, m.tracking, m.record.summary, resumed)
+            )
     first = members[0].config
+    n_train = len(splits.train)
     writers = [
-        RecordHooks(m.record, m.config, None, m.config.train.total_epochs(len(splits.train)))  # type: ignore[arg-type]
+        RecordHooks(
+            m.record,  # type: ignore[arg-type]
+            m.config,
+            None,
+            m.config.train.total_epochs(n_train),
+            m.trackers,
+            val_u8,
+        )
         for m in members
     ]
     trainer = StackedTrainer(
@@ -248,7 +343,7 @@ def _fit_group(
         binarize=first.data.binarize,
         augment=Augment.from_config(first.data),
         eval_seed=EVAL_SEED,
-        hooks=[_MemberHooks(k, w) for k, w in enumerate(writers)],
+        hooks=[_MemberHooks(k, w, state) for k, w in enumerate(writers)],
     )
     t_fit = time.perf_counter()
     try:
@@ -261,6 +356,10 @@ def _fit_group(
             w.write_progress()
             w.write_seconds += time.perf_counter() - t_flush
     fit_s = time.perf_counter() - t_fit
+    for m in members:  # as a single run: diverged members too
+        assert m.record is not None
+        n_steps = m.config.train.total_steps(n_train)
+        m.record.update_summary(convergence=from_rows(m.record.rows, n_steps))
     state.model.eval()
     for k, (m, w, result) in enumerate(zip(members, writers, results)):
         assert m.record is not None
@@ -286,13 +385,25 @@ def _fit_group(
             kl_per_dim = final_kl(m.record.rows)
             grids = image_grids(view, splits, device, m.config, kl_per_dim)
             images = _write_images(grids, m.record)
-            iwae = final_iwae(view, splits, device, m.config, EVAL_SEED)
+            val_rows = [r for r in m.record.rows if r["split"] == "val"]
+            calib_mse = float(val_rows[-1]["mse"]) if val_rows else None
+            iwae = final_iwae(view, splits, device, m.config, EVAL_SEED, calib_mse=calib_mse)
             timings["final_s"] = time.perf_counter() - t_final
+            disentanglement = None
+            if splits.grid is not None:
+                t_dis = time.perf_counter()
+                preset = m.config.eval.disentanglement
+                scores = final_disentanglement(view, splits, device, preset)
+                if scores is not None:
+                    write_json(m.record.path(contract.DISENTANGLEMENT_FILE), scores)
+                    disentanglement = summary_entry(scores)
+                timings["disentanglement_s"] = time.perf_counter() - t_dis
             m.record.update_summary(
                 status=contract.COMPLETED,
                 images=images,
                 iwae=iwae,
                 kl_per_dim=kl_per_dim,
+                disentanglement=disentanglement,
                 timings=timings,
             )
         finally:
