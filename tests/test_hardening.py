@@ -737,3 +737,26 @@ def test_slurm_jobs_take_their_threads_from_the_cpus_they_got(
     monkeypatch.setenv("SLURM_CPUS_PER_TASK", "3")
     assert scheduler_threads(compose([])).train.threads == 3
     assert scheduler_threads(compose(["train.threads=1"])).train.threads == 1
+
+
+def test_a_job_without_a_result_is_waited_out_with_the_others(tmp_path: Path) -> None:
+    """SLURM defect 1: the submitit launcher collects ``job.results()`` job by job, and the
+    first job cancelled (here: killed by a signal, on submitit's local executor) raised
+    UncompletedJobError while later jobs still ran. Now it is named once all have ended."""
+    import operator
+    import os
+
+    submitit = pytest.importorskip("submitit")
+    from vaesweep.bridge.hydra_internals import submitit_waits_for_every_job
+
+    executor = submitit.AutoExecutor(folder=tmp_path / "%j", cluster="local")
+    executor.update_parameters(timeout_min=5)
+    killed = executor.submit(os.abort)  # dies by SIGABRT: no result, like scancel's SIGKILL
+    later = executor.submit(operator.add, 40, 2)
+    with submitit_waits_for_every_job() as ended:
+        results = [job.results()[0] for job in (killed, later)]
+    assert results[1] == 42
+    assert results[0].return_value is None  # an empty result Hydra's sweeper accepts
+    assert len(ended) == 1 and ended[0].startswith(f"job {killed.job_id} ended "), ended
+    with pytest.raises(submitit.core.utils.UncompletedJobError):
+        killed.results()  # what the launcher raised before, at the first such job

@@ -8,6 +8,7 @@ its signature is unchanged from Hydra 1.1 to 1.4-dev (tests/test_bridge_hooks.py
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -32,6 +33,8 @@ from vaesweep.record import contract
 from vaesweep.record.sweep_index import mark_interrupted, refresh_index, run_status
 from vaesweep.record.sweep_lock import SweepLock
 from vaesweep.record.sweep_plan import PLAN_FILE, SweepPlan
+
+log = logging.getLogger(__name__)
 
 #: What SLURM tells a job about the CPUs it was given (``--cpus-per-task``).
 SLURM_CPUS_ENV = "SLURM_CPUS_PER_TASK"
@@ -71,8 +74,11 @@ def job_guard(sweep_dir: Path | None, run_dirs: Sequence[Path]) -> Any:
                     locks.enter_context(SweepLock(run_dir, what="run"))
             with stop_signals_as_interrupt():
                 yield
-        except KeyboardInterrupt:
-            mark_interrupted(list(run_dirs))
+        except KeyboardInterrupt as stop:
+            marked = mark_interrupted(list(run_dirs))
+            why = f"stopped by {stop.args[0]}" if stop.args else "interrupted"
+            for run_dir in marked:
+                log.warning("%s: %s marked interrupted (resumable)", why, run_dir.name)
             raise
         finally:
             if in_sweep:
