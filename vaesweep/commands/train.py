@@ -91,7 +91,15 @@ def train(
                 markup=False,
             )
             raise
+        except bridge_launch.JobsEnded as ended:
+            # The job was cancelled or killed (scancel, a lost node): it has ended, and the
+            # run continues from its last checkpoint with --resume.
+            for line in ended.lines:
+                console.print(f"{line} before the run finished", highlight=False, markup=False)
+            mark_interrupted([run_dir])
+            results = []
     summary: dict[str, Any] = results[0].return_value if results else {}
+    summary = summary or dict(run_status(run_dir)[1] or {})
     summary["run_dir"] = str(run_dir)
     return summary
 
