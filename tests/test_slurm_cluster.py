@@ -26,6 +26,8 @@ from pathlib import Path
 import pytest
 from conftest import Hold
 
+from vaesweep.record.sweep_lock import is_locked
+
 pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
 
 START = "sudo bash tests/cluster/start_slurm.sh"
@@ -262,6 +264,9 @@ def test_sweep_on_a_real_cluster_then_scancel_and_resume(
             in (sweep_dir / ".submitit" / job / f"{job}_submission.sh").read_text()
         )
         assert _queue_state(f"{job}_1") == "RUNNING"
+        # The job holds its run's lock: `vaesweep train --resume` of it is refused even
+        # when the sweep command is gone.
+        assert is_locked(runs[1])
         subprocess.run(["scancel", f"{job}_1"], check=True)
         _wait("the sweep to end", sweep_ended, None, log)
         code, out = _finish(proc, log)

@@ -128,6 +128,11 @@ def preflight_config(opts: LaunchOptions, config: Config) -> Config:
     return replace(config, train=replace(config.train, device="cpu"))
 
 
+def runs_here(opts: LaunchOptions) -> bool:
+    """Whether the runs train in this process (the basic launcher, one job at a time)."""
+    return _name(opts) == "basic"
+
+
 def jobs_outlive_driver(opts: LaunchOptions) -> bool:
     """Whether the launched jobs may go on after this command stops (submitit's processes,
     a cluster's jobs): then only runs no job holds are marked ``interrupted``."""

@@ -29,6 +29,7 @@ from vaesweep.commands.launching import (
     launcher_overrides,
     parallel_jobs,
     preflight_config,
+    runs_here,
 )
 from vaesweep.commands.sweep_monitor import SweepMonitor
 from vaesweep.commands.sweep_stacks import (
@@ -58,7 +59,7 @@ def plan_sweep(
     grid = bridge_grid.expand_grid(overrides, opts.config_dirs)
     configs = bridge_grid.validate_jobs(grid, opts.config_dirs)
     tracking.check([c.tracker for c in configs])  # a missing tracker package: before anything
-    opts.notes = _preflight([preflight_config(opts, c) for c in configs])
+    opts.notes = _preflight([preflight_config(opts, c) for c in configs], runs_here(opts))
     names = grid.names()
     dupes = {n for n in names if names.count(n) > 1}
     if dupes:
@@ -112,9 +113,24 @@ def _trains_alone(configs: list[Any]) -> str:
     return ""
 
 
-def _preflight(configs: list[Any]) -> list[str]:
+def _preflight(configs: list[Any], here: bool) -> list[str]:
     """Device and data of every distinct setting, checked before anything is written;
-    returns the notes the user must see (data found elsewhere than data.root)."""
+    returns the notes the user must see (data found elsewhere than data.root).
+
+    ``here``: in this process, which trains the runs anyway; otherwise in a short-lived child
+    process, so a driver that only waits for its workers or a cluster's jobs (for days, on a
+    login node) never holds torch and the data.
+    """
+    if here:
+        return check_data_and_devices(configs)
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as child:
+        return child.submit(check_data_and_devices, configs).result()
+
+
+def check_data_and_devices(configs: list[Any]) -> list[str]:
     from vaesweep.run.assembly import fallback_notes, preflight  # torch: only when used
 
     seen: set[str] = set()
