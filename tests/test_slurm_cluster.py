@@ -322,3 +322,22 @@ def test_sweep_on_a_real_cluster_then_scancel_and_resume(
     script = sweep_dir / ".submitit" / resumed_job / f"{resumed_job}_submission.sh"
     assert "#SBATCH --array" not in script.read_text()
     _wait("the resumed job to finish", lambda: _job_state(resumed_job) == "COMPLETED", None, log)
+
+
+@pytest.mark.usefixtures("cluster")
+def test_bad_data_stops_before_anything_is_submitted(tmp_path: Path) -> None:
+    """Issue 12 item 8 on SLURM: the data is checked on the submitting machine, so bad input
+    is one line (exit 2) with no sweep directory and no job (the device is the compute
+    nodes' to check)."""
+    queued = set(
+        subprocess.run(["squeue", "-h", "-o", "%i"], capture_output=True, text=True).stdout.split()
+    )
+    log = tmp_path / "bad.log"
+    args = ["sweep", "beta=0.1,1", "data.limit=1", "--name", "bad", "--launcher", "slurm"]
+    code, out = _finish(_vaesweep([*args, *CLUSTER_KNOBS], tmp_path, log, {}), log)
+    assert code == 2 and "usable image" in out and "Traceback" not in out, out
+    assert not (tmp_path / "outputs" / "sweeps" / "bad").exists()
+    now = set(
+        subprocess.run(["squeue", "-h", "-o", "%i"], capture_output=True, text=True).stdout.split()
+    )
+    assert now <= queued
