@@ -275,8 +275,10 @@ def test_sweep_on_a_real_cluster_then_scancel_and_resume(
             proc.kill()
         if job:
             subprocess.run(["scancel", job], check=False)
-    # The sweep command waited for every task of the array before it ended.
-    assert _settled(job, 3), out
+    # The sweep command waited for every task of the array before it ended: task 2 could
+    # start only after task 1 was cancelled, and its run was complete when the command ended.
+    assert _status(runs[2]) == "completed", out
+    _wait("SLURM's accounting of the array", lambda: _settled(job, 3), None, log)
     assert _sacct(job) == {"0": "COMPLETED", "1": "CANCELLED", "2": "COMPLETED"}
     # It names the cancelled task, prints the run table and how to resume, and fails as a
     # sweep with unfinished runs does: no traceback.

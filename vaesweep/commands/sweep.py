@@ -131,6 +131,7 @@ def _preflight(configs: list[Any], here: bool) -> list[str]:
 
 
 def check_data_and_devices(configs: list[Any]) -> list[str]:
+    """:func:`vaesweep.run.assembly.preflight` of each distinct (data, device); the notes."""
     from vaesweep.run.assembly import fallback_notes, preflight  # torch: only when used
 
     seen: set[str] = set()
@@ -238,7 +239,8 @@ def sweep(
             raise
         finally:
             monitor.stop()
-            # Every launched job has ended: a run still `running` was killed from outside.
+            # A run still `running` that no job holds was killed from outside (SIGKILL, a
+            # lost node) before it could say so.
             mark_interrupted(run_dirs, unless_locked=True)
             rows = refresh_index(sweep_dir)
             tracking.close_sweep(sweep_dir, [str(r.get("status")) for r in rows])
