@@ -97,6 +97,11 @@ def train(
             for line in ended.lines:
                 console.print(f"{line} before the run finished", highlight=False, markup=False)
             mark_interrupted([run_dir])
+            console.print(
+                f"continue with: vaesweep train --resume {shlex.quote(str(run_dir))}",
+                highlight=False,
+                markup=False,
+            )
             results = []
     summary: dict[str, Any] = results[0].return_value if results else {}
     summary = summary or dict(run_status(run_dir)[1] or {})
