@@ -53,3 +53,29 @@ def test_loky_reusable_executor_is_where_the_release_looks() -> None:
     assert "kill_workers" in inspect.signature(executor.shutdown).parameters
     hydra_internals.release_joblib_workers()
     assert executor._flags.shutdown
+
+
+def test_basic_sweeper_batches_are_filtered_and_restored() -> None:
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+
+    own = BasicSweeper.__dict__["get_job_batch"]
+    sweeper = BasicSweeper(max_batch_size=None)
+    sweeper.overrides = [[["beta=0.1"], ["beta=1"]]]
+    with hydra_internals.sweeper_launches_only(lambda job: job != ["beta=0.1"]):
+        assert sweeper.get_job_batch() == [["beta=1"]]
+    assert BasicSweeper.__dict__["get_job_batch"] is own
+
+
+def test_submitit_job_results_raise_what_the_wrapper_catches() -> None:
+    import pytest
+
+    submitit = pytest.importorskip("submitit")
+    from submitit.core import core, utils
+
+    assert "results" in core.Job.__dict__
+    assert issubclass(utils.UncompletedJobError, Exception)
+    assert issubclass(utils.FailedJobError, Exception)
+    own = core.Job.__dict__["results"]
+    with hydra_internals.submitit_waits_for_every_job() as ended:
+        assert core.Job.__dict__["results"] is not own and ended == []
+    assert core.Job.__dict__["results"] is own and submitit.Job is core.Job

@@ -17,6 +17,7 @@ import pytest
 from typer.testing import CliRunner
 
 from vaesweep.cli import app
+from vaesweep.record.sweep_lock import is_locked
 from vaesweep.testing.fabricate import fabricate_run, fabricate_sweep
 
 #: Longest wait for a subprocess to reach a state: generous, it only ends a test that hangs.
@@ -394,9 +395,18 @@ def test_bad_data_or_device_stops_before_the_run_directory(
         "missing-mnist": ["data=mnist", f"data.root={tmp_path / 'nowhere'}"],
         "cuda": ["train.device=cuda"],
     }[case]
-    for command in (["train"], ["sweep", "seed=0,1"]):
+    commands = [["train"], ["sweep", "seed=0,1"]]
+    if case in ("limit-1", "cuda"):
+        # Every launcher, not only runs in this process: parallel workers and submitit's
+        # processes too (the check is the same for every kind of bad input).
+        commands += [
+            ["train", "--launcher", "submitit_local"],
+            ["sweep", "seed=0,1", "--jobs", "2"],
+            ["sweep", "seed=0,1", "--launcher", "submitit_local"],
+        ]
+    for command in commands:
         result = _invoke([*command, *overrides, "train.epochs=1"])
-        assert result.exit_code == 2, result.output
+        assert result.exit_code == 2, (command, result.output)
         assert "Traceback" not in result.output
     _no_run_left(outputs)
     sweeps = outputs / "sweeps"
@@ -474,7 +484,9 @@ def test_sigterm_stops_workers_marks_runs_interrupted_and_locks_runs(
     sweep = tmp_path / "out" / "sweeps" / "t"
     try:
         _wait_for(lambda: len(list(hold.folder.glob("*.epoch1"))) == 2, proc, "both runs held")
-        # Defect 9: the run is training inside a locked sweep.
+        # Defect 9: the run is training inside a locked sweep, and each worker holds its own
+        # run's lock (which outlives a sweep driver that is gone, as a cluster's jobs do).
+        assert is_locked(sweep / "beta=0.1") and is_locked(sweep / "beta=1")
         result = _invoke(["train", "--resume", str(sweep / "beta=0.1")])
         assert result.exit_code == 2 and "in use by another vaesweep" in result.output
         assert "pid " in result.output  # names the holder
@@ -623,3 +635,128 @@ def test_full_disk_names_the_folder(outputs: Path, monkeypatch: pytest.MonkeyPat
     result = _invoke(["sweep", "beta=0.1,1", "--name", "s"])
     assert result.exit_code == 2, result.output
     assert "No space left on device" in result.output and str(outputs / "sweeps") in result.output
+
+
+# ------------------------------------- found on the real SLURM cluster, and on every launcher
+
+
+def test_driver_added_settings_never_name_a_run() -> None:
+    """SLURM defect 4: with nothing swept, the job named its run by the driver's
+    train.progress/train.threads too, so the planned run stayed `pending`."""
+    from vaesweep.record.run_names import run_name
+
+    user = ["beta=0.1", "train.epochs=1", "data.limit=200"]
+    planned = run_name(user, [])
+    assert planned == "beta=0.1,data.limit=200,train.epochs=1"
+    assert run_name([*user, "train.progress=off", "train.threads=1"], []) == planned
+    # Swept, they name runs like any key.
+    assert run_name(["train.threads=2", "beta=1"], ["train.threads"]) == "train.threads=2"
+
+
+@pytest.mark.slow
+def test_nothing_swept_on_parallel_workers_is_indexed_completed(outputs: Path) -> None:
+    """SLURM defect 4, reproduced with --jobs: the run trained but runs.csv said `pending`."""
+    result = _invoke(["sweep", "beta=0.1", *TINY, "--jobs", "2", "--name", "one"])
+    assert result.exit_code == 0, result.output
+    rows = pd.read_csv(outputs / "sweeps" / "one" / "runs.csv")
+    assert list(rows["status"]) == ["completed"], result.output
+
+
+def _completed_sweep(sweep: Path, stack_size: int, tiny: list[str]) -> list[Path]:
+    """A sweep of two completed runs whose sweep.json re-plans to exactly those runs."""
+    runs = fabricate_sweep(sweep, [0.1, 1], images=False)
+    plan = json.loads((sweep / "sweep.json").read_text())
+    plan.update(overrides=["beta=0.1,1", *tiny], stack_size=stack_size)
+    (sweep / "sweep.json").write_text(json.dumps(plan))
+    return runs
+
+
+@pytest.mark.parametrize(
+    ("stack_size", "launcher"),
+    [(0, ["--jobs", "2"]), (8, []), (0, ["--launcher", "submitit_local"])],
+    ids=["joblib", "stacked", "submitit_local"],
+)
+def test_resume_launches_only_unfinished_runs(
+    outputs: Path, stack_size: int, launcher: list[str], tiny: list[str]
+) -> None:
+    """SLURM defect 3: --resume submitted the whole grid again (each completed run took a
+    SLURM job slot to find it had nothing to do). A job Hydra launches writes its .hydra/."""
+    sweep = outputs / "sweeps" / "done"
+    runs = _completed_sweep(sweep, stack_size, tiny)
+    result = _invoke(["sweep", "--resume", str(sweep), *launcher])
+    assert result.exit_code == 0, result.output
+    assert "2 completed" in result.output
+    plan = json.loads((sweep / "sweep.json").read_text())
+    assert plan["stack_size"] == stack_size  # stacked when asked: one stack of both runs
+    for run in runs:
+        assert not (run / ".hydra").exists(), f"{run.name} was launched again"
+    assert not (sweep / ".stacks").exists() and not (sweep / ".submitit").exists()
+
+
+def test_unfinished_jobs_are_the_runs_or_stacks_left(tmp_path: Path, tiny: list[str]) -> None:
+    """What a resumed sweep launches: jobs whose run, or one of whose stack's members, is
+    not completed (the override lists are those Hydra's sweeper hands the launcher)."""
+    from vaesweep.commands.launching import LaunchOptions
+    from vaesweep.commands.sweep import _unfinished, plan_sweep
+
+    for size in (0, 2):
+        sweep = tmp_path / f"s{size}"
+        overrides = ["beta=0.1,1", "seed=0,1", *tiny]
+        plan, grid = plan_sweep(overrides, LaunchOptions(stack_size=size), "s")
+        fabricate_sweep(sweep, [0.1, 1], [0, 1], statuses={"beta=1,seed=1": "interrupted"})
+        keep, units = _unfinished(plan, sweep)
+        assert units == 1
+        if size == 0:
+            launched = [j for j in grid.jobs if keep([*j, "train.threads=1"])]
+            assert [j[:2] for j in launched] == [["beta=1", "seed=1"]]
+        else:
+            from vaesweep.commands.sweep_stacks import stack_launch
+
+            (stack,) = [s for s in plan.stacks() if any(r.name == "beta=1,seed=1" for r in s)]
+            part = plan.stacks().index(stack)
+            stacked, _ = stack_launch(plan, overrides)
+            assert keep(
+                [o for o in stacked if "vaesweep_stack_part" not in o]
+                + [f"+vaesweep_stack_part={part}"]
+            )
+            assert not keep(
+                [o for o in stacked if "vaesweep_stack_part" not in o]
+                + [f"+vaesweep_stack_part={1 - part}"]
+            )
+
+
+def test_slurm_jobs_take_their_threads_from_the_cpus_they_got(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """SLURM defect 6: a run under SLURM started one torch thread per core of the node."""
+    from vaesweep.bridge.compose import compose
+    from vaesweep.bridge.launch import scheduler_threads
+
+    monkeypatch.delenv("SLURM_CPUS_PER_TASK", raising=False)
+    assert scheduler_threads(compose([])).train.threads is None
+    monkeypatch.setenv("SLURM_CPUS_PER_TASK", "3")
+    assert scheduler_threads(compose([])).train.threads == 3
+    assert scheduler_threads(compose(["train.threads=1"])).train.threads == 1
+
+
+def test_a_job_without_a_result_is_waited_out_with_the_others(tmp_path: Path) -> None:
+    """SLURM defect 1: the submitit launcher collects ``job.results()`` job by job, and the
+    first job cancelled (here: killed by a signal, on submitit's local executor) raised
+    UncompletedJobError while later jobs still ran. Now it is named once all have ended."""
+    import operator
+    import os
+
+    submitit = pytest.importorskip("submitit")
+    from vaesweep.bridge.hydra_internals import submitit_waits_for_every_job
+
+    executor = submitit.AutoExecutor(folder=tmp_path / "%j", cluster="local")
+    executor.update_parameters(timeout_min=5)
+    killed = executor.submit(os.abort)  # dies by SIGABRT: no result, like scancel's SIGKILL
+    later = executor.submit(operator.add, 40, 2)
+    with submitit_waits_for_every_job() as ended:
+        results = [job.results()[0] for job in (killed, later)]
+    assert results[1] == 42
+    assert results[0].return_value is None  # an empty result Hydra's sweeper accepts
+    assert len(ended) == 1 and ended[0].startswith(f"job {killed.job_id} ended "), ended
+    with pytest.raises(submitit.core.utils.UncompletedJobError):
+        killed.results()  # what the launcher raised before, at the first such job

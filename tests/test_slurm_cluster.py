@@ -4,9 +4,10 @@ Start one on this machine with ``sudo bash tests/cluster/start_slurm.sh`` (``.ci
 where it can); elsewhere the test is skipped with that hint, and it never submits to any
 other cluster (a site's, from its login node). The sweep runs as a real
 subprocess, as a user would type it, with the launcher knobs a one-node, GPU-less cluster
-needs. One array task is held at a gate (a setup line of its sbatch script that waits for a
-file) so that it is certainly still running when the test cancels it with ``scancel``;
-``--resume`` then finishes it and leaves the completed runs as they were.
+needs. One array task is held after its first epoch (the test hook of ``VAESWEEP_TEST_HOLD``)
+so that it is certainly mid-training when the test cancels it with ``scancel``; the sweep
+waits for the other tasks, marks the run ``interrupted`` and says how to resume, and
+``--resume`` submits that run alone, continues it, and leaves the completed runs as they were.
 """
 
 from __future__ import annotations
@@ -19,10 +20,13 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 
 import pytest
+from conftest import Hold
+
+from vaesweep.record.sweep_lock import is_locked
 
 pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
 
@@ -88,18 +92,6 @@ CLUSTER_KNOBS = [
     "hydra.launcher.timeout_min=30",
 ]
 
-GATE_SH = """\
-# Holds this array task until the test creates open_<task> (bounded, then gives up).
-gate={gate}
-echo "$SLURM_ARRAY_JOB_ID" > "$gate/waiting_$SLURM_ARRAY_TASK_ID.tmp"
-mv "$gate/waiting_$SLURM_ARRAY_TASK_ID.tmp" "$gate/waiting_$SLURM_ARRAY_TASK_ID"
-for _ in $(seq {polls}); do
-  [ -e "$gate/open_$SLURM_ARRAY_TASK_ID" ] && exit 0
-  sleep 0.5
-done
-exit 1
-"""
-
 
 def _wait(what: str, ready: Callable[[], bool], proc: subprocess.Popen | None, log: Path) -> None:
     deadline = time.monotonic() + WAIT_S
@@ -132,6 +124,17 @@ def _sacct(job: str) -> dict[str, str]:
     }
 
 
+def _job_state(job: str) -> str:
+    """A plain (not array) job's state as SLURM's accounting records it."""
+    out = subprocess.run(
+        ["sacct", "-n", "-X", "-P", "-j", job, "-o", "State"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    return out[0] if out else ""
+
+
 def _queue_state(job: str) -> str:
     """A job's state as slurmctld has it now (accounting may lag behind it)."""
     return subprocess.run(
@@ -148,8 +151,13 @@ def _settled(job: str, tasks: int) -> bool:
     return len(states) == tasks and not unsettled & set(states.values())
 
 
-def _vaesweep(args: list[str], cwd: Path, log: Path) -> subprocess.Popen:
-    env = {**os.environ, "VAESWEEP_OUTPUTS": str(cwd / "outputs"), "PYTHONUNBUFFERED": "1"}
+def _vaesweep(args: list[str], cwd: Path, log: Path, extra_env: dict[str, str]) -> subprocess.Popen:
+    env = {
+        **os.environ,
+        **extra_env,
+        "VAESWEEP_OUTPUTS": str(cwd / "outputs"),
+        "PYTHONUNBUFFERED": "1",
+    }
     with log.open("w") as out:
         return subprocess.Popen(
             [sys.executable, "-m", "vaesweep", *args],
@@ -178,30 +186,41 @@ def _epochs(run: Path) -> list[tuple[str, str]]:
 EPOCHS = [("1", "train"), ("1", "val"), ("2", "train"), ("2", "val")]
 
 
-def _snapshot(run: Path) -> dict[str, tuple[int, bytes]]:
-    """The run's record files with their times. Left out: Hydra's own .hydra/ (Hydra rewrites
-    it whenever it launches the job, as a resumed sweep does) and the log, checked apart."""
-    return {
-        str(p.relative_to(run)): (p.stat().st_mtime_ns, p.read_bytes())
-        for p in sorted(run.rglob("*"))
-        if p.is_file() and ".hydra" not in p.parts and p.name != LOG
-    }
-
-
 #: Hydra's job log in each run directory (``hydra.job.name`` is ``train``).
 LOG = "train.log"
 
 
+def _snapshot(run: Path) -> dict[str, tuple[int, bytes]]:
+    """Every file of the run with its time, Hydra's own .hydra/ and log included: a run that
+    is not launched again is not touched at all."""
+    return {
+        str(p.relative_to(run)): (p.stat().st_mtime_ns, p.read_bytes())
+        for p in sorted(run.rglob("*"))
+        if p.is_file()
+    }
+
+
+def _array_job(sweep_dir: Path, known: Collection[str] = ()) -> str:
+    """The SLURM id of the newest job (array) submitit filed for the sweep, other than
+    ``known`` ('' before any): submitit keeps one folder per submission, with its sbatch
+    script, named by the job id."""
+    folder = sweep_dir / ".submitit"
+    ids = [p.name for p in folder.iterdir() if p.name.isdigit()] if folder.is_dir() else []
+    new = [i for i in ids if i not in known and (folder / i / f"{i}_submission.sh").exists()]
+    return max(new, key=int) if new else ""
+
+
 @pytest.mark.usefixtures("cluster")
-def test_sweep_on_a_real_cluster_then_scancel_and_resume(tmp_path: Path, tiny: list[str]) -> None:
-    gate = tmp_path / "gate"
-    gate.mkdir()
-    gate_sh = tmp_path / "gate.sh"
-    gate_sh.write_text(GATE_SH.format(gate=gate, polls=2 * WAIT_S))
-    for task in (0, 2):  # task 1 (beta=1) waits at its gate until it is cancelled
-        (gate / f"open_{task}").touch()
+def test_sweep_on_a_real_cluster_then_scancel_and_resume(
+    tmp_path: Path, tiny: list[str], hold: Hold
+) -> None:
+    """Three runs, one array task each. Every run is held after each epoch (the test hook
+    of ``VAESWEEP_TEST_HOLD``, exported to the jobs by sbatch): the other two are released
+    as they reach a hold, and task 1 (beta=1) is cancelled with ``scancel`` while held after
+    its first epoch, so it is certainly mid-training when SLURM sends it SIGTERM."""
     sweep_dir = tmp_path / "outputs" / "sweeps" / "cluster"
     runs = {task: sweep_dir / f"beta={b}" for task, b in enumerate(("0.1", "1", "10"))}
+    cancelled = "beta=1.epoch1"
 
     log = tmp_path / "sweep.log"
     job = ""
@@ -216,65 +235,111 @@ def test_sweep_on_a_real_cluster_then_scancel_and_resume(tmp_path: Path, tiny: l
             "--launcher",
             "slurm",
             *CLUSTER_KNOBS,
-            f"hydra.launcher.setup=['bash {gate_sh}']",
         ],
         tmp_path,
         log,
+        hold.env,
     )
+
+    def release_others() -> None:
+        """Release every hold but the one task 1 is cancelled at."""
+        for marker in hold.folder.glob("*.epoch*"):
+            if marker.name != cancelled:
+                hold.release(marker.name)
+
+    def held_beta_1() -> bool:
+        release_others()
+        return (hold.folder / cancelled).exists()
+
+    def sweep_ended() -> bool:
+        release_others()  # task 2 may start only once task 1 has left its CPU
+        return proc.poll() is not None
+
     try:
-        _wait("task 1 to reach its gate", (gate / "waiting_1").exists, proc, log)
-        job = (gate / "waiting_1").read_text().strip()
-        # One array job of three tasks; task 1 is running, held at its gate, when cancelled.
-        # (Cancelled at once, so the other two need no second CPU to finish meanwhile.)
-        script = sweep_dir / ".submitit" / job / f"{job}_submission.sh"
-        _wait("submitit to file the sbatch script", script.exists, proc, log)
-        assert "#SBATCH --array=0-2" in script.read_text()
+        _wait("run beta=1 to be held after its first epoch", held_beta_1, proc, log)
+        job = _array_job(sweep_dir)
+        # One array job of three tasks; task 1 is running, held after epoch 1, when cancelled.
+        assert (
+            "#SBATCH --array=0-2"
+            in (sweep_dir / ".submitit" / job / f"{job}_submission.sh").read_text()
+        )
         assert _queue_state(f"{job}_1") == "RUNNING"
+        # The job holds its run's lock: `vaesweep train --resume` of it is refused even
+        # when the sweep command is gone.
+        assert is_locked(runs[1])
         subprocess.run(["scancel", f"{job}_1"], check=True)
+        _wait("the sweep to end", sweep_ended, None, log)
         code, out = _finish(proc, log)
     finally:
         if proc.poll() is None:
             proc.kill()
-            if job:
-                subprocess.run(["scancel", job], check=False)
-    # The sweep command may end before the other tasks do; they run on and finish their runs.
-    _wait("the array to finish", lambda: _settled(job, 3), None, log)
+        if job:
+            subprocess.run(["scancel", job], check=False)
+    # The sweep command waited for every task of the array before it ended: task 2 could
+    # start only after task 1 was cancelled, and its run was complete when the command ended.
+    assert _status(runs[2]) == "completed", out
+    _wait("SLURM's accounting of the array", lambda: _settled(job, 3), None, log)
     assert _sacct(job) == {"0": "COMPLETED", "1": "CANCELLED", "2": "COMPLETED"}
-    # The sweep command names the cancelled task and fails. (Through submitit's
-    # UncompletedJobError and its traceback today: a defect to fix in the sweep driver.)
+    # It names the cancelled task, prints the run table and how to resume, and fails as a
+    # sweep with unfinished runs does: no traceback.
     assert code == 1, out
-    assert f"{job}_1" in out and "CANCELLED" in out, out
+    assert f"job {job}_1 ended CANCELLED" in out, out
+    assert "Traceback" not in out, out
+    assert "2 completed, 1 interrupted" in out, out
+    assert f"vaesweep sweep --resume {sweep_dir}" in out, out
 
     for task in (0, 2):
         assert _epochs(runs[task]) == EPOCHS
         assert _status(runs[task]) == "completed"
-    assert _status(runs[1]) != "completed"
+    # The cancelled job marked its run itself (SIGTERM as Ctrl-C) before slurmd killed it.
+    assert _status(runs[1]) == "interrupted"
+    assert "stopped by SIGTERM: beta=1 marked interrupted" in (runs[1] / LOG).read_text()
+    assert _epochs(runs[1]) == EPOCHS[:2]
+    # Each job used the one CPU it got (SLURM_CPUS_PER_TASK), not every core of the node.
+    for task in (0, 1, 2):
+        assert json.loads((runs[task] / "summary.json").read_text())["threads"] == 1
     before = {task: _snapshot(runs[task]) for task in (0, 2)}
-    logs = {task: (runs[task] / LOG).read_text() for task in (0, 2)}
 
-    # --resume: a new array job finishes the cancelled run; the completed ones stay as they were.
-    (gate / "open_1").touch()
+    # --resume: a new array of ONE task continues the cancelled run from its checkpoint; the
+    # completed runs are not submitted again and stay as they were, to the byte.
+    (hold.folder / "release").touch()
     log = tmp_path / "resume.log"
     code, out = _finish(
-        _vaesweep(["sweep", "--resume", str(sweep_dir), "--launcher", "slurm"], tmp_path, log),
-        log,
+        _vaesweep(["sweep", "--resume", str(sweep_dir)], tmp_path, log, hold.env), log
     )
     assert code == 0, out
+    assert "--launcher slurm (stored in the sweep)" in out, out
     assert "3 completed" in out, out
     for task in (0, 1, 2):
         assert _status(runs[task]) == "completed"
-        assert _epochs(runs[task]) == EPOCHS
+        assert _epochs(runs[task]) == EPOCHS  # epoch 1 once: continued, not retrained
     for task in (0, 2):
         assert _snapshot(runs[task]) == before[task]
-        # The resumed array task found the run completed: no training, no epoch logged.
-        log_now = (runs[task] / LOG).read_text()
-        assert log_now.startswith(logs[task])
-        assert "epoch" not in log_now[len(logs[task]) :]
     plan = json.loads((sweep_dir / "sweep.json").read_text())
     assert plan["launcher"] == "slurm"
     assert len(plan["resumed"]) == 1
-    # submitit keeps one folder per array (its sbatch script) named by the SLURM job id.
-    arrays = {p.name for p in (sweep_dir / ".submitit").iterdir() if p.name.isdigit()}
-    (resumed_job,) = arrays - {job}
-    _wait("the resumed array to finish", lambda: _settled(resumed_job, 3), None, log)
-    assert set(_sacct(resumed_job).values()) == {"COMPLETED"}
+    # submitit submits a launch of one job as a plain job, not an array.
+    resumed_job = _array_job(sweep_dir, {job})
+    assert resumed_job, out
+    script = sweep_dir / ".submitit" / resumed_job / f"{resumed_job}_submission.sh"
+    assert "#SBATCH --array" not in script.read_text()
+    _wait("the resumed job to finish", lambda: _job_state(resumed_job) == "COMPLETED", None, log)
+
+
+@pytest.mark.usefixtures("cluster")
+def test_bad_data_stops_before_anything_is_submitted(tmp_path: Path) -> None:
+    """Issue 12 item 8 on SLURM: the data is checked on the submitting machine, so bad input
+    is one line (exit 2) with no sweep directory and no job (the device is the compute
+    nodes' to check)."""
+    queued = set(
+        subprocess.run(["squeue", "-h", "-o", "%i"], capture_output=True, text=True).stdout.split()
+    )
+    log = tmp_path / "bad.log"
+    args = ["sweep", "beta=0.1,1", "data.limit=1", "--name", "bad", "--launcher", "slurm"]
+    code, out = _finish(_vaesweep([*args, *CLUSTER_KNOBS], tmp_path, log, {}), log)
+    assert code == 2 and "usable image" in out and "Traceback" not in out, out
+    assert not (tmp_path / "outputs" / "sweeps" / "bad").exists()
+    now = set(
+        subprocess.run(["squeue", "-h", "-o", "%i"], capture_output=True, text=True).stdout.split()
+    )
+    assert now <= queued

@@ -278,6 +278,13 @@ def sweep(
             )
             raise typer.Exit(130) from None
         tables.print_sweep(console, rows, plan.swept_keys, sweep_dir)
+        if any(r["status"] not in contract.FINISHED for r in rows):
+            # Cancelled or killed jobs: their runs continue from their last checkpoint.
+            console.print(
+                f"resume: vaesweep sweep --resume {shlex.quote(str(sweep_dir))}",
+                markup=False,
+                highlight=False,
+            )
         if any(r["status"] != contract.COMPLETED for r in rows):
             raise typer.Exit(1)
 

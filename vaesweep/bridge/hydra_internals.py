@@ -7,13 +7,17 @@ breaking sweeps:
 * :func:`apply_value_overrides` — ``ConfigLoaderImpl._apply_overrides_to_config``, to apply a
   run's value overrides to a shared composition exactly as Hydra does after composing;
 * :func:`sweeper_trusts_validation` — swaps ``BasicSweeper.validate_batch_is_legal`` for a no-op;
-* :func:`release_joblib_workers` — shuts down loky's module-level reusable executor.
+* :func:`release_joblib_workers` — shuts down loky's module-level reusable executor;
+* :func:`sweeper_launches_only` — filters ``BasicSweeper.get_job_batch`` (a resumed sweep
+  launches only the jobs with something left to train);
+* :func:`submitit_waits_for_every_job` — wraps submitit's ``Job.results``, which the submitit
+  launcher calls job by job and which raises at the first job that did not complete.
 """
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -64,3 +68,66 @@ def release_joblib_workers() -> None:
     executor = getattr(module, "_executor", None)
     if executor is not None:
         executor.shutdown(wait=False, kill_workers=True)
+
+
+@contextmanager
+def sweeper_launches_only(keep: Callable[[list[str]], bool] | None) -> Iterator[None]:
+    """While inside, the sweeper launches only the jobs whose override list ``keep`` accepts.
+
+    BasicSweeper expands the whole product of the swept values; a resumed sweep must not
+    launch (on SLURM: submit) the runs that have completed. ``None`` keeps every job.
+    """
+    if keep is None:
+        yield
+        return
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+
+    own = BasicSweeper.__dict__["get_job_batch"]
+
+    def get_job_batch(self: Any) -> Sequence[Sequence[str]]:
+        return [job for job in own(self) if keep(list(job))]
+
+    BasicSweeper.get_job_batch = get_job_batch  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        BasicSweeper.get_job_batch = own  # type: ignore[method-assign]
+
+
+@contextmanager
+def submitit_waits_for_every_job() -> Iterator[list[str]]:
+    """While inside, a submitit job that ended without a result (cancelled, failed, killed)
+    is recorded instead of raised, so the launch waits for every other job of its array.
+
+    The submitit launcher collects ``[job.results()[0] for job in jobs]``: at the first job
+    cancelled with ``scancel`` it raised ``UncompletedJobError`` while later jobs still ran, and
+    the sweep's lock was released under them. Yields the list that collects one line per such
+    job (``job 123_1 ended CANCELLED``); the job's result becomes an empty completed
+    ``JobReturn`` (its run's own record says what happened to it).
+    """
+    failed: list[str] = []
+    try:
+        from submitit.core import core, utils
+    except ImportError:  # no submitit launcher installed: nothing to wrap
+        yield failed
+        return
+    from hydra.core.utils import JobReturn, JobStatus
+
+    own = core.Job.__dict__["results"]
+
+    def results(self: Any) -> list[Any]:
+        try:
+            return list(own(self))
+        except (utils.UncompletedJobError, utils.FailedJobError):
+            try:
+                state = str(self.state).split()[0]
+            except Exception:  # the scheduler did not answer: say what is known
+                state = "without a result"
+            failed.append(f"job {self.job_id} ended {state}")
+            return [JobReturn(status=JobStatus.COMPLETED)]
+
+    core.Job.results = results  # type: ignore[method-assign]
+    try:
+        yield failed
+    finally:
+        core.Job.results = own  # type: ignore[method-assign]

@@ -7,6 +7,9 @@ its signature is unchanged from Hydra 1.1 to 1.4-dev (tests/test_bridge_hooks.py
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -17,11 +20,70 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from vaesweep.bridge.compose import CONFIG_NAME, hydra_session, searchpath_override, to_config
-from vaesweep.bridge.hydra_internals import release_joblib_workers, sweeper_trusts_validation
+from vaesweep.bridge.hydra_internals import (
+    release_joblib_workers,
+    submitit_waits_for_every_job,
+    sweeper_launches_only,
+    sweeper_trusts_validation,
+)
+from vaesweep.bridge.job_signals import stop_signals_as_interrupt
 from vaesweep.bridge.overrides import quote
+from vaesweep.config import Config
 from vaesweep.record import contract
-from vaesweep.record.sweep_index import refresh_index, run_status
+from vaesweep.record.sweep_index import mark_interrupted, refresh_index, run_status
+from vaesweep.record.sweep_lock import SweepLock
 from vaesweep.record.sweep_plan import PLAN_FILE, SweepPlan
+
+log = logging.getLogger(__name__)
+
+#: What SLURM tells a job about the CPUs it was given (``--cpus-per-task``).
+SLURM_CPUS_ENV = "SLURM_CPUS_PER_TASK"
+
+
+class JobsEnded(Exception):
+    """Jobs of a launch ended without a result (cancelled, failed, killed by the scheduler);
+    raised once every job of the launch has ended. ``lines``: one per such job."""
+
+    def __init__(self, lines: list[str]) -> None:
+        super().__init__("; ".join(lines))
+        self.lines = lines
+
+
+def scheduler_threads(config: Config) -> Config:
+    """A run inside a SLURM job uses the CPUs the job was given (``SLURM_CPUS_PER_TASK``)
+    as torch threads, unless ``train.threads`` is set: torch would otherwise start one thread
+    per core of the whole node and compete with the other jobs on it."""
+    cpus = os.environ.get(SLURM_CPUS_ENV, "")
+    if config.train.threads is None and cpus.isdigit() and int(cpus) > 0:
+        config.train.threads = int(cpus)
+    return config
+
+
+@contextlib.contextmanager
+def job_guard(sweep_dir: Path | None, run_dirs: Sequence[Path]) -> Any:
+    """What every job of a sweep does around its training: it holds its runs' locks (the
+    sweep's driver holds the sweep's), turns SIGTERM/SIGHUP into Ctrl-C (``scancel``,
+    preemption) and marks the runs it leaves ``running`` as ``interrupted``, and rebuilds
+    the sweep's ``runs.csv`` when it ends. ``sweep_dir`` None: a single run (its driver
+    holds its lock)."""
+    in_sweep = sweep_dir is not None and (sweep_dir / PLAN_FILE).exists()
+    with contextlib.ExitStack() as locks:
+        try:
+            for run_dir in run_dirs:
+                if in_sweep and run_dir.resolve() != sweep_dir:
+                    locks.enter_context(SweepLock(run_dir, what="run"))
+            with stop_signals_as_interrupt():
+                yield
+        except KeyboardInterrupt as stop:
+            marked = mark_interrupted(list(run_dirs))
+            why = f"stopped by {stop.args[0]}" if stop.args else "interrupted"
+            for run_dir in marked:
+                log.warning("%s: %s marked interrupted (resumable)", why, run_dir.name)
+            raise
+        finally:
+            if in_sweep:
+                assert sweep_dir is not None
+                refresh_index(sweep_dir)
 
 
 def run_subdir(swept_keys: Sequence[str]) -> str:
@@ -35,10 +97,10 @@ def hydra_task(cfg: DictConfig) -> dict[str, Any]:
 
     Module-level so launchers that pickle it (joblib, submitit) pickle it by reference. The
     config Hydra composed for this job is converted once (:func:`to_config`) and handed to
-    :func:`vaesweep.run.job.run_job`. A run already completed (a resumed sweep relaunches its
-    whole grid) returns its summary before torch is imported, so a worker with nothing left to
-    train never pays for that. In a sweep, the sweep's ``runs.csv`` is rebuilt after each run
-    (the run itself knows nothing about sweeps).
+    :func:`vaesweep.run.job.run_job`. A run already completed returns its summary before torch
+    is imported, so a worker with nothing left to train never pays for that. In a sweep the
+    job locks its run and rebuilds the sweep's ``runs.csv`` when it ends (:func:`job_guard`;
+    the run itself knows nothing about sweeps).
     """
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)
@@ -50,13 +112,10 @@ def hydra_task(cfg: DictConfig) -> dict[str, Any]:
 
     multirun = hydra_cfg.mode is not None and str(hydra_cfg.mode) == "RunMode.MULTIRUN"
     sweep_dir = Path(hydra_cfg.sweep.dir).resolve() if multirun else None
-    config = to_config(cfg)
+    config = scheduler_threads(to_config(cfg))
     tracking = _tracking_context(sweep_dir, run_dir) if config.tracker.names else None
-    try:
+    with job_guard(sweep_dir, [run_dir]):
         return run_job(config, run_dir, list(hydra_cfg.overrides.task), tracking)
-    finally:
-        if sweep_dir is not None and (sweep_dir / PLAN_FILE).exists():
-            refresh_index(sweep_dir)
 
 
 def _tracking_context(sweep_dir: Path | None, run_dir: Path) -> Any:
@@ -77,11 +136,15 @@ def launch(
     subdir: str,
     extra_dirs: Sequence[Path] = (),
     task: Callable[[DictConfig], Any] = hydra_task,
+    keep: Callable[[list[str]], bool] | None = None,
 ) -> list[Any]:
     """Run a real Hydra multirun of ``overrides`` into ``sweep_dir/<subdir>``.
 
     ``subdir`` is a Hydra expression such as :func:`run_subdir`. Returns the flattened
-    ``JobReturn`` list. The launcher is whatever ``hydra/launcher=...`` selects.
+    ``JobReturn`` list. The launcher is whatever ``hydra/launcher=...`` selects. ``keep``: the
+    jobs (override lists) to launch, of those the overrides expand to (default: all). Jobs a
+    submitit launcher reports without a result (``scancel``, a failed node) raise
+    :class:`JobsEnded` once every job of the launch has ended.
     """
     hydra_overrides = [
         f"hydra.sweep.dir={quote(str(sweep_dir))}",
@@ -89,7 +152,12 @@ def launch(
         "hydra.mode=MULTIRUN",
         *searchpath_override(extra_dirs),
     ]
-    with hydra_session(extra_dirs), sweeper_trusts_validation():
+    with (
+        hydra_session(extra_dirs),
+        sweeper_trusts_validation(),
+        sweeper_launches_only(keep),
+        submitit_waits_for_every_job() as ended,
+    ):
         hydra = GlobalHydra.instance().hydra
         assert hydra is not None
         batches = hydra.multirun(
@@ -99,6 +167,8 @@ def launch(
             with_log_configuration=True,
         )
     release_joblib_workers()
+    if ended:
+        raise JobsEnded(ended)
     return [r for batch in batches for r in batch]
 
 

@@ -5,7 +5,10 @@ so Hydra composes this job's config with the stack's shared settings; each membe
 that composition with the member's own values of the stacked keys (beta, seed, kl.*,
 loss.sigma, from ``sweep.json``) applied as Hydra applies value overrides, then typed and
 range-checked. The members then train as one stack (:func:`vaesweep.run.stack_job.run_stack`)
-into their own run directories, and the sweep's ``runs.csv`` is rebuilt.
+into their own run directories, each locked by the job (:func:`~vaesweep.bridge.launch.
+job_guard`), and the sweep's ``runs.csv`` is rebuilt. The job's own folder (its ``.hydra/``
+and log) is ``.stacks/<stack number>`` (:data:`STACK_SUBDIR`), the same for a stack however
+many other stacks a resumed sweep launches with it.
 """
 
 from __future__ import annotations
@@ -15,21 +18,39 @@ from pathlib import Path
 from typing import Any
 
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from vaesweep.bridge.compose import parser, to_config, translate_errors
 from vaesweep.bridge.hydra_internals import apply_value_overrides
+from vaesweep.bridge.launch import job_guard, scheduler_threads
 from vaesweep.config import Config
 from vaesweep.record import contract
-from vaesweep.record.sweep_index import refresh_index, run_status
+from vaesweep.record.layout import STACKS_DIR
+from vaesweep.record.sweep_index import run_status
 from vaesweep.record.sweep_plan import PlannedRun, SweepPlan
 
 #: The launch's part override (see :mod:`vaesweep.commands.sweep_stacks`), without its "+".
 PART_KEY = "vaesweep_stack_part"
+#: ``hydra.sweep.subdir`` of a stack job: named by its stack, not by its place in the launch.
+STACK_SUBDIR = "${vaesweep.stack_dir:}"
 
 
 def _key(override: str) -> str:
     return override.split("=", 1)[0].lstrip("+~")
+
+
+def stack_runs(plan: SweepPlan, job: list[str]) -> list[PlannedRun]:
+    """The members of the stack that the launched job with overrides ``job`` trains."""
+    part = next((int(o.split("=", 1)[1]) for o in job if _key(o) == PART_KEY), 0)
+    return plan.stack_of_job(job, part)
+
+
+def _stack_dir_resolver(_root_: DictConfig) -> str:
+    plan = SweepPlan.load(Path(str(_root_.hydra.sweep.dir)))
+    return f"{STACKS_DIR}/{stack_runs(plan, list(_root_.hydra.overrides.task))[0].stack}"
+
+
+OmegaConf.register_new_resolver("vaesweep.stack_dir", _stack_dir_resolver, replace=True)
 
 
 def member_configs(
@@ -56,8 +77,7 @@ def stack_task(cfg: DictConfig) -> list[dict[str, Any]]:
     sweep_dir = Path(hydra_cfg.sweep.dir).resolve()
     plan = SweepPlan.load(sweep_dir)
     job = list(hydra_cfg.overrides.task)
-    part = next((int(o.split("=", 1)[1]) for o in job if _key(o) == PART_KEY), 0)
-    runs = plan.stack_of_job(job, part)
+    runs = stack_runs(plan, job)
     done = [run_status(sweep_dir / run.name) for run in runs]
     if all(status == contract.COMPLETED for status, _ in done):
         return [summary or {} for _, summary in done]  # before torch is imported
@@ -67,13 +87,11 @@ def stack_task(cfg: DictConfig) -> list[dict[str, Any]]:
 
     planned = [(r.name, r.values) for r in plan.runs]
     members = [
-        Member(config, sweep_dir / run.name, overrides)
+        Member(scheduler_threads(config), sweep_dir / run.name, overrides)
         for run, (config, overrides) in zip(runs, member_configs(cfg, plan, runs, job))
     ]
     for m in members:  # what each member's trackers show of the sweep, as for a single run
         if m.config.tracker.names:
             m.tracking = sweep_context(sweep_dir, plan.swept_keys, planned, m.run_dir.name)
-    try:
+    with job_guard(sweep_dir, [m.run_dir for m in members]):
         return run_stack(members)
-    finally:
-        refresh_index(sweep_dir)

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import os
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from vaesweep.bridge import launch as bridge_launch
 from vaesweep.bridge.overrides import has_key
+from vaesweep.config import Config
 from vaesweep.errors import UserError
 
 LAUNCHER_ALIASES = {"local": "basic", "jobs": "joblib"}
@@ -29,6 +30,8 @@ PLUGIN_HINT = {
 SLURM_COMMANDS = ("sbatch", "srun", "sacct")
 #: Launchers that run on this machine (no profile to look into).
 LOCAL_LAUNCHERS = ("basic", "joblib", "submitit_local")
+#: Launchers whose jobs are this process or its children: they end when the command ends.
+CHILD_LAUNCHERS = ("basic", "joblib")
 
 
 def cores() -> int:
@@ -100,6 +103,8 @@ def launcher_overrides(
     elif name == "submitit_local":
         # submitit's local executor starts every run at once: share the cores between them.
         threads = max(1, cores() // max(1, n_runs))
+    # Neither key names a run (record.run_names.UNNAMED_KEYS): a run's directory is the same
+    # whichever launcher trains it. Under SLURM a job takes its threads from the CPUs it got.
     if threads is not None and not has_key(user, "train.threads"):
         out.append(f"train.threads={threads}")
     # Parallel or many runs: one line per finished run instead of interleaved bars.
@@ -108,12 +113,30 @@ def launcher_overrides(
     return out, name, threads
 
 
-def runs_here(opts: LaunchOptions) -> bool:
-    """Whether the runs train in this process (the basic launcher, one job at a time): only
-    then are data and device checked here first. A cluster's data and GPUs may exist on its
-    compute nodes only, and a --jobs driver stays free of torch (its workers load the data)."""
+def _name(opts: LaunchOptions) -> str:
     name = LAUNCHER_ALIASES.get(opts.launcher, opts.launcher)
-    return name == "basic" and opts.jobs == 1
+    return "joblib" if name == "basic" and opts.jobs > 1 else name
+
+
+def preflight_config(opts: LaunchOptions, config: Config) -> Config:
+    """The settings checked here before anything is written (``run.assembly.preflight``):
+    the data for every launcher, so a missing dataset or ``data.limit=1`` stops with one line
+    before any run directory or cluster job exists; the device where the runs train on this
+    machine only (a cluster's GPUs are on its compute nodes, not on the login node)."""
+    if _name(opts) in LOCAL_LAUNCHERS:
+        return config
+    return replace(config, train=replace(config.train, device="cpu"))
+
+
+def runs_here(opts: LaunchOptions) -> bool:
+    """Whether the runs train in this process (the basic launcher, one job at a time)."""
+    return _name(opts) == "basic"
+
+
+def jobs_outlive_driver(opts: LaunchOptions) -> bool:
+    """Whether the launched jobs may go on after this command stops (submitit's processes,
+    a cluster's jobs): then only runs no job holds are marked ``interrupted``."""
+    return _name(opts) not in CHILD_LAUNCHERS
 
 
 def _check_cluster_commands(launcher: str, name: str, config_dirs: list[Path]) -> None:

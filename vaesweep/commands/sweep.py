@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import shlex
 import sys
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -24,8 +25,10 @@ from vaesweep.commands.interrupts import mark_interrupted, stop_signals_as_inter
 from vaesweep.commands.launching import (
     LaunchOptions,
     cores,
+    jobs_outlive_driver,
     launcher_overrides,
     parallel_jobs,
+    preflight_config,
     runs_here,
 )
 from vaesweep.commands.sweep_monitor import SweepMonitor
@@ -38,8 +41,10 @@ from vaesweep.commands.sweep_stacks import (
 from vaesweep.commands.train import timestamp
 from vaesweep.config.tracker import TrackerConfig
 from vaesweep.errors import UserError
+from vaesweep.record import contract
 from vaesweep.record.layout import one_component, sweeps_dir, writable_dir, writable_root
-from vaesweep.record.sweep_index import refresh_index
+from vaesweep.record.run_names import run_name
+from vaesweep.record.sweep_index import refresh_index, run_status
 from vaesweep.record.sweep_lock import SweepLock
 from vaesweep.record.sweep_plan import PLAN_FILE, PlannedRun, SweepPlan
 from vaesweep.tracking import session as tracking
@@ -54,8 +59,7 @@ def plan_sweep(
     grid = bridge_grid.expand_grid(overrides, opts.config_dirs)
     configs = bridge_grid.validate_jobs(grid, opts.config_dirs)
     tracking.check([c.tracker for c in configs])  # a missing tracker package: before anything
-    if runs_here(opts):
-        opts.notes = _preflight(configs)
+    opts.notes = _preflight([preflight_config(opts, c) for c in configs], runs_here(opts))
     names = grid.names()
     dupes = {n for n in names if names.count(n) > 1}
     if dupes:
@@ -95,9 +99,25 @@ def _trains_alone(configs: list[Any]) -> str:
     return ""
 
 
-def _preflight(configs: list[Any]) -> list[str]:
+def _preflight(configs: list[Any], here: bool) -> list[str]:
     """Device and data of every distinct setting, checked before anything is written;
-    returns the notes the user must see (data found elsewhere than data.root)."""
+    returns the notes the user must see (data found elsewhere than data.root).
+
+    ``here``: in this process, which trains the runs anyway; otherwise in a short-lived child
+    process, so a driver that only waits for its workers or a cluster's jobs (for days, on a
+    login node) never holds torch and the data.
+    """
+    if here:
+        return check_data_and_devices(configs)
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as child:
+        return child.submit(check_data_and_devices, configs).result()
+
+
+def check_data_and_devices(configs: list[Any]) -> list[str]:
+    """:func:`vaesweep.run.assembly.preflight` of each distinct (data, device); the notes."""
     from vaesweep.run.assembly import fallback_notes, preflight  # torch: only when used
 
     seen: set[str] = set()
@@ -158,10 +178,16 @@ def plan_new_or_resumed(
 def sweep(
     plan: SweepPlan, sweep_dir: Path, opts: LaunchOptions, console: Console, resume: bool
 ) -> list[dict[str, Any]]:
-    """Run (or resume) ``plan`` into ``sweep_dir``; returns the index rows."""
+    """Run (or resume) ``plan`` into ``sweep_dir``; returns the index rows.
+
+    A resumed sweep launches only what is left: the runs (or stacks) not yet completed; on
+    SLURM, one array task each. Jobs that end without a result (``scancel``, a failed node)
+    are waited out with the others, then named, and their runs marked ``interrupted``.
+    """
     user = list(plan.overrides)
+    keep, units = _unfinished(plan, sweep_dir) if resume else (None, launch_units(plan))
     # Checked before the lock creates the directory: a typo leaves nothing behind.
-    extra, launcher, threads = launcher_overrides(opts, launch_units(plan), user)
+    extra, launcher, threads = launcher_overrides(opts, max(1, units), user)
     trackers = _trackers(plan, opts)
     tracking.preflight(trackers, opts.outputs)
     if not resume:
@@ -181,36 +207,80 @@ def sweep(
         tracking.open_sweep(trackers, sweep_dir, plan.name, plan.swept_keys, opts.outputs)
         bars_off = "train.progress=off" in [*user, *extra]
         monitor = SweepMonitor(sweep_dir, plan, console, live=bars_off).start()
+        run_dirs = [sweep_dir / r.name for r in plan.runs]
+        outlive = jobs_outlive_driver(opts)
         try:
             with stop_signals_as_interrupt():
-                if plan.stacks():
-                    from vaesweep.bridge.stack_task import stack_task
-
-                    stacked, subdir = stack_launch(plan, user)
-                    bridge_launch.launch(
-                        [*stacked, *extra],
-                        sweep_dir=sweep_dir.resolve(),
-                        subdir=subdir,
-                        extra_dirs=opts.config_dirs,
-                        task=stack_task,
-                    )
-                else:
-                    bridge_launch.launch(
-                        [*user, *extra],
-                        sweep_dir=sweep_dir.resolve(),
-                        subdir=bridge_launch.run_subdir(plan.swept_keys),
-                        extra_dirs=opts.config_dirs,
-                    )
+                if units:
+                    _launch(plan, sweep_dir, opts, [*extra], keep)
+        except bridge_launch.JobsEnded as ended:
+            monitor.stop()
+            for line in ended.lines:
+                console.print(f"{line} before its run finished", highlight=False, markup=False)
         except KeyboardInterrupt:
-            # The launcher has stopped its workers; the lock is still ours, so no run of
-            # this sweep is being written now: what says `running` was ours.
-            mark_interrupted([sweep_dir / r.name for r in plan.runs])
+            # The launcher has stopped its workers (jobs on a cluster go on, holding their
+            # runs' locks); the sweep's lock is still ours, so what says `running` and is not
+            # locked was ours.
+            mark_interrupted(run_dirs, unless_locked=outlive)
             raise
         finally:
             monitor.stop()
+            # A run still `running` that no job holds was killed from outside (SIGKILL, a
+            # lost node) before it could say so.
+            mark_interrupted(run_dirs, unless_locked=True)
             rows = refresh_index(sweep_dir)
             tracking.close_sweep(sweep_dir, [str(r.get("status")) for r in rows])
     return rows
+
+
+def _launch(
+    plan: SweepPlan,
+    sweep_dir: Path,
+    opts: LaunchOptions,
+    extra: list[str],
+    keep: Callable[[list[str]], bool] | None,
+) -> None:
+    user = list(plan.overrides)
+    if plan.stacks():
+        from vaesweep.bridge.stack_task import stack_task
+
+        stacked, subdir = stack_launch(plan, user)
+        bridge_launch.launch(
+            [*stacked, *extra],
+            sweep_dir=sweep_dir.resolve(),
+            subdir=subdir,
+            extra_dirs=opts.config_dirs,
+            task=stack_task,
+            keep=keep,
+        )
+    else:
+        bridge_launch.launch(
+            [*user, *extra],
+            sweep_dir=sweep_dir.resolve(),
+            subdir=bridge_launch.run_subdir(plan.swept_keys),
+            extra_dirs=opts.config_dirs,
+            keep=keep,
+        )
+
+
+def _unfinished(plan: SweepPlan, sweep_dir: Path) -> tuple[Callable[[list[str]], bool], int]:
+    """Which launched jobs a resumed sweep keeps (a job's override list in, whether it has a
+    run left to train out), and how many those are: runs, or stacks with a member left."""
+    done = {r.name for r in plan.runs if run_status(sweep_dir / r.name)[0] == contract.COMPLETED}
+    if plan.stacks():
+        from vaesweep.bridge.stack_task import stack_runs
+
+        stacks = plan.stacks()
+
+        def keep(job: list[str]) -> bool:
+            return any(r.name not in done for r in stack_runs(plan, job))
+
+        return keep, sum(any(r.name not in done for r in stack) for stack in stacks)
+
+    def keep_run(job: list[str]) -> bool:
+        return run_name(job, plan.swept_keys) not in done
+
+    return keep_run, sum(r.name not in done for r in plan.runs)
 
 
 def _check_launch(opts: LaunchOptions, plan: SweepPlan) -> None:

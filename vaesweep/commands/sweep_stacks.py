@@ -13,9 +13,8 @@ are pinned to one value for the job's own composition, and the job's task functi
 from __future__ import annotations
 
 from vaesweep.bridge.overrides import quote
-from vaesweep.bridge.stack_task import PART_KEY
+from vaesweep.bridge.stack_task import PART_KEY, STACK_SUBDIR
 from vaesweep.config.stacking import stackable_key
-from vaesweep.record.layout import STACKS_DIR
 from vaesweep.record.sweep_plan import SweepPlan
 
 #: Runs per stack unless ``--stack-size`` says otherwise: measured on 2 CPU cores, 8 members
@@ -63,7 +62,7 @@ def stack_launch(plan: SweepPlan, user: list[str]) -> tuple[list[str], str]:
     per_group = max(len(plan.stacks()) // max(1, _groups(plan)), 1)
     if per_group > 1:
         out.append(f"+{PART_KEY}=" + ",".join(str(i) for i in range(per_group)))
-    return out, STACKS_DIR + "/${hydra.job.num}"
+    return out, STACK_SUBDIR
 
 
 def _groups(plan: SweepPlan) -> int:

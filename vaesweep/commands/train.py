@@ -15,7 +15,7 @@ from rich.console import Console
 from vaesweep.bridge import compose as bridge_compose
 from vaesweep.bridge import launch as bridge_launch
 from vaesweep.commands.interrupts import mark_interrupted, stop_signals_as_interrupt
-from vaesweep.commands.launching import LaunchOptions, launcher_overrides, runs_here
+from vaesweep.commands.launching import LaunchOptions, launcher_overrides, preflight_config
 from vaesweep.errors import UserError
 from vaesweep.record import contract
 from vaesweep.record.layout import one_component, runs_dir, writable_dir, writable_root
@@ -56,11 +56,10 @@ def train(
         # Validate, and load the data and claim the device, before creating anything.
         config = bridge_compose.compose(overrides, opts.config_dirs)
         writable_root(opts.outputs)
-    if runs_here(opts):
-        from vaesweep.run.assembly import fallback_notes, preflight  # torch: only when used
+    from vaesweep.run.assembly import fallback_notes, preflight  # torch: only when used
 
-        for note in fallback_notes(preflight(config)):
-            console.print(f"note: {note}", highlight=False, markup=False, soft_wrap=True)
+    for note in fallback_notes(preflight(preflight_config(opts, config))):
+        console.print(f"note: {note}", highlight=False, markup=False, soft_wrap=True)
     if resume is None:
         label = name or _slug(",".join(o for o in overrides if not o.startswith("hydra")))
         run_dir = runs_dir(opts.outputs) / (timestamp() + (f"_{label}" if label else ""))
@@ -92,7 +91,20 @@ def train(
                 markup=False,
             )
             raise
+        except bridge_launch.JobsEnded as ended:
+            # The job was cancelled or killed (scancel, a lost node): it has ended, and the
+            # run continues from its last checkpoint with --resume.
+            for line in ended.lines:
+                console.print(f"{line} before the run finished", highlight=False, markup=False)
+            mark_interrupted([run_dir])
+            console.print(
+                f"continue with: vaesweep train --resume {shlex.quote(str(run_dir))}",
+                highlight=False,
+                markup=False,
+            )
+            results = []
     summary: dict[str, Any] = results[0].return_value if results else {}
+    summary = summary or dict(run_status(run_dir)[1] or {})
     summary["run_dir"] = str(run_dir)
     return summary
 

@@ -10,13 +10,21 @@ import hashlib
 import re
 from collections.abc import Sequence
 
+#: Settings the sweep driver adds per launcher (one line per finished run instead of bars,
+#: cores shared between parallel runs): they never name a run unless swept, so the name the
+#: driver plans from the user's overrides is the name each job computes from its own.
+UNNAMED_KEYS = ("train.progress", "train.threads")
+
 
 def run_name(task_overrides: Sequence[str], swept_keys: Sequence[str]) -> str:
     """A run's directory name: its swept ``key=value`` pairs, sorted by key.
 
-    With nothing swept, every override names it (``default`` when there are none). The same
-    overrides always give the same name, which is how a resumed sweep finds its runs. Hydra
-    evaluates this in each job through ``${vaesweep.run_name:...}`` in ``hydra.sweep.subdir``.
+    With nothing swept, every override names it but Hydra's own and :data:`UNNAMED_KEYS`
+    (``default`` when none is left). The same overrides always give the same name, which is
+    how a resumed sweep finds its runs. The sweep command plans the names with this function
+    (:meth:`vaesweep.bridge.grid.Grid.names`) and Hydra evaluates it in each job through
+    ``${vaesweep.run_name:...}`` in ``hydra.sweep.subdir``: this is the only place a run's
+    name is made.
     """
     pairs = []
     wanted = {k.lstrip("+~") for k in swept_keys}
@@ -24,6 +32,8 @@ def run_name(task_overrides: Sequence[str], swept_keys: Sequence[str]) -> str:
         key, _, value = o.partition("=")
         bare = key.lstrip("+~")
         if bare.startswith("hydra") or (wanted and bare not in wanted):
+            continue
+        if not wanted and bare in UNNAMED_KEYS:
             continue
         pairs.append((bare, value))
     name = ",".join(f"{k}={v}" for k, v in sorted(pairs)) or "default"

@@ -16,6 +16,8 @@ from typing import Any
 
 from vaesweep.record import contract
 from vaesweep.record.files import atomic_write_text, read_json
+from vaesweep.record.run_record import RunRecord
+from vaesweep.record.sweep_lock import is_locked
 from vaesweep.record.sweep_plan import INDEX_FILE, SweepPlan
 
 #: Serialises concurrent rebuilds of runs.csv (parallel runs finish together).
@@ -54,6 +56,32 @@ def run_status(run_dir: Path) -> tuple[str, dict[str, Any] | None]:
     except (OSError, ValueError):
         return contract.PENDING, None
     return str(summary.get("status", contract.PENDING)), summary
+
+
+def mark_interrupted(run_dirs: list[Path], *, unless_locked: bool = False) -> list[Path]:
+    """Mark each run whose summary still says ``running`` as ``interrupted``; return them.
+
+    For the process that was training them, or for a driver once every job it launched has
+    ended: a job killed from outside (``scancel``, a node lost, SIGKILL) never writes its own
+    end. ``unless_locked``: leave alone a run whose lock another process holds (a job that
+    still trains it, e.g. on a cluster after its driver was stopped).
+    """
+    marked = []
+    for run_dir in run_dirs:
+        record = RunRecord(run_dir)
+        summary = record.read_summary()
+        if not summary or summary.get("status") != contract.RUNNING:
+            continue
+        if unless_locked and is_locked(run_dir):
+            continue
+        record.summary = summary
+        record.update_summary(
+            status=contract.INTERRUPTED,
+            error="interrupted before it finished; resumable from its last checkpoint",
+            error_kind=None,
+        )
+        marked.append(run_dir)
+    return marked
 
 
 def index_rows(sweep_dir: Path, plan: SweepPlan) -> list[dict[str, Any]]:

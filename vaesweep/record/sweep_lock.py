@@ -1,7 +1,10 @@
 """An exclusive lock on a sweep or run directory, so two drivers never write the same one.
 
-It is an OS-level ``flock`` on ``<sweep>/.lock``: the kernel releases it when the holder
-exits, even on SIGKILL, so a crashed sweep never leaves a stale lock behind.
+It is an OS-level ``flock`` on ``<dir>/.lock``: the kernel releases it when the holder
+exits, even on SIGKILL, so a crashed sweep never leaves a stale lock behind. A sweep's driver
+holds the sweep's lock; each of its jobs holds its own run's (or, for a stack, its members')
+while it trains, wherever the launcher runs it, so ``vaesweep train --resume RUN`` is refused
+while any job trains RUN, even after the sweep's driver has gone.
 """
 
 from __future__ import annotations
@@ -21,6 +24,24 @@ except ImportError:  # pragma: no cover - Windows: no advisory locks, run unguar
     fcntl = None  # type: ignore[assignment]
 
 LOCK_FILE = ".lock"
+
+
+def is_locked(directory: Path) -> bool:
+    """Whether some process (this one included, through another open) holds ``directory``'s
+    lock now."""
+    path = Path(directory) / LOCK_FILE
+    if fcntl is None or not path.exists():
+        return False
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    finally:
+        os.close(fd)
 
 
 class SweepLock:
