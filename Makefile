@@ -7,6 +7,8 @@ BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
 # Extras installed by `make install`: the joblib and submitit launchers, and the dev tools.
 EXTRAS ?= all
+# Processes `make test-fast` spreads the test files over (pytest-xdist).
+WORKERS ?= 2
 
 .DEFAULT_GOAL := help
 .PHONY: help install demo test test-fast lint format bench clean clean-outputs
@@ -29,8 +31,8 @@ demo: $(STAMP) ## A small beta sweep on the bundled digits, then its report
 test: $(STAMP) ## Run the whole test suite
 	$(BIN)/python -m pytest
 
-test-fast: $(STAMP) ## Tests without the slow end-to-end runs
-	$(BIN)/python -m pytest -m "not slow"
+test-fast: $(STAMP) ## Tests without the slow ones, in $(WORKERS) processes (WORKERS=0: in this one)
+	$(BIN)/python -m pytest -m "not slow" -n $(WORKERS) --dist loadfile
 
 lint: $(STAMP) ## ruff check, format check and mypy (config in pyproject.toml)
 	$(BIN)/ruff check .

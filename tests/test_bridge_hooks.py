@@ -79,3 +79,36 @@ def test_submitit_job_results_raise_what_the_wrapper_catches() -> None:
     with hydra_internals.submitit_waits_for_every_job() as ended:
         assert core.Job.__dict__["results"] is not own and ended == []
     assert core.Job.__dict__["results"] is own and submitit.Job is core.Job
+
+
+def test_multirun_starts_from_a_given_composition(tmp_path) -> None:
+    """Hydra.multirun composes its config through the loader's load_configuration in MULTIRUN
+    mode, and its launcher composes the job from that config's recorded overrides: handed a
+    composition (beta=0.25, into ``given/``), the job runs with it, not with the overrides the
+    multirun was called with."""
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.hydra_config import HydraConfig
+
+    from vaesweep.bridge.compose import CONFIG_NAME, compose_launch, hydra_session
+
+    def own(where: str) -> list[str]:
+        return [
+            f"hydra.sweep.dir={tmp_path / where}",
+            "hydra.sweep.subdir=.",
+            "hydra.mode=MULTIRUN",
+        ]
+
+    composed, config = compose_launch(["beta=0.25"], own("given"))
+    assert config.beta == 0.25
+    seen: list[tuple[float, str]] = []
+
+    def task(cfg) -> None:
+        seen.append((cfg.beta, HydraConfig.get().runtime.output_dir))
+
+    with hydra_session(), hydra_internals.sweeper_trusts_validation():
+        hydra = GlobalHydra.instance().hydra
+        assert hydra is not None
+        with hydra_internals.multirun_uses_composition(hydra, composed):
+            hydra.multirun(CONFIG_NAME, task, ["beta=0.5", *own("called")], False)
+        assert "load_configuration" not in vars(hydra.config_loader)  # restored
+    assert seen == [(0.25, str(tmp_path / "given"))]

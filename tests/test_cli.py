@@ -47,6 +47,20 @@ def test_show_prints_the_composed_config() -> None:
     assert "arch: mlp" in result.output
 
 
+def test_show_hydra_adds_hydras_own_settings() -> None:
+    result = runner.invoke(app, ["show", "--hydra", "beta=0.1"])
+    assert result.exit_code == 0, result.output
+    assert "beta: 0.1" in result.output and "job_logging:" in result.output
+
+
+def test_train_checks_hydras_own_settings_before_writing(outputs: Path) -> None:
+    """A hydra.* setting is part of the one composition checked before the run dir exists."""
+    result = runner.invoke(app, ["train", "hydra.launcher.partition=gpu", "train.progress=off"])
+    assert result.exit_code == 2, result.output
+    assert "hydra.launcher.partition" in result.output and "Traceback" not in result.output
+    assert not outputs.exists()
+
+
 @pytest.mark.parametrize(
     ("args", "needle"),
     [

@@ -56,6 +56,7 @@ def scores() -> dict[str, dict]:
     return out
 
 
+@pytest.mark.slow
 def test_ground_truth_scores_at_the_top(scores: dict[str, dict]) -> None:
     s = scores["truth"]["scores"]
     assert s["beta_vae"] >= 0.99 and s["factor_vae"] >= 0.99
@@ -64,6 +65,7 @@ def test_ground_truth_scores_at_the_top(scores: dict[str, dict]) -> None:
     assert s["dci_informativeness"] > 0.95
 
 
+@pytest.mark.slow
 def test_a_rotation_scores_clearly_lower(scores: dict[str, dict]) -> None:
     top, rot = scores["truth"]["scores"], scores["rotated"]["scores"]
     assert rot["mig"] < top["mig"] - 0.4
@@ -75,6 +77,7 @@ def test_a_rotation_scores_clearly_lower(scores: dict[str, dict]) -> None:
     assert rot["dci_informativeness"] > 0.5
 
 
+@pytest.mark.slow
 def test_codes_that_ignore_the_factors_score_at_the_bottom(scores: dict[str, dict]) -> None:
     s = scores["noise"]["scores"]
     chance = 1 / len(SIZES)
@@ -83,6 +86,7 @@ def test_codes_that_ignore_the_factors_score_at_the_bottom(scores: dict[str, dic
     assert s["dci_disentanglement"] < 0.2 and s["dci_informativeness"] < 0.45
 
 
+@pytest.mark.slow
 def test_a_duplicated_factor_lowers_mig(scores: dict[str, dict]) -> None:
     top, dup = scores["truth"]["metrics"]["mig"], scores["duplicated"]["metrics"]["mig"]
     assert dup["per_factor"][0] < 0.1  # two latents now share factor a
@@ -90,6 +94,7 @@ def test_a_duplicated_factor_lowers_mig(scores: dict[str, dict]) -> None:
     assert dup["score"] < top["score"] - 0.15
 
 
+@pytest.mark.slow
 def test_result_records_settings_and_per_factor_details(scores: dict[str, dict]) -> None:
     r = scores["truth"]
     assert r["factors"] == ["a", "b", "c", "d"] and r["settings"]["num_train"] == 600

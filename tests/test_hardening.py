@@ -77,6 +77,7 @@ def hostile_sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fmt", ["html", "md"])
 def test_report_survives_extreme_and_missing_values(hostile_sweep: Path, fmt: str) -> None:
     """Defect 1: one run with a huge but finite KL crashed the report for the whole sweep."""
@@ -96,6 +97,7 @@ def test_report_survives_extreme_and_missing_values(hostile_sweep: Path, fmt: st
     assert "outside the float32 range" in page
 
 
+@pytest.mark.slow
 def test_report_survives_a_real_huge_kl_run(tmp_path: Path) -> None:
     """The same record shape as the reported run: one completed run, KL about 5e9 nats."""
     run = tmp_path / "run"
@@ -106,6 +108,7 @@ def test_report_survives_a_real_huge_kl_run(tmp_path: Path) -> None:
     assert (run / "report" / "index.html").is_file()
 
 
+@pytest.mark.slow
 def test_report_marks_what_it_could_not_compute(tmp_path: Path) -> None:
     run = tmp_path / "run"
     fabricate_run(run, beta=0.1, images=False)
@@ -236,6 +239,7 @@ def test_malicious_cifar_batch_does_not_run(tmp_path: Path, outputs: Path) -> No
 # ----------------------------------------------------------------------------- 11. smaller
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["a`<img src=x onerror=alert(1)>`b", "``x", "tick`"])
 def test_backtick_in_a_folder_name_stays_inside_its_code_span(tmp_path: Path, name: str) -> None:
     from markdown_it import MarkdownIt

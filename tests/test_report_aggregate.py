@@ -34,6 +34,7 @@ def summary(sweep_dir: Path) -> pd.DataFrame:
     return pd.read_csv(sweep_dir / "report" / "summary.csv")
 
 
+@pytest.mark.slow
 def test_one_row_per_run_with_the_final_validation_values(
     sweep_dir: Path, summary: pd.DataFrame
 ) -> None:
@@ -55,6 +56,7 @@ def test_one_row_per_run_with_the_final_validation_values(
         assert row["informative_dims"] == (kl_dims >= 0.1).sum()
 
 
+@pytest.mark.slow
 def test_swept_values_and_groups(summary: pd.DataFrame) -> None:
     assert list(summary.columns[:5]) == ["run", "source", "method", "beta", "seed"]
     assert summary.groupby("label")["seed"].apply(sorted).to_dict() == {
@@ -63,6 +65,7 @@ def test_swept_values_and_groups(summary: pd.DataFrame) -> None:
     assert (summary["n_seeds"] == len(SEEDS)).all()
 
 
+@pytest.mark.slow
 def test_seed_mean_and_std(sweep_dir: Path, summary: pd.DataFrame) -> None:
     seeds = pd.read_csv(sweep_dir / "report" / "seeds.csv", index_col="group")
     assert len(seeds) == len(BETAS)
@@ -80,6 +83,7 @@ def test_seed_mean_and_std(sweep_dir: Path, summary: pd.DataFrame) -> None:
     assert list(seeds["beta_x_mean"]) == pytest.approx(sorted(BETAS))
 
 
+@pytest.mark.slow
 def test_linear_reference_columns(summary: pd.DataFrame) -> None:
     sp = Spectrum.from_summary({"data": {"pca": PCA}})
     assert sp is not None

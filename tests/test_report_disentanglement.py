@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from vaesweep.data.factors import FactorGrid, values_of
 from vaesweep.disentanglement import MetricSettings, evaluate
@@ -48,6 +49,7 @@ def add_scores(run: Path) -> None:
     (run / contract.SUMMARY_FILE).write_text(json.dumps(summary))
 
 
+@pytest.mark.slow
 def test_report_shows_scores_tradeoff_and_information(tmp_path: Path) -> None:
     root = tmp_path / "sweep"
     for run in fabricate_sweep(root, [0.1, 1.0, 4.0, 16.0], [0, 1], images=False):
@@ -67,6 +69,7 @@ def test_report_shows_scores_tradeoff_and_information(tmp_path: Path) -> None:
     assert "Seeds: the largest standard deviation of MIG" in text
 
 
+@pytest.mark.slow
 def test_report_without_factor_runs_has_no_disentanglement(tmp_path: Path) -> None:
     root = tmp_path / "sweep"
     fabricate_sweep(root, [0.1, 1.0], images=False)

@@ -3,6 +3,9 @@
 * :func:`compose` turns override strings into a validated :class:`~vaesweep.config.Config`
   (one composition; the schema's ``__post_init__`` checks run in :func:`to_config`);
 * :func:`show` composes once and returns the YAML ``vaesweep show`` prints;
+* :func:`compose_launch` composes one job's launch (Hydra's own settings included) and
+  validates its run config: the composition :mod:`vaesweep.bridge.launch` hands to Hydra's
+  multirun, so a single run's config is checked and launched from one composition;
 * :func:`hydra_session` opens Hydra on the packaged ``conf/`` (plus ``--config-dir`` folders)
   and maps Hydra/OmegaConf errors about user input to one-line :class:`~vaesweep.errors.UserError`.
 
@@ -12,6 +15,7 @@ hydra-core is pinned below 1.4; the private hooks this bridge relies on live in
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from importlib import resources
@@ -24,7 +28,7 @@ from hydra.core.config_store import ConfigStore
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 from omegaconf.errors import OmegaConfBaseException
 
 from vaesweep import config as schemas
@@ -136,6 +140,28 @@ def compose_dict(
         )
 
 
+def compose_launch(
+    overrides: Sequence[str], launch_overrides: Sequence[str], extra_dirs: Sequence[Path] = ()
+) -> tuple[DictConfig, schemas.Config]:
+    """Compose one job exactly as it will be launched, and validate it before anything is written.
+
+    ``overrides`` are the user's (and the launcher's) settings, checked as :func:`compose_dict`
+    checks them; ``launch_overrides`` are vaesweep's own Hydra settings for the launch (where
+    the job goes). Returns the composition with Hydra's settings and the typed, range-checked
+    run config. The composition is Hydra's normal one (the one the multirun's sweeper would
+    make); a mistake in a ``hydra.*`` setting or a launcher profile is reported here too.
+    """
+    with hydra_session(extra_dirs):
+        check_overrides(overrides)
+        _reject_sweeps(overrides)
+        cfg = hydra_compose(
+            config_name=CONFIG_NAME,
+            overrides=[*overrides, *launch_overrides],
+            return_hydra_config=True,
+        )
+        return cfg, to_config(cfg)
+
+
 def compose(overrides: Sequence[str] = (), extra_dirs: Sequence[Path] = ()) -> schemas.Config:
     """Compose and validate one run's config into typed dataclasses."""
     cfg = compose_dict(overrides, extra_dirs)
@@ -153,10 +179,13 @@ def show(overrides: Sequence[str], extra_dirs: Sequence[Path] = (), *, with_hydr
 
 def to_config(cfg: DictConfig) -> schemas.Config:
     """DictConfig -> Config; runs every schema's ``__post_init__`` range checks."""
-    plain = (
-        OmegaConf.masked_copy(cfg, [str(k) for k in cfg if k != "hydra"]) if "hydra" in cfg else cfg
-    )
-    config = OmegaConf.to_object(plain)
+    if "hydra" in cfg:
+        # Without Hydra's settings, as Hydra hands a job its config (a masked copy would lose
+        # the root's schema type).
+        cfg = copy.deepcopy(cfg)
+        with read_write(cfg), open_dict(cfg):
+            del cfg["hydra"]
+    config = OmegaConf.to_object(cfg)
     assert isinstance(config, schemas.Config)
     return config
 

@@ -7,6 +7,8 @@ breaking sweeps:
 * :func:`apply_value_overrides` — ``ConfigLoaderImpl._apply_overrides_to_config``, to apply a
   run's value overrides to a shared composition exactly as Hydra does after composing;
 * :func:`sweeper_trusts_validation` — swaps ``BasicSweeper.validate_batch_is_legal`` for a no-op;
+* :func:`multirun_uses_composition` — has ``Hydra.multirun`` start from a composition vaesweep
+  already made and validated (its config loader's ``load_configuration`` in MULTIRUN mode);
 * :func:`release_joblib_workers` — shuts down loky's module-level reusable executor;
 * :func:`sweeper_launches_only` — filters ``BasicSweeper.get_job_batch`` (a resumed sweep
   launches only the jobs with something left to train);
@@ -54,6 +56,35 @@ def sweeper_trusts_validation() -> Iterator[None]:
             del BasicSweeper.validate_batch_is_legal
         else:
             BasicSweeper.validate_batch_is_legal = own  # type: ignore[method-assign]
+
+
+@contextmanager
+def multirun_uses_composition(hydra: Any, cfg: DictConfig) -> Iterator[None]:
+    """Let ``hydra.multirun`` start from ``cfg`` instead of composing its config again.
+
+    ``Hydra.multirun`` first composes the launch's config (``compose_config`` calls its config
+    loader's ``load_configuration`` with ``RunMode.MULTIRUN``), then the launcher composes each
+    job from that config's recorded overrides (``load_sweep_config``, ``RunMode.RUN``). For a
+    single run vaesweep has already composed and validated exactly that config, with the same
+    overrides, before creating anything (:func:`vaesweep.bridge.compose.compose_launch`), so the
+    multirun's composition returns it; the job's own composition is untouched. Only this Hydra
+    instance's loader is patched, for the duration.
+    """
+    from hydra.types import RunMode
+
+    loader = hydra.config_loader
+    load = loader.load_configuration
+
+    def reuse(*args: Any, **kwargs: Any) -> DictConfig:
+        if kwargs.get("run_mode") == RunMode.MULTIRUN:
+            return cfg
+        return load(*args, **kwargs)
+
+    loader.load_configuration = reuse
+    try:
+        yield
+    finally:
+        del loader.load_configuration
 
 
 def release_joblib_workers() -> None:

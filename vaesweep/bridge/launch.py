@@ -3,6 +3,10 @@
 ``train`` is a multirun of one, so every launcher works for single runs too. Launching goes
 through ``GlobalHydra.instance().hydra.multirun``, the call ``@hydra.main --multirun`` makes;
 its signature is unchanged from Hydra 1.1 to 1.4-dev (tests/test_bridge_hooks.py pins it).
+
+A single run is composed once before it is launched: :func:`prepare_job` composes and
+validates it (nothing is written yet) and :func:`launch_job` hands that composition to the
+multirun, whose launcher then composes the job where it runs.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ import contextlib
 import logging
 import os
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +24,15 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from vaesweep.bridge.compose import CONFIG_NAME, hydra_session, searchpath_override, to_config
+from vaesweep.bridge.compose import (
+    CONFIG_NAME,
+    compose_launch,
+    hydra_session,
+    searchpath_override,
+    to_config,
+)
 from vaesweep.bridge.hydra_internals import (
+    multirun_uses_composition,
     release_joblib_workers,
     submitit_waits_for_every_job,
     sweeper_launches_only,
@@ -146,12 +158,57 @@ def launch(
     submitit launcher reports without a result (``scancel``, a failed node) raise
     :class:`JobsEnded` once every job of the launch has ended.
     """
-    hydra_overrides = [
+    return _multirun(
+        [*overrides, *_launch_overrides(sweep_dir, subdir, extra_dirs)], extra_dirs, task, keep=keep
+    )
+
+
+@dataclass(frozen=True)
+class PreparedJob:
+    """One run's launch, composed and validated; nothing has been written for it yet."""
+
+    overrides: list[str]
+    extra_dirs: list[Path]
+    #: Hydra's composition of the launch (its own settings included).
+    composed: DictConfig
+    #: The run's typed, range-checked config (the job's values: the launcher composes the job
+    #: from the same overrides where it runs).
+    config: Config
+
+
+def prepare_job(
+    overrides: Sequence[str], *, run_dir: Path, extra_dirs: Sequence[Path] = ()
+) -> PreparedJob:
+    """Compose and validate a single run launched into ``run_dir`` (one composition).
+
+    Bad input raises :class:`~vaesweep.errors.UserError` here, before anything exists.
+    """
+    own = _launch_overrides(run_dir, ".", extra_dirs)
+    composed, config = compose_launch(overrides, own, extra_dirs)
+    return PreparedJob([*overrides, *own], list(extra_dirs), composed, config)
+
+
+def launch_job(job: PreparedJob, task: Callable[[DictConfig], Any] = hydra_task) -> list[Any]:
+    """Launch a prepared run: Hydra's multirun starts from its composition (no second one)."""
+    return _multirun(job.overrides, job.extra_dirs, task, job.composed)
+
+
+def _launch_overrides(sweep_dir: Path, subdir: str, extra_dirs: Sequence[Path]) -> list[str]:
+    return [
         f"hydra.sweep.dir={quote(str(sweep_dir))}",
         f"hydra.sweep.subdir={subdir}",
         "hydra.mode=MULTIRUN",
         *searchpath_override(extra_dirs),
     ]
+
+
+def _multirun(
+    overrides: list[str],
+    extra_dirs: Sequence[Path],
+    task: Callable[[DictConfig], Any],
+    composed: DictConfig | None = None,
+    keep: Callable[[list[str]], bool] | None = None,
+) -> list[Any]:
     with (
         hydra_session(extra_dirs),
         sweeper_trusts_validation(),
@@ -160,12 +217,15 @@ def launch(
     ):
         hydra = GlobalHydra.instance().hydra
         assert hydra is not None
-        batches = hydra.multirun(
-            config_name=CONFIG_NAME,
-            task_function=task,
-            overrides=[*overrides, *hydra_overrides],
-            with_log_configuration=True,
-        )
+        with contextlib.ExitStack() as stack:
+            if composed is not None:
+                stack.enter_context(multirun_uses_composition(hydra, composed))
+            batches = hydra.multirun(
+                config_name=CONFIG_NAME,
+                task_function=task,
+                overrides=overrides,
+                with_log_configuration=True,
+            )
     release_joblib_workers()
     if ended:
         raise JobsEnded(ended)

@@ -12,7 +12,6 @@ from typing import Any
 
 from rich.console import Console
 
-from vaesweep.bridge import compose as bridge_compose
 from vaesweep.bridge import launch as bridge_launch
 from vaesweep.commands.interrupts import mark_interrupted, stop_signals_as_interrupt
 from vaesweep.commands.launching import LaunchOptions, launcher_overrides, preflight_config
@@ -42,31 +41,32 @@ def train(
 ) -> dict[str, Any]:
     """One run under ``outputs/runs/<time>[_<name>]``, or continue the run in ``resume``.
 
-    The overrides are composed and range-checked before anything is created; Hydra then
-    composes the job once where it runs, and :func:`vaesweep.bridge.launch.hydra_task` hands
-    the typed config straight to the run.
+    The run's launch is composed once and range-checked before anything is created
+    (:func:`vaesweep.bridge.launch.prepare_job`); Hydra's multirun starts from that composition
+    and :func:`vaesweep.bridge.launch.hydra_task` hands the job's typed config to the run.
     """
     if name is not None:
         one_component(name)
     if resume is not None:
         overrides, run_dir = _resumable_run(resume, overrides)
         writable_dir(run_dir, "--resume")
-        config = bridge_compose.compose(overrides, opts.config_dirs)
     else:
-        # Validate, and load the data and claim the device, before creating anything.
-        config = bridge_compose.compose(overrides, opts.config_dirs)
-        writable_root(opts.outputs)
-    from vaesweep.run.assembly import fallback_notes, preflight  # torch: only when used
-
-    for note in fallback_notes(preflight(preflight_config(opts, config))):
-        console.print(f"note: {note}", highlight=False, markup=False, soft_wrap=True)
-    if resume is None:
         label = name or _slug(",".join(o for o in overrides if not o.startswith("hydra")))
         run_dir = runs_dir(opts.outputs) / (timestamp() + (f"_{label}" if label else ""))
         if run_dir.exists():
             run_dir = run_dir.with_name(run_dir.name + f"_{os.getpid()}")
     extra, _launcher, _ = launcher_overrides(opts, 1, overrides)
-    tracking.preflight([config.tracker], opts.outputs)
+    # Validate, and load the data and claim the device, before creating anything.
+    job = bridge_launch.prepare_job(
+        [*overrides, *extra], run_dir=run_dir.resolve(), extra_dirs=opts.config_dirs
+    )
+    if resume is None:
+        writable_root(opts.outputs)
+    from vaesweep.run.assembly import fallback_notes, preflight  # torch: only when used
+
+    for note in fallback_notes(preflight(preflight_config(opts, job.config))):
+        console.print(f"note: {note}", highlight=False, markup=False, soft_wrap=True)
+    tracking.preflight([job.config.tracker], opts.outputs)
     console.print(f"run dir: {run_dir}", highlight=False)
     with contextlib.ExitStack() as locks:
         # Locked like a sweep (and, for a run inside a sweep, the sweep too): a second
@@ -76,12 +76,7 @@ def train(
         locks.enter_context(SweepLock(run_dir, what="run"))
         try:
             with stop_signals_as_interrupt():
-                results = bridge_launch.launch(
-                    [*overrides, *extra],
-                    sweep_dir=run_dir.resolve(),
-                    subdir=".",
-                    extra_dirs=opts.config_dirs,
-                )
+                results = bridge_launch.launch_job(job)
         except KeyboardInterrupt:
             mark_interrupted([run_dir])
             Console(stderr=True).print(
