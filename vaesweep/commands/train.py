@@ -56,6 +56,8 @@ def train(
         # Validate, and load the data and claim the device, before creating anything.
         config = bridge_compose.compose(overrides, opts.config_dirs)
         writable_root(opts.outputs)
+    # Before torch is imported: a run trained here gets its MLflow process started now.
+    tracking.preflight([config.tracker], opts.outputs, start=runs_here(opts))
     if runs_here(opts):
         from vaesweep.run.assembly import fallback_notes, preflight  # torch: only when used
 
@@ -67,7 +69,6 @@ def train(
         if run_dir.exists():
             run_dir = run_dir.with_name(run_dir.name + f"_{os.getpid()}")
     extra, _launcher, _ = launcher_overrides(opts, 1, overrides)
-    tracking.preflight([config.tracker], opts.outputs)
     console.print(f"run dir: {run_dir}", highlight=False)
     with contextlib.ExitStack() as locks:
         # Locked like a sweep (and, for a run inside a sweep, the sweep too): a second
