@@ -137,11 +137,18 @@ class _Child:
                 write_message(proc.stdin, header, blobs)
                 reply, _ = read_message(proc.stdout)
             except (OSError, EOFError, ValueError) as err:
-                code = proc.poll()
-                if code is None:
-                    raise RemoteError(f"{type(err).__name__}: {err}") from None
-                raise RemoteError(f"the tracker's process exited with code {code}") from None
+                raise self._lost(err) from None
         return reply
+
+    def _lost(self, err: Exception) -> RemoteError:
+        code = self.proc.poll()
+        gone = isinstance(err, (EOFError, BrokenPipeError))
+        if code is None and gone:  # its pipe closes as it exits: let the exit finish
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                code = self.proc.wait(EXIT_WAIT_S)
+        if code is None and not gone:
+            return RemoteError(f"{type(err).__name__}: {err}")
+        return RemoteError("the tracker's process exited" + (f" with code {code}" if code else ""))
 
     def close(self, wait_s: float) -> None:
         """Close its input (it exits when idle); killed if still busy after ``wait_s``."""
