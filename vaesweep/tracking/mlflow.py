@@ -321,7 +321,9 @@ def _writable(folder: Path) -> None:
 
 
 def _probe(uri: str) -> None:
-    """Any HTTP answer from the server's ``/health`` (even 401 or 404) means it is there."""
+    """Any answer from the server's ``/health`` (even 401, 404 or a certificate MLflow may be
+    told to accept) means it is there."""
+    import ssl
     import urllib.error
     import urllib.request
 
@@ -329,6 +331,9 @@ def _probe(uri: str) -> None:
         urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=PROBE_TIMEOUT_S).close()
     except urllib.error.HTTPError:
         return
+    except urllib.error.URLError as err:
+        if not isinstance(err.reason, ssl.SSLError):
+            raise
 
 
 @contextmanager

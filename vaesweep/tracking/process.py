@@ -179,8 +179,9 @@ def _key(name: str, cfg: Any) -> str:
     return json.dumps([name, dataclasses.asdict(cfg)], sort_keys=True, default=str)
 
 
-def _child(name: str, cfg: Any, uri_hint: str | None) -> _Child:
-    """The live child for ``(name, cfg)``, started if needed; other idle children are closed."""
+def _child(name: str, cfg: Any, uri_hint: str | None, use: bool = True) -> _Child:
+    """The live child for ``(name, cfg)``, started if needed (other idle ones are closed);
+    ``use``: count the caller among its users."""
     key = _key(name, cfg)
     with _REGISTRY_LOCK:
         child = _CHILDREN.get(key)
@@ -188,6 +189,7 @@ def _child(name: str, cfg: Any, uri_hint: str | None) -> _Child:
             for other in [k for k, c in _CHILDREN.items() if c.users == 0 and k != key]:
                 _CHILDREN.pop(other).close(EXIT_WAIT_S)
             child = _CHILDREN[key] = _Child(name, cfg, uri_hint)
+        child.users += int(use)
         return child
 
 
@@ -196,7 +198,7 @@ def start_early(name: str, cfg: Any, uri_hint: str | None) -> None:
 
     ``uri_hint``: the store the run will most likely use; the child opens it while it waits.
     """
-    _child(name, cfg, uri_hint)
+    _child(name, cfg, uri_hint, use=False)
 
 
 @atexit.register
@@ -227,7 +229,6 @@ class ProcessTracker:
 
     def prepare(self) -> None:
         self._child = _child(self.name, self.cfg, self.uri_hint)
-        self._child.users += 1
 
     def _call(self, header: dict[str, Any], blobs: Sequence[bytes] = ()) -> None:
         if self._child is None:

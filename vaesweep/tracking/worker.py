@@ -103,8 +103,10 @@ def serve(spec: dict[str, Any], requests: IO[bytes], replies: IO[bytes]) -> None
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     spec = json.loads(args[0])
-    # The run decides when its trackers stop (on Ctrl-C it sends the final status first).
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # The run decides when its trackers stop: on Ctrl-C or a launcher's SIGTERM it sends the
+    # final status first, then closes the pipe (which also ends this process if the run dies).
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_IGN)
     with contextlib.suppress(OSError):
         os.nice(NICE)
     warnings.simplefilter("ignore")  # the parent's record is the source of truth
