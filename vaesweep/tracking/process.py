@@ -26,6 +26,7 @@ import contextlib
 import dataclasses
 import itertools
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -169,6 +170,8 @@ class _Child:
 
 #: This process's children, by tracker and settings; idle ones wait for the next run.
 _CHILDREN: dict[str, _Child] = {}
+#: The process they belong to: a process forked from it must not write to their pipes.
+_OWNER = os.getpid()
 _REGISTRY_LOCK = threading.Lock()
 _IDS = itertools.count(1)
 #: Longest wait for an idle child to exit when this process ends.
@@ -182,8 +185,12 @@ def _key(name: str, cfg: Any) -> str:
 def _child(name: str, cfg: Any, uri_hint: str | None, use: bool = True) -> _Child:
     """The live child for ``(name, cfg)``, started if needed (other idle ones are closed);
     ``use``: count the caller among its users."""
+    global _OWNER
     key = _key(name, cfg)
     with _REGISTRY_LOCK:
+        if os.getpid() != _OWNER:  # forked: the children are the parent's
+            _CHILDREN.clear()
+            _OWNER = os.getpid()
         child = _CHILDREN.get(key)
         if child is None or not child.alive():
             for other in [k for k, c in _CHILDREN.items() if c.users == 0 and k != key]:
@@ -205,7 +212,7 @@ def start_early(name: str, cfg: Any, uri_hint: str | None) -> None:
 def close_all() -> None:
     """At exit: let idle children finish (they have logged everything they were sent)."""
     with _REGISTRY_LOCK:
-        children = list(_CHILDREN.values())
+        children = list(_CHILDREN.values()) if os.getpid() == _OWNER else []
         _CHILDREN.clear()
     for child in children:
         child.close(EXIT_WAIT_S)
@@ -225,7 +232,6 @@ class ProcessTracker:
         self.uri_hint = uri_hint
         self._id = f"{next(_IDS)}"
         self._child: _Child | None = None
-        self._started = False
 
     def prepare(self) -> None:
         self._child = _child(self.name, self.cfg, self.uri_hint)
@@ -238,7 +244,6 @@ class ProcessTracker:
             raise RemoteError(str(reply["error"]))
 
     def on_start(self, info: RunInfo) -> None:
-        self._started = True
         self._call({"call": "on_start", "info": info_to_json(info)})
 
     def on_epoch(self, rows: list[dict[str, Any]]) -> None:
