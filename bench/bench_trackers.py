@@ -26,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,10 +66,10 @@ class Sample:
     in_run: float  #: the run's own wall_time_s
 
 
-def train(root: Path, arm: str, epochs: int | None) -> Sample:
-    """One default run of ``arm``, as a user types it."""
+def train(root: Path, arm: str, epochs: int | None, extra: Sequence[str] = ()) -> Sample:
+    """One default run of ``arm``, as a user types it (plus the overrides ``extra``)."""
     name = f"{arm}_{time.monotonic_ns()}"
-    args = ["train", "beta=0.1", ARMS[arm], "train.progress=off", "--name", name]
+    args = ["train", "beta=0.1", ARMS[arm], "train.progress=off", *extra, "--name", name]
     args += [f"train.epochs={epochs}"] if epochs else []
     rusage = root / f"{name}.cpu.json"
     env = {**os.environ, "VAESWEEP_OUTPUTS": str(root), "VAESWEEP_BENCH_RUSAGE": str(rusage)}
@@ -111,6 +112,15 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=None, help="default: the config's")
     parser.add_argument("--arms", default=",".join(ARMS), help="comma-separated; none is kept")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="an override for every arm, e.g. train.threads=1: one torch thread does not spin "
+        "on a loaded machine, so the training process's CPU time then shows what a tracker "
+        "adds to it",
+    )
     args = parser.parse_args()
     arms = ["none", *[a for a in args.arms.split(",") if a in ARMS and a != "none"]]
 
@@ -121,7 +131,7 @@ def main() -> None:
         train(root, "both", 1)  # warm-up: creates the MLflow store, fills the OS caches
         for _ in range(args.repeats):
             for arm in arms:
-                samples[arm].append(train(root, arm, args.epochs))
+                samples[arm].append(train(root, arm, args.epochs, args.set))
         floor = [mlflow_floor(root) for _ in range(args.repeats)]
     load = os.getloadavg()[0]
 
@@ -131,6 +141,7 @@ def main() -> None:
     base, base_in = median("none", "wall"), median("none", "in_run")
     base_cpu, base_own = median("none", "cpu"), median("none", "own_cpu")
     epochs = f"train.epochs={args.epochs}" if args.epochs else "the default length"
+    epochs = " ".join([epochs, *args.set])
     print(
         f"tracker overhead on one run (vaesweep train beta=0.1, {epochs}), median of "
         f"{args.repeats} alternating"
