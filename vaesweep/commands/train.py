@@ -14,7 +14,12 @@ from rich.console import Console
 
 from vaesweep.bridge import launch as bridge_launch
 from vaesweep.commands.interrupts import mark_interrupted, stop_signals_as_interrupt
-from vaesweep.commands.launching import LaunchOptions, launcher_overrides, preflight_config
+from vaesweep.commands.launching import (
+    LaunchOptions,
+    launcher_overrides,
+    preflight_config,
+    runs_here,
+)
 from vaesweep.errors import UserError
 from vaesweep.record import contract
 from vaesweep.record.layout import one_component, runs_dir, writable_dir, writable_root
@@ -62,11 +67,12 @@ def train(
     )
     if resume is None:
         writable_root(opts.outputs)
+    # Before torch is imported: a run trained here gets its MLflow process started now.
+    tracking.preflight([job.config.tracker], opts.outputs, start=runs_here(opts))
     from vaesweep.run.assembly import fallback_notes, preflight  # torch: only when used
 
     for note in fallback_notes(preflight(preflight_config(opts, job.config))):
         console.print(f"note: {note}", highlight=False, markup=False, soft_wrap=True)
-    tracking.preflight([job.config.tracker], opts.outputs)
     console.print(f"run dir: {run_dir}", highlight=False)
     with contextlib.ExitStack() as locks:
         # Locked like a sweep (and, for a run inside a sweep, the sweep too): a second

@@ -5,6 +5,9 @@ return at once. Each tracker's worker thread runs them in order; the first excep
 server gone, a full disk) is logged once as a warning, the tracker is dropped, and the run
 goes on with its record intact. At the end the run waits for the queues to drain (at most
 :data:`END_WAIT_S`), so a finished run's trackers hold everything its record holds.
+
+MLflow does its work in a child process (:class:`~vaesweep.tracking.process.ProcessTracker`):
+its import, its store and its calls would otherwise compete with training for the GIL.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import numpy as np
 from vaesweep.config.tracker import TrackerConfig
 from vaesweep.tracking.base import RunInfo, Tracker
 from vaesweep.tracking.packages import require_packages
+from vaesweep.tracking.process import ProcessTracker, RemoteError
 
 log = logging.getLogger("vaesweep.tracking")
 
@@ -46,6 +50,7 @@ class _Worker:
         self.interval = float(getattr(tracker, "min_interval_s", 0.0))
         self.queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._ending = threading.Event()
+        self._deadline = math.inf
         self._last_rows = -math.inf
         self.thread = threading.Thread(
             target=self._loop, name=f"vaesweep-tracker-{tracker.name}", daemon=True
@@ -61,6 +66,7 @@ class _Worker:
         while True:
             item, pending = (pending if pending is not None else self.queue.get()), None
             if item is _STOP:
+                self._close(self._deadline - time.monotonic())
                 return
             method, args = item
             if self.failed:
@@ -90,7 +96,8 @@ class _Worker:
             getattr(self.tracker, method)(*args)
         except Exception as err:  # any failure of a tracker must leave the run alone
             self.failed = True
-            message = f"{type(err).__name__}: {err}".splitlines()[0][:300]
+            message = str(err) if isinstance(err, RemoteError) else f"{type(err).__name__}: {err}"
+            message = message.splitlines()[0][:300] if message else type(err).__name__
             log.warning(
                 "tracker %s failed in %s (%s); the run goes on without it, its record is intact",
                 self.tracker.name,
@@ -98,12 +105,26 @@ class _Worker:
                 message,
             )
 
+    def _close(self, wait_s: float) -> None:
+        """The tracker's optional ``close(wait_s)``: release what it holds (a child process)."""
+        close = getattr(self.tracker, "close", None)
+        if close is None:
+            return
+        try:
+            close(wait_s)
+        except Exception as err:  # the run is over; its record is complete
+            log.warning("tracker %s did not close cleanly (%s)", self.tracker.name, err)
+
     def stop(self, deadline: float) -> bool:
         """Let the queue drain; False if the thread is still busy at ``deadline``."""
+        self._deadline = deadline
         self._ending.set()
         self.queue.put(_STOP)
         self.thread.join(max(0.0, deadline - time.monotonic()))
-        return not self.thread.is_alive()
+        if self.thread.is_alive():
+            self._close(0.0)  # a stuck tracker: stop it (a child process is killed)
+            return False
+        return True
 
 
 class Trackers:
@@ -180,7 +201,9 @@ def _tensorboard(cfg: Any) -> Tracker:
 def _mlflow(cfg: Any) -> Tracker:
     from vaesweep.tracking.mlflow import MlflowTracker
 
-    return MlflowTracker(cfg)
+    # A store given in the config is opened by the child while the run loads; the default
+    # one depends on the run's directory, known at on_start.
+    return ProcessTracker("mlflow", cfg, MlflowTracker.min_interval_s, cfg.tracking_uri)
 
 
 _FACTORIES: dict[str, Callable[[Any], Tracker]] = {"tensorboard": _tensorboard, "mlflow": _mlflow}

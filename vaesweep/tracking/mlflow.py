@@ -23,7 +23,7 @@ import re
 import socket
 import time
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -78,6 +78,17 @@ def client(uri: str) -> Any:
     return _retry(MlflowClient, tracking_uri=uri)
 
 
+#: The tracker process's clients by URI, shared by the runs it logs: opening a SQLite store
+#: checks its schema, about 1 s of CPU.
+_CLIENTS: dict[str, Any] = {}
+
+
+def shared_client(uri: str) -> Any:
+    if uri not in _CLIENTS:
+        _CLIENTS[uri] = client(uri)
+    return _CLIENTS[uri]
+
+
 def experiment_id(mlflow_client: Any, name: str, uri: str) -> str:
     """The id of experiment ``name``, created if needed (by whichever process comes first)."""
     found = _retry(mlflow_client.get_experiment_by_name, name)
@@ -99,19 +110,30 @@ def experiment_id(mlflow_client: Any, name: str, uri: str) -> str:
 
 
 class MlflowTracker:
+    """Logs one run to MLflow; it runs in the child process of a
+    :class:`~vaesweep.tracking.process.ProcessTracker` (:mod:`vaesweep.tracking.worker`)."""
+
     name = "mlflow"
     #: Seconds between metric writes: epochs in between go out in one batch (one SQLite
     #: transaction), which costs a run far less than a transaction per epoch.
     min_interval_s = 2.0
 
-    def __init__(self, cfg: MlflowConfig) -> None:
+    def __init__(self, cfg: MlflowConfig, uri_hint: str | None = None) -> None:
         self.cfg = cfg
+        #: The store the run will most likely use, opened by :meth:`prepare` ahead of it.
+        self.uri_hint = uri_hint
         self.client: Any = None
         self.run_id = ""
         self.info: RunInfo | None = None
 
     def prepare(self) -> None:
-        import mlflow.tracking  # noqa: F401  (import now, while the run loads its data)
+        """Import MLflow and open the hinted store, before the run starts logging."""
+        import mlflow.tracking  # noqa: F401
+
+        if self.uri_hint:
+            # on_start opens the store it needs, and reports what fails there.
+            with suppress(Exception):
+                shared_client(self.uri_hint)
 
     def on_start(self, info: RunInfo) -> None:
         from mlflow.entities import Param, RunTag
@@ -121,7 +143,7 @@ class MlflowTracker:
         mine = _read_handoff(info.run_dir / HANDOFF_FILE)
         uri = self.cfg.tracking_uri or sweep.get("tracking_uri") or mine.get("tracking_uri")
         uri = uri or resolve_uri(self.cfg, info.outputs_root)
-        self.client = client(uri)
+        self.client = shared_client(uri)
         run_id = mine.get("run_id") if mine.get("tracking_uri") == uri else None
         if run_id and self._reopen(run_id):
             self.run_id = run_id
@@ -259,25 +281,59 @@ def open_sweep(
 
 
 def check_store(cfg: MlflowConfig, root: Path | None) -> None:
-    """Make sure the store answers before a run starts.
+    """Make sure the store can be used before a run starts, without importing MLflow.
 
-    A server is given a few seconds here (MLflow's own retries would take minutes to say
-    it is not there); the runs themselves keep MLflow's patient defaults.
+    A local store (``sqlite:///<file>``, a path): its folder must be writable (the run's
+    tracker process creates the file). A server (``http(s)://``): something must answer there
+    within :data:`PROBE_TIMEOUT_S` (MLflow's own retries would take minutes to say it is not
+    there). Any other URI (a database server, Databricks) is asked through MLflow, its retries
+    cut short; the runs themselves keep MLflow's patient defaults.
     """
     uri = resolve_uri(cfg, root)
-    if uri.startswith("sqlite:///"):
-        # A local file: the run creates it (importing MLflow in its tracker thread, while it
-        # trains, instead of here before it starts); only its folder must be writable.
-        try:
-            Path(uri[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
-        except OSError as err:
-            raise _unreachable(uri, err) from None
-        return
+    scheme = uri.partition("://")[0].lower() if "://" in uri else ""
+    if uri.startswith("databricks"):  # "databricks", "databricks-uc": no "://"
+        scheme = "databricks"
     try:
-        with _quick_http():
-            _retry(client(uri).search_experiments, max_results=1)
+        if scheme == "sqlite":
+            if not uri.startswith("sqlite:///") or not uri[len("sqlite:///") :].strip():
+                raise ValueError("a SQLite store is written sqlite:///<path of the file>")
+            _writable(Path(uri[len("sqlite:///") :]).parent)
+        elif scheme in ("", "file"):
+            _writable(Path(uri[len("file://") :] if scheme else uri))
+        elif scheme in ("http", "https"):
+            _probe(uri)
+        else:
+            with _quick_http():
+                _retry(client(uri).search_experiments, max_results=1)
     except Exception as err:
         raise _unreachable(uri, err) from None
+
+
+#: Seconds a tracking server has to answer before a run starts.
+PROBE_TIMEOUT_S = 10.0
+
+
+def _writable(folder: Path) -> None:
+    folder = folder.expanduser()
+    folder.mkdir(parents=True, exist_ok=True)
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise PermissionError(f"the folder {folder} is not writable")
+
+
+def _probe(uri: str) -> None:
+    """Any answer from the server's ``/health`` (even 401, 404 or a certificate MLflow may be
+    told to accept) means it is there."""
+    import ssl
+    import urllib.error
+    import urllib.request
+
+    try:
+        urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=PROBE_TIMEOUT_S).close()
+    except urllib.error.HTTPError:
+        return
+    except urllib.error.URLError as err:
+        if not isinstance(err.reason, ssl.SSLError):
+            raise
 
 
 @contextmanager
@@ -303,7 +359,7 @@ def _quick_http() -> Iterator[None]:
 
 def _unreachable(uri: str, err: Exception) -> UserError:
     first = f"{type(err).__name__}: {err}".splitlines()[0]
-    if "Max retries exceeded" in first or "NewConnectionError" in first:
+    if any(m in first for m in ("Max retries exceeded", "NewConnectionError", "urlopen error")):
         first = "no server answers there"
     first = first if len(first) <= 200 else first[:200] + "..."
     return UserError(

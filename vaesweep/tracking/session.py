@@ -30,14 +30,24 @@ def _mlflow(configs: Iterable[TrackerConfig]) -> MlflowConfig | None:
     return next((c.mlflow for c in configs if c.mlflow is not None), None)
 
 
-def preflight(configs: Sequence[TrackerConfig], outputs_root: Path | None) -> None:
-    """Before launching: the packages are installed and the MLflow store answers."""
+def preflight(
+    configs: Sequence[TrackerConfig], outputs_root: Path | None, start: bool = False
+) -> None:
+    """Before launching: the packages are installed and the MLflow store can be used.
+
+    Light (MLflow is not imported: :func:`~vaesweep.tracking.mlflow.check_store`). ``start``:
+    the run trains in this process, so its MLflow process is started now and imports while
+    the command goes on loading torch and the data (:func:`~vaesweep.tracking.process.start_early`).
+    """
     check(configs)
     cfg = _mlflow(configs)
     if cfg is not None:
-        from vaesweep.tracking.mlflow import check_store
+        from vaesweep.tracking.mlflow import check_store, resolve_uri
+        from vaesweep.tracking.process import start_early
 
         check_store(cfg, outputs_root)
+        if start:
+            start_early("mlflow", cfg, resolve_uri(cfg, outputs_root))
 
 
 def open_sweep(

@@ -1,0 +1,180 @@
+"""MLflow in its own process: the wire format, the light check before training, a training
+process that never imports mlflow, and the faults of the child (a store that fails, a process
+that dies) warning once while the run goes on."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import math
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from vaesweep.config.tracker import MlflowConfig
+from vaesweep.errors import UserError
+from vaesweep.tracking import RunInfo, Trackers
+from vaesweep.tracking.fanout import _mlflow
+from vaesweep.tracking.mlflow import check_store
+from vaesweep.tracking.process import (
+    images_from_wire,
+    images_to_wire,
+    info_from_json,
+    info_to_json,
+    read_message,
+    write_message,
+)
+
+
+def test_messages_carry_rows_and_images_exactly() -> None:
+    grid = np.arange(2 * 3 * 3, dtype=np.uint8).reshape(2, 3, 3)
+    meta, blobs = images_to_wire({"samples": grid})
+    row = {"epoch": 1, "step": 7, "split": "val", "kl": 0.1 + 0.2, "nll": math.nan}
+    row["mse"] = np.float32(0.5)  # numpy scalars travel as numbers
+    pipe = io.BytesIO()
+    write_message(pipe, {"call": "on_epoch", "rows": [row], "images": meta}, blobs)
+    write_message(pipe, {"call": "on_end"})
+    pipe.seek(0)
+    header, got = read_message(pipe)
+    (back,) = header["rows"]
+    assert back["kl"] == 0.1 + 0.2 and math.isnan(back["nll"]) and back["mse"] == 0.5
+    assert back["step"] == 7 and isinstance(back["step"], int)
+    assert np.array_equal(images_from_wire(header["images"], got)["samples"], grid)
+    assert read_message(pipe)[0] == {"call": "on_end"}
+    with pytest.raises(EOFError):
+        read_message(pipe)
+
+
+def test_run_info_round_trips(tmp_path: Path) -> None:
+    info = RunInfo(
+        run_dir=tmp_path / "r",
+        name="beta=0.1",
+        config={"beta": 0.1, "train": {"lr": 0.001, "x": [1, 2]}},
+        hparams={"beta": 0.1},
+        hparam_domains={"beta": [0.1, 1.0]},
+        sweep_dir=tmp_path,
+        sweep_name="s",
+        host="h",
+        resumed_step=12,
+        has_iwae=True,
+        outputs_root=tmp_path,
+    )
+    assert info_from_json(json.loads(json.dumps(info_to_json(info)))) == info
+
+
+def test_the_store_check_before_training_is_light(tmp_path: Path) -> None:
+    """No mlflow import in the command: the local store's folder is all it checks."""
+    code = textwrap.dedent(
+        f"""
+        import sys
+        from pathlib import Path
+        from vaesweep.bridge import compose
+        from vaesweep.tracking import session
+        config = compose.compose(["tracker=mlflow"])
+        session.preflight([config.tracker], Path({str(tmp_path / "out")!r}))
+        print("mlflow" in sys.modules)
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+    assert (tmp_path / "out").is_dir()
+
+
+def test_a_malformed_sqlite_uri_is_one_line(tmp_path: Path) -> None:
+    with pytest.raises(UserError, match=r"cannot use the store sqlite://x .*sqlite:///"):
+        check_store(MlflowConfig(tracking_uri="sqlite://x"), tmp_path)
+
+
+_DRIVE = """
+import json, math, sys
+from pathlib import Path
+import numpy as np
+from vaesweep.config.tracker import MlflowConfig
+from vaesweep.tracking import RunInfo, Trackers
+from vaesweep.tracking.fanout import _mlflow
+
+root = Path(sys.argv[1])
+trackers = Trackers([_mlflow(MlflowConfig(tracking_uri=sys.argv[2]))], image_every=1)
+info = RunInfo(run_dir=root, name="r", config={"beta": 0.5}, hparams={"beta": 0.5})
+trackers.start(info)
+for epoch in (1, 2, 3):
+    kl = math.nan if epoch == 2 else 1.0 / epoch
+    trackers.epoch([{"epoch": epoch, "step": 10 * epoch, "split": "val", "kl": kl}])
+    trackers.images(epoch, 10 * epoch, {"samples": np.full((8, 12, 3), epoch, np.uint8)})
+trackers.end("completed", {"status": "completed", "step": 30})
+print(json.dumps("mlflow" in sys.modules))
+"""
+
+
+@pytest.mark.slow
+def test_the_training_process_never_imports_mlflow(tmp_path: Path) -> None:
+    from mlflow.tracking import MlflowClient
+
+    store = f"sqlite:///{tmp_path / 'store.db'}"
+    out = subprocess.run(
+        [sys.executable, "-c", _DRIVE, str(tmp_path), store],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert json.loads(out.stdout) is False
+    run_id = json.loads((tmp_path / "mlflow.json").read_text())["run_id"]
+    client = MlflowClient(store)
+    run = client.get_run(run_id)
+    assert run.info.status == "FINISHED" and run.data.params == {"beta": "0.5"}
+    history = sorted(client.get_metric_history(run_id, "val/kl"), key=lambda m: m.step)
+    assert [m.step for m in history] == [10, 20, 30]
+    assert history[0].value == 1.0 and math.isnan(history[1].value)
+    images = {a.path for a in client.list_artifacts(run_id, "images")}
+    assert len([p for p in images if p.endswith(".png")]) == 3
+
+
+def _info(tmp_path: Path) -> RunInfo:
+    return RunInfo(run_dir=tmp_path, name="r", config={}, hparams={"beta": 1.0})
+
+
+def _warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+@pytest.mark.slow
+def test_a_tracker_that_fails_in_the_child_warns_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    (tmp_path / "file").write_text("")  # the run's mlflow.json cannot be written below it
+    cfg = MlflowConfig(tracking_uri=f"sqlite:///{tmp_path / 'store.db'}")
+    trackers = Trackers([_mlflow(cfg)])
+    with caplog.at_level(logging.WARNING, logger="vaesweep.tracking"):
+        trackers.start(_info(tmp_path / "file" / "run"))
+        for epoch in (1, 2):
+            trackers.epoch([{"epoch": epoch, "step": epoch, "split": "train", "kl": 1.0}])
+        trackers.end("completed", {"status": "completed"})
+    (warning,) = _warnings(caplog)
+    assert "tracker mlflow failed in on_start (NotADirectoryError" in warning
+    assert "record is intact" in warning
+
+
+@pytest.mark.slow
+def test_a_tracker_process_that_dies_warns_once_and_the_run_goes_on(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    cfg = MlflowConfig(tracking_uri=f"sqlite:///{tmp_path / 'store.db'}")
+    tracker = _mlflow(cfg)
+    trackers = Trackers([tracker])
+    with caplog.at_level(logging.WARNING, logger="vaesweep.tracking"):
+        trackers.start(_info(tmp_path))
+        handoff = tmp_path / "mlflow.json"
+        trackers.epoch([{"epoch": 1, "step": 1, "split": "train", "kl": 1.0}])
+        # on_start has been answered once the run's id is in its directory.
+        while not handoff.exists():
+            trackers._workers[0].thread.join(0.05)
+        tracker._child.proc.kill()  # type: ignore[attr-defined]
+        trackers.epoch([{"epoch": 2, "step": 2, "split": "train", "kl": 1.0}])
+        trackers.end("completed", {"status": "completed"})
+    (warning,) = _warnings(caplog)
+    assert "tracker mlflow failed" in warning and "exited" in warning

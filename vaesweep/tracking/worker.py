@@ -1,0 +1,121 @@
+"""``python -m vaesweep.tracking.worker SPEC``: the child process of a
+:class:`~vaesweep.tracking.process.ProcessTracker`.
+
+``SPEC`` is JSON: ``{"tracker": "mlflow", "config": {...}, "uri_hint": ...}``. The child lowers
+its priority, imports the tracker's package and opens the hinted store at once, then answers
+requests on stdin (each names the run it is for: one child serves every run of its parent)
+until stdin closes. Replies go to what was stdout; anything else printed goes to stderr.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import signal
+import sys
+import warnings
+from collections.abc import Callable
+from typing import IO, Any
+
+from vaesweep.config.tracker import MlflowConfig
+from vaesweep.tracking.base import Tracker
+from vaesweep.tracking.process import (
+    NICE,
+    images_from_wire,
+    info_from_json,
+    read_message,
+    write_message,
+)
+
+
+def _mlflow(config: dict[str, Any], uri_hint: str | None) -> Tracker:
+    from vaesweep.tracking.mlflow import MlflowTracker
+
+    return MlflowTracker(MlflowConfig(**config), uri_hint=uri_hint)
+
+
+#: The trackers that run in a child process: name -> factory(config section, store hint).
+TRACKERS: dict[str, Callable[[dict[str, Any], str | None], Tracker]] = {"mlflow": _mlflow}
+
+
+def _describe(err: BaseException) -> str:
+    return f"{type(err).__name__}: {err}".splitlines()[0][:300]
+
+
+class _Runs:
+    """The trackers of the runs being logged, by the id each request carries."""
+
+    def __init__(self, make: Callable[[], Tracker]) -> None:
+        self.make = make
+        self.trackers: dict[str, Tracker] = {}
+        self.failed: dict[str, str] = {}
+        #: A failure of the shared preparation (the package's import): every run gets it.
+        self.broken: str | None = None
+
+    def prepare(self) -> None:
+        try:
+            self.make().prepare()
+        except Exception as err:  # told to each run in its first reply
+            self.broken = _describe(err)
+
+    def handle(self, header: dict[str, Any], blobs: list[bytes]) -> dict[str, Any]:
+        run = str(header.get("id"))
+        error = self.broken or self.failed.get(run)
+        if error is None:
+            try:
+                self._dispatch(run, header, blobs)
+            except Exception as err:  # the parent warns once and stops sending
+                error = self.failed[run] = _describe(err)
+                self.trackers.pop(run, None)
+        return {"error": error} if error else {"ok": True}
+
+    def _dispatch(self, run: str, header: dict[str, Any], blobs: list[bytes]) -> None:
+        call = header["call"]
+        if call == "on_start":
+            tracker = self.trackers[run] = self.make()
+            tracker.on_start(info_from_json(header["info"]))
+        elif call == "on_epoch":
+            self.trackers[run].on_epoch(header["rows"])
+        elif call == "on_images":
+            images = images_from_wire(header["images"], blobs)
+            self.trackers[run].on_images(int(header["epoch"]), int(header["step"]), images)
+        elif call == "on_end":
+            self.trackers.pop(run).on_end(str(header["status"]), header["summary"])
+        else:
+            raise ValueError(f"unknown call {call!r}")
+
+
+def serve(spec: dict[str, Any], requests: IO[bytes], replies: IO[bytes]) -> None:
+    factory = TRACKERS[spec["tracker"]]
+    hint = spec.get("uri_hint")
+    runs = _Runs(lambda: factory(spec.get("config") or {}, hint))
+    runs.prepare()
+    while True:
+        try:
+            header, blobs = read_message(requests)
+        except EOFError:
+            return
+        write_message(replies, runs.handle(header, blobs))
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    spec = json.loads(args[0])
+    # The run decides when its trackers stop: on Ctrl-C or a launcher's SIGTERM it sends the
+    # final status first, then closes the pipe (which also ends this process if the run dies).
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_IGN)
+    with contextlib.suppress(OSError):
+        os.nice(NICE)
+    warnings.simplefilter("ignore")  # the parent's record is the source of truth
+    logging.basicConfig(level=logging.WARNING, format="vaesweep tracker: %(message)s")
+    replies = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # stray prints cannot garble replies
+    serve(spec, sys.stdin.buffer, replies)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
