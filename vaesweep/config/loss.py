@@ -36,9 +36,12 @@ class LossConfig:
     sigma: float = 1.0
     #: ``sum`` (canonical) or ``mean`` (reconstruction averaged over the D pixels).
     recon_reduction: str = "sum"
+    #: ``gaussian_learned`` only: log sigma's learning rate as a multiple of ``train.lr``.
+    sigma_lr_scale: float = 1.0
 
     def __post_init__(self) -> None:
         finite_numbers(self, "loss")
         one_of("loss.likelihood", self.likelihood, LIKELIHOODS)
         positive("loss.sigma", self.sigma)
         one_of("loss.recon_reduction", self.recon_reduction, ("sum", "mean"))
+        positive("loss.sigma_lr_scale", self.sigma_lr_scale)
