@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -183,7 +184,9 @@ class LearnedGaussian(FixedGaussian):
     def log_sigma(self) -> torch.Tensor:
         return softclip_min(self.lr_scale * self.log_sigma_scaled, -6.0)
 
-    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):  # type: ignore[no-untyped-def]
+    def _load_from_state_dict(
+        self, state_dict: dict[str, Any], prefix: str, *args: Any, **kwargs: Any
+    ) -> None:
         # Checkpoints written before loss.sigma_lr_scale held log sigma itself.
         old = state_dict.pop(prefix + "log_sigma_raw", None)
         if old is not None:
