@@ -256,7 +256,7 @@ def test_geco_follows_its_update_rule() -> None:
         assert control.beta_t(t) == pytest.approx(64 * 0.01 / math.exp(log_lam), rel=1e-12)
         control.observe(terms, t)
         c_bar = c if c_bar is None else 0.5 * c_bar + 0.5 * c
-        log_lam += 0.2 * math.log(1.0 + c_bar)  # log of the averaged MSE / kappa^2
+        log_lam += 0.2 * c_bar
         assert control.log_lambda == pytest.approx(log_lam, rel=1e-12)
         assert control.stats()["geco_constraint"] == pytest.approx(c_bar, rel=1e-12)
 
@@ -281,27 +281,6 @@ def test_geco_lambda_rises_while_mse_misses_kappa_and_falls_below() -> None:
     assert all(b > a for a, b in pairwise(lam[: turn + 1]))
     assert all(b < a for a, b in pairwise(lam[turn:]))
     assert lam[-1] < lambdas[0]
-
-
-def test_geco_step_is_the_log_error_ratio_so_a_large_early_error_winds_up_little() -> None:
-    """At the constraint the step is the paper's nu * C_bar to first order; far above it, it
-    grows with the log of the error ratio, and it is as large going down as going up."""
-    nu = 0.01
-    for ratio in (1.001, 0.999):
-        control = build_control(GecoKL(kappa=0.1, alpha=0.0, nu=nu), 1.0, _shape(d=64))
-        start = control.log_lambda
-        control.observe(_geco_batch(0.01 * ratio), 0)
-        assert control.log_lambda - start == pytest.approx(nu * (ratio - 1), rel=1e-3)
-    control = build_control(GecoKL(kappa=0.1, alpha=0.0, nu=nu), 1.0, _shape(d=64))
-    start = control.log_lambda
-    for t in range(100):  # an untrained decoder: MSE 15 times the tolerance
-        control.observe(_geco_batch(0.15), t)
-    assert control.log_lambda - start == pytest.approx(100 * nu * math.log(15), rel=1e-9)
-    up = control.log_lambda
-    for t in range(100, 200):  # then an error of 1/15 of it unwinds exactly as far
-        control.observe(_geco_batch(0.01 / 15), t)
-    assert control.log_lambda == pytest.approx(start, abs=1e-9)
-    assert up - start < 100 * nu * 14 / 5  # the linear step would have risen by nu * 14
 
 
 def test_geco_respects_lambda_bounds() -> None:

@@ -11,25 +11,15 @@ from vaesweep.config import PIKL, GecoKL
 from vaesweep.control.base import KLControl, RunShape
 from vaesweep.objective.terms import LossTerms
 
-#: Floor on GECO's moving-average MSE / kappa^2 inside the log (an error of exactly zero).
-MIN_RATIO = 1e-12
-
 
 class Geco(KLControl):
     """GECO (Rezende & Viola 2018, algorithm 1) with the relative constraint MSE / kappa^2 - 1.
 
     Objective ``KL + lambda * C`` (gradients from the current batch); after each step the
     moving average ``C_bar = alpha * C_bar + (1 - alpha) * C`` updates
-    ``log lambda += nu * log(1 + C_bar)``, clamped to [log lambda_min, log lambda_max].
-    ``1 + C_bar`` is the moving average of MSE / kappa^2, so the step is ``nu`` times the log
-    of how many times the tolerance the error is: the paper's ``log lambda += nu * C_bar``
-    to first order at the constraint (same fixed point, same slope), but an untrained decoder
-    that misses the tolerance 15-fold raises log lambda by ``nu * ln 15`` per step instead of
-    ``nu * 14``. The linear step winds lambda up by orders of magnitude early on, which
-    ``C_bar >= -1`` then lets it unwind by at most ``nu`` per step: on digits the old
-    default's beta_t was still moving at the end of the run (:class:`vaesweep.config.GecoKL`).
-    The equivalent weight in the SSE convention is ``D * kappa^2 / lambda``: lambda rises
-    (beta_t falls) while reconstructions miss the tolerance. The objective does not depend on
+    ``log lambda += nu * C_bar``, clamped to [log lambda_min, log lambda_max]. The equivalent
+    weight in the SSE convention is ``D * kappa^2 / lambda``: lambda rises (beta_t falls) while
+    reconstructions miss the tolerance. The objective does not depend on
     ``loss.recon_reduction``, so ``beta_t`` is reported in the run's reduction convention
     (times ``shape.recon_scale``) and the logged ``beta_sum = beta_t / recon_scale`` is
     ``D * kappa^2 / lambda`` either way.
@@ -67,9 +57,7 @@ class Geco(KLControl):
         c = float(self.constraint(terms).detach())
         a = self.cfg.alpha
         self.c_bar = c if self.c_bar is None else a * self.c_bar + (1 - a) * c
-        # 1 + C_bar is a mean of MSE / kappa^2 >= 0; the floor keeps an exact zero finite.
-        ratio = max(1.0 + self.c_bar, MIN_RATIO)
-        self.log_lambda = self._clamp(self.log_lambda + self.cfg.nu * math.log(ratio))
+        self.log_lambda = self._clamp(self.log_lambda + self.cfg.nu * self.c_bar)
 
     def stats(self, terms: LossTerms | None = None) -> dict[str, float]:
         return {
