@@ -69,26 +69,29 @@ def test_fixed_gaussian_matches_normal(sigma: float) -> None:
     assert lik.extra_stats()["decoder_sigma"] == pytest.approx(sigma, rel=1e-6)
 
 
-def test_learned_gaussian_sigma_is_a_parameter_with_gradient() -> None:
+@pytest.mark.parametrize("lr_scale", [1.0, 10.0])
+def test_learned_gaussian_sigma_is_a_parameter_with_gradient(lr_scale: float) -> None:
     params, x = _params_and_x(2, torch.float32)
-    lik = LearnedGaussian(0.5)
+    lik = LearnedGaussian(0.5, lr_scale)
     names = [n for n, _ in lik.named_parameters()]
-    assert names == ["log_sigma_raw"]
+    assert names == ["log_sigma_scaled"]
+    assert float(lik.log_sigma_scaled.detach()) == pytest.approx(math.log(0.5) / lr_scale, rel=1e-6)
     loss = lik.nll(params, x).mean()
     loss.backward()
-    grad = lik.log_sigma_raw.grad
+    grad = lik.log_sigma_scaled.grad
     assert grad is not None and torch.isfinite(grad) and float(grad.abs()) > 0
     # The gradient matches the closed form d/dlog(sigma) of SSE/(2 s^2) + D ln s, averaged
-    # over the batch, times the soft-clip's slope.
+    # over the batch, times the soft-clip's slope and the parametrisation's factor.
     with torch.no_grad():
+        raw = lr_scale * lik.log_sigma_scaled
         s2 = float(torch.exp(2 * lik.log_sigma()))
         sse = float(((torch.sigmoid(params) - x) ** 2).flatten(1).sum(1).mean())
         d = x[0].numel()
-        slope = float(torch.sigmoid(lik.log_sigma_raw + 6.0))
-    assert float(grad) == pytest.approx((-sse / s2 + d) * slope, rel=1e-4)
+        slope = float(torch.sigmoid(raw + 6.0))
+    assert float(grad) == pytest.approx((-sse / s2 + d) * slope * lr_scale, rel=1e-4)
     # It is the NLL of Normal(mean, exp(softclip(log sigma))).
     with torch.no_grad():
-        sigma = float(torch.exp(softclip_min(lik.log_sigma_raw, -6.0)))
+        sigma = float(torch.exp(softclip_min(raw, -6.0)))
         ref = -_sum_pixels(D.Normal(torch.sigmoid(params), sigma).log_prob(x))
         torch.testing.assert_close(lik.nll(params, x), ref, rtol=1e-5, atol=1e-4)
     # And learning it moves sigma toward the RMS error (one SGD step in the right direction).
@@ -99,13 +102,40 @@ def test_learned_gaussian_sigma_is_a_parameter_with_gradient() -> None:
     assert (float(lik.log_sigma().detach()) - before) * (math.log(rms) - before) > 0
 
 
+def test_learned_gaussian_lr_scale_multiplies_adams_step_on_log_sigma() -> None:
+    """Adam's step does not depend on the gradient's scale, so ``lr_scale`` k moves log sigma
+    k times as far per step: log sigma's own learning rate is k * lr."""
+    params, x = _params_and_x(2, torch.float32)
+    moves = []
+    for k in (1.0, 10.0):
+        lik = LearnedGaussian(1.0, k)
+        opt = torch.optim.Adam(lik.parameters(), lr=1e-3)
+        before = float(lik.log_sigma().detach())
+        for _ in range(3):
+            opt.zero_grad()
+            lik.nll(params, x).mean().backward()
+            opt.step()
+        moves.append(float(lik.log_sigma().detach()) - before)
+    assert moves[0] < 0 and moves[1] == pytest.approx(10 * moves[0], rel=1e-3)
+
+
+def test_learned_gaussian_loads_checkpoints_that_held_log_sigma() -> None:
+    """Checkpoints written before ``loss.sigma_lr_scale`` stored ``log_sigma_raw`` = log sigma."""
+    lik = LearnedGaussian(1.0, 10.0)
+    lik.load_state_dict({"log_sigma_raw": torch.tensor(-1.5)})
+    assert float(lik.log_sigma_scaled.detach()) == pytest.approx(-0.15, rel=1e-6)
+    assert float(lik.log_sigma().detach()) == pytest.approx(
+        float(softclip_min(torch.tensor(-1.5), -6.0)), rel=1e-6
+    )
+
+
 def test_learned_gaussian_log_sigma_is_soft_clipped_at_minus_six() -> None:
     lik = LearnedGaussian(1.0)
     with torch.no_grad():
-        lik.log_sigma_raw.fill_(-50.0)
+        lik.log_sigma_scaled.fill_(-50.0)
     assert float(lik.log_sigma().detach()) == pytest.approx(-6.0, abs=1e-12)
     with torch.no_grad():
-        lik.log_sigma_raw.fill_(2.0)
+        lik.log_sigma_scaled.fill_(2.0)
     assert float(lik.log_sigma().detach()) == pytest.approx(2.0, abs=1e-3)
 
 

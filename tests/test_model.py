@@ -63,4 +63,4 @@ def test_mlp_vae_and_reparameterisation_gradients() -> None:
 def test_learned_likelihood_parameters_belong_to_the_model() -> None:
     model = build_model(ConvConfig(), LossConfig(likelihood="gaussian_learned"), (1, 8, 8))
     names = [n for n, _ in model.named_parameters()]
-    assert "likelihood.log_sigma_raw" in names
+    assert "likelihood.log_sigma_scaled" in names

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -165,16 +166,32 @@ class FixedGaussian(Likelihood):
 
 
 class LearnedGaussian(FixedGaussian):
-    """One shared sigma learned with the model (Rybkin et al. 2021); log sigma soft-clipped >= -6."""
+    """One shared sigma learned with the model (Rybkin et al. 2021); log sigma soft-clipped >= -6.
+
+    The parameter is ``log_sigma_scaled = log sigma / lr_scale``. Adam's step is invariant to
+    the scale of a gradient, so it moves log sigma ``lr_scale`` times faster than a weight:
+    log sigma gets its own learning rate ``lr_scale * train.lr`` (``loss.sigma_lr_scale``,
+    see :class:`vaesweep.config.LossConfig` for the measurement behind the default).
+    """
 
     name = "gaussian_learned"
 
-    def __init__(self, sigma: float) -> None:
+    def __init__(self, sigma: float, lr_scale: float = 1.0) -> None:
         super().__init__(sigma)
-        self.log_sigma_raw = nn.Parameter(torch.tensor(math.log(sigma)))
+        self.lr_scale = float(lr_scale)
+        self.log_sigma_scaled = nn.Parameter(torch.tensor(math.log(sigma) / self.lr_scale))
 
     def log_sigma(self) -> torch.Tensor:
-        return softclip_min(self.log_sigma_raw, -6.0)
+        return softclip_min(self.lr_scale * self.log_sigma_scaled, -6.0)
+
+    def _load_from_state_dict(
+        self, state_dict: dict[str, Any], prefix: str, *args: Any, **kwargs: Any
+    ) -> None:
+        # Checkpoints written before loss.sigma_lr_scale held log sigma itself.
+        old = state_dict.pop(prefix + "log_sigma_raw", None)
+        if old is not None:
+            state_dict[prefix + "log_sigma_scaled"] = old / self.lr_scale
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
 
 class OptimalGaussian(FixedGaussian):
@@ -343,20 +360,20 @@ class DiscretizedLogistic(Likelihood):
         return {"decoder_sigma": float(s * math.pi / math.sqrt(3))}
 
 
-#: ``loss.likelihood`` -> factory taking (loss.sigma, image channels). The names are those of
-#: ``vaesweep.config.loss.LIKELIHOODS`` (tests/test_registries.py checks it).
-LIKELIHOOD_FACTORIES: dict[str, Callable[[float, int], Likelihood]] = {
-    "mse": lambda sigma, channels: SquaredError(),
-    "gaussian": lambda sigma, channels: FixedGaussian(sigma),
-    "gaussian_learned": lambda sigma, channels: LearnedGaussian(sigma),
-    "gaussian_optimal": lambda sigma, channels: OptimalGaussian(sigma),
-    "bernoulli": lambda sigma, channels: Bernoulli(),
-    "cbernoulli": lambda sigma, channels: ContinuousBernoulli(),
-    "laplace": lambda sigma, channels: Laplace(sigma),
-    "dlogistic": lambda sigma, channels: DiscretizedLogistic(channels, sigma),
+#: ``loss.likelihood`` -> factory taking (the loss config, image channels). The names are those
+#: of ``vaesweep.config.loss.LIKELIHOODS`` (tests/test_registries.py checks it).
+LIKELIHOOD_FACTORIES: dict[str, Callable[[LossConfig, int], Likelihood]] = {
+    "mse": lambda cfg, channels: SquaredError(),
+    "gaussian": lambda cfg, channels: FixedGaussian(cfg.sigma),
+    "gaussian_learned": lambda cfg, channels: LearnedGaussian(cfg.sigma, cfg.sigma_lr_scale),
+    "gaussian_optimal": lambda cfg, channels: OptimalGaussian(cfg.sigma),
+    "bernoulli": lambda cfg, channels: Bernoulli(),
+    "cbernoulli": lambda cfg, channels: ContinuousBernoulli(),
+    "laplace": lambda cfg, channels: Laplace(cfg.sigma),
+    "dlogistic": lambda cfg, channels: DiscretizedLogistic(channels, cfg.sigma),
 }
 
 
 def build_likelihood(cfg: LossConfig, channels: int) -> Likelihood:
     """The likelihood named by ``loss.likelihood``."""
-    return LIKELIHOOD_FACTORIES[cfg.likelihood](cfg.sigma, channels)
+    return LIKELIHOOD_FACTORIES[cfg.likelihood](cfg, channels)
