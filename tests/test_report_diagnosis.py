@@ -59,6 +59,23 @@ def test_unconverged_runs_with_no_clear_gap_do_not_matter_yet(
     assert "partly training length, not β" in reading.answer[0]
 
 
+def test_a_rise_counts_as_converged_and_is_not_called_a_change_below_one_percent(
+    tmp_path: Path,
+) -> None:
+    # As measured on data=photos: sum runs whose validation objective rose 2.7% over the last
+    # 10% are converged by the rule, but "changed by less than 1%" would misquote them.
+    root = tmp_path / "rise"
+    fabricate_run(root / "beta=0.01", beta=0.01, images=False, converged=True, rel_change=0.005)
+    fabricate_run(root / "beta=1", beta=1.0, images=False, converged=True, rel_change=-0.027)
+    reading = build_reading(build_sweep(load([root])))
+    (length,) = [s for t, s in reading.sections if t == "Training length"]
+    assert length[0].startswith(
+        "All 2 settings converged: their validation objective fell by less than 1% over the last "
+        "10% of training (largest fall 0.5%) or rose (by 2.7% at β=1: the noise"
+    )
+    assert "changed by less than 1%" not in reading.text()
+
+
 def test_a_small_gap_is_no_clear_difference(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

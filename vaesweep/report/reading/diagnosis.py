@@ -59,10 +59,20 @@ def length_sentences(G: Groups, ends: tuple[str, str] | None = None) -> list[str
     bad = unconverged(G)
     steps = _column(G, "steps_mean")[known].max()
     if bad.empty:
+        rose = falls[falls <= -0.01]  # a rise counts as converged (not improving), but say so
+        change = (
+            f"fell by less than 1% over the last 10% of training (largest fall "
+            f"{_pct(max(falls.max(), 0.0))})"
+        )
+        if not rose.empty:
+            where = "; ".join(f"{_pct(-rose[i])} {at(G.label(str(i)))}" for i in rose.index[:6])
+            change += (
+                f" or rose (by {where}: the noise of mini-batch training or the start of "
+                "over-fitting, not improvement)"
+            )
         return [
-            f"All {int(known.sum())} settings converged: their validation objective changed by less "
-            f"than 1% over the last 10% of training (largest fall {_pct(falls.max())}), so the "
-            f"differences below are differences between the settings, not training length."
+            f"All {int(known.sum())} settings converged: their validation objective {change}, so "
+            f"the differences below are differences between the settings, not training length."
         ]
     bad_falls = _column(G, "last10_change_mean")[bad.index]
     longer = f"train.steps={fmt_int(4 * steps)}" if ok(steps) else "a larger train.steps"
@@ -165,7 +175,7 @@ def _beta_title(G: Groups, ends: tuple[str, str] | None) -> str | None:
         return (
             f"β made no clear difference to the reconstructions: the squared error at "
             f"{G.bname(hi)} and {G.bname(lo)} is within "
-            f"{fmt_pct(share) if share >= 0.01 else 'less than 1%'}"
+            f"{fmt_pct(share) if share >= 0.01 else '1%'}"
         )
     psnr = f"PSNR {fmt(G.v(better, 'psnr'))} against {fmt(G.v(worse, 'psnr'))} dB"
     if still:
