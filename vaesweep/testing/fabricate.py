@@ -147,11 +147,13 @@ def fabricate_run(
     images: bool = True,
     overrides: dict[str, Any] | None = None,
     converged: bool | None = None,
+    rel_change: float | None = None,
 ) -> dict[str, Any]:
     """Write one run directory; return its summary.
 
     ``converged`` writes ``summary["convergence"]`` with a fall of 0.2% (True) or 3% (False)
     over the last 10% of steps; None leaves it out, as records written before it existed.
+    ``rel_change`` replaces that fall (negative: the objective rose, which counts as converged).
 
     ``status="diverged"`` stops at epoch ``diverge_at`` (default 2) with a NaN loss, as the
     trainer records it; ``"failed"`` stops before any epoch; ``"running"`` stops half-way without
@@ -244,7 +246,7 @@ def fabricate_run(
             "window": 0.1,
             "from_step": (epochs - 1) * 26,
             "to_step": epochs * 26,
-            "rel_change": 0.002 if converged else 0.03,
+            "rel_change": rel_change if rel_change is not None else (0.002 if converged else 0.03),
             "converged": converged,
         }
     return record.update_summary(**end)

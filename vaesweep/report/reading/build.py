@@ -66,7 +66,7 @@ def build_reading(sweep: SweepRecords) -> Reading:
         reading.sections.append(("Runs left out", findings.failures(sweep)))
         return reading
     ends = _ends(G)
-    length = _guarded("Training length", lambda: diagnosis.length_sentences(G), sweep)
+    length = _guarded("Training length", lambda: diagnosis.length_sentences(G, ends), sweep)
     still_improving = bool(_guarded("Convergence", lambda: _unconverged(G), sweep))
     # Runs that stopped while improving lead: their differences are not yet about beta.
     # A collapse the reduction explains leads too: it is not about beta at all.

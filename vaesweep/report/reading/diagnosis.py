@@ -45,8 +45,12 @@ def unconverged(G: Groups) -> pd.DataFrame:
     return G.g[_column(G, "converged_mean") < 1]
 
 
-def length_sentences(G: Groups) -> list[str]:
-    """Whether the runs converged (leads the answer when some did not)."""
+def length_sentences(G: Groups, ends: tuple[str, str] | None = None) -> list[str]:
+    """Whether the runs converged (leads the answer when some did not).
+
+    When the two ends of the β comparison already differ clearly (:func:`beta_gap`), the text
+    does not say "β does not matter yet": the gap is real so far, only its size may change.
+    """
     share = _column(G, "converged_mean")
     if share.isna().all():
         return []
@@ -55,49 +59,133 @@ def length_sentences(G: Groups) -> list[str]:
     bad = unconverged(G)
     steps = _column(G, "steps_mean")[known].max()
     if bad.empty:
+        rose = falls[falls <= -0.01]  # a rise counts as converged (not improving), but say so
+        change = (
+            f"fell by less than 1% over the last 10% of training (largest fall "
+            f"{_pct(max(falls.max(), 0.0))})"
+        )
+        if not rose.empty:
+            where = "; ".join(f"{_pct(-rose[i])} {at(G.label(str(i)))}" for i in rose.index[:6])
+            change += (
+                f" or rose (by {where}: the noise of mini-batch training or the start of "
+                "over-fitting, not improvement)"
+            )
         return [
-            f"All {int(known.sum())} settings converged: their validation objective changed by less "
-            f"than 1% over the last 10% of training (largest fall {_pct(falls.max())}), so the "
-            f"differences below are differences between the settings, not training length."
+            f"All {int(known.sum())} settings converged: their validation objective {change}, so "
+            f"the differences below are differences between the settings, not training length."
         ]
     bad_falls = _column(G, "last10_change_mean")[bad.index]
     longer = f"train.steps={fmt_int(4 * steps)}" if ok(steps) else "a larger train.steps"
     lo, hi = _pct(bad_falls.min()), _pct(bad_falls.max())
     span = lo if lo == hi else f"{lo}–{hi}"
+    gap = beta_gap(G, ends)
+    clear = gap is not None and gap[0] >= CLEAR_GAP and _ends_unconverged(G, ends)
     if len(bad) == int(known.sum()):
-        lead = "β does not matter yet: these runs stopped while still improving"
+        lead = (
+            "These runs stopped while still improving"
+            if clear
+            else "β does not matter yet: these runs stopped while still improving"
+        )
     else:
-        names = ", ".join(G.label(str(i)) for i in bad.index[:6])
+        # Labels hold commas ("β=1, recon_reduction=sum"): semicolons keep them apart.
+        names = "; ".join(G.label(str(i)) for i in bad.index[:6])
         lead = f"Not every run converged: {len(bad)} of {int(known.sum())} settings ({names}) stopped while still improving"
+    if clear and gap is not None:
+        _, better, worse = gap
+        tail = (
+            f"{at(G.bname(better)).capitalize()} the reconstructions are already better than "
+            f"{at(G.bname(worse))}, but the size of that gap may still change; train longer "
+            f"(e.g. {longer}) before reading it."
+        )
+    else:
+        tail = (
+            f"Differences between them are partly training length, not β; train longer "
+            f"(e.g. {longer}) before reading them."
+        )
     return [
         f"{lead}; the validation objective fell by {span} over the last 10% of the {fmt_int(steps)} steps (a run counts "
-        f"as converged below 1%). Differences between them are partly training length, not β; "
-        f"train longer (e.g. {longer}) before reading them."
+        f"as converged below 1%). {tail}"
     ]
 
 
-def title(G: Groups, ends: tuple[str, str] | None) -> str | None:
-    """The page's headline, from the numbers: not converged, no clear difference, or which is
-    better; None keeps the default."""
+def _ends_unconverged(G: Groups, ends: tuple[str, str] | None) -> bool:
+    bad = unconverged(G)
+    return ends is not None and (ends[0] in bad.index or ends[1] in bad.index)
+
+
+def beta_gap(G: Groups, ends: tuple[str, str] | None) -> tuple[float, str, str] | None:
+    """(relative gap in squared error, better end, worse end) of the β comparison, or None.
+
+    The gap is |SSE_hi - SSE_lo| / min(SSE): the share by which the worse end's error exceeds
+    the better one's (0.10, the :data:`CLEAR_GAP`, is about 0.4 dB of PSNR).
+    """
     if ends is None:
         return None
     lo, hi = ends
-    L, H = G.bname(lo), G.bname(hi)
-    bad = unconverged(G)
-    if lo in bad.index or hi in bad.index:
-        return "β does not matter yet: these runs stopped while still improving; train longer"
     sse_l, sse_h = G.v(lo, "sse"), G.v(hi, "sse")
     if not (ok(sse_l) and ok(sse_h)) or min(sse_l, sse_h) <= 0:
         return None
     gap = abs(sse_h - sse_l) / min(sse_l, sse_h)
-    if gap < CLEAR_GAP:
+    return (gap, lo, hi) if sse_l <= sse_h else (gap, hi, lo)
+
+
+def title(G: Groups, ends: tuple[str, str] | None) -> str | None:
+    """The page's headline, from the numbers; None keeps the default.
+
+    A collapse that the reduction explains (:func:`reduction_cause`) leads, since it is not about
+    β at all; then what β did between the two ends: no clear difference, which end reconstructs
+    better, and whether the runs stopped while still improving. "β does not matter yet" only
+    when the unconverged ends do not already differ clearly, so the headline never contradicts
+    the numbers below it.
+    """
+    about_beta = _beta_title(G, ends)
+    cause = reduction_cause(G)
+    if cause is None:
+        if about_beta and about_beta.startswith("the reconstructions at") and "worse" in about_beta:
+            return "Why " + about_beta
+        return _capital(about_beta) if about_beta else None
+    what, beta, p_mean, p_sum, beta_sum = cause
+    lead = (
+        f"The reduction, not β, explains {what}: with loss.recon_reduction=mean at β={fmt(beta)} "
+        f"(β_sum = {fmt(beta_sum)}) the PSNR is {fmt(p_mean)} dB against {fmt(p_sum)} dB with "
+        f"the sum"
+    )
+    return f"{lead}; under the sum, {about_beta}" if about_beta else lead
+
+
+def _capital(text: str) -> str:
+    """First letter in upper case, except β (whose capital, Β, reads as a Latin B)."""
+    return text if text.startswith("β") else text[0].upper() + text[1:]
+
+
+def _beta_title(G: Groups, ends: tuple[str, str] | None) -> str | None:
+    """What β did between the two ends, as a clause starting in lower case (None: no ends)."""
+    gap = beta_gap(G, ends)
+    if ends is None or gap is None:
+        if _ends_unconverged(G, ends):
+            return "β does not matter yet: these runs stopped while still improving; train longer"
+        return None
+    share, better, worse = gap
+    B, W = G.bname(better), G.bname(worse)
+    still = _ends_unconverged(G, ends)
+    if share < CLEAR_GAP:
+        if still:
+            return "β does not matter yet: these runs stopped while still improving; train longer"
+        lo, hi = ends
         return (
-            f"β made no clear difference to the reconstructions: the squared error at {H} and "
-            f"{L} is within {fmt_pct(gap) if gap >= 0.01 else 'less than 1%'}"
+            f"β made no clear difference to the reconstructions: the squared error at "
+            f"{G.bname(hi)} and {G.bname(lo)} is within "
+            f"{fmt_pct(share) if share >= 0.01 else '1%'}"
         )
-    if sse_h > sse_l:
-        return f"Why the reconstructions at {H} are worse than at {L}"
-    return f"The reconstructions at {H} are better than at {L}"
+    psnr = f"PSNR {fmt(G.v(better, 'psnr'))} against {fmt(G.v(worse, 'psnr'))} dB"
+    if still:
+        return (
+            f"the reconstructions at {B} are better than at {W} so far ({psnr}), but these runs "
+            f"stopped while still improving; train longer before reading the size of the gap"
+        )
+    if better == ends[0]:  # the usual case: the larger β reconstructs worse
+        return f"the reconstructions at {W} are worse than at {B}"
+    return f"the reconstructions at {B} are better than at {W}"
 
 
 def latent_sentences(G: Groups, ends: tuple[str, str] | None) -> list[str]:
@@ -134,8 +222,9 @@ def latent_sentences(G: Groups, ends: tuple[str, str] | None) -> list[str]:
     ]
 
 
-def reduction_sentences(G: Groups) -> list[str]:
-    """A mean- and a sum-reduction setting at the same β: does the reduction explain it?"""
+def _reduction_pairs(G: Groups) -> list[tuple[float, str, str, float, float]]:
+    """(β, mean-reduction group, sum-reduction group, PSNR mean, PSNR sum) at each β that has
+    both reductions with finite PSNR."""
     g = G.g
     if "recon_reduction" not in g or set(g["recon_reduction"].dropna()) != {"mean", "sum"}:
         return []
@@ -147,8 +236,33 @@ def reduction_sentences(G: Groups) -> list[str]:
             continue
         mn, sm = str(means.index[0]), str(sums.index[0])
         p_mean, p_sum = G.v(mn, "psnr"), G.v(sm, "psnr")
-        if not (ok(p_mean) and ok(p_sum)):
-            continue
+        if ok(p_mean) and ok(p_sum):
+            out.append((float(beta), mn, sm, p_mean, p_sum))  # type: ignore[arg-type]
+    return out
+
+
+def _reduction_loss(G: Groups, mn: str) -> str:
+    """What the mean reduction cost: "the collapse" (no active unit) or "the lost detail"."""
+    return "the collapse" if G.v(mn, "active_units") == 0 else "the lost detail"
+
+
+def reduction_cause(G: Groups) -> tuple[str, float, float, float, float] | None:
+    """(what, β, PSNR mean, PSNR sum, β_sum of the mean run) of the pair the reduction explains
+    best: a collapse before lost detail, then the largest PSNR gap; None when no pair is
+    :data:`REDUCTION_GAP_DB` apart."""
+    pairs = [p for p in _reduction_pairs(G) if p[4] - p[3] >= REDUCTION_GAP_DB]
+    if not pairs:
+        return None
+    beta, mn, _, p_mean, p_sum = max(
+        pairs, key=lambda p: (_reduction_loss(G, p[1]) == "the collapse", p[4] - p[3])
+    )
+    return _reduction_loss(G, mn), beta, p_mean, p_sum, G.v(mn, "beta_sum")
+
+
+def reduction_sentences(G: Groups) -> list[str]:
+    """A mean- and a sum-reduction setting at the same β: does the reduction explain it?"""
+    out = []
+    for beta, mn, sm, p_mean, p_sum in _reduction_pairs(G):
         facts = (
             f"with loss.recon_reduction=mean at β={fmt(beta)} the squared error is averaged "
             f"over the D = {fmt_int(G.v(mn, 'n_pixels'))} pixels, an effective β_sum = "
@@ -158,8 +272,7 @@ def reduction_sentences(G: Groups) -> list[str]:
             f"{fmt(p_sum)} dB with the sum at the same β"
         )
         if p_sum - p_mean >= REDUCTION_GAP_DB:
-            what = "the collapse" if G.v(mn, "active_units") == 0 else "the lost detail"
-            out.append(f"The reduction, not β, explains {what}: {facts}.")
+            out.append(f"The reduction, not β, explains {_reduction_loss(G, mn)}: {facts}.")
         else:
             out.append(f"The reduction makes little difference here: {facts}.")
     return out
