@@ -48,7 +48,7 @@ def _margin(G: Groups, col: str, *groups: str) -> tuple[float, str]:
     stds = [s for g in groups if math.isfinite(s := _std(G, g, col)) and _seeds(G, g) >= 2]
     if stds:
         return max(stds), "the seed spread"
-    return SINGLE_RUN_MARGIN, f"{SINGLE_RUN_MARGIN} (single runs, no seed spread)"
+    return SINGLE_RUN_MARGIN, f"{SINGLE_RUN_MARGIN}: single runs, no seed spread"
 
 
 def _seeds(G: Groups, group: str) -> int:
@@ -82,7 +82,8 @@ def _collapsed(G: Groups, rows: pd.DataFrame) -> str | None:
     if not names:
         return None
     return (
-        f"At {', '.join(names)} no latent is active (the code has collapsed to the prior): "
+        f"At {' and '.join([', '.join(names[:-1]), names[-1]] if len(names) > 1 else names)} "
+        "no latent is active (the code has collapsed to the prior): "
         "the scores there rate means that barely vary, and MIG, SAP and DCI do not see their "
         "scale, so read them as noise; the FactorVAE score, which leaves out latents with "
         "std < 0.05, gives such a code 0."
