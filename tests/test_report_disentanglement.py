@@ -77,3 +77,25 @@ def test_report_without_factor_runs_has_no_disentanglement(tmp_path: Path) -> No
     assert not (index.parent / "tradeoff.png").exists()
     assert "mig" not in pd.read_csv(index.parent / "summary.csv").columns
     assert "Disentanglement" not in index.read_text()
+
+
+def test_single_runs_are_not_read_as_a_trend_and_collapse_is_flagged(tmp_path: Path) -> None:
+    # One seed per beta, as in a first sweep: MIG nearly equal at the ends, peaked at beta 4,
+    # and the beta-16 code collapsed (no active latent), as measured on data=shapes.
+    root = tmp_path / "sweep"
+    mig = {0.1: 0.059, 1.0: 0.064, 4.0: 0.28, 16.0: 0.064}
+    for run in fabricate_sweep(root, list(mig), [0], images=False):
+        add_scores(run)
+        summary = json.loads((run / contract.SUMMARY_FILE).read_text())
+        summary["disentanglement"]["mig"] = mig[summary["beta"]]
+        if summary["beta"] == 16.0:
+            summary["final"]["val"]["active_units"] = 0.0
+            metrics = pd.read_csv(run / contract.METRICS_FILE)
+            metrics.loc[metrics["split"] == "val", "active_units"] = 0.0
+            metrics.to_csv(run / contract.METRICS_FILE, index=False)
+        (run / contract.SUMMARY_FILE).write_text(json.dumps(summary))
+    text = build_report([root], fmt="md").read_text()
+    assert "MIG is about the same, 0.059 at β=0.1 and 0.064 at β=16" in text
+    assert "with its peak in between: 0.28 at β=4" in text
+    assert "β=16 no latent is active (the code has collapsed" in text
+    assert "MIG rises" not in text
