@@ -53,7 +53,8 @@ def _margin(G: Groups, col: str, *groups: str) -> tuple[float, str]:
 
 def _seeds(G: Groups, group: str) -> int:
     try:
-        return int(pd.to_numeric(G.g.loc[group, "n_seeds"]))
+        value: Any = G.g.loc[group, "n_seeds"]
+        return int(float(value))
     except (KeyError, TypeError, ValueError):
         return 0
 
