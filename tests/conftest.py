@@ -17,6 +17,13 @@ import pytest
 from vaesweep import testhooks
 from vaesweep.training.trainer import Trainer
 
+# A suite started in the background by a non-interactive shell (`make test &`) inherits
+# SIGINT ignored, and so would every `vaesweep` it starts: the Ctrl-C tests would wait for a
+# process that cannot be interrupted. Catching SIGINT here gives the children (after exec)
+# the default disposition, so Python in them raises KeyboardInterrupt as at a terminal.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
 #: Overrides that make a run take about a second on 2 cores (digits, 2 epochs, small nets).
 TINY = [
     "train.epochs=2",

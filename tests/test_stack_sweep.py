@@ -52,6 +52,13 @@ def test_dry_run_shows_each_runs_stack(outputs: Path) -> None:
     # Nothing stackable is swept: every run trains alone.
     result = runner.invoke(app, ["sweep", "model.latent_dim=4,8", "--dry-run"])
     assert result.exit_code == 0 and "stack" not in result.output, result.output
+    # bf16 stacks; fp16 (per-run loss scaling) and resconv train alone, with the reason.
+    result = runner.invoke(app, ["sweep", "beta=0.1,1", "train.precision=bf16", "--dry-run"])
+    assert result.exit_code == 0 and "2 would run in 1 stack " in result.output, result.output
+    for extra, why in (("train.precision=fp16", "fp16"), ("model=resconv", "resconv")):
+        result = runner.invoke(app, ["sweep", "beta=0.1,1", extra, "--dry-run"])
+        assert result.exit_code == 0, result.output
+        assert "not stacked" in result.output and why in result.output.split("not stacked")[1]
     assert not outputs.exists() or not any(outputs.rglob("sweep.json"))
 
 

@@ -91,8 +91,12 @@ STACKABLE_ARCHS = ("conv", "mlp")
 
 
 def _trains_alone(configs: list[Any]) -> str:
-    """Why these runs cannot share a stack (empty when they can): an architecture without a
-    stacked form."""
+    """Why these runs cannot share a stack (empty when they can): an architecture or a
+    precision without a stacked form."""
+    if any(c.train.precision == "fp16" for c in configs):
+        # fp16's loss scale is per run: a stack's one scale would skip every member's step
+        # whenever one member's gradients overflow.
+        return "train.precision=fp16 scales each run's loss on its own (bf16 stacks)"
     archs = sorted({c.model.arch for c in configs} - set(STACKABLE_ARCHS))
     if archs:
         return f"model={archs[0]} has no stacked form (stacked: {', '.join(STACKABLE_ARCHS)})"

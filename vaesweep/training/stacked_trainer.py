@@ -10,6 +10,8 @@ the members' objectives, so each member's gradient is its own. Each member repor
 its own hooks (:class:`MemberHooks`, the single run's) with the rows its single run would
 write (:func:`~vaesweep.evaluation.metrics.metrics_row`, :func:`evaluate`), and a member whose
 loss turns non-finite is recorded ``diverged`` and frozen while the others carry on.
+``train.precision=bf16`` runs the forward pass under autocast as the single run does; fp16,
+whose loss scaling is per run, has no stacked form.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from vaesweep.evaluation.stacked_metrics import evaluate_stack, member_shape
 from vaesweep.evaluation.stacked_stats import StackedSplitStats
 from vaesweep.objective.stacked import shared_likelihood, stacked_loss_terms
 from vaesweep.training.divergence import DivergenceGuard
+from vaesweep.training.precision import Precision
 from vaesweep.training.stacked_state import (
     MemberFreezer,
     MemberState,
@@ -124,6 +127,10 @@ class StackedTrainer:
         likelihoods = model.member_likelihoods()
         shared = shared_likelihood(likelihoods)
         live_mask: tuple[list[bool], torch.Tensor] | None = None
+        precision = Precision(cfg.precision, device)
+        if precision.scaler is not None:
+            # One loss scale for K members would skip every member's step when one overflows.
+            raise ValueError("train.precision=fp16 trains one run per process (no stacked form)")
         while state.step < total_steps and any(state.alive):
             epoch = state.epoch + 1
             step0 = state.step
@@ -142,12 +149,14 @@ class StackedTrainer:
                     self.before_step(state)
                 index = perms[:, start : start + bs]
                 x = member_batches(train, index, self.binarize, state.generators, self.augment)
-                mu, logvar = model.encode(x)
-                b = x.shape[1]
-                eps = torch.stack(
-                    [torch.randn((b, m), generator=g, device=device) for g in state.generators]
-                )
-                out = model.decode(model.reparameterize(mu, logvar, eps))
+                with precision.autocast():
+                    mu, logvar = model.encode(x)
+                    mu, logvar = mu.float(), logvar.float()
+                    b = x.shape[1]
+                    eps = torch.stack(
+                        [torch.randn((b, m), generator=g, device=device) for g in state.generators]
+                    )
+                    out = model.decode(model.reparameterize(mu, logvar, eps)).float()
                 terms = stacked_loss_terms(x, out, mu, logvar, likelihoods, shared)
                 objectives = state.control.objective(terms, state.step)
                 losses = objectives.detach()
