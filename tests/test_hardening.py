@@ -286,7 +286,8 @@ def test_more_jobs_than_cores_is_a_warning(outputs: Path, monkeypatch: pytest.Mo
 @pytest.mark.slow
 def test_resume_keeps_the_sweeps_launcher_and_jobs(outputs: Path) -> None:
     """Defect 3: --resume trained with the basic launcher and rewrote sweep.json to it."""
-    result = _invoke(["sweep", "beta=0.1,1", *TINY, "--jobs", "2", "--name", "s"])
+    # --no-stack: the two runs are two jobs (stacked, they would be one job in this process).
+    result = _invoke(["sweep", "beta=0.1,1", *TINY, "--jobs", "2", "--no-stack", "--name", "s"])
     assert result.exit_code == 0, result.output
     sweep = outputs / "sweeps" / "s"
     assert json.loads((sweep / "sweep.json").read_text())["launcher"] == "joblib"
@@ -483,7 +484,7 @@ def test_sigterm_stops_workers_marks_runs_interrupted_and_locks_runs(
     import signal
 
     tiny = [o for o in TINY if not o.startswith("train.epochs")] + ["train.epochs=3"]
-    args = ["sweep", "beta=0.1,1", *tiny, "--jobs", "2", "--name", "t"]
+    args = ["sweep", "beta=0.1,1", *tiny, "--jobs", "2", "--no-stack", "--name", "t"]
     proc = _start(args, tmp_path, hold)
     sweep = tmp_path / "out" / "sweeps" / "t"
     try:
