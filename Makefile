@@ -7,7 +7,7 @@ BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
 # Extras installed by `make install`: the joblib and submitit launchers, and the dev tools.
 EXTRAS ?= all
-# Processes `make test-fast` spreads the test files over (pytest-xdist).
+# Processes `make test` and `make test-fast` spread the test files over (pytest-xdist).
 WORKERS ?= 2
 
 .DEFAULT_GOAL := help
@@ -25,11 +25,11 @@ $(STAMP): pyproject.toml
 install: $(STAMP) ## Create .venv and install vaesweep with its launchers and dev tools
 
 demo: $(STAMP) ## A small beta sweep on the bundled digits, then its report
-	$(BIN)/vaesweep sweep beta=0.01,0.1,1 --jobs 2
+	$(BIN)/vaesweep sweep beta=0.01,0.1,1
 	$(BIN)/vaesweep report
 
-test: $(STAMP) ## Run the whole test suite
-	$(BIN)/python -m pytest
+test: $(STAMP) ## Run the whole test suite, in $(WORKERS) processes (WORKERS=0: in this one)
+	$(BIN)/python -m pytest -n $(WORKERS) --dist loadfile
 
 test-fast: $(STAMP) ## Tests without the slow ones, in $(WORKERS) processes (WORKERS=0: in this one)
 	$(BIN)/python -m pytest -m "not slow" -n $(WORKERS) --dist loadfile

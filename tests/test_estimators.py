@@ -296,15 +296,15 @@ def test_iwae_bits_per_dim_dequantises_densities_on_binarised_pixels(
     if binarize == "static":  # thresholded once when the data are loaded
         images = torch.where(images >= 128, 255, 0).to(torch.uint8)
     fed: list[torch.Tensor] = []
-    real = evaluate.estimators.iwae_bounds
+    real = evaluate.estimators.iwae_bounds_scored
 
     def spy(
         m: VAE, x: torch.Tensor, k: int, generator: torch.Generator, **kw: Any
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    ) -> list[tuple[torch.Tensor, torch.Tensor]]:
         fed.append(x.clone())
         return real(m, x, k, generator=generator, **kw)
 
-    monkeypatch.setattr(evaluate.estimators, "iwae_bounds", spy)
+    monkeypatch.setattr(evaluate.estimators, "iwae_bounds_scored", spy)
     out = evaluate.iwae_estimate(model, images, 3, binarize=binarize, seed=1)
     x = torch.cat(fed)
     assert out["dequantized"] is dequantized

@@ -17,7 +17,7 @@ from vaesweep.config import EvalConfig
 from vaesweep.control import KLControl, RunShape
 from vaesweep.data.spectrum import pca_spectrum
 from vaesweep.evaluation import estimators
-from vaesweep.evaluation.metrics import evaluate, iwae_estimate
+from vaesweep.evaluation.metrics import evaluate, iwae_estimate, iwae_estimates
 from vaesweep.model.vae import VAE
 from vaesweep.objective.likelihoods import SquaredError
 
@@ -139,6 +139,17 @@ def test_iwae_and_elbo_from_the_same_draws() -> None:
     # In the summary's iwae dict too, with as few draws as k = 2.
     out = iwae_estimate(model, _images(30), 2, seed=1)
     assert out["nll"] <= out["elbo_nll"] and out["bpd"] <= out["elbo_bpd"]
+
+
+def test_both_scorings_from_one_pass_equal_separate_estimates() -> None:
+    """The end of a run scores the IWAE draws at the decoder's own likelihood and at the
+    calibrated sigma2 in one pass: each number is exactly that of a separate estimate."""
+    model, _ = _linear_vae(logvar=-0.5)
+    images = _images(30)
+    both = iwae_estimates(model, images, 7, seed=3, chunk_images=8, scorings=(None, 0.03))
+    assert both[0] == iwae_estimate(model, images, 7, seed=3, chunk_images=8)
+    assert both[1] == iwae_estimate(model, images, 7, seed=3, chunk_images=8, sigma2=0.03)
+    assert both[0]["nll"] != both[1]["nll"]
 
 
 def test_val_row_averages_noise_draws() -> None:

@@ -6,6 +6,7 @@ All take plain tensors (and, where needed, the model) and return numbers in nats
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -92,12 +93,29 @@ def iwae_bounds(
     statistics). ``sigma2``: score a squared-error decoder as N(x; mean, sigma2 I) instead of
     its own ``nll``. x: (B, C, H, W) -> two (B,) tensors.
     """
+    return iwae_bounds_scored(model, x, k, generator, chunk, (sigma2,))[0]
+
+
+@torch.no_grad()
+def iwae_bounds_scored(
+    model: VAE,
+    x: torch.Tensor,
+    k: int,
+    generator: torch.Generator | None = None,
+    chunk: int = 50,
+    scorings: Sequence[float | None] = (None,),
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """:func:`iwae_bounds` under several scorings of the same draws and decoder outputs, one
+    (-L_k, -ELBO) pair per entry of ``scorings`` (None: the decoder's own ``nll``; a float:
+    N(x; mean, sigma2 I)). Each pair equals a separate :func:`iwae_bounds` call with the same
+    generator state; the encoder and decoder run once for all of them (without autograd)."""
     was_training = model.training
     model.eval()
+    n = len(scorings)
+    totals: list[torch.Tensor | None] = [None] * n
+    mean_log_w = [torch.zeros(x.shape[0], device=x.device, dtype=torch.float64) for _ in scorings]
     try:
         mu, logvar = model.encode(x)
-        total: torch.Tensor | None = None
-        mean_log_w = torch.zeros(x.shape[0], device=x.device, dtype=torch.float64)
         drawn = 0
         while drawn < k:
             c = min(chunk, k - drawn)
@@ -105,27 +123,33 @@ def iwae_bounds(
             z = mu + torch.exp(0.5 * logvar) * eps  # (c, B, M)
             params = model.decode(z.flatten(0, 1))
             x_rep = x.unsqueeze(0).expand(c, *x.shape).flatten(0, 1)
-            if sigma2 is None:
-                log_px = -model.likelihood.nll(params, x_rep).view(c, -1)
-            else:
-                sse = (model.likelihood.mean(params) - x_rep).pow(2).flatten(1).sum(1)
-                d = x[0].numel()
-                log_px = -(sse / (2 * sigma2) + 0.5 * d * math.log(2 * math.pi * sigma2))
-                log_px = log_px.view(c, -1)
             log_pz = diag_gaussian_log_density(z, torch.zeros_like(z), torch.zeros_like(z))
             log_qz = diag_gaussian_log_density(z, mu, logvar)
-            log_w_all = log_px + log_pz - log_qz
-            mean_log_w += log_w_all.to(torch.float64).sum(0) / k
-            log_w = torch.logsumexp(log_w_all, dim=0)
-            total = log_w if total is None else torch.logaddexp(total, log_w)
+            sse: torch.Tensor | None = None
+            for i, sigma2 in enumerate(scorings):
+                if sigma2 is None:
+                    log_px = -model.likelihood.nll(params, x_rep).view(c, -1)
+                else:
+                    if sse is None:
+                        sse = (model.likelihood.mean(params) - x_rep).pow(2).flatten(1).sum(1)
+                    d = x[0].numel()
+                    log_px = -(sse / (2 * sigma2) + 0.5 * d * math.log(2 * math.pi * sigma2))
+                    log_px = log_px.view(c, -1)
+                log_w_all = log_px + log_pz - log_qz
+                mean_log_w[i] += log_w_all.to(torch.float64).sum(0) / k
+                log_w = torch.logsumexp(log_w_all, dim=0)
+                total = totals[i]
+                totals[i] = log_w if total is None else torch.logaddexp(total, log_w)
             drawn += c
     finally:
         model.train(was_training)
-    assert total is not None
-    nll_k = -(total - math.log(k))
-    # Float rounding of the two accumulations must not undo the order Jensen guarantees.
-    nll_1 = torch.maximum(-mean_log_w.to(nll_k.dtype), nll_k)
-    return nll_k, nll_1
+    out = []
+    for total, mean in zip(totals, mean_log_w):
+        assert total is not None
+        nll_k = -(total - math.log(k))
+        # Float rounding of the two accumulations must not undo the order Jensen guarantees.
+        out.append((nll_k, torch.maximum(-mean.to(nll_k.dtype), nll_k)))
+    return out
 
 
 def encoder_grad_norms(

@@ -16,7 +16,7 @@ import torch
 
 from vaesweep.config import Config
 from vaesweep.data import Splits
-from vaesweep.evaluation.metrics import iwae_estimate, to_unit
+from vaesweep.evaluation.metrics import iwae_estimates, to_unit
 from vaesweep.model import VAE
 
 #: Seed of the prior noise decoded in samples.png: the same draws in every run.
@@ -97,11 +97,14 @@ def final_iwae(
     if split_name == "test" and splits.test is None:
         split_name = "val"
     images = data.images[: config.eval.iwae_images].to(device)
-    out = iwae_estimate(model, images, k, binarize=config.data.binarize, seed=seed)
-    result: dict[str, Any] = {**out, "split": split_name}
+    scorings: tuple[float | None, ...] = (None,)
     if config.loss.likelihood == "mse" and calib_mse is not None and calib_mse > 0:
-        cal = iwae_estimate(
-            model, images, k, binarize=config.data.binarize, seed=seed, sigma2=float(calib_mse)
-        )
-        result["calibrated"] = {"nll": cal["nll"], "bpd": cal["bpd"], "sigma2": float(calib_mse)}
+        scorings = (None, float(calib_mse))
+    # One pass of the model for both bounds: the same draws, scored two ways.
+    out, *cal = iwae_estimates(
+        model, images, k, binarize=config.data.binarize, seed=seed, scorings=scorings
+    )
+    result: dict[str, Any] = {**out, "split": split_name}
+    if cal:
+        result["calibrated"] = {"nll": cal[0]["nll"], "bpd": cal[0]["bpd"], "sigma2": scorings[1]}
     return result
