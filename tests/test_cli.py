@@ -125,6 +125,18 @@ def test_sweep_dry_run_prints_the_grid_and_trains_nothing(outputs: Path) -> None
     assert not outputs.exists()
 
 
+def test_long_paths_are_printed_on_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A path (and a command holding one) is never broken across lines, however long: users
+    copy it. The runner's console is 80 columns wide."""
+    root = tmp_path / ("deep_" * 12) / "outputs"
+    monkeypatch.setenv("VAESWEEP_OUTPUTS", str(root))
+    result = runner.invoke(app, ["sweep", "beta=0.1,1", "--dry-run", "--name", "long"])
+    assert result.exit_code == 0, result.output
+    assert f"-> {root / 'sweeps' / 'long'}\n" in result.output, result.output
+
+
 @pytest.mark.slow
 def test_ls_lists_sweeps_and_runs(outputs: Path, tiny: list[str]) -> None:
     assert runner.invoke(app, ["ls"]).exit_code == 2  # nothing yet: one clear line

@@ -274,7 +274,8 @@ def sweep(
 
             _console(stderr=True).print(
                 f"[yellow]Interrupted.[/] Finished runs are kept; continue with:\n"
-                f"  vaesweep sweep --resume {rich_escape(shlex.quote(str(sweep_dir)))}"
+                f"  vaesweep sweep --resume {rich_escape(shlex.quote(str(sweep_dir)))}",
+                soft_wrap=True,  # a command is never broken across lines
             )
             raise typer.Exit(130) from None
         tables.print_sweep(console, rows, plan.swept_keys, sweep_dir)
@@ -284,6 +285,7 @@ def sweep(
                 f"resume: vaesweep sweep --resume {shlex.quote(str(sweep_dir))}",
                 markup=False,
                 highlight=False,
+                soft_wrap=True,
             )
         if any(r["status"] != contract.COMPLETED for r in rows):
             raise typer.Exit(1)

@@ -70,7 +70,8 @@ def print_grid(console: Console, plan: Any, sweep_dir: Path, dry_run: bool) -> N
     verb = "would run" if dry_run else "runs"
     stacks = plan.stacks()
     trained = f" in {len(stacks)} stack{'s' * (len(stacks) != 1)}" if stacks else ""
-    console.print(f"{len(plan.runs)} {verb}{trained} -> {sweep_dir}")
+    # Paths are plain text (a `[` in a name is no markup) and never broken across lines.
+    console.print(f"{len(plan.runs)} {verb}{trained} -> {sweep_dir}", markup=False, soft_wrap=True)
     table = _table()
     table.add_column("#", justify="right")
     for key in plan.swept_keys:
@@ -92,7 +93,7 @@ def print_sweep(
 ) -> None:
     counts = status_counts(rows)
     summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
-    console.print(f"{summary} -> {sweep_dir}")
+    console.print(f"{summary} -> {sweep_dir}", markup=False, soft_wrap=True)
     table = _table()
     for col in (*keys, "status", "recon", "kl", "elbo", "mse", "active", "beta_calib", "s"):
         table.add_column(col, justify="right", no_wrap=True)
@@ -113,5 +114,8 @@ def print_sweep(
             console.print(f"{r['run']}: {r['error']}")
     # Quoted for the shell (a name with spaces or `$(...)` must paste safely), not markup.
     console.print(
-        f"report: vaesweep report {shlex.quote(str(sweep_dir))}", markup=False, highlight=False
+        f"report: vaesweep report {shlex.quote(str(sweep_dir))}",
+        markup=False,
+        highlight=False,
+        soft_wrap=True,  # a command is never broken across lines, whatever the path's length
     )

@@ -73,7 +73,7 @@ def train(
 
     for note in fallback_notes(preflight(preflight_config(opts, job.config))):
         console.print(f"note: {note}", highlight=False, markup=False, soft_wrap=True)
-    console.print(f"run dir: {run_dir}", highlight=False)
+    console.print(f"run dir: {run_dir}", highlight=False, markup=False, soft_wrap=True)
     with contextlib.ExitStack() as locks:
         # Locked like a sweep (and, for a run inside a sweep, the sweep too): a second
         # `train --resume` of a run that is training is refused instead of writing beside it.
@@ -90,6 +90,7 @@ def train(
                 f"  vaesweep train --resume {shlex.quote(str(run_dir))}",
                 highlight=False,
                 markup=False,
+                soft_wrap=True,
             )
             raise
         except bridge_launch.JobsEnded as ended:
@@ -102,6 +103,7 @@ def train(
                 f"continue with: vaesweep train --resume {shlex.quote(str(run_dir))}",
                 highlight=False,
                 markup=False,
+                soft_wrap=True,
             )
             results = []
     summary: dict[str, Any] = results[0].return_value if results else {}
