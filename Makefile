@@ -32,7 +32,7 @@ test: $(STAMP) ## Run the whole test suite, in $(WORKERS) processes (WORKERS=0: 
 	$(BIN)/python -m pytest -n $(WORKERS) --dist loadfile
 
 test-fast: $(STAMP) ## Tests without the slow ones, in $(WORKERS) processes (WORKERS=0: in this one)
-	$(BIN)/python -m pytest -m "not slow" -n $(WORKERS) --dist loadfile
+	$(BIN)/python -m pytest -m "not slow" -n $(WORKERS) --dist load
 
 lint: $(STAMP) ## ruff check, format check and mypy (config in pyproject.toml)
 	$(BIN)/ruff check .

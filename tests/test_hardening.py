@@ -378,7 +378,15 @@ def _no_run_left(outputs: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "case", ["empty-folder", "undecodable-folder", "limit-1", "missing-mnist", "cuda"]
+    "case",
+    [
+        "empty-folder",
+        "undecodable-folder",
+        # These two also go through every launcher (submitit's processes): seconds each.
+        pytest.param("limit-1", marks=pytest.mark.slow),
+        "missing-mnist",
+        pytest.param("cuda", marks=pytest.mark.slow),
+    ],
 )
 def test_bad_data_or_device_stops_before_the_run_directory(
     tmp_path: Path, outputs: Path, case: str
@@ -744,6 +752,7 @@ def test_slurm_jobs_take_their_threads_from_the_cpus_they_got(
     assert scheduler_threads(compose(["train.threads=1"])).train.threads == 1
 
 
+@pytest.mark.slow  # submitit's local executor takes about 30 s to give up on a dead job
 def test_a_job_without_a_result_is_waited_out_with_the_others(tmp_path: Path) -> None:
     """SLURM defect 1: the submitit launcher collects ``job.results()`` job by job, and the
     first job cancelled (here: killed by a signal, on submitit's local executor) raised
