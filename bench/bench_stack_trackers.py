@@ -8,8 +8,8 @@ repeats. Printed per tracker: the extra wall time of the command over ``tracker=
 share of it, the part of it inside the stack (the members' ``summary.json["wall_time_s"]``:
 the trackers' threads, the grids they are sent, waiting for them at the end), and the extra
 CPU time (user + system) of the command, which other processes on a shared machine disturb far
-less than wall time. ``--extra`` adds overrides to every arm (by default the one-draw
-validation that stacks on every version of vaesweep).
+less than wall time. ``--extra`` adds overrides to every arm (default: none; the default
+validation draws stack).
 
 Usage: ``python bench/bench_stack_trackers.py [--repeats N] [--epochs E] [--arms a,b]``.
 """
@@ -34,7 +34,7 @@ ARMS = {
     "both": "tracker=[tensorboard,mlflow]",
 }
 BETAS = "0.001,0.003,0.01,0.03,0.1,0.3,1,3"
-EXTRA = "eval.noise_draws=1 eval.grad_draws=1"
+EXTRA = ""
 
 
 def _children_cpu() -> float:
