@@ -5,14 +5,12 @@ warns once and every member goes on with its record unchanged."""
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 import logging
 import math
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
@@ -21,6 +19,7 @@ from conftest import TINY
 from mlflow.tracking import MlflowClient
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams import plugin_data_pb2
+from tracker_faults import metrics_rows, record_numbers, tensorboard_disk_full_at_epoch_2
 from typer.testing import CliRunner
 
 from vaesweep.bridge import compose as bridge
@@ -28,7 +27,6 @@ from vaesweep.cli import app
 from vaesweep.record import contract
 from vaesweep.run.stack_job import Member, run_stack
 from vaesweep.tracking.base import as_text, flatten
-from vaesweep.tracking.tensorboard import TensorBoardTracker
 
 pytestmark = pytest.mark.slow
 BETAS = ("0.1", "1", "4")
@@ -54,14 +52,9 @@ def sweep(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Mlfl
     )
 
 
-def _csv(run_dir: Path) -> list[dict[str, str]]:
-    with open(run_dir / contract.METRICS_FILE, newline="") as f:
-        return list(csv.DictReader(f))
-
-
 def _values(run_dir: Path) -> Iterator[tuple[str, int, float]]:
     """(``<split>/<column>``, step, value) of every number in metrics.csv."""
-    for row in _csv(run_dir):
+    for row in metrics_rows(run_dir):
         for column, text in row.items():
             if column not in ("split", "step") and text != "":
                 yield f"{row['split']}/{column}", int(row["step"]), float(text)
@@ -97,7 +90,7 @@ def test_each_members_events_equal_its_metrics_csv(
     summary = json.loads((run_dir / contract.SUMMARY_FILE).read_text())
     assert acc.Scalars("final/iwae_nll")[0].value == pytest.approx(summary["iwae"]["nll"], rel=1e-6)
     # Grids at epoch 2 (tracker.image_every) and 3 (the last), the last equal to the PNGs.
-    steps = sorted({int(r["step"]) for r in _csv(run_dir)})
+    steps = sorted({int(r["step"]) for r in metrics_rows(run_dir)})
     assert [e.step for e in acc.Images("images/reconstructions")] == steps[1:]
     assert [e.step for e in acc.Images("images/traversals")] == steps[2:]
     from PIL import Image
@@ -179,28 +172,16 @@ def test_a_resumed_stack_continues_each_members_mlflow_run(tmp_path: Path) -> No
     assert len(client.search_runs([experiment])) == 2  # no new run on resume
     for d, run_id in zip(dirs, ids):
         assert json.loads((d / contract.MLFLOW_FILE).read_text())["run_id"] == run_id
-        steps = [int(r["step"]) for r in _csv(d) if r["split"] == "val"]
+        steps = [int(r["step"]) for r in metrics_rows(d) if r["split"] == "val"]
         assert len(steps) == 3
         assert [m.step for m in client.get_metric_history(run_id, "val/kl")] == steps
         assert client.get_run(run_id).info.status == "FINISHED"
 
 
-def _numbers(run_dir: Path) -> list[dict[str, str]]:
-    timing = {"seconds", "images_per_sec"}
-    return [{k: v for k, v in r.items() if k not in timing} for r in _csv(run_dir)]
-
-
 def test_a_failing_tracker_warns_once_and_every_member_goes_on(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    real = TensorBoardTracker.on_epoch
-
-    def disk_full_at_epoch_2(self: TensorBoardTracker, rows: list[dict[str, Any]]) -> None:
-        if rows[0]["epoch"] == 2:
-            raise OSError(28, "No space left on device")
-        real(self, rows)
-
-    monkeypatch.setattr(TensorBoardTracker, "on_epoch", disk_full_at_epoch_2)
+    tensorboard_disk_full_at_epoch_2(monkeypatch)
     store = f"sqlite:///{tmp_path / 'store.db'}"
     plain = run_stack(_members(tmp_path / "plain", ["train.epochs=3"]))
     trackers = ["tracker=[tensorboard,mlflow]", f"tracker.mlflow.tracking_uri={store}"]
@@ -213,7 +194,7 @@ def test_a_failing_tracker_warns_once_and_every_member_goes_on(
     client = MlflowClient(store)
     for a, b in zip(_members(tmp_path / "plain", []), _members(tmp_path / "tracked", [])):
         # The same stack with and without trackers: the same numbers, weights and grids.
-        assert _numbers(a.run_dir) == _numbers(b.run_dir)
+        assert record_numbers(a.run_dir) == record_numbers(b.run_dir)
         x = torch.load(a.run_dir / contract.CHECKPOINT_FILE, weights_only=True)
         y = torch.load(b.run_dir / contract.CHECKPOINT_FILE, weights_only=True)
         for key, value in x["state"]["model"].items():

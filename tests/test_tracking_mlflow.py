@@ -4,7 +4,6 @@ and that trackers never change a run's record, even when one fails mid-run."""
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
 import math
@@ -16,6 +15,7 @@ import pytest
 import torch
 from conftest import TINY
 from mlflow.tracking import MlflowClient
+from tracker_faults import metrics_rows, record_numbers, tensorboard_disk_full_at_epoch_2
 from typer.testing import CliRunner
 
 from vaesweep.bridge import compose as bridge
@@ -24,7 +24,6 @@ from vaesweep.record import contract
 from vaesweep.record.contract import MLFLOW_FILE as HANDOFF_FILE
 from vaesweep.run import run_job
 from vaesweep.tracking.base import as_text, flatten
-from vaesweep.tracking.tensorboard import TensorBoardTracker
 
 BETAS = ("0.1", "1")
 EPOCHS = 3
@@ -61,11 +60,6 @@ def _runs(client: MlflowClient) -> tuple[Any, list[Any]]:
     return parents[0], children
 
 
-def _csv(run_dir: Path) -> list[dict[str, str]]:
-    with open(run_dir / contract.METRICS_FILE, newline="") as f:
-        return list(csv.DictReader(f))
-
-
 @pytest.mark.slow
 def test_a_parent_run_per_sweep_and_a_child_per_run(sweep: tuple[Path, MlflowClient]) -> None:
     sweep_dir, client = sweep
@@ -89,7 +83,7 @@ def test_every_epoch_of_both_parallel_runs_is_in_the_store(
     sweep_dir, client = sweep
     _, children = _runs(client)
     for child in children:
-        rows = _csv(sweep_dir / child.info.run_name)
+        rows = metrics_rows(sweep_dir / child.info.run_name)
         assert len(rows) == 2 * EPOCHS
         history: dict[str, dict[int, list[float]]] = {}
         for row in rows:
@@ -157,28 +151,16 @@ def test_resume_continues_the_same_mlflow_run(tmp_path: Path) -> None:
     assert json.loads((run_dir / HANDOFF_FILE).read_text())["run_id"] == first
     client = MlflowClient(store)
     assert len(client.search_runs([client.get_run(first).info.experiment_id])) == 1
-    steps = [int(r["step"]) for r in _csv(run_dir) if r["split"] == "val"]
+    steps = [int(r["step"]) for r in metrics_rows(run_dir) if r["split"] == "val"]
     assert [m.step for m in client.get_metric_history(first, "val/kl")] == steps
     assert client.get_run(first).info.status == "FINISHED"
-
-
-def _numbers(run_dir: Path) -> list[dict[str, str]]:
-    timing = {"seconds", "images_per_sec"}
-    return [{k: v for k, v in r.items() if k not in timing} for r in _csv(run_dir)]
 
 
 @pytest.mark.slow
 def test_trackers_never_change_the_record_even_when_one_fails(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    real = TensorBoardTracker.on_epoch
-
-    def disk_full_at_epoch_2(self: TensorBoardTracker, rows: list[dict[str, Any]]) -> None:
-        if rows[0]["epoch"] == 2:
-            raise OSError(28, "No space left on device")
-        real(self, rows)
-
-    monkeypatch.setattr(TensorBoardTracker, "on_epoch", disk_full_at_epoch_2)
+    tensorboard_disk_full_at_epoch_2(monkeypatch)
     store = f"sqlite:///{tmp_path / 'store.db'}"
     plain = run_job(bridge.compose([*TINY, "train.epochs=3"]), tmp_path / "plain")
     trackers = ["tracker=[tensorboard,mlflow]", f"tracker.mlflow.tracking_uri={store}"]
@@ -186,7 +168,7 @@ def test_trackers_never_change_the_record_even_when_one_fails(
     with caplog.at_level(logging.WARNING, logger="vaesweep.tracking"):
         tracked = run_job(tracked_cfg, tmp_path / "tracked")
     assert plain["status"] == tracked["status"] == "completed"
-    assert _numbers(tmp_path / "plain") == _numbers(tmp_path / "tracked")
+    assert record_numbers(tmp_path / "plain") == record_numbers(tmp_path / "tracked")
     a = torch.load(tmp_path / "plain" / contract.CHECKPOINT_FILE, weights_only=True)
     b = torch.load(tmp_path / "tracked" / contract.CHECKPOINT_FILE, weights_only=True)
     for key, value in a["state"]["model"].items():
@@ -228,6 +210,6 @@ def test_submitit_runs_log_from_their_own_processes(outputs: Path, tiny: list[st
     assert sorted(c.info.run_name for c in children) == ["beta=0.1", "beta=1"]
     for child in children:
         run_dir = outputs / "sweeps" / "sub" / child.info.run_name
-        steps = [int(r["step"]) for r in _csv(run_dir) if r["split"] == "val"]
+        steps = [int(r["step"]) for r in metrics_rows(run_dir) if r["split"] == "val"]
         assert [m.step for m in client.get_metric_history(child.info.run_id, "val/elbo")] == steps
         assert list(run_dir.glob("events.out.tfevents.*"))

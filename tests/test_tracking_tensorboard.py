@@ -3,7 +3,6 @@ images and the HParams session are there, and the real ``tensorboard`` server se
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 import math
@@ -21,6 +20,7 @@ import pytest
 from conftest import TINY
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams import plugin_data_pb2
+from tracker_faults import metrics_rows
 from typer.testing import CliRunner
 
 from vaesweep.cli import app
@@ -53,16 +53,11 @@ def _events(run_dir: Path) -> EventAccumulator:
     return acc
 
 
-def _csv(run_dir: Path) -> list[dict[str, str]]:
-    with open(run_dir / contract.METRICS_FILE, newline="") as f:
-        return list(csv.DictReader(f))
-
-
 @pytest.mark.parametrize("beta", BETAS)
 def test_every_metrics_csv_value_is_a_scalar_at_its_step(sweep_dir: Path, beta: str) -> None:
     run_dir = sweep_dir / f"beta={beta}"
     acc = _events(run_dir)
-    rows = _csv(run_dir)
+    rows = metrics_rows(run_dir)
     assert len(rows) == 2 * EPOCHS
     expected_tags = set()
     for row in rows:
@@ -90,7 +85,7 @@ def test_every_metrics_csv_value_is_a_scalar_at_its_step(sweep_dir: Path, beta: 
 def test_grids_every_image_every_epochs_and_the_last_equals_the_record(sweep_dir: Path) -> None:
     run_dir = sweep_dir / "beta=0.1"
     acc = _events(run_dir)
-    steps = sorted({int(r["step"]) for r in _csv(run_dir)})  # one step per epoch
+    steps = sorted({int(r["step"]) for r in metrics_rows(run_dir)})  # one step per epoch
     recon = acc.Images("images/reconstructions")
     assert [e.step for e in recon] == [steps[1], steps[2]]  # epoch 2 (image_every), 3 (last)
     assert [e.step for e in acc.Images("images/samples")] == [steps[1], steps[2]]
@@ -144,7 +139,7 @@ def test_the_tensorboard_server_serves_the_sweep(sweep_dir: Path) -> None:
                 url = found.group(1)
                 break
         assert url, "tensorboard never printed its address"
-        rows = [r for r in _csv(sweep_dir / "beta=1") if r["split"] == "val"]
+        rows = [r for r in metrics_rows(sweep_dir / "beta=1") if r["split"] == "val"]
         query = f"{url}/data/plugin/scalars/scalars?run=beta%3D1&tag=val%2Fkl"
         data = _poll_json(query, lambda d: isinstance(d, list) and len(d) == len(rows))
         assert [step for _, step, _ in data] == [int(r["step"]) for r in rows]
