@@ -40,6 +40,22 @@ def test_help_does_not_import_torch_or_hydra() -> None:
     assert "HEAVY []" in out.stdout
 
 
+def test_runs_without_factors_do_not_import_scikit_learn() -> None:
+    """scikit-learn (about 1.5 s to import) is for the disentanglement metrics only: a run or
+    sweep on a dataset without factors, and every command, starts without it."""
+    code = (
+        "import sys\n"
+        "import vaesweep.cli, vaesweep.commands.sweep, vaesweep.commands.evaluate\n"
+        "import vaesweep.run.job, vaesweep.run.stack_job, vaesweep.bridge.launch\n"
+        "import vaesweep.disentanglement, vaesweep.evaluation.disentanglement\n"
+        "print('SKLEARN', 'sklearn' in sys.modules)\n"
+        "from vaesweep.disentanglement import evaluate\n"
+        "print('AFTER', 'sklearn' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "SKLEARN False" in out.stdout and "AFTER True" in out.stdout
+
+
 def test_show_prints_the_composed_config() -> None:
     result = runner.invoke(app, ["show", "beta=0.1", "model=mlp"])
     assert result.exit_code == 0, result.output

@@ -3,9 +3,10 @@
 For each KL method whose state evolves (cyclical schedule, PI controller, GECO multiplier) a
 4-epoch run is compared with the same run interrupted and continued in its directory:
 
-* killed mid-epoch 3 (also for capacity annealing and warm-up) (KeyboardInterrupt from the step hook, which leaves ``summary.json``
-  ``running`` like a real kill), then started again: it continues from the epoch-2
-  checkpoint and must give the same ``metrics.csv`` (timing columns aside), summary metrics,
+* killed mid-epoch 3 (also for capacity annealing and warm-up) (KeyboardInterrupt from the
+  step hook, which leaves ``summary.json`` ``running`` like a real kill), then started again:
+  it continues from the epoch-2 checkpoint (from epoch 1's where the checkpoint interval
+  skipped epoch 2) and must give the same ``metrics.csv`` (timing columns aside), summary metrics,
   IWAE estimate and final weights, bitwise (CPU, deterministic kernels);
 * finished with ``train.epochs=2``, marked ``running`` and started with ``train.epochs=4``
   (extending a run). This reproduces the uninterrupted run only for methods whose schedule
@@ -57,12 +58,19 @@ KL_METHODS: dict[str, Any] = {
 FEEDBACK_OR_CYCLIC = ("cyclical", "pi", "geco")
 
 
-def _config(method: str, epochs: int) -> Config:
+def _config(method: str, epochs: int, checkpoint_every_s: float = 0.0) -> Config:
+    """``checkpoint_every_s=0``: a checkpoint after every epoch."""
     return Config(
         data=DataConfig(limit=400),
         model=ConvConfig(width=8, hidden_dim=32, latent_dim=4),
         kl=KL_METHODS[method],
-        train=TrainConfig(epochs=epochs, batch_size=64, progress="off", device="cpu"),
+        train=TrainConfig(
+            epochs=epochs,
+            batch_size=64,
+            progress="off",
+            device="cpu",
+            checkpoint_every_s=checkpoint_every_s,
+        ),
         eval=EvalConfig(
             iwae_samples=5, iwae_images=50, mi_images=100, grad_batches=1, n_recon=4, n_samples=8
         ),
@@ -129,14 +137,7 @@ def test_schedules_actually_move(uninterrupted: dict[str, Path]) -> None:
     assert cyc == pytest.approx([0.5 * 0.75, 0.5 * 0.5, 0.5 * 0.25, 0.5], rel=1e-12)
 
 
-@pytest.mark.parametrize("method", list(KL_METHODS))
-def test_killed_mid_epoch_and_restarted_matches_uninterrupted(
-    method: str,
-    uninterrupted: dict[str, Path],
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    run_dir = tmp_path / method
+def _kill_in_epoch_3(method: str, run_dir: Path, every_s: float, patch: pytest.MonkeyPatch) -> None:
     kill_at = 2 * STEPS_PER_EPOCH + 3  # three steps into epoch 3
     original = RecordHooks.on_step
 
@@ -145,18 +146,44 @@ def test_killed_mid_epoch_and_restarted_matches_uninterrupted(
         if step == kill_at:
             raise KeyboardInterrupt
 
-    with monkeypatch.context() as m:
+    with patch.context() as m:
         m.setattr(RecordHooks, "on_step", on_step)
         with pytest.raises(KeyboardInterrupt):
-            run_job(_config(method, 4), run_dir)
+            run_job(_config(method, 4, every_s), run_dir)
     killed = read_json(run_dir / contract.SUMMARY_FILE)
     assert killed["status"] == "running" and killed["epochs_done"] == 2
     assert {r["epoch"] for r in _rows(run_dir)} == {"1", "2"}
 
+
+@pytest.mark.parametrize("method", list(KL_METHODS))
+def test_killed_mid_epoch_and_restarted_matches_uninterrupted(
+    method: str,
+    uninterrupted: dict[str, Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    run_dir = tmp_path / method
+    _kill_in_epoch_3(method, run_dir, 0.0, monkeypatch)
     summary = run_job(_config(method, 4), run_dir)
     assert summary["status"] == "completed", summary.get("error")
     assert summary["resumed"] == [2]
     _assert_same_run(run_dir, uninterrupted[method])
+
+
+def test_killed_between_checkpoints_resumes_from_the_last_one(
+    uninterrupted: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the default interval (train.checkpoint_every_s) a short run checkpoints after its
+    first and last epochs only: killed in epoch 3, it resumes after epoch 1, drops the row
+    of epoch 2 that the checkpoint has not seen, and still ends as the uninterrupted run."""
+    run_dir = tmp_path / "geco"
+    _kill_in_epoch_3("geco", run_dir, 3600.0, monkeypatch)
+    saved = torch.load(run_dir / contract.CHECKPOINT_FILE, weights_only=True)["state"]
+    assert saved["epoch"] == 1
+    summary = run_job(_config("geco", 4, 3600.0), run_dir)
+    assert summary["status"] == "completed", summary.get("error")
+    assert summary["resumed"] == [1]
+    _assert_same_run(run_dir, uninterrupted["geco"])
 
 
 @pytest.mark.parametrize("method", ["pi", "geco"])

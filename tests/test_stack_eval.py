@@ -122,6 +122,54 @@ def test_member_rows_equal_single_evaluation_at_the_default_eval_config(
     _assert_rows_equal_singles(state, _val(), cfg, binarize, batch_size=100)
 
 
+def test_batched_gradient_norms_equal_single_evaluation(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The batched gradient pass (the one GPUs take) gives the single runs' rows too."""
+    monkeypatch.setattr(stacked_metrics, "PER_MEMBER_GRADS", frozenset())
+    cfg = EvalConfig(grad_batches=2)
+    for binarize in ("none", "dynamic"):
+        state = _stack(ConstantKL(), LossConfig(likelihood="bernoulli"), binarize)
+        _assert_rows_equal_singles(state, _val(), cfg, binarize, batch_size=64)
+
+
+def test_gradient_norms_in_member_threads_equal_single_evaluation() -> None:
+    """With two torch threads the members' gradient norms run in two single-threaded threads:
+    the same rows, and torch has its two threads back afterwards."""
+    torch.set_num_threads(2)  # the autouse fixture restores the original count
+    calls: list[str] = []
+    original = stacked_metrics.estimators.expected_encoder_grads
+
+    def spy(*args: object, **kwargs: object) -> object:
+        import threading
+
+        calls.append(f"{threading.current_thread().name}:{torch.get_num_threads()}")
+        return original(*args, **kwargs)  # type: ignore[arg-type]
+
+    state = _stack(FreeBitsKL(lam=0.2), LossConfig(likelihood="bernoulli"), "dynamic")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(stacked_metrics.estimators, "expected_encoder_grads", spy)
+        rows = evaluate_stack(
+            state.model,
+            _val(),
+            state.control,
+            40,
+            EvalConfig(),
+            [0, 1, 2],
+            binarize="dynamic",
+            seed=11,
+        )
+    assert len(calls) == 3 and all(
+        c.startswith("vaesweep-member") and c.endswith(":1") for c in calls
+    )
+    assert torch.get_num_threads() == 2
+    torch.set_num_threads(1)
+    alone = evaluate_stack(
+        state.model, _val(), state.control, 40, EvalConfig(), [0, 1, 2], binarize="dynamic", seed=11
+    )
+    for k in range(3):
+        for key in ("grad_norm_recon", "grad_norm_kl", "grad_cos", "loss", "mi"):
+            assert rows[k][0][key] == pytest.approx(alone[k][0][key], rel=1e-5), (k, key)
+
+
 def test_draws_split_into_passes_when_the_stack_is_large(monkeypatch: pytest.MonkeyPatch) -> None:
     """With room for one draw per pass the rows are the same: only the batching changes."""
     monkeypatch.setitem(stacked_metrics.PASS_ELEMENTS, "cpu", 1)

@@ -105,6 +105,7 @@ def _kill_at(monkeypatch: pytest.MonkeyPatch, epoch: int, member: int) -> None:
 def test_a_killed_stack_resumes_each_member_where_it_stopped(
     tmp_path: Path, tiny: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    tiny = [*tiny, "train.checkpoint_every_s=0"]  # a checkpoint after every epoch
     straight = _members(tmp_path / "straight", tiny, epochs=3)
     run_stack(straight)
     killed = _members(tmp_path / "killed", tiny, epochs=3)

@@ -5,8 +5,8 @@ shape nor the data pipeline: ``beta``, ``seed``, the parameters of the KL method
 except ``kl.method``: each member keeps its own controller) and ``loss.sigma`` (each member
 keeps its own likelihood). Anything else (data, model, batch size, epochs, lr, likelihood,
 KL method, evaluation) starts a new stack. Settings that do not change results
-(``train.progress``) are ignored. No torch here: the sweep driver groups runs before any
-training process starts.
+(``train.progress``, ``train.checkpoint_every_s``) are ignored. No torch here: the sweep
+driver groups runs before any training process starts.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from vaesweep.config.root import Config
 #: The keys whose values may differ inside one stack ("kl.*" means every kl key but method).
 STACKABLE_KEYS = ("beta", "seed", "kl.*", "loss.sigma")
 #: Settings that may differ without changing what is trained.
-IGNORED_KEYS = ("train.progress",)
+IGNORED_KEYS = ("train.progress", "train.checkpoint_every_s")
 
 
 def stackable_key(key: str) -> bool:

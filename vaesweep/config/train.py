@@ -42,6 +42,10 @@ class TrainConfig:
     progress: str = "auto"
     #: Validate (and write a metrics row) every N epochs; the last epoch is always validated.
     eval_every: int = 1
+    #: Write checkpoint.pt after the first epoch, then once this many seconds of training and
+    #: validation have passed since the last one, and after the last epoch: a killed run
+    #: resumes from at most this far back. 0 = after every epoch.
+    checkpoint_every_s: float = 10.0
 
     def __post_init__(self) -> None:
         finite_numbers(self, "train")
@@ -56,6 +60,7 @@ class TrainConfig:
         one_of("train.precision", self.precision, PRECISIONS)
         one_of("train.progress", self.progress, ("auto", "on", "off"))
         positive("train.eval_every", self.eval_every)
+        non_negative("train.checkpoint_every_s", self.checkpoint_every_s)
 
     def steps_per_epoch(self, n_train: int) -> int:
         return math.ceil(n_train / self.batch_size)

@@ -18,8 +18,7 @@ import torch
 
 from vaesweep.data import Splits
 from vaesweep.data.factors import FactorGrid
-from vaesweep.disentanglement import MetricSettings, evaluate
-from vaesweep.disentanglement.settings import resolve
+from vaesweep.disentanglement.settings import MetricSettings, resolve
 from vaesweep.model.vae import VAE
 
 #: Images encoded per forward pass (the encoder only, without gradients).
@@ -85,6 +84,8 @@ def measure_disentanglement(
     :func:`vaesweep.disentanglement.evaluate`). A grid that cannot render (a partial npz) is
     scored on ``images`` with their ``factors``: every combination it samples is one of them.
     """
+    from vaesweep.disentanglement.evaluate import evaluate  # scikit-learn: only when scoring
+
     model.eval()
     if grid.render is not None:
         represent = encoder_means(model, grid, device)

@@ -16,6 +16,7 @@ gives back a single run's checkpoint keys. Likelihoods stay one module per membe
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Sequence
 
 import torch
@@ -348,8 +349,23 @@ class StackedVAE(nn.Module):
 
     def member_view(self, k: int) -> VAE:
         """A single :class:`VAE` holding a copy of member k's current weights and sharing its
-        likelihood module, for the single-run evaluation and image code."""
-        view = self._view[0]
+        likelihood module, for the single-run evaluation and image code. The same object
+        serves every member: use it for one member at a time (see :meth:`member_model`)."""
+        return self._load_member(self._view[0], k)
+
+    def member_model(self, k: int) -> VAE:
+        """A new single :class:`VAE` with a copy of member k's current weights (sharing its
+        likelihood module): several members can be evaluated at once, one per thread."""
+        template = self._view[0]
+        likelihood = template.likelihood
+        template.likelihood = None  # type: ignore[assignment]
+        try:
+            model = copy.deepcopy(template)
+        finally:
+            template.likelihood = likelihood
+        return self._load_member(model, k)
+
+    def _load_member(self, view: VAE, k: int) -> VAE:
         view.likelihood = self.member_likelihood(k)
         mine = dict(view.named_parameters())
         with torch.no_grad():

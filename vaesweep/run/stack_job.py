@@ -36,6 +36,7 @@ from vaesweep.errors import UserError
 from vaesweep.evaluation.convergence import from_rows
 from vaesweep.evaluation.disentanglement import final_disentanglement, summary_entry
 from vaesweep.evaluation.final import final_iwae, image_grids
+from vaesweep.evaluation.member_threads import map_members
 from vaesweep.evaluation.metrics import EVAL_SEED
 from vaesweep.record import RunRecord, contract
 from vaesweep.record.files import write_json
@@ -69,16 +70,27 @@ class Member:
 
 
 class _OnlyMember(logging.Filter):
-    """Lets a member's train.log take the lines logged while that member is reported."""
+    """Lets a member's train.log take the lines logged while that member is reported (in the
+    thread that reports it: members' end-of-run outputs run in parallel threads); lines
+    logged outside any member go to every member's log."""
 
-    current: int | None = None
+    _local = threading.local()
 
     def __init__(self, k: int) -> None:
         super().__init__()
         self.k = k
 
+    @classmethod
+    @contextmanager
+    def reporting(cls, k: int) -> Iterator[None]:
+        cls._local.k = k
+        try:
+            yield
+        finally:
+            cls._local.k = None
+
     def filter(self, record: logging.LogRecord) -> bool:
-        return _OnlyMember.current in (None, self.k)
+        return getattr(self._local, "k", None) in (None, self.k)
 
 
 class _MemberHooks(TrainHooks):
@@ -88,12 +100,9 @@ class _MemberHooks(TrainHooks):
         self.k, self.inner, self.stack = k, inner, stack
 
     def on_epoch_end(self, result: EpochResult, state: Any) -> None:
-        _OnlyMember.current = self.k
-        try:
+        with _OnlyMember.reporting(self.k):
             member = _MemberModel(state, self.stack, self.k)
             self.inner.on_epoch_end(result, member)  # type: ignore[arg-type]
-        finally:
-            _OnlyMember.current = None
 
 
 class _MemberModel:
@@ -361,50 +370,72 @@ def _fit_group(
         n_steps = m.config.train.total_steps(n_train)
         m.record.update_summary(convergence=from_rows(m.record.rows, n_steps))
     state.model.eval()
+    timings = {
+        "setup_s": setup_s,
+        "train_s": fit_s - sum(x.write_seconds for x in writers),
+        "stack_size": len(members),
+    }
+    completed = []
     for k, (m, w, result) in enumerate(zip(members, writers, results)):
         assert m.record is not None
-        _OnlyMember.current = k
-        try:
-            timings = {
-                "setup_s": setup_s,
-                "record_s": w.write_seconds,
-                "train_s": fit_s - sum(x.write_seconds for x in writers),
-                "stack_size": len(members),
-            }
-            if result.status == contract.DIVERGED:
+        if result.status == contract.DIVERGED:
+            with _OnlyMember.reporting(k):
                 log.warning("diverged: %s", result.error)
-                m.record.update_summary(
-                    status=contract.DIVERGED,
-                    error=result.error,
-                    error_kind="numeric",
-                    timings=timings,
-                )
-                continue
-            t_final = time.perf_counter()
-            view = state.model.member_view(k)
-            kl_per_dim = final_kl(m.record.rows)
-            grids = image_grids(view, splits, device, m.config, kl_per_dim)
-            images = _write_images(grids, m.record)
-            val_rows = [r for r in m.record.rows if r["split"] == "val"]
-            calib_mse = float(val_rows[-1]["mse"]) if val_rows else None
-            iwae = final_iwae(view, splits, device, m.config, EVAL_SEED, calib_mse=calib_mse)
-            timings["final_s"] = time.perf_counter() - t_final
-            disentanglement = None
+            m.record.update_summary(
+                status=contract.DIVERGED,
+                error=result.error,
+                error_kind="numeric",
+                timings={**timings, "record_s": w.write_seconds},
+            )
+        else:
+            completed.append(k)
+    # Each member's own model, built here (member_model shares a template between calls).
+    models = {k: state.model.member_model(k) for k in completed}
+
+    def outputs(k: int) -> dict[str, Any]:
+        with _OnlyMember.reporting(k):
+            return _final_outputs(members[k], models[k], splits, device)
+
+    # The large compute-bound passes (image grids, IWAE): members in parallel threads. The
+    # disentanglement metrics (scikit-learn, minutes at published sizes) stay one member at a
+    # time, so that Ctrl-C never waits for several of them.
+    for k, out in zip(completed, map_members(outputs, completed, device)):
+        m = members[k]
+        assert m.record is not None
+        member_timings = {**timings, "record_s": writers[k].write_seconds}
+        member_timings["final_s"] = out.pop("final_s")
+        disentanglement = None
+        with _OnlyMember.reporting(k):
             if splits.grid is not None:
                 t_dis = time.perf_counter()
                 preset = m.config.eval.disentanglement
-                scores = final_disentanglement(view, splits, device, preset)
+                scores = final_disentanglement(models[k], splits, device, preset)
                 if scores is not None:
                     write_json(m.record.path(contract.DISENTANGLEMENT_FILE), scores)
                     disentanglement = summary_entry(scores)
-                timings["disentanglement_s"] = time.perf_counter() - t_dis
-            m.record.update_summary(
-                status=contract.COMPLETED,
-                images=images,
-                iwae=iwae,
-                kl_per_dim=kl_per_dim,
-                disentanglement=disentanglement,
-                timings=timings,
-            )
-        finally:
-            _OnlyMember.current = None
+                member_timings["disentanglement_s"] = time.perf_counter() - t_dis
+        m.record.update_summary(
+            status=contract.COMPLETED,
+            **out,
+            disentanglement=disentanglement,
+            timings=member_timings,
+        )
+
+
+def _final_outputs(m: Member, view: Any, splits: Any, device: torch.device) -> dict[str, Any]:
+    """Member m's image grids (written) and IWAE bound, as :func:`run_job` computes them:
+    summary fields, and ``final_s`` (seconds)."""
+    assert m.record is not None
+    t_final = time.perf_counter()
+    kl_per_dim = final_kl(m.record.rows)
+    grids = image_grids(view, splits, device, m.config, kl_per_dim)
+    images = _write_images(grids, m.record)
+    val_rows = [r for r in m.record.rows if r["split"] == "val"]
+    calib_mse = float(val_rows[-1]["mse"]) if val_rows else None
+    iwae = final_iwae(view, splits, device, m.config, EVAL_SEED, calib_mse=calib_mse)
+    return {
+        "images": images,
+        "iwae": iwae,
+        "kl_per_dim": kl_per_dim,
+        "final_s": time.perf_counter() - t_final,
+    }
