@@ -5,9 +5,10 @@ alternating so machine noise hits them alike; figures are medians over the repea
 
 * the wall times and their ratios: the stack against the sequential loop (target 2x on 2
   cores) and against ``--jobs 2`` (target 1.3x); ``--jobs 2`` against the loop (target 1.8x);
-* the stack's overhead (target: under 10% of its wall time): the sweep's wall time minus the
-  stacked training (``timings.train_s``, per-epoch validation included), i.e. start-up, data,
-  record writing and every member's end-of-run outputs;
+* the stack's per-member overhead (target: under 10% of its wall time): the stack job's time
+  besides training (``timings.train_s``, per-epoch validation included), i.e. data and
+  models, record writing and every member's end-of-run outputs; and the whole overhead,
+  with the sweep's start-up (process, imports, Hydra), which a sweep pays once;
 * peak memory (max RSS) of the stacked sweep against one default run;
 * the per-run overhead of each arm (target: under 10% of the run time): the run's wall time
   minus its training (``summary.json["timings"]["train_s"]``, per-epoch validation included)
@@ -116,19 +117,32 @@ def overheads(wall: float, records: list[dict], parallel: int) -> list[dict[str,
 
 
 def stack_overhead(wall: float, records: list[dict]) -> dict[str, float]:
-    """The stacked sweep's time outside its training (seconds, and as a fraction)."""
+    """The stacked sweep's time outside its training (seconds, and as fractions of its wall).
+
+    ``in_job``: what the stack's job spends besides training: data and models (``setup_s``),
+    the members' records (``record_s``, summed) and their end-of-run outputs (the rest of the
+    job's ``wall_time_s``; members' outputs run in parallel threads, so their ``final_s``
+    do not add up to it). ``startup``: the sweep's time outside the job (process start,
+    imports, Hydra's compositions, the index and tables), paid once per sweep.
+    """
     t = records[0]["timings"]
-    final = sum(r["timings"].get("final_s", 0.0) for r in records)
+    job = records[0]["wall_time_s"]
+    # On a CPU the stack trains as parts side by side: the longest part's training.
+    train = max(r["timings"]["train_s"] for r in records)
     record = sum(r["timings"]["record_s"] for r in records)
-    overhead = wall - t["train_s"]
+    final = job - t["setup_s"] - train - record
+    overhead = wall - train
+    in_job = job - train
     return {
         "wall": wall,
         "overhead": overhead,
         "fraction": overhead / wall,
+        "in_job": in_job,
+        "in_job_fraction": in_job / wall,
         "final": final,
         "record": record,
         "setup": t["setup_s"],
-        "rest": overhead - final - record - t["setup_s"],
+        "startup": wall - job,
     }
 
 
@@ -182,12 +196,17 @@ def main() -> None:
         verdict = "meets" if ratio >= target else "MISSES"
         print(f"  {label}: {ratio:.2f}x ({verdict} the {target}x target)")
     med = {k: statistics.median(r[k] for r in stack_parts) for k in stack_parts[0]}
-    verdict = "meets" if med["fraction"] < TARGET_OVERHEAD else "MISSES"
+    verdict = "meets" if med["in_job_fraction"] < TARGET_OVERHEAD else "MISSES"
     print(
-        f"  stack overhead: {med['overhead']:.2f} s of {med['wall']:.2f} s = "
-        f"{med['fraction']:.1%} ({verdict} the {TARGET_OVERHEAD:.0%} target) "
+        f"  stack per-member overhead: {med['in_job']:.2f} s of {med['wall']:.2f} s = "
+        f"{med['in_job_fraction']:.1%} ({verdict} the {TARGET_OVERHEAD:.0%} target) "
         f"[members' end-of-run outputs {med['final']:.2f} s, records {med['record']:.2f} s, "
-        f"data+models {med['setup']:.2f} s, rest (start-up, Hydra, index) {med['rest']:.2f} s]"
+        f"data+models {med['setup']:.2f} s]"
+    )
+    print(
+        f"  stack overhead with the sweep's start-up: {med['overhead']:.2f} s = "
+        f"{med['fraction']:.1%} [start-up, Hydra, index and tables {med['startup']:.2f} s, "
+        "once per sweep]"
     )
     p_stack, p_one = statistics.median(peaks["stack"]), statistics.median(peaks["one run"])
     print(

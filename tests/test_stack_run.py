@@ -136,3 +136,63 @@ def test_completed_members_are_left_untouched(tmp_path: Path, tiny: list[str]) -
     summaries = run_stack(_members(tmp_path / "s", tiny))
     assert [s["status"] for s in summaries] == ["completed", "completed"]
     assert (members[0].run_dir / contract.SUMMARY_FILE).stat().st_mtime_ns == done
+
+
+def _three(root: Path, tiny: list[str], threads: int) -> list[Member]:
+    out = []
+    for i, (beta, seed) in enumerate(((0.01, 0), (1.0, 1), (0.1, 2))):
+        overrides = [*tiny, f"train.threads={threads}", f"beta={beta}", f"seed={seed}"]
+        out.append(Member(bridge.compose(overrides), root / f"m{i}", overrides))
+    return out
+
+
+def test_parts_side_by_side_give_the_members_of_one_stack(tmp_path: Path, tiny: list[str]) -> None:
+    """With 2 torch threads on a CPU the 3 members train as 2 parts (2 + 1) in two threads,
+    torch single-threaded in each: the same records as one stack of 3, within rounding."""
+    one = _three(tmp_path / "one", tiny, threads=1)
+    run_stack(one)
+    parts = _three(tmp_path / "parts", tiny, threads=2)
+    summaries = run_stack(parts)
+    assert torch.get_num_threads() == 2  # the run's train.threads, back after the parts
+    assert [s["status"] for s in summaries] == ["completed"] * 3
+    assert [s["timings"]["stack_size"] for s in summaries] == [2, 2, 1]
+    for a, b in zip(one, parts):
+        _close(_rows(a.run_dir), _rows(b.run_dir), rel=1e-3)
+
+
+def test_ctrl_c_stops_every_part_and_the_stack_resumes(
+    tmp_path: Path, tiny: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SIGINT reaches the main thread, which waits for the parts: it stops them (each at its
+    next step, records flushed) and raises; the members continue from their checkpoints."""
+    import os
+    import signal
+
+    from vaesweep.run import stack_parts
+    from vaesweep.run.record_hooks import RecordHooks
+
+    original = RecordHooks.on_epoch_end
+
+    def on_epoch_end(self: RecordHooks, result: Any, state: Any) -> None:
+        original(self, result, state)
+        if self.record.dir.name == "m2" and result.epoch == 1:
+            os.kill(os.getpid(), signal.SIGINT)
+            assert stack_parts.STOP.wait(timeout=600)  # the main thread took the interrupt
+
+    parts = _three(tmp_path / "parts", [*tiny, "train.checkpoint_every_s=0"], threads=2)
+    with monkeypatch.context() as patch:
+        patch.setattr(RecordHooks, "on_epoch_end", on_epoch_end)
+        with pytest.raises(KeyboardInterrupt):
+            run_stack(parts)
+    assert not stack_parts.STOP.is_set()
+    stopped = json.loads((parts[2].run_dir / contract.SUMMARY_FILE).read_text())
+    assert stopped["status"] == "running"
+    saved = torch.load(parts[2].run_dir / contract.CHECKPOINT_FILE, weights_only=True)
+    assert saved["state"]["epoch"] == 1
+    resumed = run_stack(_three(tmp_path / "parts", tiny, threads=2))
+    assert [s["status"] for s in resumed] == ["completed"] * 3
+    assert resumed[2]["resumed"] == [1]
+    straight = _three(tmp_path / "straight", tiny, threads=2)
+    run_stack(straight)
+    for a, b in zip(straight, parts):
+        _close(_rows(a.run_dir), _rows(b.run_dir), rel=1e-3)

@@ -19,6 +19,7 @@ instead of racing the clock, and so its fast tier cannot train by accident:
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -29,6 +30,9 @@ FORBID_ENV = "VAESWEEP_TEST_FORBID_TRAINING"
 RELEASE_ALL = "release"
 #: Longest a single hold waits (seconds); far beyond any test's patience.
 MAX_HOLD_S = 900.0
+#: Set when a signal stopped the main thread while a hold may be waiting in another thread
+#: (a stack's parts train in threads, :mod:`vaesweep.run.stack_parts`): holds end at once.
+HOLDS_RELEASED = threading.Event()
 _POLL_S = 0.05
 
 
@@ -51,6 +55,6 @@ def after_epoch(run_name: str, epoch: int, flush: Callable[[], None]) -> None:
     marker.touch()
     deadline = time.monotonic() + MAX_HOLD_S
     while marker.exists() and not (folder / RELEASE_ALL).exists():
-        if time.monotonic() > deadline:
+        if time.monotonic() > deadline or HOLDS_RELEASED.is_set():
             break
         time.sleep(_POLL_S)  # a signal (Ctrl-C, SIGTERM handler) interrupts this sleep

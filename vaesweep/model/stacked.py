@@ -285,6 +285,8 @@ class StackedVAE(nn.Module):
         # A single model to evaluate one member with the single-run code (member_view); in a
         # tuple so that it is not registered as a submodule (its weights are not the stack's).
         self._view: tuple[VAE] = (members[0],)
+        #: Each member's own single model (:meth:`member_model`); a dict, so not registered.
+        self._models: dict[int, VAE] = {}
 
     @property
     def n_pixels(self) -> int:
@@ -354,16 +356,18 @@ class StackedVAE(nn.Module):
         return self._load_member(self._view[0], k)
 
     def member_model(self, k: int) -> VAE:
-        """A new single :class:`VAE` with a copy of member k's current weights (sharing its
-        likelihood module): several members can be evaluated at once, one per thread."""
-        template = self._view[0]
-        likelihood = template.likelihood
-        template.likelihood = None  # type: ignore[assignment]
-        try:
-            model = copy.deepcopy(template)
-        finally:
-            template.likelihood = likelihood
-        return self._load_member(model, k)
+        """Member k's own single :class:`VAE` (made once, then reused) loaded with a copy of
+        its current weights and sharing its likelihood module: several members can be
+        evaluated at once, one per thread, when each is asked for before the threads start."""
+        if k not in self._models:
+            template = self._view[0]
+            likelihood = template.likelihood
+            template.likelihood = None  # type: ignore[assignment]
+            try:
+                self._models[k] = copy.deepcopy(template)
+            finally:
+                template.likelihood = likelihood
+        return self._load_member(self._models[k], k)
 
     def _load_member(self, view: VAE, k: int) -> VAE:
         view.likelihood = self.member_likelihood(k)

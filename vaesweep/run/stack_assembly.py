@@ -26,13 +26,21 @@ def assemble_stack(
     configs: Sequence[Config], *, device: torch.device | None = None, spectrum: bool = False
 ) -> tuple[Assembly, StackState]:
     """(the first member's assembly, with the shared data; the stack's training state)."""
+    members = assemble_members(configs, device=device, spectrum=spectrum)
+    return members[0], stack_state(members)
+
+
+def assemble_members(
+    configs: Sequence[Config], *, device: torch.device | None = None, spectrum: bool = False
+) -> list[Assembly]:
+    """Each member's assembly, the data loaded once (the first member's) and shared."""
     if len({stack_key(c) for c in configs}) != 1:
         raise ValueError("these runs differ in more than beta, seed, kl parameters and loss.sigma")
     first = assemble(configs[0], device=device, spectrum=spectrum)
     members = [first]
     for c in configs[1:]:
         members.append(assemble(c, device=first.device, splits=first.splits))
-    return first, stack_state(members)
+    return members
 
 
 def stack_state(members: Sequence[Assembly]) -> StackState:

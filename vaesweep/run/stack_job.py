@@ -18,6 +18,7 @@ factor dataset it ends with its single run's disentanglement metrics (disentangl
 
 from __future__ import annotations
 
+import functools
 import logging
 import socket
 import threading
@@ -49,6 +50,7 @@ from vaesweep.run.job import (
     versions,
 )
 from vaesweep.run.record_hooks import RecordHooks
+from vaesweep.run.stack_parts import check_stop, part_count, run_side_by_side, split
 from vaesweep.tracking import Trackers, TrackingContext
 from vaesweep.tracking.fanout import END_WAIT_S, INTERRUPTED_WAIT_S
 from vaesweep.tracking.info import run_info
@@ -98,6 +100,9 @@ class _MemberHooks(TrainHooks):
 
     def __init__(self, k: int, inner: RecordHooks, stack: Any) -> None:
         self.k, self.inner, self.stack = k, inner, stack
+
+    def on_step(self, step: int, loss: torch.Tensor) -> None:
+        check_stop()  # a part in another thread ends here when the job is stopped
 
     def on_epoch_end(self, result: EpochResult, state: Any) -> None:
         with _OnlyMember.reporting(self.k):
@@ -248,12 +253,12 @@ def _fail(members: Sequence[Member], error: str, kind: str) -> None:
 
 
 def _train_stack(members: Sequence[Member]) -> None:
-    from vaesweep.run.assembly import assemble
-    from vaesweep.run.stack_assembly import assemble_stack, stack_state
+    from vaesweep.run.stack_assembly import assemble_members, stack_state
 
     t_setup = time.perf_counter()
     log.info("training as one stack: %s", ", ".join(m.run_dir.name for m in members))
-    first, state = assemble_stack([m.config for m in members], spectrum=True)
+    assemblies = assemble_members([m.config for m in members], spectrum=True)
+    first = assemblies[0]
     splits, device, config = first.splits, first.device, first.config
     for note in splits.notes:
         log.info("data: %s", note)
@@ -285,22 +290,33 @@ def _train_stack(members: Sequence[Member]) -> None:
         checkpoints.append(checkpoint)
         epoch = int(checkpoint["state"]["epoch"]) if checkpoint is not None else 0
         starts.setdefault(epoch, []).append(k)
+    # Members at different epochs (a kill between two members' checkpoints) train as
+    # separate stacks, one per epoch reached; on a CPU each is cut into parts trained side by
+    # side (vaesweep.run.stack_parts).
+    workers = part_count(device, len(members))
+    parts = [p for epoch in sorted(starts) for p in split(starts[epoch], workers)]
     setup_s = time.perf_counter() - t_setup
-    for epoch in sorted(starts):
-        group = starts[epoch]
-        if len(group) != len(members):  # members at different epochs: one stack per epoch
-            parts = [assemble(members[k].config, device=device, splits=splits) for k in group]
-            state = stack_state(parts)
-        _fit_group(
-            [members[k] for k in group],
-            [checkpoints[k] for k in group],
-            state,
+    tasks = [
+        functools.partial(
+            _fit_group,
+            [members[k] for k in part],
+            [checkpoints[k] for k in part],
+            stack_state([assemblies[k] for k in part]),
             splits,
             train_u8,
             val_u8,
             device,
             setup_s,
         )
+        for part in parts
+    ]
+    if len(parts) > 1:
+        log.info(
+            "training in %d parts side by side: %s",
+            len(parts),
+            "; ".join(", ".join(members[k].run_dir.name for k in p) for p in parts),
+        )
+    run_side_by_side(tasks, workers)
 
 
 def _fit_group(
