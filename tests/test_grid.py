@@ -66,6 +66,21 @@ def test_named_sweep_in_config() -> None:
     assert len(grid.jobs) == 15
 
 
+def test_photos_reduction_is_the_motivating_case_at_a_shorter_length() -> None:
+    """The named sweep of the README's "Your own images": photos, both reductions, two betas."""
+    grid = bridge.expand_grid(["+experiment=photos_reduction"])
+    assert grid.axes == {"loss.recon_reduction": ["sum", "mean"], "beta": ["0.01", "1"]}
+    configs = bridge.validate_jobs(grid)
+    assert {c.data.name for c in configs} == {"photos"}
+    assert {(c.loss.recon_reduction, c.beta) for c in configs} == {
+        ("sum", 0.01),
+        ("sum", 1.0),
+        ("mean", 0.01),
+        ("mean", 1.0),
+    }
+    assert all(c.train.steps == 390 and c.train.epochs is None for c in configs)
+
+
 def test_continuous_sweep_and_hydra_sweep_are_refused() -> None:
     with pytest.raises(UserError, match="continuous range"):
         bridge.expand_grid(["beta=interval(0,1)"])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -146,9 +147,13 @@ def _three(root: Path, tiny: list[str], threads: int) -> list[Member]:
     return out
 
 
-def test_parts_side_by_side_give_the_members_of_one_stack(tmp_path: Path, tiny: list[str]) -> None:
+def test_parts_side_by_side_give_the_members_of_one_stack(
+    tmp_path: Path, tiny: list[str], caplog: pytest.LogCaptureFixture
+) -> None:
     """With 2 torch threads on a CPU the 3 members train as 2 parts (2 + 1) in two threads,
-    torch single-threaded in each: the same records as one stack of 3, within rounding."""
+    torch single-threaded in each: the same records as one stack of 3, within rounding, and
+    each member's train.log holds its own epochs' lines."""
+    caplog.set_level(logging.INFO, logger="vaesweep")
     one = _three(tmp_path / "one", tiny, threads=1)
     run_stack(one)
     parts = _three(tmp_path / "parts", tiny, threads=2)
@@ -156,6 +161,14 @@ def test_parts_side_by_side_give_the_members_of_one_stack(tmp_path: Path, tiny: 
     assert torch.get_num_threads() == 2  # the run's train.threads, back after the parts
     assert [s["status"] for s in summaries] == ["completed"] * 3
     assert [s["timings"]["stack_size"] for s in summaries] == [2, 2, 1]
+    for m, summary in zip(parts, summaries):
+        lines = [
+            line
+            for line in (m.run_dir / "train.log").read_text().splitlines()
+            if "epoch " in line and "/2: recon" in line
+        ]
+        assert len(lines) == 2, (m.run_dir.name, lines)
+        assert f"kl {summary['final']['val']['kl']:.4g} " in lines[-1]
     for a, b in zip(one, parts):
         _close(_rows(a.run_dir), _rows(b.run_dir), rel=1e-3)
 

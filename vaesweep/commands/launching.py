@@ -17,6 +17,7 @@ from pathlib import Path
 from vaesweep.bridge import launch as bridge_launch
 from vaesweep.bridge.overrides import has_key
 from vaesweep.config import Config
+from vaesweep.config.tracker import TrackerConfig
 from vaesweep.errors import UserError
 
 LAUNCHER_ALIASES = {"local": "basic", "jobs": "joblib"}
@@ -54,6 +55,8 @@ class LaunchOptions:
     resume_note: str = ""
     #: Notes about the data found by the checks before launching (printed before it starts).
     notes: list[str] = field(default_factory=list)
+    #: The tracker settings of every planned run (set by planning, which composed them).
+    trackers: list[TrackerConfig] | None = None
 
     #: Most runs per stack (``--stack-size``); 0 = no stacking (``--no-stack``); None = the
     #: default for a new sweep, the stored size for a resumed one.

@@ -58,7 +58,8 @@ def plan_sweep(
         one_component(name)
     grid = bridge_grid.expand_grid(overrides, opts.config_dirs)
     configs = bridge_grid.validate_jobs(grid, opts.config_dirs)
-    tracking.check([c.tracker for c in configs])  # a missing tracker package: before anything
+    opts.trackers = [c.tracker for c in configs]
+    tracking.check(opts.trackers)  # a missing tracker package: before anything
     opts.notes = _preflight([preflight_config(opts, c) for c in configs], runs_here(opts))
     names = grid.names()
     dupes = {n for n in names if names.count(n) > 1}
@@ -311,6 +312,8 @@ def _trackers(plan: SweepPlan, opts: LaunchOptions) -> list[TrackerConfig]:
     """The tracker settings of the sweep's runs: the first run's, or each run's when the
     ``tracker`` group itself is swept."""
     swept = any(k.lstrip("+~").split(".")[0] == "tracker" for k in plan.swept_keys)
+    if opts.trackers is not None:  # composed by planning already
+        return opts.trackers if swept else opts.trackers[:1]
     runs = plan.runs if swept else plan.runs[:1]
     return [bridge_compose.compose(r.overrides, opts.config_dirs).tracker for r in runs]
 

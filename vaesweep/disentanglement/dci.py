@@ -11,6 +11,9 @@ trees classifier with its defaults, and R is its impurity-based feature importan
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 from sklearn.ensemble import GradientBoostingClassifier
 
@@ -35,15 +38,28 @@ def importance_matrix(
     d, k = codes.shape[1], factors.shape[1]
     importance = np.zeros((d, k))
     train_acc, test_acc = np.ones(k), np.ones(k)
-    for f in range(k):
+
+    def fit(f: int) -> None:
         if len(np.unique(factors[:, f])) < 2:
-            continue  # a constant factor is predicted perfectly by nothing in particular
+            return  # a constant factor is predicted perfectly by nothing in particular
         model = GradientBoostingClassifier(random_state=seed)
         model.fit(codes, factors[:, f])
         importance[:, f] = np.abs(model.feature_importances_)
         train_acc[f] = np.mean(model.predict(codes) == factors[:, f])
         test_acc[f] = np.mean(model.predict(codes_test) == factors_test[:, f])
+
+    # One classifier per factor, each its own seeded fit: in parallel threads (scikit-learn
+    # builds trees without the GIL), with the same results as one after another.
+    with ThreadPoolExecutor(max(1, min(k, _cores()))) as pool:
+        list(pool.map(fit, range(k)))
     return importance, train_acc, test_acc
+
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - macOS
+        return os.cpu_count() or 1
 
 
 def disentanglement(importance: np.ndarray) -> tuple[float, np.ndarray]:

@@ -96,6 +96,13 @@ def iwae_bounds(
     return iwae_bounds_scored(model, x, k, generator, chunk, (sigma2,))[0]
 
 
+#: Images per decoder call in the IWAE passes: a pass of 50 draws x 100 images decodes 5,000
+#: images, and decoding them 512 at a time keeps the activations in cache (measured for the
+#: Fashion-MNIST conv decoder on the 2-core CPU: 0.95 s instead of 1.76 s with 1 thread, 0.53 s
+#: instead of 0.96 s with 2). Each image's decoding does not depend on the others.
+DECODE_PIECE = 512
+
+
 @torch.no_grad()
 def iwae_bounds_scored(
     model: VAE,
@@ -121,7 +128,13 @@ def iwae_bounds_scored(
             c = min(chunk, k - drawn)
             eps = torch.randn((c, *mu.shape), generator=generator, device=x.device, dtype=mu.dtype)
             z = mu + torch.exp(0.5 * logvar) * eps  # (c, B, M)
-            params = model.decode(z.flatten(0, 1))
+            flat = z.flatten(0, 1)
+            params = torch.cat(
+                [
+                    model.decode(flat[i : i + DECODE_PIECE])
+                    for i in range(0, len(flat), DECODE_PIECE)
+                ]
+            )
             x_rep = x.unsqueeze(0).expand(c, *x.shape).flatten(0, 1)
             log_pz = diag_gaussian_log_density(z, torch.zeros_like(z), torch.zeros_like(z))
             log_qz = diag_gaussian_log_density(z, mu, logvar)

@@ -78,34 +78,35 @@ class _OnlyMember(logging.Filter):
 
     _local = threading.local()
 
-    def __init__(self, k: int) -> None:
+    def __init__(self, name: str) -> None:
         super().__init__()
-        self.k = k
+        self.name = name
 
     @classmethod
     @contextmanager
-    def reporting(cls, k: int) -> Iterator[None]:
-        cls._local.k = k
+    def reporting(cls, name: str) -> Iterator[None]:
+        """Lines logged inside go to the train.log of the member whose run is ``name``."""
+        cls._local.name = name
         try:
             yield
         finally:
-            cls._local.k = None
+            cls._local.name = None
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return getattr(self._local, "k", None) in (None, self.k)
+        return getattr(self._local, "name", None) in (None, self.name)
 
 
 class _MemberHooks(TrainHooks):
     """Member k's record writer, with its log lines routed to its own train.log."""
 
-    def __init__(self, k: int, inner: RecordHooks, stack: Any) -> None:
-        self.k, self.inner, self.stack = k, inner, stack
+    def __init__(self, k: int, inner: RecordHooks, stack: Any, name: str) -> None:
+        self.k, self.inner, self.stack, self.name = k, inner, stack, name
 
     def on_step(self, step: int, loss: torch.Tensor) -> None:
         check_stop()  # a part in another thread ends here when the job is stopped
 
     def on_epoch_end(self, result: EpochResult, state: Any) -> None:
-        with _OnlyMember.reporting(self.k):
+        with _OnlyMember.reporting(self.name):
             member = _MemberModel(state, self.stack, self.k)
             self.inner.on_epoch_end(result, member)  # type: ignore[arg-type]
 
@@ -148,10 +149,10 @@ class _OnceAcrossMembers(logging.Filter):
 def _member_logs(members: Sequence[Member]) -> Iterator[None]:
     root = logging.getLogger()
     fmt = logging.Formatter("[%(asctime)s][%(name)s][%(levelname)s] %(message)s")
-    for k, m in enumerate(members):
+    for m in members:
         m.handler = logging.FileHandler(m.run_dir / "train.log")
         m.handler.setFormatter(fmt)
-        m.handler.addFilter(_OnlyMember(k))
+        m.handler.addFilter(_OnlyMember(m.run_dir.name))
         root.addHandler(m.handler)
     try:
         yield
@@ -368,7 +369,10 @@ def _fit_group(
         binarize=first.data.binarize,
         augment=Augment.from_config(first.data),
         eval_seed=EVAL_SEED,
-        hooks=[_MemberHooks(k, w, state) for k, w in enumerate(writers)],
+        hooks=[
+            _MemberHooks(k, w, state, m.run_dir.name)
+            for k, (m, w) in enumerate(zip(members, writers))
+        ],
     )
     t_fit = time.perf_counter()
     try:
@@ -395,7 +399,7 @@ def _fit_group(
     for k, (m, w, result) in enumerate(zip(members, writers, results)):
         assert m.record is not None
         if result.status == contract.DIVERGED:
-            with _OnlyMember.reporting(k):
+            with _OnlyMember.reporting(m.run_dir.name):
                 log.warning("diverged: %s", result.error)
             m.record.update_summary(
                 status=contract.DIVERGED,
@@ -409,7 +413,7 @@ def _fit_group(
     models = {k: state.model.member_model(k) for k in completed}
 
     def outputs(k: int) -> dict[str, Any]:
-        with _OnlyMember.reporting(k):
+        with _OnlyMember.reporting(members[k].run_dir.name):
             return _final_outputs(members[k], models[k], splits, device)
 
     # The large compute-bound passes (image grids, IWAE): members in parallel threads. The
@@ -421,7 +425,7 @@ def _fit_group(
         member_timings = {**timings, "record_s": writers[k].write_seconds}
         member_timings["final_s"] = out.pop("final_s")
         disentanglement = None
-        with _OnlyMember.reporting(k):
+        with _OnlyMember.reporting(m.run_dir.name):
             if splits.grid is not None:
                 t_dis = time.perf_counter()
                 preset = m.config.eval.disentanglement
