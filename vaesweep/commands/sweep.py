@@ -18,7 +18,6 @@ from typing import Any
 
 from rich.console import Console
 
-from vaesweep.bridge import compose as bridge_compose
 from vaesweep.bridge import grid as bridge_grid
 from vaesweep.bridge import launch as bridge_launch
 from vaesweep.commands.interrupts import mark_interrupted, stop_signals_as_interrupt
@@ -312,10 +311,8 @@ def _trackers(plan: SweepPlan, opts: LaunchOptions) -> list[TrackerConfig]:
     """The tracker settings of the sweep's runs: the first run's, or each run's when the
     ``tracker`` group itself is swept."""
     swept = any(k.lstrip("+~").split(".")[0] == "tracker" for k in plan.swept_keys)
-    if opts.trackers is not None:  # composed by planning already
-        return opts.trackers if swept else opts.trackers[:1]
-    runs = plan.runs if swept else plan.runs[:1]
-    return [bridge_compose.compose(r.overrides, opts.config_dirs).tracker for r in runs]
+    assert opts.trackers is not None, "plan_sweep composes every run's tracker settings"
+    return opts.trackers if swept else opts.trackers[:1]
 
 
 def load_for_resume(sweep_dir: Path) -> SweepPlan:
