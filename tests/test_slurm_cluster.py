@@ -81,6 +81,12 @@ def cluster() -> None:
     problem = _cluster_problem()
     if problem:
         pytest.skip(f"no SLURM cluster: {problem}")
+    # The test cluster (recognised by its name above) is the suite's alone: jobs that a killed
+    # earlier session left would keep its CPUs, and this module's jobs would pend behind them.
+    left = _queued()
+    if left:
+        subprocess.run(["scancel", *left], check=False)
+        _wait("jobs left by an earlier session to leave", lambda: not _queued(), None, None)
 
 
 #: What a one-node cluster without GPUs can run: conf/hydra/launcher/slurm.yaml asks for
@@ -93,13 +99,29 @@ CLUSTER_KNOBS = [
 ]
 
 
-def _wait(what: str, ready: Callable[[], bool], proc: subprocess.Popen | None, log: Path) -> None:
+def _queued() -> list[str]:
+    return subprocess.run(
+        ["squeue", "-h", "-o", "%i"], capture_output=True, text=True
+    ).stdout.split()
+
+
+def _queue() -> str:
+    """Every job slurmctld has, with why it waits: what a failed wait needs to be understood."""
+    fmt = "%.12i %.10T %.12M %.30R %j"
+    out = subprocess.run(["squeue", "-a", "-o", fmt], capture_output=True, text=True)
+    return f"squeue:\n{out.stdout}{out.stderr}"
+
+
+def _wait(
+    what: str, ready: Callable[[], bool], proc: subprocess.Popen | None, log: Path | None
+) -> None:
     deadline = time.monotonic() + WAIT_S
     while not ready():
+        printed = log.read_text() if log else ""
         if proc is not None and proc.poll() is not None:
-            pytest.fail(f"the sweep exited {proc.returncode} before {what}:\n{log.read_text()}")
+            pytest.fail(f"the sweep exited {proc.returncode} before {what}:\n{printed}\n{_queue()}")
         if time.monotonic() > deadline:
-            pytest.fail(f"gave up after {WAIT_S} s waiting for {what}:\n{log.read_text()}")
+            pytest.fail(f"gave up after {WAIT_S} s waiting for {what}:\n{printed}\n{_queue()}")
         time.sleep(0.2)
 
 

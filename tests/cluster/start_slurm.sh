@@ -191,8 +191,11 @@ if ! running "${PIDFILE[slurmdbd]}"; then
 fi
 WATCH=${PIDFILE[slurmdbd]} LOG=/var/log/slurm/slurmdbd.log wait_for "slurmdbd" sacctmgr -i list cluster
 if ! running "${PIDFILE[slurmctld]}"; then
-  say "starting slurmctld"
-  /usr/sbin/slurmctld
+  say "starting slurmctld (job state of any earlier cluster cleared)"
+  # -c: a test cluster keeps no jobs across restarts. Without it slurmctld recovers the jobs
+  # of a cluster stopped mid-test (or of the machine image it was copied from): their tasks
+  # run again or keep the node allocated until their time limit, and new tests' jobs pend.
+  /usr/sbin/slurmctld -c
 fi
 WATCH=${PIDFILE[slurmctld]} LOG=/var/log/slurm/slurmctld.log wait_for "slurmctld" scontrol ping
 if ! running "${PIDFILE[slurmd]}"; then
