@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from vaesweep.config import ConvConfig, LossConfig, MLPConfig
 from vaesweep.model import build_model
 from vaesweep.model.conv import stage_sizes
+from vaesweep.model.small_images import FoldConvTranspose2d, is_small, transposed_output_size
 
 
 @pytest.mark.parametrize(
@@ -64,3 +66,28 @@ def test_learned_likelihood_parameters_belong_to_the_model() -> None:
     model = build_model(ConvConfig(), LossConfig(likelihood="gaussian_learned"), (1, 8, 8))
     names = [n for n, _ in model.named_parameters()]
     assert "likelihood.log_sigma_scaled" in names
+
+
+@pytest.mark.parametrize(
+    ("c_in", "c_out", "side", "output_padding"),
+    [(32, 1, 4, (0, 0)), (8, 3, 3, (1, 1)), (16, 4, 3, (1, 0)), (8, 1, 16, (0, 0))],
+)
+def test_fold_transposed_convolution_is_conv_transpose2d(
+    c_in: int, c_out: int, side: int, output_padding: tuple[int, int]
+) -> None:
+    """The matmul + col2im path computes F.conv_transpose2d, values and all three gradients,
+    on small outputs (it is taken) and larger ones (it is not)."""
+    torch.manual_seed(0)
+    layer = FoldConvTranspose2d(c_in, c_out, 4, stride=2, padding=1, output_padding=output_padding)
+    x = torch.randn(5, c_in, side, side, requires_grad=True)
+    h_out, w_out = transposed_output_size(side, side, layer)
+    assert is_small(x.device, h_out * w_out, c_out) == (side <= 4)
+    ours = layer(x)
+    ref = F.conv_transpose2d(x, layer.weight, layer.bias, 2, 1, output_padding)
+    assert ours.shape == ref.shape == (5, c_out, h_out, w_out)
+    torch.testing.assert_close(ours, ref, rtol=1e-5, atol=1e-5)
+    inputs = (x, layer.weight, layer.bias)
+    g_ours = torch.autograd.grad(ours.square().sum(), inputs)
+    g_ref = torch.autograd.grad(ref.square().sum(), inputs)
+    for a, b in zip(g_ours, g_ref):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)

@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from vaesweep.config import ConvConfig
+from vaesweep.model.small_images import FoldConvTranspose2d
 
 
 def stage_sizes(size: int, depth: int | None) -> list[int]:
@@ -83,7 +84,7 @@ class ConvDecoder(nn.Module):
         targets = list(zip(reversed(encoder.heights[:-1]), reversed(encoder.widths_px[:-1])))
         for i, (c_out, (th, tw)) in enumerate(zip(outs, targets)):
             layers.append(
-                nn.ConvTranspose2d(
+                FoldConvTranspose2d(
                     c_in, c_out, 4, stride=2, padding=1, output_padding=(th % 2, tw % 2)
                 )
             )

@@ -31,6 +31,7 @@ from torch import nn
 
 from vaesweep.config import ResConvConfig
 from vaesweep.model.conv import stage_sizes
+from vaesweep.model.small_images import FoldConvTranspose2d
 
 #: Pixels per latent dimension when ``latent_dim`` is None, and the range it is clamped to.
 PIXELS_PER_LATENT = 96
@@ -124,7 +125,7 @@ class ResConvDecoder(nn.Module):
                 layers += [_norm(c, cfg.groups), nn.SiLU()]
             # output_padding = target % 2 recovers odd sides, as in the conv model.
             layers.append(
-                nn.ConvTranspose2d(
+                FoldConvTranspose2d(
                     c, c_out, 4, stride=2, padding=1, output_padding=(th % 2, tw % 2)
                 )
             )

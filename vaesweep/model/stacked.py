@@ -25,6 +25,7 @@ from torch import nn
 
 from vaesweep.model.conv import ConvDecoder, ConvEncoder
 from vaesweep.model.mlp import MLPDecoder, MLPEncoder
+from vaesweep.model.small_images import is_small
 from vaesweep.model.vae import LOGVAR_RANGE, VAE
 from vaesweep.objective.likelihoods import Likelihood
 
@@ -41,11 +42,6 @@ def _member_of(k: int, transposed: bool) -> Callable[[torch.Tensor], torch.Tenso
 
 def _whole(t: torch.Tensor) -> torch.Tensor:
     return t
-
-
-#: Image-side layers at most this many pixels and channels use unfold/fold on the CPU.
-TINY_PIXELS = 64
-TINY_CHANNELS = 4
 
 
 def _stack(tensors: Sequence[torch.Tensor | None]) -> nn.Parameter:
@@ -101,8 +97,7 @@ class StackedConv2d(nn.Module):
     def _unfold(self, x: torch.Tensor) -> bool:
         if self.kernel != "auto":
             return self.kernel == "unfold"
-        small = x.shape[-2] * x.shape[-1] <= TINY_PIXELS and self.weight.shape[2] <= TINY_CHANNELS
-        return x.device.type == "cpu" and small
+        return is_small(x.device, x.shape[-2] * x.shape[-1], self.weight.shape[2])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         k, c_out, c_in, kh, kw = self.weight.shape
@@ -139,8 +134,7 @@ class StackedConvTranspose2d(nn.Module):
     def _fold(self, x: torch.Tensor, h_out: int, w_out: int) -> bool:
         if self.kernel != "auto":
             return self.kernel == "fold"
-        small = h_out * w_out <= TINY_PIXELS and self.weight.shape[2] <= TINY_CHANNELS
-        return x.device.type == "cpu" and small
+        return is_small(x.device, h_out * w_out, self.weight.shape[2])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         k, c_in, c_out, kh, kw = self.weight.shape
