@@ -25,7 +25,7 @@ from torch import nn
 
 from vaesweep.model.conv import ConvDecoder, ConvEncoder
 from vaesweep.model.mlp import MLPDecoder, MLPEncoder
-from vaesweep.model.small_images import is_small
+from vaesweep.model.small_images import fold_writes_faster, is_small
 from vaesweep.model.vae import LOGVAR_RANGE, VAE
 from vaesweep.objective.likelihoods import Likelihood
 
@@ -127,14 +127,14 @@ class StackedConvTranspose2d(nn.Module):
         self.bias = _stack([m.bias for m in layers])  # (K, Cout)
 
     #: ``grouped``: one grouped transposed convolution; ``fold``: one batched matmul and
-    #: col2im; ``auto``: fold on the CPU for the layer that writes tiny images (as
-    #: :attr:`StackedConv2d.kernel`), grouped otherwise.
+    #: col2im; ``auto``: fold on the CPU where ``small_images.fold_writes_faster`` (tiny
+    #: images, or one channel up to 32 x 32), grouped otherwise.
     kernel = "auto"
 
     def _fold(self, x: torch.Tensor, h_out: int, w_out: int) -> bool:
         if self.kernel != "auto":
             return self.kernel == "fold"
-        return is_small(x.device, h_out * w_out, self.weight.shape[2])
+        return fold_writes_faster(x.device, h_out * w_out, self.weight.shape[2])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         k, c_in, c_out, kh, kw = self.weight.shape
