@@ -10,6 +10,7 @@ import pytest
 
 from vaesweep.bridge import compose as bridge
 from vaesweep.config import TrainConfig
+from vaesweep.config.train import DEFAULT_STEPS
 from vaesweep.errors import UserError
 from vaesweep.evaluation.convergence import TOLERANCE, convergence, from_rows
 
@@ -21,6 +22,17 @@ def test_default_length_is_in_steps_and_fits_the_data() -> None:
     assert cfg.total_steps(1617) == 1300 and cfg.total_epochs(1617) == 50
     # a 900-image folder (810 training images, 13 steps): 100 epochs, the same steps.
     assert cfg.total_steps(810) == 1300 and cfg.total_epochs(810) == 100
+
+
+def test_the_default_length_fits_the_dataset() -> None:
+    """train.steps=null: 1,300 steps, except on a dataset whose published protocol fixes the
+    length (dSprites: Locatello et al. 2019); a length the user gives always wins."""
+    assert bridge.compose([]).train.steps == DEFAULT_STEPS == 1300
+    assert bridge.compose(["data=shapes"]).train.steps == 1300
+    assert bridge.compose(["data=dsprites"]).train.steps == 300_000
+    assert bridge.compose(["data=dsprites", "train.steps=50"]).train.steps == 50
+    assert bridge.compose(["data=dsprites", "train.epochs=2"]).train.total_steps(6400) == 200
+    assert bridge.compose(["train.steps=null"]).train.steps == 1300
 
 
 def test_epochs_when_set_win_over_steps() -> None:

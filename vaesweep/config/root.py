@@ -16,7 +16,7 @@ from vaesweep.config.data import DataConfig
 from vaesweep.config.eval import EvalConfig
 from vaesweep.config.loss import LossConfig
 from vaesweep.config.tracker import TrackerConfig
-from vaesweep.config.train import TrainConfig
+from vaesweep.config.train import TrainConfig, default_steps
 
 #: OmegaConf's marker for "must be given" (the groups fill it); a plain string keeps this
 #: module free of Hydra and OmegaConf imports.
@@ -43,6 +43,8 @@ class Config:
     seed: int = 0
 
     def __post_init__(self) -> None:
+        if self.train.steps is None:  # the length that fits the data (train.steps=null)
+            self.train.steps = default_steps(self.data.name)
         finite_numbers(self, "")
         non_negative("beta", self.beta)
         require(self.seed >= 0, "seed", self.seed, "must be >= 0")
