@@ -86,6 +86,10 @@ def _reference_problems(path: Path, key_prefix: str, expected: dict[str, Any], o
     return problems
 
 
+#: Group -> keys whose null default :class:`vaesweep.config.Config` resolves from other groups.
+FILLED_BY_ROOT = {"train": ("steps",)}
+
+
 def drift(group: str, option: str, defaults: dict[str, Any] | None = None) -> list[str]:
     """Every disagreement between ``group=option`` as composed and the schema's defaults."""
     path = CONF / group / f"{option}.yaml"
@@ -97,11 +101,14 @@ def drift(group: str, option: str, defaults: dict[str, Any] | None = None) -> li
         node, prefix = getattr(node, option), f"{group}.{option}."
     composed = dataclasses.asdict(node)
     expected = defaults if defaults is not None else dataclasses.asdict(type(node)())
+    # Keys whose null default the root config fills in from another group (train.steps from
+    # data.name) compose to the filled-in value.
+    filled = {k for k in FILLED_BY_ROOT.get(group, ()) if expected.get(k) is None}
     problems = [
         f"{group}={option} composes {prefix}{k}={composed[k]!r}; the schema default is "
         f"{expected[k]!r}"
         for k in composed
-        if k not in own and composed[k] != expected[k]
+        if k not in own and k not in filled and composed[k] != expected[k]
     ]
     chain = extends if extends else [path]
     while chain:
