@@ -33,6 +33,8 @@ def test_the_default_length_fits_the_dataset() -> None:
     assert bridge.compose(["data=dsprites", "train.steps=50"]).train.steps == 50
     assert bridge.compose(["data=dsprites", "train.epochs=2"]).train.total_steps(6400) == 200
     assert bridge.compose(["train.steps=null"]).train.steps == 1300
+    # `vaesweep show` prints the length the run will use, not null.
+    assert "steps: 300000" in bridge.show(["data=dsprites"], with_hydra=False)
 
 
 def test_epochs_when_set_win_over_steps() -> None:

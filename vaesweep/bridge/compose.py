@@ -173,7 +173,9 @@ def show(overrides: Sequence[str], extra_dirs: Sequence[Path] = (), *, with_hydr
     """The composed, validated config as YAML (with Hydra's own settings if asked)."""
     cfg = compose_dict(overrides, extra_dirs, with_hydra=with_hydra)
     with translate_errors():
-        to_config(cfg)  # range checks
+        typed = to_config(cfg)  # range checks
+    # What the run will use where a null default is filled in from another group.
+    cfg.train.steps = typed.train.steps
     return OmegaConf.to_yaml(cfg, resolve=not with_hydra)
 
 
