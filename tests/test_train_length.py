@@ -33,6 +33,9 @@ def test_the_default_length_fits_the_dataset() -> None:
     assert bridge.compose(["data=dsprites", "train.steps=50"]).train.steps == 50
     assert bridge.compose(["data=dsprites", "train.epochs=2"]).train.total_steps(6400) == 200
     assert bridge.compose(["train.steps=null"]).train.steps == 1300
+    # The published length is said before training (a day of CPU), a given one is not.
+    assert any("300,000 steps" in w for w in bridge.compose(["data=dsprites"]).warnings())
+    assert not bridge.compose(["data=dsprites", "train.epochs=3"]).warnings()
     # `vaesweep show` prints the length the run will use, not null.
     assert "steps: 300000" in bridge.show(["data=dsprites"], with_hydra=False)
 
