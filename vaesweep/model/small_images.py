@@ -46,9 +46,17 @@ def fold_writes_faster(device: torch.device, pixels: int, channels: int) -> bool
     return is_small(device, pixels, channels) or (device.type == "cpu" and one_channel)
 
 
+def _padding(layer: nn.ConvTranspose2d) -> tuple[int, int]:
+    """A transposed convolution's (h, w) padding (PyTorch types it as possibly a string, which
+    only ordinary convolutions accept)."""
+    if isinstance(layer.padding, str):
+        raise TypeError(f"a transposed convolution has no padding={layer.padding!r}")
+    return layer.padding[0], layer.padding[-1]
+
+
 def transposed_output_size(h: int, w: int, layer: nn.ConvTranspose2d) -> tuple[int, int]:
     """(H_out, W_out) of ``layer`` on an (H, W) input (PyTorch's formula, dilation 1)."""
-    (sh, sw), (ph, pw), (oh, ow) = layer.stride, layer.padding, layer.output_padding
+    (sh, sw), (ph, pw), (oh, ow) = layer.stride, _padding(layer), layer.output_padding
     kh, kw = layer.kernel_size
     return (h - 1) * sh - 2 * ph + kh + oh, (w - 1) * sw - 2 * pw + kw + ow
 
@@ -75,7 +83,7 @@ class FoldConvTranspose2d(nn.ConvTranspose2d):
             cols.transpose(1, 2),
             (h_out, w_out),
             self.kernel_size,
-            padding=self.padding,
+            padding=_padding(self),
             stride=self.stride,
         )
         return y if self.bias is None else y + self.bias.view(1, c_out, 1, 1)
