@@ -169,6 +169,8 @@ def main() -> None:
                 name = f"{arm}{i}"
                 wall = run_sweep(root, name, extra, args.epochs)
                 times[arm].append(wall)
+                # One line per arm as it ends: 3 repeats take about 10 minutes on digits.
+                print(f"  repeat {i + 1}, {arm}: {wall:.2f} s", file=sys.stderr, flush=True)
                 records = run_records(root / "sweeps" / name)
                 if arm == "stack":
                     stack_parts.append(stack_overhead(wall, records))
