@@ -54,10 +54,17 @@ def _padding(layer: nn.ConvTranspose2d) -> tuple[int, int]:
     return layer.padding[0], layer.padding[-1]
 
 
-def transposed_output_size(h: int, w: int, layer: nn.ConvTranspose2d) -> tuple[int, int]:
-    """(H_out, W_out) of ``layer`` on an (H, W) input (PyTorch's formula, dilation 1)."""
-    (sh, sw), (ph, pw), (oh, ow) = layer.stride, _padding(layer), layer.output_padding
-    kh, kw = layer.kernel_size
+def transposed_output_size(
+    h: int,
+    w: int,
+    kernel: tuple[int, ...],
+    stride: tuple[int, ...],
+    padding: tuple[int, ...],
+    output_padding: tuple[int, ...],
+) -> tuple[int, int]:
+    """(H_out, W_out) of a transposed convolution on an (H, W) input (PyTorch's formula,
+    dilation 1); each setting is an (h, w) pair."""
+    (kh, kw), (sh, sw), (ph, pw), (oh, ow) = kernel, stride, padding, output_padding
     return (h - 1) * sh - 2 * ph + kh + oh, (w - 1) * sw - 2 * pw + kw + ow
 
 
@@ -74,7 +81,9 @@ class FoldConvTranspose2d(nn.ConvTranspose2d):
         if plain or x.dim() != 4 or self.padding_mode != "zeros":
             return super().forward(x, output_size)
         h, w = x.shape[-2:]
-        h_out, w_out = transposed_output_size(h, w, self)
+        h_out, w_out = transposed_output_size(
+            h, w, self.kernel_size, self.stride, _padding(self), self.output_padding
+        )
         c_out = self.weight.shape[1]
         if not fold_writes_faster(x.device, h_out * w_out, c_out):
             return super().forward(x, output_size)

@@ -25,7 +25,7 @@ from torch import nn
 
 from vaesweep.model.conv import ConvDecoder, ConvEncoder
 from vaesweep.model.mlp import MLPDecoder, MLPEncoder
-from vaesweep.model.small_images import fold_writes_faster, is_small
+from vaesweep.model.small_images import fold_writes_faster, is_small, transposed_output_size
 from vaesweep.model.vae import LOGVAR_RANGE, VAE
 from vaesweep.objective.likelihoods import Likelihood
 
@@ -139,9 +139,9 @@ class StackedConvTranspose2d(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         k, c_in, c_out, kh, kw = self.weight.shape
         b, _, h, w = x.shape
-        (sh, sw), (ph, pw), (oh, ow) = self.stride, self.padding, self.output_padding
-        h_out = (h - 1) * sh - 2 * ph + kh + oh
-        w_out = (w - 1) * sw - 2 * pw + kw + ow
+        h_out, w_out = transposed_output_size(
+            h, w, (kh, kw), self.stride, self.padding, self.output_padding
+        )
         if self._fold(x, h_out, w_out):
             xs = x.view(b, k, c_in, h * w).permute(1, 0, 3, 2).reshape(k, b * h * w, c_in)
             cols = torch.bmm(xs, self.weight.flatten(2))  # (K, B*L, Cout*kh*kw)
