@@ -146,17 +146,13 @@ def test_a_failing_tracker_warns_once_and_the_others_go_on(
             trackers.images(epoch, epoch * 10, {})
     with caplog.at_level(logging.WARNING, logger="vaesweep.tracking"):
         trackers.end("completed", {"status": "completed"})
-    assert good.calls == [
-        ("prepare", None),
-        ("start", "r"),
-        ("epoch", 1),
-        ("epoch", 2),
-        ("images", 2),
-        ("epoch", 3),
-        ("epoch", 4),
-        ("images", 4),
-        ("end", "completed"),
-    ]
+    # Every call arrives; a grid may follow rows queued behind it (they go out first).
+    assert good.calls[:2] == [("prepare", None), ("start", "r")]
+    assert good.calls[-1] == ("end", "completed")
+    assert [c for c in good.calls if c[0] == "epoch"] == [("epoch", e) for e in range(1, 5)]
+    assert [c for c in good.calls if c[0] == "images"] == [("images", 2), ("images", 4)]
+    for epoch in (2, 4):
+        assert good.calls.index(("epoch", epoch)) < good.calls.index(("images", epoch))
     # Its calls stop at the failure (epoch 1 may have been batched with epoch 2).
     assert bad.calls[:2] == [("prepare", None), ("start", "r")]
     assert bad.calls[2:] in ([], [("epoch", 1)])
@@ -184,6 +180,23 @@ def test_rows_queued_within_the_interval_go_out_in_one_call(tmp_path: Path) -> N
     trackers.end("completed", {"status": "completed"})
     assert [e for batch in slow.batches for e in batch] == [1, 2, 3, 4, 5]
     assert len(slow.batches) <= 2  # the first call, then everything queued behind it
+    assert slow.calls[-1] == ("end", "completed")
+
+
+def test_grids_queued_among_rows_follow_them_and_do_not_split_the_batch(tmp_path: Path) -> None:
+    slow = _Recorder("slow", interval=3600.0)
+    trackers = Trackers([slow], image_every=2)
+    trackers.start(_info(tmp_path))
+    for epoch in range(1, 7):
+        trackers.epoch([{"epoch": epoch, "step": epoch, "split": "train"}])
+        if trackers.wants_images(epoch, 6):
+            trackers.images(epoch, epoch, {})
+    trackers.end("completed", {"status": "completed"})
+    assert [e for batch in slow.batches for e in batch] == [1, 2, 3, 4, 5, 6]
+    assert len(slow.batches) <= 2  # grids at epochs 2 and 4 did not cut the second batch
+    images = [c for c in slow.calls if c[0] == "images"]
+    assert images == [("images", 2), ("images", 4), ("images", 6)]
+    assert slow.calls.index(("epoch", 6)) < slow.calls.index(("images", 6))
     assert slow.calls[-1] == ("end", "completed")
 
 

@@ -41,7 +41,8 @@ class _Worker:
 
     Rows that queue up while the tracker is busy, or within its ``min_interval_s`` of the
     last write, go out together in one ``on_epoch`` call (each still at its own step): one
-    database transaction for several epochs instead of one each.
+    database transaction for several epochs instead of one each. Image grids queued among
+    them follow that call.
     """
 
     def __init__(self, tracker: Tracker) -> None:
@@ -71,25 +72,34 @@ class _Worker:
             method, args = item
             if self.failed:
                 continue
-            if method == "on_epoch":
-                rows, pending = self._gather(list(args[0]))
-                args = (rows,)
-            self._call(method, args)
+            if method != "on_epoch":
+                self._call(method, args)
+                continue
+            rows, grids, pending = self._gather(list(args[0]))
+            self._call(method, (rows,))
+            for grid in grids:
+                if not self.failed:
+                    self._call(*grid)
 
-    def _gather(self, rows: list[Any]) -> tuple[list[Any], Any]:
-        """``rows`` plus those of every ``on_epoch`` queued behind them; the next other item."""
+    def _gather(self, rows: list[Any]) -> tuple[list[Any], list[Any], Any]:
+        """``rows`` plus those of every ``on_epoch`` queued behind them; the ``on_images``
+        queued among them (sent after the rows, each at its own step); the next other item."""
         wait = self._last_rows + self.interval - time.monotonic()
         if wait > 0:
             self._ending.wait(wait)  # cut short when the run ends
         self._last_rows = time.monotonic()
+        grids: list[Any] = []
         while True:
             try:
                 item = self.queue.get_nowait()
             except queue.Empty:
-                return rows, None
-            if item is _STOP or item[0] != "on_epoch":
-                return rows, item
-            rows += item[1][0]
+                return rows, grids, None
+            if item is _STOP or item[0] not in ("on_epoch", "on_images"):
+                return rows, grids, item
+            if item[0] == "on_epoch":
+                rows += item[1][0]
+            else:
+                grids.append(item)
 
     def _call(self, method: str, args: tuple[Any, ...]) -> None:
         try:

@@ -12,6 +12,8 @@ Parallel runs (``--jobs N``, SLURM) each log from their own process: the sweep d
 the store, the experiment and the parent run before launching (:func:`open_sweep`, which
 leaves their ids in the sweep directory), so workers only add rows; SQLite serialises their
 writes (MLflow waits up to 20 s on a lock, and a write that still meets one is retried).
+Every call is synchronous, whatever ``MLFLOW_ENABLE_ASYNC_LOGGING`` says: a call has stored
+its data when it returns, so the tracker's process can exit as soon as the run is done.
 """
 
 from __future__ import annotations
@@ -175,9 +177,9 @@ class MlflowTracker:
         hp = [RunTag(f"hparam.{k}", as_text(v)) for k, v in info.hparams.items()]
         for i in range(0, len(params), 100):  # MLflow takes at most 100 params per batch
             chunk = params[i : i + 100]
-            _retry(self.client.log_batch, self.run_id, params=chunk)
+            _retry(self.client.log_batch, self.run_id, params=chunk, synchronous=True)
         if hp:
-            _retry(self.client.log_batch, self.run_id, tags=hp)
+            _retry(self.client.log_batch, self.run_id, tags=hp, synchronous=True)
 
     def on_epoch(self, rows: list[dict[str, Any]]) -> None:
         from mlflow.entities import Metric
@@ -190,12 +192,12 @@ class MlflowTracker:
         ]
         for i in range(0, len(metrics), 1000):  # MLflow's batch limit
             chunk = metrics[i : i + 1000]
-            _retry(self.client.log_batch, self.run_id, metrics=chunk)
+            _retry(self.client.log_batch, self.run_id, metrics=chunk, synchronous=True)
 
     def on_images(self, epoch: int, step: int, images: dict[str, np.ndarray]) -> None:
         for name, array in images.items():
             image = array[:, :, 0] if array.shape[2] == 1 else array
-            _retry(self.client.log_image, self.run_id, image, key=name, step=step)
+            _retry(self.client.log_image, self.run_id, image, key=name, step=step, synchronous=True)
 
     def on_end(self, status: str, summary: dict[str, Any]) -> None:
         assert self.info is not None
@@ -206,7 +208,14 @@ class MlflowTracker:
         iwae = summary.get("iwae") or {}
         if iwae.get("nll") is not None:
             step = int(summary.get("step") or 0)
-            _retry(self.client.log_metric, self.run_id, "final/iwae_nll", iwae["nll"], step=step)
+            _retry(
+                self.client.log_metric,
+                self.run_id,
+                "final/iwae_nll",
+                iwae["nll"],
+                step=step,
+                synchronous=True,
+            )
         self._tags(
             {"status": status} | ({"error": str(summary["error"])} if summary.get("error") else {})
         )
@@ -230,7 +239,7 @@ class MlflowTracker:
         from mlflow.entities import RunTag
 
         batch = [RunTag(k, v[:_MAX_PARAM]) for k, v in tags.items()]
-        _retry(self.client.log_batch, self.run_id, tags=batch)
+        _retry(self.client.log_batch, self.run_id, tags=batch, synchronous=True)
 
 
 # ---------------------------------------------------------------------- sweeps

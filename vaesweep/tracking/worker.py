@@ -4,7 +4,8 @@
 ``SPEC`` is JSON: ``{"tracker": "mlflow", "config": {...}, "uri_hint": ...}``. The child lowers
 its priority, imports the tracker's package and opens the hinted store at once, then answers
 requests on stdin (each names the run it is for: one child serves every run of its parent)
-until stdin closes. Replies go to what was stdout; anything else printed goes to stderr.
+until stdin closes, then exits without the interpreter's teardown (:func:`exit_now`). Replies go
+to what was stdout; anything else printed goes to stderr.
 """
 
 from __future__ import annotations
@@ -117,5 +118,18 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def exit_now(code: int) -> None:
+    """End the process without the interpreter's teardown.
+
+    Every request was answered only once it was stored (the tracker's calls are synchronous),
+    so nothing is left to write; a normal exit after MLflow's import spends about 0.9 s
+    tearing its modules down, and the run waits for this process to exit.
+    """
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_now(main())
