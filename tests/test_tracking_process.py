@@ -22,6 +22,7 @@ from vaesweep.tracking import RunInfo, Trackers
 from vaesweep.tracking.fanout import _mlflow
 from vaesweep.tracking.mlflow import check_store
 from vaesweep.tracking.process import (
+    close_all,
     images_from_wire,
     images_to_wire,
     info_from_json,
@@ -189,3 +190,34 @@ def test_the_tracker_process_exits_at_once_with_what_it_printed() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert (done.returncode, done.stdout, done.stderr) == (3, "replies", "warning")
+
+
+@pytest.mark.slow
+def test_the_tracker_process_logs_without_pandas_and_exits_cleanly(tmp_path: Path) -> None:
+    """MLflow in the child never loads pandas (hidden there: it only backs MLflow's optional
+    pandas datasets), yet every call is stored; the child exits with code 0 at the end."""
+    store = tmp_path / "store.db"
+    tracker = _mlflow(MlflowConfig(tracking_uri=f"sqlite:///{store}"))
+    tracker.prepare()
+    tracker.on_start(_info(tmp_path))
+    rows = [{"epoch": e, "step": 10 * e, "split": "val", "kl": 0.5 * e} for e in (1, 2)]
+    tracker.on_epoch(rows)
+    tracker.on_images(2, 20, {"samples": np.zeros((8, 8, 1), dtype=np.uint8)})
+    tracker.on_end("completed", {"status": "completed"})
+    proc = tracker._child.proc  # type: ignore[attr-defined]
+    # Read while the child is alive and idle: every shared library it has loaded.
+    libraries = Path(f"/proc/{proc.pid}/maps").read_text()
+    assert "mlflow" in libraries or "sqlalchemy" in libraries or "_sqlite3" in libraries
+    assert "/pandas/" not in libraries
+    tracker.close(10.0)  # the run is done with it; it waits, idle, for a next run
+    close_all()  # what this process does at exit
+    assert proc.returncode == 0
+
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{store}")
+    run_id = json.loads((tmp_path / "mlflow.json").read_text())["run_id"]
+    history = client.get_metric_history(run_id, "val/kl")
+    assert [(m.step, m.value) for m in history] == [(10, 0.5), (20, 1.0)]
+    assert client.get_run(run_id).info.status == "FINISHED"
+    assert any(a.path.startswith("images") for a in client.list_artifacts(run_id))

@@ -2,15 +2,17 @@
 :class:`~vaesweep.tracking.process.ProcessTracker`.
 
 ``SPEC`` is JSON: ``{"tracker": "mlflow", "config": {...}, "uri_hint": ...}``. The child lowers
-its priority, imports the tracker's package and opens the hinted store at once, then answers
-requests on stdin (each names the run it is for: one child serves every run of its parent)
-until stdin closes, then exits without the interpreter's teardown (:func:`exit_now`). Replies go
-to what was stdout; anything else printed goes to stderr.
+its priority, imports the tracker's package (without the packages it does not need here,
+:data:`HIDDEN`) and opens the hinted store at once, then answers requests on stdin (each names
+the run it is for: one child serves every run of its parent) until stdin closes, then exits
+without the interpreter's teardown (:func:`exit_now`). Replies go to what was stdout; anything
+else printed goes to stderr.
 """
 
 from __future__ import annotations
 
 import contextlib
+import importlib.abc
 import json
 import logging
 import os
@@ -39,6 +41,23 @@ def _mlflow(config: dict[str, Any], uri_hint: str | None) -> Tracker:
 
 #: The trackers that run in a child process: name -> factory(config section, store hint).
 TRACKERS: dict[str, Callable[[dict[str, Any], str | None], Tracker]] = {"mlflow": _mlflow}
+
+#: Packages a tracker's process hides from the tracker's package, by tracker. MLflow imports
+#: pandas only to offer pandas datasets, an optional feature it guards (mlflow-skinny runs
+#: without pandas); nothing a run logs uses it, and hiding it saves 0.6 s of CPU per process.
+HIDDEN: dict[str, tuple[str, ...]] = {"mlflow": ("pandas",)}
+
+
+class HiddenPackages(importlib.abc.MetaPathFinder):
+    """Makes ``import <package>`` fail in this process, as where it is not installed."""
+
+    def __init__(self, packages: tuple[str, ...]) -> None:
+        self.packages = frozenset(packages)
+
+    def find_spec(self, fullname: str, path: Any, target: Any = None) -> None:
+        if fullname.partition(".")[0] in self.packages:
+            raise ModuleNotFoundError(f"No module named {fullname!r}", name=fullname)
+        return None
 
 
 def _describe(err: BaseException) -> str:
@@ -90,6 +109,9 @@ class _Runs:
 
 def serve(spec: dict[str, Any], requests: IO[bytes], replies: IO[bytes]) -> None:
     factory = TRACKERS[spec["tracker"]]
+    hidden = HIDDEN.get(spec["tracker"], ())
+    if hidden and not any(name.partition(".")[0] in hidden for name in sys.modules):
+        sys.meta_path.insert(0, HiddenPackages(hidden))
     hint = spec.get("uri_hint")
     runs = _Runs(lambda: factory(spec.get("config") or {}, hint))
     runs.prepare()
