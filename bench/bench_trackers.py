@@ -90,20 +90,17 @@ def train(root: Path, arm: str, epochs: int | None, extra: Sequence[str] = ()) -
     return Sample(wall, cpu, own, float(summary["wall_time_s"]))
 
 
-#: MLflow's fixed cost in a process of its own: the import and opening the (existing) store.
-_FLOOR = (
-    "import sys; from mlflow.tracking import MlflowClient; "
-    "MlflowClient(tracking_uri=sys.argv[1]).search_experiments(max_results=1)"
-)
-
-
 def mlflow_floor(root: Path) -> tuple[float, float]:
-    """(wall, CPU) of a bare ``import mlflow`` + store open, less a bare interpreter's."""
-    uri = f"sqlite:///{root / 'mlflow.db'}"
+    """(wall, CPU) of the MLflow tracker's process alone, less a bare interpreter's: it starts,
+    imports MLflow (as it does it: :data:`vaesweep.tracking.worker.HIDDEN`), opens the existing
+    store, finds its input closed and exits."""
+    spec = json.dumps(
+        {"tracker": "mlflow", "config": {}, "uri_hint": f"sqlite:///{root / 'mlflow.db'}"}
+    )
     out = []
-    for code in ("pass", _FLOOR):
+    for args in (["-c", "pass"], ["-m", "vaesweep.tracking.worker", spec]):
         t0, cpu0 = time.perf_counter(), _children_cpu()
-        subprocess.run([sys.executable, "-c", code, uri], check=True)
+        subprocess.run([sys.executable, *args], check=True, stdin=subprocess.DEVNULL)
         out.append((time.perf_counter() - t0, _children_cpu() - cpu0))
     return out[1][0] - out[0][0], out[1][1] - out[0][1]
 
@@ -169,7 +166,7 @@ def main() -> None:
     floor_wall = statistics.median(f[0] for f in floor)
     floor_cpu = statistics.median(f[1] for f in floor)
     print(
-        f"  MLflow's floor (import + open the store, in a process of its own): {floor_wall:.2f} s, "
+        f"  MLflow's floor (its process alone: import, open the store, exit): {floor_wall:.2f} s, "
         f"CPU {floor_cpu:.2f} s = {floor_cpu / base_cpu:+.1%} of the run's CPU"
     )
     print(

@@ -20,7 +20,7 @@ from vaesweep.config.tracker import MlflowConfig
 from vaesweep.errors import UserError
 from vaesweep.tracking import RunInfo, Trackers
 from vaesweep.tracking.fanout import _mlflow
-from vaesweep.tracking.mlflow import check_store
+from vaesweep.tracking.mlflow_store import check_store
 from vaesweep.tracking.process import (
     close_all,
     images_from_wire,

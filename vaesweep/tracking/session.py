@@ -35,14 +35,14 @@ def preflight(
 ) -> None:
     """Before launching: the packages are installed and the MLflow store can be used.
 
-    Light (MLflow is not imported: :func:`~vaesweep.tracking.mlflow.check_store`). ``start``:
+    Light (MLflow is not imported: :func:`~vaesweep.tracking.mlflow_store.check_store`). ``start``:
     the run trains in this process, so its MLflow process is started now and imports while
     the command goes on loading torch and the data (:func:`~vaesweep.tracking.process.start_early`).
     """
     check(configs)
     cfg = _mlflow(configs)
     if cfg is not None:
-        from vaesweep.tracking.mlflow import check_store, resolve_uri
+        from vaesweep.tracking.mlflow_store import check_store, resolve_uri
         from vaesweep.tracking.process import start_early
 
         check_store(cfg, outputs_root)
