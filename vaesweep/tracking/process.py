@@ -1,6 +1,6 @@
 """A tracker that runs in a child process, so the training process never imports its package.
 
-MLflow costs a run about 2.5 s of CPU before it logs anything (its import, then the SQLAlchemy
+MLflow costs a run about 2 s of CPU before it logs anything (its import, then the SQLAlchemy
 store's schema check) and holds the GIL for every call after that; in a thread of the training
 process all of it competes with training. Here the training process only starts
 ``python -m vaesweep.tracking.worker`` and sends it what the record wrote; the child imports
