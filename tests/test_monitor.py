@@ -68,6 +68,18 @@ def test_lines_name_the_run_the_counts_and_the_epochs(tmp_path: Path) -> None:
     assert live.startswith("running beta=1 7/20 | 1/3 finished | ")
 
 
+def test_runs_finishing_in_one_poll_get_numbers_and_counts_that_agree(tmp_path: Path) -> None:
+    """Members of a stack finish together: each line counts only the runs announced so far."""
+    done = {"status": "completed", "epochs": 5, "epochs_done": 5}
+    sweep_dir, plan = _sweep(tmp_path, {"beta=0.1": done, "beta=1": done})
+    out = io.StringIO()
+    monitor = SweepMonitor(sweep_dir, plan, Console(file=out, width=200), poll_s=60)
+    monitor._poll()
+    lines = out.getvalue().splitlines()
+    assert lines[0].startswith("[1/3] completed beta=0.1  (1 completed, 1 running, 1 pending; ")
+    assert lines[1].startswith("[2/3] completed beta=1  (2 completed, 1 pending; ")
+
+
 def test_a_finished_run_is_printed_once(tmp_path: Path) -> None:
     sweep_dir, plan = _sweep(tmp_path, {})
     out = io.StringIO()

@@ -54,6 +54,18 @@ class Snapshot:
             out[r.status] = out.get(r.status, 0) + 1
         return out
 
+    def announced(self, seen: dict[str, str]) -> Snapshot:
+        """This poll as the printed lines tell it: a run that finished but is not yet
+        announced (``seen``: the runs announced so far) still counts as running."""
+        return Snapshot(
+            {
+                name: RunProgress(RUNNING, r.epochs_done, r.epochs)
+                if r.status in FINISHED and name not in seen
+                else r
+                for name, r in self.runs.items()
+            }
+        )
+
     def epochs(self) -> tuple[int, int]:
         """(epochs done, epochs planned); finished runs count as done, and runs that have not
         started count the typical length of those that have."""
@@ -135,9 +147,10 @@ class SweepMonitor:
             if run.status in FINISHED and self._seen.get(name) != run.status:
                 self._seen[name] = run.status
                 # Count what has been reported so far, so runs finishing in the same poll
-                # get consecutive numbers.
+                # get consecutive numbers and counts that agree with them.
                 done = sum(1 for s in self._seen.values() if s in FINISHED)
-                self.console.print(self.finished_line(name, run.status, done, total, now))
+                told = now.announced(self._seen)
+                self.console.print(self.finished_line(name, run.status, done, total, told))
         if self._live is not None:
             self._live.update(self.live_line(now), refresh=True)
 
