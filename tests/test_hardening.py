@@ -143,6 +143,7 @@ def test_exploding_kl_is_recorded_as_diverged(outputs: Path) -> None:
     assert summary["status"] == "diverged"
     assert summary["error_kind"] == "numeric"
     assert "running minimum" in summary["error"]
+    assert summary["convergence"]["converged"] is None  # it blew up: not "converged"
     # The report reads it as a run that diverged, with the reason.
     result = _invoke(["report", str(run)])
     assert result.exit_code == 0, result.output

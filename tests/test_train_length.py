@@ -65,6 +65,16 @@ def test_flat_or_rising_is_converged() -> None:
     assert out["converged"] is True and out["rel_change"] < 0
 
 
+def test_a_diverged_run_is_never_called_converged() -> None:
+    """Its objective blew up at the end, which the rule alone would read as "not improving"."""
+    rows = [
+        {"split": "val", "step": s, "loss": 50.0 if s < 100 else 1e9} for s in (10, 50, 90, 100)
+    ]
+    assert from_rows(rows, 100)["converged"] is True
+    out = from_rows(rows, 100, finished=False)
+    assert out["converged"] is None and out["rel_change"] < 0 and out["to_step"] == 100
+
+
 def test_the_boundary_is_the_documented_tolerance() -> None:
     below = convergence([(90, 100.0 * (1 + 0.99 * TOLERANCE)), (100, 100.0)], 100)
     above = convergence([(90, 100.0 * (1 + 1.01 * TOLERANCE)), (100, 100.0)], 100)

@@ -57,9 +57,19 @@ def convergence(val_points: Iterable[tuple[int, float]], total_steps: int) -> di
     return out
 
 
-def from_rows(rows: Iterable[dict[str, Any]], total_steps: int) -> dict[str, Any]:
-    """The convergence of a run's metrics rows (validation rows only)."""
-    return convergence(
+def from_rows(
+    rows: Iterable[dict[str, Any]], total_steps: int, finished: bool = True
+) -> dict[str, Any]:
+    """The convergence of a run's metrics rows (validation rows only).
+
+    ``finished=False`` (a run that diverged): the window is still measured, but whether the
+    run converged is unknown (``None``): it ended in a blow-up, not at its length, and a rising
+    objective would otherwise count as converged.
+    """
+    out = convergence(
         ((r["step"], r["loss"]) for r in rows if r.get("split") == "val" and "loss" in r),
         total_steps,
     )
+    if not finished:
+        out["converged"] = None
+    return out

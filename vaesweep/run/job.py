@@ -205,7 +205,8 @@ def _train(
     timings["record_s"] = hooks.write_seconds
     timings["train_s"] = time.perf_counter() - t_fit - hooks.write_seconds
     n_steps = config.train.total_steps(len(train_u8))
-    record.update_summary(convergence=from_rows(record.rows, n_steps))
+    finished = result.status != contract.DIVERGED
+    record.update_summary(convergence=from_rows(record.rows, n_steps, finished))
     if result.status == contract.DIVERGED:
         log.warning("diverged: %s", result.error)
         record.update_summary(

@@ -385,10 +385,11 @@ def _fit_group(
             w.write_progress()
             w.write_seconds += time.perf_counter() - t_flush
     fit_s = time.perf_counter() - t_fit
-    for m in members:  # as a single run: diverged members too
+    for m, result in zip(members, results, strict=True):  # as a single run: diverged too
         assert m.record is not None
         n_steps = m.config.train.total_steps(n_train)
-        m.record.update_summary(convergence=from_rows(m.record.rows, n_steps))
+        finished = result.status != contract.DIVERGED
+        m.record.update_summary(convergence=from_rows(m.record.rows, n_steps, finished))
     state.model.eval()
     timings = {
         "setup_s": setup_s,
