@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from itertools import pairwise
+from typing import Any
 
 import pytest
 import torch
@@ -389,3 +390,46 @@ def test_pi_state_round_trip() -> None:
     b.load_state_dict(a.state_dict())
     for kl in (5.0, 7.0, 40.0):
         assert a.update(kl) == b.update(kl)
+
+
+# ------------------------------------------------------------------------------ on a GPU
+
+
+class _DeviceOnly(torch.Tensor):
+    """A tensor whose values the host may not read, as on a GPU (where a read stalls the step)."""
+
+    READS = ("item", "tolist", "numpy", "__float__", "__int__", "__bool__", "__index__")
+
+    @classmethod
+    def __torch_function__(cls, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+        if getattr(func, "__name__", "") in cls.READS:
+            raise AssertionError(f"a controller step read a value back to the host ({func})")
+        return super().__torch_function__(func, types, args, kwargs or {})
+
+
+@pytest.mark.parametrize(
+    "cfg",
+    [GecoKL(kappa=0.1), PIKL(target=10.0), CapacityKL(gamma=50.0, c_max=20.0)],
+    ids=["geco", "pi", "capacity"],
+)
+def test_feedback_controllers_step_without_reading_the_batch_back(cfg: Any) -> None:
+    """objective and observe keep the controller's state on the device: the same numbers as
+    from plain tensors, and no value of the batch or the state is read by the host."""
+    plain, device_only = build_control(cfg, 0.5, _shape()), build_control(cfg, 0.5, _shape())
+    for t in range(6):
+        kl = torch.full((4, 2), 3.0 + t, dtype=torch.float64)
+        sse = torch.full((4,), 0.3 * (t + 1), dtype=torch.float64)
+        terms = _terms(kl, sse=sse)
+        hidden = _terms(kl.as_subclass(_DeviceOnly), sse=sse.as_subclass(_DeviceOnly))
+        expected = plain.objective(terms, t)
+        got = device_only.objective(hidden, t)
+        plain.observe(terms, t)
+        device_only.observe(hidden, t)
+        assert torch.equal(got.as_subclass(torch.Tensor), expected)
+
+    # The log does read the state (capacity's in beta_t), once an epoch.
+    def log() -> object:
+        return device_only.beta_t(6) if cfg.method == "capacity" else device_only.stats()
+
+    with pytest.raises(AssertionError, match="read a value back"):
+        log()

@@ -1,4 +1,9 @@
-"""Closed-loop KL control: GECO's Lagrange multiplier and ControlVAE's PI controller."""
+"""Closed-loop KL control: GECO's Lagrange multiplier and ControlVAE's PI controller.
+
+Their state lives on the training device (:func:`~vaesweep.control.base.state_value`): a step
+updates it with tensor operations and never reads the batch back; the properties below read it
+as numbers (for the log, checkpoints and tests).
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,7 @@ from typing import Any
 import torch
 
 from vaesweep.config import PIKL, GecoKL
-from vaesweep.control.base import KLControl, RunShape
+from vaesweep.control.base import KLControl, RunShape, state_value
 from vaesweep.objective.terms import LossTerms
 
 
@@ -37,11 +42,19 @@ class Geco(KLControl):
             if cfg.lambda_init is not None
             else self.scale * shape.recon_scale / max(beta, 1e-12)
         )
-        self.log_lambda = self._clamp(math.log(start))
-        self.c_bar: float | None = None
+        self._log_lambda = torch.tensor(self._clamp(math.log(start)), dtype=torch.float64)
+        self._c_bar: torch.Tensor | None = None
 
     def _clamp(self, log_lam: float) -> float:
         return min(max(log_lam, math.log(self.cfg.lambda_min)), math.log(self.cfg.lambda_max))
+
+    @property
+    def log_lambda(self) -> float:
+        return float(self._log_lambda)
+
+    @property
+    def c_bar(self) -> float | None:
+        return None if self._c_bar is None else float(self._c_bar)
 
     def constraint(self, terms: LossTerms) -> torch.Tensor:
         """C per batch: mean per-pixel squared error over kappa^2, minus one."""
@@ -51,13 +64,18 @@ class Geco(KLControl):
         return self.shape.recon_scale * self.scale / math.exp(self.log_lambda)
 
     def objective(self, terms: LossTerms, step: int) -> torch.Tensor:
-        return terms.kl.mean() + math.exp(self.log_lambda) * self.constraint(terms)
+        c = self.constraint(terms)
+        self._log_lambda = state_value(self._log_lambda, c)
+        return terms.kl.mean() + self._log_lambda.exp().to(c.dtype) * c
 
     def observe(self, terms: LossTerms, step: int) -> None:
-        c = float(self.constraint(terms).detach())
+        c = self.constraint(terms).detach()
+        c = state_value(c, c)
         a = self.cfg.alpha
-        self.c_bar = c if self.c_bar is None else a * self.c_bar + (1 - a) * c
-        self.log_lambda = self._clamp(self.log_lambda + self.cfg.nu * self.c_bar)
+        self._c_bar = c if self._c_bar is None else a * self._c_bar + (1 - a) * c
+        log_lambda = state_value(self._log_lambda, c) + self.cfg.nu * self._c_bar
+        low, high = math.log(self.cfg.lambda_min), math.log(self.cfg.lambda_max)
+        self._log_lambda = log_lambda.clamp(low, high)
 
     def stats(self, terms: LossTerms | None = None) -> dict[str, float]:
         return {
@@ -69,8 +87,9 @@ class Geco(KLControl):
         return {"log_lambda": self.log_lambda, "c_bar": self.c_bar}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.log_lambda = float(state["log_lambda"])
-        self.c_bar = None if state["c_bar"] is None else float(state["c_bar"])
+        self._log_lambda = torch.tensor(float(state["log_lambda"]), dtype=torch.float64)
+        c_bar = state["c_bar"]
+        self._c_bar = None if c_bar is None else torch.tensor(float(c_bar), dtype=torch.float64)
 
 
 class PIController(KLControl):
@@ -89,28 +108,51 @@ class PIController(KLControl):
     def __init__(self, cfg: PIKL, beta: float, shape: RunShape) -> None:
         super().__init__(beta, shape)
         self.cfg = cfg
-        self.current = min(max(beta, cfg.beta_min), cfg.beta_max)
+        current = min(max(beta, cfg.beta_min), cfg.beta_max)
+        self._current = torch.tensor(current, dtype=torch.float64)
         # Start the integral where the output equals the starting beta (bumpless start).
-        self.integral = self.current - cfg.beta_min
-        self.last_error = math.nan
+        self._integral = torch.tensor(current - cfg.beta_min, dtype=torch.float64)
+        self._last_error = torch.tensor(math.nan, dtype=torch.float64)
+
+    @property
+    def current(self) -> float:
+        return float(self._current)
+
+    @property
+    def integral(self) -> float:
+        return float(self._integral)
+
+    @property
+    def last_error(self) -> float:
+        return float(self._last_error)
 
     def beta_t(self, step: int) -> float:
         return self.current
 
-    def update(self, kl: float) -> float:
+    def kl_penalty(self, terms: LossTerms, step: int) -> torch.Tensor:
+        kl = terms.kl.mean()
+        self._current = state_value(self._current, kl)
+        return self._current.to(kl.dtype) * kl
+
+    def update(self, kl: float | torch.Tensor) -> float:
         """One controller step for an observed KL (nats); returns the new beta."""
-        cfg = self.cfg
-        e = cfg.target - kl
-        p = cfg.kp / (1.0 + math.exp(min(e, 700.0)))
-        # The integral values that keep p + I + beta_min within [beta_min, beta_max].
-        low, high = -p, cfg.beta_max - cfg.beta_min - p
-        self.integral = min(max(self.integral - cfg.ki * e, low), high)
-        self.current = min(max(p + self.integral + cfg.beta_min, cfg.beta_min), cfg.beta_max)
-        self.last_error = e
+        self._step(torch.as_tensor(kl, dtype=torch.float64) if isinstance(kl, float) else kl)
         return self.current
 
+    def _step(self, kl: torch.Tensor) -> None:
+        cfg = self.cfg
+        e = cfg.target - state_value(kl, kl)
+        p = cfg.kp / (1.0 + e.clamp(max=700.0).exp())
+        # The integral values that keep p + I + beta_min within [beta_min, beta_max].
+        low, high = -p, cfg.beta_max - cfg.beta_min - p
+        integral = state_value(self._integral, e) - cfg.ki * e
+        self._integral = torch.minimum(torch.maximum(integral, low), high)
+        output = p + self._integral + cfg.beta_min
+        self._current = output.clamp(cfg.beta_min, cfg.beta_max)
+        self._last_error = e
+
     def observe(self, terms: LossTerms, step: int) -> None:
-        self.update(float(terms.kl.mean().detach()))
+        self._step(terms.kl.mean().detach())
 
     def stats(self, terms: LossTerms | None = None) -> dict[str, float]:
         return {"kl_target": self.cfg.target, "pi_error": self.last_error}
@@ -119,6 +161,5 @@ class PIController(KLControl):
         return {"current": self.current, "integral": self.integral, "last_error": self.last_error}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.current = float(state["current"])
-        self.integral = float(state["integral"])
-        self.last_error = float(state["last_error"])
+        for key in ("current", "integral", "last_error"):
+            setattr(self, f"_{key}", torch.tensor(float(state[key]), dtype=torch.float64))

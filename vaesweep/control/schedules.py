@@ -8,7 +8,7 @@ from typing import Any
 import torch
 
 from vaesweep.config import CapacityKL, CyclicalKL, WarmupKL
-from vaesweep.control.base import KLControl, RunShape
+from vaesweep.control.base import KLControl, RunShape, state_value
 from vaesweep.objective.terms import LossTerms
 
 #: Training steps over which capacity control averages the KL before calling it above target.
@@ -76,7 +76,9 @@ class Capacity(KLControl):
         self.gamma = cfg.gamma
         self.c_max = cfg.c_max
         self.ramp_steps = shape.steps(cfg.ramp_epochs)
-        self._kl_ema = math.inf
+        #: Running KL (on the device, :func:`~vaesweep.control.base.state_value`); None before
+        #: the first step.
+        self._kl_ema: torch.Tensor | None = None
         self._next_step = 0
 
     def capacity(self, step: int) -> float:
@@ -84,24 +86,31 @@ class Capacity(KLControl):
 
     def beta_t(self, step: int) -> float:
         target = self.capacity(step)
-        above = self._kl_ema > target * (1.0 + AT_TARGET_REL) + AT_TARGET_ABS
+        kl_ema = math.inf if self._kl_ema is None else float(self._kl_ema)
+        above = kl_ema > target * (1.0 + AT_TARGET_REL) + AT_TARGET_ABS
         return self.gamma if above else math.nan
 
     def kl_penalty(self, terms: LossTerms, step: int) -> torch.Tensor:
         return self.gamma * (terms.kl.mean() - self.capacity(step)).abs()
 
     def observe(self, terms: LossTerms, step: int) -> None:
-        kl = float(terms.kl.mean().detach())
+        kl = terms.kl.mean().detach()
+        kl = state_value(kl, kl)
         rate = 1.0 / KL_EMA_STEPS
-        self._kl_ema = kl if math.isinf(self._kl_ema) else (1 - rate) * self._kl_ema + rate * kl
+        if self._kl_ema is None:
+            self._kl_ema = kl
+        else:
+            self._kl_ema = (1 - rate) * state_value(self._kl_ema, kl) + rate * kl
         self._next_step = step + 1
 
     def stats(self, terms: LossTerms | None = None) -> dict[str, float]:
         return {"kl_target": self.capacity(self._next_step)}
 
     def state_dict(self) -> dict[str, Any]:
-        return {"kl_ema": self._kl_ema, "next_step": self._next_step}
+        kl_ema = math.inf if self._kl_ema is None else float(self._kl_ema)
+        return {"kl_ema": kl_ema, "next_step": self._next_step}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self._kl_ema = float(state.get("kl_ema", math.inf))
+        kl_ema = float(state.get("kl_ema", math.inf))
+        self._kl_ema = None if math.isinf(kl_ema) else torch.tensor(kl_ema, dtype=torch.float64)
         self._next_step = int(state.get("next_step", 0))
