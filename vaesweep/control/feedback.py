@@ -42,11 +42,13 @@ class Geco(KLControl):
             if cfg.lambda_init is not None
             else self.scale * shape.recon_scale / max(beta, 1e-12)
         )
-        self._log_lambda = torch.tensor(self._clamp(math.log(start)), dtype=torch.float64)
+        low, high = self._bounds()
+        self._log_lambda = torch.tensor(min(max(math.log(start), low), high), dtype=torch.float64)
         self._c_bar: torch.Tensor | None = None
 
-    def _clamp(self, log_lam: float) -> float:
-        return min(max(log_lam, math.log(self.cfg.lambda_min)), math.log(self.cfg.lambda_max))
+    def _bounds(self) -> tuple[float, float]:
+        """The clamp of log lambda: [log lambda_min, log lambda_max]."""
+        return math.log(self.cfg.lambda_min), math.log(self.cfg.lambda_max)
 
     @property
     def log_lambda(self) -> float:
@@ -74,8 +76,7 @@ class Geco(KLControl):
         a = self.cfg.alpha
         self._c_bar = c if self._c_bar is None else a * self._c_bar + (1 - a) * c
         log_lambda = state_value(self._log_lambda, c) + self.cfg.nu * self._c_bar
-        low, high = math.log(self.cfg.lambda_min), math.log(self.cfg.lambda_max)
-        self._log_lambda = log_lambda.clamp(low, high)
+        self._log_lambda = log_lambda.clamp(*self._bounds())
 
     def stats(self, terms: LossTerms | None = None) -> dict[str, float]:
         return {
@@ -136,7 +137,7 @@ class PIController(KLControl):
 
     def update(self, kl: float | torch.Tensor) -> float:
         """One controller step for an observed KL (nats); returns the new beta."""
-        self._step(torch.as_tensor(kl, dtype=torch.float64) if isinstance(kl, float) else kl)
+        self._step(torch.as_tensor(kl, dtype=torch.float64))
         return self.current
 
     def _step(self, kl: torch.Tensor) -> None:
