@@ -140,8 +140,13 @@ class FixedGaussian(Likelihood):
         """The log standard deviation used at evaluation (scalar tensor)."""
         return torch.tensor(math.log(self.sigma))
 
+    def log_sigma_like(self, x: torch.Tensor) -> torch.Tensor:
+        """:meth:`log_sigma` on ``x``'s device and dtype. Filled there: a copy from the host
+        would make a GPU step wait for the host."""
+        return torch.full((), math.log(self.sigma), dtype=x.dtype, device=x.device)
+
     def nll(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        return gaussian_nll(self.mean(params), x, self.log_sigma().to(x))
+        return gaussian_nll(self.mean(params), x, self.log_sigma_like(x))
 
     def sigma2(self) -> float:
         return float(torch.exp(2 * self.log_sigma().detach()))
@@ -162,7 +167,7 @@ class FixedGaussian(Likelihood):
 
     def _log_sigma_for(self, sse: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """log sigma to score a batch with (the optimal-variance model derives it from sse)."""
-        return self.log_sigma().to(x)
+        return self.log_sigma_like(x)
 
 
 class LearnedGaussian(FixedGaussian):
@@ -183,6 +188,9 @@ class LearnedGaussian(FixedGaussian):
 
     def log_sigma(self) -> torch.Tensor:
         return softclip_min(self.lr_scale * self.log_sigma_scaled, -6.0)
+
+    def log_sigma_like(self, x: torch.Tensor) -> torch.Tensor:
+        return self.log_sigma().to(x)  # a parameter: already on the device
 
     def _load_from_state_dict(
         self, state_dict: dict[str, Any], prefix: str, *args: Any, **kwargs: Any
@@ -225,10 +233,11 @@ class OptimalGaussian(FixedGaussian):
             return self.log_sigma()
         mse = sse.sum() / x.numel()
         with torch.no_grad():
-            if self.running_mse < 0:
-                self.running_mse.copy_(mse)
-            else:
-                self.running_mse.mul_(0.9).add_(0.1 * mse)
+            # On the device, without asking the host whether a batch was seen (a GPU would
+            # wait for that answer every step).
+            running = self.running_mse
+            seen = running * 0.9 + 0.1 * mse
+            running.copy_(torch.where(running < 0, mse, seen))
         return softclip_min(0.5 * torch.log(mse), -6.0, OPTIMAL_CLIP_SHARPNESS)
 
 
