@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from vaesweep.config import (
+    PIKL,
     Config,
     ConstantKL,
     ConvConfig,
@@ -133,7 +134,7 @@ def _assert_rows_close(a: Rows, b: Rows, rel: float) -> None:
             assert rows_b[split][1] == pytest.approx(rows_a[split][1], rel=rel, abs=1e-6)
 
 
-@pytest.mark.parametrize("kl", [ConstantKL(), GecoKL(kappa=0.2)])
+@pytest.mark.parametrize("kl", [ConstantKL(), GecoKL(kappa=0.2), PIKL(target=5.0)])
 def test_each_member_matches_its_single_run_after_the_first_epoch(kl: object) -> None:
     configs = _configs(kl=kl)
     splits = load_splits(configs[0].data)
