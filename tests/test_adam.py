@@ -7,6 +7,7 @@ import sys
 
 import pytest
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from vaesweep.training.adam import FusedAdam, fused_kernel_available, make_adam
 
@@ -102,3 +103,57 @@ def test_a_training_run_never_imports_torch_dynamo(tmp_path):
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def _scaled_steps(model: torch.nn.Module, opt, scaler: torch.amp.GradScaler) -> list[float]:
+    """Five fp16-style steps through a grad scaler, the third with an overflowing gradient."""
+    g = torch.Generator().manual_seed(2)
+    scales = []
+    for i in range(5):
+        x = torch.randn(11, 5, generator=g)
+        if i == 2:
+            x[0, 0] = float("inf")
+        opt.zero_grad(set_to_none=True)
+        scaler.scale(model(x).pow(2).sum()).backward()
+        scaler.unscale_(opt)  # as the trainer does before clipping
+        scaler.step(opt)
+        scaler.update()
+        scales.append(scaler.get_scale())
+    return scales
+
+
+def test_a_grad_scaler_steps_it_as_it_steps_torch_fused_adam():
+    """The scaler hands the step its inf flag: the overflowing step is skipped on the device
+    (parameters, moments and step count untouched) exactly as torch's fused Adam skips it."""
+    ours, ref = _net(), _net()
+    opt_ours, opt_ref = (
+        FusedAdam(ours.parameters(), lr=1e-2),
+        torch.optim.Adam(ref.parameters(), lr=1e-2, fused=True),
+    )
+    scales = _scaled_steps(ours, opt_ours, torch.amp.GradScaler("cpu", init_scale=256.0))
+    assert scales == _scaled_steps(ref, opt_ref, torch.amp.GradScaler("cpu", init_scale=256.0))
+    assert scales[2] < scales[1]  # the overflow backed the scale off
+    for p, q in zip(ours.parameters(), ref.parameters()):
+        assert torch.equal(p, q)
+    steps = {float(s["step"]) for s in opt_ours.state.values()}
+    assert steps == {4.0}  # five steps, one skipped
+
+
+class _NoReadBack(TorchDispatchMode):
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        if func in (torch.ops.aten._local_scalar_dense.default, torch.ops.aten.is_nonzero.default):
+            raise AssertionError(f"read back to the host: {func}")
+        return func(*args, **(kwargs or {}))
+
+
+def test_a_grad_scaler_step_reads_nothing_back():
+    """Without the flag handed over, GradScaler reads it back to decide whether to step: on a
+    GPU every fp16 step would wait for the host."""
+    model = _net()
+    opt = FusedAdam(model.parameters(), lr=1e-2)
+    scaler = torch.amp.GradScaler("cpu")
+    scaler.scale(model(torch.randn(3, 5)).pow(2).sum()).backward()
+    with _NoReadBack():
+        scaler.unscale_(opt)
+        scaler.step(opt)
+        scaler.update()

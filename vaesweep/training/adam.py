@@ -55,6 +55,12 @@ class FusedAdam:
     estimates, shaped like the parameter).
     """
 
+    #: Like ``torch.optim.Adam(fused=True)``: ``torch.amp.GradScaler`` hands the step its scale
+    #: and its inf flag (the ``grad_scale`` and ``found_inf`` attributes, set for the call) and
+    #: the kernel skips the update on the device, instead of the scaler reading the flag back
+    #: to the host to decide whether to step (an fp16 step on a GPU would wait for that).
+    _step_supports_amp_scaling = True
+
     def __init__(
         self,
         params: Iterable[torch.nn.Parameter],
@@ -108,7 +114,9 @@ class FusedAdam:
             return
         states = [self._state_of(p) for p in params]
         steps = [s["step"] for s in states]
-        # The same two calls as torch.optim.adam._fused_adam (parameters share one device).
+        grad_scale = getattr(self, "grad_scale", None)
+        found_inf = getattr(self, "found_inf", None)
+        # The same calls as torch.optim.adam._fused_adam (parameters share one device).
         torch._foreach_add_(steps, 1)
         beta1, beta2 = group["betas"]
         torch._fused_adam_(
@@ -125,9 +133,11 @@ class FusedAdam:
             weight_decay=float(group["weight_decay"]),
             eps=float(group["eps"]),
             maximize=False,
-            grad_scale=None,
-            found_inf=None,
+            grad_scale=grad_scale,
+            found_inf=found_inf,
         )
+        if found_inf is not None:  # a skipped step does not count
+            torch._foreach_sub_(steps, [found_inf] * len(steps))
 
     def state_dict(self) -> dict[str, Any]:
         """``torch.optim.Optimizer.state_dict`` layout: parameters by index."""
