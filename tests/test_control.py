@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from vaesweep.config import PIKL, CapacityKL, CyclicalKL, FreeBitsKL, GecoKL, WarmupKL
-from vaesweep.control import RunShape, build_control
+from vaesweep.control import RunShape, build_control, state
 from vaesweep.control.feedback import Geco, PIController
 from vaesweep.control.free_bits import FreeBits, free_bits_penalty
 from vaesweep.control.schedules import Capacity, Cyclical, Warmup
@@ -412,20 +412,29 @@ class _DeviceOnly(torch.Tensor):
     [GecoKL(kappa=0.1), PIKL(target=10.0), CapacityKL(gamma=50.0, c_max=20.0)],
     ids=["geco", "pi", "capacity"],
 )
-def test_feedback_controllers_step_without_reading_the_batch_back(cfg: Any) -> None:
-    """objective and observe keep the controller's state on the device: the same numbers as
-    from plain tensors, and no value of the batch or the state is read by the host."""
-    plain, device_only = build_control(cfg, 0.5, _shape()), build_control(cfg, 0.5, _shape())
+def test_feedback_controllers_step_without_reading_the_batch_back(
+    cfg: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On an accelerator (the CPU treated as one here) objective and observe keep the
+    controller's state on the device: the same numbers as the CPU's Python floats, and no value
+    of the batch or the state is read by the host."""
+    plain = build_control(cfg, 0.5, _shape())
+    monkeypatch.setattr(state, "HOST_DEVICES", frozenset())
+    device_only = build_control(cfg, 0.5, _shape())
     for t in range(6):
         kl = torch.full((4, 2), 3.0 + t, dtype=torch.float64)
         sse = torch.full((4,), 0.3 * (t + 1), dtype=torch.float64)
         terms = _terms(kl, sse=sse)
         hidden = _terms(kl.as_subclass(_DeviceOnly), sse=sse.as_subclass(_DeviceOnly))
+        monkeypatch.setattr(state, "HOST_DEVICES", frozenset({"cpu"}))
         expected = plain.objective(terms, t)
-        got = device_only.objective(hidden, t)
         plain.observe(terms, t)
+        monkeypatch.setattr(state, "HOST_DEVICES", frozenset())
+        got = device_only.objective(hidden, t)
         device_only.observe(hidden, t)
         assert torch.equal(got.as_subclass(torch.Tensor), expected)
+    # On the CPU the state stayed Python numbers (a 0-d tensor op costs ~20x a float op).
+    assert not any(isinstance(v, torch.Tensor) for v in vars(plain).values())
 
     # The log does read the state (capacity's in beta_t), once an epoch.
     def log() -> object:

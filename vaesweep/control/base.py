@@ -2,10 +2,10 @@
 
 A controller owns how the KL enters the objective. Each step the trainer calls
 ``objective(terms, step)`` (a scalar to minimise), then ``observe(terms, step)`` with the
-same batch so feedback methods (GECO, PI, capacity) can update their state, on the device
-(:func:`state_value`). ``beta_t(step)`` is the weight on the KL in effect, in the canonical
-convention (per-image sums; for methods built on a squared-error constraint, the SSE
-convention), logged every epoch so all methods share one axis.
+same batch so feedback methods (GECO, PI, capacity) can update their state
+(:mod:`vaesweep.control.state`). ``beta_t(step)`` is the weight on the KL in effect, in the
+canonical convention (per-image sums; for methods built on a squared-error constraint, the
+SSE convention), logged every epoch so all methods share one axis.
 State needed to continue a schedule is in ``state_dict`` and goes into checkpoints.
 """
 
@@ -49,21 +49,6 @@ class RunShape:
         steps = math.ceil(n_train / batch_size)
         d = math.prod(image_shape)
         return cls(steps, total_steps, d, latent_dim, recon_scale(recon_reduction, d))
-
-
-def state_value(value: float | torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    """A feedback controller's state as a 0-d tensor on ``like``'s device.
-
-    Feedback controllers update from the batch's KL or error every step; holding their state
-    on the device, in float64 like the Python number it replaces (float32 on MPS, which has no
-    float64), lets a step update it without reading the batch back to the host (a GPU would
-    stall on that read every step). The state is read as a number only when it is logged or
-    checkpointed.
-    """
-    dtype = torch.float32 if like.device.type == "mps" else torch.float64
-    if isinstance(value, torch.Tensor) and value.device == like.device and value.dtype == dtype:
-        return value
-    return torch.as_tensor(value, dtype=dtype, device=like.device)
 
 
 class KLControl:

@@ -1,7 +1,7 @@
 """Closed-loop KL control: GECO's Lagrange multiplier and ControlVAE's PI controller.
 
-Their state lives on the training device (:func:`~vaesweep.control.base.state_value`): a step
-updates it with tensor operations and never reads the batch back; the properties below read it
+Their state is a Python number on the CPU and a 0-d tensor on an accelerator, where a step
+then never reads the batch back (:mod:`vaesweep.control.state`); the properties below read it
 as numbers (for the log, checkpoints and tests).
 """
 
@@ -13,7 +13,9 @@ from typing import Any
 import torch
 
 from vaesweep.config import PIKL, GecoKL
-from vaesweep.control.base import KLControl, RunShape, state_value
+from vaesweep.control import state
+from vaesweep.control.base import KLControl, RunShape
+from vaesweep.control.state import Scalar
 from vaesweep.objective.terms import LossTerms
 
 
@@ -43,8 +45,8 @@ class Geco(KLControl):
             else self.scale * shape.recon_scale / max(beta, 1e-12)
         )
         low, high = self._bounds()
-        self._log_lambda = torch.tensor(min(max(math.log(start), low), high), dtype=torch.float64)
-        self._c_bar: torch.Tensor | None = None
+        self._log_lambda: Scalar = min(max(math.log(start), low), high)
+        self._c_bar: Scalar | None = None
 
     def _bounds(self) -> tuple[float, float]:
         """The clamp of log lambda: [log lambda_min, log lambda_max]."""
@@ -67,16 +69,18 @@ class Geco(KLControl):
 
     def objective(self, terms: LossTerms, step: int) -> torch.Tensor:
         c = self.constraint(terms)
-        self._log_lambda = state_value(self._log_lambda, c)
-        return terms.kl.mean() + self._log_lambda.exp().to(c.dtype) * c
+        self._log_lambda = state.place(self._log_lambda, c)
+        return terms.kl.mean() + state.factor(state.exp(self._log_lambda), c) * c
 
     def observe(self, terms: LossTerms, step: int) -> None:
-        c = self.constraint(terms).detach()
-        c = state_value(c, c)
+        c = state.observed(self.constraint(terms))
         a = self.cfg.alpha
-        self._c_bar = c if self._c_bar is None else a * self._c_bar + (1 - a) * c
-        log_lambda = state_value(self._log_lambda, c) + self.cfg.nu * self._c_bar
-        self._log_lambda = log_lambda.clamp(*self._bounds())
+        if self._c_bar is None:
+            self._c_bar = c
+        else:
+            self._c_bar = a * state.place(self._c_bar, c) + (1 - a) * c
+        log_lambda = state.place(self._log_lambda, c) + self.cfg.nu * self._c_bar
+        self._log_lambda = state.clamp(log_lambda, *self._bounds())
 
     def stats(self, terms: LossTerms | None = None) -> dict[str, float]:
         return {
@@ -87,10 +91,9 @@ class Geco(KLControl):
     def state_dict(self) -> dict[str, Any]:
         return {"log_lambda": self.log_lambda, "c_bar": self.c_bar}
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self._log_lambda = torch.tensor(float(state["log_lambda"]), dtype=torch.float64)
-        c_bar = state["c_bar"]
-        self._c_bar = None if c_bar is None else torch.tensor(float(c_bar), dtype=torch.float64)
+    def load_state_dict(self, saved: dict[str, Any]) -> None:
+        self._log_lambda = float(saved["log_lambda"])
+        self._c_bar = None if saved["c_bar"] is None else float(saved["c_bar"])
 
 
 class PIController(KLControl):
@@ -110,10 +113,10 @@ class PIController(KLControl):
         super().__init__(beta, shape)
         self.cfg = cfg
         current = min(max(beta, cfg.beta_min), cfg.beta_max)
-        self._current = torch.tensor(current, dtype=torch.float64)
+        self._current: Scalar = current
         # Start the integral where the output equals the starting beta (bumpless start).
-        self._integral = torch.tensor(current - cfg.beta_min, dtype=torch.float64)
-        self._last_error = torch.tensor(math.nan, dtype=torch.float64)
+        self._integral: Scalar = current - cfg.beta_min
+        self._last_error: Scalar = math.nan
 
     @property
     def current(self) -> float:
@@ -132,28 +135,28 @@ class PIController(KLControl):
 
     def kl_penalty(self, terms: LossTerms, step: int) -> torch.Tensor:
         kl = terms.kl.mean()
-        self._current = state_value(self._current, kl)
-        return self._current.to(kl.dtype) * kl
+        self._current = state.place(self._current, kl)
+        return state.factor(self._current, kl) * kl
 
-    def update(self, kl: float | torch.Tensor) -> float:
+    def update(self, kl: Scalar) -> float:
         """One controller step for an observed KL (nats); returns the new beta."""
-        self._step(torch.as_tensor(kl, dtype=torch.float64))
+        self._step(kl)
         return self.current
 
-    def _step(self, kl: torch.Tensor) -> None:
+    def _step(self, kl: Scalar) -> None:
         cfg = self.cfg
-        e = cfg.target - state_value(kl, kl)
-        p = cfg.kp / (1.0 + e.clamp(max=700.0).exp())
+        e = cfg.target - kl
+        p = cfg.kp / (1.0 + state.exp(state.clamp(e, -math.inf, 700.0)))
         # The integral values that keep p + I + beta_min within [beta_min, beta_max].
         low, high = -p, cfg.beta_max - cfg.beta_min - p
-        integral = state_value(self._integral, e) - cfg.ki * e
-        self._integral = torch.minimum(torch.maximum(integral, low), high)
+        integral = state.place(self._integral, e) - cfg.ki * e
+        self._integral = state.clamp(integral, low, high)
         output = p + self._integral + cfg.beta_min
-        self._current = output.clamp(cfg.beta_min, cfg.beta_max)
+        self._current = state.clamp(output, cfg.beta_min, cfg.beta_max)
         self._last_error = e
 
     def observe(self, terms: LossTerms, step: int) -> None:
-        self._step(terms.kl.mean().detach())
+        self._step(state.observed(terms.kl.mean()))
 
     def stats(self, terms: LossTerms | None = None) -> dict[str, float]:
         return {"kl_target": self.cfg.target, "pi_error": self.last_error}
@@ -161,6 +164,7 @@ class PIController(KLControl):
     def state_dict(self) -> dict[str, Any]:
         return {"current": self.current, "integral": self.integral, "last_error": self.last_error}
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        for key in ("current", "integral", "last_error"):
-            setattr(self, f"_{key}", torch.tensor(float(state[key]), dtype=torch.float64))
+    def load_state_dict(self, saved: dict[str, Any]) -> None:
+        self._current = float(saved["current"])
+        self._integral = float(saved["integral"])
+        self._last_error = float(saved["last_error"])

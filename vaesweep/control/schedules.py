@@ -8,7 +8,9 @@ from typing import Any
 import torch
 
 from vaesweep.config import CapacityKL, CyclicalKL, WarmupKL
-from vaesweep.control.base import KLControl, RunShape, state_value
+from vaesweep.control import state
+from vaesweep.control.base import KLControl, RunShape
+from vaesweep.control.state import Scalar
 from vaesweep.objective.terms import LossTerms
 
 #: Training steps over which capacity control averages the KL before calling it above target.
@@ -76,9 +78,8 @@ class Capacity(KLControl):
         self.gamma = cfg.gamma
         self.c_max = cfg.c_max
         self.ramp_steps = shape.steps(cfg.ramp_epochs)
-        #: Running KL (on the device, :func:`~vaesweep.control.base.state_value`); None before
-        #: the first step.
-        self._kl_ema: torch.Tensor | None = None
+        #: Running KL (:mod:`vaesweep.control.state`); None before the first step.
+        self._kl_ema: Scalar | None = None
         self._next_step = 0
 
     def capacity(self, step: int) -> float:
@@ -94,13 +95,12 @@ class Capacity(KLControl):
         return self.gamma * (terms.kl.mean() - self.capacity(step)).abs()
 
     def observe(self, terms: LossTerms, step: int) -> None:
-        kl = terms.kl.mean().detach()
-        kl = state_value(kl, kl)
+        kl = state.observed(terms.kl.mean())
         rate = 1.0 / KL_EMA_STEPS
         if self._kl_ema is None:
             self._kl_ema = kl
         else:
-            self._kl_ema = (1 - rate) * state_value(self._kl_ema, kl) + rate * kl
+            self._kl_ema = (1 - rate) * state.place(self._kl_ema, kl) + rate * kl
         self._next_step = step + 1
 
     def stats(self, terms: LossTerms | None = None) -> dict[str, float]:
@@ -110,7 +110,7 @@ class Capacity(KLControl):
         kl_ema = math.inf if self._kl_ema is None else float(self._kl_ema)
         return {"kl_ema": kl_ema, "next_step": self._next_step}
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        kl_ema = float(state.get("kl_ema", math.inf))
-        self._kl_ema = None if math.isinf(kl_ema) else torch.tensor(kl_ema, dtype=torch.float64)
-        self._next_step = int(state.get("next_step", 0))
+    def load_state_dict(self, saved: dict[str, Any]) -> None:
+        kl_ema = float(saved.get("kl_ema", math.inf))
+        self._kl_ema = None if math.isinf(kl_ema) else kl_ema
+        self._next_step = int(saved.get("next_step", 0))
