@@ -12,9 +12,8 @@ import math
 
 import pytest
 import torch
+from host_traffic import NoHostTraffic
 from torch import distributions as D
-from torch.utils import _pytree as pytree
-from torch.utils._python_dispatch import TorchDispatchMode
 
 from vaesweep.config import LossConfig
 from vaesweep.objective.likelihoods import (
@@ -373,23 +372,6 @@ def test_build_likelihood_names_and_sigma() -> None:
     ) == pytest.approx(0.25)
 
 
-class _NoHostTraffic(TorchDispatchMode):
-    """Fails an operation that reads a value back to the host, or copies a host tensor to the
-    device (on a GPU both make the step wait); the "device" here is ``meta``."""
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
-        if func in (torch.ops.aten._local_scalar_dense.default, torch.ops.aten.is_nonzero.default):
-            raise AssertionError(f"read back to the host: {func}")
-        inputs = [t for t in pytree.tree_leaves((args, kwargs)) if isinstance(t, torch.Tensor)]
-        out = func(*args, **(kwargs or {}))
-        outputs = [t for t in pytree.tree_leaves(out) if isinstance(t, torch.Tensor)]
-        if any(t.device.type == "cpu" for t in inputs) and any(
-            t.device.type == "meta" for t in outputs
-        ):
-            raise AssertionError(f"copied from the host: {func}")
-        return out
-
-
 @pytest.mark.parametrize("name", ["mse", "gaussian", "gaussian_learned", "gaussian_optimal"])
 def test_training_terms_stay_on_the_device(name: str) -> None:
     """A training step's likelihood terms neither read a value back nor copy a tensor from
@@ -397,7 +379,7 @@ def test_training_terms_stay_on_the_device(name: str) -> None:
     lik = build_likelihood(LossConfig(likelihood=name, sigma=0.25), channels=3).to("meta")
     lik.train()
     params, x = (t.to("meta") for t in _params_and_x(dtype=torch.float32))
-    with _NoHostTraffic():
+    with NoHostTraffic():
         for step in range(2):  # the optimal-variance model: its first batch, then an update
             recon, nll, sse = lik.terms(params + step, x)
     assert recon.shape == nll.shape == sse.shape == (SHAPE[0],)

@@ -47,12 +47,18 @@ def place(state: Scalar, like: Scalar) -> Scalar:
 
 
 def clamp(x: Scalar, low: Scalar, high: Scalar) -> Scalar:
-    """``min(max(x, low), high)`` for numbers and tensors alike."""
-    if isinstance(x, torch.Tensor):
-        low_t = torch.as_tensor(low, dtype=x.dtype, device=x.device)
-        high_t = torch.as_tensor(high, dtype=x.dtype, device=x.device)
-        return torch.minimum(torch.maximum(x, low_t), high_t)
-    return min(max(x, float(low)), float(high))
+    """``min(max(x, low), high)`` for numbers and tensors alike. Number bounds of a tensor stay
+    numbers (or are filled on its device): a bound copied from the host would make a GPU step
+    wait for it."""
+    if not isinstance(x, torch.Tensor):
+        return min(max(x, float(low)), float(high))
+    if not isinstance(low, torch.Tensor) and not isinstance(high, torch.Tensor):
+        return x.clamp(low, high)
+
+    def bound(v: Scalar) -> torch.Tensor:
+        return v if isinstance(v, torch.Tensor) else torch.full_like(x, v)
+
+    return torch.minimum(torch.maximum(x, bound(low)), bound(high))
 
 
 def exp(x: Scalar) -> Scalar:

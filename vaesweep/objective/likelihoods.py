@@ -141,9 +141,11 @@ class FixedGaussian(Likelihood):
         return torch.tensor(math.log(self.sigma))
 
     def log_sigma_like(self, x: torch.Tensor) -> torch.Tensor:
-        """:meth:`log_sigma` on ``x``'s device and dtype. Filled there: a copy from the host
-        would make a GPU step wait for the host."""
-        return torch.full((), math.log(self.sigma), dtype=x.dtype, device=x.device)
+        """:meth:`log_sigma` on ``x``'s device and dtype. The fixed sigma is filled there: a
+        copy from the host would make a GPU step wait for the host."""
+        if type(self).log_sigma is FixedGaussian.log_sigma:
+            return torch.full((), math.log(self.sigma), dtype=x.dtype, device=x.device)
+        return self.log_sigma().to(x)
 
     def nll(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         return gaussian_nll(self.mean(params), x, self.log_sigma_like(x))
@@ -188,9 +190,6 @@ class LearnedGaussian(FixedGaussian):
 
     def log_sigma(self) -> torch.Tensor:
         return softclip_min(self.lr_scale * self.log_sigma_scaled, -6.0)
-
-    def log_sigma_like(self, x: torch.Tensor) -> torch.Tensor:
-        return self.log_sigma().to(x)  # a parameter: already on the device
 
     def _load_from_state_dict(
         self, state_dict: dict[str, Any], prefix: str, *args: Any, **kwargs: Any
