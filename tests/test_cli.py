@@ -24,6 +24,20 @@ def test_help_lists_every_command() -> None:
         assert command in result.output
 
 
+def test_command_help_wraps_prose_and_keeps_example_lines() -> None:
+    """Typer's rich mode keeps a docstring's line breaks: prose is reflowed by the CLI, so a
+    sentence is never cut where the source line ended; example lines stay one per line."""
+    result = runner.invoke(app, ["sweep", "--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0
+    lines = [line.strip() for line in result.output.splitlines()]
+    assert any(
+        line.startswith("Runs that differ only in beta") and line.endswith("one by one.")
+        for line in lines
+    ), result.output
+    assert "vaesweep sweep beta=0.01,0.1,1" in lines
+    assert not any(line.endswith(";") for line in lines)
+
+
 def test_version() -> None:
     result = runner.invoke(app, ["--version"])
     assert result.exit_code == 0 and "vaesweep 0." in result.output

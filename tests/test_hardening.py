@@ -276,7 +276,7 @@ def test_more_jobs_than_cores_is_a_warning(outputs: Path, monkeypatch: pytest.Mo
     from vaesweep.commands import sweep as sweep_command
 
     for module in (launching, sweep_command):
-        monkeypatch.setattr(module, "cores", lambda: 1)
+        monkeypatch.setattr(module, "usable_cpus", lambda: 1)
     result = _invoke(["sweep", "beta=0.1,1", "--jobs", "2", "--no-stack", "--dry-run"])
     assert result.exit_code == 0, result.output
     assert "note: --jobs 2 trains 2 runs at once on 1 cores" in result.output

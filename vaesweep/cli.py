@@ -8,6 +8,7 @@ matplotlib) are imported inside the commands so ``vaesweep --help`` stays fast.
 from __future__ import annotations
 
 import errno
+import inspect
 import shlex
 import sys
 from pathlib import Path
@@ -239,9 +240,10 @@ def sweep(
     Runs that differ only in beta, seed, kl.* or loss.sigma train together as one stacked
     model (each still writes its own run directory); --no-stack trains them one by one.
 
-    Examples: vaesweep sweep beta=0.01,0.1,1 ;
-    vaesweep sweep beta=0.001,0.01,0.1,1,10 seed=0,1,2 --jobs 2 ;
-    vaesweep sweep 'beta=range(0,1,0.25)' model=glob(*) --dry-run
+    Examples:
+      vaesweep sweep beta=0.01,0.1,1
+      vaesweep sweep beta=0.001,0.01,0.1,1,10 seed=0,1,2 --jobs 2
+      vaesweep sweep 'beta=range(0,1,0.25)' model=glob(*) --dry-run
     """
 
     def go() -> None:
@@ -398,6 +400,24 @@ def evaluate(
         console.print(f"wrote {run_dir / 'eval.json'}")
 
     _run_command(go)
+
+
+def _reflow(doc: str) -> str:
+    """A command's docstring as its help: prose paragraphs as one line each, for the terminal
+    to wrap (Typer's rich mode keeps the source's line breaks); indented lines (examples) kept."""
+    paragraphs = []
+    for paragraph in inspect.cleandoc(doc).split("\n\n"):
+        lines = paragraph.splitlines()
+        if any(line.startswith(" ") for line in lines):
+            paragraphs.append("\n".join(lines))
+        else:
+            paragraphs.append(" ".join(line.strip() for line in lines))
+    return "\n\n".join(paragraphs)
+
+
+for _command in app.registered_commands:
+    if _command.help is None and _command.callback is not None and _command.callback.__doc__:
+        _command.help = _reflow(_command.callback.__doc__)
 
 
 def main() -> None:

@@ -9,7 +9,6 @@ the SLURM code path on one machine) and ``slurm`` (conf/hydra/launcher/slurm.yam
 
 from __future__ import annotations
 
-import os
 import shutil
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -18,6 +17,7 @@ from vaesweep.bridge import launch as bridge_launch
 from vaesweep.bridge.overrides import has_key
 from vaesweep.config import Config
 from vaesweep.config.tracker import TrackerConfig
+from vaesweep.cpus import usable_cpus
 from vaesweep.errors import UserError
 
 LAUNCHER_ALIASES = {"local": "basic", "jobs": "joblib"}
@@ -33,13 +33,6 @@ SLURM_COMMANDS = ("sbatch", "srun", "sacct")
 LOCAL_LAUNCHERS = ("basic", "joblib", "submitit_local")
 #: Launchers whose jobs are this process or its children: they end when the command ends.
 CHILD_LAUNCHERS = ("basic", "joblib")
-
-
-def cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - macOS
-        return os.cpu_count() or 1
 
 
 @dataclass
@@ -82,7 +75,7 @@ def launcher_overrides(
     if opts.jobs > MAX_JOBS:
         raise UserError(
             f"--jobs {opts.jobs} is more than any machine runs at once; use at most the "
-            f"number of cores here ({cores()}), or --launcher slurm for a cluster"
+            f"number of cores here ({usable_cpus()}), or --launcher slurm for a cluster"
         )
     if opts.jobs > 1 and name == "basic":
         name = "joblib"
@@ -102,10 +95,10 @@ def launcher_overrides(
         # More workers than jobs would only sit idle (and each costs a process).
         workers = parallel_jobs(opts.jobs, n_runs)
         out.append(f"hydra.launcher.n_jobs={workers}")
-        threads = max(1, cores() // workers)
+        threads = max(1, usable_cpus() // workers)
     elif name == "submitit_local":
         # submitit's local executor starts every run at once: share the cores between them.
-        threads = max(1, cores() // max(1, n_runs))
+        threads = max(1, usable_cpus() // max(1, n_runs))
     # Neither key names a run (record.run_names.UNNAMED_KEYS): a run's directory is the same
     # whichever launcher trains it. Under SLURM a job takes its threads from the CPUs it got.
     if threads is not None and not has_key(user, "train.threads"):

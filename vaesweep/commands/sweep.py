@@ -23,7 +23,6 @@ from vaesweep.bridge import launch as bridge_launch
 from vaesweep.commands.interrupts import mark_interrupted, stop_signals_as_interrupt
 from vaesweep.commands.launching import (
     LaunchOptions,
-    cores,
     jobs_outlive_driver,
     launcher_overrides,
     parallel_jobs,
@@ -39,6 +38,7 @@ from vaesweep.commands.sweep_stacks import (
 )
 from vaesweep.commands.train import timestamp
 from vaesweep.config.tracker import TrackerConfig
+from vaesweep.cpus import usable_cpus
 from vaesweep.errors import UserError
 from vaesweep.record import contract
 from vaesweep.record.layout import one_component, sweeps_dir, writable_dir, writable_root
@@ -292,9 +292,9 @@ def _check_launch(opts: LaunchOptions, plan: SweepPlan) -> None:
     more runs would train at once than there are cores."""
     _, launcher, _ = launcher_overrides(opts, launch_units(plan), plan.overrides)
     workers = parallel_jobs(opts.jobs, launch_units(plan)) if launcher == "joblib" else 1
-    if workers > cores():
+    if workers > usable_cpus():
         opts.notes.append(
-            f"--jobs {opts.jobs} trains {workers} runs at once on {cores()} cores; they share "
+            f"--jobs {opts.jobs} trains {workers} runs at once on {usable_cpus()} cores; they share "
             "the cores and each goes slower"
         )
 

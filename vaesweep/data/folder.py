@@ -35,6 +35,7 @@ import torch
 from PIL import Image, ImageOps
 
 from vaesweep.config import DataConfig
+from vaesweep.cpus import usable_cpus
 from vaesweep.data.imageset import ImageSet, RawDataset
 from vaesweep.errors import UserError
 
@@ -152,7 +153,7 @@ def _decode_all(files: Sequence[Path], spec: DecodeSpec) -> tuple[np.ndarray, np
             except Exception as e:  # Pillow raises many types for broken files; all mean skip
                 log.debug("cannot decode %s: %r", files[i], e)
 
-    with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
+    with ThreadPoolExecutor(max_workers=min(8, usable_cpus())) as pool:
         list(pool.map(work, range(0, len(files), _CHUNK)))
     return out, ok
 

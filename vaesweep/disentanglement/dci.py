@@ -11,11 +11,12 @@ trees classifier with its defaults, and R is its impurity-based feature importan
 
 from __future__ import annotations
 
-import os
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from sklearn.ensemble import GradientBoostingClassifier
+
+from vaesweep.cpus import usable_cpus
 
 _TINY = 1e-11  # added before taking entropies, so an all-zero row is uniform, as in the paper
 
@@ -50,16 +51,9 @@ def importance_matrix(
 
     # One classifier per factor, each its own seeded fit: in parallel threads (scikit-learn
     # builds trees without the GIL), with the same results as one after another.
-    with ThreadPoolExecutor(max(1, min(k, _cores()))) as pool:
+    with ThreadPoolExecutor(max(1, min(k, usable_cpus()))) as pool:
         list(pool.map(fit, range(k)))
     return importance, train_acc, test_acc
-
-
-def _cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - macOS
-        return os.cpu_count() or 1
 
 
 def disentanglement(importance: np.ndarray) -> tuple[float, np.ndarray]:
