@@ -170,14 +170,32 @@ def test_killed_mid_epoch_and_restarted_matches_uninterrupted(
     _assert_same_run(run_dir, uninterrupted[method])
 
 
-def test_killed_between_checkpoints_resumes_from_the_last_one(
+def test_interrupted_between_checkpoints_saves_its_last_finished_epoch(
     uninterrupted: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """With the default interval (train.checkpoint_every_s) a short run checkpoints after its
-    first and last epochs only: killed in epoch 3, it resumes after epoch 1, drops the row
-    of epoch 2 that the checkpoint has not seen, and still ends as the uninterrupted run."""
+    first and last epochs only; interrupted in epoch 3 (Ctrl-C, SIGTERM), it saves epoch 2,
+    kept in memory, so resuming loses only the epoch in flight."""
     run_dir = tmp_path / "geco"
     _kill_in_epoch_3("geco", run_dir, 3600.0, monkeypatch)
+    saved = torch.load(run_dir / contract.CHECKPOINT_FILE, weights_only=True)["state"]
+    assert saved["epoch"] == 2
+    summary = run_job(_config("geco", 4, 3600.0), run_dir)
+    assert summary["status"] == "completed", summary.get("error")
+    assert summary["resumed"] == [2]
+    _assert_same_run(run_dir, uninterrupted["geco"])
+
+
+def test_hard_kill_between_checkpoints_resumes_from_the_periodic_one(
+    uninterrupted: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A hard kill (SIGKILL, a node lost) cannot save anything: the run resumes after epoch
+    1, drops the row of epoch 2 that its checkpoint has not seen, and still ends as the
+    uninterrupted run."""
+    run_dir = tmp_path / "geco"
+    with monkeypatch.context() as patch:
+        patch.setattr(RecordHooks, "save_last_epoch", lambda self: None)
+        _kill_in_epoch_3("geco", run_dir, 3600.0, patch)
     saved = torch.load(run_dir / contract.CHECKPOINT_FILE, weights_only=True)["state"]
     assert saved["epoch"] == 1
     summary = run_job(_config("geco", 4, 3600.0), run_dir)

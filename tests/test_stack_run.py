@@ -103,10 +103,13 @@ def _kill_at(monkeypatch: pytest.MonkeyPatch, epoch: int, member: int) -> None:
     monkeypatch.setattr(stacked_trainer.StackedTrainer, "_end_epoch", end_epoch)
 
 
+@pytest.mark.parametrize("every_s", [0, 3600], ids=["checkpoint-every-epoch", "kept-in-memory"])
 def test_a_killed_stack_resumes_each_member_where_it_stopped(
-    tmp_path: Path, tiny: list[str], monkeypatch: pytest.MonkeyPatch
+    every_s: int, tmp_path: Path, tiny: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    tiny = [*tiny, "train.checkpoint_every_s=0"]  # a checkpoint after every epoch
+    """0: a checkpoint after every epoch. 3600: only after the first and the last; the
+    stopped stack saves each member's last recorded epoch from memory."""
+    tiny = [*tiny, f"train.checkpoint_every_s={every_s}"]
     straight = _members(tmp_path / "straight", tiny, epochs=3)
     run_stack(straight)
     killed = _members(tmp_path / "killed", tiny, epochs=3)

@@ -195,6 +195,9 @@ def _train(
     t_fit = time.perf_counter()
     try:
         result = trainer.fit(state, train_u8, val_u8)
+    except BaseException:
+        hooks.save_last_epoch()
+        raise
     finally:
         t_flush = time.perf_counter()
         record.flush()

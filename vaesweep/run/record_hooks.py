@@ -31,6 +31,11 @@ class RecordHooks(TrainHooks):
     not the wall: the members of a stack share them, so they checkpoint at the same epochs
     and resume as one stack. Resuming drops the metrics rows the checkpoint has not seen.
 
+    An epoch that is not checkpointed is kept in memory (a copy of its state: copying is a
+    small part of serialising), and a fit that stops early (Ctrl-C, SIGTERM, an error) saves it
+    through :meth:`save_last_epoch`: only a hard kill (SIGKILL, a node lost) goes back to the
+    periodic checkpoint.
+
     The progress fields of ``summary.json`` (epochs done, last metrics) are rewritten at most
     every :attr:`summary_every_s` seconds and by :meth:`write_progress` at the end: they are a
     view for ``ls`` and the sweep monitor, while ``metrics.csv`` and the checkpoint are what
@@ -63,6 +68,8 @@ class RecordHooks(TrainHooks):
         #: Epoch of the last checkpoint written (None: none yet), and seconds of rows since.
         self._checkpoint_epoch: int | None = None
         self._since_checkpoint = 0.0
+        #: The last finished epoch when it has no checkpoint: (epoch, a copy of its state).
+        self._unsaved: tuple[int, dict[str, Any]] | None = None
 
     def on_epoch_start(self, epoch: int, n_steps: int) -> None:
         if self.progress:
@@ -86,6 +93,8 @@ class RecordHooks(TrainHooks):
             or self._since_checkpoint >= self.config.train.checkpoint_every_s
         ):
             self._checkpoint(result.epoch, state)
+        else:
+            self._unsaved = (result.epoch, state.snapshot())
         self._progress = {"epochs_done": result.epoch, "step": result.step}
         if t0 - self._summary_written >= self.summary_every_s:
             self.write_progress()
@@ -108,6 +117,24 @@ class RecordHooks(TrainHooks):
             {"state": state.state_dict(), "config": self._config_dict}, background=True
         )
         self._checkpoint_epoch, self._since_checkpoint = epoch, 0.0
+        self._unsaved = None
+
+    def save_last_epoch(self) -> None:
+        """After a fit that stopped early: checkpoint the last finished epoch if the periodic
+        checkpoint is older, so that resuming loses only the epoch that was in flight.
+
+        Best effort (the fit's own exception is what the caller reports): a failed write is a
+        warning, and the older checkpoint stays, consistent with metrics.csv.
+        """
+        if self._unsaved is None:
+            return
+        epoch, state = self._unsaved
+        try:
+            self.record.save_checkpoint({"state": state, "config": self._config_dict})
+        except Exception as err:  # a full disk: resuming starts from the older checkpoint
+            log.warning("could not checkpoint epoch %d on stopping (%s)", epoch, err)
+            return
+        self._checkpoint_epoch, self._since_checkpoint, self._unsaved = epoch, 0.0, None
 
     def _flush(self, epoch: int, state: TrainState) -> None:
         """The record on disk up to ``epoch``, its checkpoint included (for a test's hold)."""

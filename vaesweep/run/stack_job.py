@@ -122,6 +122,9 @@ class _MemberModel:
     def state_dict(self) -> dict[str, Any]:
         return self.state.state_dict()
 
+    def snapshot(self) -> dict[str, Any]:
+        return self.state.state_dict()  # a member's state is built from copies
+
     @property
     def model(self) -> Any:
         return self.stack.model.member_view(self.k)
@@ -377,6 +380,10 @@ def _fit_group(
     t_fit = time.perf_counter()
     try:
         results = trainer.fit(state, train_u8, val_u8)
+    except BaseException:
+        for w in writers:
+            w.save_last_epoch()
+        raise
     finally:
         for m, w in zip(members, writers):
             assert m.record is not None

@@ -72,6 +72,11 @@ class TrainState:
             state["amp"] = self.amp
         return state
 
+    def snapshot(self) -> dict[str, Any]:
+        """:meth:`state_dict` with its own copy of every tensor (training goes on changing
+        the live ones): the state of this moment, to save later."""
+        return _copied(self.state_dict())
+
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
@@ -221,3 +226,13 @@ class Trainer:
 
 def _lr(state: TrainState) -> float:
     return float(state.optimizer.param_groups[0]["lr"])
+
+
+def _copied(state: Any) -> Any:
+    if isinstance(state, torch.Tensor):
+        return state.detach().clone()
+    if isinstance(state, dict):
+        return {k: _copied(v) for k, v in state.items()}
+    if isinstance(state, (list, tuple)):
+        return type(state)(_copied(v) for v in state)
+    return state
