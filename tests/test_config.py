@@ -124,6 +124,18 @@ def test_home_paths_are_quoted_for_hydra() -> None:
     assert cfg.data.path == "~/paintings"
 
 
+def test_paths_with_accents_are_quoted_for_hydra(tmp_path: Path) -> None:
+    """Hydra's grammar takes only ASCII letters unquoted: a run or sweep folder under
+    /home/josé (or a --name café) broke every launch."""
+    from vaesweep.bridge.launch import prepare_job
+    from vaesweep.bridge.overrides import quote
+
+    assert quote("/home/josé/outputs") == "'/home/josé/outputs'"
+    assert quote("/home/jose/outputs") == "/home/jose/outputs"
+    job = prepare_job(["beta=0.1"], run_dir=tmp_path / "josé" / "runs" / "1_café")
+    assert job.composed.hydra.sweep.dir == str(tmp_path / "josé" / "runs" / "1_café")
+
+
 def test_unparseable_override_says_how_to_quote() -> None:
     with pytest.raises(UserError, match="quote values with special characters"):
         bridge.compose(["data.path=/a (b)/c"])

@@ -28,7 +28,11 @@ def has_key(overrides: Sequence[str], key: str) -> bool:
 
 
 def quote(value: str) -> str:
-    """Quote a value for Hydra's override grammar unless it is already plain."""
-    if re.fullmatch(r"[\w./\-${}:]+", value) and "," not in value:
+    """Quote a value for Hydra's override grammar unless it is already plain.
+
+    Plain is ASCII only: the grammar's unquoted values take no other letters, so a path with
+    an accent (``/home/josé``) must be quoted.
+    """
+    if re.fullmatch(r"[\w./\-${}:]+", value, flags=re.ASCII) and "," not in value:
         return value
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
