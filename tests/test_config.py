@@ -136,6 +136,24 @@ def test_paths_with_accents_are_quoted_for_hydra(tmp_path: Path) -> None:
     assert job.composed.hydra.sweep.dir == str(tmp_path / "josé" / "runs" / "1_café")
 
 
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("+data.limt=50", "Key 'data.limt' not in config. Did you mean 'data.limit'?"),
+        ("+trian.epochs=1", "Key 'trian' not in config. Did you mean 'train'?"),
+        ("+zzz=1", "Key 'zzz' not in config."),
+    ],
+)
+def test_a_key_added_with_plus_must_be_in_the_schema(override: str, message: str) -> None:
+    """'+' lets Hydra add a key; the typed config dropped it silently (a typo trained as if
+    it was not there)."""
+    with pytest.raises(UserError) as err:
+        bridge.compose([override])
+    assert str(err.value) == message
+    # '+' that adds a config group (no key of its own) is still fine.
+    assert isinstance(bridge.compose(["+experiment=beta_grid"]), schemas.Config)
+
+
 def test_unparseable_override_says_how_to_quote() -> None:
     with pytest.raises(UserError, match="quote values with special characters"):
         bridge.compose(["data.path=/a (b)/c"])

@@ -16,6 +16,8 @@ hydra-core is pinned below 1.4; the private hooks this bridge relies on live in
 from __future__ import annotations
 
 import copy
+import dataclasses
+import difflib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from importlib import resources
@@ -38,6 +40,9 @@ from vaesweep.errors import UserError
 from vaesweep.record.run_names import run_name
 
 CONFIG_NAME = "config"
+#: The root key a stacked sweep's launch adds to each job (``+vaesweep_stack_part=0,1``: which
+#: part of a stack group the job trains); the only key outside the schema a config may hold.
+PART_KEY = "vaesweep_stack_part"
 
 
 def _register_schemas() -> None:
@@ -187,9 +192,27 @@ def to_config(cfg: DictConfig) -> schemas.Config:
         cfg = copy.deepcopy(cfg)
         with read_write(cfg), open_dict(cfg):
             del cfg["hydra"]
+    _reject_unknown_keys(cfg)
     config = OmegaConf.to_object(cfg)
     assert isinstance(config, schemas.Config)
     return config
+
+
+def _reject_unknown_keys(node: DictConfig, prefix: str = "") -> None:
+    """A key no schema has (``+data.limt=50`` adds one) is a typo: the typed config would drop
+    it without a word, so it is named here, with the nearest key the schema has."""
+    kind = OmegaConf.get_type(node)
+    if kind is not None and dataclasses.is_dataclass(kind):
+        fields = [f.name for f in dataclasses.fields(kind)]
+        for key in node:
+            if str(key) not in fields and not (prefix == "" and key == PART_KEY):
+                near = difflib.get_close_matches(str(key), fields, n=1)
+                hint = f" Did you mean '{prefix}{near[0]}'?" if near else ""
+                raise UserError(f"Key '{prefix}{key}' not in config.{hint}")
+    for key in node:
+        child = node._get_node(key)
+        if isinstance(child, DictConfig) and not child._is_none() and not child._is_missing():
+            _reject_unknown_keys(child, f"{prefix}{key}.")
 
 
 def _reject_sweeps(overrides: Sequence[str]) -> None:

@@ -20,7 +20,7 @@ from typing import Any
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from vaesweep.bridge.compose import parser, to_config, translate_errors
+from vaesweep.bridge.compose import PART_KEY, parser, to_config, translate_errors
 from vaesweep.bridge.hydra_internals import apply_value_overrides
 from vaesweep.bridge.launch import job_guard, scheduler_threads
 from vaesweep.config import Config
@@ -29,8 +29,6 @@ from vaesweep.record.layout import STACKS_DIR
 from vaesweep.record.sweep_index import run_status
 from vaesweep.record.sweep_plan import PlannedRun, SweepPlan
 
-#: The launch's part override (see :mod:`vaesweep.commands.sweep_stacks`), without its "+".
-PART_KEY = "vaesweep_stack_part"
 #: ``hydra.sweep.subdir`` of a stack job: named by its stack, not by its place in the launch.
 STACK_SUBDIR = "${vaesweep.stack_dir:}"
 
