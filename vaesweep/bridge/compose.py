@@ -204,12 +204,12 @@ def _reject_unknown_keys(node: DictConfig, prefix: str = "") -> None:
     kind = OmegaConf.get_type(node)
     if kind is not None and dataclasses.is_dataclass(kind):
         fields = [f.name for f in dataclasses.fields(kind)]
-        for key in node:
-            if str(key) not in fields and not (prefix == "" and key == PART_KEY):
-                near = difflib.get_close_matches(str(key), fields, n=1)
+        for key in map(str, node):
+            if key not in fields and not (prefix == "" and key == PART_KEY):
+                near = difflib.get_close_matches(key, fields, n=1)
                 hint = f" Did you mean '{prefix}{near[0]}'?" if near else ""
                 raise UserError(f"Key '{prefix}{key}' not in config.{hint}")
-    for key in node:
+    for key in map(str, node):
         child = node._get_node(key)
         if isinstance(child, DictConfig) and not child._is_none() and not child._is_missing():
             _reject_unknown_keys(child, f"{prefix}{key}.")
