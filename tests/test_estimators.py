@@ -21,6 +21,7 @@ from vaesweep.evaluation.estimators import (
     active_units,
     diag_gaussian_log_density,
     encoder_grad_norms,
+    iwae_bounds_scored,
     iwae_nll,
     mutual_information,
 )
@@ -157,6 +158,27 @@ def test_iwae_switches_a_training_mode_model_to_eval_and_back() -> None:
     iwae_nll(model, x, 5, generator=torch.Generator().manual_seed(0))
     assert model.training
     assert torch.equal(model.likelihood.running_mse, before)  # eval mode: no batch statistics
+
+
+def test_iwae_checks_for_an_interrupt_before_each_chunk_of_draws() -> None:
+    """A stack's members compute their IWAE in threads that Ctrl-C does not reach: the pass
+    asks ``interrupt`` before each chunk, and stops when it raises."""
+    torch.manual_seed(0)
+    model = build_model(MLPConfig(latent_dim=2, hidden=[8]), LossConfig("mse"), (1, 4, 4))
+    x = torch.rand(6, 1, 4, 4)
+    calls: list[int] = []
+
+    def interrupt() -> None:
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        iwae_bounds_scored(model, x, 50, chunk=10, interrupt=interrupt)
+    assert len(calls) == 3  # stopped at the third of five chunks
+    calls.clear()
+    iwae_bounds_scored(model, x, 20, chunk=10, interrupt=lambda: calls.append(1))
+    assert len(calls) == 2
 
 
 # ------------------------------------------------------------------------------ MI

@@ -133,6 +133,27 @@ def test_a_killed_stack_resumes_each_member_where_it_stopped(
         _close(_rows(a.run_dir), _rows(b.run_dir), rel=1e-3)
 
 
+def test_a_stop_during_the_end_of_run_outputs_leaves_the_members_interrupted(
+    tmp_path: Path, tiny: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C reaches only the main thread; the members' end-of-run passes (IWAE) run in other
+    threads and used to finish, and be recorded completed, before the stop was acted on."""
+    from vaesweep.run import stack_job, stack_parts
+
+    real = stack_job.final_iwae
+
+    def stopped_iwae(*args: Any, **kwargs: Any) -> Any:
+        stack_parts.STOP.set()  # as the main thread does on Ctrl-C
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(stack_job, "final_iwae", stopped_iwae)
+    members = _members(tmp_path / "s", tiny)
+    with pytest.raises(stack_parts.Stopped):
+        run_stack(members)
+    statuses = [json.loads((m.run_dir / "summary.json").read_text())["status"] for m in members]
+    assert "completed" not in statuses
+
+
 def test_completed_members_are_left_untouched(tmp_path: Path, tiny: list[str]) -> None:
     members = _members(tmp_path / "s", tiny)
     run_stack(members[:1])

@@ -6,7 +6,7 @@ All take plain tensors (and, where needed, the model) and return numbers in nats
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -111,11 +111,15 @@ def iwae_bounds_scored(
     generator: torch.Generator | None = None,
     chunk: int = 50,
     scorings: Sequence[float | None] = (None,),
+    interrupt: Callable[[], None] | None = None,
 ) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """:func:`iwae_bounds` under several scorings of the same draws and decoder outputs, one
     (-L_k, -ELBO) pair per entry of ``scorings`` (None: the decoder's own ``nll``; a float:
     N(x; mean, sigma2 I)). Each pair equals a separate :func:`iwae_bounds` call with the same
-    generator state; the encoder and decoder run once for all of them (without autograd)."""
+    generator state; the encoder and decoder run once for all of them (without autograd).
+
+    ``interrupt`` is called before each chunk of draws and may raise to abandon the pass (a
+    stack's members compute this in threads, where Ctrl-C does not reach them)."""
     was_training = model.training
     model.eval()
     n = len(scorings)
@@ -125,6 +129,8 @@ def iwae_bounds_scored(
         mu, logvar = model.encode(x)
         drawn = 0
         while drawn < k:
+            if interrupt is not None:
+                interrupt()
             c = min(chunk, k - drawn)
             eps = torch.randn((c, *mu.shape), generator=generator, device=x.device, dtype=mu.dtype)
             z = mu + torch.exp(0.5 * logvar) * eps  # (c, B, M)

@@ -9,6 +9,7 @@ them (:func:`vaesweep.record.images.save_grid`) and their layouts go into
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -82,6 +83,7 @@ def final_iwae(
     config: Config,
     seed: int,
     calib_mse: float | None = None,
+    interrupt: Callable[[], None] | None = None,
 ) -> dict[str, Any] | None:
     """The IWAE bound on ``eval.split`` (val, or test where the dataset has one).
 
@@ -102,7 +104,13 @@ def final_iwae(
         scorings = (None, float(calib_mse))
     # One pass of the model for both bounds: the same draws, scored two ways.
     out, *cal = iwae_estimates(
-        model, images, k, binarize=config.data.binarize, seed=seed, scorings=scorings
+        model,
+        images,
+        k,
+        binarize=config.data.binarize,
+        seed=seed,
+        scorings=scorings,
+        interrupt=interrupt,
     )
     result: dict[str, Any] = {**out, "split": split_name}
     if cal:

@@ -8,7 +8,7 @@ z sampled from q(z|x) using fixed noise so epochs and runs compare like with lik
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -272,10 +272,12 @@ def iwae_estimates(
     seed: int = 0,
     chunk_images: int = 100,
     scorings: Sequence[float | None] = (None,),
+    interrupt: Callable[[], None] | None = None,
 ) -> list[dict[str, float | int | bool]]:
     """:func:`iwae_estimate` under each of ``scorings`` (None: the decoder's own likelihood;
     a float sigma2: N(x; mean, sigma2 I)), from one pass of the model: the same images, noise
-    and draws as separate calls, at the cost of one.
+    and draws as separate calls, at the cost of one. ``interrupt``: see
+    :func:`~vaesweep.evaluation.estimators.iwae_bounds_scored`.
     """
     device = images.device
     gen = torch.Generator(device=device).manual_seed(seed)
@@ -296,7 +298,9 @@ def iwae_estimates(
         else:
             u = torch.rand(u8.shape, generator=gen, device=device)
             x = (u8.float() + u) / 256.0
-        bounds = estimators.iwae_bounds_scored(model, x, k, generator=gen, scorings=scorings)
+        bounds = estimators.iwae_bounds_scored(
+            model, x, k, generator=gen, scorings=scorings, interrupt=interrupt
+        )
         for i, (nll_k, nll_1) in enumerate(bounds):
             nlls[i].append(nll_k)
             elbos[i].append(nll_1)

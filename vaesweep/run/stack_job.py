@@ -421,6 +421,7 @@ def _fit_group(
     models = {k: state.model.member_model(k) for k in completed}
 
     def outputs(k: int) -> dict[str, Any]:
+        check_stop()  # the end-of-run passes check too: Ctrl-C does not reach these threads
         with _OnlyMember.reporting(members[k].run_dir.name):
             return _final_outputs(members[k], models[k], splits, device)
 
@@ -435,6 +436,7 @@ def _fit_group(
         disentanglement = None
         with _OnlyMember.reporting(m.run_dir.name):
             if splits.grid is not None:
+                check_stop()
                 t_dis = time.perf_counter()
                 preset = m.config.eval.disentanglement
                 scores = final_disentanglement(models[k], splits, device, preset)
@@ -460,7 +462,9 @@ def _final_outputs(m: Member, view: Any, splits: Any, device: torch.device) -> d
     images = _write_images(grids, m.record)
     val_rows = [r for r in m.record.rows if r["split"] == "val"]
     calib_mse = float(val_rows[-1]["mse"]) if val_rows else None
-    iwae = final_iwae(view, splits, device, m.config, EVAL_SEED, calib_mse=calib_mse)
+    iwae = final_iwae(
+        view, splits, device, m.config, EVAL_SEED, calib_mse=calib_mse, interrupt=check_stop
+    )
     return {
         "images": images,
         "iwae": iwae,
