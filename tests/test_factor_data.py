@@ -123,9 +123,28 @@ def test_load_dsprites_limit_is_a_seeded_sample_of_the_grid(tmp_path: Path) -> N
     assert (train.labels == train.factors[:, 0]).all()
 
 
-def test_dsprites_size_must_be_a_multiple_of_8(tmp_path: Path) -> None:
-    with pytest.raises(UserError, match="multiples of 8"):
-        load_dsprites(DataConfig(name="dsprites", root=str(tmp_path), image_size=20, limit=10))
+@pytest.mark.parametrize("size", [16, 24])
+def test_small_sizes_render_whole_sprites(size: int) -> None:
+    # At 16 and 24 px the stamps' blank margin overhangs the canvas for the outermost
+    # positions: it is cut, the sprites are not (every image has its stamp's pixel count).
+    r = DSpritesRenderer(size)
+    base = dsprites_grid().all_classes()[:: 32 * 32][:, :3]  # (720, 3)
+    corners = [(0, 0), (0, 31), (31, 0), (31, 31), (15, 16)]
+    classes = np.concatenate([np.c_[base, np.full((720, 2), c)] for c in corners])
+    images = r(classes)
+    assert images.shape == (3600, 1, size, size)
+    assert set(torch.unique(images).tolist()) == {0, 255}
+    stamp_id = classes[:, 0] * 240 + classes[:, 1] * 40 + classes[:, 2]
+    p = r.n_phases
+    stamp_id = (stamp_id * p + r.phase_index[classes[:, 4]]) * p + r.phase_index[classes[:, 3]]
+    stamp_area = (r.stamps[stamp_id] > 0).reshape(len(classes), -1).sum(1)
+    assert (area(images) == stamp_area).all() and stamp_area.min() > 0
+
+
+@pytest.mark.parametrize("size", [8, 20])
+def test_dsprites_size_must_be_a_multiple_of_8_from_16(tmp_path: Path, size: int) -> None:
+    with pytest.raises(UserError, match="multiples of 8 pixels from 16"):
+        load_dsprites(DataConfig(name="dsprites", root=str(tmp_path), image_size=size, limit=10))
 
 
 def write_npz(path: Path, sizes: tuple[int, ...], drop: int = 0) -> tuple[np.ndarray, np.ndarray]:
