@@ -99,7 +99,7 @@ def test_idx_prefers_torchvision_layout_and_expands_home(
 
 @pytest.mark.parametrize(
     "damage",
-    ["magic", "truncated", "gzip", "count"],
+    ["magic", "truncated", "gzip", "deflate", "count", "empty"],
 )
 def test_idx_corrupt_files_name_the_file(tmp_path: Path, damage: str) -> None:
     write_mnist(tmp_path, gz=False)
@@ -113,6 +113,15 @@ def test_idx_corrupt_files_name_the_file(tmp_path: Path, damage: str) -> None:
     elif damage == "gzip":
         images.unlink()
         (tmp_path / "train-images-idx3-ubyte.gz").write_bytes(b"\x1f\x8b not really gzip")
+    elif damage == "deflate":  # a valid gzip header over a damaged deflate stream: zlib.error
+        images.unlink()
+        write_idx(tmp_path / "train-images-idx3-ubyte.gz", np.ones((10, 28, 28), np.uint8))
+        data = bytearray((tmp_path / "train-images-idx3-ubyte.gz").read_bytes())
+        data[12:16] = bytes(b ^ 0x5A for b in data[12:16])
+        (tmp_path / "train-images-idx3-ubyte.gz").write_bytes(bytes(data))
+    elif damage == "empty":  # a well-formed file with no images (and its labels file)
+        write_idx(images, np.zeros((0, 28, 28), dtype=np.uint8))
+        write_idx(tmp_path / "train-labels-idx1-ubyte", np.zeros(0, dtype=np.uint8))
     else:
         write_idx(tmp_path / "train-labels-idx1-ubyte", np.zeros(7, dtype=np.uint8))
     with pytest.raises(UserError, match="train-images-idx3-ubyte"):
