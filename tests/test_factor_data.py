@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pickle
+import struct
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -200,6 +202,54 @@ def test_broken_npz_is_one_clear_error(tmp_path: Path) -> None:
         load_dsprites(DataConfig(name="dsprites", root=str(tmp_path)))
     (tmp_path / FILE_NAME).write_bytes(b"not a zip")
     with pytest.raises(UserError, match="cannot read"):
+        load_dsprites(DataConfig(name="dsprites", root=str(tmp_path)))
+
+
+def test_npz_with_a_damaged_deflate_stream_is_one_clear_error(tmp_path: Path) -> None:
+    write_npz(tmp_path / FILE_NAME, (1, 3, 2, 3, 4, 4))
+    with zipfile.ZipFile(tmp_path / FILE_NAME) as z:
+        info = z.getinfo("imgs.npy")
+    data = bytearray((tmp_path / FILE_NAME).read_bytes())
+    # The member's data follows its 30-byte local header, name and extra field.
+    name_len, extra_len = struct.unpack(
+        "<HH", data[info.header_offset + 26 : info.header_offset + 30]
+    )
+    start = info.header_offset + 30 + name_len + extra_len
+    data[start + 2 : start + 6] = bytes(b ^ 0x5A for b in data[start + 2 : start + 6])
+    (tmp_path / FILE_NAME).write_bytes(bytes(data))
+    with pytest.raises(UserError, match=f"cannot read .*{FILE_NAME}"):
+        load_dsprites(DataConfig(name="dsprites", root=str(tmp_path)))
+
+
+def rewrite_imgs(path: Path, dtype: type, scale: float = 1.0) -> np.ndarray:
+    """The npz at ``path`` with its imgs (uint8 0/1) as ``dtype`` times ``scale``."""
+    with np.load(path) as npz:
+        imgs, values, classes = npz["imgs"], npz["latents_values"], npz["latents_classes"]
+    np.savez(
+        path,
+        imgs=(imgs * scale).astype(dtype),
+        latents_values=values,
+        latents_classes=classes,
+    )
+    return imgs
+
+
+@pytest.mark.parametrize("dtype", [np.bool_, np.float32, np.int64])
+def test_npz_binary_imgs_of_other_dtypes_are_read(tmp_path: Path, dtype: type) -> None:
+    write_npz(tmp_path / FILE_NAME, (1, 3, 2, 3, 4, 4))
+    imgs = rewrite_imgs(tmp_path / FILE_NAME, dtype)
+    raw = load_dsprites(DataConfig(name="dsprites", root=str(tmp_path)))
+    assert raw.train.images.dtype == torch.uint8
+    assert torch.equal(raw.train.images[:, 0], torch.from_numpy(imgs) * 255)
+
+
+@pytest.mark.parametrize(("dtype", "scale"), [(np.float32, 0.5), (np.int16, -1.0)])
+def test_npz_imgs_that_are_not_binary_are_refused(
+    tmp_path: Path, dtype: type, scale: float
+) -> None:
+    write_npz(tmp_path / FILE_NAME, (1, 3, 2, 3, 4, 4))
+    rewrite_imgs(tmp_path / FILE_NAME, dtype, scale)
+    with pytest.raises(UserError, match=rf"imgs is {np.dtype(dtype)} with values"):
         load_dsprites(DataConfig(name="dsprites", root=str(tmp_path)))
 
 
