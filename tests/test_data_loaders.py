@@ -448,3 +448,32 @@ def test_celeba_without_partition_and_missing(tmp_path: Path) -> None:
     assert len(raw.train) == 3 and raw.test is None
     with pytest.raises(UserError, match="img_align_celeba"):
         load_celeba(DataConfig(name="celeba", root=str(tmp_path / "nothing")))
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-8-sig"])
+def test_celeba_partition_file_in_utf16_or_with_a_bom(tmp_path: Path, encoding: str) -> None:
+    # What Windows editors save: UTF-16 with a BOM ("Unicode"), or UTF-8 with a BOM.
+    write_faces(tmp_path / "img_align_celeba", n=3)
+    text = "000001.jpg 0\r\n000002.jpg 2\r\n000003.jpg 1\r\n"
+    (tmp_path / "list_eval_partition.txt").write_bytes(text.encode(encoding))
+    raw = load_celeba(DataConfig(name="celeba", root=str(tmp_path), image_size=8))
+    assert len(raw.train) == 2 and raw.test is not None and len(raw.test) == 1
+    assert not any("not in list_eval_partition" in n for n in raw.notes)
+
+
+@pytest.mark.parametrize(
+    ("content", "why"),
+    [
+        ("# partição\n000001.jpg 0\n".encode("latin-1"), "byte 0xe7 at offset 7"),
+        ("000001.jpg 0\n".encode("utf-16-le"), "NUL bytes"),
+    ],
+    ids=["latin-1", "utf-16-no-bom"],
+)
+def test_celeba_partition_file_not_utf8_is_one_line(
+    tmp_path: Path, content: bytes, why: str
+) -> None:
+    write_faces(tmp_path / "img_align_celeba", n=1)
+    (tmp_path / "list_eval_partition.csv").write_bytes(content)
+    with pytest.raises(UserError, match=r"list_eval_partition\.csv is not UTF-8") as err:
+        load_celeba(DataConfig(name="celeba", root=str(tmp_path), image_size=8))
+    assert why in str(err.value) and "save it as UTF-8" in str(err.value)

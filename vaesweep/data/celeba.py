@@ -15,6 +15,7 @@ Decoding 200k JPEGs takes a minute or more, so the result is cached like an imag
 
 from __future__ import annotations
 
+import codecs
 from pathlib import Path
 
 import torch
@@ -39,9 +40,24 @@ def _find_images(root: Path) -> Path | None:
     return None
 
 
+def _partition_text(path: Path) -> str:
+    """The partition file's text: UTF-8 (a BOM is dropped) or, with its BOM, UTF-16 (what
+    Windows tools save as "Unicode"); any other encoding is refused rather than guessed."""
+    data = path.read_bytes()
+    why = "NUL bytes (UTF-16 without a BOM?)"  # which UTF-8 would accept as text
+    try:
+        if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+            return data.decode("utf-16")
+        if b"\0" not in data:
+            return data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        why = f"byte 0x{data[e.start]:02x} at offset {e.start}"
+    raise UserError(f"{path} is not UTF-8 text ({why}); save it as UTF-8")
+
+
 def _read_partitions(path: Path) -> dict[str, int]:
     partitions: dict[str, int] = {}
-    for number, line in enumerate(path.read_text().splitlines(), 1):
+    for number, line in enumerate(_partition_text(path).splitlines(), 1):
         fields = line.replace(",", " ").split()
         if not fields or (number == 1 and not fields[-1].isdigit()):  # blank line, CSV header
             continue
