@@ -386,6 +386,21 @@ def test_load_splits_folder_grayscale(tmp_path: Path) -> None:
     assert gray.tolist()[:3] == [18, 76, 100]
 
 
+def test_folder_follows_symlinked_subfolders_once(tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    solid("RGB", (8, 8), (0, 0, 255)).save(elsewhere / "blue.png")
+    root = tmp_path / "imgs"
+    (root / "reds").mkdir(parents=True)
+    solid("RGB", (8, 8), (255, 0, 0)).save(root / "reds" / "red.png")
+    (root / "blues").symlink_to(elsewhere, target_is_directory=True)
+    (root / "reds" / "loop").symlink_to(root, target_is_directory=True)  # a link loop
+    (root / "reds" / "again").symlink_to(root / "reds", target_is_directory=True)
+    raw = load_folder(folder_cfg(root, tmp_path / "cache", image_size=8))
+    assert raw.train.images[:, :, 4, 4].tolist() == [[0, 0, 255], [255, 0, 0]]
+    assert raw.train.labels.tolist() == [0, 1]  # blues, reds: each image once
+
+
 def test_folder_errors(tmp_path: Path) -> None:
     with pytest.raises(UserError, match="does not exist"):
         load_folder(folder_cfg(tmp_path / "missing", tmp_path / "cache"))

@@ -91,10 +91,22 @@ def shortlist(names: Sequence[str], shown: int = _SHOWN) -> str:
 
 
 def list_images(folder: Path) -> list[Path]:
-    """Image files under ``folder`` by extension (case-insensitive), in sorted order."""
+    """Image files under ``folder`` by extension (case-insensitive), in sorted order.
+
+    Symlinked subfolders are followed (a folder of links to where the images live is a common
+    way to assemble a dataset); a folder reached twice, by a link loop or two links to it, is
+    read once (by real path), so a loop ends and no image counts twice.
+    """
     found: list[Path] = []
-    for dirpath, dirnames, filenames in os.walk(folder):
-        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+    seen = {os.path.realpath(folder)}
+    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
+        kept = []
+        for d in sorted(dirnames):
+            real = os.path.realpath(os.path.join(dirpath, d))
+            if not d.startswith(".") and real not in seen:
+                seen.add(real)
+                kept.append(d)
+        dirnames[:] = kept
         found += [
             Path(dirpath, name)
             for name in filenames
