@@ -386,6 +386,21 @@ def test_load_splits_folder_grayscale(tmp_path: Path) -> None:
     assert gray.tolist()[:3] == [18, 76, 100]
 
 
+def test_folder_scales_float_and_32bit_tiffs(tmp_path: Path) -> None:
+    # Mode F is read as intensities in [0, 1], mode I on the 16-bit scale; both clipped.
+    root = tmp_path / "tiffs"
+    root.mkdir()
+    values = {"f_over": 3.0, "f_quarter": 0.25, "f_nan": float("nan")}
+    for name, value in values.items():
+        Image.fromarray(np.full((10, 10), value, np.float32), "F").save(root / f"{name}.tif")
+    for name, number in {"i_big": 10**6, "i_half": 32768, "i_neg": -7}.items():
+        Image.fromarray(np.full((10, 10), number, np.int32), "I").save(root / f"{name}.tiff")
+    raw = load_folder(folder_cfg(root, tmp_path / "cache", image_size=8, channels=1))
+    assert raw.train.images.shape == (6, 1, 8, 8)
+    # Sorted: f_nan, f_over, f_quarter, i_big, i_half, i_neg
+    assert raw.train.images[:, 0, 4, 4].tolist() == [0, 255, 64, 255, 128, 0]
+
+
 def test_folder_follows_symlinked_subfolders_once(tmp_path: Path) -> None:
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()

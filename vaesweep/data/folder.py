@@ -43,7 +43,8 @@ log = logging.getLogger(__name__)
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff")
 DEFAULT_SIZE = 64
-CACHE_VERSION = 1
+#: Bumped when decoding changes (2: float and 32-bit TIFFs scaled), so no stale cache is used.
+CACHE_VERSION = 2
 _SHOWN = 5  # file names listed in a "skipped" note
 _CHUNK = 64  # files per thread-pool task: fewer futures for folders of 200k images
 
@@ -124,9 +125,16 @@ def cache_root(cache_dir: str | None) -> Path:
 
 
 def _to_mode(img: Image.Image, mode: str) -> Image.Image:
-    if img.mode.startswith("I;16"):
-        # 16-bit greyscale: convert() would clip at 255 instead of scaling to 8 bits.
-        img = Image.fromarray((np.asarray(img).astype(np.uint32) >> 8).astype(np.uint8))
+    # convert() clips wide greyscale at 255 (a 16-bit image turns white, a [0, 1] float one
+    # black), so it is scaled to 8 bits first. Integers (I;16 and 32-bit I) are read on the
+    # 16-bit scale, their top 8 bits kept; floats (F) as intensities in [0, 1]. Each outside
+    # value is clipped. (README, "Your own images".)
+    if img.mode == "I" or img.mode.startswith("I;16"):
+        wide = np.clip(np.asarray(img).astype(np.int64), 0, 65535) >> 8
+        img = Image.fromarray(wide.astype(np.uint8))
+    elif img.mode == "F":
+        unit = np.nan_to_num(np.asarray(img, dtype=np.float32), nan=0.0)
+        img = Image.fromarray(np.round(np.clip(unit, 0.0, 1.0) * 255).astype(np.uint8))
     if img.has_transparency_data:
         # A plain convert() would expose whatever colour hides under transparent pixels.
         img = Image.alpha_composite(Image.new("RGBA", img.size, "white"), img.convert("RGBA"))
