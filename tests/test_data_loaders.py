@@ -416,6 +416,26 @@ def test_folder_follows_symlinked_subfolders_once(tmp_path: Path) -> None:
     assert raw.train.labels.tolist() == [0, 1]  # blues, reds: each image once
 
 
+@pytest.mark.skipif(sys.platform == "darwin", reason="macOS file names must be UTF-8")
+def test_folder_notes_and_log_write_names_that_are_not_utf8(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Python keeps such bytes as lone surrogates, which a UTF-8 log file or stream refuses.
+    root = tmp_path / "imgs"
+    cafe = root / os.fsdecode(b"caf\xe9")
+    cafe.mkdir(parents=True)
+    solid("RGB", (8, 8), (1, 2, 3)).save(cafe / "good.png")
+    (root / os.fsdecode(b"bro\xefken.jpg")).write_bytes(b"garbage")
+    with caplog.at_level("WARNING", logger="vaesweep.data.folder"):
+        raw = load_folder(folder_cfg(root, tmp_path / "cache", image_size=8))
+    assert len(raw.train) == 1
+    assert "skipped 1 unreadable files: bro\\xefken.jpg" in raw.notes
+    assert any("1 classes from subfolders: caf\\xe9" in n for n in raw.notes)
+    for line in [*raw.notes, *caplog.messages]:
+        line.encode("utf-8")  # what writing train.log does; raised on a surrogate
+    assert any("bro\\xefken.jpg" in m for m in caplog.messages)
+
+
 def test_folder_errors(tmp_path: Path) -> None:
     with pytest.raises(UserError, match="does not exist"):
         load_folder(folder_cfg(tmp_path / "missing", tmp_path / "cache"))

@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 from vaesweep.config import DataConfig
-from vaesweep.data.folder import DEFAULT_SIZE, DecodeSpec, decode_images
+from vaesweep.data.folder import DEFAULT_SIZE, DecodeSpec, decode_images, printable
 from vaesweep.data.imageset import ImageSet, RawDataset, labels_unknown
 from vaesweep.errors import UserError
 
@@ -86,7 +86,7 @@ def load_celeba(cfg: DataConfig) -> RawDataset:
     spec = DecodeSpec(size, "L" if cfg.channels == 1 else "RGB", crop=FACE_CROP)
     decoded = decode_images(folder, files, [-1] * len(files), spec, cfg.cache_dir)
     if not len(decoded.images):
-        raise UserError(f"none of the {len(files)} .jpg files in {folder} decode")
+        raise UserError(f"none of the {len(files)} .jpg files in {printable(folder)} decode")
     notes += decoded.notes(folder)
 
     # Next to the image folder; Kaggle's nested layout keeps it one level further up.
@@ -96,7 +96,7 @@ def load_celeba(cfg: DataConfig) -> RawDataset:
     if partition_file is None:
         notes.append("no list_eval_partition.txt next to the images: all are training data")
         train = ImageSet(decoded.images, labels_unknown(len(decoded.images)))
-        return RawDataset(train, test=None, source=str(folder), notes=notes)
+        return RawDataset(train, test=None, source=printable(folder), notes=notes)
 
     partitions = _read_partitions(partition_file)
     is_test = torch.tensor([partitions.get(f) == TEST_PARTITION for f in decoded.files])
@@ -115,4 +115,4 @@ def load_celeba(cfg: DataConfig) -> RawDataset:
     )
     train = ImageSet(train_images, labels_unknown(len(train_images)))
     test = ImageSet(test_images, labels_unknown(len(test_images))) if len(test_images) else None
-    return RawDataset(train, test=test, source=str(folder), notes=notes)
+    return RawDataset(train, test=test, source=printable(folder), notes=notes)
