@@ -99,7 +99,7 @@ def test_idx_prefers_torchvision_layout_and_expands_home(
 
 @pytest.mark.parametrize(
     "damage",
-    ["magic", "truncated", "gzip", "count"],
+    ["magic", "truncated", "gzip", "deflate", "count", "empty"],
 )
 def test_idx_corrupt_files_name_the_file(tmp_path: Path, damage: str) -> None:
     write_mnist(tmp_path, gz=False)
@@ -113,6 +113,15 @@ def test_idx_corrupt_files_name_the_file(tmp_path: Path, damage: str) -> None:
     elif damage == "gzip":
         images.unlink()
         (tmp_path / "train-images-idx3-ubyte.gz").write_bytes(b"\x1f\x8b not really gzip")
+    elif damage == "deflate":  # a valid gzip header over a damaged deflate stream: zlib.error
+        images.unlink()
+        write_idx(tmp_path / "train-images-idx3-ubyte.gz", np.ones((10, 28, 28), np.uint8))
+        data = bytearray((tmp_path / "train-images-idx3-ubyte.gz").read_bytes())
+        data[12:16] = bytes(b ^ 0x5A for b in data[12:16])
+        (tmp_path / "train-images-idx3-ubyte.gz").write_bytes(bytes(data))
+    elif damage == "empty":  # a well-formed file with no images (and its labels file)
+        write_idx(images, np.zeros((0, 28, 28), dtype=np.uint8))
+        write_idx(tmp_path / "train-labels-idx1-ubyte", np.zeros(0, dtype=np.uint8))
     else:
         write_idx(tmp_path / "train-labels-idx1-ubyte", np.zeros(7, dtype=np.uint8))
     with pytest.raises(UserError, match="train-images-idx3-ubyte"):
@@ -377,6 +386,56 @@ def test_load_splits_folder_grayscale(tmp_path: Path) -> None:
     assert gray.tolist()[:3] == [18, 76, 100]
 
 
+def test_folder_scales_float_and_32bit_tiffs(tmp_path: Path) -> None:
+    # Mode F is read as intensities in [0, 1], mode I on the 16-bit scale; both clipped.
+    root = tmp_path / "tiffs"
+    root.mkdir()
+    values = {"f_over": 3.0, "f_quarter": 0.25, "f_nan": float("nan")}
+    for name, value in values.items():
+        Image.fromarray(np.full((10, 10), value, np.float32), "F").save(root / f"{name}.tif")
+    for name, number in {"i_big": 10**6, "i_half": 32768, "i_neg": -7}.items():
+        Image.fromarray(np.full((10, 10), number, np.int32), "I").save(root / f"{name}.tiff")
+    raw = load_folder(folder_cfg(root, tmp_path / "cache", image_size=8, channels=1))
+    assert raw.train.images.shape == (6, 1, 8, 8)
+    # Sorted: f_nan, f_over, f_quarter, i_big, i_half, i_neg
+    assert raw.train.images[:, 0, 4, 4].tolist() == [0, 255, 64, 255, 128, 0]
+
+
+def test_folder_follows_symlinked_subfolders_once(tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    solid("RGB", (8, 8), (0, 0, 255)).save(elsewhere / "blue.png")
+    root = tmp_path / "imgs"
+    (root / "reds").mkdir(parents=True)
+    solid("RGB", (8, 8), (255, 0, 0)).save(root / "reds" / "red.png")
+    (root / "blues").symlink_to(elsewhere, target_is_directory=True)
+    (root / "reds" / "loop").symlink_to(root, target_is_directory=True)  # a link loop
+    (root / "reds" / "again").symlink_to(root / "reds", target_is_directory=True)
+    raw = load_folder(folder_cfg(root, tmp_path / "cache", image_size=8))
+    assert raw.train.images[:, :, 4, 4].tolist() == [[0, 0, 255], [255, 0, 0]]
+    assert raw.train.labels.tolist() == [0, 1]  # blues, reds: each image once
+
+
+@pytest.mark.skipif(sys.platform == "darwin", reason="macOS file names must be UTF-8")
+def test_folder_notes_and_log_write_names_that_are_not_utf8(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Python keeps such bytes as lone surrogates, which a UTF-8 log file or stream refuses.
+    root = tmp_path / "imgs"
+    cafe = root / os.fsdecode(b"caf\xe9")
+    cafe.mkdir(parents=True)
+    solid("RGB", (8, 8), (1, 2, 3)).save(cafe / "good.png")
+    (root / os.fsdecode(b"bro\xefken.jpg")).write_bytes(b"garbage")
+    with caplog.at_level("WARNING", logger="vaesweep.data.folder"):
+        raw = load_folder(folder_cfg(root, tmp_path / "cache", image_size=8))
+    assert len(raw.train) == 1
+    assert "skipped 1 unreadable files: bro\\xefken.jpg" in raw.notes
+    assert any("1 classes from subfolders: caf\\xe9" in n for n in raw.notes)
+    for line in [*raw.notes, *caplog.messages]:
+        line.encode("utf-8")  # what writing train.log does; raised on a surrogate
+    assert any("bro\\xefken.jpg" in m for m in caplog.messages)
+
+
 def test_folder_errors(tmp_path: Path) -> None:
     with pytest.raises(UserError, match="does not exist"):
         load_folder(folder_cfg(tmp_path / "missing", tmp_path / "cache"))
@@ -439,3 +498,32 @@ def test_celeba_without_partition_and_missing(tmp_path: Path) -> None:
     assert len(raw.train) == 3 and raw.test is None
     with pytest.raises(UserError, match="img_align_celeba"):
         load_celeba(DataConfig(name="celeba", root=str(tmp_path / "nothing")))
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-8-sig"])
+def test_celeba_partition_file_in_utf16_or_with_a_bom(tmp_path: Path, encoding: str) -> None:
+    # What Windows editors save: UTF-16 with a BOM ("Unicode"), or UTF-8 with a BOM.
+    write_faces(tmp_path / "img_align_celeba", n=3)
+    text = "000001.jpg 0\r\n000002.jpg 2\r\n000003.jpg 1\r\n"
+    (tmp_path / "list_eval_partition.txt").write_bytes(text.encode(encoding))
+    raw = load_celeba(DataConfig(name="celeba", root=str(tmp_path), image_size=8))
+    assert len(raw.train) == 2 and raw.test is not None and len(raw.test) == 1
+    assert not any("not in list_eval_partition" in n for n in raw.notes)
+
+
+@pytest.mark.parametrize(
+    ("content", "why"),
+    [
+        ("# partição\n000001.jpg 0\n".encode("latin-1"), "byte 0xe7 at offset 7"),
+        ("000001.jpg 0\n".encode("utf-16-le"), "NUL bytes"),
+    ],
+    ids=["latin-1", "utf-16-no-bom"],
+)
+def test_celeba_partition_file_not_utf8_is_one_line(
+    tmp_path: Path, content: bytes, why: str
+) -> None:
+    write_faces(tmp_path / "img_align_celeba", n=1)
+    (tmp_path / "list_eval_partition.csv").write_bytes(content)
+    with pytest.raises(UserError, match=r"list_eval_partition\.csv is not UTF-8") as err:
+        load_celeba(DataConfig(name="celeba", root=str(tmp_path), image_size=8))
+    assert why in str(err.value) and "save it as UTF-8" in str(err.value)

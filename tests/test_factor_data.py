@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pickle
+import struct
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -123,9 +125,28 @@ def test_load_dsprites_limit_is_a_seeded_sample_of_the_grid(tmp_path: Path) -> N
     assert (train.labels == train.factors[:, 0]).all()
 
 
-def test_dsprites_size_must_be_a_multiple_of_8(tmp_path: Path) -> None:
-    with pytest.raises(UserError, match="multiples of 8"):
-        load_dsprites(DataConfig(name="dsprites", root=str(tmp_path), image_size=20, limit=10))
+@pytest.mark.parametrize("size", [16, 24])
+def test_small_sizes_render_whole_sprites(size: int) -> None:
+    # At 16 and 24 px the stamps' blank margin overhangs the canvas for the outermost
+    # positions: it is cut, the sprites are not (every image has its stamp's pixel count).
+    r = DSpritesRenderer(size)
+    base = dsprites_grid().all_classes()[:: 32 * 32][:, :3]  # (720, 3)
+    corners = [(0, 0), (0, 31), (31, 0), (31, 31), (15, 16)]
+    classes = np.concatenate([np.c_[base, np.full((720, 2), c)] for c in corners])
+    images = r(classes)
+    assert images.shape == (3600, 1, size, size)
+    assert set(torch.unique(images).tolist()) == {0, 255}
+    stamp_id = classes[:, 0] * 240 + classes[:, 1] * 40 + classes[:, 2]
+    p = r.n_phases
+    stamp_id = (stamp_id * p + r.phase_index[classes[:, 4]]) * p + r.phase_index[classes[:, 3]]
+    stamp_area = (r.stamps[stamp_id] > 0).reshape(len(classes), -1).sum(1)
+    assert (area(images) == stamp_area).all() and stamp_area.min() > 0
+
+
+@pytest.mark.parametrize("size", [8, 20])
+def test_dsprites_size_must_be_a_multiple_of_8_from_16(tmp_path: Path, size: int) -> None:
+    with pytest.raises(UserError, match="multiples of 8 pixels from 16"):
+        load_dsprites(DataConfig(name="dsprites", root=str(tmp_path), image_size=size, limit=10))
 
 
 def write_npz(path: Path, sizes: tuple[int, ...], drop: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -181,6 +202,54 @@ def test_broken_npz_is_one_clear_error(tmp_path: Path) -> None:
         load_dsprites(DataConfig(name="dsprites", root=str(tmp_path)))
     (tmp_path / FILE_NAME).write_bytes(b"not a zip")
     with pytest.raises(UserError, match="cannot read"):
+        load_dsprites(DataConfig(name="dsprites", root=str(tmp_path)))
+
+
+def test_npz_with_a_damaged_deflate_stream_is_one_clear_error(tmp_path: Path) -> None:
+    write_npz(tmp_path / FILE_NAME, (1, 3, 2, 3, 4, 4))
+    with zipfile.ZipFile(tmp_path / FILE_NAME) as z:
+        info = z.getinfo("imgs.npy")
+    data = bytearray((tmp_path / FILE_NAME).read_bytes())
+    # The member's data follows its 30-byte local header, name and extra field.
+    name_len, extra_len = struct.unpack(
+        "<HH", data[info.header_offset + 26 : info.header_offset + 30]
+    )
+    start = info.header_offset + 30 + name_len + extra_len
+    data[start + 2 : start + 6] = bytes(b ^ 0x5A for b in data[start + 2 : start + 6])
+    (tmp_path / FILE_NAME).write_bytes(bytes(data))
+    with pytest.raises(UserError, match=f"cannot read .*{FILE_NAME}"):
+        load_dsprites(DataConfig(name="dsprites", root=str(tmp_path)))
+
+
+def rewrite_imgs(path: Path, dtype: type, scale: float = 1.0) -> np.ndarray:
+    """The npz at ``path`` with its imgs (uint8 0/1) as ``dtype`` times ``scale``."""
+    with np.load(path) as npz:
+        imgs, values, classes = npz["imgs"], npz["latents_values"], npz["latents_classes"]
+    np.savez(
+        path,
+        imgs=(imgs * scale).astype(dtype),
+        latents_values=values,
+        latents_classes=classes,
+    )
+    return imgs
+
+
+@pytest.mark.parametrize("dtype", [np.bool_, np.float32, np.int64])
+def test_npz_binary_imgs_of_other_dtypes_are_read(tmp_path: Path, dtype: type) -> None:
+    write_npz(tmp_path / FILE_NAME, (1, 3, 2, 3, 4, 4))
+    imgs = rewrite_imgs(tmp_path / FILE_NAME, dtype)
+    raw = load_dsprites(DataConfig(name="dsprites", root=str(tmp_path)))
+    assert raw.train.images.dtype == torch.uint8
+    assert torch.equal(raw.train.images[:, 0], torch.from_numpy(imgs) * 255)
+
+
+@pytest.mark.parametrize(("dtype", "scale"), [(np.float32, 0.5), (np.int16, -1.0)])
+def test_npz_imgs_that_are_not_binary_are_refused(
+    tmp_path: Path, dtype: type, scale: float
+) -> None:
+    write_npz(tmp_path / FILE_NAME, (1, 3, 2, 3, 4, 4))
+    rewrite_imgs(tmp_path / FILE_NAME, dtype, scale)
+    with pytest.raises(UserError, match=rf"imgs is {np.dtype(dtype)} with values"):
         load_dsprites(DataConfig(name="dsprites", root=str(tmp_path)))
 
 

@@ -15,12 +15,13 @@ Decoding 200k JPEGs takes a minute or more, so the result is cached like an imag
 
 from __future__ import annotations
 
+import codecs
 from pathlib import Path
 
 import torch
 
 from vaesweep.config import DataConfig
-from vaesweep.data.folder import DEFAULT_SIZE, DecodeSpec, decode_images
+from vaesweep.data.folder import DEFAULT_SIZE, DecodeSpec, decode_images, printable
 from vaesweep.data.imageset import ImageSet, RawDataset, labels_unknown
 from vaesweep.errors import UserError
 
@@ -39,9 +40,24 @@ def _find_images(root: Path) -> Path | None:
     return None
 
 
+def _partition_text(path: Path) -> str:
+    """The partition file's text: UTF-8 (a BOM is dropped) or, with its BOM, UTF-16 (what
+    Windows tools save as "Unicode"); any other encoding is refused rather than guessed."""
+    data = path.read_bytes()
+    why = "NUL bytes (UTF-16 without a BOM?)"  # which UTF-8 would accept as text
+    try:
+        if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+            return data.decode("utf-16")
+        if b"\0" not in data:
+            return data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        why = f"byte 0x{data[e.start]:02x} at offset {e.start}"
+    raise UserError(f"{path} is not UTF-8 text ({why}); save it as UTF-8")
+
+
 def _read_partitions(path: Path) -> dict[str, int]:
     partitions: dict[str, int] = {}
-    for number, line in enumerate(path.read_text().splitlines(), 1):
+    for number, line in enumerate(_partition_text(path).splitlines(), 1):
         fields = line.replace(",", " ").split()
         if not fields or (number == 1 and not fields[-1].isdigit()):  # blank line, CSV header
             continue
@@ -70,7 +86,7 @@ def load_celeba(cfg: DataConfig) -> RawDataset:
     spec = DecodeSpec(size, "L" if cfg.channels == 1 else "RGB", crop=FACE_CROP)
     decoded = decode_images(folder, files, [-1] * len(files), spec, cfg.cache_dir)
     if not len(decoded.images):
-        raise UserError(f"none of the {len(files)} .jpg files in {folder} decode")
+        raise UserError(f"none of the {len(files)} .jpg files in {printable(folder)} decode")
     notes += decoded.notes(folder)
 
     # Next to the image folder; Kaggle's nested layout keeps it one level further up.
@@ -80,7 +96,7 @@ def load_celeba(cfg: DataConfig) -> RawDataset:
     if partition_file is None:
         notes.append("no list_eval_partition.txt next to the images: all are training data")
         train = ImageSet(decoded.images, labels_unknown(len(decoded.images)))
-        return RawDataset(train, test=None, source=str(folder), notes=notes)
+        return RawDataset(train, test=None, source=printable(folder), notes=notes)
 
     partitions = _read_partitions(partition_file)
     is_test = torch.tensor([partitions.get(f) == TEST_PARTITION for f in decoded.files])
@@ -99,4 +115,4 @@ def load_celeba(cfg: DataConfig) -> RawDataset:
     )
     train = ImageSet(train_images, labels_unknown(len(train_images)))
     test = ImageSet(test_images, labels_unknown(len(test_images))) if len(test_images) else None
-    return RawDataset(train, test=test, source=str(folder), notes=notes)
+    return RawDataset(train, test=test, source=printable(folder), notes=notes)

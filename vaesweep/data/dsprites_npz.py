@@ -1,10 +1,11 @@
 """The original dSprites file, ``dsprites_ndarray_co1sh3sc6or40x32y32_64x64.npz``, when present.
 
 Layout (github.com/deepmind/dsprites-dataset; read the same way by disentanglement_lib):
-``imgs`` uint8 (N, 64, 64) in {0, 1}; ``latents_values`` float64 (N, 6); ``latents_classes``
-int64 (N, 6), columns (color, shape, scale, orientation, posX, posY); and ``metadata``, a pickled
-dict. The file is read with ``allow_pickle=False``: ``metadata`` is never touched (a user's file
-is never unpickled); the grid's sizes come from the classes themselves.
+``imgs`` uint8 (N, 64, 64) in {0, 1} (other copies' bool or 0/1 arrays are read too);
+``latents_values`` float64 (N, 6); ``latents_classes`` int64 (N, 6), columns (color, shape,
+scale, orientation, posX, posY); and ``metadata``, a pickled dict. The file is read with
+``allow_pickle=False``: ``metadata`` is never touched (a user's file is never unpickled); the
+grid's sizes come from the classes themselves.
 
 The complete file holds every combination in the grid order (posY fastest), so the images for
 any factors are a lookup, which is what the BetaVAE and FactorVAE scores need. A file holding
@@ -15,6 +16,7 @@ SAP, DCI). Loading decompresses 3 GB into memory (about 10-20 s).
 from __future__ import annotations
 
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -46,7 +48,8 @@ def _read(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
             if missing:
                 raise UserError(f"{path} lacks {', '.join(missing)}; expected {expected}")
             imgs, values, classes = (npz[k] for k in KEYS)
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
+    # A damaged member: BadZipFile (CRC), EOFError (truncated), zlib.error (deflate stream).
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError, zlib.error) as e:
         raise UserError(f"cannot read {path} ({e}); expected {expected}") from None
     n = len(imgs)
     if imgs.ndim != 3 or values.shape != (n, 6) or classes.shape != (n, 6) or n == 0:
@@ -56,7 +59,33 @@ def _read(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         )
     if classes.min() < 0:
         raise UserError(f"{path}: latents_classes has negative entries")
-    return imgs, values, classes.astype(np.int64)
+    return _binary_uint8(path, imgs), values, classes.astype(np.int64)
+
+
+def _binary_uint8(path: Path, imgs: np.ndarray) -> np.ndarray:
+    """``imgs`` as uint8: the original stores uint8 {0, 1}, other copies bool, wider integers or
+    floats. Integers in 0..255 are kept as they are; floats only when every pixel is 0 or 1 (a
+    float image has no agreed 8-bit scale, and dSprites is binary)."""
+    if imgs.dtype == np.uint8:
+        return imgs
+    if imgs.dtype == np.bool_:
+        return imgs.view(np.uint8)  # no copy of up to 3 GB
+    if np.issubdtype(imgs.dtype, np.integer):
+        low, high = int(imgs.min()), int(imgs.max())
+        if low >= 0 and high <= 255:
+            return imgs.astype(np.uint8)
+        found = f"values {low}..{high}"
+    elif np.issubdtype(imgs.dtype, np.floating):
+        # In chunks: a whole-array test would allocate two more 3 GB masks.
+        if all(((c == 0) | (c == 1)).all() for c in np.array_split(imgs, 64)):
+            return imgs.astype(np.uint8)
+        found = "values other than 0 and 1"
+    else:
+        found = "no pixel values"
+    raise UserError(
+        f"{path}: imgs is {imgs.dtype} with {found}; expected binary images "
+        "(uint8 or bool 0/1, as in the original dSprites file)"
+    )
 
 
 def _grid(values: np.ndarray, classes: np.ndarray) -> tuple[FactorGrid, np.ndarray]:

@@ -43,7 +43,8 @@ log = logging.getLogger(__name__)
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff")
 DEFAULT_SIZE = 64
-CACHE_VERSION = 1
+#: Bumped when decoding changes (2: float and 32-bit TIFFs scaled), so no stale cache is used.
+CACHE_VERSION = 2
 _SHOWN = 5  # file names listed in a "skipped" note
 _CHUNK = 64  # files per thread-pool task: fewer futures for folders of 200k images
 
@@ -76,25 +77,44 @@ class Decoded:
     def notes(self, folder: Path) -> list[str]:
         n = len(self.images)
         if self.from_cache:
-            lines = [f"loaded {n} decoded images of {folder} from the cache {self.cache_file}"]
+            cache = printable(self.cache_file or "")
+            lines = [f"loaded {n} decoded images of {printable(folder)} from the cache {cache}"]
         else:
-            where = f"cached in {self.cache_file}" if self.cache_file else "not cached"
-            lines = [f"decoded {n} images from {folder} ({where})"]
+            where = f"cached in {printable(self.cache_file)}" if self.cache_file else "not cached"
+            lines = [f"decoded {n} images from {printable(folder)} ({where})"]
         if self.skipped:
             lines.append(f"skipped {len(self.skipped)} unreadable files: {shortlist(self.skipped)}")
         return lines
 
 
+def printable(name: str | os.PathLike[str]) -> str:
+    """A file name as text that any log or terminal can write: bytes that are not UTF-8 (kept
+    by Python as lone surrogates, which a UTF-8 stream refuses) become ``\\xef`` escapes."""
+    return os.fsencode(name).decode("utf-8", "backslashreplace")
+
+
 def shortlist(names: Sequence[str], shown: int = _SHOWN) -> str:
-    """The first few names, comma-separated, with "..." when there are more."""
-    return ", ".join(names[:shown]) + (", ..." if len(names) > shown else "")
+    """The first few names (printable), comma-separated, with "..." when there are more."""
+    return ", ".join(map(printable, names[:shown])) + (", ..." if len(names) > shown else "")
 
 
 def list_images(folder: Path) -> list[Path]:
-    """Image files under ``folder`` by extension (case-insensitive), in sorted order."""
+    """Image files under ``folder`` by extension (case-insensitive), in sorted order.
+
+    Symlinked subfolders are followed (a folder of links to where the images live is a common
+    way to assemble a dataset); a folder reached twice, by a link loop or two links to it, is
+    read once (by real path), so a loop ends and no image counts twice.
+    """
     found: list[Path] = []
-    for dirpath, dirnames, filenames in os.walk(folder):
-        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+    seen = {os.path.realpath(folder)}
+    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
+        kept = []
+        for d in sorted(dirnames):
+            real = os.path.realpath(os.path.join(dirpath, d))
+            if not d.startswith(".") and real not in seen:
+                seen.add(real)
+                kept.append(d)
+        dirnames[:] = kept
         found += [
             Path(dirpath, name)
             for name in filenames
@@ -112,9 +132,16 @@ def cache_root(cache_dir: str | None) -> Path:
 
 
 def _to_mode(img: Image.Image, mode: str) -> Image.Image:
-    if img.mode.startswith("I;16"):
-        # 16-bit greyscale: convert() would clip at 255 instead of scaling to 8 bits.
-        img = Image.fromarray((np.asarray(img).astype(np.uint32) >> 8).astype(np.uint8))
+    # convert() clips wide greyscale at 255 (a 16-bit image turns white, a [0, 1] float one
+    # black), so it is scaled to 8 bits first. Integers (I;16 and 32-bit I) are read on the
+    # 16-bit scale, their top 8 bits kept; floats (F) as intensities in [0, 1]. Each outside
+    # value is clipped. (README, "Your own images".)
+    if img.mode == "I" or img.mode.startswith("I;16"):
+        wide = np.clip(np.asarray(img).astype(np.int64), 0, 65535) >> 8
+        img = Image.fromarray(wide.astype(np.uint8))
+    elif img.mode == "F":
+        unit = np.nan_to_num(np.asarray(img, dtype=np.float32), nan=0.0)
+        img = Image.fromarray(np.round(np.clip(unit, 0.0, 1.0) * 255).astype(np.uint8))
     if img.has_transparency_data:
         # A plain convert() would expose whatever colour hides under transparent pixels.
         img = Image.alpha_composite(Image.new("RGBA", img.size, "white"), img.convert("RGBA"))
@@ -151,7 +178,7 @@ def _decode_all(files: Sequence[Path], spec: DecodeSpec) -> tuple[np.ndarray, np
                 out[i] = decode_file(files[i], spec)
                 ok[i] = True
             except Exception as e:  # Pillow raises many types for broken files; all mean skip
-                log.debug("cannot decode %s: %r", files[i], e)
+                log.debug("cannot decode %s: %r", printable(files[i]), e)
 
     with ThreadPoolExecutor(max_workers=min(8, usable_cpus())) as pool:
         list(pool.map(work, range(0, len(files), _CHUNK)))
@@ -187,7 +214,7 @@ def _read_cache(path: Path) -> Decoded | None:
             return None
         return Decoded(blob["images"], blob["labels"], blob["files"], blob["skipped"], path, True)
     except Exception as e:  # a damaged cache is only a lost shortcut
-        log.warning("ignoring unreadable cache %s: %r", path, e)
+        log.warning("ignoring unreadable cache %s: %r", printable(path), e)
         return None
 
 
@@ -211,7 +238,9 @@ def _write_cache(path: Path, decoded: Decoded) -> bool:
             Path(tmp).unlink(missing_ok=True)
             raise
     except OSError as e:
-        log.warning("cannot write the image cache %s (%s); decoding again next time", path, e)
+        log.warning(
+            "cannot write the image cache %s (%s); decoding again next time", printable(path), e
+        )
         return False
     prefix = path.name.rsplit("-", 1)[0]
     for stale in path.parent.glob(f"{prefix}-*.pt"):
@@ -249,7 +278,7 @@ def decode_images(
         log.warning(
             "skipped %d unreadable files in %s: %s",
             len(decoded.skipped),
-            folder,
+            printable(folder),
             shortlist(decoded.skipped),
         )
     if len(keep) and _write_cache(path, decoded):
@@ -262,13 +291,14 @@ def load_folder(cfg: DataConfig) -> RawDataset:
     if not cfg.path:
         raise UserError(f"data=folder needs data.path: {expected}")
     folder = Path(cfg.path).expanduser().resolve()
+    given, where = printable(cfg.path), printable(folder)
     if not folder.exists():
-        raise UserError(f"data.path={cfg.path}: {folder} does not exist; expected {expected}")
+        raise UserError(f"data.path={given}: {where} does not exist; expected {expected}")
     if not folder.is_dir():
-        raise UserError(f"data.path={cfg.path}: {folder} is a file; expected {expected}")
+        raise UserError(f"data.path={given}: {where} is a file; expected {expected}")
     files = list_images(folder)
     if not files:
-        raise UserError(f"data.path={cfg.path}: no images in {folder}; expected {expected}")
+        raise UserError(f"data.path={given}: no images in {where}; expected {expected}")
 
     tops = [f.relative_to(folder).parts for f in files]
     classes = sorted({parts[0] for parts in tops if len(parts) > 1})
@@ -284,12 +314,12 @@ def load_folder(cfg: DataConfig) -> RawDataset:
     decoded = decode_images(folder, files, labels, spec, cfg.cache_dir)
     if not len(decoded.images):
         raise UserError(
-            f"none of the {len(files)} image files in {folder} decode "
+            f"none of the {len(files)} image files in {where} decode "
             f"({shortlist(decoded.skipped)}); are they images?"
         )
     notes += decoded.notes(folder)
     if classes:
         notes.append(f"{len(classes)} classes from subfolders: {shortlist(classes, 10)}")
     return RawDataset(
-        ImageSet(decoded.images, decoded.labels), test=None, source=str(folder), notes=notes
+        ImageSet(decoded.images, decoded.labels), test=None, source=where, notes=notes
     )

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import gzip
 import struct
+import zlib
 from pathlib import Path
 
 import torch
@@ -45,7 +46,9 @@ def read_idx(path: Path, ndim: int) -> torch.Tensor:
     try:
         with gzip.open(path, "rb") if path.suffix == ".gz" else path.open("rb") as f:
             data = f.read()
-    except (OSError, EOFError) as e:  # gzip.BadGzipFile is an OSError; truncation an EOFError
+    # gzip.BadGzipFile and CRC errors are OSErrors, truncation an EOFError, a damaged deflate
+    # stream a zlib.error.
+    except (OSError, EOFError, zlib.error) as e:
         raise UserError(f"cannot read {path}: {e}; delete it and fetch it again") from e
     header = 4 + 4 * ndim
     zero, dtype, dims = struct.unpack(">HBB", data[:4]) if len(data) >= 4 else (-1, -1, -1)
@@ -64,6 +67,11 @@ def read_idx(path: Path, ndim: int) -> torch.Tensor:
         raise UserError(
             f"{path} is truncated or corrupt: header says {shape} = {size} bytes of data, "
             f"the file has {len(data) - header}; delete it and fetch it again"
+        )
+    if size == 0:
+        raise UserError(
+            f"{path} holds no data (shape {shape}): an empty split cannot be trained or "
+            "evaluated; delete it and fetch it again"
         )
     # bytearray: torch.frombuffer wants a writable buffer.
     return torch.frombuffer(bytearray(data[header:]), dtype=torch.uint8).reshape(shape)

@@ -101,13 +101,18 @@ def paste(
 ) -> np.ndarray:
     """Canvases (n, size, size) uint8: stamp ``stamp_id[i]`` (of uint8 (S, W, W)) with its
     top-left corner at pixel (``rows[i]``, ``cols[i]``); images sharing a corner are pasted at once.
+
+    A corner may lie off the canvas: the stamp's one-pixel safety margin around the largest
+    sprite overhangs the edge for the outermost positions at small sizes (8, 16, 24 px), so
+    the part of the stamp outside the canvas (blank, as every sprite fits the canvas) is cut.
     """
     n, w = len(stamp_id), stamps.shape[-1]
     out = np.zeros((n, size, size), dtype=np.uint8)
-    corner = rows.astype(np.int64) * size + cols
+    corner = rows.astype(np.int64) * (size + w) + cols  # unique for corners in -w..size
     order = np.argsort(corner, kind="stable")
     bounds = np.flatnonzero(np.diff(corner[order])) + 1
     for group in np.split(order, bounds):
         r, c = int(rows[group[0]]), int(cols[group[0]])
-        out[group, r : r + w, c : c + w] = stamps[stamp_id[group]]
+        r0, r1, c0, c1 = max(r, 0), min(r + w, size), max(c, 0), min(c + w, size)
+        out[group, r0:r1, c0:c1] = stamps[stamp_id[group], r0 - r : r1 - r, c0 - c : c1 - c]
     return out
