@@ -76,7 +76,8 @@ def build_reading(sweep: SweepRecords) -> Reading:
         if s.startswith("The reduction, not β")
     ]
     answer = _guarded("The answer", lambda: build_answer(G, ends), sweep)
-    reading.answer = (length if still_improving else []) + cause + answer
+    single = diagnosis.single_setting(G)
+    reading.answer = single + (length if still_improving else []) + cause + answer
     headline = _guarded("The title", lambda: [diagnosis.title(G, ends)], sweep)
     reading.title = (headline[0] if headline else None) or reading.title
     reading.questions = _guarded("The short answers", lambda: build_questions(G, ends), sweep)

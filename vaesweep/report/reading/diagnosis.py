@@ -80,6 +80,21 @@ def length_sentences(G: Groups, ends: tuple[str, str] | None = None) -> list[str
     span = lo if lo == hi else f"{lo}–{hi}"
     gap = beta_gap(G, ends)
     clear = gap is not None and gap[0] >= CLEAR_GAP and _ends_unconverged(G, ends)
+    if len(G.g) == 1:  # nothing to compare: say what the length means for this setting alone
+        n = int(pd.to_numeric(G.g["n_seeds"]).iloc[0])
+        lead = (
+            "This run stopped while still improving"
+            if n == 1
+            else ("These runs stopped while still improving")
+        )
+        tail = (
+            f"{'Its' if n == 1 else 'Their'} numbers describe this training length as much as the setting; train longer "
+            f"(e.g. {longer}) for the numbers the setting converges to."
+        )
+        return [
+            f"{lead}; the validation objective fell by {span} over the last 10% of the "
+            f"{fmt_int(steps)} steps (a run counts as converged below 1%). {tail}"
+        ]
     if len(bad) == int(known.sum()):
         lead = (
             "These runs stopped while still improving"
@@ -129,6 +144,22 @@ def beta_gap(G: Groups, ends: tuple[str, str] | None) -> tuple[float, str, str] 
     return (gap, lo, hi) if sse_l <= sse_h else (gap, hi, lo)
 
 
+def single_setting(G: Groups) -> list[str]:
+    """One setting: nothing to compare, so say so, and what a sweep over β would add."""
+    if len(G.g) != 1:
+        return []
+    g = str(G.g.index[0])
+    n = int(pd.to_numeric(G.g["n_seeds"]).iloc[0])
+    seeds = "one run" if n == 1 else f"{n} seeds"
+    return [
+        f"This report has one setting, {G.label(g)} ({seeds}), so it compares nothing: it "
+        f"describes that setting against its references. A sweep over β with everything else "
+        f"the same (e.g. vaesweep sweep beta=0.01,0.1,1) would add what this one cannot show: "
+        f"how the rate and the reconstruction error trade off as β changes, at which β the "
+        f"posterior collapses, and which β matches the model's own error (β_calib = 1)."
+    ]
+
+
 def title(G: Groups, ends: tuple[str, str] | None) -> str | None:
     """The page's headline, from the numbers; None keeps the default.
 
@@ -138,6 +169,8 @@ def title(G: Groups, ends: tuple[str, str] | None) -> str | None:
     when the unconverged ends do not already differ clearly, so the headline never contradicts
     the numbers below it.
     """
+    if len(G.g) == 1:
+        return f"One setting, {G.label(str(G.g.index[0]))}: no β comparison"
     about_beta = _beta_title(G, ends)
     cause = reduction_cause(G)
     if cause is None:
@@ -191,7 +224,7 @@ def _beta_title(G: Groups, ends: tuple[str, str] | None) -> str | None:
 def latent_sentences(G: Groups, ends: tuple[str, str] | None) -> list[str]:
     """When every latent is in use at every β, the latent size limits the code, not β."""
     rows = G.by_beta()
-    if rows.empty:
+    if len(rows) < 2:  # "at every β" needs two of them
         return []
     # In use: active (Burda et al. 2016) and carrying at least 0.1 nats.
     au = pd.concat(
