@@ -140,7 +140,13 @@ def run_row(run: Run, spectrum: Spectrum | None) -> dict[str, Any]:
         # seconds) in a run that was killed: the later of the two is what was measured.
         "epochs_done": max(num(s.get("epochs_done")), num(final.get("epoch")), key=_or_minus_inf),
         "epochs": num(s.get("epochs", (config.get("train") or {}).get("epochs"))),
-        "steps": num(s.get("steps", s.get("step"))),
+        # Steps done (a diverged or interrupted run stopped short of its plan), and planned.
+        "steps": _steps_done(run, s, final),
+        "planned_steps": num(s.get("steps")),
+        # The length the config set: train.epochs, when set, wins over train.steps.
+        "length_key": "train.epochs"
+        if (config.get("train") or {}).get("epochs") is not None
+        else "train.steps",
         # summary["convergence"] (evaluation/convergence.py): the relative fall of the validation
         # objective over the last 10% of steps, and 1 / 0 for converged / still improving.
         "last10_change": num(verdict.get("rel_change")),
@@ -184,6 +190,11 @@ def run_row(run: Run, spectrum: Spectrum | None) -> dict[str, Any]:
     row["iwae_calib_bpd"] = num(calib.get("bpd"))
     row["binarize"] = (config.get("data") or {}).get("binarize")
     row.update(_convergence(run, row))
+    # One verdict for the tables and the reading: a run whose β_t or learned σ still moved has
+    # not converged, even if its objective (which that move may have held up) had settled.
+    row["objective_converged"] = row["converged"]
+    if row["unsettled"]:
+        row["converged"] = 0.0
     row["total_variance"] = spectrum.total_variance if spectrum else math.nan
     row["lambda_1"] = float(spectrum.eigenvalues[0]) if spectrum else math.nan
     row.update(_linear(spectrum, row))
@@ -224,6 +235,15 @@ def objective_convergence(run: Run) -> dict[str, Any]:
         finished=run.status != "diverged",
     )
     return again if again.get("rel_change") is not None else recorded
+
+
+def _steps_done(run: Run, s: dict[str, Any], final: dict[str, Any]) -> float:
+    """Optimiser steps the run did: summary.json's progress or its last metrics row, whichever
+    is later; the planned steps only for a completed record that lacks both."""
+    done = max(num(s.get("step")), num(final.get("step")), key=_or_minus_inf)
+    if math.isnan(done) and run.status == "completed":
+        return num(s.get("steps"))
+    return done
 
 
 def _implausible(row: dict[str, Any]) -> str:

@@ -110,8 +110,8 @@ def build_reading(sweep: SweepRecords) -> Reading:
 
 
 def _unconverged(G: Groups) -> list[bool]:
-    """[True] when some setting stopped while still improving, else []."""
-    return [True] if not diagnosis.unconverged(G).empty else []
+    """[True] when some run stopped while its objective was still falling, else []."""
+    return [True] if diagnosis.still_improving(G) else []
 
 
 def _guarded(what: str, make: Callable[[], list[T]], sweep: SweepRecords) -> list[T]:

@@ -126,6 +126,11 @@ def runs_table(sweep: SweepRecords) -> pd.DataFrame:
     for stem, header in RUN_COLUMNS:
         if stem in t.columns and (stem == "status" or t[stem].notna().any()):
             out[header] = [_cell(v, stem) for v in t[stem]]
+    if "unsettled" in t.columns and "converged" in out.columns:  # why "no" when the fall is small
+        out["converged"] = [
+            f"no ({u} still moving)" if c == 0 and u else cell
+            for c, u, cell in zip(t["converged"], t["unsettled"].fillna(""), out["converged"])
+        ]
     return out.reset_index(drop=True)
 
 
