@@ -199,6 +199,8 @@ def run_row(run: Run, spectrum: Spectrum | None) -> dict[str, Any]:
     row["lambda_1"] = float(spectrum.eigenvalues[0]) if spectrum else math.nan
     row.update(_linear(spectrum, row))
     row["wall_time_s"] = num(s.get("wall_time_s"))
+    # A stack member's wall time is its stack's: the K runs trained together in one process.
+    row["stack_size"] = num((s.get("timings") or {}).get("stack_size"))
     implausible = _implausible(row)
     row["usable"] = bool(
         run.status == "completed"
