@@ -134,8 +134,8 @@ def runs_table(sweep: SweepRecords) -> pd.DataFrame:
     for stem, header in RUN_COLUMNS:
         if stem in t.columns and (stem == "status" or t[stem].notna().any()):
             out[header] = [_cell(v, stem) for v in t[stem]]
-    stacked = pd.to_numeric(t.get("stack_size"), errors="coerce") > 1
-    if "time (s)" in out.columns and stacked.any():  # members share their stack's clock
+    stacked = "stack_size" in t.columns and bool((t["stack_size"] > 1).any())
+    if "time (s)" in out.columns and stacked:  # members share their stack's clock
         out = out.rename(columns={"time (s)": "time (s; a stacked run: its stack's)"})
     if "unsettled" in t.columns and "converged" in out.columns:  # why "no" when the fall is small
         out["converged"] = [
