@@ -31,7 +31,8 @@ def test_unconverged_runs_lead_the_reading_and_set_the_headline(tmp_path: Path) 
     assert "does not matter" not in reading.text()
     assert reading.answer[0].startswith("These runs stopped while still improving")
     assert "fell by 3.0% over the last 10% of the 130 steps" in reading.answer[0]
-    assert "train.steps=520" in reading.answer[0]
+    # The fabricated runs set train.epochs=5, which wins over train.steps: 4x the epochs.
+    assert "train.epochs=20" in reading.answer[0]
     runs = runs_table(sweep)
     assert list(runs["converged"]) == ["no", "no"]
     assert list(runs["val fall, last 10%"]) == ["3.0%", "3.0%"]

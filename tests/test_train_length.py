@@ -54,7 +54,15 @@ def test_still_falling_is_not_converged() -> None:
     points = [(10 * e, 100.0 * 0.97**e) for e in range(1, 21)]
     out = convergence(points, 200)
     assert out["converged"] is False and (out["from_step"], out["to_step"]) == (180, 200)
-    assert out["rel_change"] == pytest.approx(0.97**-2 - 1)
+    assert out["rel_change"] == pytest.approx(1 - 0.97**2)  # a share of the window's start
+
+
+def test_the_fall_is_a_share_of_the_start_not_of_the_end() -> None:
+    """A tester's run fell from 4.563 to 3.419 over the window: 25.1%, which the record gave
+    as 33.5% (divided by the end value)."""
+    out = convergence([(70, 4.563), (78, 3.419)], 78)
+    assert out["rel_change"] == pytest.approx(0.2507, abs=1e-4)
+    assert out["relative_to"] == "start"
 
 
 def test_flat_or_rising_is_converged() -> None:
@@ -76,8 +84,8 @@ def test_a_diverged_run_is_never_called_converged() -> None:
 
 
 def test_the_boundary_is_the_documented_tolerance() -> None:
-    below = convergence([(90, 100.0 * (1 + 0.99 * TOLERANCE)), (100, 100.0)], 100)
-    above = convergence([(90, 100.0 * (1 + 1.01 * TOLERANCE)), (100, 100.0)], 100)
+    below = convergence([(90, 100.0), (100, 100.0 * (1 - 0.99 * TOLERANCE))], 100)
+    above = convergence([(90, 100.0), (100, 100.0 * (1 - 1.01 * TOLERANCE))], 100)
     assert below["converged"] is True and above["converged"] is False
 
 

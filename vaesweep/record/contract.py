@@ -137,8 +137,9 @@ SUMMARY_KEYS = (
     "epochs",  # epochs the run trains (the last may be partial): train.epochs, or from train.steps
     "steps",  # optimiser steps the run trains: train.steps, or train.epochs x steps_per_epoch
     "steps_per_epoch",  # ceil(n_train / batch_size)
-    # {"rule", "tolerance", "window", "from_step", "to_step", "rel_change", "converged"}: did
-    # the validation objective still fall over the last 10% of steps (evaluation/convergence.py)
+    # {"rule", "tolerance", "window", "from_step", "to_step", "rel_change", "relative_to",
+    #  "converged"}: did the validation objective still fall over the last 10% of steps;
+    # rel_change = (start - end) / |start| of that window (evaluation/convergence.py)
     "convergence",
     # While a run trains, epochs_done / step / final are refreshed at most every 2 s (metrics.csv
     # and checkpoint.pt every epoch); when it ends they are exact.

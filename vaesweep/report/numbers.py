@@ -6,10 +6,14 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import pandas as pd
+
 
 def _number(x: Any) -> float | str:
     """``x`` as a float, or the text to print instead: "n/a" for NaN, ``str(x)`` for a value
     that is not a number."""
+    if x is None or x is pd.NA:  # a missing count in a nullable integer column
+        return "n/a"
     try:
         v = float(x)
     except (TypeError, ValueError):

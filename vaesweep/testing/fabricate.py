@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from vaesweep.config import KL_SCHEMAS, Config, ConvConfig, LossConfig, TrainConfig, WarmupKL
+from vaesweep.evaluation.convergence import RELATIVE_TO
 from vaesweep.record import RunRecord
 from vaesweep.record.run_record import last_rows
 from vaesweep.report.data.linear_reference import Spectrum, water_filling
@@ -247,6 +248,7 @@ def fabricate_run(
             "from_step": (epochs - 1) * 26,
             "to_step": epochs * 26,
             "rel_change": rel_change if rel_change is not None else (0.002 if converged else 0.03),
+            "relative_to": RELATIVE_TO,
             "converged": converged,
         }
     return record.update_summary(**end)

@@ -98,6 +98,16 @@ def _label_part(key: str, value: Any) -> str:
     return f"{key.split('.')[-1]}={text}"
 
 
+def _setting_label(beta: Any, method: Any, fallback: str) -> str:
+    """The name of a setting that no swept key names (only seeds vary, or a single run): its β,
+    and its KL method when not constant. A run's name ("seed=0") would name one seed, not the
+    setting its seeds share."""
+    if not isinstance(beta, float) or beta != beta:
+        return fallback
+    name = _label_part("beta", beta)
+    return name if method in (None, "constant") else f"{method}, {name}"
+
+
 def _fmt_value(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:g}"
@@ -153,7 +163,7 @@ def add_groups(
     for key, run in runs.items():
         row = table.loc[key]
         parts = [_label_part(k, row[c]) for k, c in params if row[c] is not None]
-        label = ", ".join(parts) if parts else run.name
+        label = ", ".join(parts) if parts else _setting_label(row["beta"], row["method"], run.name)
         # What else differs besides beta: the reading compares betas only within one of these.
         others.append(
             ", ".join(

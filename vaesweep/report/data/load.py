@@ -28,6 +28,18 @@ PLAN_FILE = (
 INDEX_FILE = "runs.csv"  # but the report should not depend on the sweep driver's package.
 #: The report's own output folder inside a DIR; never mistaken for a run.
 REPORT_DIR = "report"
+#: summary.json fields the report reads as JSON objects; any other type counts as missing.
+OBJECT_FIELDS = (
+    "config",
+    "data",
+    "model",
+    "final",
+    "convergence",
+    "iwae",
+    "disentanglement",
+    "timings",
+    "images",
+)
 #: metrics.csv columns without which the file cannot be a run's metrics.
 REQUIRED_COLUMNS = ("epoch", "split")
 
@@ -225,6 +237,12 @@ def load_run(name: str, path: Path, source: str, values: dict[str, str], key: st
     summary, problem = read_summary(path)
     if problem:
         run.problems.append(problem)
+    for key in OBJECT_FIELDS:  # a hand-edited "config": [1] is missing, not a crash
+        if summary.get(key) is not None and not isinstance(summary[key], dict):
+            run.problems.append(
+                f"{contract.SUMMARY_FILE} field {key!r} is not an object; ignored it"
+            )
+            del summary[key]
     run.summary = summary
     if summary:
         run.status = str(summary.get("status") or "unknown")
@@ -246,15 +264,20 @@ def load_run(name: str, path: Path, source: str, values: dict[str, str], key: st
 def load(dirs: list[Path], outputs: Path | None = None) -> Loaded:
     """Read every run of every DIR (default: the newest sweep under ``outputs``)."""
     paths = [Path(d).expanduser() for d in dirs] or [default_dir(outputs)]
+    paths = list({p.resolve(): p for p in paths}.values())  # `report DIR DIR`: once
     found = [discover(p) for p in paths]
     several = len(found) > 1
     sources: list[Source] = []
     runs: list[Run] = []
     seen: set[str] = set()
+    dirs_seen: set[Path] = set()
     for source, planned in found:
         sources.append(source)
         label = source.path.resolve().name if source.kind != "run" else ""
         for name, run_dir, values in planned:
+            if run_dir.resolve() in dirs_seen:  # a run also given on its own, or twice
+                continue
+            dirs_seen.add(run_dir.resolve())
             key = f"{label}/{name}" if several and label else name
             while key in seen:  # the same run given twice, or two sources with one name
                 key += "'"

@@ -58,11 +58,13 @@ def build_reading(sweep: SweepRecords) -> Reading:
     n_runs = len(sweep.table)
     n_ok = int(sweep.table["usable"].sum())
     reading = Reading(headline=_headline(sweep, G, n_runs, n_ok))
+    blown = _diverged(sweep)
     if G.g.empty:
         reading.answer.append(
             f"None of the {n_runs} runs finished with final values, so there is nothing to "
             "compare yet; the runs left out and their reasons are listed below."
         )
+        reading.answer[:0] = blown
         reading.sections.append(("Runs left out", findings.failures(sweep)))
         return reading
     ends = _ends(G)
@@ -76,7 +78,8 @@ def build_reading(sweep: SweepRecords) -> Reading:
         if s.startswith("The reduction, not β")
     ]
     answer = _guarded("The answer", lambda: build_answer(G, ends), sweep)
-    reading.answer = (length if still_improving else []) + cause + answer
+    single = diagnosis.single_setting(G)
+    reading.answer = blown + single + (length if still_improving else []) + cause + answer
     headline = _guarded("The title", lambda: [diagnosis.title(G, ends)], sweep)
     reading.title = (headline[0] if headline else None) or reading.title
     reading.questions = _guarded("The short answers", lambda: build_questions(G, ends), sweep)
@@ -109,8 +112,8 @@ def build_reading(sweep: SweepRecords) -> Reading:
 
 
 def _unconverged(G: Groups) -> list[bool]:
-    """[True] when some setting stopped while still improving, else []."""
-    return [True] if not diagnosis.unconverged(G).empty else []
+    """[True] when some run stopped while its objective was still falling, else []."""
+    return [True] if diagnosis.still_improving(G) else []
 
 
 def _guarded(what: str, make: Callable[[], list[T]], sweep: SweepRecords) -> list[T]:
@@ -131,6 +134,25 @@ def _headline(sweep: SweepRecords, G: Groups, n_runs: int, n_ok: int) -> str:
         else (f"one setting ({G.label(G.g.index[0])})" if len(G.g) else "no setting")
     )
     return f"{n_runs} run(s) ({kinds}); {n_ok} with final values, covering {what}."
+
+
+def _diverged(sweep: SweepRecords) -> list[str]:
+    """How many runs diverged and at which settings: the comparison covers only the others,
+    so a sweep of four βs that lost two must not read as a sweep of two."""
+    t = sweep.table
+    bad = t[t["status"] == "diverged"]
+    if bad.empty:
+        return []
+    where = "; ".join(dict.fromkeys(str(x) for x in bad["label"]))
+    rest = (
+        f"the rest of this reading compares only the {int(t['usable'].sum())} run(s) that finished"
+        if t["usable"].any()
+        else "no run finished"
+    )
+    return [
+        f"{len(bad)} of {len(t)} runs diverged ({where}): {rest}; the runs left out are listed "
+        f"with their errors below."
+    ]
 
 
 def _ends(G: Groups) -> tuple[str, str] | None:

@@ -57,7 +57,6 @@ def length_sentences(G: Groups, ends: tuple[str, str] | None = None) -> list[str
     known = share.notna()
     falls = _column(G, "last10_change_mean")[known]
     bad = unconverged(G)
-    steps = _column(G, "steps_mean")[known].max()
     if bad.empty:
         rose = falls[falls <= -0.01]  # a rise counts as converged (not improving), but say so
         change = (
@@ -74,22 +73,52 @@ def length_sentences(G: Groups, ends: tuple[str, str] | None = None) -> list[str
             f"All {int(known.sum())} settings converged: their validation objective {change}, so "
             f"the differences below are differences between the settings, not training length."
         ]
-    bad_falls = _column(G, "last10_change_mean")[bad.index]
-    longer = f"train.steps={fmt_int(4 * steps)}" if ok(steps) else "a larger train.steps"
-    lo, hi = _pct(bad_falls.min()), _pct(bad_falls.max())
-    span = lo if lo == hi else f"{lo}–{hi}"
+    runs = _runs(G, bad.index)
+    improving = runs[runs["objective_converged"] == 0]
+    # Settings whose objective had settled but whose β_t or learned σ still moved.
+    moving = [g for g in bad.index if str(g) not in set(improving["group"].astype(str))]
+    longer = _longer(G, bad.index)
+    facts = []
+    if not improving.empty:
+        falls = improving["last10_change"]
+        lo, hi = _pct(falls.min()), _pct(falls.max())
+        span = lo if lo == hi else f"{lo}–{hi}"
+        per_run = " (per run)" if lo != hi else ""
+        facts.append(
+            f"the validation objective fell by {span}{per_run} over the last 10% of "
+            f"{_steps(improving)} (a run counts as converged below 1%)"
+        )
+    if moving:
+        names = "; ".join(
+            f"{at(G.label(str(g)))}{_settled(G, g)} {_unsettled(G, g)} still moved"
+            for g in moving[:6]
+        )
+        facts.append(f'{names} (see "Controller and decoder-noise convergence")')
+    detail = "; ".join(facts)
+    still = "stopped while still improving" if not moving else "had not converged"
+    if len(G.g) == 1:  # nothing to compare: say what the length means for this setting alone
+        n = int(pd.to_numeric(G.g["n_seeds"]).iloc[0])
+        lead = f"This run {still}" if n == 1 else f"These runs {still}"
+        tail = (
+            f"{'Its' if n == 1 else 'Their'} numbers describe this training length as much as "
+            f"the setting; train longer (e.g. {longer}) for the numbers the setting converges to."
+        )
+        return [f"{lead}; {detail}. {tail}"]
     gap = beta_gap(G, ends)
     clear = gap is not None and gap[0] >= CLEAR_GAP and _ends_unconverged(G, ends)
     if len(bad) == int(known.sum()):
+        # "β does not matter yet" only where two βs are compared (not across KL methods).
         lead = (
-            "These runs stopped while still improving"
-            if clear
-            else "β does not matter yet: these runs stopped while still improving"
+            f"These runs {still}"
+            if clear or ends is None
+            else f"β does not matter yet: these runs {still}"
         )
     else:
         # Labels hold commas ("β=1, recon_reduction=sum"): semicolons keep them apart.
         names = "; ".join(G.label(str(i)) for i in bad.index[:6])
-        lead = f"Not every run converged: {len(bad)} of {int(known.sum())} settings ({names}) stopped while still improving"
+        lead = (
+            f"Not every run converged: {len(bad)} of {int(known.sum())} settings ({names}) {still}"
+        )
     if clear and gap is not None:
         _, better, worse = gap
         tail = (
@@ -99,13 +128,69 @@ def length_sentences(G: Groups, ends: tuple[str, str] | None = None) -> list[str
         )
     else:
         tail = (
-            f"Differences between them are partly training length, not β; train longer "
+            f"Differences between them are partly training length, not "
+            f"{'β' if ends is not None else 'the settings'}; train longer "
             f"(e.g. {longer}) before reading them."
         )
-    return [
-        f"{lead}; the validation objective fell by {span} over the last 10% of the {fmt_int(steps)} steps (a run counts "
-        f"as converged below 1%). {tail}"
-    ]
+    return [f"{lead}; {detail}. {tail}"]
+
+
+def _runs(G: Groups, groups: pd.Index) -> pd.DataFrame:
+    """The usable runs (summary.csv rows) of ``groups``: the reading quotes their own numbers,
+    the ones the table of every run shows, not the groups' means."""
+    t = G.table
+    return t[t["usable"] & t["group"].astype(str).isin([str(g) for g in groups])]
+
+
+def _steps(runs: pd.DataFrame) -> str:
+    """ "the 78 steps", or "their 78–1,040 steps" when the runs trained for different lengths."""
+    steps = pd.to_numeric(runs["steps"], errors="coerce").dropna()
+    if steps.empty:
+        return "the steps"
+    lo, hi = fmt_int(steps.min()), fmt_int(steps.max())
+    return f"the {lo} steps" if lo == hi else f"their {lo}–{hi} steps"
+
+
+def _longer(G: Groups, groups: pd.Index) -> str:
+    """How to train ``groups`` longer: four times each one's own length, in the key its config
+    set (train.epochs when set: it wins over train.steps, so a larger train.steps would change
+    nothing)."""
+    picks: dict[str, list[str]] = {}
+    for g in groups:
+        runs = _runs(G, pd.Index([g]))
+        epochs = pd.to_numeric(runs["epochs"], errors="coerce").dropna()
+        steps = pd.to_numeric(runs["planned_steps"], errors="coerce").dropna()
+        if (runs["length_key"] == "train.epochs").any() and not epochs.empty:
+            pick = f"train.epochs={fmt_int(4 * epochs.max())}"
+        elif not steps.empty:
+            pick = f"train.steps={fmt_int(4 * steps.max())}"
+        else:
+            continue
+        picks.setdefault(pick, []).append(G.label(str(g)))
+    if not picks:
+        return "a larger train.epochs or train.steps"
+    if len(picks) == 1:
+        return next(iter(picks))
+    return "; ".join(f"{p} for {', '.join(labels[:4])}" for p, labels in picks.items())
+
+
+def still_improving(G: Groups) -> bool:
+    """Whether some run's validation objective was still falling when it stopped (a moving β_t
+    alone is not: the length sentence then explains, but does not lead the answer)."""
+    runs = _runs(G, G.g.index)
+    return bool((runs["objective_converged"] == 0).any())
+
+
+def _settled(G: Groups, group: object) -> str:
+    """ " the objective had settled but" when every run's rule said so; "" when unknown."""
+    runs = _runs(G, pd.Index([group]))
+    return " the objective had settled but" if (runs["objective_converged"] == 1).all() else ""
+
+
+def _unsettled(G: Groups, group: object) -> str:
+    """What was still moving at the end of a run of ``group`` (β_t, the learned decoder σ)."""
+    names = _runs(G, pd.Index([group]))["unsettled"].fillna("").astype(str)
+    return ", ".join(sorted({n for v in names for n in v.split(", ") if n})) or "the objective"
 
 
 def _ends_unconverged(G: Groups, ends: tuple[str, str] | None) -> bool:
@@ -129,6 +214,22 @@ def beta_gap(G: Groups, ends: tuple[str, str] | None) -> tuple[float, str, str] 
     return (gap, lo, hi) if sse_l <= sse_h else (gap, hi, lo)
 
 
+def single_setting(G: Groups) -> list[str]:
+    """One setting: nothing to compare, so say so, and what a sweep over β would add."""
+    if len(G.g) != 1:
+        return []
+    g = str(G.g.index[0])
+    n = int(pd.to_numeric(G.g["n_seeds"]).iloc[0])
+    seeds = "one run" if n == 1 else f"{n} seeds"
+    return [
+        f"This report has one setting, {G.label(g)} ({seeds}), so it compares nothing: it "
+        f"describes that setting against its references. A sweep over β with everything else "
+        f"the same (e.g. vaesweep sweep beta=0.01,0.1,1) would add what this one cannot show: "
+        f"how the rate and the reconstruction error trade off as β changes, at which β the "
+        f"posterior collapses, and which β matches the model's own error (β_calib = 1)."
+    ]
+
+
 def title(G: Groups, ends: tuple[str, str] | None) -> str | None:
     """The page's headline, from the numbers; None keeps the default.
 
@@ -138,6 +239,8 @@ def title(G: Groups, ends: tuple[str, str] | None) -> str | None:
     when the unconverged ends do not already differ clearly, so the headline never contradicts
     the numbers below it.
     """
+    if len(G.g) == 1:
+        return f"One setting, {G.label(str(G.g.index[0]))}: no β comparison"
     about_beta = _beta_title(G, ends)
     cause = reduction_cause(G)
     if cause is None:
@@ -191,7 +294,7 @@ def _beta_title(G: Groups, ends: tuple[str, str] | None) -> str | None:
 def latent_sentences(G: Groups, ends: tuple[str, str] | None) -> list[str]:
     """When every latent is in use at every β, the latent size limits the code, not β."""
     rows = G.by_beta()
-    if rows.empty:
+    if len(rows) < 2:  # "at every β" needs two of them
         return []
     # In use: active (Burda et al. 2016) and carrying at least 0.1 nats.
     au = pd.concat(

@@ -288,6 +288,14 @@ def seeds(G: Groups, ends: tuple[str, str] | None) -> list[str]:
         return []
     std = pd.to_numeric(G.g["elbo_std"], errors="coerce")
     mean = pd.to_numeric(G.g["elbo_mean"], errors="coerce")
+    if len(G.g) == 1:  # no settings to set the spread against
+        g = str(G.g.index[0])
+        return [
+            f"The {plural(n.iloc[0], 'seed')} {at(G.label(g))} have an ELBO of "
+            f"{fmt(mean.iloc[0])} nats with a standard deviation of {fmt(std.iloc[0])} and a "
+            f"squared error of {fmt(G.v(g, 'sse'))} with a standard deviation of "
+            f"{fmt(G.g.loc[g, 'sse_std'])} per image."
+        ]
     g, lo, hi = str(std.idxmax()), str(mean.idxmin()), str(mean.idxmax())
     count = (
         f"Every setting has {plural(n.min(), 'seed')}."

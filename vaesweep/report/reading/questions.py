@@ -165,6 +165,13 @@ def _latent_space(G: Groups, lo: str, hi: str) -> str:
 
 
 def _pick(G: Groups) -> str:
+    if len(G.g) == 1:
+        return (
+            f"With one setting ({G.label(str(G.g.index[0]))}) there is nothing to pick between; "
+            "sweep β (or the other settings you are choosing among) and this answer names the "
+            "best setting for reconstructions, for the calibrated likelihood and for prior "
+            "samples."
+        )
     parts = []
     g = G.best("mse", high=False)
     if g:

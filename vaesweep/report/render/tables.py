@@ -75,7 +75,15 @@ def _cell(value: object, stem: str) -> str:
     if stem == "last10_change":
         ok = isinstance(value, float) and math.isfinite(value)
         return f"{100 * value:.1f}%" if ok else ""  # type: ignore[operator]
-    return fmt_int(value) if stem in COUNTS else fmt(value)
+    if stem in COUNTS:
+        return _count(value)
+    return fmt(value)
+
+
+def _count(value: object) -> str:
+    """A count, or a dash where the record has none (not pandas' "<NA>")."""
+    text = fmt_int(value)
+    return "–" if text == "n/a" else text
 
 
 def settings_table(sweep: SweepRecords) -> pd.DataFrame:
@@ -126,6 +134,14 @@ def runs_table(sweep: SweepRecords) -> pd.DataFrame:
     for stem, header in RUN_COLUMNS:
         if stem in t.columns and (stem == "status" or t[stem].notna().any()):
             out[header] = [_cell(v, stem) for v in t[stem]]
+    stacked = "stack_size" in t.columns and bool((t["stack_size"] > 1).any())
+    if "time (s)" in out.columns and stacked:  # members share their stack's clock
+        out = out.rename(columns={"time (s)": "time (s; a stacked run: its stack's)"})
+    if "unsettled" in t.columns and "converged" in out.columns:  # why "no" when the fall is small
+        out["converged"] = [
+            f"no ({u} still moving)" if c == 0 and u else cell
+            for c, u, cell in zip(t["converged"], t["unsettled"].fillna(""), out["converged"])
+        ]
     return out.reset_index(drop=True)
 
 
@@ -135,7 +151,7 @@ def left_out_table(sweep: SweepRecords) -> pd.DataFrame:
         {
             "run": t["run"],
             "status": t["status"],
-            "epochs": [f"{fmt_int(a)}/{fmt_int(b)}" for a, b in zip(t["epochs_done"], t["epochs"])],
+            "epochs": [f"{_count(a)}/{_count(b)}" for a, b in zip(t["epochs_done"], t["epochs"])],
             "reason": [e or p or "" for e, p in zip(t["error"], t["problems"])],
         }
     ).reset_index(drop=True)
