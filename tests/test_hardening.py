@@ -775,3 +775,30 @@ def test_a_job_without_a_result_is_waited_out_with_the_others(tmp_path: Path) ->
     assert len(ended) == 1 and ended[0].startswith(f"job {killed.job_id} ended "), ended
     with pytest.raises(submitit.core.utils.UncompletedJobError):
         killed.results()  # what the launcher raised before, at the first such job
+
+
+# ------------------------------------------------- exploratory testing, round 2: commands, record
+
+
+@pytest.mark.parametrize("command", ["train", "sweep"])
+def test_a_name_too_long_for_a_folder_is_refused_before_writing(
+    outputs: Path, command: str
+) -> None:
+    """A 300-character --name crashed with OSError 'File name too long' (rc 1)."""
+    extra = ["beta=0.1,1"] if command == "sweep" else ["train.epochs=1"]
+    result = _invoke([command, *extra, "--name", "x" * 300])
+    assert result.exit_code == 2, result.output
+    assert len(result.output.strip().splitlines()) == 1, result.output
+    assert "--name is 300 bytes long; at most" in result.output
+    assert not outputs.exists()
+
+
+def test_the_name_limit_counts_what_train_adds(tmp_path: Path) -> None:
+    from vaesweep.errors import UserError
+    from vaesweep.record.layout import name_max, one_component
+
+    limit = name_max(tmp_path / "not" / "yet")  # the nearest folder that exists decides
+    assert limit == name_max(tmp_path) > 0
+    assert one_component("x" * (limit - 10), parent=tmp_path, added="y" * 10)
+    with pytest.raises(UserError, match=f"at most {limit - 10} fit .*time stamp"):
+        one_component("x" * (limit - 9), parent=tmp_path, added="y" * 10)

@@ -54,7 +54,7 @@ def plan_sweep(
 ) -> tuple[SweepPlan, bridge_grid.Grid]:
     """Expand and validate the grid (nothing is written)."""
     if name is not None:
-        one_component(name)
+        one_component(name, parent=sweeps_dir(opts.outputs))
     grid = bridge_grid.expand_grid(overrides, opts.config_dirs)
     configs = bridge_grid.validate_jobs(grid, opts.config_dirs)
     opts.trackers = [c.tracker for c in configs]

@@ -28,6 +28,10 @@ from vaesweep.record.sweep_lock import SweepLock
 from vaesweep.record.sweep_plan import PLAN_FILE
 from vaesweep.tracking import session as tracking
 
+#: The largest process id Linux hands out (``/proc/sys/kernel/pid_max`` at most), for the
+#: ``_<pid>`` that tells apart two runs started in the same second.
+PID_MAX = 4194304
+
 
 def timestamp() -> str:
     return datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
@@ -51,7 +55,9 @@ def train(
     and :func:`vaesweep.bridge.launch.hydra_task` hands the job's typed config to the run.
     """
     if name is not None:
-        one_component(name)
+        # The folder is <time>_<name>, with _<pid> after it if that folder exists.
+        added = f"{timestamp()}__{PID_MAX}"
+        one_component(name, parent=runs_dir(opts.outputs), added=added)
     if resume is not None:
         overrides, run_dir = _resumable_run(resume, overrides)
         writable_dir(run_dir, "--resume")
