@@ -802,3 +802,17 @@ def test_the_name_limit_counts_what_train_adds(tmp_path: Path) -> None:
     assert one_component("x" * (limit - 10), parent=tmp_path, added="y" * 10)
     with pytest.raises(UserError, match=f"at most {limit - 10} fit .*time stamp"):
         one_component("x" * (limit - 9), parent=tmp_path, added="y" * 10)
+
+
+def test_ls_lists_every_sweep_and_shows_a_damaged_one(outputs: Path) -> None:
+    """One sweep.json that does not parse made `ls` list nothing, with a message about
+    resuming."""
+    fabricate_sweep(outputs / "sweeps" / "s1", [0.1], images=False)
+    fabricate_sweep(outputs / "sweeps" / "s2", [0.1, 1.0], images=False)
+    (outputs / "sweeps" / "s1" / "sweep.json").write_text("{bad")
+    result = _invoke(["ls"])
+    assert result.exit_code == 0, result.output
+    assert "resume" not in result.output
+    lines = result.output.splitlines()
+    assert any("s2" in line and "2 completed" in line for line in lines), result.output
+    assert any("s1" in line and "damaged sweep.json" in line for line in lines), result.output

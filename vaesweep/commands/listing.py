@@ -5,13 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from vaesweep.commands.terminal_tables import status_colour
 from vaesweep.errors import UserError
 from vaesweep.record.layout import outputs_root, runs_dir, sweeps_dir
 from vaesweep.record.sweep_index import index_rows, run_status, status_counts
-from vaesweep.record.sweep_plan import PLAN_FILE, SweepPlan
+from vaesweep.record.sweep_plan import PLAN_FILE, DamagedPlan, SweepPlan
 
 
 def _counts_text(counts: dict[str, int]) -> str:
@@ -40,7 +41,12 @@ def print_listing(console: Console, outputs: Path | None) -> None:
     for col in ("sweep", "runs", "swept", "status", "created"):
         table.add_column(col)
     for path in sweeps:
-        plan = SweepPlan.load(path)
+        try:
+            plan = SweepPlan.load(path)
+        except DamagedPlan as err:  # one damaged sweep must not hide the others
+            damaged = f"[{status_colour('failed')}]damaged[/] {PLAN_FILE} ({escape(err.reason)})"
+            table.add_row(path.name, "?", "", damaged, "")
+            continue
         counts = status_counts(index_rows(path, plan))
         table.add_row(
             path.name,
