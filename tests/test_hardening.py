@@ -816,3 +816,48 @@ def test_ls_lists_every_sweep_and_shows_a_damaged_one(outputs: Path) -> None:
     lines = result.output.splitlines()
     assert any("s2" in line and "2 completed" in line for line in lines), result.output
     assert any("s1" in line and "damaged sweep.json" in line for line in lines), result.output
+
+
+def _dead_pid() -> int:
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-c", ""])
+    proc.wait()
+    return proc.pid
+
+
+@pytest.mark.parametrize("holder", ["dead", "alive", "elsewhere", "locked"])
+def test_a_run_whose_process_died_reads_interrupted_everywhere(outputs: Path, holder: str) -> None:
+    """After a SIGKILL, `ls` said `running` for ever and runs.csv `pending` for runs with
+    epochs of metrics. The run's lock names the process that held it: on this host and dead,
+    the run is interrupted (resumable); anything else may still be training."""
+    import os
+    import socket
+
+    from vaesweep.record.sweep_lock import SweepLock
+
+    sweep = outputs / "sweeps" / "k"
+    fabricate_sweep(sweep, [0.1, 1.0], statuses={"beta=0.1": "running"}, images=False)
+    (sweep / "runs.csv").write_text("run,beta,status\nbeta=0.1,0.1,pending\nbeta=1,1,pending\n")
+    pid = os.getpid() if holder == "alive" else _dead_pid()
+    host = "another-host" if holder == "elsewhere" else socket.gethostname()
+    (sweep / "beta=0.1" / ".lock").write_text(json.dumps({"pid": pid, "host": host, "since": 0}))
+    with SweepLock(sweep / "beta=0.1", what="run") if holder == "locked" else _nothing():
+        if holder == "locked":  # a new holder that has not written who it is yet
+            (sweep / "beta=0.1" / ".lock").write_text(
+                json.dumps({"pid": _dead_pid(), "host": host})
+            )
+        result = _invoke(["ls"])
+    assert result.exit_code == 0, result.output
+    expected = "interrupted" if holder == "dead" else "running"
+    assert f"1 completed, 1 {expected}" in result.output, result.output
+    index = pd.read_csv(sweep / "runs.csv").set_index("run")
+    assert index.loc["beta=0.1", "status"] == expected
+    assert index.loc["beta=0.1", "epochs_done"] > 0
+
+
+def _nothing() -> Any:
+    import contextlib
+
+    return contextlib.nullcontext()
