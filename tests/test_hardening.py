@@ -861,3 +861,25 @@ def _nothing() -> Any:
     import contextlib
 
     return contextlib.nullcontext()
+
+
+def test_resume_says_which_launcher_it_uses(outputs: Path) -> None:
+    """`sweep --resume DIR --jobs 2` of a basic sweep said it resumed with the basic launcher
+    and ran joblib (what --jobs > 1 takes)."""
+    from vaesweep.commands.launching import LaunchOptions
+    from vaesweep.commands.sweep import plan_new_or_resumed
+
+    sweep = outputs / "sweeps" / "s"
+    fabricate_sweep(sweep, [0.1, 1.0], statuses={"beta=1": "pending"}, images=False)
+    assert json.loads((sweep / "sweep.json").read_text())["launcher"] == "basic"
+    opts = LaunchOptions("basic", 2, launcher_given=False, jobs_given=True)
+    plan_new_or_resumed([], opts, None, sweep)
+    assert opts.resume_note == (
+        "resuming with --launcher joblib (for --jobs 2; basic was stored in the sweep) "
+        "and --jobs 2 (given)"
+    )
+    opts = LaunchOptions("basic", 1, launcher_given=False, jobs_given=False)
+    plan_new_or_resumed([], opts, None, sweep)
+    assert opts.resume_note == (
+        "resuming with --launcher basic (stored in the sweep) and --jobs 1 (stored in the sweep)"
+    )

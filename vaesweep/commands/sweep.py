@@ -22,8 +22,10 @@ from vaesweep.bridge import grid as bridge_grid
 from vaesweep.bridge import launch as bridge_launch
 from vaesweep.commands.interrupts import mark_interrupted, stop_signals_as_interrupt
 from vaesweep.commands.launching import (
+    LAUNCHER_ALIASES,
     LaunchOptions,
     jobs_outlive_driver,
+    launcher_name,
     launcher_overrides,
     parallel_jobs,
     preflight_config,
@@ -166,9 +168,12 @@ def plan_new_or_resumed(
         opts.launcher = stored.launcher
     if not opts.jobs_given and stored.jobs:
         opts.jobs = stored.jobs
+    used = launcher_name(opts)
+    why = "given" if opts.launcher_given else "stored in the sweep"
+    if used != LAUNCHER_ALIASES.get(opts.launcher, opts.launcher):
+        why = f"for --jobs {opts.jobs}; {opts.launcher} was {why}"
     opts.resume_note = (
-        f"resuming with --launcher {opts.launcher} "
-        f"({'given' if opts.launcher_given else 'stored in the sweep'}) and --jobs {opts.jobs} "
+        f"resuming with --launcher {used} ({why}) and --jobs {opts.jobs} "
         f"({'given' if opts.jobs_given else 'stored in the sweep'})"
     )
     if opts.stack_size is None:  # the runs keep the stacks their checkpoints came from
