@@ -883,3 +883,21 @@ def test_resume_says_which_launcher_it_uses(outputs: Path) -> None:
     assert opts.resume_note == (
         "resuming with --launcher basic (stored in the sweep) and --jobs 1 (stored in the sweep)"
     )
+
+
+def test_an_error_quoting_a_library_message_stays_one_line(
+    tmp_path: Path, outputs: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """data.download=true offline printed 6 lines: torchvision's message has line breaks."""
+    from torchvision import datasets
+
+    def offline(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("Error downloading x.gz:\nTried https://a/, got:\n<urlopen error>\n")
+
+    monkeypatch.setattr(datasets, "MNIST", offline)
+    result = _invoke(
+        ["train", "data=mnist", f"data.root={tmp_path / 'none'}", "data.download=true"]
+    )
+    assert result.exit_code == 2, result.output
+    assert len(result.output.strip().splitlines()) == 1, result.output
+    assert "Error downloading x.gz: Tried https://a/, got: <urlopen error> );" in result.output
