@@ -901,3 +901,57 @@ def test_an_error_quoting_a_library_message_stays_one_line(
     assert result.exit_code == 2, result.output
     assert len(result.output.strip().splitlines()) == 1, result.output
     assert "Error downloading x.gz: Tried https://a/, got: <urlopen error> );" in result.output
+
+
+def _damage(run: Path, what: str) -> None:
+    """A run left `interrupted` with a truncated checkpoint, or with a whole checkpoint of
+    epoch 3 and an emptied metrics.csv."""
+    import torch
+
+    summary = json.loads((run / "summary.json").read_text())
+    (run / "summary.json").write_text(json.dumps({**summary, "status": "interrupted"}))
+    state = {"model": {}, "control": {}, "epoch": 3, "step": 6}
+    torch.save({"state": state, "config": {}}, run / "checkpoint.pt")
+    if what == "checkpoint":
+        data = (run / "checkpoint.pt").read_bytes()
+        (run / "checkpoint.pt").write_bytes(data[: len(data) // 2])
+    else:
+        (run / "metrics.csv").write_text("")
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {str(p): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("what", ["checkpoint", "metrics"])
+def test_resuming_a_damaged_run_is_one_line_before_anything_is_written(
+    outputs: Path, what: str
+) -> None:
+    """`train --resume` of a run with a truncated checkpoint marked it `failed` with torch's
+    3-line zip error (rc 1); with an emptied metrics.csv, `failed` with an IndexError."""
+    run = outputs / "runs" / "r"
+    fabricate_run(run, beta=0.1, images=False)
+    _damage(run, what)
+    before = _files(outputs)
+    result = _invoke(["train", "--resume", str(run)])
+    assert result.exit_code == 2, result.output
+    assert len(result.output.strip().splitlines()) == 1, result.output
+    expected = "checkpoint.pt: damaged checkpoint" if what == "checkpoint" else "no rows of epoch 3"
+    assert expected in result.output and "delete checkpoint.pt" in result.output
+    assert _files(outputs) == before
+
+
+def test_resuming_a_sweep_with_a_damaged_run_stops_before_anything_is_written(
+    outputs: Path,
+) -> None:
+    sweep = outputs / "sweeps" / "s"
+    fabricate_sweep(sweep, [0.1, 1.0], images=False)
+    plan = json.loads((sweep / "sweep.json").read_text())
+    (sweep / "sweep.json").write_text(json.dumps({**plan, "overrides": ["beta=0.1,1"]}))
+    _damage(sweep / "beta=1", "checkpoint")
+    before = _files(outputs)
+    result = _invoke(["sweep", "--resume", str(sweep)])
+    assert result.exit_code == 2, result.output
+    assert len(result.output.strip().splitlines()) == 1, result.output
+    assert "beta=1/checkpoint.pt: damaged checkpoint" in result.output
+    assert _files(outputs) == before

@@ -23,6 +23,7 @@ from vaesweep.commands.launching import (
 from vaesweep.errors import UserError
 from vaesweep.record import contract
 from vaesweep.record.layout import one_component, runs_dir, writable_dir, writable_root
+from vaesweep.record.run_record import RunRecord
 from vaesweep.record.sweep_index import run_status
 from vaesweep.record.sweep_lock import SweepLock
 from vaesweep.record.sweep_plan import PLAN_FILE
@@ -127,5 +128,6 @@ def _resumable_run(run_dir: Path, overrides: list[str]) -> tuple[list[str], Path
         raise UserError(f"--resume {run_dir}: not a run directory (no readable summary.json)")
     if status == contract.COMPLETED:
         raise UserError(f"{run_dir} already completed; nothing to resume")
+    RunRecord(run_dir).check_resumable()
     stored = [o for o in summary.get("overrides") or [] if not o.startswith("train.progress")]
     return stored, run_dir
