@@ -520,6 +520,35 @@ def test_sigterm_stops_workers_marks_runs_interrupted_and_locks_runs(
 
 
 @pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="needs /proc")
+def test_sighup_to_the_group_is_as_clean_as_sigterm(tmp_path: Path, hold: Any) -> None:
+    """A closed terminal (SIGHUP to the process group) killed loky's resource tracker, which
+    ignores only SIGINT and SIGTERM: stderr filled with its relaunched copy's KeyErrors."""
+    import os
+    import signal
+
+    args = ["sweep", "beta=0.1,1", *TINY, "--jobs", "2", "--no-stack", "--name", "h"]
+    proc = _start(args, tmp_path, hold)
+    sweep = tmp_path / "out" / "sweeps" / "h"
+    try:
+        _wait_for(lambda: len(list(hold.folder.glob("*.epoch1"))) == 2, proc, "both runs held")
+        os.killpg(proc.pid, signal.SIGHUP)
+        proc.wait(timeout=PATIENCE_S)
+        entry = f"VAESWEEP_TEST_HOLD={hold.folder}"
+        _wait_for(lambda: not _processes_with(entry), None, "the workers stopped")
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    out = (tmp_path / "run.log").read_text()
+    assert proc.returncode == 130, out
+    for noise in ("Traceback", "KeyError", "resource_tracker", "Warning"):
+        assert noise not in out, out
+    for run in ("beta=0.1", "beta=1"):
+        assert json.loads((sweep / run / "summary.json").read_text())["status"] == "interrupted"
+
+
+@pytest.mark.slow
 def test_single_run_is_locked_while_it_trains(tmp_path: Path, hold: Any) -> None:
     """Defect 9: `train --resume RUN` was accepted while RUN was still training."""
     import os
