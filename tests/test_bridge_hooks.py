@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import importlib
 import inspect
+from pathlib import Path
 
+import pytest
 from omegaconf import OmegaConf
 
 from vaesweep.bridge import hydra_internals
@@ -112,3 +114,25 @@ def test_multirun_starts_from_a_given_composition(tmp_path) -> None:
             hydra.multirun(CONFIG_NAME, task, ["beta=0.5", *own("called")], False)
         assert "load_configuration" not in vars(hydra.config_loader)  # restored
     assert seen == [(0.25, str(tmp_path / "given"))]
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs /proc")
+def test_resource_trackers_start_ignoring_sighup() -> None:
+    """In a fresh process (this one may have its trackers already): both trackers the joblib
+    workers share are started, and ignore SIGHUP (bit 1 of /proc/PID/status SigIgn)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import importlib\n"
+        "from multiprocessing import resource_tracker as mp\n"
+        "from vaesweep.bridge import hydra_internals as h\n"
+        "h.trackers_ignore_hangup()\n"
+        "loky = importlib.import_module(h.LOKY_TRACKER_MODULE)._resource_tracker\n"
+        "for pid in (loky._pid, mp._resource_tracker._pid):\n"
+        "    lines = open(f'/proc/{pid}/status').read().splitlines()\n"
+        "    print(next(ln.split()[1] for ln in lines if ln.startswith('SigIgn:')))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    masks = [int(m, 16) for m in out.stdout.split()]
+    assert len(masks) == 2 and all(m & 1 for m in masks), out.stdout  # SIGHUP is signal 1

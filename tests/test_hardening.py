@@ -520,6 +520,35 @@ def test_sigterm_stops_workers_marks_runs_interrupted_and_locks_runs(
 
 
 @pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="needs /proc")
+def test_sighup_to_the_group_is_as_clean_as_sigterm(tmp_path: Path, hold: Any) -> None:
+    """A closed terminal (SIGHUP to the process group) killed loky's resource tracker, which
+    ignores only SIGINT and SIGTERM: stderr filled with its relaunched copy's KeyErrors."""
+    import os
+    import signal
+
+    args = ["sweep", "beta=0.1,1", *TINY, "--jobs", "2", "--no-stack", "--name", "h"]
+    proc = _start(args, tmp_path, hold)
+    sweep = tmp_path / "out" / "sweeps" / "h"
+    try:
+        _wait_for(lambda: len(list(hold.folder.glob("*.epoch1"))) == 2, proc, "both runs held")
+        os.killpg(proc.pid, signal.SIGHUP)
+        proc.wait(timeout=PATIENCE_S)
+        entry = f"VAESWEEP_TEST_HOLD={hold.folder}"
+        _wait_for(lambda: not _processes_with(entry), None, "the workers stopped")
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    out = (tmp_path / "run.log").read_text()
+    assert proc.returncode == 130, out
+    for noise in ("Traceback", "KeyError", "resource_tracker", "Warning"):
+        assert noise not in out, out
+    for run in ("beta=0.1", "beta=1"):
+        assert json.loads((sweep / run / "summary.json").read_text())["status"] == "interrupted"
+
+
+@pytest.mark.slow
 def test_single_run_is_locked_while_it_trains(tmp_path: Path, hold: Any) -> None:
     """Defect 9: `train --resume RUN` was accepted while RUN was still training."""
     import os
@@ -775,3 +804,183 @@ def test_a_job_without_a_result_is_waited_out_with_the_others(tmp_path: Path) ->
     assert len(ended) == 1 and ended[0].startswith(f"job {killed.job_id} ended "), ended
     with pytest.raises(submitit.core.utils.UncompletedJobError):
         killed.results()  # what the launcher raised before, at the first such job
+
+
+# ------------------------------------------------- exploratory testing, round 2: commands, record
+
+
+@pytest.mark.parametrize("command", ["train", "sweep"])
+def test_a_name_too_long_for_a_folder_is_refused_before_writing(
+    outputs: Path, command: str
+) -> None:
+    """A 300-character --name crashed with OSError 'File name too long' (rc 1)."""
+    extra = ["beta=0.1,1"] if command == "sweep" else ["train.epochs=1"]
+    result = _invoke([command, *extra, "--name", "x" * 300])
+    assert result.exit_code == 2, result.output
+    assert len(result.output.strip().splitlines()) == 1, result.output
+    assert "--name is 300 bytes long; at most" in result.output
+    assert not outputs.exists()
+
+
+def test_the_name_limit_counts_what_train_adds(tmp_path: Path) -> None:
+    from vaesweep.errors import UserError
+    from vaesweep.record.layout import name_max, one_component
+
+    limit = name_max(tmp_path / "not" / "yet")  # the nearest folder that exists decides
+    assert limit == name_max(tmp_path) > 0
+    assert one_component("x" * (limit - 10), parent=tmp_path, added="y" * 10)
+    with pytest.raises(UserError, match=f"at most {limit - 10} fit .*time stamp"):
+        one_component("x" * (limit - 9), parent=tmp_path, added="y" * 10)
+
+
+def test_ls_lists_every_sweep_and_shows_a_damaged_one(outputs: Path) -> None:
+    """One sweep.json that does not parse made `ls` list nothing, with a message about
+    resuming."""
+    fabricate_sweep(outputs / "sweeps" / "s1", [0.1], images=False)
+    fabricate_sweep(outputs / "sweeps" / "s2", [0.1, 1.0], images=False)
+    (outputs / "sweeps" / "s1" / "sweep.json").write_text("{bad")
+    result = _invoke(["ls"])
+    assert result.exit_code == 0, result.output
+    assert "resume" not in result.output
+    lines = result.output.splitlines()
+    assert any("s2" in line and "2 completed" in line for line in lines), result.output
+    assert any("s1" in line and "damaged sweep.json" in line for line in lines), result.output
+
+
+def _dead_pid() -> int:
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-c", ""])
+    proc.wait()
+    return proc.pid
+
+
+@pytest.mark.parametrize("holder", ["dead", "alive", "elsewhere", "locked"])
+def test_a_run_whose_process_died_reads_interrupted_everywhere(outputs: Path, holder: str) -> None:
+    """After a SIGKILL, `ls` said `running` for ever and runs.csv `pending` for runs with
+    epochs of metrics. The run's lock names the process that held it: on this host and dead,
+    the run is interrupted (resumable); anything else may still be training."""
+    import os
+    import socket
+
+    from vaesweep.record.sweep_lock import SweepLock
+
+    sweep = outputs / "sweeps" / "k"
+    fabricate_sweep(sweep, [0.1, 1.0], statuses={"beta=0.1": "running"}, images=False)
+    (sweep / "runs.csv").write_text("run,beta,status\nbeta=0.1,0.1,pending\nbeta=1,1,pending\n")
+    pid = os.getpid() if holder == "alive" else _dead_pid()
+    host = "another-host" if holder == "elsewhere" else socket.gethostname()
+    (sweep / "beta=0.1" / ".lock").write_text(json.dumps({"pid": pid, "host": host, "since": 0}))
+    with SweepLock(sweep / "beta=0.1", what="run") if holder == "locked" else _nothing():
+        if holder == "locked":  # a new holder that has not written who it is yet
+            (sweep / "beta=0.1" / ".lock").write_text(
+                json.dumps({"pid": _dead_pid(), "host": host})
+            )
+        result = _invoke(["ls"])
+    assert result.exit_code == 0, result.output
+    expected = "interrupted" if holder == "dead" else "running"
+    assert f"1 completed, 1 {expected}" in result.output, result.output
+    index = pd.read_csv(sweep / "runs.csv").set_index("run")
+    assert index.loc["beta=0.1", "status"] == expected
+    assert index.loc["beta=0.1", "epochs_done"] > 0
+
+
+def _nothing() -> Any:
+    import contextlib
+
+    return contextlib.nullcontext()
+
+
+def test_resume_says_which_launcher_it_uses(outputs: Path) -> None:
+    """`sweep --resume DIR --jobs 2` of a basic sweep said it resumed with the basic launcher
+    and ran joblib (what --jobs > 1 takes)."""
+    from vaesweep.commands.launching import LaunchOptions
+    from vaesweep.commands.sweep import plan_new_or_resumed
+
+    sweep = outputs / "sweeps" / "s"
+    fabricate_sweep(sweep, [0.1, 1.0], statuses={"beta=1": "pending"}, images=False)
+    assert json.loads((sweep / "sweep.json").read_text())["launcher"] == "basic"
+    opts = LaunchOptions("basic", 2, launcher_given=False, jobs_given=True)
+    plan_new_or_resumed([], opts, None, sweep)
+    assert opts.resume_note == (
+        "resuming with --launcher joblib (for --jobs 2; basic was stored in the sweep) "
+        "and --jobs 2 (given)"
+    )
+    opts = LaunchOptions("basic", 1, launcher_given=False, jobs_given=False)
+    plan_new_or_resumed([], opts, None, sweep)
+    assert opts.resume_note == (
+        "resuming with --launcher basic (stored in the sweep) and --jobs 1 (stored in the sweep)"
+    )
+
+
+def test_an_error_quoting_a_library_message_stays_one_line(
+    tmp_path: Path, outputs: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """data.download=true offline printed 6 lines: torchvision's message has line breaks."""
+    from torchvision import datasets
+
+    def offline(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("Error downloading x.gz:\nTried https://a/, got:\n<urlopen error>\n")
+
+    monkeypatch.setattr(datasets, "MNIST", offline)
+    result = _invoke(
+        ["train", "data=mnist", f"data.root={tmp_path / 'none'}", "data.download=true"]
+    )
+    assert result.exit_code == 2, result.output
+    assert len(result.output.strip().splitlines()) == 1, result.output
+    assert "Error downloading x.gz: Tried https://a/, got: <urlopen error> );" in result.output
+
+
+def _damage(run: Path, what: str) -> None:
+    """A run left `interrupted` with a truncated checkpoint, or with a whole checkpoint of
+    epoch 3 and an emptied metrics.csv."""
+    import torch
+
+    summary = json.loads((run / "summary.json").read_text())
+    (run / "summary.json").write_text(json.dumps({**summary, "status": "interrupted"}))
+    state = {"model": {}, "control": {}, "epoch": 3, "step": 6}
+    torch.save({"state": state, "config": {}}, run / "checkpoint.pt")
+    if what == "checkpoint":
+        data = (run / "checkpoint.pt").read_bytes()
+        (run / "checkpoint.pt").write_bytes(data[: len(data) // 2])
+    else:
+        (run / "metrics.csv").write_text("")
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {str(p): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("what", ["checkpoint", "metrics"])
+def test_resuming_a_damaged_run_is_one_line_before_anything_is_written(
+    outputs: Path, what: str
+) -> None:
+    """`train --resume` of a run with a truncated checkpoint marked it `failed` with torch's
+    3-line zip error (rc 1); with an emptied metrics.csv, `failed` with an IndexError."""
+    run = outputs / "runs" / "r"
+    fabricate_run(run, beta=0.1, images=False)
+    _damage(run, what)
+    before = _files(outputs)
+    result = _invoke(["train", "--resume", str(run)])
+    assert result.exit_code == 2, result.output
+    assert len(result.output.strip().splitlines()) == 1, result.output
+    expected = "checkpoint.pt: damaged checkpoint" if what == "checkpoint" else "no rows of epoch 3"
+    assert expected in result.output and "delete checkpoint.pt" in result.output
+    assert _files(outputs) == before
+
+
+def test_resuming_a_sweep_with_a_damaged_run_stops_before_anything_is_written(
+    outputs: Path,
+) -> None:
+    sweep = outputs / "sweeps" / "s"
+    fabricate_sweep(sweep, [0.1, 1.0], images=False)
+    plan = json.loads((sweep / "sweep.json").read_text())
+    (sweep / "sweep.json").write_text(json.dumps({**plan, "overrides": ["beta=0.1,1"]}))
+    _damage(sweep / "beta=1", "checkpoint")
+    before = _files(outputs)
+    result = _invoke(["sweep", "--resume", str(sweep)])
+    assert result.exit_code == 2, result.output
+    assert len(result.output.strip().splitlines()) == 1, result.output
+    assert "beta=1/checkpoint.pt: damaged checkpoint" in result.output
+    assert _files(outputs) == before

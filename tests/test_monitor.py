@@ -92,3 +92,20 @@ def test_a_finished_run_is_printed_once(tmp_path: Path) -> None:
     monitor.stop()  # polls once more
     lines = out.getvalue().splitlines()
     assert len(lines) == 1 and lines[0].startswith("[1/3] diverged  beta=1  (1 diverged, 2 pending")
+
+
+def test_runs_csv_shows_the_runs_that_have_started(tmp_path: Path) -> None:
+    """runs.csv was rebuilt only as jobs ended: a sweep killed mid-way left `pending` rows for
+    runs with epochs of metrics. The monitor rebuilds it when a run starts or ends an epoch."""
+    from vaesweep.record.sweep_lock import SweepLock
+    from vaesweep.testing.fabricate import fabricate_sweep
+
+    sweep = tmp_path / "s"
+    fabricate_sweep(sweep, [0.1, 1.0], statuses={"beta=0.1": "running"}, images=False)
+    (sweep / "runs.csv").write_text("run,beta,status\nbeta=0.1,0.1,pending\nbeta=1,1,pending\n")
+    plan = SweepPlan.load(sweep)
+    monitor = SweepMonitor(sweep, plan, Console(file=io.StringIO()), poll_s=60)
+    with SweepLock(sweep / "beta=0.1", what="run"):  # its job is training it
+        monitor._poll()
+    rows = (sweep / "runs.csv").read_text().splitlines()
+    assert rows[1].startswith("beta=0.1,0.1,running,") and rows[2].startswith("beta=1,1,completed")

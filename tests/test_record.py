@@ -26,9 +26,8 @@ def test_epochs_are_written_at_once_and_synced_once(
     record = RunRecord(tmp_path)
     for epoch in (1, 2, 3):
         record.append_epoch(epoch, epoch * 10, 0.1, _rows(epoch))
-        record.save_checkpoint(
-            {"epoch": epoch, "w": torch.full((3,), float(epoch))}, background=True
-        )
+        state = {"model": {"w": torch.full((3,), float(epoch))}, "control": {}, "step": epoch}
+        record.save_checkpoint({"state": {**state, "epoch": epoch}}, background=True)
         # a reader sees every finished epoch immediately
         with open(record.metrics_path, newline="") as f:
             assert [int(r["epoch"]) for r in csv.DictReader(f)][-1] == epoch
@@ -36,9 +35,8 @@ def test_epochs_are_written_at_once_and_synced_once(
     record.flush()
     assert len(synced) == 1  # the CSV, once, at the end
     saved = record.load_checkpoint()
-    assert (
-        saved is not None and saved["epoch"] == 3 and torch.equal(saved["w"], torch.full((3,), 3.0))
-    )
+    assert saved is not None and saved["state"]["epoch"] == 3
+    assert torch.equal(saved["state"]["model"]["w"], torch.full((3,), 3.0))
 
 
 def test_a_new_column_relays_the_file_and_last_rows_follow(tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import inspect
+import re
 import shlex
 import sys
 from pathlib import Path
@@ -84,6 +85,9 @@ def _console(stderr: bool = False) -> Any:
 def _fail(message: str, code: int = 2) -> None:
     from rich.markup import escape
 
+    # One line, whatever the message quotes: a library's text (torchvision's download error)
+    # may hold line breaks.
+    message = re.sub(r"\s*\n\s*", " ", message.strip())
     # Escaped: messages quote commands such as pip install 'vaesweep[mlflow]'.
     _console(stderr=True).print(f"[bold red]Error:[/] {escape(message)}", soft_wrap=True)
     raise typer.Exit(code)

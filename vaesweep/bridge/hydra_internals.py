@@ -10,6 +10,8 @@ breaking sweeps:
 * :func:`multirun_uses_composition` — has ``Hydra.multirun`` start from a composition vaesweep
   already made and validated (its config loader's ``load_configuration`` in MULTIRUN mode);
 * :func:`release_joblib_workers` — shuts down loky's module-level reusable executor;
+* :func:`trackers_ignore_hangup` — starts loky's (and multiprocessing's) resource tracker,
+  which the joblib workers share, with SIGHUP ignored;
 * :func:`sweeper_launches_only` — filters ``BasicSweeper.get_job_batch`` (a resumed sweep
   launches only the jobs with something left to train);
 * :func:`submitit_waits_for_every_job` — wraps submitit's ``Job.results``, which the submitit
@@ -28,6 +30,8 @@ from omegaconf import DictConfig
 
 #: Where loky keeps the executor the joblib launcher reuses.
 LOKY_MODULE = "joblib.externals.loky.reusable_executor"
+#: Where loky keeps the resource tracker its workers share (``ensure_running``).
+LOKY_TRACKER_MODULE = "joblib.externals.loky.backend.resource_tracker"
 
 
 def apply_value_overrides(overrides: list[Any], cfg: DictConfig) -> None:
@@ -99,6 +103,34 @@ def release_joblib_workers() -> None:
     executor = getattr(module, "_executor", None)
     if executor is not None:
         executor.shutdown(wait=False, kill_workers=True)
+
+
+def trackers_ignore_hangup() -> None:
+    """Start the resource trackers the joblib workers will share, with SIGHUP ignored.
+
+    A closed terminal (or ``timeout -s HUP``) sends SIGHUP to the whole process group. The
+    trackers ignore SIGINT and SIGTERM but not SIGHUP, so they died, and the workers' clean-up
+    flooded stderr with the relaunched tracker's KeyErrors ("resource_tracker: process died
+    unexpectedly"). An ignored signal stays ignored through exec, so a tracker started while
+    this process ignores SIGHUP ignores it too; the driver's own handler is back at once.
+    A tracker already running is left as it is; outside the main thread nothing is done.
+    """
+    import importlib
+    import signal
+    from multiprocessing import resource_tracker
+
+    hangup = getattr(signal, "SIGHUP", None)
+    if hangup is None:
+        return
+    try:
+        previous = signal.signal(hangup, signal.SIG_IGN)
+    except ValueError:  # not the main thread
+        return
+    try:
+        importlib.import_module(LOKY_TRACKER_MODULE).ensure_running()
+        resource_tracker.ensure_running()
+    finally:
+        signal.signal(hangup, previous)
 
 
 @contextmanager

@@ -37,6 +37,7 @@ from vaesweep.bridge.hydra_internals import (
     submitit_waits_for_every_job,
     sweeper_launches_only,
     sweeper_trusts_validation,
+    trackers_ignore_hangup,
 )
 from vaesweep.bridge.job_signals import stop_signals_as_interrupt
 from vaesweep.bridge.overrides import quote
@@ -48,6 +49,8 @@ from vaesweep.record.sweep_plan import PLAN_FILE, SweepPlan
 
 log = logging.getLogger(__name__)
 
+#: The override that launches the jobs in joblib's worker processes (``--jobs N``).
+JOBLIB_LAUNCHER = "hydra/launcher=joblib"
 #: What SLURM tells a job about the CPUs it was given (``--cpus-per-task``).
 SLURM_CPUS_ENV = "SLURM_CPUS_PER_TASK"
 
@@ -217,6 +220,8 @@ def _multirun(
     ):
         hydra = GlobalHydra.instance().hydra
         assert hydra is not None
+        if JOBLIB_LAUNCHER in overrides:
+            trackers_ignore_hangup()  # SIGHUP stops the jobs as SIGTERM does, and no more
         with contextlib.ExitStack() as stack:
             if composed is not None:
                 stack.enter_context(multirun_uses_composition(hydra, composed))

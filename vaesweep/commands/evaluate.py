@@ -28,6 +28,7 @@ from vaesweep.evaluation.metrics import EVAL_SEED, evaluate, iwae_estimate
 from vaesweep.record import contract
 from vaesweep.record.contract import EVAL_FILE
 from vaesweep.record.files import read_json, write_json
+from vaesweep.record.run_record import RunRecord
 from vaesweep.run.assembly import assemble
 from vaesweep.training.device import resolve_device
 
@@ -62,17 +63,9 @@ def _load_checkpoint(path: Path, device: torch.device) -> dict[str, Any]:
         raise UserError(
             f"{path.parent}: no {path.name}; the run has not finished an epoch (nothing to evaluate)"
         )
-    try:
-        ckpt = torch.load(path, map_location=device, weights_only=True)
-        state = ckpt["state"]
-        missing = [k for k in ("model", "control", "epoch", "step") if k not in state]
-        if missing:
-            raise KeyError(f"no {', '.join(missing)}")
-    except Exception as err:  # torch.load raises many types for a truncated/corrupt file
-        raise UserError(
-            f"{path}: damaged checkpoint ({type(err).__name__}); resume or retrain the run"
-        ) from err
-    return dict(state)
+    checkpoint = RunRecord(path.parent).load_checkpoint(map_location=device)
+    assert checkpoint is not None, "checked above"
+    return dict(checkpoint["state"])
 
 
 def _device(config: Config, summary: dict[str, Any], device: str | None) -> torch.device:

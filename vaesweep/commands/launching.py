@@ -69,7 +69,7 @@ def launcher_overrides(
     opts: LaunchOptions, n_runs: int, user: list[str]
 ) -> tuple[list[str], str, int | None]:
     """Hydra overrides selecting the launcher; (overrides, launcher name, threads per run)."""
-    name = LAUNCHER_ALIASES.get(opts.launcher, opts.launcher)
+    name = launcher_name(opts)
     if opts.jobs < 1:
         raise UserError(f"--jobs {opts.jobs} is invalid: must be >= 1")
     if opts.jobs > MAX_JOBS:
@@ -77,8 +77,6 @@ def launcher_overrides(
             f"--jobs {opts.jobs} is more than any machine runs at once; use at most the "
             f"number of cores here ({usable_cpus()}), or --launcher slurm for a cluster"
         )
-    if opts.jobs > 1 and name == "basic":
-        name = "joblib"
     available = bridge_launch.launcher_names(opts.config_dirs)
     if name not in available:
         hint = PLUGIN_HINT.get(name)
@@ -109,7 +107,9 @@ def launcher_overrides(
     return out, name, threads
 
 
-def _name(opts: LaunchOptions) -> str:
+def launcher_name(opts: LaunchOptions) -> str:
+    """The launcher that runs the jobs: ``--launcher`` (aliases resolved), except that the
+    sequential ``basic`` cannot run ``--jobs N`` > 1 at once, which is what ``joblib`` does."""
     name = LAUNCHER_ALIASES.get(opts.launcher, opts.launcher)
     return "joblib" if name == "basic" and opts.jobs > 1 else name
 
@@ -119,20 +119,20 @@ def preflight_config(opts: LaunchOptions, config: Config) -> Config:
     the data for every launcher, so a missing dataset or ``data.limit=1`` stops with one line
     before any run directory or cluster job exists; the device where the runs train on this
     machine only (a cluster's GPUs are on its compute nodes, not on the login node)."""
-    if _name(opts) in LOCAL_LAUNCHERS:
+    if launcher_name(opts) in LOCAL_LAUNCHERS:
         return config
     return replace(config, train=replace(config.train, device="cpu"))
 
 
 def runs_here(opts: LaunchOptions) -> bool:
     """Whether the runs train in this process (the basic launcher, one job at a time)."""
-    return _name(opts) == "basic"
+    return launcher_name(opts) == "basic"
 
 
 def jobs_outlive_driver(opts: LaunchOptions) -> bool:
     """Whether the launched jobs may go on after this command stops (submitit's processes,
     a cluster's jobs): then only runs no job holds are marked ``interrupted``."""
-    return _name(opts) not in CHILD_LAUNCHERS
+    return launcher_name(opts) not in CHILD_LAUNCHERS
 
 
 def _check_cluster_commands(launcher: str, name: str, config_dirs: list[Path]) -> None:

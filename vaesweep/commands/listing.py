@@ -3,19 +3,33 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from vaesweep.commands.terminal_tables import status_colour
 from vaesweep.errors import UserError
 from vaesweep.record.layout import outputs_root, runs_dir, sweeps_dir
-from vaesweep.record.sweep_index import index_rows, run_status, status_counts
-from vaesweep.record.sweep_plan import PLAN_FILE, SweepPlan
+from vaesweep.record.sweep_index import index_rows, refresh_index, run_status, status_counts
+from vaesweep.record.sweep_lock import is_locked
+from vaesweep.record.sweep_plan import PLAN_FILE, DamagedPlan, SweepPlan
 
 
 def _counts_text(counts: dict[str, int]) -> str:
     return ", ".join(f"[{status_colour(k)}]{v} {k}[/]" for k, v in sorted(counts.items()))
+
+
+def _rows(sweep_dir: Path, plan: SweepPlan) -> list[dict[str, Any]]:
+    """The sweep's index rows; ``runs.csv`` brought up to date when no driver holds the sweep
+    (one killed with SIGKILL left it as it was), unless the folder is read-only to us."""
+    if not is_locked(sweep_dir):
+        try:
+            return refresh_index(sweep_dir)
+        except OSError:
+            pass
+    return index_rows(sweep_dir, plan)
 
 
 def print_listing(console: Console, outputs: Path | None) -> None:
@@ -40,8 +54,13 @@ def print_listing(console: Console, outputs: Path | None) -> None:
     for col in ("sweep", "runs", "swept", "status", "created"):
         table.add_column(col)
     for path in sweeps:
-        plan = SweepPlan.load(path)
-        counts = status_counts(index_rows(path, plan))
+        try:
+            plan = SweepPlan.load(path)
+        except DamagedPlan as err:  # one damaged sweep must not hide the others
+            damaged = f"[{status_colour('failed')}]damaged[/] {PLAN_FILE} ({escape(err.reason)})"
+            table.add_row(path.name, "?", "", damaged, "")
+            continue
+        counts = status_counts(_rows(path, plan))
         table.add_row(
             path.name,
             str(len(plan.runs)),

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import shlex
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -22,8 +22,10 @@ from vaesweep.bridge import grid as bridge_grid
 from vaesweep.bridge import launch as bridge_launch
 from vaesweep.commands.interrupts import mark_interrupted, stop_signals_as_interrupt
 from vaesweep.commands.launching import (
+    LAUNCHER_ALIASES,
     LaunchOptions,
     jobs_outlive_driver,
+    launcher_name,
     launcher_overrides,
     parallel_jobs,
     preflight_config,
@@ -43,6 +45,7 @@ from vaesweep.errors import UserError
 from vaesweep.record import contract
 from vaesweep.record.layout import one_component, sweeps_dir, writable_dir, writable_root
 from vaesweep.record.run_names import run_name
+from vaesweep.record.run_record import RunRecord
 from vaesweep.record.sweep_index import refresh_index, run_status
 from vaesweep.record.sweep_lock import SweepLock
 from vaesweep.record.sweep_plan import PLAN_FILE, PlannedRun, SweepPlan
@@ -50,17 +53,19 @@ from vaesweep.tracking import session as tracking
 
 
 def plan_sweep(
-    overrides: list[str], opts: LaunchOptions, name: str | None
+    overrides: list[str], opts: LaunchOptions, name: str | None, resume: Path | None = None
 ) -> tuple[SweepPlan, bridge_grid.Grid]:
-    """Expand and validate the grid (nothing is written)."""
+    """Expand and validate the grid (nothing is written); for a sweep resumed from ``resume``,
+    also the runs it will continue (their checkpoints and metrics)."""
     if name is not None:
-        one_component(name)
+        one_component(name, parent=sweeps_dir(opts.outputs))
     grid = bridge_grid.expand_grid(overrides, opts.config_dirs)
     configs = bridge_grid.validate_jobs(grid, opts.config_dirs)
     opts.trackers = [c.tracker for c in configs]
     tracking.check(opts.trackers)  # a missing tracker package: before anything
-    opts.notes = _preflight([preflight_config(opts, c) for c in configs], runs_here(opts))
     names = grid.names()
+    resumed = [resume / n for n in names] if resume is not None else []
+    opts.notes = _preflight([preflight_config(opts, c) for c in configs], runs_here(opts), resumed)
     dupes = {n for n in names if names.count(n) > 1}
     if dupes:
         raise UserError(f"several runs would share the directory {sorted(dupes)[0]}")
@@ -103,26 +108,36 @@ def _trains_alone(configs: list[Any]) -> str:
     return ""
 
 
-def _preflight(configs: list[Any], here: bool) -> list[str]:
-    """Device and data of every distinct setting, checked before anything is written;
-    returns the notes the user must see (data found elsewhere than data.root).
+def _preflight(configs: list[Any], here: bool, resumed: list[Path]) -> list[str]:
+    """Device and data of every distinct setting, and the runs ``resumed`` continues (see
+    :func:`check_data_and_devices`), checked before anything is written; returns the notes
+    the user must see (data found elsewhere than data.root).
 
     ``here``: in this process, which trains the runs anyway; otherwise in a short-lived child
     process, so a driver that only waits for its workers or a cluster's jobs (for days, on a
     login node) never holds torch and the data.
     """
     if here:
-        return check_data_and_devices(configs)
+        return check_data_and_devices(configs, resumed)
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
     with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as child:
-        return child.submit(check_data_and_devices, configs).result()
+        return child.submit(check_data_and_devices, configs, resumed).result()
 
 
-def check_data_and_devices(configs: list[Any]) -> list[str]:
-    """:func:`vaesweep.run.assembly.preflight` of each distinct (data, device); the notes."""
+def check_data_and_devices(configs: list[Any], resumed: Sequence[Path] = ()) -> list[str]:
+    """:func:`vaesweep.run.assembly.preflight` of each distinct (data, device); the notes.
+
+    Each run in ``resumed`` that is not completed must be continuable
+    (:meth:`~vaesweep.record.run_record.RunRecord.check_resumable`: its checkpoint loads, its
+    metrics reach the checkpoint's epoch), or the whole resume stops with one line.
+    """
     from vaesweep.run.assembly import fallback_notes, preflight  # torch: only when used
+
+    for run_dir in resumed:
+        if run_status(run_dir)[0] != contract.COMPLETED:
+            RunRecord(run_dir).check_resumable()
 
     seen: set[str] = set()
     notes: list[str] = []
@@ -166,14 +181,17 @@ def plan_new_or_resumed(
         opts.launcher = stored.launcher
     if not opts.jobs_given and stored.jobs:
         opts.jobs = stored.jobs
+    used = launcher_name(opts)
+    why = "given" if opts.launcher_given else "stored in the sweep"
+    if used != LAUNCHER_ALIASES.get(opts.launcher, opts.launcher):
+        why = f"for --jobs {opts.jobs}; {opts.launcher} was {why}"
     opts.resume_note = (
-        f"resuming with --launcher {opts.launcher} "
-        f"({'given' if opts.launcher_given else 'stored in the sweep'}) and --jobs {opts.jobs} "
+        f"resuming with --launcher {used} ({why}) and --jobs {opts.jobs} "
         f"({'given' if opts.jobs_given else 'stored in the sweep'})"
     )
     if opts.stack_size is None:  # the runs keep the stacks their checkpoints came from
         opts.stack_size = stored.stack_size
-    plan, _ = plan_sweep(stored.overrides, opts, stored.name)
+    plan, _ = plan_sweep(stored.overrides, opts, stored.name, resume=sweep_dir)
     plan.created, plan.resumed, plan.command = stored.created, stored.resumed, stored.command
     _check_launch(opts, plan)
     return plan, sweep_dir

@@ -10,6 +10,7 @@ rate is measured since this launch started (a resumed sweep's earlier epochs do 
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from dataclasses import dataclass
@@ -20,8 +21,9 @@ from rich.live import Live
 from rich.text import Text
 
 from vaesweep.commands.terminal_tables import status_colour
+from vaesweep.errors import UserError
 from vaesweep.record.contract import FINISHED, PENDING, RUNNING
-from vaesweep.record.sweep_index import run_status
+from vaesweep.record.sweep_index import refresh_index, run_status
 from vaesweep.record.sweep_plan import SweepPlan
 
 #: Runs named on the live line before "+N more".
@@ -107,6 +109,8 @@ class SweepMonitor:
         self._start = time.monotonic()
         self._first: Snapshot | None = None
         self._live: Live | None = None
+        #: The last poll, to rebuild runs.csv when a run starts or ends an epoch.
+        self._last: Snapshot | None = None
 
     def snapshot(self) -> Snapshot:
         runs = {}
@@ -118,7 +122,7 @@ class SweepMonitor:
         return Snapshot(runs)
 
     def start(self) -> SweepMonitor:
-        self._first = self.snapshot()
+        self._first = self._last = self.snapshot()
         self._seen = {k: r.status for k, r in self._first.runs.items() if r.status in FINISHED}
         self._start = time.monotonic()
         if self.live and self.console.is_terminal:
@@ -142,6 +146,12 @@ class SweepMonitor:
 
     def _poll(self) -> None:
         now = self.snapshot()
+        if now != self._last:
+            # runs.csv shows the runs that have started, not only the finished ones (the
+            # jobs rebuild it as they end); best effort, it is only a view of the run files.
+            self._last = now
+            with contextlib.suppress(OSError, UserError):
+                refresh_index(self.sweep_dir)
         total = len(now.runs)
         for name, run in now.runs.items():
             if run.status in FINISHED and self._seen.get(name) != run.status:

@@ -23,10 +23,15 @@ from vaesweep.commands.launching import (
 from vaesweep.errors import UserError
 from vaesweep.record import contract
 from vaesweep.record.layout import one_component, runs_dir, writable_dir, writable_root
+from vaesweep.record.run_record import RunRecord
 from vaesweep.record.sweep_index import run_status
 from vaesweep.record.sweep_lock import SweepLock
 from vaesweep.record.sweep_plan import PLAN_FILE
 from vaesweep.tracking import session as tracking
+
+#: The largest process id Linux hands out (``/proc/sys/kernel/pid_max`` at most), for the
+#: ``_<pid>`` that tells apart two runs started in the same second.
+PID_MAX = 4194304
 
 
 def timestamp() -> str:
@@ -51,7 +56,9 @@ def train(
     and :func:`vaesweep.bridge.launch.hydra_task` hands the job's typed config to the run.
     """
     if name is not None:
-        one_component(name)
+        # The folder is <time>_<name>, with _<pid> after it if that folder exists.
+        added = f"{timestamp()}__{PID_MAX}"
+        one_component(name, parent=runs_dir(opts.outputs), added=added)
     if resume is not None:
         overrides, run_dir = _resumable_run(resume, overrides)
         writable_dir(run_dir, "--resume")
@@ -121,5 +128,6 @@ def _resumable_run(run_dir: Path, overrides: list[str]) -> tuple[list[str], Path
         raise UserError(f"--resume {run_dir}: not a run directory (no readable summary.json)")
     if status == contract.COMPLETED:
         raise UserError(f"{run_dir} already completed; nothing to resume")
+    RunRecord(run_dir).check_resumable()
     stored = [o for o in summary.get("overrides") or [] if not o.startswith("train.progress")]
     return stored, run_dir

@@ -71,11 +71,31 @@ def writable_dir(path: Path, what: str) -> Path:
     return path
 
 
-def one_component(name: str, option: str = "--name") -> str:
+#: A folder name's limit where the file system does not say (most do: ext4, xfs, APFS...).
+NAME_MAX_FALLBACK = 255
+
+
+def name_max(directory: Path) -> int:
+    """The longest folder name, in bytes, the file system of ``directory`` (or of the nearest
+    folder above it that exists) accepts."""
+    probe = Path(directory)
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    try:
+        return int(os.pathconf(probe, "PC_NAME_MAX"))
+    except (OSError, ValueError, AttributeError):  # no pathconf (Windows), or no limit said
+        return NAME_MAX_FALLBACK
+
+
+def one_component(
+    name: str, option: str = "--name", *, parent: Path | None = None, added: str = ""
+) -> str:
     """A name a user typed, as one path component that stays under the outputs root.
 
     Refused with one line: path separators, ``.``/``..``, absolute paths, control characters,
-    and the empty name.
+    the empty name, and, with ``parent`` (the folder it goes into), a name too long for that
+    folder's file system once the command adds ``added`` (``train``'s time stamp) to it; the
+    OS would refuse it only after the launch had started.
     """
     bad = (
         "is empty"
@@ -93,6 +113,15 @@ def one_component(name: str, option: str = "--name") -> str:
             f"{option} {name!r} {bad}; a name is one folder name (letters, digits, "
             "'-', '_', '=', ',', '.'), kept under the outputs folder"
         )
+    if parent is not None:
+        limit = name_max(parent) - len(added.encode())
+        size = len(name.encode())
+        if size > limit:
+            extra = f", {len(added.encode())} of them kept for the time stamp" if added else ""
+            raise UserError(
+                f"{option} is {size} bytes long; at most {limit} fit (a folder name in "
+                f"{parent} holds {name_max(parent)} bytes{extra}); choose a shorter name"
+            )
     return name
 
 

@@ -8,6 +8,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from vaesweep.errors import UserError
 from vaesweep.record import contract
 from vaesweep.record.files import (
     atomic_write_bytes,
@@ -19,6 +20,14 @@ from vaesweep.record.files import (
     read_metrics_csv,
     write_json,
     write_metrics_csv,
+)
+
+#: What every checkpoint's state holds (a single run's and a stack member's alike).
+CHECKPOINT_KEYS = ("model", "control", "epoch", "step")
+#: What to do about a run whose checkpoint or metrics are damaged: without the checkpoint, the
+#: run trains again from its first epoch (``train --resume``, ``sweep --resume``).
+RETRAIN_ADVICE = (
+    f"delete {contract.CHECKPOINT_FILE} to train the run again from the start, then --resume"
 )
 
 
@@ -75,16 +84,28 @@ class RunRecord:
     # ------------------------------------------------------------------ metrics
     def load_rows(self, up_to_epoch: int) -> None:
         """Keep the rows of epochs <= ``up_to_epoch`` (those the checkpoint has seen)."""
-        if self.metrics_path.exists():
-            self.rows = [
-                r for r in read_metrics_csv(self.metrics_path) if r["epoch"] <= up_to_epoch
-            ]
-        else:
-            self.rows = []
+        self.rows = self.rows_up_to(up_to_epoch)
         if self.metrics_path.exists():
             write_metrics_csv(self.metrics_path, self.rows)
         self._csv_header, self._csv_lines = [], []
         self.last = last_rows(self.rows)
+
+    def rows_up_to(self, epoch: int) -> list[dict[str, Any]]:
+        """The rows of epochs <= ``epoch``; a :class:`UserError` if metrics.csv cannot be read
+        or stops short of ``epoch`` (a checkpoint is written after its epoch's rows, so a run
+        continued from it would lack epochs, and its end, the last row, would fail)."""
+        path = self.metrics_path
+        try:
+            rows = read_metrics_csv(path) if path.exists() else []
+            kept = [r for r in rows if r["epoch"] <= epoch]
+        except (ValueError, TypeError, KeyError) as err:
+            raise UserError(f"{path}: damaged ({type(err).__name__}); {RETRAIN_ADVICE}") from None
+        if epoch > 0 and not any(r["epoch"] == epoch for r in kept):
+            raise UserError(
+                f"{path}: damaged (no rows of epoch {epoch}, which {contract.CHECKPOINT_FILE} "
+                f"has reached); {RETRAIN_ADVICE}"
+            )
+        return kept
 
     def reset_rows(self) -> None:
         """Start a fresh ``metrics.csv`` (a run from scratch)."""
@@ -163,14 +184,33 @@ class RunRecord:
             self._checkpoint_error = err
 
     def load_checkpoint(self, map_location: Any = "cpu") -> dict[str, Any] | None:
+        """``checkpoint.pt`` (``{"state": ..., "config": ...}``), None when there is none, and
+        a one-line :class:`UserError` when it is damaged (truncated, not a checkpoint, or
+        without the state a run continues from): torch's own message spans lines."""
         import torch
 
-        if not self.checkpoint_path.exists():
+        path = self.checkpoint_path
+        if not path.exists():
             return None
-        state: dict[str, Any] = torch.load(
-            self.checkpoint_path, map_location=map_location, weights_only=True
-        )
-        return state
+        try:
+            checkpoint: dict[str, Any] = torch.load(
+                path, map_location=map_location, weights_only=True
+            )
+            missing = [k for k in CHECKPOINT_KEYS if k not in checkpoint["state"]]
+            if missing:
+                raise KeyError(f"no {', '.join(missing)}")
+        except Exception as err:  # torch.load raises many types for a truncated/corrupt file
+            raise UserError(
+                f"{path}: damaged checkpoint ({type(err).__name__}); {RETRAIN_ADVICE}"
+            ) from err
+        return checkpoint
+
+    def check_resumable(self) -> None:
+        """Refuse (:class:`UserError`), before anything is rewritten, a run that cannot be
+        continued: a damaged checkpoint, or a metrics.csv without the epochs it has seen."""
+        checkpoint = self.load_checkpoint()
+        if checkpoint is not None:
+            self.rows_up_to(int(checkpoint["state"]["epoch"]))
 
     def write_text(self, name: str, text: str) -> None:
         atomic_write_text(self.path(name), text)

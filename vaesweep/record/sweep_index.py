@@ -2,8 +2,10 @@
 
 The sweep side rebuilds the index from the run directories on disk after every finished job
 (the launcher's task wrapper in :mod:`vaesweep.bridge.launch`, under a lock since parallel
-runs finish at the same time), and once more when the sweep ends, so it is right after any
-crash: the files are the truth, the index is a view of them.
+runs finish at the same time), while runs train (the sweep's progress monitor, as runs start
+and finish epochs), once more when the sweep ends, and ``vaesweep ls`` rebuilds the index of a
+sweep whose driver has gone (killed before it could), so it is right after any crash: the
+files are the truth, the index is a view of them.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Any
 from vaesweep.record import contract
 from vaesweep.record.files import atomic_write_text, read_json
 from vaesweep.record.run_record import RunRecord
-from vaesweep.record.sweep_lock import is_locked
+from vaesweep.record.sweep_lock import holder_gone, is_locked
 from vaesweep.record.sweep_plan import INDEX_FILE, SweepPlan
 
 #: Serialises concurrent rebuilds of runs.csv (parallel runs finish together).
@@ -47,7 +49,13 @@ INDEX_METRICS = (
 
 
 def run_status(run_dir: Path) -> tuple[str, dict[str, Any] | None]:
-    """(status, summary) of a run directory; ``pending`` when it has no readable summary."""
+    """(status, summary) of a run directory; ``pending`` when it has no readable summary.
+
+    A summary that says ``running`` of a run whose process is dead (killed with SIGKILL,
+    which leaves no chance to say so; see :func:`~vaesweep.record.sweep_lock.holder_gone`)
+    reads ``interrupted``: resumable from its last checkpoint, which is what it is. Every
+    view (``ls``, ``runs.csv``, the sweep's progress, ``--resume``) asks here.
+    """
     path = run_dir / contract.SUMMARY_FILE
     if not path.exists():
         return contract.PENDING, None
@@ -55,7 +63,10 @@ def run_status(run_dir: Path) -> tuple[str, dict[str, Any] | None]:
         summary = read_json(path)
     except (OSError, ValueError):
         return contract.PENDING, None
-    return str(summary.get("status", contract.PENDING)), summary
+    status = str(summary.get("status", contract.PENDING))
+    if status == contract.RUNNING and holder_gone(run_dir):
+        status = contract.INTERRUPTED
+    return status, summary
 
 
 def mark_interrupted(run_dirs: list[Path], *, unless_locked: bool = False) -> list[Path]:
@@ -119,7 +130,11 @@ def refresh_index(sweep_dir: Path) -> list[dict[str, Any]]:
         writer.writeheader()
         for row in rows:
             writer.writerow({k: "" if v is None else v for k, v in row.items()})
-        atomic_write_text(sweep_dir / INDEX_FILE, buf.getvalue())
+        path = sweep_dir / INDEX_FILE
+        # Unchanged, left alone: its time says when the sweep last changed (the report's
+        # newest sweep), and views such as `ls` refresh it too.
+        if not path.is_file() or path.read_text(encoding="utf-8") != buf.getvalue():
+            atomic_write_text(path, buf.getvalue())
         return rows
     finally:
         if fcntl is not None:

@@ -44,6 +44,35 @@ def is_locked(directory: Path) -> bool:
         os.close(fd)
 
 
+def holder_gone(directory: Path) -> bool:
+    """Whether the last holder of ``directory``'s lock is known to be dead: it ran on this
+    host, its process no longer exists, and nobody holds the lock now.
+
+    A run whose summary still says ``running`` after its process was killed (SIGKILL, the
+    OOM killer) is not training: this is how the views tell. Where that cannot be known (no
+    lock file, a holder on another host, a process id in use again) it is not gone.
+    """
+    path = Path(directory) / LOCK_FILE
+    try:
+        info = json.loads(path.read_bytes() or b"{}")
+        pid, host = int(info["pid"]), str(info["host"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    if host != socket.gethostname() or _alive(pid):
+        return False
+    return not is_locked(directory)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # PermissionError: it exists, as another user's process
+        return True
+    return True
+
+
 class SweepLock:
     def __init__(self, sweep_dir: Path, what: str = "sweep") -> None:
         self.path = Path(sweep_dir) / LOCK_FILE

@@ -23,6 +23,14 @@ PLAN_FILE = "sweep.json"
 INDEX_FILE = "runs.csv"
 
 
+class DamagedPlan(UserError):
+    """A ``sweep.json`` that is there but cannot be read as a plan (``reason`` says why)."""
+
+    def __init__(self, path: Path, reason: str) -> None:
+        super().__init__(f"{path} is damaged ({reason}); cannot resume from it")
+        self.reason = reason
+
+
 @dataclass
 class PlannedRun:
     name: str
@@ -92,4 +100,4 @@ class SweepPlan:
             known = set(cls.__dataclass_fields__)
             return cls(runs=runs, **{k: v for k, v in data.items() if k in known})
         except (ValueError, TypeError, KeyError) as err:
-            raise UserError(f"{path} is damaged ({err}); cannot resume from it") from None
+            raise DamagedPlan(path, str(err)) from None
