@@ -865,6 +865,7 @@ def test_a_run_whose_process_died_reads_interrupted_everywhere(outputs: Path, ho
     import socket
 
     from vaesweep.record.sweep_lock import SweepLock
+    from vaesweep.report.data.load import load_run
 
     sweep = outputs / "sweeps" / "k"
     fabricate_sweep(sweep, [0.1, 1.0], statuses={"beta=0.1": "running"}, images=False)
@@ -878,8 +879,10 @@ def test_a_run_whose_process_died_reads_interrupted_everywhere(outputs: Path, ho
                 json.dumps({"pid": _dead_pid(), "host": host})
             )
         result = _invoke(["ls"])
+        reported = load_run("beta=0.1", sweep / "beta=0.1", "k", {}, "k").status
     assert result.exit_code == 0, result.output
     expected = "interrupted" if holder == "dead" else "running"
+    assert reported == expected  # the report agrees with ls
     assert f"1 completed, 1 {expected}" in result.output, result.output
     index = pd.read_csv(sweep / "runs.csv").set_index("run")
     assert index.loc["beta=0.1", "status"] == expected

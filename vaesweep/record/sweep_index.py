@@ -63,10 +63,14 @@ def run_status(run_dir: Path) -> tuple[str, dict[str, Any] | None]:
         summary = read_json(path)
     except (OSError, ValueError):
         return contract.PENDING, None
-    status = str(summary.get("status", contract.PENDING))
+    return live_status(str(summary.get("status", contract.PENDING)), run_dir), summary
+
+
+def live_status(status: str, run_dir: Path) -> str:
+    """``status`` as a summary says it, except ``running`` of a run whose process is dead."""
     if status == contract.RUNNING and holder_gone(run_dir):
-        status = contract.INTERRUPTED
-    return status, summary
+        return contract.INTERRUPTED
+    return status
 
 
 def mark_interrupted(run_dirs: list[Path], *, unless_locked: bool = False) -> list[Path]:

@@ -21,6 +21,7 @@ import pandas as pd
 from vaesweep.errors import UserError
 from vaesweep.record import contract
 from vaesweep.record.layout import outputs_root
+from vaesweep.record.sweep_index import live_status
 
 PLAN_FILE = (
     "sweep.json"  # vaesweep.record.sweep_plan.PLAN_FILE, not imported: that module is light,
@@ -245,7 +246,7 @@ def load_run(name: str, path: Path, source: str, values: dict[str, str], key: st
             del summary[key]
     run.summary = summary
     if summary:
-        run.status = str(summary.get("status") or "unknown")
+        run.status = live_status(str(summary.get("status") or "unknown"), path)
         run.error = summary.get("error")
     metrics_file = path / contract.METRICS_FILE
     if metrics_file.is_file():
