@@ -426,7 +426,7 @@ def test_folder_notes_and_log_write_names_that_are_not_utf8(
     cafe.mkdir(parents=True)
     solid("RGB", (8, 8), (1, 2, 3)).save(cafe / "good.png")
     (root / os.fsdecode(b"bro\xefken.jpg")).write_bytes(b"garbage")
-    with caplog.at_level("WARNING", logger="vaesweep.data.folder"):
+    with caplog.at_level("WARNING", logger="vaesweep.data.image_files"):
         raw = load_folder(folder_cfg(root, tmp_path / "cache", image_size=8))
     assert len(raw.train) == 1
     assert "skipped 1 unreadable files: bro\\xefken.jpg" in raw.notes

@@ -21,7 +21,8 @@ from pathlib import Path
 import torch
 
 from vaesweep.config import DataConfig
-from vaesweep.data.folder import DEFAULT_SIZE, DecodeSpec, decode_images, printable
+from vaesweep.data.folder import DEFAULT_SIZE
+from vaesweep.data.image_files import DecodeSpec, decode_images, printable
 from vaesweep.data.imageset import ImageSet, RawDataset, labels_unknown
 from vaesweep.errors import UserError
 

@@ -1,101 +1,23 @@
-"""Any folder of images (jpg, jpeg, png, webp, bmp, gif, tif, tiff), decoded once into a cache.
+"""Any folder of images (jpg, jpeg, png, webp, bmp, gif, tif, tiff).
 
 The folder (``data.path``) is searched recursively in sorted order; hidden files and folders are
 ignored (they hold caches, VCS data and macOS ``._x.jpg`` forks). Images in subfolders are
 labelled by their top-level subfolder (sorted names -> 0, 1, ...); images directly in the folder
-get label -1. Each image is decoded with Pillow, converted to RGB (``L`` when
-``data.channels=1``; transparency is composited onto white), resized so its shorter side is
-``data.image_size`` and center-cropped. This has to happen per image, here, because a folder's
-images differ in size.
-
-Decoding is slow and a sweep loads the same folder many times, so the decoded uint8 tensor is
-cached as a ``.pt`` file under ``data.cache_dir``, else ``$VAESWEEP_CACHE_DIR/folders``, else
-``~/.cache/vaesweep/folders`` (never in the user's folder, which may be read-only). The cache
-key covers the folder, the output size and mode, and every file's path, size and mtime, so
-adding, removing or touching an image invalidates it. :mod:`vaesweep.data.celeba` reuses
-:func:`decode_images`.
+get label -1. Decoding to ``data.image_size`` and its cache: :mod:`vaesweep.data.image_files`.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import logging
-import math
 import os
-import re
-import tempfile
-from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-import torch
-from PIL import Image, ImageOps
-
 from vaesweep.config import DataConfig
-from vaesweep.cpus import usable_cpus
+from vaesweep.data.image_files import DecodeSpec, decode_images, printable, shortlist
 from vaesweep.data.imageset import ImageSet, RawDataset
 from vaesweep.errors import UserError
 
-log = logging.getLogger(__name__)
-
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff")
 DEFAULT_SIZE = 64
-#: Bumped when decoding changes (2: float and 32-bit TIFFs scaled), so no stale cache is used.
-CACHE_VERSION = 2
-_SHOWN = 5  # file names listed in a "skipped" note
-_CHUNK = 64  # files per thread-pool task: fewer futures for folders of 200k images
-
-
-@dataclass(frozen=True)
-class DecodeSpec:
-    """How every file becomes a ``size`` x ``size`` image in ``mode`` ("RGB" or "L")."""
-
-    size: int
-    mode: str = "RGB"
-    #: Center-crop a square of this side first (CelebA's faces: 148), then resize.
-    crop: int | None = None
-
-    @property
-    def channels(self) -> int:
-        return 1 if self.mode == "L" else 3
-
-
-@dataclass
-class Decoded:
-    """The images that decoded, their labels and relative paths, and those that did not."""
-
-    images: torch.Tensor
-    labels: torch.Tensor
-    files: list[str]
-    skipped: list[str]
-    cache_file: Path | None
-    from_cache: bool
-
-    def notes(self, folder: Path) -> list[str]:
-        n = len(self.images)
-        if self.from_cache:
-            cache = printable(self.cache_file or "")
-            lines = [f"loaded {n} decoded images of {printable(folder)} from the cache {cache}"]
-        else:
-            where = f"cached in {printable(self.cache_file)}" if self.cache_file else "not cached"
-            lines = [f"decoded {n} images from {printable(folder)} ({where})"]
-        if self.skipped:
-            lines.append(f"skipped {len(self.skipped)} unreadable files: {shortlist(self.skipped)}")
-        return lines
-
-
-def printable(name: str | os.PathLike[str]) -> str:
-    """A file name as text that any log or terminal can write: bytes that are not UTF-8 (kept
-    by Python as lone surrogates, which a UTF-8 stream refuses) become ``\\xef`` escapes."""
-    return os.fsencode(name).decode("utf-8", "backslashreplace")
-
-
-def shortlist(names: Sequence[str], shown: int = _SHOWN) -> str:
-    """The first few names (printable), comma-separated, with "..." when there are more."""
-    return ", ".join(map(printable, names[:shown])) + (", ..." if len(names) > shown else "")
 
 
 def list_images(folder: Path) -> list[Path]:
@@ -121,169 +43,6 @@ def list_images(folder: Path) -> list[Path]:
             if not name.startswith(".") and name.lower().endswith(IMAGE_EXTENSIONS)
         ]
     return sorted(found, key=lambda p: p.relative_to(folder).parts)
-
-
-def cache_root(cache_dir: str | None) -> Path:
-    if cache_dir:
-        return Path(cache_dir).expanduser()
-    if os.environ.get("VAESWEEP_CACHE_DIR"):
-        return Path(os.environ["VAESWEEP_CACHE_DIR"]).expanduser() / "folders"
-    return Path(os.environ.get("XDG_CACHE_HOME") or "~/.cache").expanduser() / "vaesweep/folders"
-
-
-def _to_mode(img: Image.Image, mode: str) -> Image.Image:
-    # convert() clips wide greyscale at 255 (a 16-bit image turns white, a [0, 1] float one
-    # black), so it is scaled to 8 bits first. Integers (I;16 and 32-bit I) are read on the
-    # 16-bit scale, their top 8 bits kept; floats (F) as intensities in [0, 1]. Each outside
-    # value is clipped. (README, "Your own images".)
-    if img.mode == "I" or img.mode.startswith("I;16"):
-        wide = np.clip(np.asarray(img).astype(np.int64), 0, 65535) >> 8
-        img = Image.fromarray(wide.astype(np.uint8))
-    elif img.mode == "F":
-        unit = np.nan_to_num(np.asarray(img, dtype=np.float32), nan=0.0)
-        img = Image.fromarray(np.round(np.clip(unit, 0.0, 1.0) * 255).astype(np.uint8))
-    if img.has_transparency_data:
-        # A plain convert() would expose whatever colour hides under transparent pixels.
-        img = Image.alpha_composite(Image.new("RGBA", img.size, "white"), img.convert("RGBA"))
-    return img.convert(mode)
-
-
-def decode_file(path: Path, spec: DecodeSpec) -> np.ndarray:
-    """One image file -> uint8 (C, size, size); raises whatever Pillow raises if unreadable."""
-    with Image.open(path) as im:
-        w, h = im.size
-        side: float = min(w, h, spec.crop or min(w, h))
-        scale = spec.size / side
-        if scale < 1:
-            # JPEG can decode at 1/2, 1/4 or 1/8 scale directly: far faster for big photos.
-            im.draft(None, (math.ceil(w * scale), math.ceil(h * scale)))
-        img = _to_mode(ImageOps.exif_transpose(im), spec.mode)
-    side *= min(img.size) / min(w, h)  # draft() may have shrunk the image
-    left, top = (img.width - side) / 2, (img.height - side) / 2
-    box = (left, top, left + side, top + side)
-    img = img.resize((spec.size, spec.size), Image.Resampling.BICUBIC, box=box)
-    arr = np.asarray(img)
-    return arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
-
-
-def _decode_all(files: Sequence[Path], spec: DecodeSpec) -> tuple[np.ndarray, np.ndarray]:
-    # Filled in place by the workers: no second copy of a large dataset. PIL releases the GIL
-    # while decoding and resizing, so threads give real parallelism.
-    out = np.zeros((len(files), spec.channels, spec.size, spec.size), dtype=np.uint8)
-    ok = np.zeros(len(files), dtype=bool)
-
-    def work(start: int) -> None:
-        for i in range(start, min(start + _CHUNK, len(files))):
-            try:
-                out[i] = decode_file(files[i], spec)
-                ok[i] = True
-            except Exception as e:  # Pillow raises many types for broken files; all mean skip
-                log.debug("cannot decode %s: %r", printable(files[i]), e)
-
-    with ThreadPoolExecutor(max_workers=min(8, usable_cpus())) as pool:
-        list(pool.map(work, range(0, len(files), _CHUNK)))
-    return out, ok
-
-
-def _cache_file(
-    root: Path, folder: Path, rel: list[str], labels: Sequence[int], spec: DecodeSpec
-) -> Path:
-    def digest(obj: object) -> str:
-        return hashlib.sha256(json.dumps(obj).encode()).hexdigest()
-
-    stats = []
-    for name in rel:
-        try:
-            st = (folder / name).stat()
-            stats.append((name, st.st_size, st.st_mtime_ns))
-        except OSError:  # vanished since listing: it will be skipped as unreadable
-            stats.append((name, -1, -1))
-    # <folder name>-<folder and spec>-<contents>: a changed folder reuses the prefix, so its
-    # stale cache can be found and removed.
-    ident = digest([CACHE_VERSION, str(folder.resolve()), spec.size, spec.mode, spec.crop])[:12]
-    slug = re.sub(r"[^A-Za-z0-9_.]+", "_", folder.name)[:40] or "root"
-    return root / f"{slug}-{ident}-{digest([stats, list(labels)])[:16]}.pt"
-
-
-def _read_cache(path: Path) -> Decoded | None:
-    if not path.is_file():
-        return None
-    try:
-        blob = torch.load(path, weights_only=True)
-        if blob["version"] != CACHE_VERSION:
-            return None
-        return Decoded(blob["images"], blob["labels"], blob["files"], blob["skipped"], path, True)
-    except Exception as e:  # a damaged cache is only a lost shortcut
-        log.warning("ignoring unreadable cache %s: %r", printable(path), e)
-        return None
-
-
-def _write_cache(path: Path, decoded: Decoded) -> bool:
-    blob = {
-        "version": CACHE_VERSION,
-        "images": decoded.images,
-        "labels": decoded.labels,
-        "files": decoded.files,
-        "skipped": decoded.skipped,
-    }
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # Same directory + os.replace: a concurrent or killed run never sees half a file.
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                torch.save(blob, f)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-    except OSError as e:
-        log.warning(
-            "cannot write the image cache %s (%s); decoding again next time", printable(path), e
-        )
-        return False
-    prefix = path.name.rsplit("-", 1)[0]
-    for stale in path.parent.glob(f"{prefix}-*.pt"):
-        if stale != path:
-            stale.unlink(missing_ok=True)
-    return True
-
-
-def decode_images(
-    folder: Path,
-    files: Sequence[Path],
-    labels: Sequence[int],
-    spec: DecodeSpec,
-    cache_dir: str | None,
-) -> Decoded:
-    """Decode ``files`` (under ``folder``) with ``spec``, or load them from the cache."""
-    rel = [f.relative_to(folder).as_posix() for f in files]
-    path = _cache_file(cache_root(cache_dir), folder, rel, labels, spec)
-    cached = _read_cache(path)
-    if cached is not None:
-        return cached
-    images, ok = _decode_all(files, spec)
-    keep = np.flatnonzero(ok)
-    if len(keep) < len(files):
-        images = images[keep]
-    decoded = Decoded(
-        images=torch.from_numpy(images),
-        labels=torch.tensor(list(labels), dtype=torch.long)[torch.from_numpy(keep)],
-        files=[rel[i] for i in keep],
-        skipped=[rel[i] for i in np.flatnonzero(~ok)],
-        cache_file=None,
-        from_cache=False,
-    )
-    if decoded.skipped:
-        log.warning(
-            "skipped %d unreadable files in %s: %s",
-            len(decoded.skipped),
-            printable(folder),
-            shortlist(decoded.skipped),
-        )
-    if len(keep) and _write_cache(path, decoded):
-        decoded.cache_file = path
-    return decoded
 
 
 def load_folder(cfg: DataConfig) -> RawDataset:

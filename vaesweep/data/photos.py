@@ -8,7 +8,7 @@ scikit-learn's ``china.jpg`` and ``flower.jpg`` (640x427) and matplotlib's ``gra
 position; it is resized to S x S (bicubic, antialiased). Labels are the photo (0, 1, 2).
 
 The crops are drawn from a fixed seed, so every machine builds the same images, and they are
-cached like a decoded folder (:mod:`vaesweep.data.folder`) on first use.
+cached like a decoded folder (:mod:`vaesweep.data.image_files`) on first use.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import torch
 from PIL import Image
 
 from vaesweep.config import DataConfig
-from vaesweep.data.folder import Decoded, _read_cache, _write_cache, cache_root
+from vaesweep.data.image_files import Decoded, cache_root, read_cache, write_cache
 from vaesweep.data.imageset import ImageSet, RawDataset
 from vaesweep.errors import UserError
 
@@ -85,12 +85,12 @@ def load_photos(cfg: DataConfig) -> RawDataset:
     stats = [(f.name, f.stat().st_size) for f in files]
     key = hashlib.sha256(json.dumps([VERSION, SEED, N_PER_PHOTO, size, mode, stats]).encode())
     path = cache_root(cfg.cache_dir) / f"photos-{size}{mode}-{key.hexdigest()[:16]}.pt"
-    decoded = _read_cache(path)
+    decoded = read_cache(path)
     if decoded is None:
         images = torch.from_numpy(make_crops(files, size, mode))
         labels = torch.arange(len(files)).repeat_interleave(N_PER_PHOTO)
         decoded = Decoded(images, labels, [f.name for f in files], [], None, False)
-        if _write_cache(path, decoded):
+        if write_cache(path, decoded):
             decoded.cache_file = path
     where = "from the cache" if decoded.from_cache else "generated"
     notes = [
