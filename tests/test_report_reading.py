@@ -252,3 +252,32 @@ def test_reading_is_in_the_report(sweep_dir: Path, reading: Reading) -> None:
     assert first in page
     summary = pd.read_csv(sweep_dir / "report" / "summary.csv")
     assert len(summary) == 8
+
+
+def test_unsettled_schedules_get_schedule_advice_not_controller_advice(tmp_path: Path) -> None:
+    """Warm-up and cyclical move β_t on a fixed schedule: 'make the controller faster' is no
+    advice for them; a controller (GECO) keeps it."""
+    from vaesweep.report.reading.findings import convergence
+    from vaesweep.report.reading.phrases import Groups
+
+    fabricate_sweep(tmp_path / "m", [1.0], methods=["warmup", "cyclical", "geco"], images=False)
+    sweep = build_sweep(load([tmp_path / "m"]))
+    sweep.table["unsettled"] = "β_t"  # every run's β_t still moved at the end
+    sweep.table["beta_t_change"] = 0.25
+    lines = {line.split(":")[0]: line for line in convergence(Groups(sweep), None)}
+    assert len(lines) == 3, lines
+    for label, line in lines.items():
+        if "geco" in label:
+            assert "make the controller faster" in line
+        else:
+            assert "controller" not in line.split("equilibrium")[1], line
+    assert "kl.epochs below train.epochs" in next(v for k, v in lines.items() if "warmup" in k)
+    assert "kl.tail" in next(v for k, v in lines.items() if "cyclical" in k)
+
+
+def test_beta_zero_is_read_as_a_plain_autoencoder(tmp_path: Path) -> None:
+    """β = 0 has no KL term: no implied noise level to read ('σ = n/a, n/a grey levels')."""
+    fabricate_sweep(tmp_path / "z", [0.0, 1.0], images=False)
+    text = repr(build_reading(build_sweep(load([tmp_path / "z"]))))
+    assert "a plain autoencoder" in text
+    assert "n/a grey levels" not in text

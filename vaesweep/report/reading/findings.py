@@ -37,7 +37,12 @@ def effective(G: Groups, ends: tuple[str, str] | None) -> list[str]:
         g = str(g)
         lab = G.label(g)
         s2 = G.v(g, "sigma2_eff")
-        if ok(s2):
+        if ok(G.v(g, "beta_sum")) and G.v(g, "beta_sum") == 0:
+            out.append(
+                f"{lab}: β = 0, no KL term in the objective (a plain autoencoder): the noise it "
+                "assumes is zero, so there is no calibration verdict."
+            )
+        elif ok(s2):
             bc = G.v(g, "beta_calib")
             verdict = calib_verdict(bc)
             if _unsettled(G, g):
@@ -381,9 +386,27 @@ def convergence(G: Groups, ends: tuple[str, str] | None) -> list[str]:
             f"{G.label(g)}: not converged: {', '.join(changes) or what} over the last "
             f"{fmt_pct(SETTLE_SHARE)} of the epochs (more than {fmt_pct(SETTLE_TOLERANCE)})"
             f"{extra}; its final numbers are a snapshot, not the method's equilibrium "
-            "(train longer, or make the controller faster)."
+            f"({_settle_advice(G, g, what)})."
         )
     return out
+
+
+#: KL methods whose β_t follows a fixed schedule of the step, not the run's own numbers.
+_SCHEDULES = {
+    "warmup": "its warm-up had not reached β when training ended: a kl.epochs below "
+    "train.epochs lets β_t settle",
+    "cyclical": "a cyclical schedule ends on a ramp unless kl.tail epochs hold β at the end",
+}
+
+
+def _settle_advice(G: Groups, group: str, what: str) -> str:
+    """What would let ``group`` settle: a schedule is changed, a controller given time."""
+    method = str(G.g.loc[group, "method"]) if "method" in G.g else ""
+    if "β_t" in what and method in _SCHEDULES:
+        return _SCHEDULES[method]
+    if "β_t" in what:
+        return "train longer, or make the controller faster"
+    return "train longer"
 
 
 def failures(sweep: SweepRecords) -> list[str]:
