@@ -141,3 +141,20 @@ def test_colours_follow_beta_consistently(beta_sweep: Path) -> None:
     assert len(set(colours)) == 4
     greens = [c[1] for c in colours]  # viridis: green channel rises with the map position
     assert greens == sorted(greens)
+
+
+def test_epoch_axes_tick_whole_epochs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A 3-epoch sweep's curves were ticked at 1.00, 1.25, 1.50, ... epochs."""
+    from vaesweep.report.figures import plot_curves
+
+    fabricate_sweep(tmp_path / "s", [0.1, 1.0], epochs=3, images=False)
+    sweep = build_sweep(load([tmp_path / "s"]))
+    figures: list = []
+    monkeypatch.setattr(plot_curves, "render", lambda fig: figures.append(fig) or "")
+    plot_curves.fig_loss_curves(sweep, Palette(sweep.table))
+    plot_curves.fig_grad_balance(sweep, Palette(sweep.table))
+    assert len(figures) == 2
+    for fig in figures:
+        for ax in fig.axes[:2]:
+            ticks = [t for t in ax.get_xticks() if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]]
+            assert ticks and all(float(t).is_integer() for t in ticks), ticks

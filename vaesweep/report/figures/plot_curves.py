@@ -6,6 +6,8 @@ stopped early (diverged, failed, killed) keep the epochs they reached, ended by 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
@@ -88,6 +90,7 @@ def fig_loss_curves(sweep: SweepRecords, palette: Palette) -> Rendered | None:
         return None
     axes[0].set(title="Reconstruction", xlabel="epoch", ylabel=label + ", log scale")
     axes[1].set(title="KL (rate)", xlabel="epoch", ylabel="KL(q(z|x) || p(z)), nats per image, log")
+    _whole_epochs(axes)
     groups = ordered_groups(sweep.table)
     group_legend(axes[1], palette, groups, loc="best", title="run group")
     from matplotlib.lines import Line2D
@@ -170,6 +173,7 @@ def fig_grad_balance(sweep: SweepRecords, palette: Palette) -> Rendered | None:
         axes[1], sweep, palette, "grad_ratio", splits=("val",), curves=c.assign(grad_ratio=ratio)
     )
     axes[1].axhline(1.0, color="k", lw=0.8, ls=":")
+    _whole_epochs(axes)
     axes[0].set(
         title="Gradient norms at the encoder outputs",
         xlabel="epoch",
@@ -197,3 +201,11 @@ def fig_grad_balance(sweep: SweepRecords, palette: Palette) -> Rendered | None:
         "these gradients do. Above 1 the KL's pull towards the prior dominates."
     )
     return Rendered("grad_balance", "Gradient balance", caption, render(fig))
+
+
+def _whole_epochs(axes: Sequence[Axes]) -> None:
+    """Epoch ticks at whole numbers: a 3-epoch run got ticks at 1.00, 1.25, ... ."""
+    from matplotlib.ticker import MaxNLocator
+
+    for ax in axes:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
