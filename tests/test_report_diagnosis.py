@@ -135,3 +135,13 @@ def test_the_reduction_is_named_with_its_numbers(
     reading = build_reading(sweep)
     assert not reading.answer[0].startswith("The reduction")
     assert "The reduction makes little difference here" in reading.text()
+
+
+def test_the_settings_beta_column_says_when_it_holds_a_final_beta_t(tmp_path: Path) -> None:
+    """A PI or GECO setting's β column held its final β_t (0.0264) under the header 'β', read
+    as the configured β (0.1)."""
+    fabricate_sweep(tmp_path / "m", [0.1], methods=["constant", "geco"], images=False)
+    columns = list(settings_table(build_sweep(load([tmp_path / "m"]))).columns)
+    assert "β (final β_t for scheduled/controlled runs)" in columns and "β" not in columns
+    fabricate_sweep(tmp_path / "c", [0.1, 1.0], images=False)
+    assert "β" in list(settings_table(build_sweep(load([tmp_path / "c"]))).columns)

@@ -108,7 +108,9 @@ def settings_table(sweep: SweepRecords) -> pd.DataFrame:
                 text += f" ± {fmt(s, 2)}"
             text += _saturation_flag(g, i, stem)
             cells.append(text)
-        out[header] = cells
+        # The beta axis's own name: a controller's column holds its final beta_t, not the
+        # beta it was configured with.
+        out[sweep.beta_label if stem == "beta_x" else header] = cells
     return out.reset_index(drop=True)
 
 
