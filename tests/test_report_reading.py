@@ -281,3 +281,16 @@ def test_beta_zero_is_read_as_a_plain_autoencoder(tmp_path: Path) -> None:
     text = repr(build_reading(build_sweep(load([tmp_path / "z"]))))
     assert "a plain autoencoder" in text
     assert "n/a grey levels" not in text
+
+
+@pytest.mark.parametrize(
+    ("likelihood", "words"),
+    [("mse", "lowers the squared error by"), ("cbernoulli", "lowers the reconstruction term")],
+)
+def test_the_slope_sentence_names_the_objectives_distortion(
+    tmp_path: Path, likelihood: str, words: str
+) -> None:
+    """dD/dR = -β holds for the D of the objective: the squared error only under mse."""
+    fabricate_sweep(tmp_path / likelihood, [0.1, 1.0], images=False, likelihood=likelihood)
+    text = repr(build_reading(build_sweep(load([tmp_path / likelihood]))))
+    assert words in text

@@ -65,6 +65,15 @@ def build_questions(G: Groups, ends: tuple[str, str] | None) -> list[tuple[str, 
     return qs
 
 
+def _distortion(G: Groups, *groups: str) -> str:
+    """What D is in D + βR: the squared error for ``loss.likelihood=mse``, otherwise the
+    reconstruction term the objective holds (a negative log-likelihood, in nats)."""
+    likelihoods = {str(G.g.loc[g, "likelihood"]) for g in groups} if "likelihood" in G.g else set()
+    if likelihoods == {"mse"}:
+        return "the squared error"
+    return "the reconstruction term (the decoder's negative log-likelihood, nats per image)"
+
+
 def _training(G: Groups, lo: str, hi: str) -> str:
     """Q2: what β changed, and the gradient view (Alemi et al. 2018: the optimum of D + βR
     is where the R-D curve has slope -β; at a stationary point the two pulls cancel)."""
@@ -76,8 +85,8 @@ def _training(G: Groups, lo: str, hi: str) -> str:
         f"{fmt(G.v(hi, 'psnr'))} → {fmt(G.v(lo, 'psnr'))} dB). In gradient terms each step "
         "follows ∇recon + β·∇KL. At convergence the two expected pulls on the encoder balance "
         "for every β; β does not make one term win, it sets where they balance: at the point of "
-        "the rate–distortion curve where one more nat of rate lowers the squared error by "
-        "β_sum (slope dD/dR = −β_sum)."
+        f"the rate–distortion curve where one more nat of rate lowers {_distortion(G, lo, hi)} "
+        "by β_sum (slope dD/dR = −β_sum)."
     )
     gh, gl = G.v(hi, "grad_ratio"), G.v(lo, "grad_ratio")
     ch, cl = G.v(hi, "grad_cos"), G.v(lo, "grad_cos")
