@@ -158,3 +158,24 @@ def test_epoch_axes_tick_whole_epochs(tmp_path: Path, monkeypatch: pytest.Monkey
         for ax in fig.axes[:2]:
             ticks = [t for t in ax.get_xticks() if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]]
             assert ticks and all(float(t).is_integer() for t in ticks), ticks
+
+
+def test_kl_heatmap_counts_are_each_runs_count_averaged(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The count under each heatmap column is each run's count averaged over seeds, as the
+    tables and the reading count (it counted the averaged column: 14 where the text said 13.5)."""
+    import numpy as np
+
+    from vaesweep.report.figures import plot_beta
+
+    fabricate_sweep(tmp_path / "s", [0.1], [0, 1, 2], images=False)
+    sweep = build_sweep(load([tmp_path / "s"]))
+    per_run = ([1.0, 1.0, 0.05], [1.0, 0.05, 0.05], [1.0, 0.2, 0.05])  # 2, 1, 2 dims >= 0.1
+    for k, dims in zip(sweep.usable.index, per_run, strict=True):
+        sweep.kl_dims[k] = np.array(dims)  # averaged column: 1, 0.42, 0.05 -> 2 dims
+    figures: list = []
+    monkeypatch.setattr(plot_beta, "render", lambda fig: figures.append(fig) or "")
+    plot_beta.fig_kl_heatmap(sweep, Palette(sweep.table))
+    ticks = [t.get_text() for t in figures[0].axes[0].get_xticklabels()]
+    assert ticks == ["β=0.1\n1.67 dims ≥ 0.1"], ticks
