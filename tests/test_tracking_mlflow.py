@@ -66,6 +66,7 @@ def test_a_parent_run_per_sweep_and_a_child_per_run(sweep: tuple[Path, MlflowCli
     parent, children = _runs(client)
     assert parent.info.run_name == "ml" and parent.info.status == "FINISHED"
     assert parent.data.tags["status"] == "completed" and parent.data.tags["swept_keys"] == "beta"
+    assert parent.data.tags["runs"] == str(len(BETAS))  # it counted tracker settings: "1"
     assert sorted(c.info.run_name for c in children) == sorted(f"beta={b}" for b in BETAS)
     for child in children:
         assert child.data.tags["mlflow.parentRunId"] == parent.info.run_id

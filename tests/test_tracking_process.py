@@ -12,6 +12,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -89,6 +90,18 @@ def test_the_store_check_before_training_is_light(tmp_path: Path) -> None:
 def test_a_malformed_sqlite_uri_is_one_line(tmp_path: Path) -> None:
     with pytest.raises(UserError, match=r"cannot use the store sqlite://x .*sqlite:///"):
         check_store(MlflowConfig(tracking_uri="sqlite://x"), tmp_path)
+
+
+def test_a_sqlite_store_that_is_no_database_is_refused_before_training(tmp_path: Path) -> None:
+    """A folder, or a file of something else, where the store's file should be passed the
+    check: the run trained, then MLflow retried for two minutes and the tracker was lost."""
+    (tmp_path / "folder.db").mkdir()
+    (tmp_path / "text.db").write_text("not a database\n")
+    for name, why in (("folder.db", "is a folder"), ("text.db", "file is not a database")):
+        with pytest.raises(UserError, match=why):
+            check_store(MlflowConfig(tracking_uri=f"sqlite:///{tmp_path / name}"), tmp_path)
+    check_store(MlflowConfig(tracking_uri=f"sqlite:///{tmp_path / 'new.db'}"), tmp_path)
+    check_store(MlflowConfig(tracking_uri=f"sqlite:///{tmp_path / 'new.db'}"), tmp_path)
 
 
 _DRIVE = """
@@ -221,3 +234,30 @@ def test_the_tracker_process_logs_without_pandas_and_exits_cleanly(tmp_path: Pat
     assert [(m.step, m.value) for m in history] == [(10, 0.5), (20, 1.0)]
     assert client.get_run(run_id).info.status == "FINISHED"
     assert any(a.path.startswith("images") for a in client.list_artifacts(run_id))
+
+
+def test_the_tracker_process_ends_quietly_when_the_run_is_killed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A run killed with SIGKILL left its tracker process writing a reply into a closed pipe:
+    a BrokenPipeError traceback on the terminal."""
+    from vaesweep.tracking import worker
+    from vaesweep.tracking.process import write_message
+
+    class Quiet:
+        def prepare(self) -> None: ...
+
+        def on_epoch(self, rows: list[dict[str, Any]]) -> None: ...
+
+    class Closed(io.RawIOBase):
+        def writable(self) -> bool:
+            return True
+
+        def write(self, data: Any) -> int:
+            raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setitem(worker.TRACKERS, "quiet", lambda config, hint: Quiet())
+    requests = io.BytesIO()
+    write_message(requests, {"call": "on_epoch", "id": "1", "rows": []})
+    requests.seek(0)
+    worker.serve({"tracker": "quiet"}, requests, Closed())  # returns, raises nothing

@@ -226,7 +226,9 @@ def sweep(
         plan.launcher, plan.jobs, plan.threads_per_run = launcher, opts.jobs, threads
         plan.save(sweep_dir)
         refresh_index(sweep_dir)
-        tracking.open_sweep(trackers, sweep_dir, plan.name, plan.swept_keys, opts.outputs)
+        tracking.open_sweep(
+            trackers, sweep_dir, plan.name, plan.swept_keys, opts.outputs, len(plan.runs)
+        )
         bars_off = "train.progress=off" in [*user, *extra]
         monitor = SweepMonitor(sweep_dir, plan, console, live=bars_off).start()
         run_dirs = [sweep_dir / r.name for r in plan.runs]

@@ -12,7 +12,7 @@ import os
 import re
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -94,7 +94,7 @@ def check_store(cfg: MlflowConfig, root: Path | None) -> None:
         if scheme == "sqlite":
             if not uri.startswith("sqlite:///") or not uri[len("sqlite:///") :].strip():
                 raise ValueError("a SQLite store is written sqlite:///<path of the file>")
-            _writable(Path(uri[len("sqlite:///") :]).parent)
+            _sqlite_file(Path(uri[len("sqlite:///") :]))
         elif scheme in ("", "file"):
             _writable(Path(uri[len("file://") :] if scheme else uri))
         elif scheme in ("http", "https"):
@@ -115,6 +115,23 @@ def _writable(folder: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     if not os.access(folder, os.W_OK | os.X_OK):
         raise PermissionError(f"the folder {folder} is not writable")
+
+
+def _sqlite_file(path: Path) -> None:
+    """The store's file can be opened as a SQLite database (or created): a folder, a file of
+    something else or an unwritable place is found here, not after the run has trained
+    (MLflow then retries for minutes and the run ends without its tracker)."""
+    import sqlite3
+
+    path = path.expanduser()
+    _writable(path.parent)
+    if path.is_dir():
+        raise IsADirectoryError(f"{path} is a folder, not a database file")
+    try:
+        with closing(sqlite3.connect(path, timeout=PROBE_TIMEOUT_S)) as db:
+            db.execute("PRAGMA schema_version").fetchone()
+    except sqlite3.Error as err:
+        raise ValueError(f"{path}: {err}") from None
 
 
 def _probe(uri: str) -> None:

@@ -56,13 +56,15 @@ def open_sweep(
     name: str,
     swept_keys: Sequence[str],
     outputs_root: Path | None,
+    n_runs: int,
 ) -> None:
-    """Before a sweep launches (after :func:`preflight`): the MLflow experiment and parent run."""
+    """Before a sweep launches (after :func:`preflight`): the MLflow experiment and parent run
+    (tagged with the sweep's ``n_runs``)."""
     cfg = _mlflow(configs)
     if cfg is not None:
         from vaesweep.tracking import mlflow
 
-        mlflow.open_sweep(cfg, sweep_dir, name, swept_keys, outputs_root, len(configs))
+        mlflow.open_sweep(cfg, sweep_dir, name, swept_keys, outputs_root, n_runs)
 
 
 def close_sweep(sweep_dir: Path, statuses: Iterable[str]) -> None:

@@ -48,6 +48,10 @@ TRACKERS: dict[str, Callable[[dict[str, Any], str | None], Tracker]] = {"mlflow"
 HIDDEN: dict[str, tuple[str, ...]] = {"mlflow": ("pandas",)}
 
 
+#: Loggers of the tracker's libraries that report each retry of a failing store or server.
+QUIET_LOGGERS = ("urllib3", "mlflow.store.db.utils", "mlflow.utils.rest_utils")
+
+
 class HiddenPackages(importlib.abc.MetaPathFinder):
     """Makes ``import <package>`` fail in this process, as where it is not installed."""
 
@@ -120,7 +124,11 @@ def serve(spec: dict[str, Any], requests: IO[bytes], replies: IO[bytes]) -> None
             header, blobs = read_message(requests)
         except EOFError:
             return
-        write_message(replies, runs.handle(header, blobs))
+        reply = runs.handle(header, blobs)
+        try:
+            write_message(replies, reply)
+        except (BrokenPipeError, ConnectionResetError):
+            return  # the run's process is gone (killed): nobody is left to answer
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -134,6 +142,10 @@ def main(argv: list[str] | None = None) -> int:
         os.nice(NICE)
     warnings.simplefilter("ignore")  # the parent's record is the source of truth
     logging.basicConfig(level=logging.WARNING, format="vaesweep tracker: %(message)s")
+    # A store that fails makes these log every retry (a line every few seconds for minutes);
+    # the run reports the failure itself, once (fanout), when the call finally fails.
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.ERROR)
     replies = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # stray prints cannot garble replies
     serve(spec, sys.stdin.buffer, replies)
