@@ -987,3 +987,36 @@ def test_resuming_a_sweep_with_a_damaged_run_stops_before_anything_is_written(
     assert len(result.output.strip().splitlines()) == 1, result.output
     assert "beta=1/checkpoint.pt: damaged checkpoint" in result.output
     assert _files(outputs) == before
+
+
+@pytest.mark.parametrize("command", ["sweep", "train"])
+def test_a_launcher_profile_naming_no_class_is_one_line_before_writing(
+    outputs: Path, tmp_path: Path, command: str
+) -> None:
+    """A typo in a custom launcher profile's _target_ was a 70-line traceback at launch, after
+    sweep.json (or the run's folder) was written."""
+    profiles = tmp_path / "conf" / "hydra" / "launcher"
+    profiles.mkdir(parents=True)
+    (profiles / "site.yaml").write_text(
+        "defaults:\n  - submitit_local\n\n"
+        "_target_: hydra_plugins.hydra_submitit_launcher.submitit_launcher.LocalLaunchr\n"
+    )
+    values = ["beta=0.1,1"] if command == "sweep" else ["beta=0.1"]
+    args = [command, *values, "--config-dir", str(tmp_path / "conf"), "--launcher", "site"]
+    result = _invoke([*args, "--name", "t"])
+    assert result.exit_code == 2, result.output
+    assert "hydra.launcher._target_=" in result.output and "LocalLaunchr" in result.output
+    assert "Traceback" not in result.output
+    assert not (outputs / "sweeps" / "t").exists() and not list(outputs.glob("runs/*"))
+
+
+def test_a_typo_in_a_launcher_setting_is_refused_before_the_sweep_is_written(
+    outputs: Path,
+) -> None:
+    """hydra.launcher.timeout_mn=5 (for timeout_min) failed only at launch, leaving a sweep
+    folder whose runs stayed pending."""
+    args = ["sweep", "beta=0.1,1", "--launcher", "submitit_local", "hydra.launcher.timeout_mn=5"]
+    result = _invoke([*args, "--name", "hk"])
+    assert result.exit_code == 2, result.output
+    assert "Key 'hydra.launcher.timeout_mn' not in config" in result.output
+    assert not (outputs / "sweeps" / "hk").exists()

@@ -18,6 +18,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import difflib
+import importlib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from importlib import resources
@@ -164,7 +165,24 @@ def compose_launch(
             overrides=[*overrides, *launch_overrides],
             return_hydra_config=True,
         )
+        _check_launcher_class(cfg)
         return cfg, to_config(cfg)
+
+
+def _check_launcher_class(cfg: DictConfig) -> None:
+    """The launcher profile's ``_target_`` names a class that exists: Hydra finds out only when
+    it launches, with a traceback, after the sweep's plan or the run's folder was written."""
+    target = OmegaConf.select(cfg, "hydra.launcher._target_")
+    if not target:
+        return
+    module, _, name = str(target).rpartition(".")
+    try:
+        getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError, ValueError) as err:
+        raise UserError(
+            f"hydra.launcher._target_={target} is not a launcher class that exists "
+            f"({type(err).__name__}); check the launcher profile (hydra/launcher/<name>.yaml)"
+        ) from None
 
 
 def compose(overrides: Sequence[str] = (), extra_dirs: Sequence[Path] = ()) -> schemas.Config:

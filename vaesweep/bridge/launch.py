@@ -191,6 +191,13 @@ def prepare_job(
     return PreparedJob([*overrides, *own], list(extra_dirs), composed, config)
 
 
+def check_launch(job: Sequence[str], sweep_dir: Path, extra_dirs: Sequence[Path] = ()) -> None:
+    """Compose one job of a sweep as it will be launched (its launcher and ``hydra.*`` settings
+    included) before anything is written: a typo there is one line, not a failure after the
+    sweep's plan exists."""
+    compose_launch(job, _launch_overrides(sweep_dir, ".", extra_dirs), extra_dirs)
+
+
 def launch_job(job: PreparedJob, task: Callable[[DictConfig], Any] = hydra_task) -> list[Any]:
     """Launch a prepared run: Hydra's multirun starts from its composition (no second one)."""
     return _multirun(job.overrides, job.extra_dirs, task, job.composed)

@@ -20,6 +20,7 @@ from rich.console import Console
 
 from vaesweep.bridge import grid as bridge_grid
 from vaesweep.bridge import launch as bridge_launch
+from vaesweep.bridge.overrides import run_overrides
 from vaesweep.commands.interrupts import mark_interrupted, stop_signals_as_interrupt
 from vaesweep.commands.launching import (
     LAUNCHER_ALIASES,
@@ -210,6 +211,9 @@ def sweep(
     keep, units = _unfinished(plan, sweep_dir) if resume else (None, launch_units(plan))
     # Checked before the lock creates the directory: a typo leaves nothing behind.
     extra, launcher, threads = launcher_overrides(opts, max(1, units), user)
+    hydra_settings = [o for o in user if o not in run_overrides(user)]
+    first_job = [*run_overrides(plan.runs[0].overrides), *hydra_settings, *extra]
+    bridge_launch.check_launch(first_job, sweep_dir, opts.config_dirs)
     trackers = _trackers(plan, opts)
     tracking.preflight(trackers, opts.outputs)
     if not resume:
