@@ -472,6 +472,17 @@ def _start(args: list[str], tmp_path: Path, hold: Any) -> Any:
     )
 
 
+def _reap(proc: Any) -> None:
+    """Kill what is left of a test's command (its process group): a failed assertion must
+    not leave workers training."""
+    import os
+    import signal
+
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
 def _wait_for(predicate: Any, proc: Any, what: str) -> None:
     import time
 
@@ -507,9 +518,7 @@ def test_sigterm_stops_workers_marks_runs_interrupted_and_locks_runs(
         os.kill(proc.pid, signal.SIGTERM)  # the main process only, as a scheduler sends it
         proc.wait(timeout=600)
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        _reap(proc)
     out = (tmp_path / "run.log").read_text()
     assert proc.returncode == 130, out
     assert "vaesweep sweep --resume" in out and "Traceback" not in out
@@ -537,9 +546,7 @@ def test_sighup_to_the_group_is_as_clean_as_sigterm(tmp_path: Path, hold: Any) -
         entry = f"VAESWEEP_TEST_HOLD={hold.folder}"
         _wait_for(lambda: not _processes_with(entry), None, "the workers stopped")
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        _reap(proc)
     out = (tmp_path / "run.log").read_text()
     assert proc.returncode == 130, out
     for noise in ("Traceback", "KeyError", "resource_tracker", "Warning"):
@@ -551,9 +558,6 @@ def test_sighup_to_the_group_is_as_clean_as_sigterm(tmp_path: Path, hold: Any) -
 @pytest.mark.slow
 def test_single_run_is_locked_while_it_trains(tmp_path: Path, hold: Any) -> None:
     """Defect 9: `train --resume RUN` was accepted while RUN was still training."""
-    import os
-    import signal
-
     proc = _start(["train", *TINY, "--name", "r"], tmp_path, hold)
     try:
         _wait_for(lambda: any(hold.folder.glob("*.epoch1")), proc, "the run is held")
@@ -564,9 +568,7 @@ def test_single_run_is_locked_while_it_trains(tmp_path: Path, hold: Any) -> None
         (hold.folder / "release").touch()
         assert proc.wait(timeout=600) == 0, (tmp_path / "run.log").read_text()
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        _reap(proc)
 
 
 # ----------------------------------------------------------------------------- 11. smaller
