@@ -165,6 +165,31 @@ def test_divergence_rule_counts_growth_over_the_running_minimum() -> None:
     assert "reconstruction term" in (guard.check(recon=6e5, kl=5.0) or "")
 
 
+def test_divergence_rule_ignores_a_kl_that_is_not_in_the_objective() -> None:
+    """beta_t = 0 (beta=0, a schedule at its zero): the KL may grow by any factor; it counts
+    again once weighted, measured from the weighted batches only; the reconstruction term
+    always counts. A capacity run weighs its KL although its logged beta_t is NaN."""
+    from vaesweep.config import CapacityKL, ConstantKL
+    from vaesweep.control import RunShape, build_control
+    from vaesweep.training.divergence import DivergenceGuard
+
+    guard = DivergenceGuard.for_model(latent_dim=4, n_pixels=64)
+    for kl in (0.01, 50.0, 5e4, 5e9):  # a free KL growing 1e11-fold
+        assert guard.check(recon=40.0, kl=kl, kl_weighted=False) is None
+    assert guard.check(recon=40.0, kl=5e9) is None  # its first weighted batch: no history
+    assert guard.check(recon=40.0, kl=6e3) is None  # pulled down again, as a cycle does
+    why = guard.check(recon=40.0, kl=1e8)
+    assert why is not None and "running minimum (6000" in why
+    assert "reconstruction term" in (guard.check(recon=6e5, kl=1.0, kl_weighted=False) or "")
+
+    shape = RunShape(10, 100, 64, 4)
+    assert not build_control(ConstantKL(), 0.0, shape).kl_weighted(0)
+    assert build_control(ConstantKL(), 0.1, shape).kl_weighted(0)
+    capacity = build_control(CapacityKL(), 1.0, shape)
+    capacity.load_state_dict({"kl_ema": 0.0, "next_step": 0})  # held at its capacity
+    assert math.isnan(capacity.beta_t(0)) and capacity.kl_weighted(0)
+
+
 # ----------------------------------------------------------------------------- 5. CIFAR-10
 
 

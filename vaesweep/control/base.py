@@ -64,6 +64,12 @@ class KLControl:
         """Weight on the KL at optimiser step ``step`` (0-based: steps taken before this one)."""
         return self.beta
 
+    def kl_weighted(self, step: int) -> bool:
+        """Whether the KL enters the objective at step ``step`` (a plain autoencoder, beta = 0,
+        or a schedule at its zero, leaves it free: the divergence rule then ignores its
+        growth, :mod:`vaesweep.training.divergence`)."""
+        return self.beta_t(step) > 0
+
     def kl_penalty(self, terms: LossTerms, step: int) -> torch.Tensor:
         """The KL part of the objective (scalar)."""
         return self.beta_t(step) * terms.kl.mean()

@@ -91,6 +91,10 @@ class Capacity(KLControl):
         above = kl_ema > target * (1.0 + AT_TARGET_REL) + AT_TARGET_ABS
         return self.gamma if above else math.nan
 
+    def kl_weighted(self, step: int) -> bool:
+        # beta_t is NaN at the target, yet |KL - C_t| always weighs the KL by gamma.
+        return self.gamma > 0
+
     def kl_penalty(self, terms: LossTerms, step: int) -> torch.Tensor:
         return self.gamma * (terms.kl.mean() - self.capacity(step)).abs()
 

@@ -12,7 +12,11 @@ read as growth: a trained VAE stays far below 1000 nats per latent dimension, wh
 posterior means 45 prior standard deviations out.
 
 The two terms are watched rather than the objective, because the objective of a KL control
-method (a GECO multiplier, a capacity target) may legitimately change scale.
+method (a GECO multiplier, a capacity target) may legitimately change scale. The KL is watched
+only while it is weighted in the objective (``KLControl.kl_weighted``: beta_t > 0): a plain
+autoencoder (beta = 0) or a schedule at its zero leaves the KL free to grow by any factor
+without anything having gone wrong, and its running minimum is taken over the weighted batches
+only, so a KL that grew while free is not read as growth once it is weighted again.
 """
 
 from __future__ import annotations
@@ -43,12 +47,18 @@ class DivergenceGuard:
     def for_model(cls, latent_dim: int, n_pixels: int) -> DivergenceGuard:
         return cls(kl_floor=float(max(latent_dim, 1)), recon_floor=float(max(n_pixels, 1)))
 
-    def check(self, recon: float, kl: float) -> str | None:
-        """Record one batch's mean terms; return why the run diverged, or None."""
-        why = _grown("KL", kl, self.kl_min, self.kl_floor, self.growth) or _grown(
+    def check(self, recon: float, kl: float, kl_weighted: bool = True) -> str | None:
+        """Record one batch's mean terms; return why the run diverged, or None.
+
+        ``kl_weighted``: whether the KL is in this batch's objective; when it is not, its
+        growth is no divergence and it is not recorded."""
+        why = None
+        if kl_weighted:
+            why = _grown("KL", kl, self.kl_min, self.kl_floor, self.growth)
+            self.kl_min = min(self.kl_min, kl)
+        why = why or _grown(
             "reconstruction term", recon, self.recon_min, self.recon_floor, self.growth
         )
-        self.kl_min = min(self.kl_min, kl)
         self.recon_min = min(self.recon_min, recon)
         return why
 

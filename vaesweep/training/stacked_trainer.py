@@ -119,6 +119,7 @@ class StackedTrainer:
         n, bs, device = len(train), cfg.batch_size, train.device
         total_steps = cfg.total_steps(n)
         guards = [DivergenceGuard.for_model(m, int(train[0].numel())) for _ in range(k_all)]
+        controls = state.control.controls
         results: list[FitResult | None] = [None] * k_all
         freezer = MemberFreezer()
         for k in range(k_all):
@@ -174,7 +175,9 @@ class StackedTrainer:
                         why = (
                             f"non-finite loss ({float(losses[k])})"
                             if k in bad
-                            else guards[k].check(recons[k], kls[k])
+                            else guards[k].check(
+                                recons[k], kls[k], controls[k].kl_weighted(state.step)
+                            )
                         )
                         if not why:
                             continue

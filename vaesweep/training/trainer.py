@@ -164,7 +164,7 @@ class Trainer:
                     why = (
                         f"non-finite loss ({now})"
                         if not math.isfinite(now)
-                        else guard.check(recon, kl)
+                        else guard.check(recon, kl, state.control.kl_weighted(state.step))
                     )
                     if why:
                         return FitResult(
