@@ -236,6 +236,29 @@ def test_ctrl_c_stops_cleanly_and_says_how_to_resume(
 
 
 @pytest.mark.slow
+def test_a_stop_after_every_run_finished_is_a_finished_sweep(
+    outputs: Path, tiny: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C (or SIGTERM) handled once every run had completed, e.g. while the launcher
+    wound down: it printed "Interrupted ... --resume" and exited 130 with nothing to resume."""
+    import vaesweep.commands.sweep as module
+
+    launch = module._launch
+
+    def launch_then_stop(*args: object, **kwargs: object) -> None:
+        launch(*args, **kwargs)  # type: ignore[arg-type]
+        raise KeyboardInterrupt  # the stop arrives after the last run completed
+
+    monkeypatch.setattr(module, "_launch", launch_then_stop)
+    result = runner.invoke(app, ["sweep", "beta=0.1,1", *tiny, "--name", "late", "--no-stack"])
+    assert result.exit_code == 0, result.output
+    assert "Interrupted" not in result.output and "--resume" not in result.output
+    assert "Stopped after every run had finished (2 of 2)" in result.output
+    sweep_dir = outputs / "sweeps" / "late"
+    assert [r["status"] for r in _index(sweep_dir)] == ["completed", "completed"]
+
+
+@pytest.mark.slow
 def test_config_dir_adds_options_and_launcher_profiles(outputs: Path, tiny: list[str]) -> None:
     pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
     conf = outputs.parent / "myconf"

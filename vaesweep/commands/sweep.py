@@ -237,6 +237,7 @@ def sweep(
         monitor = SweepMonitor(sweep_dir, plan, console, live=bars_off).start()
         run_dirs = [sweep_dir / r.name for r in plan.runs]
         outlive = jobs_outlive_driver(opts)
+        late_stop = False
         try:
             with stop_signals_as_interrupt():
                 if units:
@@ -250,7 +251,11 @@ def sweep(
             # runs' locks); the sweep's lock is still ours, so what says `running` and is not
             # locked was ours.
             mark_interrupted(run_dirs, unless_locked=outlive)
-            raise
+            # A stop that came once every run had finished (while the launcher wound down)
+            # interrupted nothing: the sweep ends as a finished one, with nothing to resume.
+            if not all(run_status(d)[0] in contract.FINISHED for d in run_dirs):
+                raise
+            late_stop = True
         finally:
             monitor.stop()
             # A run still `running` that no job holds was killed from outside (SIGKILL, a
@@ -258,6 +263,13 @@ def sweep(
             mark_interrupted(run_dirs, unless_locked=True)
             rows = refresh_index(sweep_dir)
             tracking.close_sweep(sweep_dir, [str(r.get("status")) for r in rows])
+    if late_stop:
+        console.print(
+            f"Stopped after every run had finished ({len(rows)} of {len(rows)}): "
+            "nothing was interrupted, nothing is left to resume.",
+            highlight=False,
+            markup=False,
+        )
     return rows
 
 
