@@ -47,7 +47,9 @@ def test_shapes_sweep_records_metrics_and_reports_the_tradeoff(
         outputs.parent,
     )
     assert again.returncode == 0, again.stderr[-2000:]
-    result = json.loads((runs[0] / contract.EVAL_FILE).read_text())["disentanglement"]
+    (entry,) = json.loads((runs[0] / contract.EVAL_FILE).read_text())["evaluations"].values()
+    assert entry["disentanglement_preset"] == "quick"
+    result = entry["disentanglement"]
     first = json.loads((runs[0] / contract.SUMMARY_FILE).read_text())["disentanglement"]
     assert result["mig"] == pytest.approx(first["mig"])
     assert result["factor_vae"] == pytest.approx(first["factor_vae"])

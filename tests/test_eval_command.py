@@ -78,6 +78,19 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return out
 
 
+def with_test_split(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Runs on digits get a stand-in test split: the first 25 training images."""
+    import vaesweep.run.assembly as module
+
+    real = module.load_splits
+
+    def with_test(cfg: DataConfig) -> Splits:
+        splits = real(cfg)
+        return dataclasses.replace(splits, test=splits.train.subset(slice(0, 25)))
+
+    monkeypatch.setattr(module, "load_splits", with_test)
+
+
 def _copy_run(src: Path, dst: Path) -> Path:
     dst.mkdir(parents=True)
     for f in src.iterdir():
@@ -125,7 +138,8 @@ def test_iwae_with_the_runs_settings_equals_the_summary(runs: dict[str, Path]) -
 def test_eval_json_is_written_beside_the_record(runs: dict[str, Path], tmp_path: Path) -> None:
     run_dir = _copy_run(runs["mse"], tmp_path / "r")
     result = evaluate_run(run_dir, iwae_samples=3, images=10)
-    on_disk = json.loads((run_dir / EVAL_FILE).read_text())
+    (key, on_disk), *_ = json.loads((run_dir / EVAL_FILE).read_text())["evaluations"].items()
+    assert key == "split=val,images=10,iwae_samples=3"
     assert on_disk["elbo"] == result["elbo"] and on_disk["iwae_nll"] == result["iwae_nll"]
     assert on_disk["images"] == 10 and on_disk["iwae_samples"] == 3 and on_disk["epoch"] == 2
     assert on_disk["split"] == "val" and on_disk["timestamp"].endswith("+00:00")
@@ -135,21 +149,48 @@ def test_eval_json_is_written_beside_the_record(runs: dict[str, Path], tmp_path:
 
 
 @pytest.mark.slow
+def test_evaluating_again_with_other_settings_keeps_the_earlier_result(
+    runs: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """eval.json held only the last evaluation: `eval --split test` after `eval` (or with other
+    sample counts) lost the first. Now one entry per setting; the same setting replaces its own."""
+    run_dir = _copy_run(runs["mse"], tmp_path / "r")
+    # An eval.json as written before (one evaluation at the top level) is kept as an entry.
+    old = evaluate_run(run_dir, iwae_samples=2, images=5)
+    write_json(run_dir / EVAL_FILE, old)
+    first = evaluate_run(run_dir, iwae_samples=3, images=10)
+    more = evaluate_run(run_dir, iwae_samples=5, images=20)
+    again = evaluate_run(run_dir, iwae_samples=3, images=10)
+    with_test_split(monkeypatch)
+    test = evaluate_run(run_dir, split="test", iwae_samples=3, images=10)
+    evaluations = read_json(run_dir / EVAL_FILE)["evaluations"]
+    assert list(evaluations) == [
+        "split=val,images=5,iwae_samples=2",
+        "split=val,images=10,iwae_samples=3",
+        "split=val,images=20,iwae_samples=5",
+        "split=test,images=10,iwae_samples=3",
+    ]
+    assert evaluations["split=val,images=5,iwae_samples=2"] == old
+    assert evaluations["split=val,images=20,iwae_samples=5"]["iwae_nll"] == more["iwae_nll"]
+    assert evaluations["split=val,images=10,iwae_samples=3"]["timestamp"] == again["timestamp"]
+    assert again["elbo"] == first["elbo"]  # the same evaluation, recorded once
+    assert evaluations["split=test,images=10,iwae_samples=3"]["elbo"] == test["elbo"]
+    assert not [p.name for p in run_dir.iterdir() if p.name.endswith(".tmp")]
+    # A damaged eval.json is not overwritten: one line, before any work.
+    (run_dir / EVAL_FILE).write_text("{not json")
+    with pytest.raises(UserError, match=r"eval.json: unreadable .*move it away"):
+        evaluate_run(run_dir, iwae_samples=3, images=10)
+    assert (run_dir / EVAL_FILE).read_text() == "{not json"
+
+
+@pytest.mark.slow
 def test_test_split_needs_a_dataset_that_has_one(
     runs: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     with pytest.raises(UserError, match=r"data=digits has no test split.*--split val"):
         evaluate_run(runs["mse"], split="test", iwae_samples=2)
     # A dataset with a test split (here: digits with a stand-in test set) is evaluated on it.
-    import vaesweep.run.assembly as module
-
-    real = module.load_splits
-
-    def with_test(cfg: DataConfig) -> Splits:
-        splits = real(cfg)
-        return dataclasses.replace(splits, test=splits.train.subset(slice(0, 25)))
-
-    monkeypatch.setattr(module, "load_splits", with_test)
+    with_test_split(monkeypatch)
     run_dir = _copy_run(runs["mse"], tmp_path / "r")
     result = evaluate_run(run_dir, split="test", iwae_samples=4)
     assert result["split"] == "test" and result["images"] == 25
@@ -231,7 +272,8 @@ def test_cli_prints_the_metrics(runs: dict[str, Path], tmp_path: Path) -> None:
     for key in ("split", "images", "elbo", "iwae_nll", "bpd", "kl", "mse", "active_units"):
         assert key in result.output
     assert "wrote" in result.output and (run_dir / EVAL_FILE).is_file()
-    assert read_json(run_dir / EVAL_FILE)["images"] == 12
+    assert "[split=val,images=12,iwae_samples=5]" in result.output
+    assert read_json(run_dir / EVAL_FILE)["evaluations"]["split=val,images=12,iwae_samples=5"]
 
 
 def test_cli_missing_dir_exits_2_with_one_line(tmp_path: Path) -> None:

@@ -380,11 +380,13 @@ def evaluate(
         typer.Option("--preset", help="Metric sample sizes: auto, published or quick."),
     ] = "auto",
 ) -> None:
-    """Recompute a run's final metrics from its checkpoint; writes eval.json beside it."""
+    """Recompute a run's final metrics from its checkpoint; records them in eval.json beside it
+    (one entry per setting: evaluating again with other settings keeps the earlier results)."""
 
     def go() -> None:
         from vaesweep.commands import terminal_tables as tables
-        from vaesweep.commands.evaluate import evaluate_run
+        from vaesweep.commands.evaluate import EVAL_FILE, evaluate_run
+        from vaesweep.record.evaluations import eval_key
 
         result = evaluate_run(
             run_dir,
@@ -401,7 +403,9 @@ def evaluate(
         for key, value in (result.get("disentanglement") or {}).items():
             if isinstance(value, float) and key != "seconds":
                 console.print(f"{key:>19}: {tables.fmt(value)}")
-        console.print(f"wrote {run_dir / 'eval.json'}")
+        console.print(
+            f"wrote {run_dir / EVAL_FILE} [{eval_key(result)}]", markup=False, soft_wrap=True
+        )
 
     _run_command(go)
 

@@ -7,7 +7,9 @@ exactly as training validates (:func:`vaesweep.evaluation.metrics.evaluate`, sam
 on the validation split with all images the ELBO, KL, MSE... equal the run's last ``val``
 row. The IWAE bound (Burda et al. 2016) is recomputed with any number of importance samples,
 as the end of a run does (:func:`vaesweep.evaluation.metrics.iwae_estimate`). The result goes to
-``eval.json`` beside the run record (written atomically).
+``eval.json`` beside the run record (written atomically), one entry per evaluation setting
+(:mod:`vaesweep.record.evaluations`): evaluating again with other settings keeps the earlier
+results.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from vaesweep.evaluation.disentanglement import final_disentanglement, summary_e
 from vaesweep.evaluation.metrics import EVAL_SEED, evaluate, iwae_estimate
 from vaesweep.record import contract
 from vaesweep.record.contract import EVAL_FILE
+from vaesweep.record.evaluations import add_evaluation, read_evaluations
 from vaesweep.record.files import read_json, write_json
 from vaesweep.record.run_record import RunRecord
 from vaesweep.run.assembly import assemble
@@ -34,7 +37,7 @@ from vaesweep.training.device import resolve_device
 
 log = logging.getLogger("vaesweep.eval")
 
-#: Written beside summary.json.
+#: ``--split``: the splits a run can be evaluated on.
 SPLITS = ("val", "test")
 #: ``--preset`` of ``--disentanglement``: eval.disentanglement's presets except ``off``.
 PRESETS = tuple(p for p in DISENTANGLEMENT_PRESETS if p != "off")
@@ -91,7 +94,7 @@ def evaluate_run(
     device: str | None = None,
     disentanglement: str | None = None,
 ) -> dict[str, Any]:
-    """Evaluate the checkpoint in ``run_dir`` on ``split`` and write ``eval.json``.
+    """Evaluate the checkpoint in ``run_dir`` on ``split`` and record it in ``eval.json``.
 
     ``images``: the first N images of the split (None = all); ``iwae_samples``: importance
     samples per image for the IWAE NLL (0 skips it). Returns the dict written: ``split``,
@@ -99,14 +102,15 @@ def evaluate_run(
     ``active_units``, ``mi``, ``marginal_kl`` (nats per image; mse per pixel in [0, 1]),
     ``iwae_nll`` (nats per image), ``bpd``, ``epoch``/``step`` of the checkpoint,
     ``run_status``, ``warnings``, ``timestamp``, the full metrics row (``metrics``) and the KL
-    per latent dimension. Raises :class:`UserError` for a missing directory, summary or
+    per latent dimension; it is this evaluation's entry in ``eval.json``, beside those of other
+    settings (:mod:`vaesweep.record.evaluations`). Raises :class:`UserError` for a missing directory, summary or
     checkpoint, a damaged checkpoint, or a split the dataset does not have. A run that has not
     completed is evaluated from its last checkpoint, with a warning in ``warnings``.
 
     ``disentanglement`` (a preset of ``eval.disentanglement``: auto, published or quick)
     recomputes the disentanglement metrics of a run on a factor dataset: they replace its
     ``disentanglement.json`` and ``summary.json["disentanglement"]`` and are returned under
-    ``disentanglement``.
+    ``disentanglement`` (the preset under ``disentanglement_preset``).
     """
     run_dir = Path(run_dir).expanduser()
     if split not in SPLITS:
@@ -120,6 +124,7 @@ def evaluate_run(
     if not run_dir.is_dir():
         raise UserError(f"{run_dir}: no such run directory")
     summary = _read_summary(run_dir)
+    read_evaluations(run_dir)  # a damaged eval.json stops us before the work, not after
     try:
         config = config_from_dict(summary["config"])
     except ConfigError as err:
@@ -219,10 +224,11 @@ def evaluate_run(
         assert scores is not None
         write_json(run_dir / contract.DISENTANGLEMENT_FILE, scores)
         result["disentanglement"] = summary_entry(scores)
+        result["disentanglement_preset"] = disentanglement
         write_json(
             run_dir / contract.SUMMARY_FILE, {**summary, "disentanglement": summary_entry(scores)}
         )
-    write_json(run_dir / EVAL_FILE, result)
+    add_evaluation(run_dir, result)
     return result
 
 

@@ -30,6 +30,14 @@ A run directory holds:
     sharing the most information with each factor), ``dci.importance`` (latents x factors),
     ``sap.matrix``, ``factor_vae.votes``; ``skipped`` (metric -> why); ``seconds``;
     ``encoded_combinations``. The same ``scores`` are in ``summary.json["disentanglement"]``.
+``eval.json``
+    Written by ``vaesweep eval RUN``: ``{"evaluations": {key: entry}}``, one entry per
+    evaluation setting, keyed like ``split=val,images=360,iwae_samples=1000`` (and
+    ``disentanglement_preset=quick`` with ``--disentanglement``); evaluating again with the
+    same settings replaces that entry, with others adds one
+    (:mod:`vaesweep.record.evaluations`). An entry holds the metrics recomputed from
+    ``checkpoint.pt`` (the keys of :func:`vaesweep.commands.evaluate.evaluate_run`'s result)
+    and the checkpoint's ``epoch``.
 ``events.out.tfevents.*``, ``mlflow.json`` (with ``tracker=tensorboard`` / ``mlflow``)
     TensorBoard's event files, and the ids of the run's MLflow run (:data:`MLFLOW_FILE`);
     views of the files above for the trackers, never read by ``vaesweep report``.
@@ -49,7 +57,7 @@ CHECKPOINT_FILE = "checkpoint.pt"
 RECONSTRUCTIONS_FILE = "reconstructions.png"
 SAMPLES_FILE = "samples.png"
 TRAVERSALS_FILE = "traversals.png"
-#: Written by ``vaesweep eval``: metrics recomputed from the checkpoint.
+#: Written by ``vaesweep eval``: metrics recomputed from the checkpoint, one entry per setting.
 EVAL_FILE = "eval.json"
 #: Disentanglement metrics of runs on factor datasets (see the module docstring).
 DISENTANGLEMENT_FILE = "disentanglement.json"
