@@ -24,6 +24,7 @@ import torch
 from vaesweep.config import Config
 from vaesweep.config.eval import DISENTANGLEMENT_PRESETS
 from vaesweep.config.from_dict import config_from_dict
+from vaesweep.data.registry import no_test_split
 from vaesweep.errors import ConfigError, UserError
 from vaesweep.evaluation.disentanglement import final_disentanglement, summary_entry
 from vaesweep.evaluation.metrics import EVAL_SEED, evaluate, iwae_estimate
@@ -154,8 +155,8 @@ def evaluate_run(
     if split == "test":
         if splits.test is None:
             raise UserError(
-                f"data={config.data.name} has no test split (digits and folder datasets have "
-                "none); use --split val"
+                f"data={config.data.name} has no test split "
+                f"({no_test_split(config.data.name)}); use --split val"
             )
         data = splits.test
     else:

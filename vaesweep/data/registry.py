@@ -35,6 +35,25 @@ LOADERS: dict[str, str] = {
     "photos": "vaesweep.data.photos:load_photos",
 }
 
+#: The datasets that come with an official test split, and where it comes from (their loaders
+#: return it as ``RawDataset.test``); the others (digits, folder, photos and the generated
+#: dsprites and shapes) have none. tests/test_registries.py checks both against the loaders.
+TEST_SPLITS: dict[str, str] = {
+    "mnist": "the t10k IDX files",
+    "fashion_mnist": "the t10k IDX files",
+    "cifar10": "test_batch",
+    "celeba": "list_eval_partition.txt next to the images",
+}
+
+
+def no_test_split(name: str) -> str:
+    """Why ``data=name`` has no test split, for a message: the file it lacks, or which
+    datasets have one."""
+    if name in TEST_SPLITS:
+        return f"its test split comes from {TEST_SPLITS[name]}, which was not found"
+    *most, last = TEST_SPLITS
+    return f"{name} comes with none; {', '.join(most)} and {last} do"
+
 
 def get_loader(name: str) -> Loader:
     if name not in LOADERS:
