@@ -218,3 +218,36 @@ def test_interrupted_train_resumes_in_place(tmp_path: Path, interrupt_cli, tiny:
     assert epochs == [str(e) for e in range(1, 4) for _ in range(2)]
     again = runner.invoke(app, ["train", "--resume", str(run_dir)], env=runner_env)
     assert again.exit_code == 2 and "already completed" in again.output
+
+
+@pytest.mark.skipif(sys.platform == "darwin", reason="macOS file names must be UTF-8")
+def test_a_data_path_that_is_not_utf8_prints_under_a_strict_utf8_stdout(tmp_path: Path) -> None:
+    """Under a UTF-8 locale (stdout strict, unlike the C locale's), `vaesweep sweep` echoing a
+    data.path with bytes that are not UTF-8 ended in a UnicodeEncodeError traceback."""
+    from PIL import Image
+
+    folders = [tmp_path / os.fsdecode(b"caf\xe9"), tmp_path / "plain"]
+    for folder in folders:
+        folder.mkdir()
+        for i in range(4):
+            Image.new("RGB", (8, 8), (60 * i, 2, 3)).save(folder / f"{i}.png")
+    env = {
+        **os.environ,
+        "PYTHONIOENCODING": "utf-8",  # strict, as under en_US.UTF-8
+        "COLUMNS": "500",  # the table in full: tmp_path is long
+        "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[1]), *sys.path]),
+        "VAESWEEP_OUTPUTS": str(tmp_path / "out"),
+        "VAESWEEP_CACHE_DIR": str(tmp_path / "cache"),
+    }
+    paths = ",".join(f"'{f}'" for f in folders)
+    args = ["sweep", "data=folder", f"data.path={paths}", "data.image_size=8", "--dry-run"]
+    proc = subprocess.run(
+        [sys.executable, "-m", "vaesweep", *args],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        timeout=PATIENCE_S,
+    )
+    out = proc.stdout.decode("utf-8") + proc.stderr.decode("utf-8")  # all of it UTF-8
+    assert proc.returncode == 0 and "Traceback" not in out, out
+    assert "caf\\xe9" in out and "data.path=_" in out and "_caf_xe9_" in out

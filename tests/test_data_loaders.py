@@ -527,3 +527,26 @@ def test_celeba_partition_file_not_utf8_is_one_line(
     with pytest.raises(UserError, match=r"list_eval_partition\.csv is not UTF-8") as err:
         load_celeba(DataConfig(name="celeba", root=str(tmp_path), image_size=8))
     assert why in str(err.value) and "save it as UTF-8" in str(err.value)
+
+
+@pytest.mark.skipif(sys.platform == "darwin", reason="macOS file names must be UTF-8")
+def test_celeba_messages_write_names_that_are_not_utf8(tmp_path: Path) -> None:
+    """CelebA's messages quoted a data.root with bytes that are not UTF-8 as lone surrogates
+    (a UnicodeEncodeError on a UTF-8 stream or log; \\udcff where written at all)."""
+    root = tmp_path / os.fsdecode(b"caf\xe9")
+    with pytest.raises(UserError) as missing:
+        load_celeba(DataConfig(name="celeba", root=str(root)))
+    write_faces(root / "img_align_celeba", n=1)
+    partition = root / "list_eval_partition.txt"
+    partition.write_bytes("000001.jpg 0\n".encode("utf-16-le"))
+    with pytest.raises(UserError) as not_utf8:
+        load_celeba(DataConfig(name="celeba", root=str(root), image_size=8))
+    partition.write_text("000001.jpg 7\n")
+    with pytest.raises(UserError) as bad_line:
+        load_celeba(DataConfig(name="celeba", root=str(root), image_size=8))
+    for err in (missing, not_utf8, bad_line):
+        message = str(err.value)
+        message.encode("utf-8")  # what stderr under a UTF-8 locale and train.log do
+        assert "caf\\xe9" in message, message
+    assert "caf\\xe9/list_eval_partition.txt is not UTF-8" in str(not_utf8.value)
+    assert "caf\\xe9/list_eval_partition.txt:1: expected" in str(bad_line.value)

@@ -56,3 +56,17 @@ def test_a_new_column_relays_the_file_and_last_rows_follow(tmp_path: Path) -> No
     again.append_epoch(2, 20, 0.1, _rows(2))
     with open(record.metrics_path, newline="") as f:
         assert [r["epoch"] for r in csv.DictReader(f)] == ["1", "1", "2", "2"]
+
+
+def test_run_names_and_text_files_write_paths_that_are_not_utf8(tmp_path: Path) -> None:
+    """A swept data.path with bytes that are not UTF-8 (lone surrogates in Python): both paths
+    were named `data.path=__a_` (the sweep refused them as one name), and runs.csv, written
+    from the same values, raised UnicodeEncodeError. Names now show the bytes as \\xNN."""
+    from vaesweep.record.files import atomic_write_text
+    from vaesweep.record.run_names import run_name
+
+    one, two = (os.fsdecode(b"/a\xff"), os.fsdecode(b"/a\xfe"))
+    names = [run_name([f"data.path='{p}'"], ["data.path"]) for p in (one, two)]
+    assert names == ["data.path=__a_xff_", "data.path=__a_xfe_"]
+    atomic_write_text(tmp_path / "runs.csv", f"run,data.path\n{names[0]},{one}\n")
+    assert (tmp_path / "runs.csv").read_text(encoding="utf-8").endswith(",/a\\xff\n")

@@ -243,3 +243,19 @@ def test_run_record_with_non_finite_values(tmp_path: Path) -> None:
     summary = pd.read_csv(path.parent / "summary.csv")
     assert not summary["usable"].iloc[0]
     assert "no finite final rate" in path.read_text()
+
+
+@pytest.mark.slow
+def test_a_swept_path_that_is_not_utf8_is_labelled_escaped(tmp_path: Path) -> None:
+    """sweep.json keeps a swept data.path's bytes that are not UTF-8 (as lone surrogates):
+    the report's table of runs raised UnicodeEncodeError (pyarrow) on them."""
+    root = tmp_path / "s"
+    fabricate_sweep(root, [0.1, 1.0], images=False)
+    plan = json.loads((root / "sweep.json").read_text())
+    for run in plan["runs"]:
+        run["values"]["data.path"] = os.fsdecode(b"/data/caf\xe9")
+    plan["swept_keys"].append("data.path")
+    (root / "sweep.json").write_text(json.dumps(plan))
+    build_report([root])
+    page = (root / "report" / "index.html").read_text(encoding="utf-8")
+    assert "/data/caf\\xe9" in page

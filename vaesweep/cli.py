@@ -428,8 +428,21 @@ for _command in app.registered_commands:
         _command.help = _reflow(_command.callback.__doc__)
 
 
+def _writable_streams() -> None:
+    """Standard output never fails on a name that is not UTF-8.
+
+    Python keeps such bytes of a path (``data.path=...``, echoed by the sweep's tables) as
+    lone surrogates; under a UTF-8 locale stdout refuses them with a UnicodeEncodeError (the C
+    locale passes them through, stderr escapes them). Escape them there as stderr does.
+    """
+    for stream in (sys.stdout, sys.stderr):
+        if getattr(stream, "errors", None) == "strict" and hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
+
+
 def main() -> None:
     """Console-script entry point."""
+    _writable_streams()
     try:
         app()
     except UserError as err:  # pragma: no cover - commands catch their own

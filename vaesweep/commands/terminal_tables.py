@@ -10,6 +10,7 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
+from vaesweep.errors import printable
 from vaesweep.record import contract
 from vaesweep.record.sweep_index import status_counts
 
@@ -81,11 +82,12 @@ def print_grid(console: Console, plan: Any, sweep_dir: Path, dry_run: bool) -> N
     table.add_column("directory")
     for i, run in enumerate(plan.runs):
         stack = [str(run.stack)] if stacks else []
-        table.add_row(str(i), *[run.values[k] for k in plan.swept_keys], *stack, run.name)
+        values = [printable(run.values[k]) for k in plan.swept_keys]
+        table.add_row(str(i), *values, *stack, run.name)
     console.print(table)
     fixed = [o for o in plan.overrides if o.split("=", 1)[0] not in plan.swept_keys]
     if fixed:
-        console.print("fixed: " + " ".join(fixed))
+        console.print("fixed: " + printable(" ".join(fixed)))
 
 
 def print_sweep(
@@ -100,7 +102,7 @@ def print_sweep(
     for r in rows:
         colour = status_colour(r["status"])
         table.add_row(
-            *[str(r.get(k, "")) for k in keys],
+            *[printable(str(r.get(k, ""))) for k in keys],
             f"[{colour}]{r['status']}[/]",
             *[
                 fmt(r.get(f"val_{k}"))

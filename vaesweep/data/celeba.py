@@ -22,9 +22,9 @@ import torch
 
 from vaesweep.config import DataConfig
 from vaesweep.data.folder import DEFAULT_SIZE
-from vaesweep.data.image_files import DecodeSpec, decode_images, printable
+from vaesweep.data.image_files import DecodeSpec, decode_images
 from vaesweep.data.imageset import ImageSet, RawDataset, labels_unknown
-from vaesweep.errors import UserError
+from vaesweep.errors import UserError, printable
 
 IMAGES = "img_align_celeba"
 PARTITION_FILES = ("list_eval_partition.txt", "list_eval_partition.csv")
@@ -53,7 +53,7 @@ def _partition_text(path: Path) -> str:
             return data.decode("utf-8-sig")
     except UnicodeDecodeError as e:
         why = f"byte 0x{data[e.start]:02x} at offset {e.start}"
-    raise UserError(f"{path} is not UTF-8 text ({why}); save it as UTF-8")
+    raise UserError(f"{printable(path)} is not UTF-8 text ({why}); save it as UTF-8")
 
 
 def _read_partitions(path: Path) -> dict[str, int]:
@@ -63,7 +63,9 @@ def _read_partitions(path: Path) -> dict[str, int]:
         if not fields or (number == 1 and not fields[-1].isdigit()):  # blank line, CSV header
             continue
         if len(fields) != 2 or fields[1] not in ("0", "1", "2"):
-            raise UserError(f"{path}:{number}: expected '<file>.jpg <0|1|2>', got {line!r}")
+            raise UserError(
+                f"{printable(path)}:{number}: expected '<file>.jpg <0|1|2>', got {line!r}"
+            )
         partitions[fields[0]] = int(fields[1])
     return partitions
 
@@ -72,11 +74,12 @@ def load_celeba(cfg: DataConfig) -> RawDataset:
     root = Path(cfg.root).expanduser()
     folder = _find_images(root)
     if folder is None:
+        where = printable(root)
         raise UserError(
-            f"celeba not found: no {IMAGES}/*.jpg under {root / 'celeba'} or {root}. CelebA "
+            f"celeba not found: no {IMAGES}/*.jpg under {where}/celeba or {where}. CelebA "
             "cannot be downloaded reliably (Google Drive quotas): get img_align_celeba.zip and "
             f"list_eval_partition.txt from the CelebA site and unpack them so that "
-            f"{root / 'celeba' / IMAGES / '000001.jpg'} exists"
+            f"{where}/celeba/{IMAGES}/000001.jpg exists"
         )
     files = sorted(folder.glob("*.jpg"))
     notes: list[str] = []

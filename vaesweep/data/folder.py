@@ -12,9 +12,9 @@ import os
 from pathlib import Path
 
 from vaesweep.config import DataConfig
-from vaesweep.data.image_files import DecodeSpec, decode_images, printable, shortlist
+from vaesweep.data.image_files import DecodeSpec, decode_images, shortlist
 from vaesweep.data.imageset import ImageSet, RawDataset
-from vaesweep.errors import UserError
+from vaesweep.errors import UserError, printable
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff")
 DEFAULT_SIZE = 64

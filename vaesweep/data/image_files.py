@@ -30,6 +30,7 @@ import torch
 from PIL import Image, ImageOps
 
 from vaesweep.cpus import usable_cpus
+from vaesweep.errors import printable
 
 log = logging.getLogger(__name__)
 
@@ -75,12 +76,6 @@ class Decoded:
         if self.skipped:
             lines.append(f"skipped {len(self.skipped)} unreadable files: {shortlist(self.skipped)}")
         return lines
-
-
-def printable(name: str | os.PathLike[str]) -> str:
-    """A file name as text that any log or terminal can write: bytes that are not UTF-8 (kept
-    by Python as lone surrogates, which a UTF-8 stream refuses) become ``\\xef`` escapes."""
-    return os.fsencode(name).decode("utf-8", "backslashreplace")
 
 
 def shortlist(names: Sequence[str], shown: int = _SHOWN) -> str:

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from vaesweep.errors import printable
 from vaesweep.record.contract import KL_DIM_PREFIX, METRIC_COLUMNS, OPTIONAL_COLUMNS
 
 
@@ -56,7 +57,13 @@ def fsync_file(path: Path) -> None:
 
 
 def atomic_write_text(path: Path, text: str, *, durable: bool = True) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"), durable=durable)
+    """Write ``text`` as UTF-8; bytes of a file name that are not UTF-8 (lone surrogates, such
+    as a swept ``data.path`` in runs.csv) are written as their ``\\xNN`` escapes."""
+    try:
+        data = text.encode("utf-8")
+    except UnicodeEncodeError:
+        data = printable(text).encode("utf-8")
+    atomic_write_bytes(path, data, durable=durable)
 
 
 def _json_default(value: Any) -> Any:

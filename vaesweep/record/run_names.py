@@ -10,6 +10,8 @@ import hashlib
 import re
 from collections.abc import Sequence
 
+from vaesweep.errors import printable
+
 #: Settings the sweep driver adds per launcher (one line per finished run instead of bars,
 #: cores shared between parallel runs): they never name a run unless swept, so the name the
 #: driver plans from the user's overrides is the name each job computes from its own.
@@ -37,7 +39,9 @@ def run_name(task_overrides: Sequence[str], swept_keys: Sequence[str]) -> str:
             continue
         pairs.append((bare, value))
     name = ",".join(f"{k}={v}" for k, v in sorted(pairs)) or "default"
-    name = re.sub(r"[^\w.,=+\-\[\]()@]", "_", name)
+    # Bytes that are not UTF-8 (a data.path from the file system) read as their \xNN escapes,
+    # so two such paths get two names, before anything unsafe in a name becomes "_".
+    name = re.sub(r"[^\w.,=+\-\[\]()@]", "_", printable(name))
     if len(name) > MAX_NAME:
         # Whole key=value pairs only (a pair cut mid-key reads as a different setting), then a
         # digest of the full name keeps names unique.

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from vaesweep.errors import UserError
+from vaesweep.errors import UserError, printable
 from vaesweep.record import contract
 from vaesweep.record.layout import outputs_root
 from vaesweep.record.sweep_index import live_status
@@ -127,7 +127,11 @@ def discover(path: Path) -> tuple[Source, list[tuple[str, Path, dict[str, str]]]
     if plan_path.is_file():
         try:
             plan = json.loads(plan_path.read_text(encoding="utf-8"))
-            planned = [(str(r["name"]), dict(r.get("values") or {})) for r in plan["runs"]]
+            # Swept values are labels here: a path's bytes that are not UTF-8 as \xNN escapes.
+            planned = [
+                (str(r["name"]), {k: printable(str(v)) for k, v in (r.get("values") or {}).items()})
+                for r in plan["runs"]
+            ]
             keys = [str(k) for k in plan.get("swept_keys") or []]
         except (OSError, ValueError, KeyError, TypeError):
             planned, keys = [], []  # damaged plan: fall back to the run folders on disk
