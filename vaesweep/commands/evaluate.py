@@ -104,9 +104,10 @@ def evaluate_run(
     ``iwae_nll`` (nats per image), ``bpd``, ``epoch``/``step`` of the checkpoint,
     ``run_status``, ``warnings``, ``timestamp``, the full metrics row (``metrics``) and the KL
     per latent dimension; it is this evaluation's entry in ``eval.json``, beside those of other
-    settings (:mod:`vaesweep.record.evaluations`). Raises :class:`UserError` for a missing directory, summary or
-    checkpoint, a damaged checkpoint, or a split the dataset does not have. A run that has not
-    completed is evaluated from its last checkpoint, with a warning in ``warnings``.
+    settings (:mod:`vaesweep.record.evaluations`). Raises :class:`UserError` for a missing
+    directory, summary or checkpoint, a damaged checkpoint or ``eval.json``, or a split the
+    dataset does not have. A run that has not completed is evaluated from its last checkpoint,
+    with a warning in ``warnings``.
 
     ``disentanglement`` (a preset of ``eval.disentanglement``: auto, published or quick)
     recomputes the disentanglement metrics of a run on a factor dataset: they replace its
