@@ -121,7 +121,7 @@ class _Child:
 
     def __init__(self, name: str, cfg: Any | None, uri_hint: str | None) -> None:
         """``cfg`` None: a spare, which imports the package and waits for :meth:`configure`."""
-        spec = {"tracker": name, "config": _settings(cfg), "uri_hint": uri_hint}
+        spec: dict[str, Any] = {"tracker": name, "config": _settings(cfg), "uri_hint": uri_hint}
         spec["spare"] = cfg is None
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "vaesweep.tracking.worker", json.dumps(spec)],
