@@ -198,6 +198,24 @@ def plan_new_or_resumed(
     return plan, sweep_dir
 
 
+def check_launch(
+    plan: SweepPlan, sweep_dir: Path, opts: LaunchOptions, resume: bool
+) -> tuple[Any, int, list[str], str, int]:
+    """What :func:`sweep` checks before it writes anything, also run by ``--dry-run``: the first
+    job composed as it will be launched (launcher and ``hydra.*`` settings included) and the
+    trackers' packages and store. Returns what the launch needs: the runs to keep (resume),
+    the number of jobs, the launcher's overrides, the launcher and the threads per run."""
+    user = list(plan.overrides)
+    keep, units = _unfinished(plan, sweep_dir) if resume else (None, launch_units(plan))
+    # Checked before the lock creates the directory: a typo leaves nothing behind.
+    extra, launcher, threads = launcher_overrides(opts, max(1, units), user)
+    hydra_settings = [o for o in user if o not in run_overrides(user)]
+    first_job = [*run_overrides(plan.runs[0].overrides), *hydra_settings, *extra]
+    bridge_launch.check_launch(first_job, sweep_dir, opts.config_dirs)
+    tracking.preflight(_trackers(plan, opts), opts.outputs)
+    return keep, units, extra, launcher, threads
+
+
 def sweep(
     plan: SweepPlan, sweep_dir: Path, opts: LaunchOptions, console: Console, resume: bool
 ) -> list[dict[str, Any]]:
@@ -208,14 +226,8 @@ def sweep(
     are waited out with the others, then named, and their runs marked ``interrupted``.
     """
     user = list(plan.overrides)
-    keep, units = _unfinished(plan, sweep_dir) if resume else (None, launch_units(plan))
-    # Checked before the lock creates the directory: a typo leaves nothing behind.
-    extra, launcher, threads = launcher_overrides(opts, max(1, units), user)
-    hydra_settings = [o for o in user if o not in run_overrides(user)]
-    first_job = [*run_overrides(plan.runs[0].overrides), *hydra_settings, *extra]
-    bridge_launch.check_launch(first_job, sweep_dir, opts.config_dirs)
+    keep, units, extra, launcher, threads = check_launch(plan, sweep_dir, opts, resume)
     trackers = _trackers(plan, opts)
-    tracking.preflight(trackers, opts.outputs)
     if not resume:
         _check_new(sweep_dir)
     if opts.resume_note:
