@@ -361,3 +361,34 @@ def test_a_spare_no_run_takes_is_closed_at_exit() -> None:
     spare = process._SPARES["mlflow"]
     close_all()
     assert spare.proc.returncode is not None and not process._SPARES
+
+
+def test_the_tracker_process_lowers_its_priority_once_its_run_is_open(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Until its first run is open the run waits for it (full priority); then training comes
+    first."""
+    from vaesweep.tracking import worker
+
+    calls: list[str] = []
+
+    class Fake:
+        def prepare(self) -> None:
+            calls.append("prepare")
+
+        def on_start(self, info: RunInfo) -> None:
+            calls.append("start")
+
+        def on_epoch(self, rows: list[dict[str, Any]]) -> None:
+            calls.append("epoch")
+
+    monkeypatch.setitem(worker.TRACKERS, "fake", lambda config, hint: Fake())
+    monkeypatch.setattr(worker.os, "nice", lambda n: calls.append(f"nice {n}"))
+    requests, replies = io.BytesIO(), io.BytesIO()
+    info = info_to_json(_info(Path("run")))
+    for run in ("1", "2"):
+        write_message(requests, {"call": "on_start", "id": run, "info": info})
+        write_message(requests, {"call": "on_epoch", "id": run, "rows": []})
+    requests.seek(0)
+    worker.serve({"tracker": "fake", "config": {}}, requests, replies)
+    assert calls == ["prepare", "start", f"nice {worker.NICE}", "epoch", "start", "epoch"]

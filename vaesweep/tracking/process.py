@@ -4,7 +4,9 @@ MLflow costs a run about 2 s of CPU before it logs anything (its import, then th
 store's schema check) and holds the GIL for every call after that; in a thread of the training
 process all of it competes with training. Here the training process only starts
 ``python -m vaesweep.tracking.worker`` and sends it what the record wrote; the child imports
-and logs on another core, at a lower priority than training (:data:`NICE`). One child serves
+while the run starts up (a run on the CPU waits for its trackers before its first step:
+:meth:`~vaesweep.tracking.fanout.Trackers.wait_started`) and logs on another core, at a lower
+priority than training once the run is open (:data:`NICE`). One child serves
 every run of its process (a stack of runs, or runs trained one after another) and stays up,
 idle, until the process exits, so the import is paid once per process.
 
@@ -41,8 +43,9 @@ import numpy as np
 
 from vaesweep.tracking.base import RunInfo
 
-#: How much lower than the run the child runs (``nice``): training comes first; the child
-#: fills the gaps, and has a core to itself while the run waits for it at the end.
+#: How much lower than the run the child runs (``nice``) once its first run is open: training
+#: comes first; the child fills the gaps, and has a core to itself while the run waits for it
+#: at the end. Before that the run waits for the child, which then runs at full priority.
 NICE = 10
 _HEADER = 4
 _PATH_FIELDS = ("run_dir", "sweep_dir", "outputs_root")

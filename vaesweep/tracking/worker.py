@@ -2,10 +2,11 @@
 :class:`~vaesweep.tracking.process.ProcessTracker`.
 
 ``SPEC`` is JSON: ``{"tracker": "mlflow", "config": {...}, "uri_hint": ...}``; ``"spare": true``
-starts a spare, whose settings come in a first ``configure`` request. The child lowers
-its priority, imports the tracker's package (without the packages it does not need here,
-:data:`HIDDEN`) and opens the hinted store at once, then answers requests on stdin (each names
-the run it is for: one child serves every run of its parent) until stdin closes, then exits
+starts a spare, whose settings come in a first ``configure`` request. The child imports the
+tracker's package (without the packages it does not need here, :data:`HIDDEN`) and opens the
+hinted store at once, then answers requests on stdin (each names the run it is for: one child
+serves every run of its parent), lowering its priority once its first run is open (the run
+trains from then on), until stdin closes, then exits
 without the interpreter's teardown (:func:`exit_now`). Replies go to what was stdout; anything
 else printed goes to stderr.
 """
@@ -128,6 +129,7 @@ def serve(spec: dict[str, Any], requests: IO[bytes], replies: IO[bytes]) -> None
     runs.prepare()
     if spare and not _answer(replies, {"error": runs.broken} if runs.broken else {"ok": True}):
         return
+    niced = False
     while True:
         try:
             header, blobs = read_message(requests)
@@ -135,6 +137,12 @@ def serve(spec: dict[str, Any], requests: IO[bytes], replies: IO[bytes]) -> None
             return
         if not _answer(replies, runs.handle(header, blobs)):
             return
+        if not niced and header.get("call") == "on_start":
+            # Until its run was open the run waited for this process (a run on the CPU trains
+            # once its trackers have opened it): full priority for that, lower beside training.
+            niced = True
+            with contextlib.suppress(OSError):
+                os.nice(NICE)
 
 
 def _await_settings(
@@ -169,8 +177,6 @@ def main(argv: list[str] | None = None) -> int:
     # final status first, then closes the pipe (which also ends this process if the run dies).
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, signal.SIG_IGN)
-    with contextlib.suppress(OSError):
-        os.nice(NICE)
     warnings.simplefilter("ignore")  # the parent's record is the source of truth
     logging.basicConfig(level=logging.WARNING, format="vaesweep tracker: %(message)s")
     # A store that fails makes these log every retry (a line every few seconds for minutes);
