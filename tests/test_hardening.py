@@ -1047,3 +1047,20 @@ def test_a_typo_in_a_launcher_setting_is_refused_before_the_sweep_is_written(
     assert result.exit_code == 2, result.output
     assert "Key 'hydra.launcher.timeout_mn' not in config" in result.output
     assert not (outputs / "sweeps" / "hk").exists()
+
+
+def test_a_dry_run_refuses_what_the_sweep_would_refuse(outputs: Path) -> None:
+    """--dry-run printed the grid for a launcher setting the sweep then refused
+    (hydra.launcher.timeout_mn), and for a tracker whose store cannot be opened."""
+    args = ["sweep", "beta=0.1,1", "--launcher", "submitit_local", "hydra.launcher.timeout_mn=5"]
+    result = _invoke([*args, "--dry-run"])
+    assert result.exit_code == 2, result.output
+    assert "Key 'hydra.launcher.timeout_mn' not in config" in result.output
+    assert "would run" not in result.output
+    (outputs / "store").mkdir(parents=True)
+    store = f"tracker.mlflow.tracking_uri=sqlite:///{outputs / 'store'}"
+    result = _invoke(["sweep", "beta=0.1,1", "tracker=mlflow", store, "--dry-run"])
+    assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+    assert not (outputs / "sweeps").exists()
+    result = _invoke(["sweep", "beta=0.1,1", "--launcher", "submitit_local", "--dry-run"])
+    assert result.exit_code == 0 and "would run" in result.output, result.output

@@ -261,3 +261,134 @@ def test_the_tracker_process_ends_quietly_when_the_run_is_killed(
     write_message(requests, {"call": "on_epoch", "id": "1", "rows": []})
     requests.seek(0)
     worker.serve({"tracker": "quiet"}, requests, Closed())  # returns, raises nothing
+
+
+def _replies(stream: io.BytesIO) -> list[dict[str, Any]]:
+    stream.seek(0)
+    out = []
+    while stream.tell() < len(stream.getvalue()):
+        out.append(read_message(stream)[0])
+    return out
+
+
+def test_a_spare_process_imports_first_and_takes_its_settings_from_the_first_request(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from vaesweep.tracking import worker
+
+    made: list[tuple[dict[str, Any], str | None]] = []
+
+    class Fake:
+        def __init__(self, config: dict[str, Any], hint: str | None) -> None:
+            made.append((config, hint))
+            self.fail = config.get("broken", False)
+
+        def prepare(self) -> None:
+            if self.fail:
+                raise ModuleNotFoundError("No module named 'mlflow'")
+
+        def on_epoch(self, rows: list[dict[str, Any]]) -> None: ...
+
+        def on_start(self, info: RunInfo) -> None: ...
+
+    monkeypatch.setitem(worker.TRACKERS, "fake", Fake)
+    for settings, expected in (({"experiment": "x"}, None), ({"broken": True}, "ModuleNotFound")):
+        made.clear()
+        requests, replies = io.BytesIO(), io.BytesIO()
+        write_message(requests, {"call": "configure", "config": settings, "uri_hint": "h"})
+        info = info_to_json(_info(Path("run")))
+        write_message(requests, {"call": "on_start", "id": "1", "info": info})
+        requests.seek(0)
+        worker.serve({"tracker": "fake", "spare": True}, requests, replies)
+        # The import ran before the settings came (empty settings), then the run's own.
+        assert made[0] == ({}, None) and made[1:] == [(settings, "h")] * (len(made) - 1)
+        answers = _replies(replies)
+        assert len(answers) == 2  # one reply per request, the settings' included
+        if expected is None:
+            assert answers == [{"ok": True}, {"ok": True}]
+        else:
+            assert all(expected in a["error"] for a in answers)
+
+
+def test_mlflow_on_the_command_line_starts_its_process_before_composing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from vaesweep.tracking import process, session
+
+    started: list[str] = []
+    monkeypatch.setattr(process, "start_spare", started.append)
+    for overrides, expected in (
+        (["beta=1", "tracker=mlflow"], ["mlflow"]),
+        (["tracker=[tensorboard,mlflow]"], ["mlflow"]),
+        (["+tracker=mlflow"], ["mlflow"]),
+        (["tracker=tensorboard", "beta=1"], []),
+        (["tracker.mlflow.experiment=x"], []),  # a setting does not turn the tracker on
+        ([], []),
+    ):
+        started.clear()
+        session.start_ahead(overrides)
+        assert started == expected, overrides
+
+
+@pytest.mark.slow
+def test_a_spare_started_before_the_settings_logs_the_first_run(tmp_path: Path) -> None:
+    from mlflow.tracking import MlflowClient
+
+    from vaesweep.tracking import process
+
+    process.start_spare("mlflow")
+    spare = process._SPARES["mlflow"]
+    store = tmp_path / "store.db"
+    tracker = _mlflow(MlflowConfig(tracking_uri=f"sqlite:///{store}"))
+    tracker.prepare()
+    assert tracker._child is spare and "mlflow" not in process._SPARES  # type: ignore[attr-defined]
+    tracker.on_start(_info(tmp_path))
+    tracker.on_epoch([{"epoch": 1, "step": 7, "split": "val", "kl": 0.25}])
+    tracker.on_end("completed", {"status": "completed"})
+    tracker.close(10.0)
+    close_all()
+    assert spare.proc.returncode == 0
+    run_id = json.loads((tmp_path / "mlflow.json").read_text())["run_id"]
+    client = MlflowClient(f"sqlite:///{store}")
+    assert [(m.step, m.value) for m in client.get_metric_history(run_id, "val/kl")] == [(7, 0.25)]
+    assert client.get_run(run_id).info.status == "FINISHED"
+
+
+def test_a_spare_no_run_takes_is_closed_at_exit() -> None:
+    from vaesweep.tracking import process
+
+    process.start_spare("mlflow")
+    spare = process._SPARES["mlflow"]
+    close_all()
+    assert spare.proc.returncode is not None and not process._SPARES
+
+
+def test_the_tracker_process_lowers_its_priority_once_its_run_is_open(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Until its first run is open the run waits for it (full priority); then training comes
+    first."""
+    from vaesweep.tracking import worker
+
+    calls: list[str] = []
+
+    class Fake:
+        def prepare(self) -> None:
+            calls.append("prepare")
+
+        def on_start(self, info: RunInfo) -> None:
+            calls.append("start")
+
+        def on_epoch(self, rows: list[dict[str, Any]]) -> None:
+            calls.append("epoch")
+
+    monkeypatch.setitem(worker.TRACKERS, "fake", lambda config, hint: Fake())
+    monkeypatch.setattr(worker.os, "nice", lambda n: calls.append(f"nice {n}"))
+    requests, replies = io.BytesIO(), io.BytesIO()
+    info = info_to_json(_info(Path("run")))
+    for run in ("1", "2"):
+        write_message(requests, {"call": "on_start", "id": run, "info": info})
+        write_message(requests, {"call": "on_epoch", "id": run, "rows": []})
+    requests.seek(0)
+    worker.serve({"tracker": "fake", "config": {}}, requests, replies)
+    assert calls == ["prepare", "start", f"nice {worker.NICE}", "epoch", "start", "epoch"]

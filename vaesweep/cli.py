@@ -253,7 +253,7 @@ def sweep(
     def go() -> None:
         from vaesweep.commands import terminal_tables as tables
         from vaesweep.commands.launching import LaunchOptions
-        from vaesweep.commands.sweep import plan_new_or_resumed
+        from vaesweep.commands.sweep import check_launch, plan_new_or_resumed
         from vaesweep.commands.sweep import sweep as run_sweep
         from vaesweep.record import contract
 
@@ -268,6 +268,8 @@ def sweep(
         )
         opts.stack_size = 0 if no_stack else stack_size
         plan, sweep_dir = plan_new_or_resumed(_overrides(overrides), opts, name, resume)
+        if dry_run:  # what the sweep would refuse before writing, it refuses here too
+            check_launch(plan, sweep_dir, opts, resume is not None)
         tables.print_grid(console, plan, sweep_dir, dry_run)
         for note in opts.notes:
             console.print(f"note: {note}", highlight=False, markup=False, soft_wrap=True)

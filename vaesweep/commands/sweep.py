@@ -12,6 +12,7 @@ from __future__ import annotations
 import shlex
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -198,6 +199,32 @@ def plan_new_or_resumed(
     return plan, sweep_dir
 
 
+@dataclass
+class Launch:
+    """What a sweep's launch needs, worked out by :func:`check_launch`."""
+
+    keep: Callable[[list[str]], bool] | None  #: which jobs to launch (a resumed sweep)
+    units: int  #: jobs to launch (runs or stacks)
+    extra: list[str]  #: the launcher's overrides
+    launcher: str
+    threads: int | None  #: torch threads per run
+
+
+def check_launch(plan: SweepPlan, sweep_dir: Path, opts: LaunchOptions, resume: bool) -> Launch:
+    """What :func:`sweep` checks before it writes anything, also run by ``--dry-run``: the first
+    job composed as it will be launched (launcher and ``hydra.*`` settings included) and the
+    trackers' packages and store."""
+    user = list(plan.overrides)
+    keep, units = _unfinished(plan, sweep_dir) if resume else (None, launch_units(plan))
+    # Checked before the lock creates the directory: a typo leaves nothing behind.
+    extra, launcher, threads = launcher_overrides(opts, max(1, units), user)
+    hydra_settings = [o for o in user if o not in run_overrides(user)]
+    first_job = [*run_overrides(plan.runs[0].overrides), *hydra_settings, *extra]
+    bridge_launch.check_launch(first_job, sweep_dir, opts.config_dirs)
+    tracking.preflight(_trackers(plan, opts), opts.outputs)
+    return Launch(keep, units, extra, launcher, threads)
+
+
 def sweep(
     plan: SweepPlan, sweep_dir: Path, opts: LaunchOptions, console: Console, resume: bool
 ) -> list[dict[str, Any]]:
@@ -208,14 +235,8 @@ def sweep(
     are waited out with the others, then named, and their runs marked ``interrupted``.
     """
     user = list(plan.overrides)
-    keep, units = _unfinished(plan, sweep_dir) if resume else (None, launch_units(plan))
-    # Checked before the lock creates the directory: a typo leaves nothing behind.
-    extra, launcher, threads = launcher_overrides(opts, max(1, units), user)
-    hydra_settings = [o for o in user if o not in run_overrides(user)]
-    first_job = [*run_overrides(plan.runs[0].overrides), *hydra_settings, *extra]
-    bridge_launch.check_launch(first_job, sweep_dir, opts.config_dirs)
+    launch = check_launch(plan, sweep_dir, opts, resume)
     trackers = _trackers(plan, opts)
-    tracking.preflight(trackers, opts.outputs)
     if not resume:
         _check_new(sweep_dir)
     if opts.resume_note:
@@ -227,21 +248,21 @@ def sweep(
             raise UserError(
                 f"{sweep_dir} was claimed by another sweep just now; use another --name"
             )
-        plan.launcher, plan.jobs, plan.threads_per_run = launcher, opts.jobs, threads
+        plan.launcher, plan.jobs, plan.threads_per_run = launch.launcher, opts.jobs, launch.threads
         plan.save(sweep_dir)
         refresh_index(sweep_dir)
         tracking.open_sweep(
             trackers, sweep_dir, plan.name, plan.swept_keys, opts.outputs, len(plan.runs)
         )
-        bars_off = "train.progress=off" in [*user, *extra]
+        bars_off = "train.progress=off" in [*user, *launch.extra]
         monitor = SweepMonitor(sweep_dir, plan, console, live=bars_off).start()
         run_dirs = [sweep_dir / r.name for r in plan.runs]
         outlive = jobs_outlive_driver(opts)
         late_stop = False
         try:
             with stop_signals_as_interrupt():
-                if units:
-                    _launch(plan, sweep_dir, opts, [*extra], keep)
+                if launch.units:
+                    _launch(plan, sweep_dir, opts, [*launch.extra], launch.keep)
         except bridge_launch.JobsEnded as ended:
             monitor.stop()
             for line in ended.lines:

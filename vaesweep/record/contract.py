@@ -171,7 +171,10 @@ SUMMARY_KEYS = (
     "model",  # {"arch", "latent_dim", "parameters"}
     "images",  # {"reconstructions": {"rows", "cols", "cell", "val_index"}, ...}
     "wall_time_s",
-    "timings",  # {"setup_s", "train_s", "record_s", "final_s", "disentanglement_s" (factor data)}
+    # {"setup_s", "train_s", "record_s", "final_s", "disentanglement_s" (factor data),
+    #  "trackers_wait_s" (with trackers: the wait, before the first step, for them to open
+    #  the run)}
+    "timings",
     "stack",  # trained in a stack: the run names of its members, this one included
     "started",
     "finished",
