@@ -155,6 +155,24 @@ def test_sweep_dry_run_prints_the_grid_and_trains_nothing(outputs: Path) -> None
     assert not outputs.exists()
 
 
+def test_sweep_header_prints_a_list_value_as_typed(outputs: Path) -> None:
+    """A list is an override's value, not console markup (it printed `fixed: tracker=`)."""
+    result = runner.invoke(
+        app,
+        [
+            "sweep",
+            "beta=0.1,1",
+            "tracker=[tensorboard,mlflow]",
+            "model=mlp",
+            "model.hidden=[64,32]",
+            "--dry-run",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "fixed: tracker=[tensorboard,mlflow] model=mlp model.hidden=[64,32]" in result.output
+    assert not outputs.exists()
+
+
 def test_long_paths_are_printed_on_one_line(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

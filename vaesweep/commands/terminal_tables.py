@@ -9,6 +9,7 @@ from typing import Any
 from rich import box
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from vaesweep.errors import printable
 from vaesweep.record import contract
@@ -82,12 +83,14 @@ def print_grid(console: Console, plan: Any, sweep_dir: Path, dry_run: bool) -> N
     table.add_column("directory")
     for i, run in enumerate(plan.runs):
         stack = [str(run.stack)] if stacks else []
-        values = [printable(run.values[k]) for k in plan.swept_keys]
-        table.add_row(str(i), *values, *stack, run.name)
+        values = [Text(printable(run.values[k])) for k in plan.swept_keys]  # no markup
+        table.add_row(str(i), *values, *stack, Text(printable(run.name)))
     console.print(table)
     fixed = [o for o in plan.overrides if o.split("=", 1)[0] not in plan.swept_keys]
     if fixed:
-        console.print("fixed: " + printable(" ".join(fixed)))
+        # Overrides as typed: `tracker=[tensorboard,mlflow]` read as markup printed `tracker=`.
+        line = "fixed: " + printable(" ".join(fixed))
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
 
 
 def print_sweep(
@@ -102,7 +105,7 @@ def print_sweep(
     for r in rows:
         colour = status_colour(r["status"])
         table.add_row(
-            *[printable(str(r.get(k, ""))) for k in keys],
+            *[Text(printable(str(r.get(k, "")))) for k in keys],
             f"[{colour}]{r['status']}[/]",
             *[
                 fmt(r.get(f"val_{k}"))
@@ -113,7 +116,7 @@ def print_sweep(
     console.print(table)
     for r in rows:
         if r.get("error"):
-            console.print(f"{r['run']}: {r['error']}")
+            console.print(f"{r['run']}: {r['error']}", markup=False, highlight=False)
     # Quoted for the shell (a name with spaces or `$(...)` must paste safely), not markup.
     console.print(
         f"report: vaesweep report {shlex.quote(str(sweep_dir))}",
