@@ -263,3 +263,18 @@ def test_a_tracker_that_failed_to_start_is_not_waited_for(
         trackers.wait_started(timeout_s=600.0)  # returns at the failure, not at the timeout
     assert not broken.gate.is_set() and "tracker broken failed in prepare" in caplog.text
     trackers.end("failed", {"status": "failed"})
+
+
+def test_a_run_that_ends_still_running_tells_its_trackers_interrupted(tmp_path: Path) -> None:
+    """Ctrl-C or a launcher's SIGTERM ends a run before its status changes: its trackers said
+    `running` for ever (MLflow's tag, TensorBoard's status)."""
+    seen: list[tuple[str, Any]] = []
+
+    class Ending(_Recorder):
+        def on_end(self, status: str, summary: dict[str, Any]) -> None:
+            seen.append((status, summary["status"]))
+
+    trackers = Trackers([Ending("t")])
+    trackers.start(_info(tmp_path))
+    trackers.end("running", {"status": "running"})
+    assert seen == [("interrupted", "interrupted")]

@@ -214,3 +214,30 @@ def test_submitit_runs_log_from_their_own_processes(outputs: Path, tiny: list[st
         steps = [int(r["step"]) for r in metrics_rows(run_dir) if r["split"] == "val"]
         assert [m.step for m in client.get_metric_history(child.info.run_id, "val/elbo")] == steps
         assert list(run_dir.glob("events.out.tfevents.*"))
+
+
+@pytest.mark.slow
+def test_an_interrupted_run_says_so_in_mlflow(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C (or a launcher's SIGTERM) after epoch 1: the run's tag said `running`."""
+    from vaesweep.run import job
+    from vaesweep.tracking import Trackers
+
+    real = Trackers.epoch
+
+    def ctrl_c_after_epoch_1(self: Trackers, rows: list[dict[str, Any]]) -> None:
+        real(self, rows)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Trackers, "epoch", ctrl_c_after_epoch_1)
+    # What is logged, not how long Ctrl-C waits for it (a busy machine may need more).
+    monkeypatch.setattr(job, "INTERRUPTED_WAIT_S", job.END_WAIT_S)
+    store = f"sqlite:///{tmp_path / 'store.db'}"
+    cfg = bridge.compose([*TINY, "tracker=mlflow", f"tracker.mlflow.tracking_uri={store}"])
+    with pytest.raises(KeyboardInterrupt):
+        run_job(cfg, tmp_path / "run")
+    run_id = json.loads((tmp_path / "run" / HANDOFF_FILE).read_text())["run_id"]
+    run = MlflowClient(store).get_run(run_id)
+    assert run.data.tags["status"] == "interrupted"
+    assert run.info.status == "KILLED"

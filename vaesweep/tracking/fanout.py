@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from vaesweep.config.tracker import TrackerConfig
+from vaesweep.record import contract
 from vaesweep.tracking.base import RunInfo, Tracker
 from vaesweep.tracking.packages import require_packages
 from vaesweep.tracking.process import ProcessTracker, RemoteError
@@ -207,9 +208,15 @@ class Trackers:
         self._put("on_images", epoch, step, images)
 
     def end(self, status: str, summary: dict[str, Any], wait_s: float = END_WAIT_S) -> None:
-        """Send the final status and wait (bounded) until every tracker has logged it all."""
+        """Send the final status and wait (bounded) until every tracker has logged it all.
+
+        A run that ends still ``running`` was stopped (Ctrl-C, a launcher's SIGTERM): its
+        trackers say ``interrupted``, as its record does once the command has marked it.
+        """
+        if status == contract.RUNNING:
+            status = contract.INTERRUPTED
         if self._started:
-            self._put("on_end", status, dict(summary))
+            self._put("on_end", status, {**summary, "status": status})
         deadline = time.monotonic() + wait_s
         for w in self._workers:
             if not w.stop(deadline):

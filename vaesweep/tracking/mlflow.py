@@ -54,7 +54,13 @@ ARTIFACT_FILES = (
     contract.TRAVERSALS_FILE,
     "train.log",
 )
-_RUN_STATUS = {"completed": "FINISHED", "diverged": "FAILED", "failed": "FAILED"}
+#: A run's status as MLflow's run status (an interrupted run, resumable, is KILLED).
+_RUN_STATUS = {
+    contract.COMPLETED: "FINISHED",
+    contract.DIVERGED: "FAILED",
+    contract.FAILED: "FAILED",
+    contract.INTERRUPTED: "KILLED",
+}
 #: MLflow's longest parameter value.
 _MAX_PARAM = 6000
 
