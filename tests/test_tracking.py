@@ -278,3 +278,59 @@ def test_a_run_that_ends_still_running_tells_its_trackers_interrupted(tmp_path: 
     trackers.start(_info(tmp_path))
     trackers.end("running", {"status": "running"})
     assert seen == [("interrupted", "interrupted")]
+
+
+class _Unreachable(_Recorder):
+    """A tracker whose last call waits on a store that does not answer (as MLflow retries a
+    server that is gone, for minutes), until the run kills what it holds."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.unreachable: str | None = None
+        self.killed = threading.Event()
+
+    def on_end(self, status: str, summary: dict[str, Any]) -> None:
+        self.unreachable = "NewConnectionError: [Errno 111] Connection refused"
+        self.killed.wait()
+        raise RuntimeError("the tracker's process exited with code -9")
+
+    def close(self, wait_s: float) -> None:
+        self.calls.append(("close", wait_s))
+        self.killed.set()
+
+
+def test_the_end_does_not_wait_for_a_tracker_whose_store_does_not_answer(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """It held the command for the whole wait (120 s), then warned that it was busy."""
+    gone, healthy = _Unreachable("gone"), _Recorder("healthy")
+    trackers = Trackers([gone, healthy])
+    trackers.start(_info(tmp_path))
+    trackers.epoch([{"epoch": 1, "step": 1, "split": "train"}])
+    with caplog.at_level(logging.WARNING, logger="vaesweep.tracking"):
+        trackers.end("completed", {"status": "completed"}, wait_s=30)
+    assert gone.calls[-1] == ("close", 0.0)  # its process is killed, not left behind
+    assert healthy.calls[-1] == ("end", "completed")
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings) == 1, warnings
+    assert "tracker gone cannot reach its store (NewConnectionError" in warnings[0]
+    assert "does not wait for it" in warnings[0]
+
+
+def test_the_end_waits_for_a_busy_tracker_whose_store_answers(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A healthy tracker still logging its backlog is waited for (polled while it works)."""
+
+    class Busy(_Recorder):
+        def on_end(self, status: str, summary: dict[str, Any]) -> None:
+            threading.Event().wait(1.2)  # longer than the end's polling interval
+            super().on_end(status, summary)
+
+    busy = Busy("busy")
+    trackers = Trackers([busy])
+    trackers.start(_info(tmp_path))
+    with caplog.at_level(logging.WARNING, logger="vaesweep.tracking"):
+        trackers.end("completed", {"status": "completed"})
+    assert busy.calls[-1] == ("end", "completed")
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]

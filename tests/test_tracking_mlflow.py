@@ -4,9 +4,11 @@ and that trackers never change a run's record, even when one fails mid-run."""
 
 from __future__ import annotations
 
+import http.server
 import json
 import logging
 import math
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +17,12 @@ import pytest
 import torch
 from conftest import TINY
 from mlflow.tracking import MlflowClient
-from tracker_faults import metrics_rows, record_numbers, tensorboard_disk_full_at_epoch_2
+from tracker_faults import (
+    metrics_rows,
+    mlflow_server,
+    record_numbers,
+    tensorboard_disk_full_at_epoch_2,
+)
 from typer.testing import CliRunner
 
 from vaesweep.bridge import compose as bridge
@@ -23,6 +30,7 @@ from vaesweep.cli import app
 from vaesweep.record import contract
 from vaesweep.record.contract import MLFLOW_FILE as HANDOFF_FILE
 from vaesweep.run import run_job
+from vaesweep.testing.fabricate import fabricate_sweep
 from vaesweep.tracking.base import as_text, flatten
 
 BETAS = ("0.1", "1")
@@ -216,6 +224,50 @@ def test_submitit_runs_log_from_their_own_processes(outputs: Path, tiny: list[st
         assert list(run_dir.glob("events.out.tfevents.*"))
 
 
+class _Failing(http.server.BaseHTTPRequestHandler):
+    """A server gone behind its proxy: every request is answered 503 (MLflow retries it)."""
+
+    asked = 0
+
+    def _answer(self) -> None:
+        type(self).asked += 1
+        self.send_response(503)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    do_GET = do_POST = do_PUT = _answer
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.mark.slow
+def test_the_report_is_written_when_the_sweeps_server_is_gone(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Its upload held `vaesweep report` for minutes of MLflow's retries; now it asks the server
+    a few times, warns in one line, and the report is written (exit 0)."""
+    sweep_dir = tmp_path / "sweeps" / "gone"
+    fabricate_sweep(sweep_dir, [0.1, 1.0], images=False)
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Failing)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        uri = f"http://127.0.0.1:{server.server_address[1]}"
+        handoff = {"tracking_uri": uri, "experiment_id": "1", "run_id": "0" * 32}
+        (sweep_dir / HANDOFF_FILE).write_text(json.dumps(handoff))
+        with caplog.at_level(logging.WARNING, logger="vaesweep.tracking"):
+            result = CliRunner().invoke(app, ["report", str(sweep_dir)])
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert result.exit_code == 0, result.output
+    assert (sweep_dir / "report" / "index.html").exists()
+    assert "report logged to MLflow" not in result.output
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings) == 1 and "could not upload the report to MLflow" in warnings[0]
+    assert _Failing.asked <= 3  # the probe, the request and one retry (MLflow's 8, minutes)
+
+
 @pytest.mark.slow
 def test_an_interrupted_run_says_so_in_mlflow(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -241,3 +293,38 @@ def test_an_interrupted_run_says_so_in_mlflow(
     run = MlflowClient(store).get_run(run_id)
     assert run.data.tags["status"] == "interrupted"
     assert run.info.status == "KILLED"
+
+
+@pytest.mark.slow
+def test_the_end_waits_for_a_live_server_and_not_for_a_dead_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A server killed during training: MLflow's retries held the run's end for the whole
+    wait (120 s); now it ends at once with one warning. A live server gets everything."""
+    from vaesweep.tracking import Trackers
+
+    with mlflow_server(tmp_path / "server") as server:
+        base = [*TINY, "tracker=mlflow", f"tracker.mlflow.tracking_uri={server.uri}"]
+        with caplog.at_level(logging.WARNING, logger="vaesweep.tracking"):
+            live = run_job(bridge.compose(base), tmp_path / "live")
+        assert live["status"] == "completed"
+        assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+        run_id = json.loads((tmp_path / "live" / HANDOFF_FILE).read_text())["run_id"]
+        run = MlflowClient(server.uri).get_run(run_id)
+        assert run.info.status == "FINISHED" and run.data.tags["status"] == "completed"
+
+        real = Trackers.epoch
+
+        def server_dies_after_epoch_1(self: Trackers, rows: list[dict[str, Any]]) -> None:
+            real(self, rows)
+            if rows[0]["epoch"] == 1:
+                server.kill()
+
+        monkeypatch.setattr(Trackers, "epoch", server_dies_after_epoch_1)
+        with caplog.at_level(logging.WARNING, logger="vaesweep.tracking"):
+            dead = run_job(bridge.compose(base), tmp_path / "dead")
+    assert dead["status"] == "completed"
+    assert record_numbers(tmp_path / "dead") == record_numbers(tmp_path / "live")
+    (warning,) = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert "tracker mlflow cannot reach its store" in warning, warning
+    assert "does not wait for it" in warning

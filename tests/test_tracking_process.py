@@ -8,6 +8,7 @@ import io
 import json
 import logging
 import math
+import socket
 import subprocess
 import sys
 import textwrap
@@ -392,3 +393,59 @@ def test_the_tracker_process_lowers_its_priority_once_its_run_is_open(
     requests.seek(0)
     worker.serve({"tracker": "fake", "config": {}}, requests, replies)
     assert calls == ["prepare", "start", f"nice {worker.NICE}", "epoch", "start", "epoch"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_the_run_does_not_wait_for_a_tracker_whose_server_is_gone(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """MLflow retries a server that does not answer for minutes; the tracker's process says so
+    before its reply, and the run's end stops waiting (it waited the whole 120 s)."""
+    gone = f"http://127.0.0.1:{_free_port()}"  # nothing listens there
+    trackers = Trackers([_mlflow(MlflowConfig(tracking_uri=gone))])
+    with caplog.at_level(logging.WARNING, logger="vaesweep.tracking"):
+        trackers.start(_info(tmp_path))
+        trackers.epoch([{"epoch": 1, "step": 1, "split": "train", "kl": 1.0}])
+        trackers.end("completed", {"status": "completed"}, wait_s=60)
+    (warning,) = _warnings(caplog)
+    assert "tracker mlflow cannot reach its store (NewConnectionError" in warning, warning
+    assert "Connection refused" in warning and "does not wait for it" in warning
+
+
+def test_a_retry_notice_says_the_server_is_gone_not_that_it_is_busy() -> None:
+    """A refused connection or a proxy's 503 is a server that is gone (the run's end does
+    not wait for it); a 429 is a server that is there, throttling (the run waits)."""
+    from urllib3.exceptions import NewConnectionError
+    from urllib3.util.retry import RequestHistory, Retry
+
+    from vaesweep.tracking.process import read_message
+    from vaesweep.tracking.worker import RetryNotices
+
+    def notice(last: RequestHistory) -> dict[str, Any] | None:
+        replies = io.BytesIO()
+        notices = RetryNotices(replies)
+        notices.sent = False  # a request is being answered
+        record = logging.LogRecord(
+            "urllib3.util.retry", logging.DEBUG, __file__, 1,
+            "Incremented Retry for (url='%s'): %r", ("/api", Retry(history=(last,))), None,
+        )  # fmt: skip
+        notices.handle(record)
+        notices.handle(record)  # one notice per request
+        replies.seek(0)
+        if not replies.getvalue():
+            return None
+        header, _ = read_message(replies)
+        assert replies.read() == b""
+        return header
+
+    refused = NewConnectionError(None, "Failed to establish a new connection: [Errno 111]")
+    gone = notice(RequestHistory("POST", "/api", refused, None, None))
+    assert gone is not None and gone["retrying"].startswith("NewConnectionError: ")
+    proxy = notice(RequestHistory("POST", "/api/2.0/mlflow/runs/log-batch", None, 503, None))
+    assert proxy == {"retrying": "the server answers 503 to POST /api/2.0/mlflow/runs/log-batch"}
+    assert notice(RequestHistory("POST", "/api", None, 429, None)) is None

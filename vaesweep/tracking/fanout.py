@@ -4,7 +4,9 @@ The run's record writer calls :class:`Trackers` after each write; the calls are 
 return at once. Each tracker's worker thread runs them in order; the first exception (a
 server gone, a full disk) is logged once as a warning, the tracker is dropped, and the run
 goes on with its record intact. At the end the run waits for the queues to drain (at most
-:data:`END_WAIT_S`), so a finished run's trackers hold everything its record holds.
+:data:`END_WAIT_S`), so a finished run's trackers hold everything its record holds; but not
+for a tracker that says its store does not answer (``unreachable``: MLflow retrying a server
+that is gone), which would hold the run for minutes.
 
 MLflow does its work in a child process (:class:`~vaesweep.tracking.process.ProcessTracker`):
 its import, its store and its calls would otherwise compete with training for the GIL.
@@ -36,6 +38,8 @@ END_WAIT_S = 120.0
 INTERRUPTED_WAIT_S = 5.0
 #: Longest wait, before the first training step, for the trackers to have opened the run.
 START_WAIT_S = 30.0
+#: Seconds between two looks, while the run waits for a tracker, at whether its store answers.
+_POLL_S = 0.5
 _STOP = object()
 
 
@@ -51,6 +55,8 @@ class _Worker:
     def __init__(self, tracker: Tracker) -> None:
         self.tracker = tracker
         self.failed = False
+        #: The run has stopped waiting for it (its end): a failure now is no news.
+        self.abandoned = False
         self.interval = float(getattr(tracker, "min_interval_s", 0.0))
         self.queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._ending = threading.Event()
@@ -72,7 +78,8 @@ class _Worker:
         while True:
             item, pending = (pending if pending is not None else self.queue.get()), None
             if item is _STOP:
-                self._close(self._deadline - time.monotonic())
+                if not self.abandoned:  # else stop() has closed it already
+                    self._close(self._deadline - time.monotonic())
                 return
             method, args = item
             if self.failed:
@@ -114,6 +121,8 @@ class _Worker:
         except Exception as err:  # any failure of a tracker must leave the run alone
             self.failed = True
             self.started.set()  # nothing to wait for
+            if self.abandoned:  # the run stopped waiting for it, and said why
+                return
             message = str(err) if isinstance(err, RemoteError) else f"{type(err).__name__}: {err}"
             message = message.splitlines()[0][:300] if message else type(err).__name__
             log.warning(
@@ -133,16 +142,25 @@ class _Worker:
         except Exception as err:  # the run is over; its record is complete
             log.warning("tracker %s did not close cleanly (%s)", self.tracker.name, err)
 
-    def stop(self, deadline: float) -> bool:
-        """Let the queue drain; False if the thread is still busy at ``deadline``."""
+    def stop(self, deadline: float) -> str | None:
+        """Let the queue drain until ``deadline``. None once it has; else the run stops
+        waiting, kills what the tracker holds and returns why: the tracker's word that its
+        store does not answer (``unreachable``: MLflow would retry for minutes), or ``""``
+        when it is still busy at ``deadline``."""
         self._deadline = deadline
         self._ending.set()
         self.queue.put(_STOP)
-        self.thread.join(max(0.0, deadline - time.monotonic()))
-        if self.thread.is_alive():
-            self._close(0.0)  # a stuck tracker: stop it (a child process is killed)
-            return False
-        return True
+        while True:
+            left = deadline - time.monotonic()
+            self.thread.join(min(max(0.0, left), _POLL_S))
+            if not self.thread.is_alive():
+                return None
+            why = getattr(self.tracker, "unreachable", None)
+            if why or left <= 0:
+                break
+        self.abandoned = True
+        self._close(0.0)  # a stuck tracker: stop it (a child process is killed)
+        return str(why or "")
 
 
 class Trackers:
@@ -219,12 +237,20 @@ class Trackers:
             self._put("on_end", status, {**summary, "status": status})
         deadline = time.monotonic() + wait_s
         for w in self._workers:
-            if not w.stop(deadline):
+            why = w.stop(deadline)
+            if why == "":
                 log.warning(
                     "tracker %s is still busy %.0f s after the run ended; leaving it (the "
                     "run's record is complete)",
                     w.tracker.name,
                     wait_s,
+                )
+            elif why:
+                log.warning(
+                    "tracker %s cannot reach its store (%s); the run does not wait for it, "
+                    "its record is complete",
+                    w.tracker.name,
+                    why,
                 )
         self._workers = []
 

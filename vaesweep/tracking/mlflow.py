@@ -35,6 +35,7 @@ from vaesweep.tracking.base import RunInfo, as_text, flatten, scalars
 from vaesweep.tracking.mlflow_store import (
     client,
     experiment_id,
+    quick_client,
     resolve_uri,
     retry,
     shared_client,
@@ -266,8 +267,9 @@ def upload_report(sweep_dir: Path, report_dir: Path) -> str | None:
     handoff = _read_handoff(Path(sweep_dir) / HANDOFF_FILE)
     if not handoff.get("run_id"):
         return None
-    mlflow_client = client(handoff["tracking_uri"])
-    retry(mlflow_client.log_artifacts, handoff["run_id"], str(report_dir), "report")
+    # Bounded: a sweep's server may be long gone when its report is made.
+    with quick_client(handoff["tracking_uri"]) as mlflow_client:
+        retry(mlflow_client.log_artifacts, handoff["run_id"], str(report_dir), "report")
     return str(handoff["run_id"])
 
 

@@ -151,6 +151,17 @@ def _probe(uri: str) -> None:
 
 
 @contextmanager
+def quick_client(uri: str) -> Iterator[Any]:
+    """A client for a command that must not hang on a store that is gone (the report's
+    upload): a server is asked first, within :data:`PROBE_TIMEOUT_S`, and MLflow's HTTP
+    retries are cut short while the client is used."""
+    with _quick_http():
+        if uri.partition("://")[0].lower() in ("http", "https"):
+            _probe(uri)
+        yield client(uri)
+
+
+@contextmanager
 def _quick_http() -> Iterator[None]:
     """MLflow's HTTP retries cut short, unless the user chose them (``MLFLOW_HTTP_*``)."""
     quick = {

@@ -21,7 +21,9 @@ Wire format, no pickle: a message is a 4-byte big-endian length and a JSON heade
 header's ``blobs`` lists the byte lengths of raw payloads that follow it (uint8 image grids).
 Every request gets one reply, ``{"ok": true}`` or ``{"error": "<Type>: <first line>"}``, so a
 call fails exactly when the tracker failed, and :class:`~vaesweep.tracking.fanout.Trackers`
-warns once and drops it.
+warns once and drops it. Before its reply a request may get one notice,
+``{"retrying": "<why>"}``: its store does not answer and MLflow retries (for minutes), which
+the run's end does not wait for (:attr:`ProcessTracker.unreachable`).
 """
 
 from __future__ import annotations
@@ -134,6 +136,8 @@ class _Child:
         )
         self.lock = threading.Lock()
         self.users = 0
+        #: While the current call is retried because its store does not answer: why.
+        self.retrying: str | None = None
         #: Requests sent without waiting for their reply (``configure``): read before the next.
         self.unanswered = 0
 
@@ -159,13 +163,25 @@ class _Child:
                 write_message(proc.stdin, header, blobs)
                 earlier = []
                 for _ in range(self.unanswered):
-                    earlier.append(read_message(proc.stdout)[0])
+                    earlier.append(self._reply())
                     self.unanswered -= 1
-                reply, _ = read_message(proc.stdout)
+                reply = self._reply()
             except (OSError, EOFError, ValueError) as err:
                 raise self._lost(err) from None
+            finally:
+                self.retrying = None
         # A spare that could not take its settings failed every call after them as well.
         return next((r for r in earlier if "error" in r), reply)
+
+    def _reply(self) -> dict[str, Any]:
+        """The next reply; a notice before it (its store does not answer, MLflow retries) is
+        kept in :attr:`retrying` meanwhile."""
+        assert self.proc.stdout is not None
+        reply, _ = read_message(self.proc.stdout)
+        while "retrying" in reply:
+            self.retrying = str(reply["retrying"])
+            reply, _ = read_message(self.proc.stdout)
+        return reply
 
     def _lost(self, err: Exception) -> RemoteError:
         code = self.proc.poll()
@@ -292,6 +308,12 @@ class ProcessTracker:
 
     def prepare(self) -> None:
         self._child = _child(self.name, self.cfg, self.uri_hint)
+
+    @property
+    def unreachable(self) -> str | None:
+        """Why the call in progress waits on a store that does not answer (None: it does not)."""
+        child = self._child
+        return child.retrying if child is not None else None
 
     def _call(self, header: dict[str, Any], blobs: Sequence[bytes] = ()) -> None:
         if self._child is None:

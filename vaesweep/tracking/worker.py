@@ -20,6 +20,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 import warnings
 from collections.abc import Callable
 from typing import IO, Any
@@ -70,6 +71,56 @@ def _describe(err: BaseException) -> str:
     return f"{type(err).__name__}: {err}".splitlines()[0][:300]
 
 
+#: The logger that reports each retry of a request (``Incremented Retry for (url=...): <Retry>``,
+#: the Retry's history ending with what failed), whatever store the tracker talks to.
+RETRY_LOGGER = "urllib3.util.retry"
+#: Answers that mean the server is gone behind its proxy (retried like a refused connection);
+#: others that MLflow retries (429 throttling, 500) come from a server that is there.
+GONE_STATUSES = (502, 503, 504)
+
+
+class RetryNotices(logging.Handler):
+    """Sends the run one ``{"retrying": why}`` notice per request whose server does not answer
+    (a connection refused, reset or timed out; a proxy's 502-504).
+
+    MLflow retries such a request for minutes; the notice lets the run's end stop waiting
+    for it. Only the thread that answers requests writes to ``replies``.
+    """
+
+    def __init__(self, replies: IO[bytes]) -> None:
+        super().__init__(logging.DEBUG)
+        self.replies = replies
+        self.sent = True  # quiet until a request is being answered
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self.sent or threading.current_thread() is not threading.main_thread():
+            return
+        args = record.args if isinstance(record.args, tuple) else ()
+        history = getattr(args[-1], "history", None) if args else None
+        if not history:
+            return
+        last = history[-1]
+        if last.error is not None:
+            why = _describe(last.error)
+        elif last.status in GONE_STATUSES:
+            why = f"the server answers {last.status} to {last.method} {last.url}"
+        else:
+            return
+        self.sent = True
+        with contextlib.suppress(OSError, ValueError):
+            write_message(self.replies, {"retrying": why})
+
+
+def watch_retries(replies: IO[bytes]) -> RetryNotices:
+    """This process's :class:`RetryNotices` on ``replies`` (for :func:`serve`)."""
+    notices = RetryNotices(replies)
+    logger = logging.getLogger(RETRY_LOGGER)
+    logger.setLevel(logging.DEBUG)
+    logger.propagate = False  # its debug lines are for the notices only
+    logger.addHandler(notices)
+    return notices
+
+
 class _Runs:
     """The trackers of the runs being logged, by the id each request carries."""
 
@@ -113,7 +164,14 @@ class _Runs:
             raise ValueError(f"unknown call {call!r}")
 
 
-def serve(spec: dict[str, Any], requests: IO[bytes], replies: IO[bytes]) -> None:
+def serve(
+    spec: dict[str, Any],
+    requests: IO[bytes],
+    replies: IO[bytes],
+    notices: RetryNotices | None = None,
+) -> None:
+    """Answer requests until ``requests`` closes; ``notices`` (the child's, on ``replies``) may
+    send one retry notice while a request is being answered."""
     factory = TRACKERS[spec["tracker"]]
     hidden = HIDDEN.get(spec["tracker"], ())
     if hidden and not any(name.partition(".")[0] in hidden for name in sys.modules):
@@ -135,7 +193,12 @@ def serve(spec: dict[str, Any], requests: IO[bytes], replies: IO[bytes]) -> None
             header, blobs = read_message(requests)
         except EOFError:
             return
-        if not _answer(replies, runs.handle(header, blobs)):
+        if notices is not None:
+            notices.sent = False
+        reply = runs.handle(header, blobs)
+        if notices is not None:
+            notices.sent = True
+        if not _answer(replies, reply):
             return
         if not niced and header.get("call") == "on_start":
             # Until its run was open the run waited for this process (a run on the CPU trains
@@ -185,7 +248,7 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger(name).setLevel(logging.ERROR)
     replies = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # stray prints cannot garble replies
-    serve(spec, sys.stdin.buffer, replies)
+    serve(spec, sys.stdin.buffer, replies, watch_retries(replies))
     return 0
 
 
