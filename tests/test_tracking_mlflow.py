@@ -269,6 +269,44 @@ def test_the_report_is_written_when_the_sweeps_server_is_gone(
 
 
 @pytest.mark.slow
+def test_a_run_resumed_after_a_kill_names_its_stale_points(tmp_path: Path) -> None:
+    """A hard kill goes back to the last checkpoint, but MLflow keeps the points logged after
+    it (it cannot delete them): the run's tag says which epochs have a stale point, and the
+    newest point of a step (MLflow's latest value) is the resumed run's."""
+    store = f"sqlite:///{tmp_path / 'store.db'}"
+    base = [*TINY, "tracker=mlflow", f"tracker.mlflow.tracking_uri={store}"]
+    run_dir = tmp_path / "run"
+    assert run_job(bridge.compose([*base, "train.epochs=2"]), run_dir)["status"] == "completed"
+    at_epoch_2 = (run_dir / contract.CHECKPOINT_FILE).read_bytes()
+
+    def killed_after_epoch_3_with_the_checkpoint_of_epoch_2() -> None:
+        (run_dir / contract.CHECKPOINT_FILE).write_bytes(at_epoch_2)
+        summary = json.loads((run_dir / contract.SUMMARY_FILE).read_text())
+        summary["status"] = "running"
+        (run_dir / contract.SUMMARY_FILE).write_text(json.dumps(summary))
+
+    killed_after_epoch_3_with_the_checkpoint_of_epoch_2()  # epochs 1-2 logged: none stale
+    assert run_job(bridge.compose([*base, "train.epochs=3"]), run_dir)["status"] == "completed"
+    run_id = json.loads((run_dir / HANDOFF_FILE).read_text())["run_id"]
+    client = MlflowClient(store)
+    assert "stale_points" not in client.get_run(run_id).data.tags
+    killed_after_epoch_3_with_the_checkpoint_of_epoch_2()  # epoch 3 logged, then lost
+    assert run_job(bridge.compose([*base, "train.epochs=3"]), run_dir)["status"] == "completed"
+    run = client.get_run(run_id)
+    assert run.info.status == "FINISHED" and run.data.tags["status"] == "completed"
+    steps = {int(r["epoch"]): int(r["step"]) for r in metrics_rows(run_dir)}
+    assert run.data.tags["resumed_after_step"] == str(steps[2])
+    tag = run.data.tags["stale_points"]
+    assert tag.startswith("epoch 3: logged before the run was killed, then resumed after epoch 2")
+    last = [r for r in metrics_rows(run_dir) if r["split"] == "val"][-1]
+    points = [m for m in client.get_metric_history(run_id, "val/kl") if m.step == int(last["step"])]
+    assert len(points) == 2  # the stale point stays beside the new one
+    newest = max(points, key=lambda m: m.timestamp)
+    assert newest.value == pytest.approx(float(last["kl"]), rel=1e-12)
+    assert run.data.metrics["val/kl"] == newest.value
+
+
+@pytest.mark.slow
 def test_an_interrupted_run_says_so_in_mlflow(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

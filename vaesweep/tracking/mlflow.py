@@ -6,7 +6,9 @@ params = the flattened resolved config (``train.lr``), every metrics.csv value a
 ``<split>/<column>`` at the row's step, the grids every ``tracker.image_every`` epochs, tags
 (status, swept keys, host, sweep, run directory) and, at the end, config.yaml, summary.json,
 the PNGs and train.log as artifacts. The run's id is kept in its directory
-(:data:`HANDOFF_FILE`), so resuming continues the same MLflow run.
+(:data:`HANDOFF_FILE`), so resuming continues the same MLflow run. After a hard kill the points
+logged past the checkpoint stay beside the resumed run's (MLflow cannot delete metric points):
+its tag :data:`STALE_TAG` names their epochs.
 
 Parallel runs (``--jobs N``, SLURM) each log from their own process: the sweep driver creates
 the store, the experiment and the parent run before launching (:func:`open_sweep`, which
@@ -62,6 +64,10 @@ _RUN_STATUS = {
     contract.FAILED: "FAILED",
     contract.INTERRUPTED: "KILLED",
 }
+#: Tag of a run resumed after a hard kill: the epochs whose older metric points are stale.
+STALE_TAG = "stale_points"
+#: The metric whose points say which epoch each logged step belongs to.
+_EPOCH_METRIC = "train/epoch"
 #: MLflow's longest parameter value.
 _MAX_PARAM = 6000
 
@@ -102,9 +108,11 @@ class MlflowTracker:
         uri = uri or resolve_uri(self.cfg, info.outputs_root)
         self.client = shared_client(uri)
         run_id = mine.get("run_id") if mine.get("tracking_uri") == uri else None
-        if run_id and self._reopen(run_id):
-            self.run_id = run_id
-            self._tags({"status": "running", "resumed_after_step": str(info.resumed_step)})
+        run = self._reopen(run_id) if run_id else None
+        if run is not None:
+            self.run_id = run.info.run_id
+            tags = {"status": "running", "resumed_after_step": str(info.resumed_step)}
+            self._tags(tags | self._stale_points(run, info.resumed_step))
             return
         if sweep.get("tracking_uri") == uri and sweep.get("experiment_id"):
             exp = str(sweep["experiment_id"])
@@ -181,14 +189,34 @@ class MlflowTracker:
     def _experiment_name(self, info: RunInfo) -> str:
         return self.cfg.experiment or info.sweep_name or RUNS_EXPERIMENT
 
-    def _reopen(self, run_id: str) -> bool:
-        """Continue an existing run (a resumed vaesweep run); False if the store lost it."""
+    def _reopen(self, run_id: str) -> Any:
+        """Continue an existing run (a resumed vaesweep run): the run, None if the store lost it."""
         try:
-            retry(self.client.get_run, run_id)
+            run = retry(self.client.get_run, run_id)
         except Exception:
-            return False
+            return None
         retry(self.client.update_run, run_id, status="RUNNING")
-        return True
+        return run
+
+    def _stale_points(self, run: Any, resumed_step: int | None) -> dict[str, str]:
+        """The :data:`STALE_TAG` of a run resumed from a checkpoint older than what it had
+        logged (a hard kill): MLflow cannot delete metric points, so those epochs' old points
+        stay beside the ones the resumed run logs again at the same steps."""
+        if resumed_step is None:
+            return {}
+        history = retry(self.client.get_metric_history, run.info.run_id, _EPOCH_METRIC)
+        done = [int(m.value) for m in history if m.step <= resumed_step]
+        stale = sorted({int(m.value) for m in history if m.step > resumed_step})
+        if not stale:
+            return {}
+        span = f"epoch {stale[0]}" if len(stale) == 1 else f"epochs {stale[0]}-{stale[-1]}"
+        note = (
+            f"{span}: logged before the run was killed, then resumed after epoch "
+            f"{max(done, default=0)}; each of their steps holds a stale point beside the "
+            "resumed run's newer one, which is the run's"
+        )
+        old = run.data.tags.get(STALE_TAG)
+        return {STALE_TAG: f"{old}; {note}" if old else note}
 
     def _tags(self, tags: dict[str, str]) -> None:
         from mlflow.entities import RunTag
