@@ -292,6 +292,7 @@ class _Unreachable(_Recorder):
     def on_end(self, status: str, summary: dict[str, Any]) -> None:
         self.unreachable = "NewConnectionError: [Errno 111] Connection refused"
         self.killed.wait()
+        threading.Event().wait(0.2)  # the failed call lets go of what it held (the run's data)
         raise RuntimeError("the tracker's process exited with code -9")
 
     def close(self, wait_s: float) -> None:
@@ -310,6 +311,9 @@ def test_the_end_does_not_wait_for_a_tracker_whose_store_does_not_answer(
     with caplog.at_level(logging.WARNING, logger="vaesweep.tracking"):
         trackers.end("completed", {"status": "completed"}, wait_s=30)
     assert gone.calls[-1] == ("close", 0.0)  # its process is killed, not left behind
+    # ... and its thread has ended: one still freeing the run's tensors as the interpreter
+    # exits aborts the process ("terminate called without an active exception").
+    assert "vaesweep-tracker-gone" not in [t.name for t in threading.enumerate()]
     assert healthy.calls[-1] == ("end", "completed")
     warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
     assert len(warnings) == 1, warnings

@@ -40,6 +40,8 @@ INTERRUPTED_WAIT_S = 5.0
 START_WAIT_S = 30.0
 #: Seconds between two looks, while the run waits for a tracker, at whether its store answers.
 _POLL_S = 0.5
+#: Longest wait for a tracker's thread to end once what it holds is closed (killed).
+_AFTER_CLOSE_S = 5.0
 _STOP = object()
 
 
@@ -160,6 +162,9 @@ class _Worker:
                 break
         self.abandoned = True
         self._close(0.0)  # a stuck tracker: stop it (a child process is killed)
+        # Its call fails at once now. The thread must end before the process does: a daemon
+        # thread still freeing the run's arrays (torch's memory) at exit aborts the process.
+        self.thread.join(_AFTER_CLOSE_S)
         return str(why or "")
 
 
