@@ -449,3 +449,20 @@ def test_a_retry_notice_says_the_server_is_gone_not_that_it_is_busy() -> None:
     proxy = notice(RequestHistory("POST", "/api/2.0/mlflow/runs/log-batch", None, 503, None))
     assert proxy == {"retrying": "the server answers 503 to POST /api/2.0/mlflow/runs/log-batch"}
     assert notice(RequestHistory("POST", "/api", None, 429, None)) is None
+
+
+def test_the_report_upload_to_a_server_that_is_gone_is_one_line_at_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The upload asks the server first (MLflow's own retries took minutes to say so)."""
+    from vaesweep.tracking.session import upload_report
+
+    uri = f"http://127.0.0.1:{_free_port()}"  # nothing listens there
+    handoff = {"tracking_uri": uri, "experiment_id": "1", "run_id": "0" * 32}
+    (tmp_path / "mlflow.json").write_text(json.dumps(handoff))
+    (tmp_path / "report").mkdir()
+    (tmp_path / "report" / "index.html").write_text("<html></html>")
+    with caplog.at_level(logging.WARNING, logger="vaesweep.tracking"):
+        assert upload_report([tmp_path], tmp_path / "report") == []
+    (warning,) = _warnings(caplog)
+    assert f"could not upload the report to MLflow (no server answers at {uri}: " in warning

@@ -157,7 +157,11 @@ def quick_client(uri: str) -> Iterator[Any]:
     retries are cut short while the client is used."""
     with _quick_http():
         if uri.partition("://")[0].lower() in ("http", "https"):
-            _probe(uri)
+            try:
+                _probe(uri)
+            except OSError as err:
+                why = getattr(err, "reason", None) or err
+                raise ConnectionError(f"no server answers at {uri}: {why}") from None
         yield client(uri)
 
 
