@@ -92,7 +92,7 @@ def fig_loss_curves(sweep: SweepRecords, palette: Palette) -> Rendered | None:
     axes[1].set(title="KL (rate)", xlabel="epoch", ylabel="KL(q(z|x) || p(z)), nats per image, log")
     _whole_epochs(axes)
     groups = ordered_groups(sweep.table)
-    group_legend(axes[1], palette, groups, loc="best", title="run group")
+    group_legend(axes[1], palette, groups, outside=True, title="run group")
     from matplotlib.lines import Line2D
 
     axes[0].legend(
@@ -141,7 +141,7 @@ def fig_beta_t(sweep: SweepRecords, palette: Palette) -> Rendered | None:
             axes[0].plot(
                 r["step"].iloc[-1], r["beta_t"].iloc[-1], ls="", ms=7, **palette.of(str(t["group"]))
             )
-    group_legend(axes[1], palette, ordered_groups(sweep.table), loc="best")
+    group_legend(axes[1], palette, ordered_groups(sweep.table), outside=True)
     caption = (
         "β_t, the weight on the KL at the end of each epoch in the canonical convention, for "
         "each run (log scale), and the rate it produced. Schedules (warm-up, cyclical) follow a "
@@ -193,7 +193,7 @@ def fig_grad_balance(sweep: SweepRecords, palette: Palette) -> Rendered | None:
         ],
         frameon=False,
     )
-    group_legend(axes[1], palette, ordered_groups(sweep.table), loc="best")
+    group_legend(axes[1], palette, ordered_groups(sweep.table), outside=True)
     caption = (
         "What β does to gradient descent: the pull of the "
         "reconstruction term and of the weighted KL on the encoder outputs, measured on "

@@ -108,10 +108,22 @@ def fig_rate_distortion(sweep: SweepRecords, palette: Palette) -> Rendered | Non
         ax.plot(p["x"], p["y"], ls="", ms=9, mec="k", mew=0.6, zorder=4, **kw)
     xs = pd.concat([ok["kl"], pts["x"] - pts["xerr"].fillna(0), pts["x"] + pts["xerr"].fillna(0)])
     ys = pd.concat([ok[ycol], pts["y"] - pts["yerr"].fillna(0), pts["y"] + pts["yerr"].fillna(0)])
-    xlog = log_scale_if_spans(ax, xs[xs > 0], "x", decades=1.0)
     spectra = reference_spectra(sweep, ok) if ycol == "sse" else []
+    linear = _linear_points(pts.loc[groups]) if spectra and annotate else pts.iloc[:0]
     if spectra:
-        ys = pd.concat([ys, pd.Series([spectra[0][0].total_variance])])
+        # The references are what the caption asks the reader to compare with: the mean
+        # image's SSE, the curve under every point and the hollow circles stay in view (runs
+        # far worse than the curve put all of them below the runs' own range).
+        ys = pd.concat(
+            [
+                ys,
+                pd.Series([spectra[0][0].total_variance]),
+                ok["lin_sse_at_rate"],
+                linear["lin_sse"],
+            ]
+        )
+        xs = pd.concat([xs, linear["lin_rate"]])
+    xlog = log_scale_if_spans(ax, xs[xs > 0], "x", decades=1.0)
     ylog = log_scale_if_spans(ax, ys[ys > 0], "y", decades=1.0)
     xlim = _limits(xs, xlog, floor=0.0)
     ylim = _limits(ys, ylog, floor=0.0)
@@ -141,25 +153,23 @@ def fig_rate_distortion(sweep: SweepRecords, palette: Palette) -> Rendered | Non
             zorder=1,
             label="SSE of the mean image (total variance, R = 0)" if i == 0 else None,
         )
-    if spectra and annotate:
-        for g in groups:
-            p = pts.loc[g]
-            if np.isfinite(p["lin_rate"]) and p["lin_rate"] > 0:
-                c = palette.of(g)["color"]
-                ax.plot(p["lin_rate"], p["lin_sse"], "o", mfc="none", mec=c, ms=7, mew=1.3)
-                ax.plot([p["x"], p["lin_rate"]], [p["y"], p["lin_sse"]], ":", color=c, lw=1)
+    if not linear.empty:
+        for key, p in linear.iterrows():
+            c = palette.of(str(key))["color"]
+            ax.plot(p["lin_rate"], p["lin_sse"], "o", mfc="none", mec=c, ms=7, mew=1.3)
+            ax.plot([p["x"], p["lin_rate"]], [p["y"], p["lin_sse"]], ":", color=c, lw=1)
         ax.plot([], [], "o", mfc="none", mec="k", label="linear VAE at the same β (σ²_eff)")
     ax.set_xlim(*xlim)
     ax.set_ylim(*ylim)
     ax.set_xlabel("rate R = KL(q(z|x) || p(z)), nats per image" + (", log scale" if xlog else ""))
     ax.set_ylabel(distortion_label(sweep) + (", log scale" if ylog else ""))
     ax.set_title("Rate–distortion plane at the end of training (validation)")
-    # References under the axes; the group legend in the lower left, which no model reaches
-    # (below the frontier).
+    # References under the axes; the groups to the right of the plot, where no point, leader
+    # or curve can lie under them.
     handles, labels = ax.get_legend_handles_labels()
     fig.legend(handles, labels, loc="lower center", ncol=2, frameon=False)
     if not annotate or len(sweep.methods) > 1:
-        group_legend(ax, palette, groups, loc="lower left", framealpha=0.9, frameon=True)
+        group_legend(ax, palette, groups, outside=True)
     caption = (
         "Each point is one β (or method), at the end of training on validation images; error "
         "bars are one standard deviation over seeds, faint points the single seeds. The "
@@ -182,6 +192,12 @@ def fig_rate_distortion(sweep: SweepRecords, palette: Palette) -> Rendered | Non
     elif ycol == "sse":
         caption += " (No PCA spectrum in the run records, so no linear reference curve.)"
     return Rendered("rate_distortion", "Rate–distortion plane", caption, render(fig))
+
+
+def _linear_points(pts: pd.DataFrame) -> pd.DataFrame:
+    """The groups whose linear VAE at the same beta encodes something (rate > 0, so it has a
+    place on the plane): a hollow circle each, joined to the group's point by a leader."""
+    return pts[np.isfinite(pts["lin_rate"]) & (pts["lin_rate"] > 0)]
 
 
 def _all_mse(sweep: SweepRecords) -> bool:

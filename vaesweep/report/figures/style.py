@@ -177,27 +177,66 @@ def log_scale_if_spans(ax: Any, values: Any, axis: str = "y", decades: float = 1
     return True
 
 
-def group_legend(ax: Any, palette: Palette, groups: list[str], **kw: Any) -> None:
+def group_legend(
+    ax: Any, palette: Palette, groups: list[str], outside: bool = False, **kw: Any
+) -> Any:
     """One legend entry per group (colour and marker), in the order given; a beta colour bar
-    instead when there are many groups coloured by beta."""
+    instead when there are many groups coloured by beta. ``outside``: to the right of the plot
+    (:func:`legend_outside`), where it can cover no point or line however many groups there are.
+    Returns the legend (None when there is none)."""
     from matplotlib.lines import Line2D
 
     if palette.use_colorbar and len(groups) > MAX_LEGEND:
         palette.colorbar(ax.figure, ax)
-        if len(palette.marker_of_method) > 1:  # colour says beta; the marker says the method
-            handles = [
-                Line2D([], [], ls="", marker=mk, color="0.3", label=m)
-                for m, mk in palette.marker_of_method.items()
-            ]
-            ax.legend(handles=handles, **{"frameon": False, **kw, "title": "kl.method"})
-        return
-    handles = [
-        Line2D([], [], linestyle="-", markersize=5, **palette.of(g), label=palette.label[g])
-        for g in groups
-    ]
-    if handles:
-        ncol = 1 if len(handles) <= 12 else 2
-        ax.legend(handles=handles, ncol=ncol, **{"frameon": False, **kw})
+        if len(palette.marker_of_method) <= 1:
+            return None
+        # Colour says beta; the marker says the method.
+        handles = [
+            Line2D([], [], ls="", marker=mk, color="0.3", label=m)
+            for m, mk in palette.marker_of_method.items()
+        ]
+        kw = {"frameon": False, **kw, "title": "kl.method"}
+    else:
+        handles = [
+            Line2D([], [], linestyle="-", markersize=5, **palette.of(g), label=palette.label[g])
+            for g in groups
+        ]
+        if not handles:
+            return None
+        kw = {"frameon": False, "ncol": 1 if len(handles) <= 12 else 2, **kw}
+    if not outside:
+        return ax.legend(handles=handles, **kw)
+    return legend_outside(ax, lambda ncol: ax.legend(handles=handles, **{**kw, "ncol": ncol}))
+
+
+def legend_outside(ax: Any, make: Any, pad: float = 0.15) -> Any:
+    """A legend right of everything the figure draws there (a colour bar and its label too),
+    its top level with ``ax``'s; the figure widens by the room it takes, so no axes shrinks.
+
+    ``make(ncol)`` draws the legend; columns are added until it fits the figure's height.
+    """
+    fig = ax.figure
+    renderer = fig.canvas.get_renderer()
+    w, h = fig.get_size_inches()
+    top = ax.get_position().y1 * h  # inches above the figure's bottom edge
+    ncol = 1
+    legend = make(ncol)
+    while legend.get_window_extent(renderer).height / fig.dpi > top and ncol < 8:
+        legend.remove()
+        ncol += 1
+        legend = make(ncol)
+    legend.set_in_layout(False)  # so that measuring the axes below leaves it out
+    right = max(a.get_tightbbox(renderer).x1 for a in fig.axes if a.get_visible()) / fig.dpi
+    width = legend.get_window_extent(renderer).width / fig.dpi
+    new_w = max(w, right + pad + width + 0.1)
+    if new_w > w:
+        boxes = [(a, a.get_position()) for a in fig.axes]
+        fig.set_size_inches(new_w, h)
+        for a, box in boxes:
+            a.set_position([box.x0 * w / new_w, box.y0, box.width * w / new_w, box.height])
+    legend.set_loc("upper left")
+    legend.set_bbox_to_anchor(((right + pad) / new_w, top / h), transform=fig.transFigure)
+    return legend
 
 
 def annotate_points(ax: Any, points: list[tuple[float, float, str, Any]]) -> None:

@@ -1,0 +1,179 @@
+"""What a reader sees in a figure: nothing drawn under a legend, references inside the axes,
+every text inside the figure, axes with enough numbers to read values off.
+
+Each test draws one figure (its ``render`` swapped for a list, so the matplotlib figure can be
+measured) from a fabricated sweep written by the real record writers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from itertools import pairwise
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.transforms import Bbox
+
+from vaesweep.report.data.aggregate import SweepRecords, build_sweep
+from vaesweep.report.data.load import load
+from vaesweep.report.figures import plot_curves, plot_rd
+from vaesweep.report.figures.style import Palette
+from vaesweep.testing.fabricate import fabricate_sweep
+
+METHODS = ["constant", "warmup", "cyclical", "capacity", "free_bits", "geco", "pi"]
+
+
+def _sweep(root: Path, betas: list[float], methods: list[str] | None = None) -> SweepRecords:
+    fabricate_sweep(root, betas, methods=methods, epochs=4, images=False)
+    return build_sweep(load([root]))
+
+
+def _worse_than_the_mean_image(sweep: SweepRecords) -> None:
+    """Runs stopped after a few epochs: every squared error above the mean image's (as 4-epoch
+    digits runs on 300 images end), far above the linear VAE's curve and its points."""
+    t = sweep.table
+    t["sse"] = t["total_variance"] * np.linspace(1.15, 1.4, len(t))
+    t["usable"] = True
+
+
+def _draw(module: Any, maker: Callable[..., Any], sweep: SweepRecords, monkeypatch) -> Figure:
+    figures: list[Figure] = []
+    monkeypatch.setattr(module, "render", lambda fig: figures.append(fig) or b"")
+    assert maker(sweep, Palette(sweep.table)) is not None
+    (fig,) = figures
+    fig.canvas.draw()
+    return fig
+
+
+def _legends(fig: Figure) -> list[Bbox]:
+    found = [ax.get_legend() for ax in fig.axes] + list(fig.legends)
+    return [leg.get_window_extent() for leg in found if leg is not None]
+
+
+def _covered(fig: Figure, legends: list[Bbox] | None = None) -> list[str]:
+    """Points and lines of any axes (sampled every pixel or so along each segment) and point
+    labels that lie under a legend (any of the figure's, or those given)."""
+    legends = _legends(fig) if legends is None else legends
+    hits = []
+    for ax in fig.axes:
+        frame = ax.get_window_extent()
+        for line in ax.get_lines():
+            xy = line.get_xydata()
+            if len(xy) == 0:
+                continue
+            pix = ax.transData.transform(np.asarray(xy, dtype=float))
+            if line.get_linestyle() not in ("None", "", " ") and len(pix) > 1:
+                steps = [np.linspace(a, b, 50) for a, b in pairwise(pix)]
+                pix = np.concatenate(steps)
+            pix = pix[np.isfinite(pix).all(axis=1)]
+            pix = pix[[frame.contains(*p) for p in pix]]  # what the axes clip is not drawn
+            for box in legends:
+                if any(box.contains(*p) for p in pix):
+                    hits.append(f"line {line.get_label()!r} under a legend")
+        for text in ax.texts:
+            if text.get_text().strip() and any(
+                text.get_window_extent().overlaps(box) for box in legends
+            ):
+                hits.append(f"text {text.get_text()!r} under a legend")
+    return hits
+
+
+def _inside_figure(fig: Figure) -> None:
+    page = fig.bbox
+    for box in _legends(fig):
+        assert page.x0 - 1 <= box.x0 and box.x1 <= page.x1 + 1, (box, page)
+        assert page.y0 - 1 <= box.y0 and box.y1 <= page.y1 + 1, (box, page)
+
+
+@pytest.mark.parametrize(
+    ("betas", "methods"),
+    [
+        ([1.0], METHODS),  # `vaesweep sweep kl=...`: 7 labelled groups and a legend
+        ([0.1, 1.0], METHODS),  # 14 groups: a colour bar for beta, a legend of markers
+        ([0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0], ["constant", "warmup"]),
+    ],
+)
+def test_rate_distortion_legend_covers_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, betas: list[float], methods: list[str]
+) -> None:
+    """The group legend sat in the lower left of the plane, over the leaders to the linear
+    VAE's points and over points of runs that ended there."""
+    sweep = _sweep(tmp_path / "s", betas, methods)
+    _worse_than_the_mean_image(sweep)
+    fig = _draw(plot_rd, plot_rd.fig_rate_distortion, sweep, monkeypatch)
+    assert fig.axes[0].get_legend() is not None
+    assert not _covered(fig)
+    _inside_figure(fig)
+
+
+def test_rate_distortion_keeps_the_linear_references_in_view(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Runs far above the linear VAE (short training): its points at the same beta and its curve
+    under the runs fell below the axes, leaving dotted leaders that ended nowhere and a caption
+    about a dashed curve that was not drawn."""
+    sweep = _sweep(tmp_path / "s", [1.0], METHODS)
+    _worse_than_the_mean_image(sweep)
+    fig = _draw(plot_rd, plot_rd.fig_rate_distortion, sweep, monkeypatch)
+    ax = fig.axes[0]
+    (x0, x1), (y0, y1) = ax.get_xlim(), ax.get_ylim()
+
+    def inside(x: float, y: float) -> bool:
+        return x0 <= x <= x1 and y0 <= y <= y1
+
+    t = sweep.usable
+    lin = t[t["lin_rate"] > 0]
+    assert not lin.empty
+    for _, r in lin.iterrows():
+        assert inside(r["lin_rate"], r["lin_sse"]), (r["label"], r["lin_rate"], r["lin_sse"])
+    for _, r in t.iterrows():  # the curve right under each run
+        assert inside(r["kl"], r["lin_sse_at_rate"]), (r["label"], r["lin_sse_at_rate"])
+    leaders = [  # dotted, two points, in data coordinates (not the mean image's level)
+        ln
+        for ln in ax.get_lines()
+        if ln.get_linestyle() == ":"
+        and len(ln.get_xdata()) == 2
+        and ln.get_transform() == ax.transData
+    ]
+    assert len(leaders) == len(lin)
+    for ln in leaders:
+        for x, y in ln.get_xydata():
+            assert inside(x, y), (x, y)
+
+
+@pytest.mark.parametrize("maker", ["fig_loss_curves", "fig_beta_t", "fig_grad_balance"])
+def test_curve_legends_cover_no_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, maker: str
+) -> None:
+    """The legend of the run groups was placed 'best' inside the KL panel, which with seven
+    methods still put it over their lines."""
+    sweep = _sweep(tmp_path / "s", [1.0], METHODS)
+    # Seven methods whose rates (and gradient balances) spread over three decades: flat lines
+    # a short way apart from the bottom to the top of the panel, leaving no free corner.
+    c = sweep.curves
+    level = c["run"].map({k: 10.0 ** (-1.5 + 0.5 * i) for i, k in enumerate(sweep.table.index)})
+    c["kl"] = level
+    c["grad_norm_kl"] = c["grad_norm_recon"] * level
+    fig = _draw(plot_curves, getattr(plot_curves, maker), sweep, monkeypatch)
+    legend = fig.axes[1].get_legend()
+    assert legend is not None and len(legend.get_texts()) == len(METHODS)
+    assert not _covered(fig, [legend.get_window_extent()])
+    _inside_figure(fig)
+    # The panels keep their size: the figure widened for the legend instead.
+    assert all(ax.get_window_extent().width > 300 for ax in fig.axes[:2])
+
+
+def test_line2d_is_what_the_check_samples() -> None:
+    """The overlap check above reads Line2D vertices; a line drawn across a box is caught."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(4, 3))
+    ax.plot([0, 1], [0, 1], "-")
+    ax.legend(handles=[Line2D([], [], label="x" * 20)], loc="center")
+    fig.canvas.draw()
+    assert _covered(fig)
+    plt.close(fig)
