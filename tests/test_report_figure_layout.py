@@ -65,7 +65,7 @@ def _covered(fig: Figure, legends: list[Bbox] | None = None) -> list[str]:
             xy = line.get_xydata()
             if len(xy) == 0:
                 continue
-            pix = ax.transData.transform(np.asarray(xy, dtype=float))
+            pix = line.get_transform().transform(np.asarray(xy, dtype=float))
             if line.get_linestyle() not in ("None", "", " ") and len(pix) > 1:
                 steps = [np.linspace(a, b, 50) for a, b in pairwise(pix)]
                 pix = np.concatenate(steps)
@@ -177,3 +177,76 @@ def test_line2d_is_what_the_check_samples() -> None:
     fig.canvas.draw()
     assert _covered(fig)
     plt.close(fig)
+
+
+@pytest.mark.parametrize(
+    ("lo", "hi", "least"),
+    [(5.4, 14.0, 3), (0.085, 0.101, 2), (0.6, 0.95, 3), (2.0, 8.0, 3), (0.01, 100.0, 5)],
+)
+def test_log_axes_show_enough_numbers(lo: float, hi: float, least: int) -> None:
+    """Short log axes (a reconstruction term from 5.4 to 14, an MSE from 0.085 to 0.101) were
+    labelled with one number, so no value could be read off them."""
+    import matplotlib.pyplot as plt
+
+    from vaesweep.report.figures.style import plain_log_ticks
+
+    fig, ax = plt.subplots(figsize=(4, 3))
+    ax.set_yscale("log")
+    ax.set_ylim(lo, hi)
+    plain_log_ticks(ax.yaxis)
+    fig.canvas.draw()
+    shown = [
+        t.get_text()
+        for tick in ax.yaxis.get_major_ticks() + ax.yaxis.get_minor_ticks()
+        for t in [tick.label1]
+        if t.get_visible() and t.get_text() and lo <= tick.get_loc() <= hi
+    ]
+    plt.close(fig)
+    assert len(shown) >= least, shown
+    assert len(set(shown)) == len(shown), shown  # no number twice
+
+
+def test_latent_dimension_panel_keeps_its_legend_and_label_off_the_data(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The legend of the latent-dimension panel was pinned to the lower left, where a beta
+    sweep's active units fall from many to none (the 4-epoch digits sweep's line ran through
+    it), and the "M = 16" label sat on the points of runs that use every dimension."""
+    from vaesweep.report.figures import plot_beta
+
+    fabricate_sweep(tmp_path / "s", [0.01, 0.1, 1.0, 10.0], epochs=4, latent_dim=16, images=False)
+    sweep = build_sweep(load([tmp_path / "s"]))
+    t = sweep.table  # what the real sweep (beta=0.01,0.1,1,10) ended with
+    t["active_units"] = [12.0, 2.0, 0.0, 0.0]
+    t["informative_dims"] = [16.0, 12.0, 0.0, 0.0]
+    t["lin_active_units"] = [16.0, 16.0, 3.0, 0.0]
+    fig = _draw(plot_beta, plot_beta.fig_beta_summary, sweep, monkeypatch)
+    dims = fig.axes[1]
+    assert not _covered(fig, [dims.get_legend().get_window_extent()])
+    _inside_figure(fig)
+
+
+def test_latent_dimension_label_covers_no_point(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ "M = 16" was written at the largest beta, on the point of a run that used every
+    dimension there (free bits in a methods sweep)."""
+    from vaesweep.report.figures import plot_beta
+
+    fabricate_sweep(tmp_path / "s", [1.0], methods=METHODS, latent_dim=16, images=False)
+    sweep = build_sweep(load([tmp_path / "s"]))
+    t = sweep.table
+    t.loc[t["method"] == "free_bits", "informative_dims"] = 16.0
+    fig = _draw(plot_beta, plot_beta.fig_beta_summary, sweep, monkeypatch)
+    dims = fig.axes[1]
+    (label,) = [t for t in dims.texts if t.get_text().startswith("M = ")]
+    box = label.get_window_extent().padded(4)  # a marker's radius
+    points = [
+        xy
+        for line in dims.get_lines()
+        if line.get_marker() not in ("None", "", None)
+        for xy in dims.transData.transform(line.get_xydata())
+    ]
+    assert points
+    assert not [xy for xy in points if box.contains(*xy)], "the M label covers a point"
+    assert label.get_window_extent().x1 <= fig.bbox.x1

@@ -162,17 +162,25 @@ def fig_beta_summary(sweep: SweepRecords, palette: Palette) -> Rendered | None:
     m = ok["latent_dim"].max()
     if m > 0:
         b.axhline(m, color="0.5", lw=0.8, ls="--")
+        # Right of the plot, level with its line: inside, it sat on runs that use every dim.
         b.text(
-            ok["beta_x"].max(),
+            1.01,
             m,
-            f"M = {int(m)} ",
-            va="bottom",
-            ha="right",
+            f"M = {int(m)}",
+            va="center",
+            ha="left",
             fontsize=7.5,
             color="0.4",
+            transform=b.get_yaxis_transform(),
         )
-    b.set(title="Latent dimensions in use", ylabel="dimensions", ylim=(-0.5, (m or 1) * 1.12))
-    b.legend(frameon=False, fontsize=7.5, loc="lower left")
+    # The legend in a band above M, which no count of dimensions can reach: pinned to the
+    # lower left it lay across a beta sweep's falling units, and no corner is free of them.
+    b.set(title="Latent dimensions in use", ylabel="dimensions", ylim=(-0.5, (m or 1) * 1.45))
+    b.legend(frameon=False, fontsize=7.5, loc="upper right")
+    from matplotlib.ticker import MaxNLocator
+
+    top = m if m > 0 else 1
+    b.set_yticks([v for v in MaxNLocator(6, integer=True).tick_values(0, top) if 0 <= v <= top])
     # (c) MSE with PSNR on the right: PSNR = -10 log10 MSE is a relabelled log MSE axis.
     _series(c, sweep, palette, "mse")
     c.set_yscale("log")

@@ -72,7 +72,9 @@ def _tick(v: float) -> str:
 
 def plain_log_ticks(axis: Any) -> None:
     """Label a log axis with plain numbers; on short spans also label minor ticks 2, 3, 5 (x
-    10^k), so an axis covering less than a decade still shows values."""
+    10^k), so an axis covering less than a decade still shows values, and every minor tick
+    where those would still leave fewer than three numbers (an axis from 5.4 to 14 showed
+    only "10")."""
     from matplotlib.ticker import FuncFormatter
 
     lo, hi = sorted(axis.get_view_interval())
@@ -80,7 +82,15 @@ def plain_log_ticks(axis: Any) -> None:
         return
     span = math.log10(hi / lo)
     axis.set_major_formatter(FuncFormatter(lambda v, _: _tick(v)))
-    keep = (2, 3, 5) if span < 1.3 else ((2, 5) if span < 2.0 else ())
+    keep: tuple[int, ...] = (2, 3, 5) if span < 1.3 else ((2, 5) if span < 2.0 else ())
+    shown = [
+        m * 10.0**k
+        for k in range(math.floor(math.log10(lo)), math.floor(math.log10(hi)) + 1)
+        for m in (1, *keep)
+        if lo <= m * 10.0**k <= hi
+    ]
+    if len(shown) < 3 and span < 1.0:
+        keep = tuple(range(2, 10))
 
     def minor(v: float, _: Any) -> str:
         if v <= 0:
