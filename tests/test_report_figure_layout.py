@@ -250,3 +250,23 @@ def test_latent_dimension_label_covers_no_point(
     assert points
     assert not [xy for xy in points if box.contains(*xy)], "the M label covers a point"
     assert label.get_window_extent().x1 <= fig.bbox.x1
+
+
+@pytest.mark.parametrize(
+    "label",
+    ["β=0.1, lr=0.001  z13 (0.88 nats)", "constant  z15 (0.036 nats)", "β=1", "original"],
+)
+def test_image_grid_row_labels_are_whole(monkeypatch: pytest.MonkeyPatch, label: str) -> None:
+    """The traversal grid's label column was 150 px whatever the labels: a sweep over beta and
+    the learning rate read "lr=0.001  z13 (0.88 nats)", its beta cut off at the figure's edge."""
+    from vaesweep.report.figures import plot_images
+
+    figures: list[Figure] = []
+    monkeypatch.setattr(plot_images, "render", lambda fig: figures.append(fig) or b"")
+    row = np.zeros((8, 9 * 10, 3), dtype=np.uint8)
+    plot_images._grid_figure([(label, row), ("β=10", row)], header="h", col_labels=["-3"] * 9)
+    (fig,) = figures
+    fig.canvas.draw()
+    for text in fig.axes[0].get_yticklabels():
+        box = text.get_window_extent()
+        assert box.x0 >= 0 and box.x1 <= fig.axes[0].get_window_extent().x0, text.get_text()

@@ -22,8 +22,10 @@ from vaesweep.report.figures.style import DPI, Palette, Rendered, fmt, ordered_g
 
 #: Beyond this many groups the grids show an even subset (the first and last always).
 MAX_GROUP_ROWS = 16
-#: The grid's label column, in pixels.
+#: The grid's label column, in pixels, at least (wider when a label needs it).
 LABEL_PX = 150
+#: Font size of the row labels, points.
+LABEL_SIZE = 8
 
 
 def _read_png(path: Path) -> np.ndarray | None:
@@ -101,12 +103,13 @@ def _grid_figure(
     stacked = np.concatenate([x for r in padded for x in (r, sep)][:-1], axis=0)
     h, w = stacked.shape[:2]
     top = 46 if (header and col_labels) else (28 if (header or col_labels) else 6)
-    fig = plt.figure(figsize=((w + LABEL_PX + 10) / DPI, (h + top + 6) / DPI), dpi=DPI)
+    label_px = _label_column([label for label, _ in rows])
+    fig = plt.figure(figsize=((w + label_px + 10) / DPI, (h + top + 6) / DPI), dpi=DPI)
     ax = fig.add_axes(
         (
-            LABEL_PX / (w + LABEL_PX + 10),
+            label_px / (w + label_px + 10),
             6 / (h + top + 6),
-            w / (w + LABEL_PX + 10),
+            w / (w + label_px + 10),
             h / (h + top + 6),
         )
     )
@@ -115,7 +118,7 @@ def _grid_figure(
     for r in padded:
         centres.append(y + r.shape[0] / 2)
         y += r.shape[0] + gap
-    ax.set_yticks(centres, [label for label, _ in rows], fontsize=8)
+    ax.set_yticks(centres, [label for label, _ in rows], fontsize=LABEL_SIZE)
     if col_labels:
         n = len(col_labels)
         ax.set_xticks([(i + 0.5) * w / n for i in range(n)], col_labels, fontsize=7)
@@ -129,6 +132,21 @@ def _grid_figure(
     if header:
         ax.set_title(header, fontsize=9, pad=16 if col_labels else 4)
     return render(fig)
+
+
+def _label_column(labels: list[str]) -> int:
+    """Pixels the row labels need left of the images (at least :data:`LABEL_PX`): a fixed
+    150 px cut "β=0.1, lr=0.001  z13 (0.88 nats)" to "lr=0.001  z13 (0.88 nats)"."""
+    from matplotlib.backends.backend_agg import RendererAgg
+    from matplotlib.font_manager import FontProperties
+
+    renderer = RendererAgg(1, 1, DPI)
+    prop = FontProperties(size=LABEL_SIZE)
+    widest = max(
+        (renderer.get_text_width_height_descent(s, prop, ismath=False)[0] for s in labels),
+        default=0.0,
+    )
+    return max(LABEL_PX, math.ceil(widest) + 12)  # the tick label's pad and a margin
 
 
 def _grid_rows(
