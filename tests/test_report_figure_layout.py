@@ -270,3 +270,24 @@ def test_image_grid_row_labels_are_whole(monkeypatch: pytest.MonkeyPatch, label:
     for text in fig.axes[0].get_yticklabels():
         box = text.get_window_extent()
         assert box.x0 >= 0 and box.x1 <= fig.axes[0].get_window_extent().x0, text.get_text()
+
+
+@pytest.mark.parametrize("maker", ["fig_loss_curves", "fig_beta_t", "fig_grad_balance"])
+def test_curve_legends_list_only_runs_with_a_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, maker: str
+) -> None:
+    """Runs that diverged at their first step (train.lr=50) have no epoch to draw, yet their
+    groups were in the legend, with the colour of the run at the same beta that did train."""
+    fabricate_sweep(
+        tmp_path / "s",
+        [0.1, 1.0],
+        methods=["constant", "warmup"],
+        statuses={"kl=warmup,beta=0.1": "failed"},
+        images=False,
+    )
+    sweep = build_sweep(load([tmp_path / "s"]))
+    fig = _draw(plot_curves, getattr(plot_curves, maker), sweep, monkeypatch)
+    names = [t.get_text() for t in fig.axes[1].get_legend().get_texts()]
+    assert sorted(names) == sorted(
+        sweep.table.loc[sweep.table["status"] == "completed", "label"]
+    ), names

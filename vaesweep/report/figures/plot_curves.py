@@ -52,11 +52,12 @@ def _lines(
     x: str = "epoch",
     splits: tuple[str, ...] = ("val", "train"),
     curves: pd.DataFrame | None = None,
-) -> bool:
-    """One line per run and split; False when no run has the column."""
+) -> set[str]:
+    """One line per run and split; the groups that got a line (none: no run has the column)."""
     curves = sweep.curves if curves is None else curves
+    drawn: set[str] = set()
     if column not in curves.columns or curves[column].notna().sum() == 0:
-        return False
+        return drawn
     alpha = 0.9 if len(sweep.runs) <= 20 else 0.45
     style = {"val": "-", "train": "--"}
     for key, rows in curves.groupby("run", sort=False):
@@ -71,10 +72,11 @@ def _lines(
             xs = r[x].to_numpy(dtype=float)[ok]
             lw = 1.6 if split == "val" else 1.0
             ax.plot(xs, y[ok], style[split], color=kw["color"], lw=lw, alpha=alpha)
+            drawn.add(str(t["group"]))
             if split == "val" and t["status"] in ("diverged", "failed", "running", "unknown"):
                 ax.plot(xs[-1], y[ok][-1], "x", color=kw["color"], ms=8, mew=2)
     ax.set_yscale("log")
-    return True
+    return drawn
 
 
 def fig_loss_curves(sweep: SweepRecords, palette: Palette) -> Rendered | None:
@@ -91,7 +93,8 @@ def fig_loss_curves(sweep: SweepRecords, palette: Palette) -> Rendered | None:
     axes[0].set(title="Reconstruction", xlabel="epoch", ylabel=label + ", log scale")
     axes[1].set(title="KL (rate)", xlabel="epoch", ylabel="KL(q(z|x) || p(z)), nats per image, log")
     _whole_epochs(axes)
-    groups = ordered_groups(sweep.table)
+    # Only groups with a line: a run that diverged before its first epoch has none.
+    groups = [g for g in ordered_groups(sweep.table) if g in ok_r | ok_k]
     group_legend(axes[1], palette, groups, outside=True, title="run group")
     from matplotlib.lines import Line2D
 
@@ -127,8 +130,8 @@ def fig_beta_t(sweep: SweepRecords, palette: Palette) -> Rendered | None:
         return None
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
     margins(fig, 0.75, 0.2, 0.55, 0.35, wspace=0.25)
-    _lines(axes[0], sweep, palette, "beta_t", x="step", splits=("val",))
-    _lines(axes[1], sweep, palette, "kl", x="step", splits=("val",))
+    drawn = _lines(axes[0], sweep, palette, "beta_t", x="step", splits=("val",))
+    drawn |= _lines(axes[1], sweep, palette, "kl", x="step", splits=("val",))
     axes[0].set(
         title="KL weight in effect (β_t)", xlabel="optimiser step", ylabel="β_t (log scale)"
     )
@@ -141,7 +144,8 @@ def fig_beta_t(sweep: SweepRecords, palette: Palette) -> Rendered | None:
             axes[0].plot(
                 r["step"].iloc[-1], r["beta_t"].iloc[-1], ls="", ms=7, **palette.of(str(t["group"]))
             )
-    group_legend(axes[1], palette, ordered_groups(sweep.table), outside=True)
+    groups = [g for g in ordered_groups(sweep.table) if g in drawn]
+    group_legend(axes[1], palette, groups, outside=True)
     caption = (
         "β_t, the weight on the KL at the end of each epoch in the canonical convention, for "
         "each run (log scale), and the rate it produced. Schedules (warm-up, cyclical) follow a "
@@ -169,7 +173,7 @@ def fig_grad_balance(sweep: SweepRecords, palette: Palette) -> Rendered | None:
             ok = np.isfinite(y) & (y > 0)
             axes[0].plot(rows["epoch"].to_numpy()[ok], y[ok], ls, color=kw["color"], lw=1.3)
     axes[0].set_yscale("log")
-    _lines(
+    drawn = _lines(
         axes[1], sweep, palette, "grad_ratio", splits=("val",), curves=c.assign(grad_ratio=ratio)
     )
     axes[1].axhline(1.0, color="k", lw=0.8, ls=":")
@@ -193,7 +197,8 @@ def fig_grad_balance(sweep: SweepRecords, palette: Palette) -> Rendered | None:
         ],
         frameon=False,
     )
-    group_legend(axes[1], palette, ordered_groups(sweep.table), outside=True)
+    groups = [g for g in ordered_groups(sweep.table) if g in drawn]
+    group_legend(axes[1], palette, groups, outside=True)
     caption = (
         "What β does to gradient descent: the pull of the "
         "reconstruction term and of the weighted KL on the encoder outputs, measured on "
