@@ -291,3 +291,39 @@ def test_curve_legends_list_only_runs_with_a_line(
     assert sorted(names) == sorted(
         sweep.table.loc[sweep.table["status"] == "completed", "label"]
     ), names
+
+
+def test_spectrum_key_and_note_cover_no_noise_level(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """At beta=0.01 the noise level lies below every eigenvalue, at the bottom of the panel,
+    where the key (lower left) and the note on M were written over it."""
+    sweep = _sweep(tmp_path / "s", [0.01, 0.1, 1.0, 10.0])
+    fig = _draw(plot_rd, plot_rd.fig_spectrum, sweep, monkeypatch)
+    ax = fig.axes[0]
+    boxes = _legends(fig) + [t.get_window_extent() for t in ax.texts if t.get_text().strip()]
+    frame = ax.get_window_extent()
+    inside = [b for b in boxes if b.overlaps(frame)]
+    assert not _covered(fig, inside)
+    _inside_figure(fig)
+    assert any("latent dims" in t.get_text() for leg in fig.legends for t in leg.get_texts())
+
+
+def test_spectrum_names_every_group_on_shared_levels(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Seven methods ending at four noise levels (constant, cyclical and free bits at 0.5, PI at
+    0.485, as the 4-epoch digits sweep did) got one label per level: three groups unnamed."""
+    sweep = _sweep(tmp_path / "s", [1.0], METHODS)
+    t = sweep.table
+    s2 = {"constant": 0.5, "cyclical": 0.5, "free_bits": 0.5, "pi": 0.485, "geco": 0.347}
+    s2 |= {"warmup": 0.2, "capacity": 0.5}
+    t["sigma2_eff"] = t["method"].map(s2)
+    fig = _draw(plot_rd, plot_rd.fig_spectrum, sweep, monkeypatch)
+    texts = [x for x in fig.axes[0].texts if x.get_text().strip()]
+    for name in METHODS:
+        assert sum(name in x.get_text() for x in texts) == 1, name
+    boxes = [x.get_window_extent() for x in texts]
+    for i, a in enumerate(boxes):
+        assert a.x1 <= fig.bbox.x1, texts[i].get_text()
+        assert not any(a.overlaps(b) for b in boxes[i + 1 :]), texts[i].get_text()

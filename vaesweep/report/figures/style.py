@@ -227,7 +227,7 @@ def legend_outside(ax: Any, make: Any, pad: float = 0.15) -> Any:
     """
     fig = ax.figure
     renderer = fig.canvas.get_renderer()
-    w, h = fig.get_size_inches()
+    h = fig.get_size_inches()[1]
     top = ax.get_position().y1 * h  # inches above the figure's bottom edge
     ncol = 1
     legend = make(ncol)
@@ -238,15 +238,23 @@ def legend_outside(ax: Any, make: Any, pad: float = 0.15) -> Any:
     legend.set_in_layout(False)  # so that measuring the axes below leaves it out
     right = max(a.get_tightbbox(renderer).x1 for a in fig.axes if a.get_visible()) / fig.dpi
     width = legend.get_window_extent(renderer).width / fig.dpi
-    new_w = max(w, right + pad + width + 0.1)
-    if new_w > w:
-        boxes = [(a, a.get_position()) for a in fig.axes]
-        fig.set_size_inches(new_w, h)
-        for a, box in boxes:
-            a.set_position([box.x0 * w / new_w, box.y0, box.width * w / new_w, box.height])
+    new_w = widen(fig, right + pad + width + 0.1)
     legend.set_loc("upper left")
     legend.set_bbox_to_anchor(((right + pad) / new_w, top / h), transform=fig.transFigure)
     return legend
+
+
+def widen(fig: Figure, width: float) -> float:
+    """Make the figure at least ``width`` inches wide, every axes keeping its size and its
+    place from the left edge (the room is added on the right); returns the new width."""
+    w, h = fig.get_size_inches()
+    if width <= w:
+        return float(w)
+    boxes = [(a, a.get_position()) for a in fig.axes]
+    fig.set_size_inches(width, h)
+    for a, box in boxes:
+        a.set_position([box.x0 * w / width, box.y0, box.width * w / width, box.height])
+    return width
 
 
 def annotate_points(ax: Any, points: list[tuple[float, float, str, Any]]) -> None:
