@@ -324,8 +324,7 @@ def fig_spectrum(sweep: SweepRecords, palette: Palette) -> Rendered | None:
     # Under the axes: inside, the key and the note on M lay across the lowest noise level.
     handles, keys = ax.get_legend_handles_labels()
     fig.legend(handles, keys, loc="lower center", ncol=2, frameon=False)
-    renderer = fig.canvas.get_renderer()
-    widen(fig, max(t.get_window_extent(renderer).x1 for t in labels) / fig.dpi + 0.1)
+    widen(fig, max(t.get_window_extent().x1 for t in labels) / fig.dpi + 0.1)
     caption = (
         "The variance of the training images along each principal direction (pixels in [0, 1]) "
         "and, as horizontal lines, the Gaussian decoder noise σ²_eff that each β amounts to "

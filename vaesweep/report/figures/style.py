@@ -253,7 +253,7 @@ def widen(fig: Figure, width: float) -> float:
     boxes = [(a, a.get_position()) for a in fig.axes]
     fig.set_size_inches(width, h)
     for a, box in boxes:
-        a.set_position([box.x0 * w / width, box.y0, box.width * w / width, box.height])
+        a.set_position((box.x0 * w / width, box.y0, box.width * w / width, box.height))
     return width
 
 
