@@ -327,3 +327,17 @@ def test_spectrum_names_every_group_on_shared_levels(
     for i, a in enumerate(boxes):
         assert a.x1 <= fig.bbox.x1, texts[i].get_text()
         assert not any(a.overlaps(b) for b in boxes[i + 1 :]), texts[i].get_text()
+
+
+def test_one_run_sits_inside_its_log_axes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A one-run report drew its MSE (0.101) on an axis from 0.1 to 1: the point on the bottom
+    edge, PSNR from 0 to 10 dB around a run at 9.9 dB."""
+    from vaesweep.report.figures import plot_beta
+
+    sweep = _sweep(tmp_path / "s", [1.0])
+    sweep.table["mse"] = 0.1012
+    fig = _draw(plot_beta, plot_beta.fig_beta_summary, sweep, monkeypatch)
+    mse = fig.axes[2]
+    lo, hi = mse.get_ylim()
+    share = (np.log(0.1012) - np.log(lo)) / (np.log(hi) - np.log(lo))
+    assert 0.2 < share < 0.8, (lo, hi)

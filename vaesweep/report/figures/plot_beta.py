@@ -20,6 +20,7 @@ from vaesweep.report.data.per_run import INFORMATIVE_KL
 from vaesweep.report.figures.style import (
     Palette,
     Rendered,
+    centre_log_range,
     fmt,
     margins,
     ordered_groups,
@@ -184,6 +185,7 @@ def fig_beta_summary(sweep: SweepRecords, palette: Palette) -> Rendered | None:
     # (c) MSE with PSNR on the right: PSNR = -10 log10 MSE is a relabelled log MSE axis.
     _series(c, sweep, palette, "mse")
     c.set_yscale("log")
+    centre_log_range(c)
     c.set(title="Reconstruction error", ylabel="MSE per pixel (log scale)")
     sec = c.secondary_yaxis(
         "right",
@@ -221,6 +223,7 @@ def fig_beta_summary(sweep: SweepRecords, palette: Palette) -> Rendered | None:
     else:
         _series(d, sweep, palette, "kl")
         d.set_yscale("log")
+        centre_log_range(d)
         d.set(title="Rate", ylabel="KL, nats per image (log scale)")
     for ax in axes.ravel():
         ax.set_xlabel(sweep.beta_label + " (log scale)")

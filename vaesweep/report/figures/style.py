@@ -187,6 +187,15 @@ def log_scale_if_spans(ax: Any, values: Any, axis: str = "y", decades: float = 1
     return True
 
 
+def centre_log_range(ax: Any, factor: float = 1.6) -> None:
+    """A log y axis whose data hardly vary (one run, one value) got matplotlib's decade around
+    them, 0.1 to 1 for an MSE of 0.101, the point on the axis' edge; centre the data instead,
+    ``factor`` below the lowest and above the highest."""
+    lo, hi = ax.dataLim.y0, ax.dataLim.y1
+    if lo > 0 and math.isfinite(hi) and hi < lo * factor:
+        ax.set_ylim(lo / factor, hi * factor)
+
+
 def group_legend(
     ax: Any, palette: Palette, groups: list[str], outside: bool = False, **kw: Any
 ) -> Any:
