@@ -181,11 +181,19 @@ def test_line2d_is_what_the_check_samples() -> None:
 
 @pytest.mark.parametrize(
     ("lo", "hi", "least"),
-    [(5.4, 14.0, 3), (0.085, 0.101, 2), (0.6, 0.95, 3), (2.0, 8.0, 3), (0.01, 100.0, 5)],
+    [
+        (5.4, 14.0, 3),
+        (0.085, 0.101, 3),
+        (224.9, 256.2, 3),
+        (0.6, 0.95, 3),
+        (2.0, 8.0, 3),
+        (0.01, 100.0, 5),
+    ],
 )
 def test_log_axes_show_enough_numbers(lo: float, hi: float, least: int) -> None:
-    """Short log axes (a reconstruction term from 5.4 to 14, an MSE from 0.085 to 0.101) were
-    labelled with one number, so no value could be read off them."""
+    """Short log axes were labelled with one number (a reconstruction term from 5.4 to 14, an
+    MSE from 0.085 to 0.101) or none (colour images' reconstruction term from 225 to 256), so no
+    value could be read off them."""
     import matplotlib.pyplot as plt
 
     from vaesweep.report.figures.style import plain_log_ticks
