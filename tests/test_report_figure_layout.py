@@ -349,3 +349,18 @@ def test_one_run_sits_inside_its_log_axes(tmp_path: Path, monkeypatch: pytest.Mo
     lo, hi = mse.get_ylim()
     share = (np.log(0.1012) - np.log(lo)) / (np.log(hi) - np.log(lo))
     assert 0.2 < share < 0.8, (lo, hi)
+
+
+def test_captions_name_the_runs_off_the_beta_axis(tmp_path: Path) -> None:
+    """A capacity run held at its target logs no beta_t (NaN, as the reading says): the ELBO
+    figure's caption said its "final β_t ≤ 0", and the information figure left it out silently."""
+    from vaesweep.report.figures import plot_beta
+
+    sweep = _sweep(tmp_path / "s", [1.0], ["constant", "capacity", "geco"])
+    t = sweep.table
+    t.loc[t["method"] == "capacity", ["beta_t", "beta_x"]] = np.nan
+    palette = Palette(t)
+    for maker in (plot_beta.fig_beta_summary, plot_beta.fig_information):
+        caption = maker(sweep, palette).caption
+        assert "capacity" in caption and "no final β_t was logged" in caption, caption
+        assert "≤ 0" not in caption and "constant" not in caption.split("Not drawn")[-1]

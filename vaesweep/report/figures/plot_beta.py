@@ -33,6 +33,23 @@ def _on_log_axis(ok: pd.DataFrame) -> pd.DataFrame:
     return ok[ok["beta_x"] > 0]
 
 
+def _off_axis_note(sweep: SweepRecords) -> str:
+    """The caption's sentence naming the runs with final values that a log beta axis cannot
+    place, and why: a final beta_t of 0, or none logged (a capacity run held at its target)."""
+    u = sweep.usable
+    off = u[~(u["beta_x"] > 0)]
+    if off.empty:
+        return ""
+    unlogged = int(off["beta_x"].isna().sum())
+    why = (
+        "no final β_t was logged"
+        if unlogged == len(off)
+        else ("their final β_t is ≤ 0" if not unlogged else "their final β_t is ≤ 0 or not logged")
+    )
+    names = ", ".join(dict.fromkeys(str(v) for v in off["label"]))
+    return f" Not drawn, as {why}, so they have no place on the log β axis: {names}."
+
+
 def _series(
     ax: Axes,
     sweep: SweepRecords,
@@ -227,7 +244,6 @@ def fig_beta_summary(sweep: SweepRecords, palette: Palette) -> Rendered | None:
         d.set(title="Rate", ylabel="KL, nats per image (log scale)")
     for ax in axes.ravel():
         ax.set_xlabel(sweep.beta_label + " (log scale)")
-    dropped = len(sweep.usable) - len(ok)
     caption = (
         "Final validation metrics against β (log scale). Markers: group means over seeds with "
         "one-standard-deviation bars; faint markers: single runs. Active units follow Burda et "
@@ -240,8 +256,7 @@ def fig_beta_summary(sweep: SweepRecords, palette: Palette) -> Rendered | None:
             "β = 1 assumes, so it favours β near 1 by construction; the calibrated ELBO uses "
             "each run's own MSE as σ² and compares runs on the noise level they reached."
         )
-    if dropped:
-        caption += f" {dropped} run(s) with final β_t ≤ 0 cannot be placed on the log axis."
+    caption += _off_axis_note(sweep)
     return Rendered(
         "beta_summary", "ELBO, active units and MSE/PSNR against β", caption, render(fig)
     )
@@ -307,7 +322,7 @@ def fig_information(sweep: SweepRecords, palette: Palette) -> Rendered | None:
         "Johnson 2016). The estimator cannot exceed log N for N evaluation images. A large "
         "marginal KL means prior samples land where no image was encoded ('holes'), which is "
         "what a large marginal KL costs when you sample. Small negative values are estimator "
-        "noise."
+        "noise." + _off_axis_note(sweep)
     )
     return Rendered(
         "information", "Mutual information and marginal KL against β", caption, render(fig)
