@@ -364,3 +364,34 @@ def test_captions_name_the_runs_off_the_beta_axis(tmp_path: Path) -> None:
         caption = maker(sweep, palette).caption
         assert "capacity" in caption and "no final β_t was logged" in caption, caption
         assert "≤ 0" not in caption and "constant" not in caption.split("Not drawn")[-1]
+
+
+def test_point_labels_cover_no_other_point(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where two methods ended close together (capacity and free bits, constant and PI in the
+    4-epoch digits sweep) one's name was printed under the other's marker."""
+    sweep = _sweep(tmp_path / "s", [1.0], METHODS)
+    t = sweep.table
+    ended = {  # (rate, SSE) the real sweep ended with
+        "constant": (0.228, 6.475),
+        "warmup": (1.167, 5.986),
+        "cyclical": (0.544, 6.230),
+        "capacity": (4.711, 5.451),
+        "free_bits": (5.636, 5.444),
+        "geco": (0.411, 6.278),
+        "pi": (0.239, 6.464),
+    }
+    t["kl"] = t["method"].map(lambda m: ended[m][0])
+    t["sse"] = t["method"].map(lambda m: ended[m][1])
+    t.loc[t["method"] == "capacity", ["beta_t", "beta_x"]] = np.nan  # held at its target
+    fig = _draw(plot_rd, plot_rd.fig_rate_distortion, sweep, monkeypatch)
+    ax = fig.axes[0]
+    labels = [a for a in ax.texts if a.get_text() in set(t["label"])]
+    assert len(labels) == len(METHODS)
+    for a in labels:
+        box = a.get_window_extent()
+        for _, r in t[t["label"] != a.get_text()].iterrows():
+            px, py = ax.transData.transform((r["kl"], r["sse"]))
+            assert not box.padded(4).contains(px, py), (a.get_text(), r["label"])
+        for b in labels:
+            if b is not a:
+                assert not box.overlaps(b.get_window_extent()), (a.get_text(), b.get_text())

@@ -271,23 +271,57 @@ def widen(fig: Figure, width: float) -> float:
     return width
 
 
-def annotate_points(ax: Any, points: list[tuple[float, float, str, Any]]) -> None:
-    """Label points next to their markers; labels that would overprint one another (same
-    place, e.g. two methods that ended at the same beta) are stacked instead."""
-    placed: list[tuple[float, float, int]] = []
-    for x, y, text, colour in points:
-        px, py = ax.transData.transform((x, y))
-        k = sum(1 for qx, qy, _ in placed if abs(qx - px) < 60 and abs(qy - py) < 10)
-        placed.append((px, py, k))
-        ax.annotate(
-            text,
-            (x, y),
-            xytext=(7, 6 - 10 * k),
-            textcoords="offset points",
-            fontsize=8,
-            color=colour,
-            fontweight="bold",
-        )
+#: Where a point's label may go, in points from the point: right and above first.
+LABEL_PLACES = (
+    ((7, 6), "left", "bottom"),
+    ((7, -6), "left", "top"),
+    ((-7, 6), "right", "bottom"),
+    ((-7, -6), "right", "top"),
+)
+
+
+def annotate_points(
+    ax: Any, points: list[tuple[float, float, str, Any]], radius: float = 7
+) -> None:
+    """Label points next to their markers (``radius`` pixels): of four places around each, the
+    first where the label covers no other point and no label placed before it (two methods
+    that ended close together printed one's name under the other's marker), else the place
+    that covers the fewest."""
+    from matplotlib.transforms import Bbox
+
+    renderer = ax.figure.canvas.get_renderer()
+    centres = [ax.transData.transform((x, y)) for x, y, _, _ in points]
+    markers = [
+        Bbox.from_bounds(px - radius, py - radius, 2 * radius, 2 * radius) for px, py in centres
+    ]
+    placed: list[Any] = []
+    for i, (x, y, text, colour) in enumerate(points):
+        others = [b for j, b in enumerate(markers) if j != i] + placed
+        best: tuple[int, Any] | None = None
+        for offset, ha, va in LABEL_PLACES:
+            label = ax.annotate(
+                text,
+                (x, y),
+                xytext=offset,
+                textcoords="offset points",
+                fontsize=8,
+                color=colour,
+                fontweight="bold",
+                ha=ha,
+                va=va,
+            )
+            box = label.get_window_extent(renderer)
+            covered = sum(box.overlaps(b) for b in others)
+            if best is None or covered < best[0]:
+                if best is not None:
+                    best[1].remove()
+                best = (covered, label)
+            else:
+                label.remove()
+            if covered == 0:
+                break
+        assert best is not None
+        placed.append(best[1].get_window_extent(renderer))
 
 
 def ordered_groups(table: pd.DataFrame) -> list[str]:
