@@ -395,3 +395,25 @@ def test_point_labels_cover_no_other_point(tmp_path: Path, monkeypatch: pytest.M
         for b in labels:
             if b is not a:
                 assert not box.overlaps(b.get_window_extent()), (a.get_text(), b.get_text())
+
+
+@pytest.mark.parametrize(
+    ("betas", "methods"),
+    [
+        ([0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0], ["constant", "warmup"]),
+        ([0.001, 0.01, 0.1, 1.0, 10.0, 100.0], None),
+        ([1.0], METHODS),
+    ],
+)
+def test_rate_distortion_texts_stay_inside_the_plot(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, betas: list[float], methods: list[str] | None
+) -> None:
+    """A line of constant R + D entering near the right edge wrote its label past it, over
+    the beta colour bar; a point near the edge did the same with its name."""
+    sweep = _sweep(tmp_path / "s", betas, methods)
+    fig = _draw(plot_rd, plot_rd.fig_rate_distortion, sweep, monkeypatch)
+    ax = fig.axes[0]
+    frame = ax.get_window_extent()
+    for text in ax.texts:
+        box = text.get_window_extent()
+        assert frame.x0 - 1 <= box.x0 and box.x1 <= frame.x1 + 1, text.get_text()

@@ -130,6 +130,10 @@ def fig_rate_distortion(sweep: SweepRecords, palette: Palette) -> Rendered | Non
     ylim = _limits(ys, ylog, floor=0.0)
     ax.set_xlim(*xlim)
     ax.set_ylim(*ylim)
+    # The groups right of the plot, where no point, leader or curve can lie under them; first,
+    # since a beta colour bar narrows the plot that the labels below must stay inside.
+    if not annotate or len(sweep.methods) > 1:
+        group_legend(ax, palette, groups, outside=True)
     if annotate:
         annotate_points(
             ax,
@@ -165,12 +169,9 @@ def fig_rate_distortion(sweep: SweepRecords, palette: Palette) -> Rendered | Non
     ax.set_xlabel("rate R = KL(q(z|x) || p(z)), nats per image" + (", log scale" if xlog else ""))
     ax.set_ylabel(distortion_label(sweep) + (", log scale" if ylog else ""))
     ax.set_title("Rate–distortion plane at the end of training (validation)")
-    # References under the axes; the groups to the right of the plot, where no point, leader
-    # or curve can lie under them.
+    # References under the axes.
     handles, labels = ax.get_legend_handles_labels()
     fig.legend(handles, labels, loc="lower center", ncol=2, frameon=False)
-    if not annotate or len(sweep.methods) > 1:
-        group_legend(ax, palette, groups, outside=True)
     caption = (
         "Each point is one β (or method), at the end of training on validation images; error "
         "bars are one standard deviation over seeds, faint points the single seeds. The "
@@ -260,7 +261,9 @@ def _iso_lines(
         label = "constant R + D (lowest, median and highest of the runs)" if i == 0 else None
         ax.plot(x[keep], y[keep], color="0.6", lw=0.8, ls="-", zorder=0, label=label)
         j = int(np.flatnonzero(keep)[0])
-        ax.text(x[j], y[j], f" R + D = {fmt(c)}", color="0.45", fontsize=7, va="top")
+        text = ax.text(x[j], y[j], f" R + D = {fmt(c)} ", color="0.45", fontsize=7, va="top")
+        if text.get_window_extent().x1 > ax.get_window_extent().x1:
+            text.set_horizontalalignment("right")  # a line entering near the right edge
 
 
 def fig_spectrum(sweep: SweepRecords, palette: Palette) -> Rendered | None:

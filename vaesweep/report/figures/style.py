@@ -285,11 +285,12 @@ def annotate_points(
 ) -> None:
     """Label points next to their markers (``radius`` pixels): of four places around each, the
     first where the label covers no other point and no label placed before it (two methods
-    that ended close together printed one's name under the other's marker), else the place
-    that covers the fewest."""
+    that ended close together printed one's name under the other's marker) and stays inside
+    the plot, else the place that covers the fewest."""
     from matplotlib.transforms import Bbox
 
     renderer = ax.figure.canvas.get_renderer()
+    frame = ax.get_window_extent(renderer)
     centres = [ax.transData.transform((x, y)) for x, y, _, _ in points]
     markers = [
         Bbox.from_bounds(px - radius, py - radius, 2 * radius, 2 * radius) for px, py in centres
@@ -312,6 +313,7 @@ def annotate_points(
             )
             box = label.get_window_extent(renderer)
             covered = sum(box.overlaps(b) for b in others)
+            covered += int(box.x0 < frame.x0 or box.x1 > frame.x1 or box.y1 > frame.y1)
             if best is None or covered < best[0]:
                 if best is not None:
                     best[1].remove()
