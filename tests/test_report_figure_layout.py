@@ -417,3 +417,29 @@ def test_rate_distortion_texts_stay_inside_the_plot(
     for text in ax.texts:
         box = text.get_window_extent()
         assert frame.x0 - 1 <= box.x0 and box.x1 <= frame.x1 + 1, text.get_text()
+
+
+@pytest.mark.parametrize(
+    ("betas", "methods"),
+    [
+        ([0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0], ["constant", "warmup"]),
+        ([0.01, 0.1, 1.0, 10.0], None),
+        ([1.0], METHODS),
+    ],
+)
+def test_kl_heatmap_column_labels_do_not_overprint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, betas: list[float], methods: list[str] | None
+) -> None:
+    """With 20 groups ("constant, β=0.001" over "16 dims ≥ 0.1") each column label ran into
+    its neighbours'."""
+    from vaesweep.report.figures import plot_beta
+
+    sweep = _sweep(tmp_path / "s", betas, methods)
+    fig = _draw(plot_beta, plot_beta.fig_kl_heatmap, sweep, monkeypatch)
+    ticks = [t for t in fig.axes[0].get_xticklabels() if t.get_text()]
+    assert len(ticks) == sweep.table["group"].nunique()
+    boxes = [t.get_window_extent() for t in ticks]
+    for a, b in pairwise(boxes):
+        assert a.x1 <= b.x0, (a, b)
+    for box in boxes:
+        assert fig.bbox.x0 <= box.x0 and box.x1 <= fig.bbox.x1 and box.y0 >= fig.bbox.y0

@@ -18,6 +18,7 @@ from matplotlib.colors import LogNorm
 from vaesweep.report.data.aggregate import SweepRecords
 from vaesweep.report.data.per_run import INFORMATIVE_KL
 from vaesweep.report.figures.style import (
+    DPI,
     Palette,
     Rendered,
     centre_log_range,
@@ -26,6 +27,7 @@ from vaesweep.report.figures.style import (
     ordered_groups,
     plt,
     render,
+    text_width,
 )
 
 
@@ -358,8 +360,17 @@ def fig_kl_heatmap(sweep: SweepRecords, palette: Palette) -> Rendered | None:
     if pos.size == 0:
         return None
     vmin = max(float(pos.min()), 1e-3)
-    fig, ax = plt.subplots(figsize=(min(3.2 + 0.9 * len(cols), 17), min(2.0 + 0.28 * height, 14)))
-    margins(fig, 0.75, 1.4, 0.75, 0.35)
+    width = min(3.2 + 0.9 * len(cols), 17)
+    ticks = [f"{lab}\n{fmt(n)} dims ≥ {INFORMATIVE_KL}" for lab, n in zip(labels, counts)]
+    # Column labels wider than their column overprinted their neighbours (20 groups of
+    # "constant, β=0.001"): those are written upwards, under a bottom margin that holds them.
+    column = (width - 0.75 - 1.4) / len(cols) * DPI
+    upright = text_width(ticks, 7.5) > 0.95 * column
+    if upright:
+        ticks = [t.replace("\n", ": ") for t in ticks]
+    bottom = 0.75 if not upright else 0.4 + text_width(ticks, 7.5) / DPI
+    fig, ax = plt.subplots(figsize=(width, min(2.0 + 0.28 * height, 14) + bottom - 0.75))
+    margins(fig, 0.75, 1.4, bottom, 0.35)
     im = ax.imshow(
         np.clip(grid, vmin, None),
         aspect="auto",
@@ -380,17 +391,13 @@ def fig_kl_heatmap(sweep: SweepRecords, palette: Palette) -> Rendered | None:
                     fontsize=6.5,
                     color="white" if light else "black",
                 )
-    ax.set_xticks(
-        range(len(cols)),
-        [f"{lab}\n{fmt(n)} dims ≥ {INFORMATIVE_KL}" for lab, n in zip(labels, counts)],
-        fontsize=7.5,
-    )
+    ax.set_xticks(range(len(cols)), ticks, fontsize=7.5, rotation=90 if upright else 0)
     step = max(1, height // 16)
     ax.set_yticks(range(0, height, step), [str(i + 1) for i in range(0, height, step)])
     ax.set(ylabel="latent dimension, ranked by its KL", title="KL per latent dimension (nats)")
     ax.grid(False)
     w, h = fig.get_size_inches()
-    cax = fig.add_axes((1 - 1.15 / w, 0.75 / h, 0.18 / w, 1 - 1.1 / h))
+    cax = fig.add_axes((1 - 1.15 / w, bottom / h, 0.18 / w, 1 - (bottom + 0.35) / h))
     fig.colorbar(im, cax=cax, label="KL per dimension, nats (log scale)")
     caption = (
         "Final validation KL of every latent dimension, sorted from most to least informative "

@@ -18,7 +18,16 @@ import pandas as pd
 
 from vaesweep.record import contract
 from vaesweep.report.data.aggregate import SweepRecords
-from vaesweep.report.figures.style import DPI, Palette, Rendered, fmt, ordered_groups, plt, render
+from vaesweep.report.figures.style import (
+    DPI,
+    Palette,
+    Rendered,
+    fmt,
+    ordered_groups,
+    plt,
+    render,
+    text_width,
+)
 
 #: Beyond this many groups the grids show an even subset (the first and last always).
 MAX_GROUP_ROWS = 16
@@ -137,16 +146,7 @@ def _grid_figure(
 def _label_column(labels: list[str]) -> int:
     """Pixels the row labels need left of the images (at least :data:`LABEL_PX`): a fixed
     150 px cut "β=0.1, lr=0.001  z13 (0.88 nats)" to "lr=0.001  z13 (0.88 nats)"."""
-    from matplotlib.backends.backend_agg import RendererAgg
-    from matplotlib.font_manager import FontProperties
-
-    renderer = RendererAgg(1, 1, DPI)
-    prop = FontProperties(size=LABEL_SIZE)
-    widest = max(
-        (renderer.get_text_width_height_descent(s, prop, ismath=False)[0] for s in labels),
-        default=0.0,
-    )
-    return max(LABEL_PX, math.ceil(widest) + 12)  # the tick label's pad and a margin
+    return max(LABEL_PX, math.ceil(text_width(labels, LABEL_SIZE)) + 12)  # pad and margin
 
 
 def _grid_rows(

@@ -106,6 +106,20 @@ def plain_log_ticks(axis: Any) -> None:
     axis.set_minor_formatter(FuncFormatter(minor))
 
 
+def text_width(texts: list[str], size: float) -> float:
+    """Width in pixels (at :data:`DPI`) of the widest line among ``texts`` at font ``size``."""
+    from matplotlib.backends.backend_agg import RendererAgg
+    from matplotlib.font_manager import FontProperties
+
+    renderer = RendererAgg(1, 1, DPI)
+    prop = FontProperties(size=size)
+    lines = [line for t in texts for line in t.split("\n")]
+    return max(
+        (renderer.get_text_width_height_descent(s, prop, ismath=False)[0] for s in lines),
+        default=0.0,
+    )
+
+
 def margins(fig: Figure, left: float, right: float, bottom: float, top: float, **kw: float) -> None:
     """Subplot margins in inches from each edge (readable at any figure size)."""
     w, h = fig.get_size_inches()
