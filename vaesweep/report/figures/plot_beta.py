@@ -360,16 +360,16 @@ def fig_kl_heatmap(sweep: SweepRecords, palette: Palette) -> Rendered | None:
     if pos.size == 0:
         return None
     vmin = max(float(pos.min()), 1e-3)
-    width = min(3.2 + 0.9 * len(cols), 17)
+    fig_w = min(3.2 + 0.9 * len(cols), 17.0)
     ticks = [f"{lab}\n{fmt(n)} dims ≥ {INFORMATIVE_KL}" for lab, n in zip(labels, counts)]
     # Column labels wider than their column overprinted their neighbours (20 groups of
     # "constant, β=0.001"): those are written upwards, under a bottom margin that holds them.
-    column = (width - 0.75 - 1.4) / len(cols) * DPI
+    column = (fig_w - 0.75 - 1.4) / len(cols) * DPI
     upright = text_width(ticks, 7.5) > 0.95 * column
     if upright:
         ticks = [t.replace("\n", ": ") for t in ticks]
     bottom = 0.75 if not upright else 0.4 + text_width(ticks, 7.5) / DPI
-    fig, ax = plt.subplots(figsize=(width, min(2.0 + 0.28 * height, 14) + bottom - 0.75))
+    fig, ax = plt.subplots(figsize=(fig_w, min(2.0 + 0.28 * height, 14) + bottom - 0.75))
     margins(fig, 0.75, 1.4, bottom, 0.35)
     im = ax.imshow(
         np.clip(grid, vmin, None),
