@@ -443,3 +443,21 @@ def test_kl_heatmap_column_labels_do_not_overprint(
         assert a.x1 <= b.x0, (a, b)
     for box in boxes:
         assert fig.bbox.x0 <= box.x0 and box.x1 <= fig.bbox.x1 and box.y0 >= fig.bbox.y0
+
+
+@pytest.mark.slow  # writes every run's image grids (torch)
+def test_image_grids_say_when_they_show_a_subset(tmp_path: Path) -> None:
+    """Prior samples (16 rows) and traversals (12 groups) of a 20-group sweep left groups out
+    without a word; only the reconstructions' caption said so."""
+    from vaesweep.report.figures import plot_images
+
+    betas = [0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0]
+    fabricate_sweep(tmp_path / "s", betas, methods=["constant", "warmup"], epochs=2)
+    sweep = build_sweep(load([tmp_path / "s"]))
+    palette = Palette(sweep.table)
+    expected = {"reconstructions": 16, "samples": 16, "traversals": 12}
+    for maker in (plot_images.fig_reconstructions, plot_images.fig_samples):
+        fig = maker(sweep, palette)
+        assert fig is not None and f"Showing {expected[fig.name]} of 20 groups" in fig.caption
+    fig = plot_images.fig_traversals(sweep, palette)
+    assert fig is not None and "Showing 12 of 20 groups" in fig.caption

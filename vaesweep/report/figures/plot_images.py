@@ -90,6 +90,15 @@ def representatives(sweep: SweepRecords, limit: int = MAX_GROUP_ROWS) -> list[tu
     return out
 
 
+def _subset_note(sweep: SweepRecords, reps: list[tuple[str, str]]) -> str:
+    """The caption's note when a grid shows an even subset of the groups (the prior samples and
+    the traversals left groups out without saying so)."""
+    n = sweep.usable["group"].nunique()
+    if len(reps) >= n:
+        return ""
+    return f" Showing {len(reps)} of {n} groups, evenly spread over them."
+
+
 def _grid_figure(
     rows: list[tuple[str, np.ndarray]],
     header: str | None = None,
@@ -186,8 +195,7 @@ def fig_reconstructions(sweep: SweepRecords, palette: Palette) -> Rendered | Non
     )
     if differ:
         caption += " Rows drawn from different validation images: " + ", ".join(differ) + "."
-    if len(reps) < sweep.usable["group"].nunique():
-        caption += f" Showing {len(reps)} of {sweep.usable['group'].nunique()} groups."
+    caption += _subset_note(sweep, reps)
     return Rendered("reconstructions", "Reconstructions across β", caption, png)
 
 
@@ -207,7 +215,7 @@ def fig_samples(sweep: SweepRecords, palette: Palette, per_row: int = 8) -> Rend
         "the marginal KL (information figure): where the aggregate posterior leaves holes in "
         "the prior, samples fall between the images the decoder has learnt; where the code "
         "carries almost nothing, every sample is close to the mean image."
-    )
+    ) + _subset_note(sweep, reps)
     return Rendered("samples", "Prior samples across β", caption, _grid_figure(rows))
 
 
@@ -240,6 +248,7 @@ def fig_traversals(sweep: SweepRecords, palette: Palette) -> Rendered | None:
         "dimension with a KL near zero decodes to the same image all along its row: the "
         "decoder ignores it."
     )
+    caption += _subset_note(sweep, reps)
     if any("~" in label for label, _ in rows):
         caption += (
             " On a factor dataset, 'z3 ~ posX' names the factor that latent shares the most "
