@@ -461,3 +461,36 @@ def test_image_grids_say_when_they_show_a_subset(tmp_path: Path) -> None:
         assert fig is not None and f"Showing {expected[fig.name]} of 20 groups" in fig.caption
     fig = plot_images.fig_traversals(sweep, palette)
     assert fig is not None and "Showing 12 of 20 groups" in fig.caption
+
+
+def test_group_label_covers_none_of_its_seeds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In the seeds sweep (beta=0.1,1 x seed=0,1,2) the name "β=1" was printed over two of its
+    own single-seed points, drawn faint next to the mean."""
+    sweep = _sweep_seeds(tmp_path / "s")
+    t = sweep.table
+    ended = {  # (rate, SSE) of each run of the real 4-epoch sweep
+        (0.1, 0): (5.084, 5.440),
+        (0.1, 1): (6.586, 5.474),
+        (0.1, 2): (5.450, 5.535),
+        (1.0, 0): (0.228, 6.475),
+        (1.0, 1): (0.4287, 6.911),
+        (1.0, 2): (0.4202, 6.915),
+    }
+    t["kl"] = [ended[(b, int(s))][0] for b, s in zip(t["beta"], t["seed"])]
+    t["sse"] = [ended[(b, int(s))][1] for b, s in zip(t["beta"], t["seed"])]
+    fig = _draw(plot_rd, plot_rd.fig_rate_distortion, sweep, monkeypatch)
+    ax = fig.axes[0]
+    labels = [a for a in ax.texts if a.get_text() in set(t["label"])]
+    assert len(labels) == 2
+    for a in labels:
+        box = a.get_window_extent()
+        for _, r in t.iterrows():
+            px, py = ax.transData.transform((r["kl"], r["sse"]))
+            assert not box.contains(px, py), (a.get_text(), r["run"])
+
+
+def _sweep_seeds(root: Path) -> SweepRecords:
+    fabricate_sweep(root, [0.1, 1.0], [0, 1, 2], epochs=4, images=False)
+    return build_sweep(load([root]))

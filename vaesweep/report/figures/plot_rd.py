@@ -141,6 +141,10 @@ def fig_rate_distortion(sweep: SweepRecords, palette: Palette) -> Rendered | Non
                 (pts["x"].loc[g], pts["y"].loc[g], palette.label[g], palette.of(g)["color"])
                 for g in groups
             ],
+            # The single seeds drawn faint around a group's mean.
+            obstacles=[
+                (r["kl"], r[ycol]) for _, r in ok.iterrows() if pts.loc[r["group"], "n"] > 1
+            ],
         )
     _iso_lines(ax, pts.loc[groups], xlim, ylim, xlog, sweep)
     for i, (sp, m, data) in enumerate(spectra[:3]):

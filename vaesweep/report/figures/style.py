@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -295,12 +296,16 @@ LABEL_PLACES = (
 
 
 def annotate_points(
-    ax: Any, points: list[tuple[float, float, str, Any]], radius: float = 7
+    ax: Any,
+    points: list[tuple[float, float, str, Any]],
+    radius: float = 7,
+    obstacles: Sequence[tuple[float, float]] = (),
 ) -> None:
     """Label points next to their markers (``radius`` pixels): of four places around each, the
     first where the label covers no other point and no label placed before it (two methods
-    that ended close together printed one's name under the other's marker) and stays inside
-    the plot, else the place that covers the fewest."""
+    that ended close together printed one's name under the other's marker, a group's name lay
+    on its own single seeds) and stays inside the plot, else the place that covers the fewest.
+    ``obstacles``: other points (data coordinates, small markers) no label should cover."""
     from matplotlib.transforms import Bbox
 
     renderer = ax.figure.canvas.get_renderer()
@@ -309,7 +314,8 @@ def annotate_points(
     markers = [
         Bbox.from_bounds(px - radius, py - radius, 2 * radius, 2 * radius) for px, py in centres
     ]
-    placed: list[Any] = []
+    small = [ax.transData.transform(xy) for xy in obstacles]
+    placed = [Bbox.from_bounds(px - 3, py - 3, 6, 6) for px, py in small]
     for i, (x, y, text, colour) in enumerate(points):
         others = [b for j, b in enumerate(markers) if j != i] + placed
         best: tuple[int, Any] | None = None
