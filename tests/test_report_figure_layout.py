@@ -27,6 +27,15 @@ from vaesweep.testing.fabricate import fabricate_sweep
 METHODS = ["constant", "warmup", "cyclical", "capacity", "free_bits", "geco", "pi"]
 
 
+@pytest.fixture(autouse=True)
+def _close_figures() -> Any:
+    """The figures drawn here skip ``render``, which closes them; close them after each test."""
+    yield
+    import matplotlib.pyplot as plt
+
+    plt.close("all")
+
+
 def _sweep(root: Path, betas: list[float], methods: list[str] | None = None) -> SweepRecords:
     fabricate_sweep(root, betas, methods=methods, epochs=4, images=False)
     return build_sweep(load([root]))
