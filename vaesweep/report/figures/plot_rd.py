@@ -296,7 +296,7 @@ def fig_spectrum(sweep: SweepRecords, palette: Palette) -> Rendered | None:
     lo = min(lam[:n].min(), ok["sigma2_eff"].min())
     hi = max(lam[0], ok["sigma2_eff"].max())
     ax.set_ylim(lo / 2, hi * 2)
-    # Labels at the right edge, skipping any that would overlap the previous one.
+    # Labels at the right edge, a label's height (in decades of the axis) apart.
     min_gap = 0.055 * math.log10(hi * 4 / lo)
     levels = sorted(
         ((float(ok.loc[ok["group"] == g, "sigma2_eff"].median()), g) for g in groups),
