@@ -503,3 +503,35 @@ def test_group_label_covers_none_of_its_seeds(
 def _sweep_seeds(root: Path) -> SweepRecords:
     fabricate_sweep(root, [0.1, 1.0], [0, 1, 2], epochs=4, images=False)
     return build_sweep(load([root]))
+
+
+def test_groups_that_differ_in_another_key_look_different(tmp_path: Path) -> None:
+    """`sweep beta=0.01,0.1,1 model.latent_dim=4,32`: colour said beta and the marker the
+    method, so latent_dim=4 and 32 at one beta had the same colour and marker, their lines and
+    legend entries identical."""
+    from vaesweep.record.sweep_plan import PlannedRun, SweepPlan
+    from vaesweep.testing.fabricate import fabricate_run
+
+    root = tmp_path / "s"
+    planned = []
+    for beta in (0.01, 0.1, 1.0):
+        for m in (4, 32):
+            values = {"beta": f"{beta:g}", "model.latent_dim": str(m)}
+            name = ",".join(f"{k}={v}" for k, v in values.items())
+            planned.append(PlannedRun(name, values, [f"{k}={v}" for k, v in values.items()]))
+            fabricate_run(root / name, beta=beta, latent_dim=m, images=False)
+    SweepPlan(name="s", overrides=[], swept_keys=["beta", "model.latent_dim"], runs=planned).save(
+        root
+    )
+    sweep = build_sweep(load([root]))
+    palette = Palette(sweep.table)
+    groups = sweep.table["group"].unique()
+    assert len(groups) == 6
+    looks = {(tuple(palette.of(g)["color"]), palette.of(g)["marker"]) for g in groups}
+    assert len(looks) == 6
+    # The two shades of one beta differ visibly, not by a rounding of the colour map.
+    rgb = {g: np.array(palette.of(g)["color"][:3]) for g in groups}
+    beta = dict(zip(sweep.table["group"], sweep.table["beta"]))
+    for g in groups:
+        twin = next(h for h in groups if h != g and beta[h] == beta[g])
+        assert np.linalg.norm(rgb[g] - rgb[twin]) > 0.1

@@ -144,6 +144,16 @@ def render(fig: Figure) -> bytes:
     return buf.getvalue()
 
 
+def _shade(colour: Any, t: float) -> tuple[float, ...]:
+    """``colour`` darkened towards black (``t`` < 0) or lightened towards white (``t`` > 0) by
+    the share ``|t|``; alpha kept."""
+    from matplotlib.colors import to_rgba
+
+    r, g, b, *alpha = to_rgba(colour)
+    mix = [c * (1 + t) if t < 0 else c + (1 - c) * t for c in (r, g, b)]
+    return (*mix, *alpha)
+
+
 class Palette:
     """Colour and marker of every group of a sweep, fixed once for all figures."""
 
@@ -173,6 +183,15 @@ class Palette:
         for g, row in first.iterrows():
             self.marker[str(g)] = self.marker_of_method.get(row["method"], "o")
         self.label = {str(g): str(row["label"]) for g, row in first.iterrows()}
+        # Groups that differ only in another swept key (model.latent_dim, train.lr) got one
+        # colour and marker: identical lines and legend entries. They are shaded apart, from
+        # darker to lighter in the order of the table.
+        looks: dict[tuple[Any, str], list[str]] = {}
+        for g in self.colour:
+            looks.setdefault((tuple(self.colour[g]), self.marker[g]), []).append(g)
+        for same in looks.values():
+            for i, g in enumerate(same if len(same) > 1 else []):
+                self.colour[g] = _shade(self.colour[g], -0.45 + 0.9 * i / (len(same) - 1))
 
     def of(self, group: str) -> dict[str, Any]:
         return {"color": self.colour.get(group, "grey"), "marker": self.marker.get(group, "o")}
