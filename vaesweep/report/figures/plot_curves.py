@@ -166,14 +166,18 @@ def fig_grad_balance(sweep: SweepRecords, palette: Palette) -> Rendered | None:
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
     margins(fig, 0.75, 0.2, 0.55, 0.35, wspace=0.25)
     ratio = c["grad_norm_kl"] / c["grad_norm_recon"]
+    drawn: set[str] = set()
     for key, rows in c[c["split"] == "val"].groupby("run", sort=False):
-        kw = palette.of(str(sweep.table["group"].loc[key]))
+        group = str(sweep.table["group"].loc[key])
         for col, ls in (("grad_norm_recon", "-"), ("grad_norm_kl", "--")):
             y = rows[col].to_numpy(dtype=float)
             ok = np.isfinite(y) & (y > 0)
-            axes[0].plot(rows["epoch"].to_numpy()[ok], y[ok], ls, color=kw["color"], lw=1.3)
+            if ok.any():
+                x = rows["epoch"].to_numpy()[ok]
+                axes[0].plot(x, y[ok], ls, color=palette.of(group)["color"], lw=1.3)
+                drawn.add(group)
     axes[0].set_yscale("log")
-    drawn = _lines(
+    drawn |= _lines(
         axes[1], sweep, palette, "grad_ratio", splits=("val",), curves=c.assign(grad_ratio=ratio)
     )
     axes[1].axhline(1.0, color="k", lw=0.8, ls=":")
