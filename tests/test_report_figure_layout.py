@@ -539,3 +539,20 @@ def test_groups_that_differ_in_another_key_look_different(tmp_path: Path) -> Non
     for g in groups:
         twin = next(h for h in groups if h != g and beta[h] == beta[g])
         assert np.linalg.norm(rgb[g] - rgb[twin]) > 0.1
+
+
+@pytest.mark.parametrize("maker", ["fig_loss_curves", "fig_beta_t", "fig_grad_balance"])
+def test_curves_show_the_method_marker_their_legend_explains(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, maker: str
+) -> None:
+    """Ten betas x two methods: colour said beta (a colour bar) and a legend said 'kl.method:
+    ● constant ■ warmup', but the lines carried no marker, so the methods could not be told
+    apart."""
+    betas = [0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0]
+    sweep = _sweep(tmp_path / "s", betas, ["constant", "warmup"])
+    palette = Palette(sweep.table)
+    fig = _draw(plot_curves, getattr(plot_curves, maker), sweep, monkeypatch)
+    ax = fig.axes[1]
+    assert ax.get_legend() is not None
+    shown = {line.get_marker() for line in ax.get_lines()}
+    assert set(palette.marker_of_method.values()) <= shown

@@ -73,8 +73,14 @@ def _lines(
             lw = 1.6 if split == "val" else 1.0
             ax.plot(xs, y[ok], style[split], color=kw["color"], lw=lw, alpha=alpha)
             drawn.add(str(t["group"]))
-            if split == "val" and t["status"] in ("diverged", "failed", "running", "unknown"):
+            if split != "val":
+                continue
+            if t["status"] in ("diverged", "failed", "running", "unknown"):
                 ax.plot(xs[-1], y[ok][-1], "x", color=kw["color"], ms=8, mew=2)
+            elif len(palette.marker_of_method) > 1:
+                # The method by its marker at the line's end, as the legend shows it: the
+                # colour alone (beta) may be shared by several methods.
+                ax.plot(xs[-1], y[ok][-1], ls="", ms=7, alpha=alpha, **kw)
     ax.set_yscale("log")
     return drawn
 
@@ -136,14 +142,6 @@ def fig_beta_t(sweep: SweepRecords, palette: Palette) -> Rendered | None:
         title="KL weight in effect (β_t)", xlabel="optimiser step", ylabel="β_t (log scale)"
     )
     axes[1].set(title="KL (rate) it produced", xlabel="optimiser step", ylabel="KL, nats (log)")
-    # Methods by marker at each run's last point: the colour alone may be shared.
-    for key, rows in sweep.curves.groupby("run", sort=False):
-        t = sweep.table.loc[key]
-        r = rows[(rows["split"] == "val") & (rows["beta_t"] > 0)]
-        if not r.empty:
-            axes[0].plot(
-                r["step"].iloc[-1], r["beta_t"].iloc[-1], ls="", ms=7, **palette.of(str(t["group"]))
-            )
     groups = [g for g in ordered_groups(sweep.table) if g in drawn]
     group_legend(axes[1], palette, groups, outside=True)
     caption = (
