@@ -227,11 +227,11 @@ def log_scale_if_spans(ax: Any, values: Any, axis: str = "y", decades: float = 1
 
 
 def centre_log_range(ax: Any, factor: float = 1.6) -> None:
-    """A log y axis whose data hardly vary (one run, one value) got matplotlib's decade around
-    them, 0.1 to 1 for an MSE of 0.101, the point on the axis' edge; centre the data instead,
-    ``factor`` below the lowest and above the highest."""
+    """A log y axis whose data are one value (one run, or runs that agree) got matplotlib's
+    decade around it, 0.1 to 1 for an MSE of 0.101, the point on the axis' edge; centre the
+    value instead, ``factor`` below and above. Data that vary keep matplotlib's own range."""
     lo, hi = ax.dataLim.y0, ax.dataLim.y1
-    if lo > 0 and math.isfinite(hi) and hi < lo * factor:
+    if lo > 0 and math.isfinite(hi) and hi <= lo * 1.01:
         ax.set_ylim(lo / factor, hi * factor)
 
 
