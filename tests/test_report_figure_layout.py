@@ -556,3 +556,29 @@ def test_curves_show_the_method_marker_their_legend_explains(
     assert ax.get_legend() is not None
     shown = {line.get_marker() for line in ax.get_lines()}
     assert set(palette.marker_of_method.values()) <= shown
+
+
+@pytest.mark.parametrize(
+    ("betas", "methods"),
+    [
+        ([0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0], ["constant", "warmup"]),
+        ([0.01, 0.1, 1.0, 10.0], None),
+    ],
+)
+def test_constant_r_plus_d_labels_cover_no_point(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, betas: list[float], methods: list[str] | None
+) -> None:
+    """The label of a line of constant R + D was written at the line's start, which at the
+    top left is where the largest beta ends: 'R + D = 6.57' over the beta=30 point."""
+    sweep = _sweep(tmp_path / "s", betas, methods)
+    fig = _draw(plot_rd, plot_rd.fig_rate_distortion, sweep, monkeypatch)
+    ax = fig.axes[0]
+    means = sweep.usable.groupby("group")[["kl", "sse"]].mean()
+    labels = [t for t in ax.texts if "R + D" in t.get_text()]
+    assert labels
+    for text in labels:
+        box = text.get_window_extent()
+        for _, r in means.iterrows():
+            px, py = ax.transData.transform((r["kl"], r["sse"]))
+            marker = Bbox.from_bounds(px - 6, py - 6, 12, 12)  # ms=9: 12.5 px across
+            assert not box.overlaps(marker), (text.get_text(), r.name)

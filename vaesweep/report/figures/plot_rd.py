@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from functools import partial
 
 import numpy as np
 import pandas as pd
@@ -30,7 +31,9 @@ from vaesweep.report.figures.style import (
     log_scale_if_spans,
     margins,
     ordered_groups,
+    place_text,
     plt,
+    point_boxes,
     render,
     widen,
 )
@@ -257,6 +260,8 @@ def _iso_lines(
         if all(abs(c - k) > 0.15 * abs(k) for k in levels):
             levels.append(float(c))
     x = np.geomspace(max(xlim[0], 1e-9), xlim[1], 200) if xlog else np.linspace(*xlim, 200)
+    taken = point_boxes(ax, list(zip(pts["x"], pts["y"])), 7)
+    taken += [t.get_window_extent() for t in ax.texts]
     for i, c in enumerate(levels):
         y = c - x
         keep = (y >= ylim[0]) & (y <= ylim[1])
@@ -264,10 +269,17 @@ def _iso_lines(
             continue
         label = "constant R + D (lowest, median and highest of the runs)" if i == 0 else None
         ax.plot(x[keep], y[keep], color="0.6", lw=0.8, ls="-", zorder=0, label=label)
-        j = int(np.flatnonzero(keep)[0])
-        text = ax.text(x[j], y[j], f" R + D = {fmt(c)} ", color="0.45", fontsize=7, va="top")
-        if text.get_window_extent().x1 > ax.get_window_extent().x1:
-            text.set_horizontalalignment("right")  # a line entering near the right edge
+        # At either end of the line, where it covers no point and no label: at its start it
+        # could run past the plot's right edge or over a point of a run at low rate.
+        on = np.flatnonzero(keep)
+        ends = [(on[0], "left", "top"), (on[0], "right", "top")]
+        ends += [(on[-1], "right", "bottom"), (on[-1], "left", "bottom")]
+        place_text(
+            ax,
+            [{"x": x[j], "y": y[j], "ha": ha, "va": va} for j, ha, va in ends],
+            taken,
+            partial(ax.text, s=f" R + D = {fmt(c)} ", color="0.45", fontsize=7),
+        )
 
 
 def fig_spectrum(sweep: SweepRecords, palette: Palette) -> Rendered | None:

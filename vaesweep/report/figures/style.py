@@ -12,6 +12,7 @@ import io
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import matplotlib
@@ -314,6 +315,41 @@ LABEL_PLACES = (
 )
 
 
+def place_text(ax: Any, candidates: list[dict[str, Any]], avoid: list[Any], make: Any) -> Any:
+    """The first of ``candidates`` (keyword sets for ``make``, which draws a text) whose text
+    covers none of the boxes in ``avoid`` (pixels) and stays inside the plot, else the one that
+    covers the fewest; the others are removed. Its box is added to ``avoid``."""
+    frame = ax.get_window_extent()
+    best: tuple[int, Any] | None = None
+    for kw in candidates:
+        text = make(**kw)
+        box = text.get_window_extent()
+        covered = sum(box.overlaps(b) for b in avoid)
+        covered += int(box.x0 < frame.x0 or box.x1 > frame.x1 or box.y0 < frame.y0)
+        covered += int(box.y1 > frame.y1)
+        if best is None or covered < best[0]:
+            if best is not None:
+                best[1].remove()
+            best = (covered, text)
+        else:
+            text.remove()
+        if covered == 0:
+            break
+    assert best is not None
+    avoid.append(best[1].get_window_extent())
+    return best[1]
+
+
+def point_boxes(ax: Any, xy: Sequence[tuple[float, float]], radius: float) -> list[Any]:
+    """Pixel boxes of markers of ``radius`` pixels at the data points ``xy``."""
+    from matplotlib.transforms import Bbox
+
+    return [
+        Bbox.from_bounds(px - radius, py - radius, 2 * radius, 2 * radius)
+        for px, py in (ax.transData.transform(p) for p in xy)
+    ]
+
+
 def annotate_points(
     ax: Any,
     points: list[tuple[float, float, str, Any]],
@@ -325,44 +361,25 @@ def annotate_points(
     that ended close together printed one's name under the other's marker, a group's name lay
     on its own single seeds) and stays inside the plot, else the place that covers the fewest.
     ``obstacles``: other points (data coordinates, small markers) no label should cover."""
-    from matplotlib.transforms import Bbox
-
-    renderer = ax.figure.canvas.get_renderer()
-    frame = ax.get_window_extent(renderer)
-    centres = [ax.transData.transform((x, y)) for x, y, _, _ in points]
-    markers = [
-        Bbox.from_bounds(px - radius, py - radius, 2 * radius, 2 * radius) for px, py in centres
-    ]
-    small = [ax.transData.transform(xy) for xy in obstacles]
-    placed = [Bbox.from_bounds(px - 3, py - 3, 6, 6) for px, py in small]
+    markers = point_boxes(ax, [(x, y) for x, y, _, _ in points], radius)
+    placed = point_boxes(ax, obstacles, 3)
     for i, (x, y, text, colour) in enumerate(points):
         others = [b for j, b in enumerate(markers) if j != i] + placed
-        best: tuple[int, Any] | None = None
-        for offset, ha, va in LABEL_PLACES:
-            label = ax.annotate(
+        place_text(
+            ax,
+            [{"xytext": offset, "ha": ha, "va": va} for offset, ha, va in LABEL_PLACES],
+            others,
+            partial(
+                ax.annotate,
                 text,
                 (x, y),
-                xytext=offset,
                 textcoords="offset points",
                 fontsize=8,
                 color=colour,
                 fontweight="bold",
-                ha=ha,
-                va=va,
-            )
-            box = label.get_window_extent(renderer)
-            covered = sum(box.overlaps(b) for b in others)
-            covered += int(box.x0 < frame.x0 or box.x1 > frame.x1 or box.y1 > frame.y1)
-            if best is None or covered < best[0]:
-                if best is not None:
-                    best[1].remove()
-                best = (covered, label)
-            else:
-                label.remove()
-            if covered == 0:
-                break
-        assert best is not None
-        placed.append(best[1].get_window_extent(renderer))
+            ),
+        )
+        placed.append(others[-1])
 
 
 def ordered_groups(table: pd.DataFrame) -> list[str]:
