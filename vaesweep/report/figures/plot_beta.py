@@ -18,18 +18,38 @@ from matplotlib.colors import LogNorm
 from vaesweep.report.data.aggregate import SweepRecords
 from vaesweep.report.data.per_run import INFORMATIVE_KL
 from vaesweep.report.figures.style import (
+    DPI,
     Palette,
     Rendered,
+    centre_log_range,
     fmt,
     margins,
     ordered_groups,
     plt,
     render,
+    text_width,
 )
 
 
 def _on_log_axis(ok: pd.DataFrame) -> pd.DataFrame:
     return ok[ok["beta_x"] > 0]
+
+
+def _off_axis_note(sweep: SweepRecords) -> str:
+    """The caption's sentence naming the runs with final values that a log beta axis cannot
+    place, and why: a final beta_t of 0, or none logged (a capacity run held at its target)."""
+    u = sweep.usable
+    off = u[~(u["beta_x"] > 0)]
+    if off.empty:
+        return ""
+    unlogged = int(off["beta_x"].isna().sum())
+    why = (
+        "no final β_t was logged"
+        if unlogged == len(off)
+        else ("their final β_t is ≤ 0" if not unlogged else "their final β_t is ≤ 0 or not logged")
+    )
+    names = ", ".join(dict.fromkeys(str(v) for v in off["label"]))
+    return f" Not drawn, as {why}, so they have no place on the log β axis: {names}."
 
 
 def _series(
@@ -162,20 +182,29 @@ def fig_beta_summary(sweep: SweepRecords, palette: Palette) -> Rendered | None:
     m = ok["latent_dim"].max()
     if m > 0:
         b.axhline(m, color="0.5", lw=0.8, ls="--")
+        # Right of the plot, level with its line: inside, it sat on runs that use every dim.
         b.text(
-            ok["beta_x"].max(),
+            1.01,
             m,
-            f"M = {int(m)} ",
-            va="bottom",
-            ha="right",
+            f"M = {int(m)}",
+            va="center",
+            ha="left",
             fontsize=7.5,
             color="0.4",
+            transform=b.get_yaxis_transform(),
         )
-    b.set(title="Latent dimensions in use", ylabel="dimensions", ylim=(-0.5, (m or 1) * 1.12))
-    b.legend(frameon=False, fontsize=7.5, loc="lower left")
+    # The legend in a band above M, which no count of dimensions can reach: pinned to the
+    # lower left it lay across a beta sweep's falling units, and no corner is free of them.
+    b.set(title="Latent dimensions in use", ylabel="dimensions", ylim=(-0.5, (m or 1) * 1.45))
+    b.legend(frameon=False, fontsize=7.5, loc="upper right")
+    from matplotlib.ticker import MaxNLocator
+
+    top = m if m > 0 else 1
+    b.set_yticks([v for v in MaxNLocator(6, integer=True).tick_values(0, top) if 0 <= v <= top])
     # (c) MSE with PSNR on the right: PSNR = -10 log10 MSE is a relabelled log MSE axis.
     _series(c, sweep, palette, "mse")
     c.set_yscale("log")
+    centre_log_range(c)
     c.set(title="Reconstruction error", ylabel="MSE per pixel (log scale)")
     sec = c.secondary_yaxis(
         "right",
@@ -213,10 +242,10 @@ def fig_beta_summary(sweep: SweepRecords, palette: Palette) -> Rendered | None:
     else:
         _series(d, sweep, palette, "kl")
         d.set_yscale("log")
+        centre_log_range(d)
         d.set(title="Rate", ylabel="KL, nats per image (log scale)")
     for ax in axes.ravel():
         ax.set_xlabel(sweep.beta_label + " (log scale)")
-    dropped = len(sweep.usable) - len(ok)
     caption = (
         "Final validation metrics against β (log scale). Markers: group means over seeds with "
         "one-standard-deviation bars; faint markers: single runs. Active units follow Burda et "
@@ -229,8 +258,7 @@ def fig_beta_summary(sweep: SweepRecords, palette: Palette) -> Rendered | None:
             "β = 1 assumes, so it favours β near 1 by construction; the calibrated ELBO uses "
             "each run's own MSE as σ² and compares runs on the noise level they reached."
         )
-    if dropped:
-        caption += f" {dropped} run(s) with final β_t ≤ 0 cannot be placed on the log axis."
+    caption += _off_axis_note(sweep)
     return Rendered(
         "beta_summary", "ELBO, active units and MSE/PSNR against β", caption, render(fig)
     )
@@ -296,7 +324,7 @@ def fig_information(sweep: SweepRecords, palette: Palette) -> Rendered | None:
         "Johnson 2016). The estimator cannot exceed log N for N evaluation images. A large "
         "marginal KL means prior samples land where no image was encoded ('holes'), which is "
         "what a large marginal KL costs when you sample. Small negative values are estimator "
-        "noise."
+        "noise." + _off_axis_note(sweep)
     )
     return Rendered(
         "information", "Mutual information and marginal KL against β", caption, render(fig)
@@ -332,8 +360,17 @@ def fig_kl_heatmap(sweep: SweepRecords, palette: Palette) -> Rendered | None:
     if pos.size == 0:
         return None
     vmin = max(float(pos.min()), 1e-3)
-    fig, ax = plt.subplots(figsize=(min(3.2 + 0.9 * len(cols), 17), min(2.0 + 0.28 * height, 14)))
-    margins(fig, 0.75, 1.4, 0.75, 0.35)
+    fig_w = min(3.2 + 0.9 * len(cols), 17.0)
+    ticks = [f"{lab}\n{fmt(n)} dims ≥ {INFORMATIVE_KL}" for lab, n in zip(labels, counts)]
+    # Column labels wider than their column overprinted their neighbours (20 groups of
+    # "constant, β=0.001"): those are written upwards, under a bottom margin that holds them.
+    column = (fig_w - 0.75 - 1.4) / len(cols) * DPI
+    upright = text_width(ticks, 7.5) > 0.95 * column
+    if upright:
+        ticks = [t.replace("\n", ": ") for t in ticks]
+    bottom = 0.75 if not upright else 0.4 + text_width(ticks, 7.5) / DPI
+    fig, ax = plt.subplots(figsize=(fig_w, min(2.0 + 0.28 * height, 14) + bottom - 0.75))
+    margins(fig, 0.75, 1.4, bottom, 0.35)
     im = ax.imshow(
         np.clip(grid, vmin, None),
         aspect="auto",
@@ -354,17 +391,13 @@ def fig_kl_heatmap(sweep: SweepRecords, palette: Palette) -> Rendered | None:
                     fontsize=6.5,
                     color="white" if light else "black",
                 )
-    ax.set_xticks(
-        range(len(cols)),
-        [f"{lab}\n{fmt(n)} dims ≥ {INFORMATIVE_KL}" for lab, n in zip(labels, counts)],
-        fontsize=7.5,
-    )
+    ax.set_xticks(range(len(cols)), ticks, fontsize=7.5, rotation=90 if upright else 0)
     step = max(1, height // 16)
     ax.set_yticks(range(0, height, step), [str(i + 1) for i in range(0, height, step)])
     ax.set(ylabel="latent dimension, ranked by its KL", title="KL per latent dimension (nats)")
     ax.grid(False)
     w, h = fig.get_size_inches()
-    cax = fig.add_axes((1 - 1.15 / w, 0.75 / h, 0.18 / w, 1 - 1.1 / h))
+    cax = fig.add_axes((1 - 1.15 / w, bottom / h, 0.18 / w, 1 - (bottom + 0.35) / h))
     fig.colorbar(im, cax=cax, label="KL per dimension, nats (log scale)")
     caption = (
         "Final validation KL of every latent dimension, sorted from most to least informative "

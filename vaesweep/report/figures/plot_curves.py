@@ -52,11 +52,12 @@ def _lines(
     x: str = "epoch",
     splits: tuple[str, ...] = ("val", "train"),
     curves: pd.DataFrame | None = None,
-) -> bool:
-    """One line per run and split; False when no run has the column."""
+) -> set[str]:
+    """One line per run and split; the groups that got a line (none: no run has the column)."""
     curves = sweep.curves if curves is None else curves
+    drawn: set[str] = set()
     if column not in curves.columns or curves[column].notna().sum() == 0:
-        return False
+        return drawn
     alpha = 0.9 if len(sweep.runs) <= 20 else 0.45
     style = {"val": "-", "train": "--"}
     for key, rows in curves.groupby("run", sort=False):
@@ -71,10 +72,17 @@ def _lines(
             xs = r[x].to_numpy(dtype=float)[ok]
             lw = 1.6 if split == "val" else 1.0
             ax.plot(xs, y[ok], style[split], color=kw["color"], lw=lw, alpha=alpha)
-            if split == "val" and t["status"] in ("diverged", "failed", "running", "unknown"):
+            drawn.add(str(t["group"]))
+            if split != "val":
+                continue
+            if t["status"] in ("diverged", "failed", "running", "unknown"):
                 ax.plot(xs[-1], y[ok][-1], "x", color=kw["color"], ms=8, mew=2)
+            elif len(palette.marker_of_method) > 1:
+                # The method by its marker at the line's end, as the legend shows it: the
+                # colour alone (beta) may be shared by several methods.
+                ax.plot(xs[-1], y[ok][-1], ls="", ms=7, alpha=alpha, **kw)
     ax.set_yscale("log")
-    return True
+    return drawn
 
 
 def fig_loss_curves(sweep: SweepRecords, palette: Palette) -> Rendered | None:
@@ -91,8 +99,9 @@ def fig_loss_curves(sweep: SweepRecords, palette: Palette) -> Rendered | None:
     axes[0].set(title="Reconstruction", xlabel="epoch", ylabel=label + ", log scale")
     axes[1].set(title="KL (rate)", xlabel="epoch", ylabel="KL(q(z|x) || p(z)), nats per image, log")
     _whole_epochs(axes)
-    groups = ordered_groups(sweep.table)
-    group_legend(axes[1], palette, groups, loc="best", title="run group")
+    # Only groups with a line: a run that diverged before its first epoch has none.
+    groups = [g for g in ordered_groups(sweep.table) if g in ok_r | ok_k]
+    group_legend(axes[1], palette, groups, outside=True, title="run group")
     from matplotlib.lines import Line2D
 
     axes[0].legend(
@@ -127,21 +136,14 @@ def fig_beta_t(sweep: SweepRecords, palette: Palette) -> Rendered | None:
         return None
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
     margins(fig, 0.75, 0.2, 0.55, 0.35, wspace=0.25)
-    _lines(axes[0], sweep, palette, "beta_t", x="step", splits=("val",))
-    _lines(axes[1], sweep, palette, "kl", x="step", splits=("val",))
+    drawn = _lines(axes[0], sweep, palette, "beta_t", x="step", splits=("val",))
+    drawn |= _lines(axes[1], sweep, palette, "kl", x="step", splits=("val",))
     axes[0].set(
         title="KL weight in effect (β_t)", xlabel="optimiser step", ylabel="β_t (log scale)"
     )
     axes[1].set(title="KL (rate) it produced", xlabel="optimiser step", ylabel="KL, nats (log)")
-    # Methods by marker at each run's last point: the colour alone may be shared.
-    for key, rows in sweep.curves.groupby("run", sort=False):
-        t = sweep.table.loc[key]
-        r = rows[(rows["split"] == "val") & (rows["beta_t"] > 0)]
-        if not r.empty:
-            axes[0].plot(
-                r["step"].iloc[-1], r["beta_t"].iloc[-1], ls="", ms=7, **palette.of(str(t["group"]))
-            )
-    group_legend(axes[1], palette, ordered_groups(sweep.table), loc="best")
+    groups = [g for g in ordered_groups(sweep.table) if g in drawn]
+    group_legend(axes[1], palette, groups, outside=True)
     caption = (
         "β_t, the weight on the KL at the end of each epoch in the canonical convention, for "
         "each run (log scale), and the rate it produced. Schedules (warm-up, cyclical) follow a "
@@ -162,14 +164,18 @@ def fig_grad_balance(sweep: SweepRecords, palette: Palette) -> Rendered | None:
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
     margins(fig, 0.75, 0.2, 0.55, 0.35, wspace=0.25)
     ratio = c["grad_norm_kl"] / c["grad_norm_recon"]
+    drawn: set[str] = set()
     for key, rows in c[c["split"] == "val"].groupby("run", sort=False):
-        kw = palette.of(str(sweep.table["group"].loc[key]))
+        group = str(sweep.table["group"].loc[key])
         for col, ls in (("grad_norm_recon", "-"), ("grad_norm_kl", "--")):
             y = rows[col].to_numpy(dtype=float)
             ok = np.isfinite(y) & (y > 0)
-            axes[0].plot(rows["epoch"].to_numpy()[ok], y[ok], ls, color=kw["color"], lw=1.3)
+            if ok.any():
+                x = rows["epoch"].to_numpy()[ok]
+                axes[0].plot(x, y[ok], ls, color=palette.of(group)["color"], lw=1.3)
+                drawn.add(group)
     axes[0].set_yscale("log")
-    _lines(
+    drawn |= _lines(
         axes[1], sweep, palette, "grad_ratio", splits=("val",), curves=c.assign(grad_ratio=ratio)
     )
     axes[1].axhline(1.0, color="k", lw=0.8, ls=":")
@@ -193,7 +199,8 @@ def fig_grad_balance(sweep: SweepRecords, palette: Palette) -> Rendered | None:
         ],
         frameon=False,
     )
-    group_legend(axes[1], palette, ordered_groups(sweep.table), loc="best")
+    groups = [g for g in ordered_groups(sweep.table) if g in drawn]
+    group_legend(axes[1], palette, groups, outside=True)
     caption = (
         "What β does to gradient descent: the pull of the "
         "reconstruction term and of the weighted KL on the encoder outputs, measured on "

@@ -18,12 +18,23 @@ import pandas as pd
 
 from vaesweep.record import contract
 from vaesweep.report.data.aggregate import SweepRecords
-from vaesweep.report.figures.style import DPI, Palette, Rendered, fmt, ordered_groups, plt, render
+from vaesweep.report.figures.style import (
+    DPI,
+    Palette,
+    Rendered,
+    fmt,
+    ordered_groups,
+    plt,
+    render,
+    text_width,
+)
 
 #: Beyond this many groups the grids show an even subset (the first and last always).
 MAX_GROUP_ROWS = 16
-#: The grid's label column, in pixels.
+#: The grid's label column, in pixels, at least (wider when a label needs it).
 LABEL_PX = 150
+#: Font size of the row labels, points.
+LABEL_SIZE = 8
 
 
 def _read_png(path: Path) -> np.ndarray | None:
@@ -79,6 +90,15 @@ def representatives(sweep: SweepRecords, limit: int = MAX_GROUP_ROWS) -> list[tu
     return out
 
 
+def _subset_note(sweep: SweepRecords, reps: list[tuple[str, str]]) -> str:
+    """The caption's note when a grid shows an even subset of the groups (the prior samples and
+    the traversals left groups out without saying so)."""
+    n = sweep.usable["group"].nunique()
+    if len(reps) >= n:
+        return ""
+    return f" Showing {len(reps)} of {n} groups, evenly spread over them."
+
+
 def _grid_figure(
     rows: list[tuple[str, np.ndarray]],
     header: str | None = None,
@@ -101,12 +121,13 @@ def _grid_figure(
     stacked = np.concatenate([x for r in padded for x in (r, sep)][:-1], axis=0)
     h, w = stacked.shape[:2]
     top = 46 if (header and col_labels) else (28 if (header or col_labels) else 6)
-    fig = plt.figure(figsize=((w + LABEL_PX + 10) / DPI, (h + top + 6) / DPI), dpi=DPI)
+    label_px = _label_column([label for label, _ in rows])
+    fig = plt.figure(figsize=((w + label_px + 10) / DPI, (h + top + 6) / DPI), dpi=DPI)
     ax = fig.add_axes(
         (
-            LABEL_PX / (w + LABEL_PX + 10),
+            label_px / (w + label_px + 10),
             6 / (h + top + 6),
-            w / (w + LABEL_PX + 10),
+            w / (w + label_px + 10),
             h / (h + top + 6),
         )
     )
@@ -115,7 +136,7 @@ def _grid_figure(
     for r in padded:
         centres.append(y + r.shape[0] / 2)
         y += r.shape[0] + gap
-    ax.set_yticks(centres, [label for label, _ in rows], fontsize=8)
+    ax.set_yticks(centres, [label for label, _ in rows], fontsize=LABEL_SIZE)
     if col_labels:
         n = len(col_labels)
         ax.set_xticks([(i + 0.5) * w / n for i in range(n)], col_labels, fontsize=7)
@@ -129,6 +150,12 @@ def _grid_figure(
     if header:
         ax.set_title(header, fontsize=9, pad=16 if col_labels else 4)
     return render(fig)
+
+
+def _label_column(labels: list[str]) -> int:
+    """Pixels the row labels need left of the images (at least :data:`LABEL_PX`): a fixed
+    150 px cut "β=0.1, lr=0.001  z13 (0.88 nats)" to "lr=0.001  z13 (0.88 nats)"."""
+    return max(LABEL_PX, math.ceil(text_width(labels, LABEL_SIZE)) + 12)  # pad and margin
 
 
 def _grid_rows(
@@ -168,8 +195,7 @@ def fig_reconstructions(sweep: SweepRecords, palette: Palette) -> Rendered | Non
     )
     if differ:
         caption += " Rows drawn from different validation images: " + ", ".join(differ) + "."
-    if len(reps) < sweep.usable["group"].nunique():
-        caption += f" Showing {len(reps)} of {sweep.usable['group'].nunique()} groups."
+    caption += _subset_note(sweep, reps)
     return Rendered("reconstructions", "Reconstructions across β", caption, png)
 
 
@@ -189,7 +215,7 @@ def fig_samples(sweep: SweepRecords, palette: Palette, per_row: int = 8) -> Rend
         "the marginal KL (information figure): where the aggregate posterior leaves holes in "
         "the prior, samples fall between the images the decoder has learnt; where the code "
         "carries almost nothing, every sample is close to the mean image."
-    )
+    ) + _subset_note(sweep, reps)
     return Rendered("samples", "Prior samples across β", caption, _grid_figure(rows))
 
 
@@ -222,6 +248,7 @@ def fig_traversals(sweep: SweepRecords, palette: Palette) -> Rendered | None:
         "dimension with a KL near zero decodes to the same image all along its row: the "
         "decoder ignores it."
     )
+    caption += _subset_note(sweep, reps)
     if any("~" in label for label, _ in rows):
         caption += (
             " On a factor dataset, 'z3 ~ posX' names the factor that latent shares the most "

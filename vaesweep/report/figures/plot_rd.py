@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from functools import partial
 
 import numpy as np
 import pandas as pd
@@ -30,8 +31,11 @@ from vaesweep.report.figures.style import (
     log_scale_if_spans,
     margins,
     ordered_groups,
+    place_text,
     plt,
+    point_boxes,
     render,
+    widen,
 )
 
 #: Above this many groups the per-point labels and linear-prediction markers become clutter.
@@ -108,21 +112,41 @@ def fig_rate_distortion(sweep: SweepRecords, palette: Palette) -> Rendered | Non
         ax.plot(p["x"], p["y"], ls="", ms=9, mec="k", mew=0.6, zorder=4, **kw)
     xs = pd.concat([ok["kl"], pts["x"] - pts["xerr"].fillna(0), pts["x"] + pts["xerr"].fillna(0)])
     ys = pd.concat([ok[ycol], pts["y"] - pts["yerr"].fillna(0), pts["y"] + pts["yerr"].fillna(0)])
-    xlog = log_scale_if_spans(ax, xs[xs > 0], "x", decades=1.0)
     spectra = reference_spectra(sweep, ok) if ycol == "sse" else []
+    linear = _linear_points(pts.loc[groups]) if spectra and annotate else pts.iloc[:0]
     if spectra:
-        ys = pd.concat([ys, pd.Series([spectra[0][0].total_variance])])
+        # The references are what the caption asks the reader to compare with: the mean
+        # image's SSE, the curve under every point and the hollow circles stay in view (runs
+        # far worse than the curve put all of them below the runs' own range).
+        ys = pd.concat(
+            [
+                ys,
+                pd.Series([spectra[0][0].total_variance]),
+                ok["lin_sse_at_rate"],
+                linear["lin_sse"],
+            ]
+        )
+        xs = pd.concat([xs, linear["lin_rate"]])
+    xlog = log_scale_if_spans(ax, xs[xs > 0], "x", decades=1.0)
     ylog = log_scale_if_spans(ax, ys[ys > 0], "y", decades=1.0)
     xlim = _limits(xs, xlog, floor=0.0)
     ylim = _limits(ys, ylog, floor=0.0)
     ax.set_xlim(*xlim)
     ax.set_ylim(*ylim)
+    # The groups right of the plot, where no point, leader or curve can lie under them; first,
+    # since a beta colour bar narrows the plot that the labels below must stay inside.
+    if not annotate or len(sweep.methods) > 1:
+        group_legend(ax, palette, groups, outside=True)
     if annotate:
         annotate_points(
             ax,
             [
                 (pts["x"].loc[g], pts["y"].loc[g], palette.label[g], palette.of(g)["color"])
                 for g in groups
+            ],
+            # The single seeds drawn faint around a group's mean.
+            obstacles=[
+                (r["kl"], r[ycol]) for _, r in ok.iterrows() if pts.loc[r["group"], "n"] > 1
             ],
         )
     _iso_lines(ax, pts.loc[groups], xlim, ylim, xlog, sweep)
@@ -141,25 +165,20 @@ def fig_rate_distortion(sweep: SweepRecords, palette: Palette) -> Rendered | Non
             zorder=1,
             label="SSE of the mean image (total variance, R = 0)" if i == 0 else None,
         )
-    if spectra and annotate:
-        for g in groups:
-            p = pts.loc[g]
-            if np.isfinite(p["lin_rate"]) and p["lin_rate"] > 0:
-                c = palette.of(g)["color"]
-                ax.plot(p["lin_rate"], p["lin_sse"], "o", mfc="none", mec=c, ms=7, mew=1.3)
-                ax.plot([p["x"], p["lin_rate"]], [p["y"], p["lin_sse"]], ":", color=c, lw=1)
+    if not linear.empty:
+        for key, p in linear.iterrows():
+            c = palette.of(str(key))["color"]
+            ax.plot(p["lin_rate"], p["lin_sse"], "o", mfc="none", mec=c, ms=7, mew=1.3)
+            ax.plot([p["x"], p["lin_rate"]], [p["y"], p["lin_sse"]], ":", color=c, lw=1)
         ax.plot([], [], "o", mfc="none", mec="k", label="linear VAE at the same β (σ²_eff)")
     ax.set_xlim(*xlim)
     ax.set_ylim(*ylim)
     ax.set_xlabel("rate R = KL(q(z|x) || p(z)), nats per image" + (", log scale" if xlog else ""))
     ax.set_ylabel(distortion_label(sweep) + (", log scale" if ylog else ""))
     ax.set_title("Rate–distortion plane at the end of training (validation)")
-    # References under the axes; the group legend in the lower left, which no model reaches
-    # (below the frontier).
+    # References under the axes.
     handles, labels = ax.get_legend_handles_labels()
     fig.legend(handles, labels, loc="lower center", ncol=2, frameon=False)
-    if not annotate or len(sweep.methods) > 1:
-        group_legend(ax, palette, groups, loc="lower left", framealpha=0.9, frameon=True)
     caption = (
         "Each point is one β (or method), at the end of training on validation images; error "
         "bars are one standard deviation over seeds, faint points the single seeds. The "
@@ -182,6 +201,29 @@ def fig_rate_distortion(sweep: SweepRecords, palette: Palette) -> Rendered | Non
     elif ycol == "sse":
         caption += " (No PCA spectrum in the run records, so no linear reference curve.)"
     return Rendered("rate_distortion", "Rate–distortion plane", caption, render(fig))
+
+
+def _linear_points(pts: pd.DataFrame) -> pd.DataFrame:
+    """The groups whose linear VAE at the same beta encodes something (rate > 0, so it has a
+    place on the plane): a hollow circle each, joined to the group's point by a leader."""
+    return pts[np.isfinite(pts["lin_rate"]) & (pts["lin_rate"] > 0)]
+
+
+def _level_label(members: list[tuple[float, str]], palette: Palette, top: np.ndarray) -> str:
+    """ "β=1: σ² = 0.5, 3 above" for one group; the groups, the range of σ² and of the count of
+    components above it for groups whose levels share one label."""
+    names = [palette.label[g] for _, g in members]
+    who = ", ".join(names) if len(names) <= 8 else f"{names[0]} … {names[-1]} ({len(names)})"
+    s2 = [v for v, _ in members]
+    above = [int((top > v).sum()) for v in s2]
+
+    def span(lo: str, hi: str) -> str:
+        return lo if lo == hi else f"{lo}–{hi}"
+
+    return (
+        f"{who}: σ² = {span(fmt(min(s2)), fmt(max(s2)))}, "
+        f"{span(str(min(above)), str(max(above)))} above"
+    )
 
 
 def _all_mse(sweep: SweepRecords) -> bool:
@@ -218,6 +260,8 @@ def _iso_lines(
         if all(abs(c - k) > 0.15 * abs(k) for k in levels):
             levels.append(float(c))
     x = np.geomspace(max(xlim[0], 1e-9), xlim[1], 200) if xlog else np.linspace(*xlim, 200)
+    taken = point_boxes(ax, list(zip(pts["x"], pts["y"])), 7)
+    taken += [t.get_window_extent() for t in ax.texts]
     for i, c in enumerate(levels):
         y = c - x
         keep = (y >= ylim[0]) & (y <= ylim[1])
@@ -225,8 +269,17 @@ def _iso_lines(
             continue
         label = "constant R + D (lowest, median and highest of the runs)" if i == 0 else None
         ax.plot(x[keep], y[keep], color="0.6", lw=0.8, ls="-", zorder=0, label=label)
-        j = int(np.flatnonzero(keep)[0])
-        ax.text(x[j], y[j], f" R + D = {fmt(c)}", color="0.45", fontsize=7, va="top")
+        # At either end of the line, where it covers no point and no label: at its start it
+        # could run past the plot's right edge or over a point of a run at low rate.
+        on = np.flatnonzero(keep)
+        ends = [(on[0], "left", "top"), (on[0], "right", "top")]
+        ends += [(on[-1], "right", "bottom"), (on[-1], "left", "bottom")]
+        place_text(
+            ax,
+            [{"x": x[j], "y": y[j], "ha": ha, "va": va} for j, ha, va in ends],
+            taken,
+            partial(ax.text, s=f" R + D = {fmt(c)} ", color="0.45", fontsize=7),
+        )
 
 
 def fig_spectrum(sweep: SweepRecords, palette: Palette) -> Rendered | None:
@@ -239,53 +292,58 @@ def fig_spectrum(sweep: SweepRecords, palette: Palette) -> Rendered | None:
     sp, m, _ = spectra[0]
     lam = sp.eigenvalues[sp.eigenvalues > 0]
     n = min(lam.size, max(2 * m, 32))
-    fig, ax = plt.subplots(figsize=(10, 4.6))
-    margins(fig, 0.8, 2.0, 0.55, 0.35)
+    fig, ax = plt.subplots(figsize=(10, 4.9))
+    margins(fig, 0.8, 2.0, 0.85, 0.35)
     idx = np.arange(1, n + 1)
     ax.plot(idx, lam[:n], "o-", color="k", ms=3.5, lw=1, label="eigenvalue λ_i of the data")
-    ax.axvline(m + 0.5, color="0.4", ls="--", lw=1)
+    ax.axvline(
+        m + 0.5,
+        color="0.4",
+        ls="--",
+        lw=1,
+        label=f"M = {m} latent dims: components right of this line cannot be encoded whatever σ²",
+    )
     ax.set_yscale("log")
     groups = [g for g in ordered_groups(sweep.table) if g in set(ok["group"])]
     lo = min(lam[:n].min(), ok["sigma2_eff"].min())
     hi = max(lam[0], ok["sigma2_eff"].max())
     ax.set_ylim(lo / 2, hi * 2)
-    # Labels at the right edge, skipping any that would overlap the previous one.
+    # Labels at the right edge, a label's height (in decades of the axis) apart.
     min_gap = 0.055 * math.log10(hi * 4 / lo)
-    last = -math.inf
     levels = sorted(
         ((float(ok.loc[ok["group"] == g, "sigma2_eff"].median()), g) for g in groups),
     )
+    # Levels closer than a label's height share one label naming every group on them, at
+    # their middle (one label per level left the groups under a shared line unnamed: 3 labels
+    # for 7 methods). Neighbouring runs of levels are a label's height apart, so are labels.
+    shared: list[list[tuple[float, str]]] = []
     for s2, g in levels:
-        kw = palette.of(g)
-        ax.axhline(s2, color=kw["color"], lw=1.6)
-        if math.log10(s2) - last < min_gap:
-            continue
-        last = math.log10(s2)
-        above = int((sp.top(m) > s2).sum())
+        ax.axhline(s2, color=palette.of(g)["color"], lw=1.6)
+        if shared and math.log10(s2) - math.log10(shared[-1][-1][0]) < min_gap:
+            shared[-1].append((s2, g))
+        else:
+            shared.append([(s2, g)])
+    labels = [
         ax.text(
             n + 1.4,
-            s2,
-            f"{palette.label[g]}: σ² = {fmt(s2)}, {above} above",
-            color=kw["color"],
+            math.sqrt(members[0][0] * members[-1][0]),
+            _level_label(members, palette, sp.top(m)),
+            color=palette.of(members[0][1])["color"] if len(members) == 1 else "0.25",
             fontsize=7.5,
             va="center",
         )
-    ax.text(
-        m + 0.9,
-        lo / 1.6,
-        f"M = {m} latent dims: components to the right of the\n"
-        "dashed line cannot be encoded whatever σ²",
-        fontsize=7.5,
-        va="bottom",
-        color="0.3",
-    )
+        for members in shared
+    ]
     ax.set_xlim(0, n + 1)
     ax.set(
         xlabel="principal component i",
         ylabel="variance, SSE per image (log scale)",
         title="Data PCA spectrum and each run's decoder noise level σ²_eff",
     )
-    ax.legend(loc="lower left", frameon=False)
+    # Under the axes: inside, the key and the note on M lay across the lowest noise level.
+    handles, keys = ax.get_legend_handles_labels()
+    fig.legend(handles, keys, loc="lower center", ncol=2, frameon=False)
+    widen(fig, max(t.get_window_extent().x1 for t in labels) / fig.dpi + 0.1)
     caption = (
         "The variance of the training images along each principal direction (pixels in [0, 1]) "
         "and, as horizontal lines, the Gaussian decoder noise σ²_eff that each β amounts to "
