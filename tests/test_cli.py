@@ -170,6 +170,7 @@ def test_sweep_header_prints_a_list_value_as_typed(outputs: Path) -> None:
     )
     assert result.exit_code == 0, result.output
     assert "fixed: tracker=[tensorboard,mlflow] model=mlp model.hidden=[64,32]" in result.output
+    assert not outputs.exists()  # a dry run checks the MLflow store without creating it
 
 
 def test_long_paths_are_printed_on_one_line(

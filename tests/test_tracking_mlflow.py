@@ -335,7 +335,10 @@ def test_an_interrupted_run_says_so_in_mlflow(
 
 @pytest.mark.slow
 def test_the_end_waits_for_a_live_server_and_not_for_a_dead_one(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    capfd: pytest.CaptureFixture[str],
 ) -> None:
     """A server killed during training: MLflow's retries held the run's end for the whole
     wait (120 s); now it ends at once with one warning. A live server gets everything."""
@@ -350,6 +353,9 @@ def test_the_end_waits_for_a_live_server_and_not_for_a_dead_one(
         run_id = json.loads((tmp_path / "live" / HANDOFF_FILE).read_text())["run_id"]
         run = MlflowClient(server.uri).get_run(run_id)
         assert run.info.status == "FINISHED" and run.data.tags["status"] == "completed"
+        # MLflow's two links per run ("View run ... at", "View experiment at") stay off the
+        # terminal: a sweep printed two lines per run.
+        assert "View run" not in "".join(capfd.readouterr())
 
         real = Trackers.epoch
 

@@ -466,3 +466,23 @@ def test_the_report_upload_to_a_server_that_is_gone_is_one_line_at_once(
         assert upload_report([tmp_path], tmp_path / "report") == []
     (warning,) = _warnings(caplog)
     assert f"could not upload the report to MLflow (no server answers at {uri}: " in warning
+
+
+def test_a_dry_run_checks_the_store_without_writing(tmp_path: Path) -> None:
+    import sqlite3
+
+    new = MlflowConfig(tracking_uri=f"sqlite:///{tmp_path / 'new' / 'store.db'}")
+    check_store(new, None, create=False)
+    assert not (tmp_path / "new").exists()
+    existing = tmp_path / "store.db"
+    with sqlite3.connect(existing) as db:
+        db.execute("CREATE TABLE t (x)")
+    before = existing.read_bytes()
+    check_store(MlflowConfig(tracking_uri=f"sqlite:///{existing}"), None, create=False)
+    assert existing.read_bytes() == before and not list(tmp_path.glob("store.db-*"))
+    (tmp_path / "text.db").write_text("not a database\n" * 100)
+    with pytest.raises(UserError):
+        check_store(MlflowConfig(tracking_uri=f"sqlite:///{tmp_path / 'text.db'}"), None, False)
+    (tmp_path / "file").write_text("")
+    with pytest.raises(UserError):  # below a file: no folder can be made there
+        check_store(MlflowConfig(tracking_uri=f"sqlite:///{tmp_path / 'file' / 's.db'}"), None)

@@ -269,7 +269,7 @@ def sweep(
         opts.stack_size = 0 if no_stack else stack_size
         plan, sweep_dir = plan_new_or_resumed(_overrides(overrides), opts, name, resume)
         if dry_run:  # what the sweep would refuse before writing, it refuses here too
-            check_launch(plan, sweep_dir, opts, resume is not None)
+            check_launch(plan, sweep_dir, opts, resume is not None, dry_run=True)
         tables.print_grid(console, plan, sweep_dir, dry_run)
         for note in opts.notes:
             console.print(f"note: {note}", highlight=False, markup=False, soft_wrap=True)

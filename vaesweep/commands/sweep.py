@@ -210,10 +210,12 @@ class Launch:
     threads: int | None  #: torch threads per run
 
 
-def check_launch(plan: SweepPlan, sweep_dir: Path, opts: LaunchOptions, resume: bool) -> Launch:
+def check_launch(
+    plan: SweepPlan, sweep_dir: Path, opts: LaunchOptions, resume: bool, dry_run: bool = False
+) -> Launch:
     """What :func:`sweep` checks before it writes anything, also run by ``--dry-run``: the first
     job composed as it will be launched (launcher and ``hydra.*`` settings included) and the
-    trackers' packages and store."""
+    trackers' packages and store (``dry_run``: without creating it)."""
     user = list(plan.overrides)
     keep, units = _unfinished(plan, sweep_dir) if resume else (None, launch_units(plan))
     # Checked before the lock creates the directory: a typo leaves nothing behind.
@@ -221,7 +223,7 @@ def check_launch(plan: SweepPlan, sweep_dir: Path, opts: LaunchOptions, resume: 
     hydra_settings = [o for o in user if o not in run_overrides(user)]
     first_job = [*run_overrides(plan.runs[0].overrides), *hydra_settings, *extra]
     bridge_launch.check_launch(first_job, sweep_dir, opts.config_dirs)
-    tracking.preflight(_trackers(plan, opts), opts.outputs)
+    tracking.preflight(_trackers(plan, opts), opts.outputs, create=not dry_run)
     return Launch(keep, units, extra, launcher, threads)
 
 

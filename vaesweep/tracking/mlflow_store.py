@@ -40,6 +40,9 @@ def client(uri: str) -> Any:
     # are noise in a run's log.
     for name in ("mlflow", "alembic"):
         logging.getLogger(name).setLevel(logging.WARNING)
+    # MLflow prints a run's and its experiment's links at each run's end on a server store:
+    # two lines per run of a sweep on the terminal. The README says how to open the store.
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     if uri.startswith("sqlite:///"):
         Path(uri[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
 
@@ -77,14 +80,16 @@ def experiment_id(mlflow_client: Any, name: str, uri: str) -> str:
         return str(found.experiment_id)
 
 
-def check_store(cfg: MlflowConfig, root: Path | None) -> None:
+def check_store(cfg: MlflowConfig, root: Path | None, create: bool = True) -> None:
     """Make sure the store can be used before a run starts, without importing MLflow.
 
     A local store (``sqlite:///<file>``, a path): its folder must be writable (the run's
     tracker process creates the file). A server (``http(s)://``): something must answer there
     within :data:`PROBE_TIMEOUT_S` (MLflow's own retries would take minutes to say it is not
     there). Any other URI (a database server, Databricks) is asked through MLflow, its retries
-    cut short; the runs themselves keep MLflow's patient defaults.
+    cut short; the runs themselves keep MLflow's patient defaults. ``create=False`` (a dry
+    run) writes nothing: a local store's missing folders and file are not created, an
+    existing SQLite file is opened read-only.
     """
     uri = resolve_uri(cfg, root)
     scheme = uri.partition("://")[0].lower() if "://" in uri else ""
@@ -94,9 +99,9 @@ def check_store(cfg: MlflowConfig, root: Path | None) -> None:
         if scheme == "sqlite":
             if not uri.startswith("sqlite:///") or not uri[len("sqlite:///") :].strip():
                 raise ValueError("a SQLite store is written sqlite:///<path of the file>")
-            _sqlite_file(Path(uri[len("sqlite:///") :]))
+            _sqlite_file(Path(uri[len("sqlite:///") :]), create)
         elif scheme in ("", "file"):
-            _writable(Path(uri[len("file://") :] if scheme else uri))
+            _writable(Path(uri[len("file://") :] if scheme else uri), create)
         elif scheme in ("http", "https"):
             _probe(uri)
         else:
@@ -110,25 +115,34 @@ def check_store(cfg: MlflowConfig, root: Path | None) -> None:
 PROBE_TIMEOUT_S = 10.0
 
 
-def _writable(folder: Path) -> None:
+def _writable(folder: Path, create: bool = True) -> None:
+    """``folder`` is (made, if ``create``) a folder this process may write in; without
+    ``create``, its nearest existing ancestor must be one."""
     folder = folder.expanduser()
-    folder.mkdir(parents=True, exist_ok=True)
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise PermissionError(f"the folder {folder} is not writable")
+    if create:
+        folder.mkdir(parents=True, exist_ok=True)
+    existing = next(p for p in (folder, *folder.parents) if p.exists())
+    if not existing.is_dir():
+        raise NotADirectoryError(f"{existing} is not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise PermissionError(f"the folder {existing} is not writable")
 
 
-def _sqlite_file(path: Path) -> None:
+def _sqlite_file(path: Path, create: bool = True) -> None:
     """The store's file can be opened as a SQLite database (or created): a folder, a file of
     something else or an unwritable place is found here, not after the run has trained
     (MLflow then retries for minutes and the run ends without its tracker)."""
     import sqlite3
 
     path = path.expanduser()
-    _writable(path.parent)
+    _writable(path.parent, create)
     if path.is_dir():
         raise IsADirectoryError(f"{path} is a folder, not a database file")
+    if not create and not path.exists():
+        return
+    target, uri = (str(path), False) if create else (f"{path.resolve().as_uri()}?mode=ro", True)
     try:
-        with closing(sqlite3.connect(path, timeout=PROBE_TIMEOUT_S)) as db:
+        with closing(sqlite3.connect(target, timeout=PROBE_TIMEOUT_S, uri=uri)) as db:
             db.execute("PRAGMA schema_version").fetchone()
     except sqlite3.Error as err:
         raise ValueError(f"{path}: {err}") from None

@@ -31,13 +31,17 @@ def _mlflow(configs: Iterable[TrackerConfig]) -> MlflowConfig | None:
 
 
 def preflight(
-    configs: Sequence[TrackerConfig], outputs_root: Path | None, start: bool = False
+    configs: Sequence[TrackerConfig],
+    outputs_root: Path | None,
+    start: bool = False,
+    create: bool = True,
 ) -> None:
     """Before launching: the packages are installed and the MLflow store can be used.
 
     Light (MLflow is not imported: :func:`~vaesweep.tracking.mlflow_store.check_store`). ``start``:
     the run trains in this process, so its MLflow process is started now and imports while
     the command goes on loading torch and the data (:func:`~vaesweep.tracking.process.start_early`).
+    ``create=False`` (a dry run): nothing is written, not even the store's folder or file.
     """
     check(configs)
     cfg = _mlflow(configs)
@@ -45,7 +49,7 @@ def preflight(
         from vaesweep.tracking.mlflow_store import check_store, resolve_uri
         from vaesweep.tracking.process import start_early
 
-        check_store(cfg, outputs_root)
+        check_store(cfg, outputs_root, create)
         if start:
             start_early("mlflow", cfg, resolve_uri(cfg, outputs_root))
 
