@@ -72,7 +72,6 @@ def test_the_sweep_trained_as_one_stack(sweep: tuple[Path, MlflowClient]) -> Non
         summary = json.loads((sweep_dir / f"beta={beta}" / contract.SUMMARY_FILE).read_text())
         assert summary["status"] == "completed"
         assert summary["stack"] == [f"beta={b}" for b in BETAS]
-        assert summary["timings"]["trackers_wait_s"] >= 0  # the stack waited for them
 
 
 @pytest.mark.parametrize("beta", BETAS)

@@ -221,50 +221,6 @@ def test_only_the_tracking_package_imports_the_trackers_packages() -> None:
         assert not wrong, f"{module} imports {wrong}"
 
 
-class _GatedStart(_Recorder):
-    """A tracker whose ``on_start`` (or ``prepare``) holds until the test opens the gate."""
-
-    def __init__(self, name: str, fail_prepare: bool = False) -> None:
-        super().__init__(name)
-        self.gate = threading.Event()
-        self.fail_prepare = fail_prepare
-
-    def prepare(self) -> None:
-        if self.fail_prepare:
-            raise ModuleNotFoundError("No module named 'mlflow'")
-        super().prepare()
-
-    def on_start(self, info: RunInfo) -> None:
-        self.gate.wait()
-        super().on_start(info)
-
-
-def test_the_first_step_can_wait_until_every_tracker_has_opened_the_run(tmp_path: Path) -> None:
-    gated = _GatedStart("gated")
-    trackers = Trackers([gated, _Recorder("quick")])
-    trackers.start(_info(tmp_path))
-    done = threading.Event()
-    waiter = threading.Thread(target=lambda: (trackers.wait_started(), done.set()))
-    waiter.start()
-    assert not done.is_set()  # on_start cannot have returned: its gate is closed
-    gated.gate.set()
-    waiter.join()
-    assert done.is_set() and gated.calls[-1] == ("start", "r")
-    trackers.end("completed", {"status": "completed"})
-
-
-def test_a_tracker_that_failed_to_start_is_not_waited_for(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
-    broken = _GatedStart("broken", fail_prepare=True)
-    trackers = Trackers([broken])
-    trackers.start(_info(tmp_path))
-    with caplog.at_level(logging.WARNING, logger="vaesweep.tracking"):
-        trackers.wait_started(timeout_s=600.0)  # returns at the failure, not at the timeout
-    assert not broken.gate.is_set() and "tracker broken failed in prepare" in caplog.text
-    trackers.end("failed", {"status": "failed"})
-
-
 def test_a_run_that_ends_still_running_tells_its_trackers_interrupted(tmp_path: Path) -> None:
     """Ctrl-C or a launcher's SIGTERM ends a run before its status changes: its trackers said
     `running` for ever (MLflow's tag, TensorBoard's status)."""

@@ -80,8 +80,6 @@ def test_every_metrics_csv_value_is_a_scalar_at_its_step(sweep_dir: Path, beta: 
     assert {"train/beta_t", "val/beta_t", "val/kl_dim_0", "val/kl_dim_3"} <= scalar_tags
     summary = json.loads((run_dir / contract.SUMMARY_FILE).read_text())
     assert acc.Scalars("final/iwae_nll")[0].value == pytest.approx(summary["iwae"]["nll"], rel=1e-6)
-    # The first step waited (on this CPU) until TensorBoard had opened the run.
-    assert 0 <= summary["timings"]["trackers_wait_s"] < summary["timings"]["setup_s"]
 
 
 def test_grids_every_image_every_epochs_and_the_last_equals_the_record(sweep_dir: Path) -> None:

@@ -68,8 +68,6 @@ def train(
         if run_dir.exists():
             run_dir = run_dir.with_name(run_dir.name + f"_{os.getpid()}")
     extra, _launcher, _ = launcher_overrides(opts, 1, overrides)
-    if runs_here(opts):
-        tracking.start_ahead(overrides)
     # Validate, and load the data and claim the device, before creating anything.
     job = bridge_launch.prepare_job(
         [*overrides, *extra], run_dir=run_dir.resolve(), extra_dirs=opts.config_dirs

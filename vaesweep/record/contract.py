@@ -171,10 +171,7 @@ SUMMARY_KEYS = (
     "model",  # {"arch", "latent_dim", "parameters"}
     "images",  # {"reconstructions": {"rows", "cols", "cell", "val_index"}, ...}
     "wall_time_s",
-    # {"setup_s", "train_s", "record_s", "final_s", "disentanglement_s" (factor data),
-    #  "trackers_wait_s" (with trackers: the wait, before the first step, for them to open
-    #  the run)}
-    "timings",
+    "timings",  # {"setup_s", "train_s", "record_s", "final_s", "disentanglement_s" (factor data)}
     "stack",  # trained in a stack: the run names of its members, this one included
     "started",
     "finished",

@@ -185,17 +185,13 @@ def _train(
     if trackers:
         resumed = state.step if checkpoint is not None else None
         trackers.start(run_info(config, record.dir, tracking, record.summary, resumed))
-    t_wait = time.perf_counter()
-    if trackers and device.type == "cpu":
-        trackers.wait_started()
-    tracker_timing = {"trackers_wait_s": time.perf_counter() - t_wait} if trackers else {}
 
     n_train = len(splits.train)
     epochs = config.train.total_epochs(n_train)
     progress = EpochProgress.create(config.train.progress, epochs)
     hooks = RecordHooks(record, config, progress, epochs, trackers, val_u8)
     trainer.hooks = hooks
-    timings = {"setup_s": time.perf_counter() - t_setup, **tracker_timing}
+    timings = {"setup_s": time.perf_counter() - t_setup}
     t_fit = time.perf_counter()
     try:
         result = trainer.fit(state, train_u8, val_u8)

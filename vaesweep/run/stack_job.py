@@ -353,12 +353,6 @@ def _fit_group(
             m.trackers.start(
                 run_info(m.config, m.record.dir, m.tracking, m.record.summary, resumed)
             )
-    t_wait = time.perf_counter()
-    if device.type == "cpu":  # as a single run does (Trackers.wait_started)
-        for m in members:
-            m.trackers.wait_started()
-    tracker_timing = {"trackers_wait_s": time.perf_counter() - t_wait}
-    tracker_timing = tracker_timing if any(m.trackers for m in members) else {}
     first = members[0].config
     n_train = len(splits.train)
     writers = [
@@ -408,7 +402,6 @@ def _fit_group(
         "setup_s": setup_s,
         "train_s": fit_s - sum(x.write_seconds for x in writers),
         "stack_size": len(members),
-        **tracker_timing,
     }
     completed = []
     for k, (m, w, result) in enumerate(zip(members, writers, results)):

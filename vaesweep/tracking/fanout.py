@@ -36,8 +36,6 @@ log = logging.getLogger("vaesweep.tracking")
 END_WAIT_S = 120.0
 #: The same wait when the run was interrupted (Ctrl-C): what is logged by then stays logged.
 INTERRUPTED_WAIT_S = 5.0
-#: Longest wait, before the first training step, for the trackers to have opened the run.
-START_WAIT_S = 30.0
 #: Seconds between two looks, while the run waits for a tracker, at whether its store answers.
 _POLL_S = 0.5
 #: Longest wait for a tracker's thread to end once what it holds is closed (killed).
@@ -62,8 +60,6 @@ class _Worker:
         self.interval = float(getattr(tracker, "min_interval_s", 0.0))
         self.queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._ending = threading.Event()
-        #: Set once ``on_start`` has returned (or the tracker has failed).
-        self.started = threading.Event()
         self._deadline = math.inf
         self._last_rows = -math.inf
         self.thread = threading.Thread(
@@ -88,8 +84,6 @@ class _Worker:
                 continue
             if method != "on_epoch":
                 self._call(method, args)
-                if method == "on_start":
-                    self.started.set()
                 continue
             rows, grids, pending = self._gather(list(args[0]))
             self._call(method, (rows,))
@@ -122,7 +116,6 @@ class _Worker:
             getattr(self.tracker, method)(*args)
         except Exception as err:  # any failure of a tracker must leave the run alone
             self.failed = True
-            self.started.set()  # nothing to wait for
             if self.abandoned:  # the run stopped waiting for it, and said why
                 return
             message = str(err) if isinstance(err, RemoteError) else f"{type(err).__name__}: {err}"
@@ -203,19 +196,6 @@ class Trackers:
     def start(self, info: RunInfo) -> None:
         self._started = True
         self._put("on_start", info)
-
-    def wait_started(self, timeout_s: float = START_WAIT_S) -> None:
-        """Block until every tracker has opened the run (at most ``timeout_s``).
-
-        A run that trains on the CPU calls this before its first step: a tracker's start-up
-        (MLflow's import and store in its niced process, TensorBoard's import under the GIL)
-        that spills into training runs in slices stolen from the torch threads, which then
-        wait for each other at every parallel region; on a loaded core a niced import
-        crawls through the whole run. Waiting for it costs the rest of the start-up, once.
-        """
-        deadline = time.monotonic() + timeout_s
-        for w in self._workers:
-            w.started.wait(max(0.0, deadline - time.monotonic()))
 
     def epoch(self, rows: list[dict[str, Any]]) -> None:
         """The rows just appended to metrics.csv (copied: the record keeps its own)."""

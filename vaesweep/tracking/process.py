@@ -4,18 +4,13 @@ MLflow costs a run about 2 s of CPU before it logs anything (its import, then th
 store's schema check) and holds the GIL for every call after that; in a thread of the training
 process all of it competes with training. Here the training process only starts
 ``python -m vaesweep.tracking.worker`` and sends it what the record wrote; the child imports
-while the run starts up (a run on the CPU waits for its trackers before its first step:
-:meth:`~vaesweep.tracking.fanout.Trackers.wait_started`) and logs on another core, at a lower
-priority than training once the run is open (:data:`NICE`). One child serves
+and logs on another core, at a lower priority than training (:data:`NICE`). One child serves
 every run of its process (a stack of runs, or runs trained one after another) and stays up,
 idle, until the process exits, so the import is paid once per process.
 
 The child can be started before the run, as soon as a command knows a run will train in this
 process (:func:`start_early`, called by :func:`vaesweep.tracking.session.preflight`): its
 import then overlaps the command's own start-up (torch's import, the data), which uses one core.
-Earlier still, before the config is composed, :func:`start_spare` starts a child without
-settings when the command line names the tracker; the first run's settings reach it in a
-``configure`` request, sent without waiting for its reply (read before the next one's).
 
 Wire format, no pickle: a message is a 4-byte big-endian length and a JSON header; the
 header's ``blobs`` lists the byte lengths of raw payloads that follow it (uint8 image grids).
@@ -45,9 +40,8 @@ import numpy as np
 
 from vaesweep.tracking.base import RunInfo
 
-#: How much lower than the run the child runs (``nice``) once its first run is open: training
-#: comes first; the child fills the gaps, and has a core to itself while the run waits for it
-#: at the end. Before that the run waits for the child, which then runs at full priority.
+#: How much lower than the run the child runs (``nice``): training comes first; the child
+#: fills the gaps, and has a core to itself while the run waits for it at the end.
 NICE = 10
 _HEADER = 4
 _PATH_FIELDS = ("run_dir", "sweep_dir", "outputs_root")
@@ -124,10 +118,8 @@ def images_from_wire(meta: list[dict[str, Any]], blobs: list[bytes]) -> dict[str
 class _Child:
     """One child process and the lock that keeps its requests and replies in pairs."""
 
-    def __init__(self, name: str, cfg: Any | None, uri_hint: str | None) -> None:
-        """``cfg`` None: a spare, which imports the package and waits for :meth:`configure`."""
-        spec: dict[str, Any] = {"tracker": name, "config": _settings(cfg), "uri_hint": uri_hint}
-        spec["spare"] = cfg is None
+    def __init__(self, name: str, cfg: Any, uri_hint: str | None) -> None:
+        spec = {"tracker": name, "config": dataclasses.asdict(cfg), "uri_hint": uri_hint}
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "vaesweep.tracking.worker", json.dumps(spec)],
             stdin=subprocess.PIPE,
@@ -138,19 +130,6 @@ class _Child:
         self.users = 0
         #: While the current call is retried because its store does not answer: why.
         self.retrying: str | None = None
-        #: Requests sent without waiting for their reply (``configure``): read before the next.
-        self.unanswered = 0
-
-    def configure(self, cfg: Any, uri_hint: str | None) -> None:
-        """A spare's settings; returns at once (the reply is read with the next call's)."""
-        header = {"call": "configure", "config": _settings(cfg), "uri_hint": uri_hint}
-        assert self.proc.stdin is not None
-        with self.lock:
-            try:
-                write_message(self.proc.stdin, header)
-            except (OSError, ValueError):
-                return  # gone: the next call finds out, and says so
-            self.unanswered += 1
 
     def alive(self) -> bool:
         return self.proc.poll() is None
@@ -161,17 +140,12 @@ class _Child:
         with self.lock:
             try:
                 write_message(proc.stdin, header, blobs)
-                earlier = []
-                for _ in range(self.unanswered):
-                    earlier.append(self._reply())
-                    self.unanswered -= 1
                 reply = self._reply()
             except (OSError, EOFError, ValueError) as err:
                 raise self._lost(err) from None
             finally:
                 self.retrying = None
-        # A spare that could not take its settings failed every call after them as well.
-        return next((r for r in earlier if "error" in r), reply)
+        return reply
 
     def _reply(self) -> dict[str, Any]:
         """The next reply; a notice before it (its store does not answer, MLflow retries) is
@@ -210,29 +184,14 @@ class _Child:
                     stream.close()
 
 
-def _settings(cfg: Any | None) -> dict[str, Any] | None:
-    return None if cfg is None else dataclasses.asdict(cfg)
-
-
 #: This process's children, by tracker and settings; idle ones wait for the next run.
 _CHILDREN: dict[str, _Child] = {}
-#: Children started before their settings were known (:func:`start_spare`), by tracker.
-_SPARES: dict[str, _Child] = {}
 #: The process they belong to: a process forked from it must not write to their pipes.
 _OWNER = os.getpid()
 _REGISTRY_LOCK = threading.Lock()
 _IDS = itertools.count(1)
 #: Longest wait for an idle child to exit when this process ends.
 EXIT_WAIT_S = 10.0
-
-
-def _forget_if_forked() -> None:
-    """In a process forked from the owner the children are the parent's (lock held)."""
-    global _OWNER
-    if os.getpid() != _OWNER:
-        _CHILDREN.clear()
-        _SPARES.clear()
-        _OWNER = os.getpid()
 
 
 def _key(name: str, cfg: Any) -> str:
@@ -242,20 +201,17 @@ def _key(name: str, cfg: Any) -> str:
 def _child(name: str, cfg: Any, uri_hint: str | None, use: bool = True) -> _Child:
     """The live child for ``(name, cfg)``, started if needed (other idle ones are closed);
     ``use``: count the caller among its users."""
+    global _OWNER
     key = _key(name, cfg)
     with _REGISTRY_LOCK:
-        _forget_if_forked()
+        if os.getpid() != _OWNER:  # forked: the children are the parent's
+            _CHILDREN.clear()
+            _OWNER = os.getpid()
         child = _CHILDREN.get(key)
         if child is None or not child.alive():
             for other in [k for k, c in _CHILDREN.items() if c.users == 0 and k != key]:
                 _CHILDREN.pop(other).close(EXIT_WAIT_S)
-            spare = _SPARES.pop(name, None)
-            if spare is not None and spare.alive():
-                spare.configure(cfg, uri_hint)
-                child = spare
-            else:
-                child = _Child(name, cfg, uri_hint)
-            _CHILDREN[key] = child
+            child = _CHILDREN[key] = _Child(name, cfg, uri_hint)
         child.users += int(use)
         return child
 
@@ -268,25 +224,12 @@ def start_early(name: str, cfg: Any, uri_hint: str | None) -> None:
     _child(name, cfg, uri_hint, use=False)
 
 
-def start_spare(name: str) -> None:
-    """Start a child for tracker ``name`` before its settings are known (they come with its
-    first run): the earliest a command can begin the package's import, before it composes
-    the config. Closed at exit if no run takes it."""
-    with _REGISTRY_LOCK:
-        _forget_if_forked()
-        if name in _SPARES or any(json.loads(k)[0] == name for k in _CHILDREN):
-            return
-        _SPARES[name] = _Child(name, None, None)
-
-
 @atexit.register
 def close_all() -> None:
     """At exit: let idle children finish (they have logged everything they were sent)."""
     with _REGISTRY_LOCK:
-        mine = os.getpid() == _OWNER
-        children = [*_CHILDREN.values(), *_SPARES.values()] if mine else []
+        children = list(_CHILDREN.values()) if os.getpid() == _OWNER else []
         _CHILDREN.clear()
-        _SPARES.clear()
     for child in children:
         child.close(EXIT_WAIT_S)
 

@@ -54,23 +54,6 @@ def preflight(
             start_early("mlflow", cfg, resolve_uri(cfg, outputs_root))
 
 
-def start_ahead(overrides: Sequence[str]) -> None:
-    """Before the config is composed: when the command line turns MLflow on
-    (``tracker=mlflow``, ``tracker=[tensorboard,mlflow]``) for a run trained in this process,
-    start its process now, without settings (:func:`~vaesweep.tracking.process.start_spare`),
-    so that MLflow's import (about 1.5 s of CPU) runs beside Hydra's composition and torch's
-    import. A guess from the text only: :func:`preflight` starts the process anyway when the
-    composed config asks for it, and a spare no run takes is closed at exit.
-    """
-    for override in overrides:
-        key, _, value = override.partition("=")
-        if key.lstrip("+~") == "tracker" and "mlflow" in value:
-            from vaesweep.tracking.process import start_spare
-
-            start_spare("mlflow")
-            return
-
-
 def open_sweep(
     configs: Sequence[TrackerConfig],
     sweep_dir: Path,

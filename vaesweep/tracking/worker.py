@@ -1,12 +1,10 @@
 """``python -m vaesweep.tracking.worker SPEC``: the child process of a
 :class:`~vaesweep.tracking.process.ProcessTracker`.
 
-``SPEC`` is JSON: ``{"tracker": "mlflow", "config": {...}, "uri_hint": ...}``; ``"spare": true``
-starts a spare, whose settings come in a first ``configure`` request. The child imports the
-tracker's package (without the packages it does not need here, :data:`HIDDEN`) and opens the
-hinted store at once, then answers requests on stdin (each names the run it is for: one child
-serves every run of its parent), lowering its priority once its first run is open (the run
-trains from then on), until stdin closes, then exits
+``SPEC`` is JSON: ``{"tracker": "mlflow", "config": {...}, "uri_hint": ...}``. The child lowers
+its priority, imports the tracker's package (without the packages it does not need here,
+:data:`HIDDEN`) and opens the hinted store at once, then answers requests on stdin (each names
+the run it is for: one child serves every run of its parent) until stdin closes, then exits
 without the interpreter's teardown (:func:`exit_now`). Replies go to what was stdout; anything
 else printed goes to stderr.
 """
@@ -176,18 +174,9 @@ def serve(
     hidden = HIDDEN.get(spec["tracker"], ())
     if hidden and not any(name.partition(".")[0] in hidden for name in sys.modules):
         sys.meta_path.insert(0, HiddenPackages(hidden))
-    spare = bool(spec.get("spare"))
-    if spare:
-        settings = _await_settings(factory, requests)
-        if settings is None:
-            return
-        spec = {**spec, **settings}
     hint = spec.get("uri_hint")
     runs = _Runs(lambda: factory(spec.get("config") or {}, hint))
     runs.prepare()
-    if spare and not _answer(replies, {"error": runs.broken} if runs.broken else {"ok": True}):
-        return
-    niced = False
     while True:
         try:
             header, blobs = read_message(requests)
@@ -200,28 +189,6 @@ def serve(
             notices.sent = True
         if not _answer(replies, reply):
             return
-        if not niced and header.get("call") == "on_start":
-            # Until its run was open the run waited for this process (a run on the CPU trains
-            # once its trackers have opened it): full priority for that, lower beside training.
-            niced = True
-            with contextlib.suppress(OSError):
-                os.nice(NICE)
-
-
-def _await_settings(
-    factory: Callable[[dict[str, Any], str | None], Tracker], requests: IO[bytes]
-) -> dict[str, Any] | None:
-    """A spare's start: import the package, then read its settings (the ``configure``
-    request, answered once they are applied); None if the run's process closed the pipe."""
-    with contextlib.suppress(Exception):  # a failing import fails again, and is told, later
-        factory({}, None).prepare()
-    try:
-        header, _ = read_message(requests)
-    except EOFError:
-        return None
-    if header.get("call") != "configure":
-        raise ValueError(f"a spare tracker process got {header.get('call')!r} first")
-    return {"config": header.get("config") or {}, "uri_hint": header.get("uri_hint")}
 
 
 def _answer(replies: IO[bytes], reply: dict[str, Any]) -> bool:
@@ -240,6 +207,8 @@ def main(argv: list[str] | None = None) -> int:
     # final status first, then closes the pipe (which also ends this process if the run dies).
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, signal.SIG_IGN)
+    with contextlib.suppress(OSError):
+        os.nice(NICE)
     warnings.simplefilter("ignore")  # the parent's record is the source of truth
     logging.basicConfig(level=logging.WARNING, format="vaesweep tracker: %(message)s")
     # A store that fails makes these log every retry (a line every few seconds for minutes);
