@@ -17,6 +17,7 @@ from matplotlib.colors import LogNorm
 
 from vaesweep.report.data.aggregate import SweepRecords
 from vaesweep.report.data.per_run import INFORMATIVE_KL
+from vaesweep.report.figures.placement import text_width
 from vaesweep.report.figures.style import (
     DPI,
     Palette,
@@ -27,7 +28,6 @@ from vaesweep.report.figures.style import (
     ordered_groups,
     plt,
     render,
-    text_width,
 )
 
 

@@ -13,10 +13,10 @@ import pandas as pd
 from matplotlib.axes import Axes
 
 from vaesweep.report.data.aggregate import SweepRecords
+from vaesweep.report.figures.placement import group_legend
 from vaesweep.report.figures.style import (
     Palette,
     Rendered,
-    group_legend,
     margins,
     ordered_groups,
     plt,

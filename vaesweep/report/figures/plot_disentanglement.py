@@ -18,11 +18,11 @@ import numpy as np
 
 from vaesweep.record import contract
 from vaesweep.report.data.aggregate import SweepRecords
+from vaesweep.report.figures.placement import group_legend
 from vaesweep.report.figures.plot_beta import _on_log_axis, _series
 from vaesweep.report.figures.style import (
     Palette,
     Rendered,
-    group_legend,
     margins,
     ordered_groups,
     plt,

@@ -18,6 +18,7 @@ import pandas as pd
 
 from vaesweep.record import contract
 from vaesweep.report.data.aggregate import SweepRecords
+from vaesweep.report.figures.placement import text_width
 from vaesweep.report.figures.style import (
     DPI,
     Palette,
@@ -26,7 +27,6 @@ from vaesweep.report.figures.style import (
     ordered_groups,
     plt,
     render,
-    text_width,
 )
 
 #: Beyond this many groups the grids show an even subset (the first and last always).

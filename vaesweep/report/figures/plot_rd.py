@@ -22,20 +22,22 @@ from matplotlib.axes import Axes
 from vaesweep.report.data.aggregate import SweepRecords
 from vaesweep.report.data.linear_reference import Spectrum, rd_curve
 from vaesweep.report.data.per_run import GAUSSIAN
+from vaesweep.report.figures.placement import (
+    annotate_points,
+    group_legend,
+    place_text,
+    point_boxes,
+    widen,
+)
 from vaesweep.report.figures.style import (
     Palette,
     Rendered,
-    annotate_points,
     fmt,
-    group_legend,
     log_scale_if_spans,
     margins,
     ordered_groups,
-    place_text,
     plt,
-    point_boxes,
     render,
-    widen,
 )
 
 #: Above this many groups the per-point labels and linear-prediction markers become clutter.
