@@ -20,7 +20,7 @@ from matplotlib.transforms import Bbox
 
 from vaesweep.report.data.aggregate import SweepRecords, build_sweep
 from vaesweep.report.data.load import load
-from vaesweep.report.figures import plot_curves, plot_rd
+from vaesweep.report.figures import plot_curves, plot_kl_heatmap, plot_rd, plot_spectrum
 from vaesweep.report.figures.style import Palette
 from vaesweep.testing.fabricate import fabricate_sweep
 
@@ -320,7 +320,7 @@ def test_spectrum_key_and_note_cover_no_noise_level(
     """At beta=0.01 the noise level lies below every eigenvalue, at the bottom of the panel,
     where the key (lower left) and the note on M were written over it."""
     sweep = _sweep(tmp_path / "s", [0.01, 0.1, 1.0, 10.0])
-    fig = _draw(plot_rd, plot_rd.fig_spectrum, sweep, monkeypatch)
+    fig = _draw(plot_spectrum, plot_spectrum.fig_spectrum, sweep, monkeypatch)
     ax = fig.axes[0]
     boxes = _legends(fig) + [t.get_window_extent() for t in ax.texts if t.get_text().strip()]
     frame = ax.get_window_extent()
@@ -340,7 +340,7 @@ def test_spectrum_names_every_group_on_shared_levels(
     s2 = {"constant": 0.5, "cyclical": 0.5, "free_bits": 0.5, "pi": 0.485, "geco": 0.347}
     s2 |= {"warmup": 0.2, "capacity": 0.5}
     t["sigma2_eff"] = t["method"].map(s2)
-    fig = _draw(plot_rd, plot_rd.fig_spectrum, sweep, monkeypatch)
+    fig = _draw(plot_spectrum, plot_spectrum.fig_spectrum, sweep, monkeypatch)
     texts = [x for x in fig.axes[0].texts if x.get_text().strip()]
     for name in METHODS:
         assert sum(name in x.get_text() for x in texts) == 1, name
@@ -445,10 +445,9 @@ def test_kl_heatmap_column_labels_do_not_overprint(
 ) -> None:
     """With 20 groups ("constant, β=0.001" over "16 dims ≥ 0.1") each column label ran into
     its neighbours'."""
-    from vaesweep.report.figures import plot_beta
 
     sweep = _sweep(tmp_path / "s", betas, methods)
-    fig = _draw(plot_beta, plot_beta.fig_kl_heatmap, sweep, monkeypatch)
+    fig = _draw(plot_kl_heatmap, plot_kl_heatmap.fig_kl_heatmap, sweep, monkeypatch)
     ticks = [t for t in fig.axes[0].get_xticklabels() if t.get_text()]
     assert len(ticks) == sweep.table["group"].nunique()
     boxes = [t.get_window_extent() for t in ticks]

@@ -167,7 +167,7 @@ def test_kl_heatmap_counts_are_each_runs_count_averaged(
     tables and the reading count (it counted the averaged column: 14 where the text said 13.5)."""
     import numpy as np
 
-    from vaesweep.report.figures import plot_beta
+    from vaesweep.report.figures import plot_kl_heatmap
 
     fabricate_sweep(tmp_path / "s", [0.1], [0, 1, 2], images=False)
     sweep = build_sweep(load([tmp_path / "s"]))
@@ -175,7 +175,7 @@ def test_kl_heatmap_counts_are_each_runs_count_averaged(
     for k, dims in zip(sweep.usable.index, per_run, strict=True):
         sweep.kl_dims[k] = np.array(dims)  # averaged column: 1, 0.42, 0.05 -> 2 dims
     figures: list = []
-    monkeypatch.setattr(plot_beta, "render", lambda fig: figures.append(fig) or "")
-    plot_beta.fig_kl_heatmap(sweep, Palette(sweep.table))
+    monkeypatch.setattr(plot_kl_heatmap, "render", lambda fig: figures.append(fig) or "")
+    plot_kl_heatmap.fig_kl_heatmap(sweep, Palette(sweep.table))
     ticks = [t.get_text() for t in figures[0].axes[0].get_xticklabels()]
     assert ticks == ["β=0.1\n1.67 dims ≥ 0.1"], ticks

@@ -37,16 +37,18 @@ def figure_makers() -> list[tuple[str, Callable[[SweepRecords, Palette], Rendere
         plot_curves,
         plot_disentanglement,
         plot_images,
+        plot_kl_heatmap,
         plot_rd,
+        plot_spectrum,
     )
 
     return [
         ("reconstructions", plot_images.fig_reconstructions),
         ("rate_distortion", plot_rd.fig_rate_distortion),
-        ("spectrum", plot_rd.fig_spectrum),
+        ("spectrum", plot_spectrum.fig_spectrum),
         ("loss_curves", plot_curves.fig_loss_curves),
         ("beta_summary", plot_beta.fig_beta_summary),
-        ("kl_heatmap", plot_beta.fig_kl_heatmap),
+        ("kl_heatmap", plot_kl_heatmap.fig_kl_heatmap),
         ("information", plot_beta.fig_information),
         ("tradeoff", plot_disentanglement.fig_tradeoff),
         ("disentanglement", plot_disentanglement.fig_disentanglement),
