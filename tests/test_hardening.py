@@ -297,10 +297,9 @@ def test_jobs_capped_at_the_number_of_runs_and_absurd_values_refused() -> None:
 
 
 def test_more_jobs_than_cores_is_a_warning(outputs: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from vaesweep.commands import launching
-    from vaesweep.commands import sweep as sweep_command
+    from vaesweep.commands import launching, sweep_planning
 
-    for module in (launching, sweep_command):
+    for module in (launching, sweep_planning):
         monkeypatch.setattr(module, "usable_cpus", lambda: 1)
     result = _invoke(["sweep", "beta=0.1,1", "--jobs", "2", "--no-stack", "--dry-run"])
     assert result.exit_code == 0, result.output
@@ -767,7 +766,8 @@ def test_unfinished_jobs_are_the_runs_or_stacks_left(tmp_path: Path, tiny: list[
     """What a resumed sweep launches: jobs whose run, or one of whose stack's members, is
     not completed (the override lists are those Hydra's sweeper hands the launcher)."""
     from vaesweep.commands.launching import LaunchOptions
-    from vaesweep.commands.sweep import _unfinished, plan_sweep
+    from vaesweep.commands.sweep import _unfinished
+    from vaesweep.commands.sweep_planning import plan_sweep
 
     for size in (0, 2):
         sweep = tmp_path / f"s{size}"
@@ -926,7 +926,7 @@ def test_resume_says_which_launcher_it_uses(outputs: Path) -> None:
     """`sweep --resume DIR --jobs 2` of a basic sweep said it resumed with the basic launcher
     and ran joblib (what --jobs > 1 takes)."""
     from vaesweep.commands.launching import LaunchOptions
-    from vaesweep.commands.sweep import plan_new_or_resumed
+    from vaesweep.commands.sweep_planning import plan_new_or_resumed
 
     sweep = outputs / "sweeps" / "s"
     fabricate_sweep(sweep, [0.1, 1.0], statuses={"beta=1": "pending"}, images=False)

@@ -253,8 +253,9 @@ def sweep(
     def go() -> None:
         from vaesweep.commands import terminal_tables as tables
         from vaesweep.commands.launching import LaunchOptions
-        from vaesweep.commands.sweep import check_launch, plan_new_or_resumed
+        from vaesweep.commands.sweep import check_launch
         from vaesweep.commands.sweep import sweep as run_sweep
+        from vaesweep.commands.sweep_planning import plan_new_or_resumed
         from vaesweep.record import contract
 
         console = _console()
