@@ -278,3 +278,26 @@ def test_config_dir_adds_options_and_launcher_profiles(outputs: Path, tiny: list
     assert (sweep_dir / ".submitit").is_dir()
     summary = json.loads((sweep_dir / "beta=0.1" / "summary.json").read_text())
     assert summary["data"]["n_val"] == 100  # 25% of the 400 images the tiny settings keep
+
+
+@pytest.mark.slow
+def test_a_stop_after_the_run_finished_is_a_finished_train(
+    outputs: Path, tiny: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`vaesweep train` said "Interrupted; ... Continue with: vaesweep train --resume" (exit
+    130) for a stop handled after its run had completed; --resume then refused it."""
+    from vaesweep.bridge import launch as bridge_launch
+
+    launch = bridge_launch.launch_job
+
+    def launch_then_stop(*args: object, **kwargs: object) -> list[object]:
+        launch(*args, **kwargs)  # type: ignore[arg-type]
+        raise KeyboardInterrupt  # the stop arrives after the run completed
+
+    monkeypatch.setattr(bridge_launch, "launch_job", launch_then_stop)
+    result = runner.invoke(app, ["train", *tiny, "--name", "late"])
+    assert result.exit_code == 0, result.output
+    assert "Interrupted" not in result.output and "--resume" not in result.output
+    assert "Stopped after the run had finished" in result.output
+    (run_dir,) = (outputs / "runs").glob("*_late")
+    assert json.loads((run_dir / "summary.json").read_text())["status"] == "completed"

@@ -92,6 +92,17 @@ def train(
                 results = bridge_launch.launch_job(job)
         except KeyboardInterrupt:
             mark_interrupted([run_dir])
+            if run_status(run_dir)[0] in contract.FINISHED:
+                # The stop came once the run had finished (while the launcher wound down):
+                # it interrupted nothing, and there is nothing to resume.
+                console.print(
+                    "Stopped after the run had finished: nothing was interrupted.",
+                    highlight=False,
+                    markup=False,
+                )
+                summary = dict(run_status(run_dir)[1] or {})
+                summary["run_dir"] = str(run_dir)
+                return summary
             Console(stderr=True).print(
                 "Interrupted; the run keeps its last finished epoch. Continue with:\n"
                 f"  vaesweep train --resume {shlex.quote(str(run_dir))}",
