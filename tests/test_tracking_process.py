@@ -355,3 +355,33 @@ def test_a_dry_run_checks_the_store_without_writing(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("")
     with pytest.raises(UserError):  # below a file: no folder can be made there
         check_store(MlflowConfig(tracking_uri=f"sqlite:///{tmp_path / 'file' / 's.db'}"), None)
+
+
+@pytest.mark.slow
+def test_a_new_sqlite_store_appears_whole_or_not_at_all(tmp_path: Path) -> None:
+    """MLflow builds a new store in dozens of migrations: a process killed among them (Ctrl-C
+    during a first run's start) left a store no later run could open ("table ... already
+    exists"). The store is now built under a temporary name and linked into place."""
+    from mlflow.tracking import MlflowClient
+
+    store = tmp_path / "mlflow.db"
+    script = textwrap.dedent(
+        f"""
+        import os, sys
+        from vaesweep.tracking import mlflow_store
+        real = mlflow_store.retry
+        def killed_midway(call, *args, **kwargs):  # the creation's process dies in it
+            sys.stdout.write("creating\\n"); sys.stdout.flush(); os._exit(9)
+        mlflow_store.retry = killed_midway
+        mlflow_store.client("sqlite:///{store}")
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.returncode == 9 and done.stdout == "creating\n", done.stderr
+    assert not store.exists()
+    assert list(tmp_path.glob(".mlflow.db.*.creating*"))  # what the killed creation left
+    from vaesweep.tracking.mlflow_store import client
+
+    client(f"sqlite:///{store}")  # the next run creates it whole, and clears what was left
+    assert store.exists() and not list(tmp_path.glob(".mlflow.db.*"))
+    assert [e.name for e in MlflowClient(f"sqlite:///{store}").search_experiments()]

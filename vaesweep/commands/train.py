@@ -100,9 +100,8 @@ def train(
                     highlight=False,
                     markup=False,
                 )
-                summary = dict(run_status(run_dir)[1] or {})
-                summary["run_dir"] = str(run_dir)
-                return summary
+                finished = dict(run_status(run_dir)[1] or {})
+                return {**finished, "run_dir": str(run_dir)}
             Console(stderr=True).print(
                 "Interrupted; the run keeps its last finished epoch. Continue with:\n"
                 f"  vaesweep train --resume {shlex.quote(str(run_dir))}",

@@ -33,7 +33,8 @@ def resolve_uri(cfg: MlflowConfig, root: Path | None) -> str:
 
 
 def client(uri: str) -> Any:
-    """An ``MlflowClient`` for ``uri``; a local SQLite store's folder is created first."""
+    """An ``MlflowClient`` for ``uri``; a new local SQLite store is created whole first
+    (:func:`create_sqlite_store`)."""
     from mlflow.tracking import MlflowClient
 
     # After the import, which sets mlflow's own level: its INFO lines (schema migrations)
@@ -44,9 +45,51 @@ def client(uri: str) -> Any:
     # two lines per run of a sweep on the terminal. The README says how to open the store.
     os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     if uri.startswith("sqlite:///"):
-        Path(uri[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
-
+        path = Path(uri[len("sqlite:///") :]).expanduser()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if not path.exists():
+            create_sqlite_store(path)
     return retry(MlflowClient, tracking_uri=uri)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def create_sqlite_store(path: Path) -> None:
+    """Create MLflow's SQLite store ``path`` under a temporary name, then link it into place.
+
+    MLflow builds a new store's schema in dozens of migrations (about 1.5 s of CPU); a process
+    killed among them (Ctrl-C during the first run's start, when the run stops waiting for its
+    tracker) left a store that no later run could open ("table ... already exists"). Now a
+    killed creation leaves only the hidden temporary file, and a store made meanwhile by
+    another process (parallel runs) is kept, never replaced.
+    """
+    from mlflow.tracking import MlflowClient
+
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.creating")
+    # Files of creations whose process was killed: ".<name>.<pid>.creating[-journal]".
+    for left in path.parent.glob(f".{path.name}.*.creating*"):
+        pid = left.name[len(path.name) + 2 :].split(".")[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            left.unlink(missing_ok=True)
+    try:
+        retry(MlflowClient(tracking_uri=f"sqlite:///{tmp}").search_experiments, max_results=1)
+        try:
+            os.link(tmp, path)  # fails if the store exists by now
+        except FileExistsError:
+            pass
+        except OSError:  # a file system without hard links
+            if not path.exists():
+                os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 #: The tracker process's clients by URI, shared by the runs it logs: opening a SQLite store
