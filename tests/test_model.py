@@ -105,3 +105,41 @@ def test_fold_transposed_convolution_is_conv_transpose2d(
     g_ref = torch.autograd.grad(ref.square().sum(), inputs)
     for a, b in zip(g_ours, g_ref):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize(
+    ("shape", "cl"), [((1, 28, 28), True), ((3, 32, 32), True), ((1, 8, 8), False)]
+)
+def test_cpu_conv_models_compute_channels_last_and_decode_in_the_default_layout(
+    shape: tuple[int, int, int], cl: bool
+) -> None:
+    """``place`` keeps a conv model's weights channels-last on the CPU above 8 x 8 px
+    (``model.layout``); outputs and gradients equal the default layout's up to rounding, and
+    the decoder's output is contiguous for the loss."""
+    from vaesweep.model.layout import place
+
+    cpu = torch.device("cpu")
+    torch.manual_seed(0)
+    ref = build_model(ConvConfig(), LossConfig(), shape)
+    model = build_model(ConvConfig(), LossConfig(), shape)
+    model.load_state_dict(ref.state_dict())
+    assert place(model, cpu, shape) is model
+    weight = model.encoder.features[-2].weight  # the last convolution
+    assert weight.is_contiguous() is (not cl)
+    assert weight.is_contiguous(memory_format=torch.channels_last) or not cl
+    x = torch.rand(5, *shape)
+    outs = []
+    for m in (ref, model):
+        params, mu, logvar = m(x)
+        (params.square().sum() + mu.sum() + logvar.sum()).backward()
+        outs.append(
+            (
+                params,
+                mu,
+                logvar,
+                weight.grad if m is model else ref.encoder.features[-2].weight.grad,
+            )
+        )
+    assert outs[1][0].is_contiguous()
+    for a, b in zip(*outs):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)

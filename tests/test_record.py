@@ -70,3 +70,33 @@ def test_run_names_and_text_files_write_paths_that_are_not_utf8(tmp_path: Path) 
     assert names == ["data.path=__a_xff_", "data.path=__a_xfe_"]
     atomic_write_text(tmp_path / "runs.csv", f"run,data.path\n{names[0]},{one}\n")
     assert (tmp_path / "runs.csv").read_text(encoding="utf-8").endswith(",/a\\xff\n")
+
+
+def _add_entries(run_dir: str, split: str, n: int, barrier) -> None:
+    from vaesweep.record.evaluations import add_evaluation
+
+    barrier.wait()
+    for i in range(n):
+        add_evaluation(Path(run_dir), {"split": split, "images": i, "iwae_samples": 10})
+
+
+def test_concurrent_evaluations_of_one_run_all_keep_their_entries(tmp_path: Path) -> None:
+    """Two ``vaesweep eval`` of one run writing eval.json at once: each read-update-write
+    holds the run directory's lock, so no entry is lost (without it, 2 x 40 interleaved
+    updates kept 40-44 of the 80 in three tries)."""
+    import multiprocessing
+
+    from vaesweep.record.evaluations import read_evaluations
+
+    ctx = multiprocessing.get_context("spawn")
+    barrier = ctx.Barrier(2)
+    procs = [
+        ctx.Process(target=_add_entries, args=(str(tmp_path), split, 40, barrier))
+        for split in ("val", "test")
+    ]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join()
+        assert p.exitcode == 0
+    assert len(read_evaluations(tmp_path)) == 80

@@ -24,6 +24,7 @@ from vaesweep.config.stacking import group_stacks, stack_key
 from vaesweep.control import KLControl, RunShape, build_control
 from vaesweep.control.stacked import StackedControl
 from vaesweep.model import build_model
+from vaesweep.model.layout import place
 from vaesweep.model.stacked import StackedConv2d, StackedConvTranspose2d, StackedVAE
 from vaesweep.objective.stacked import shared_likelihood, stacked_loss_terms
 from vaesweep.objective.terms import loss_terms
@@ -66,29 +67,51 @@ def test_member_init_is_the_single_runs_bit_for_bit() -> None:
         (MLPConfig(hidden=[32, 16], latent_dim=3), (1, 28, 28)),
     ],
 )
-@pytest.mark.parametrize("kernels", [("auto", "auto"), ("unfold", "fold"), ("grouped", "grouped")])
+@pytest.mark.parametrize(
+    ("kernels", "per_member"),
+    [
+        (("auto", "auto"), None),
+        (("unfold", "fold"), False),
+        (("grouped", "grouped"), False),
+        (("grouped", "grouped"), True),
+    ],
+)
 def test_member_forward_equals_single_forward(
     model: object,
     shape: tuple[int, int, int],
     kernels: tuple[str, str],
+    per_member: bool | None,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    """Stacked forward and backward (grouped, or member by member in the channels-last
+    layout, ``per_member``) against each member's single model, in either layout."""
     monkeypatch.setattr(StackedConv2d, "kernel", kernels[0])
     monkeypatch.setattr(StackedConvTranspose2d, "kernel", kernels[1])
     singles = []
     for seed in range(3):
         torch.manual_seed(seed)
         singles.append(build_model(model, LossConfig(), shape))  # type: ignore[arg-type]
-    stack = StackedVAE(singles)
+        if per_member:  # the single model in the layout the member computes in
+            place(singles[-1], torch.device("cpu"), shape)
+    stack = StackedVAE(singles, per_member)
+    assert stack.per_member is (per_member or (per_member is None and shape[1] * shape[2] > 64))
     x = torch.rand(3, 5, *shape)
     eps = torch.randn(3, 5, stack.latent_dim)
     mu, logvar = stack.encode(x)
     out = stack.decode(stack.reparameterize(mu, logvar, eps))
+    assert out.is_contiguous() or not stack.per_member
+    (out.square().sum() + mu.sum() + logvar.sum()).backward()
+    grads = {name: view(t.grad) for name, t, view in stack.member_slots(1)}
     for k, single in enumerate(singles):
         mu_k, logvar_k = single.encode(x[k])
         out_k = single.decode(single.reparameterize(mu_k, logvar_k, eps[k]))
         torch.testing.assert_close(mu[k], mu_k, rtol=1e-5, atol=1e-6)
         torch.testing.assert_close(out[k], out_k, rtol=1e-5, atol=1e-6)
+        if k == 1:
+            (out_k.square().sum() + mu_k.sum() + logvar_k.sum()).backward()
+            for name, p in single.named_parameters():
+                if name in grads:
+                    torch.testing.assert_close(grads[name], p.grad, rtol=1e-4, atol=1e-5)
 
 
 def test_unstacked_state_loads_into_a_single_model_and_back() -> None:

@@ -28,6 +28,7 @@ from vaesweep.control import RunShape, build_control
 from vaesweep.data import load_splits
 from vaesweep.data.augment import Augment
 from vaesweep.model import build_model
+from vaesweep.model.layout import place
 from vaesweep.run.stack_assembly import assemble_stack
 from vaesweep.training.adam import make_adam
 from vaesweep.training.device import seed_everything
@@ -127,6 +128,7 @@ def _single_run(
 ) -> tuple[Rows, FitResult]:
     seed_everything(config.seed, True, CPU)
     model = build_model(config.model, config.loss, splits.shape)
+    place(model, CPU, splits.shape)  # as a run's assembly does
     shape = RunShape.for_run(
         len(splits.train), config.train.batch_size, config.train.epochs, splits.shape, 4, "sum"
     )
@@ -183,6 +185,18 @@ def test_each_member_matches_its_single_run_at_the_default_eval_config() -> None
     assert configs[0].eval.grad_draws == EvalConfig().grad_draws > 1
     splits = load_splits(configs[0].data)
     _, stacked, results = _stack(configs, splits)
+    assert [r.status for r in results] == ["completed"] * 3
+    for k, config in enumerate(configs):
+        _assert_rows_close(_single(config, splits), stacked[k], rel=1e-3)
+
+
+def test_members_of_larger_images_match_their_single_runs() -> None:
+    """At 16 x 16 px the stack's convolutions run member by member and every model computes
+    channels-last on the CPU (``model.layout``); the rows still are the single runs' rows."""
+    configs = _configs(data=DataConfig(limit=300, image_size=16))
+    splits = load_splits(configs[0].data)
+    state, stacked, results = _stack(configs, splits)
+    assert state.model.per_member
     assert [r.status for r in results] == ["completed"] * 3
     for k, config in enumerate(configs):
         _assert_rows_close(_single(config, splits), stacked[k], rel=1e-3)
@@ -262,11 +276,15 @@ def test_a_diverging_member_leaves_the_others_untouched() -> None:
     assert torch.isnan(state.model.encoder.head[1].weight[1]).all()
 
 
-def test_resume_from_member_checkpoints_continues_exactly() -> None:
-    configs = _configs(epochs=2)
+@pytest.mark.parametrize("image_size", [None, 16])
+def test_resume_from_member_checkpoints_continues_exactly(image_size: int | None) -> None:
+    """Also member by member (16 px), whose stacked weights and Adam moments are laid out
+    channels-last per member while the checkpoints are a single run's."""
+    data = DataConfig(limit=300, image_size=image_size)
+    configs = _configs(epochs=2, data=data)
     splits = load_splits(configs[0].data)
     _, straight, _ = _stack(configs, splits)
-    one = _configs(epochs=1)
+    one = _configs(epochs=1, data=data)
     _, first, _ = _stack(one, splits)
     resumed = assemble_stack(configs, device=CPU)[1]
     for k, hooks in enumerate(first):

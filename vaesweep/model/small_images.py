@@ -68,13 +68,33 @@ def transposed_output_size(
     return (h - 1) * sh - 2 * ph + kh + oh, (w - 1) * sw - 2 * pw + kw + ow
 
 
-class FoldConvTranspose2d(nn.ConvTranspose2d):
-    """``nn.ConvTranspose2d`` (same parameters, same checkpoint keys) that writes small images
-    by one matrix product and ``F.fold``: (B, Cin, H, W) -> (B, Cout, H_out, W_out).
+def fold_transposed(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+    stride: tuple[int, int],
+    padding: tuple[int, int],
+    output_padding: tuple[int, int],
+) -> torch.Tensor:
+    """``F.conv_transpose2d(x, weight, bias, stride, padding, output_padding)`` (dilation 1,
+    one group) as one matrix product and ``F.fold``: (B, Cin, H, W) -> (B, Cout, H_out, W_out).
 
     Every input pixel's Cin values times the (Cin, Cout * kh * kw) weight give its kh x kw
-    patch of the output; ``F.fold`` adds the overlapping patches into place (col2im).
+    patch of the output; ``F.fold`` adds the overlapping patches into place (col2im). In the
+    channels-last layout (``model.layout``) the product reads ``x`` without a copy.
     """
+    h, w = x.shape[-2:]
+    c_out, kh, kw = weight.shape[1:]
+    h_out, w_out = transposed_output_size(h, w, (kh, kw), stride, padding, output_padding)
+    cols = torch.matmul(x.flatten(2).transpose(1, 2), weight.flatten(1))
+    y = F.fold(cols.transpose(1, 2), (h_out, w_out), (kh, kw), padding=padding, stride=stride)
+    return y if bias is None else y + bias.view(1, c_out, 1, 1)
+
+
+class FoldConvTranspose2d(nn.ConvTranspose2d):
+    """``nn.ConvTranspose2d`` (same parameters, same checkpoint keys) that writes small images
+    by one matrix product and ``F.fold`` (:func:`fold_transposed`) where
+    :func:`fold_writes_faster`: (B, Cin, H, W) -> (B, Cout, H_out, W_out)."""
 
     def forward(self, x: torch.Tensor, output_size: list[int] | None = None) -> torch.Tensor:
         plain = output_size is not None or self.groups != 1 or self.dilation != (1, 1)
@@ -84,15 +104,7 @@ class FoldConvTranspose2d(nn.ConvTranspose2d):
         h_out, w_out = transposed_output_size(
             h, w, self.kernel_size, self.stride, _padding(self), self.output_padding
         )
-        c_out = self.weight.shape[1]
-        if not fold_writes_faster(x.device, h_out * w_out, c_out):
+        if not fold_writes_faster(x.device, h_out * w_out, self.weight.shape[1]):
             return super().forward(x, output_size)
-        cols = torch.matmul(x.flatten(2).transpose(1, 2), self.weight.flatten(1))
-        y = F.fold(
-            cols.transpose(1, 2),
-            (h_out, w_out),
-            self.kernel_size,
-            padding=_padding(self),
-            stride=self.stride,
-        )
-        return y if self.bias is None else y + self.bias.view(1, c_out, 1, 1)
+        (sh, sw), (ph, pw), (oh, ow) = self.stride, _padding(self), self.output_padding
+        return fold_transposed(x, self.weight, self.bias, (sh, sw), (ph, pw), (oh, ow))

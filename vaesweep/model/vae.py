@@ -41,8 +41,9 @@ class VAE(nn.Module):
         return mu, logvar.clamp(*LOGVAR_RANGE)
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
-        """z (B, M) -> decoder parameters (B, C, H, W)."""
-        return self.decoder(z)
+        """z (B, M) -> decoder parameters (B, C, H, W), contiguous in the default layout
+        whichever layout the decoder computes in (``model.layout``)."""
+        return self.decoder(z).contiguous()
 
     @staticmethod
     def reparameterize(mu: torch.Tensor, logvar: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:

@@ -10,6 +10,9 @@ before (one evaluation at the top level) is read as a single entry, so nothing i
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -49,11 +52,30 @@ def read_evaluations(run_dir: Path) -> dict[str, dict[str, Any]]:
     raise UserError(f"{path}: unreadable ({why}); move it away to evaluate this run again")
 
 
+@contextmanager
+def _run_dir_locked(run_dir: Path) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on the run directory itself (no lock file among the
+    record's files): two ``vaesweep eval`` of one run finishing together take turns."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        yield
+        return
+    fd = os.open(run_dir, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
 def add_evaluation(run_dir: Path, entry: dict[str, Any]) -> str:
     """Record ``entry`` in ``run_dir/eval.json`` (atomically), replacing an earlier
-    evaluation with the same settings; returns its key."""
-    evaluations = read_evaluations(run_dir)
+    evaluation with the same settings; returns its key. The read, update and write hold the
+    run directory's lock, so concurrent evaluations of one run all keep their entries."""
     key = eval_key(entry)
-    evaluations[key] = entry
-    write_json(Path(run_dir) / EVAL_FILE, {"evaluations": evaluations})
+    with _run_dir_locked(Path(run_dir)):
+        evaluations = read_evaluations(run_dir)
+        evaluations[key] = entry
+        write_json(Path(run_dir) / EVAL_FILE, {"evaluations": evaluations})
     return key

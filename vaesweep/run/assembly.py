@@ -18,6 +18,7 @@ from vaesweep.config import Config
 from vaesweep.control import KLControl, RunShape, build_control
 from vaesweep.data import Splits, load_splits
 from vaesweep.model import VAE, build_model
+from vaesweep.model.layout import place
 from vaesweep.training.device import configure_threads, resolve_device, seed_everything
 
 
@@ -86,7 +87,8 @@ def assemble(
         pca = pca_spectrum(
             splits.train.images, seed=config.data.split_seed, binarize=config.data.binarize
         )
-    model = build_model(config.model, config.loss, splits.shape).to(dev)
+    model = build_model(config.model, config.loss, splits.shape)
+    place(model, dev, splits.shape)
     c, h, w = splits.shape
     run_shape = RunShape.for_run(
         len(splits.train),

@@ -163,9 +163,16 @@ class FusedAdam:
                 continue
             self.state[p] = {
                 "step": torch.as_tensor(entry["step"], dtype=torch.float32).to(p.device).clone(),
-                "exp_avg": entry["exp_avg"].to(device=p.device, dtype=p.dtype).clone(),
-                "exp_avg_sq": entry["exp_avg_sq"].to(device=p.device, dtype=p.dtype).clone(),
+                "exp_avg": _like(p, entry["exp_avg"]),
+                "exp_avg_sq": _like(p, entry["exp_avg_sq"]),
             }
+
+
+def _like(p: torch.Tensor, saved: torch.Tensor) -> torch.Tensor:
+    """A copy of a saved moment in ``p``'s device, dtype and memory layout: the fused kernel
+    walks a parameter, its gradient and its moments element by element in memory order, and
+    a checkpoint may come from a model in another layout (``model.layout``)."""
+    return torch.empty_like(p, memory_format=torch.preserve_format).copy_(saved)
 
 
 def fused_kernel_available(device: torch.device) -> bool:
