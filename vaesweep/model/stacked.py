@@ -61,8 +61,8 @@ def _stack_channels_last(tensors: Sequence[torch.Tensor]) -> nn.Parameter:
     """One parameter (K, A, B, kh, kw) from K conv weights (A, B, kh, kw), each member's
     slice channels-last (memory order K, A, kh, kw, B), as the single model keeps them on
     the CPU (``model.layout``)."""
-    a, b, kh, kw = tensors[0].shape
     first = tensors[0]
+    a, b, kh, kw = first.shape
     out = torch.empty(len(tensors), a, kh, kw, b, dtype=first.dtype, device=first.device)
     out = out.permute(0, 1, 4, 2, 3)
     with torch.no_grad():
@@ -160,19 +160,20 @@ class StackedConvTranspose2d(nn.Module):
     def member_forward(self, xs: Sequence[torch.Tensor]) -> list[torch.Tensor]:
         """Member k's (B, Cin, H, W) -> its (B, Cout, H_out, W_out), member by member, on
         the single model's path (``FoldConvTranspose2d``)."""
-        out = []
-        kh, kw = self.weight.shape[-2:]
-        for x, w, b in zip(xs, self.weight.unbind(0), self.bias.unbind(0)):
-            h, w_px = x.shape[-2:]
-            h_out, w_out = transposed_output_size(
-                h, w_px, (kh, kw), self.stride, self.padding, self.output_padding
-            )
-            if fold_writes_faster(x.device, h_out * w_out, w.shape[1]):
-                y = fold_transposed(x, w, b, self.stride, self.padding, self.output_padding)
-            else:
-                y = F.conv_transpose2d(x, w, b, self.stride, self.padding, self.output_padding)
-            out.append(y)
-        return out
+        h, w = xs[0].shape[-2:]  # every member's activations have one shape
+        h_out, w_out = transposed_output_size(
+            h, w, self.weight.shape[-2:], self.stride, self.padding, self.output_padding
+        )
+        conv = (
+            fold_transposed
+            if fold_writes_faster(xs[0].device, h_out * w_out, self.weight.shape[2])
+            else F.conv_transpose2d
+        )
+        args = (self.stride, self.padding, self.output_padding)
+        return [
+            conv(x, wk, bk, *args)
+            for x, wk, bk in zip(xs, self.weight.unbind(0), self.bias.unbind(0))
+        ]
 
     #: ``grouped``: one grouped transposed convolution; ``fold``: one batched matmul and
     #: col2im; ``auto``: fold on the CPU where ``small_images.fold_writes_faster`` (tiny

@@ -10,15 +10,12 @@ before (one evaluation at the top level) is read as a single entry, so nothing i
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from vaesweep.errors import UserError
 from vaesweep.record.contract import EVAL_FILE
-from vaesweep.record.files import read_json, write_json
+from vaesweep.record.files import exclusive_lock, read_json, write_json
 
 #: The entry's fields that name an evaluation, in the key's order. ``images`` is the number
 #: evaluated (so ``--images`` beyond the split's size and no ``--images`` are the same
@@ -52,29 +49,13 @@ def read_evaluations(run_dir: Path) -> dict[str, dict[str, Any]]:
     raise UserError(f"{path}: unreadable ({why}); move it away to evaluate this run again")
 
 
-@contextmanager
-def _run_dir_locked(run_dir: Path) -> Iterator[None]:
-    """Hold an exclusive ``flock`` on the run directory itself (no lock file among the
-    record's files): two ``vaesweep eval`` of one run finishing together take turns."""
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - not POSIX
-        yield
-        return
-    fd = os.open(run_dir, os.O_RDONLY)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)  # releases the lock
-
-
 def add_evaluation(run_dir: Path, entry: dict[str, Any]) -> str:
     """Record ``entry`` in ``run_dir/eval.json`` (atomically), replacing an earlier
     evaluation with the same settings; returns its key. The read, update and write hold the
     run directory's lock, so concurrent evaluations of one run all keep their entries."""
     key = eval_key(entry)
-    with _run_dir_locked(Path(run_dir)):
+    # The lock is the run directory itself: no lock file among the record's files.
+    with exclusive_lock(Path(run_dir)):
         evaluations = read_evaluations(run_dir)
         evaluations[key] = entry
         write_json(Path(run_dir) / EVAL_FILE, {"evaluations": evaluations})

@@ -8,12 +8,33 @@ import json
 import math
 import os
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from vaesweep.errors import printable
 from vaesweep.record.contract import KL_DIM_PREFIX, METRIC_COLUMNS, OPTIONAL_COLUMNS
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not POSIX
+    fcntl = None  # type: ignore[assignment]
+
+
+@contextmanager
+def exclusive_lock(path: Path) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``path`` (a directory, or a lock file created if
+    missing) while the block runs: writers that read, update and rewrite a file take turns.
+    The kernel releases it if the holder dies; without ``fcntl`` the block runs unlocked."""
+    flags = os.O_RDONLY if Path(path).is_dir() else os.O_RDWR | os.O_CREAT
+    fd = os.open(path, flags, 0o644)
+    try:
+        if fcntl is not None:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 def _umask() -> int:

@@ -12,23 +12,17 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 from pathlib import Path
 from typing import Any
 
 from vaesweep.record import contract
-from vaesweep.record.files import atomic_write_text, read_json
+from vaesweep.record.files import atomic_write_text, exclusive_lock, read_json
 from vaesweep.record.run_record import RunRecord
 from vaesweep.record.sweep_lock import holder_gone, is_locked
 from vaesweep.record.sweep_plan import INDEX_FILE, SweepPlan
 
 #: Serialises concurrent rebuilds of runs.csv (parallel runs finish together).
 INDEX_LOCK_FILE = ".index.lock"
-
-try:
-    import fcntl
-except ImportError:  # pragma: no cover
-    fcntl = None  # type: ignore[assignment]
 
 #: Final validation metrics copied into the index, as ``val_<name>`` columns (the prefix keeps
 #: them apart from swept keys such as ``kl=warmup``).
@@ -123,10 +117,7 @@ def refresh_index(sweep_dir: Path) -> list[dict[str, Any]]:
     """Rebuild ``runs.csv`` from the run directories; returns its rows."""
     sweep_dir = Path(sweep_dir)
     plan = SweepPlan.load(sweep_dir)
-    lock_fd = os.open(sweep_dir / INDEX_LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        if fcntl is not None:
-            fcntl.flock(lock_fd, fcntl.LOCK_EX)
+    with exclusive_lock(sweep_dir / INDEX_LOCK_FILE):
         rows = index_rows(sweep_dir, plan)
         header = list(rows[0]) if rows else ["run", "status"]
         buf = io.StringIO()
@@ -140,10 +131,6 @@ def refresh_index(sweep_dir: Path) -> list[dict[str, Any]]:
         if not path.is_file() or path.read_text(encoding="utf-8") != buf.getvalue():
             atomic_write_text(path, buf.getvalue())
         return rows
-    finally:
-        if fcntl is not None:
-            fcntl.flock(lock_fd, fcntl.LOCK_UN)
-        os.close(lock_fd)
 
 
 def status_counts(rows: list[dict[str, Any]]) -> dict[str, int]:
