@@ -139,6 +139,9 @@ def stack_overhead(wall: float, records: list[dict]) -> dict[str, float]:
         "fraction": overhead / wall,
         "in_job": in_job,
         "in_job_fraction": in_job / wall,
+        # What stacking itself adds: the end-of-run evaluation is the same work in every run.
+        "besides_final": in_job - final,
+        "besides_final_fraction": (in_job - final) / wall,
         "final": final,
         "record": record,
         "setup": t["setup_s"],
@@ -204,6 +207,11 @@ def main() -> None:
         f"{med['in_job_fraction']:.1%} ({verdict} the {TARGET_OVERHEAD:.0%} target) "
         f"[members' end-of-run outputs {med['final']:.2f} s, records {med['record']:.2f} s, "
         f"data+models {med['setup']:.2f} s]"
+    )
+    print(
+        f"  stack per-member overhead besides the end-of-run evaluation (IWAE and grids, which "
+        f"each single run also computes): {med['besides_final']:.2f} s = "
+        f"{med['besides_final_fraction']:.1%}"
     )
     print(
         f"  stack overhead with the sweep's start-up: {med['overhead']:.2f} s = "

@@ -14,8 +14,12 @@ from typing import Any
 
 import pytest
 
-from vaesweep import testhooks
-from vaesweep.training.trainer import Trainer
+from vaesweep.cpus import spin_briefly
+
+spin_briefly()  # as the command line does, before torch loads: test workers share the cores
+
+from vaesweep import testhooks  # noqa: E402
+from vaesweep.training.trainer import Trainer  # noqa: E402
 
 # A suite started in the background by a non-interactive shell (`make test &`) inherits
 # SIGINT ignored, and so would every `vaesweep` it starts: the Ctrl-C tests would wait for a

@@ -581,3 +581,29 @@ def test_constant_r_plus_d_labels_cover_no_point(
             px, py = ax.transData.transform((r["kl"], r["sse"]))
             marker = Bbox.from_bounds(px - 6, py - 6, 12, 12)  # ms=9: 12.5 px across
             assert not box.overlaps(marker), (text.get_text(), r.name)
+
+
+@pytest.mark.parametrize(
+    ("betas", "circles"),
+    [([0.1, 1.0], True), ([0.001 * 2**i for i in range(13)], False)],  # 13 groups > 12
+)
+def test_rate_distortion_caption_names_hollow_circles_only_where_drawn(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, betas: list[float], circles: bool
+) -> None:
+    """Above 12 groups the linear VAE's points are left out, but the caption still told the
+    reader to look at hollow circles."""
+    sweep = _sweep(tmp_path / "s", betas)
+    figures: list[Figure] = []
+    monkeypatch.setattr(plot_rd, "render", lambda fig: figures.append(fig) or b"")
+    rendered = plot_rd.fig_rate_distortion(sweep, Palette(sweep.table))
+    assert rendered is not None
+    hollow = [
+        line
+        for line in figures[0].axes[0].get_lines()
+        if line.get_marker() == "o"
+        and line.get_markerfacecolor() == "none"
+        and len(line.get_xdata())
+    ]
+    assert bool(hollow) == circles
+    assert ("Hollow circles" in rendered.caption) == circles
+    assert ("not drawn" in rendered.caption) == (not circles)

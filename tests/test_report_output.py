@@ -179,3 +179,23 @@ def test_kl_heatmap_counts_are_each_runs_count_averaged(
     plot_kl_heatmap.fig_kl_heatmap(sweep, Palette(sweep.table))
     ticks = [t.get_text() for t in figures[0].axes[0].get_xticklabels()]
     assert ticks == ["β=0.1\n1.67 dims ≥ 0.1"], ticks
+
+
+@pytest.mark.parametrize(("smallest", "extend"), [(1e-5, "min"), (0.05, "neither")])
+def test_kl_heatmap_colour_bar_says_when_values_are_under_its_floor(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, smallest: float, extend: str
+) -> None:
+    """A collapsed dimension's KL under the scale's floor (0.001 nats) showed in the floor's
+    colour with nothing on the bar to say it was smaller than the bar's lowest value."""
+    import numpy as np
+
+    from vaesweep.report.figures import plot_kl_heatmap
+
+    fabricate_sweep(tmp_path / "s", [0.1], [0], images=False)
+    sweep = build_sweep(load([tmp_path / "s"]))
+    sweep.kl_dims[sweep.usable.index[0]] = np.array([2.0, 0.3, smallest])
+    figures: list = []
+    monkeypatch.setattr(plot_kl_heatmap, "render", lambda fig: figures.append(fig) or "")
+    plot_kl_heatmap.fig_kl_heatmap(sweep, Palette(sweep.table))
+    colorbar = figures[0].axes[0].images[0].colorbar
+    assert colorbar.extend == extend

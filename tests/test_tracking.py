@@ -17,7 +17,7 @@ from vaesweep.cli import app
 from vaesweep.config.from_dict import config_from_dict
 from vaesweep.config.tracker import MlflowConfig, TensorBoardConfig
 from vaesweep.errors import UserError
-from vaesweep.tracking import RunInfo, Trackers, require_packages
+from vaesweep.tracking import RunInfo, Trackers, fanout, require_packages
 from vaesweep.tracking.base import flatten, scalars, typed
 
 
@@ -244,11 +244,26 @@ class _Unreachable(_Recorder):
         super().__init__(name)
         self.unreachable: str | None = None
         self.killed = threading.Event()
+        #: Set when the run, having killed the process, waits for this thread to end.
+        self.joined_after_kill = threading.Event()
+
+    def watch(self, thread: threading.Thread) -> None:
+        """Note when ``thread`` (the one calling on_end) is joined after the kill."""
+        join = thread.join
+
+        def watched(timeout: float | None = None) -> None:
+            if self.killed.is_set():
+                self.joined_after_kill.set()
+            join(timeout)
+
+        thread.join = watched  # type: ignore[method-assign]
 
     def on_end(self, status: str, summary: dict[str, Any]) -> None:
         self.unreachable = "NewConnectionError: [Errno 111] Connection refused"
         self.killed.wait()
-        threading.Event().wait(0.2)  # the failed call lets go of what it held (the run's data)
+        # The failed call lets go of what it held (the run's data) only once the run waits
+        # for it: the run must not return before this thread has ended.
+        self.joined_after_kill.wait()
         raise RuntimeError("the tracker's process exited with code -9")
 
     def close(self, wait_s: float) -> None:
@@ -262,6 +277,7 @@ def test_the_end_does_not_wait_for_a_tracker_whose_store_does_not_answer(
     """It held the command for the whole wait (120 s), then warned that it was busy."""
     gone, healthy = _Unreachable("gone"), _Recorder("healthy")
     trackers = Trackers([gone, healthy])
+    gone.watch(trackers._workers[0].thread)
     trackers.start(_info(tmp_path))
     trackers.epoch([{"epoch": 1, "step": 1, "split": "train"}])
     with caplog.at_level(logging.WARNING, logger="vaesweep.tracking"):
@@ -278,15 +294,23 @@ def test_the_end_does_not_wait_for_a_tracker_whose_store_does_not_answer(
 
 
 def test_the_end_waits_for_a_busy_tracker_whose_store_answers(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A healthy tracker still logging its backlog is waited for (polled while it works)."""
 
+    polls = threading.Semaphore(0)
+
     class Busy(_Recorder):
+        @property
+        def unreachable(self) -> None:  # read by the end each time its poll finds it busy
+            polls.release()
+
         def on_end(self, status: str, summary: dict[str, Any]) -> None:
-            threading.Event().wait(1.2)  # longer than the end's polling interval
+            for _ in range(3):  # still busy after three of the end's polls
+                polls.acquire()
             super().on_end(status, summary)
 
+    monkeypatch.setattr(fanout, "_POLL_S", 0.01)
     busy = Busy("busy")
     trackers = Trackers([busy])
     trackers.start(_info(tmp_path))

@@ -328,9 +328,16 @@ def test_an_interrupted_run_says_so_in_mlflow(
     with pytest.raises(KeyboardInterrupt):
         run_job(cfg, tmp_path / "run")
     run_id = json.loads((tmp_path / "run" / HANDOFF_FILE).read_text())["run_id"]
-    run = MlflowClient(store).get_run(run_id)
+    client = MlflowClient(store)
+    run = client.get_run(run_id)
     assert run.data.tags["status"] == "interrupted"
     assert run.info.status == "KILLED"
+    # The summary.json artifact said `running`: the file as it was when the trackers ended.
+    artifact = Path(client.download_artifacts(run_id, "summary.json", str(tmp_path / "dl")))
+    logged = json.loads(artifact.read_text())
+    assert logged["status"] == "interrupted"
+    on_disk = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert logged == {**on_disk, "status": "interrupted"}
 
 
 @pytest.mark.slow

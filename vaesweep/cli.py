@@ -18,6 +18,7 @@ from typing import Annotated, Any
 import typer
 
 from vaesweep import __version__
+from vaesweep.cpus import spin_briefly
 from vaesweep.errors import UserError
 
 app = typer.Typer(
@@ -445,6 +446,7 @@ def _writable_streams() -> None:
 
 def main() -> None:
     """Console-script entry point."""
+    spin_briefly()  # before torch loads
     _writable_streams()
     try:
         app()

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import socket
+import tempfile
 import time
 from collections.abc import Iterable
 from contextlib import suppress
@@ -32,7 +33,7 @@ import numpy as np
 
 from vaesweep.config.tracker import MlflowConfig
 from vaesweep.record import contract
-from vaesweep.record.files import atomic_write_text
+from vaesweep.record.files import atomic_write_text, read_json, write_json
 from vaesweep.tracking.base import RunInfo, as_text, flatten, scalars
 from vaesweep.tracking.mlflow_store import (
     client,
@@ -164,10 +165,13 @@ class MlflowTracker:
 
     def on_end(self, status: str, summary: dict[str, Any]) -> None:
         assert self.info is not None
-        for name in ARTIFACT_FILES:
-            path = self.info.run_dir / name
-            if path.exists():
-                retry(self.client.log_artifact, self.run_id, str(path))
+        with tempfile.TemporaryDirectory(prefix="vaesweep-mlflow-") as tmp:
+            for name in ARTIFACT_FILES:
+                path = self.info.run_dir / name
+                if name == contract.SUMMARY_FILE:
+                    path = _summary_as_ended(path, status, Path(tmp))
+                if path.exists():
+                    retry(self.client.log_artifact, self.run_id, str(path))
         iwae = summary.get("iwae") or {}
         if iwae.get("nll") is not None:
             step = int(summary.get("step") or 0)
@@ -223,6 +227,21 @@ class MlflowTracker:
 
         batch = [RunTag(k, v[:_MAX_PARAM]) for k, v in tags.items()]
         retry(self.client.log_batch, self.run_id, tags=batch, synchronous=True)
+
+
+def _summary_as_ended(path: Path, status: str, tmp: Path) -> Path:
+    """``path`` (summary.json), or a copy of it in ``tmp`` that says ``status``: a run stopped
+    by Ctrl-C or a launcher's signal ends while its file still says ``running`` (the command
+    marks it interrupted after the trackers have ended), and the artifact is what stays."""
+    try:
+        summary = read_json(path)
+    except (OSError, ValueError):
+        return path  # missing or damaged: logged as it is, if at all
+    if summary.get("status") == status:
+        return path
+    copy = tmp / path.name
+    write_json(copy, {**summary, "status": status}, durable=False)
+    return copy
 
 
 # ---------------------------------------------------------------------- sweeps

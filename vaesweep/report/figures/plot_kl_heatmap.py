@@ -95,7 +95,14 @@ def fig_kl_heatmap(sweep: SweepRecords, palette: Palette) -> Rendered | None:
     ax.grid(False)
     w, h = fig.get_size_inches()
     cax = fig.add_axes((1 - 1.15 / w, bottom / h, 0.18 / w, 1 - (bottom + 0.35) / h))
-    fig.colorbar(im, cax=cax, label="KL per dimension, nats (log scale)")
+    # Values under the scale's floor show in its darkest colour: the bar's pointed end says so.
+    below = bool((grid[np.isfinite(grid)] < vmin).any())
+    fig.colorbar(
+        im,
+        cax=cax,
+        label="KL per dimension, nats (log scale)",
+        extend="min" if below else "neither",
+    )
     caption = (
         "Final validation KL of every latent dimension, sorted from most to least informative "
         "within each column (mean over seeds of the sorted values). The count under each "

@@ -196,8 +196,15 @@ def fig_rate_distortion(sweep: SweepRecords, palette: Palette) -> Rendered | Non
         caption += (
             " The dashed curve is what a linear VAE (probabilistic PCA) reaches on data with "
             "this training set's covariance; a point above it does worse than a linear model at "
-            "the same rate. Hollow circles: the linear VAE trained at the same β."
+            "the same rate."
         )
+        if not linear.empty:
+            caption += " Hollow circles: the linear VAE trained at the same β."
+        elif not annotate:
+            caption += (
+                f" With more than {MAX_ANNOTATED} groups, the points are not labelled and the "
+                "linear VAE at each β is not drawn."
+            )
     elif ycol == "sse":
         caption += " (No PCA spectrum in the run records, so no linear reference curve.)"
     return Rendered("rate_distortion", "Rate–distortion plane", caption, render(fig))
