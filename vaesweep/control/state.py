@@ -23,6 +23,13 @@ Scalar: TypeAlias = float | torch.Tensor
 HOST_DEVICES = frozenset({"cpu"})
 
 
+def on_host(device: torch.device) -> bool:
+    """Whether reading ``device``'s numbers back costs nothing (the CPU). Elsewhere a read
+    makes the host wait for the device's queue, so the training loop reads its loss only every
+    few steps and controllers keep their state on the device."""
+    return device.type in HOST_DEVICES
+
+
 def _dtype(device: torch.device) -> torch.dtype:
     return torch.float32 if device.type == "mps" else torch.float64
 
@@ -30,7 +37,7 @@ def _dtype(device: torch.device) -> torch.dtype:
 def observed(x: torch.Tensor) -> Scalar:
     """A batch quantity (a 0-d tensor, e.g. the mean KL) as controller state."""
     x = x.detach()
-    if x.device.type in HOST_DEVICES:
+    if on_host(x.device):
         return float(x)
     return x.to(_dtype(x.device))
 
@@ -38,7 +45,7 @@ def observed(x: torch.Tensor) -> Scalar:
 def place(state: Scalar, like: Scalar) -> Scalar:
     """``state`` where ``like`` lives: a float beside a float (or a host tensor), else a 0-d
     tensor on ``like``'s device (moved there once, on the first step)."""
-    if not isinstance(like, torch.Tensor) or like.device.type in HOST_DEVICES:
+    if not isinstance(like, torch.Tensor) or on_host(like.device):
         return float(state)
     dtype = _dtype(like.device)
     if isinstance(state, torch.Tensor) and state.device == like.device and state.dtype == dtype:

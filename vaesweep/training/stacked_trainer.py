@@ -25,6 +25,7 @@ from typing import Protocol
 import torch
 
 from vaesweep.config import EvalConfig, TrainConfig
+from vaesweep.control.state import on_host
 from vaesweep.data.augment import Augment
 from vaesweep.evaluation.metrics import metrics_row, to_unit
 from vaesweep.evaluation.stacked_metrics import evaluate_stack, member_shape
@@ -162,7 +163,7 @@ class StackedTrainer:
                 objectives = state.control.objective(terms, state.step)
                 losses = objectives.detach()
                 check = (
-                    device.type == "cpu"
+                    on_host(device)
                     or state.step % CHECK_EVERY == 0
                     or start + bs >= n
                     or state.step + 1 >= total_steps

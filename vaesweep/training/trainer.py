@@ -17,6 +17,7 @@ import torch
 
 from vaesweep.config import EvalConfig, TrainConfig
 from vaesweep.control.base import KLControl
+from vaesweep.control.state import on_host
 from vaesweep.data.augment import Augment, augmented_unit
 from vaesweep.evaluation.metrics import SplitStats, evaluate, metrics_row, to_unit
 from vaesweep.model.vae import VAE
@@ -151,7 +152,7 @@ class Trainer:
                 loss = objective.detach()
                 # On a GPU, reading the loss back stalls the pipeline: check every few steps.
                 check = (
-                    device.type == "cpu"
+                    on_host(device)
                     or state.step % CHECK_EVERY == 0
                     or start + bs >= n
                     or state.step + 1 >= total
