@@ -25,7 +25,8 @@ from vaesweep.control import KLControl, RunShape, build_control
 from vaesweep.control.stacked import StackedControl
 from vaesweep.model import build_model
 from vaesweep.model.layout import place
-from vaesweep.model.stacked import StackedConv2d, StackedConvTranspose2d, StackedVAE
+from vaesweep.model.stacked import StackedVAE
+from vaesweep.model.stacked_layers import StackedConv2d, StackedConvTranspose2d
 from vaesweep.objective.stacked import shared_likelihood, stacked_loss_terms
 from vaesweep.objective.terms import loss_terms
 from vaesweep.run.stack_assembly import assemble_stack
