@@ -124,17 +124,20 @@ def _assert_no_reads_between_checks(record: Reads, n_train: int) -> None:
     assert any(per_step[s] for s in per_step if _checked(s, steps_per_epoch, total))
 
 
-@pytest.mark.parametrize("kl", KL_METHODS, ids=lambda k: type(k).__name__)
-def test_a_single_run_reads_nothing_back_between_checks(reads: Reads, kl: Any) -> None:
-    run = assemble(_config(kl), device=torch.device("cpu"))
+def _train_single(config: Config, reads: Reads) -> int:
+    """Train ``config`` as a single run; the number of training images."""
+    run = assemble(config, device=torch.device("cpu"))
     splits, cfg = run.splits, run.config
     optimizer = make_adam(run.model, cfg.train.lr, cfg.train.weight_decay)
     generator = torch.Generator().manual_seed(cfg.seed)
     state = TrainState(run.model, optimizer, run.control, generator)
-    Trainer(run.config.train, run.config.eval, hooks=reads).fit(
-        state, splits.train.images, splits.val.images
-    )
-    _assert_no_reads_between_checks(reads, len(splits.train))
+    Trainer(cfg.train, cfg.eval, hooks=reads).fit(state, splits.train.images, splits.val.images)
+    return len(splits.train)
+
+
+@pytest.mark.parametrize("kl", KL_METHODS, ids=lambda k: type(k).__name__)
+def test_a_single_run_reads_nothing_back_between_checks(reads: Reads, kl: Any) -> None:
+    _assert_no_reads_between_checks(reads, _train_single(_config(kl), reads))
 
 
 @pytest.mark.parametrize("kl", KL_METHODS, ids=lambda k: type(k).__name__)
@@ -155,10 +158,4 @@ def test_lower_precision_reads_nothing_back_between_checks(reads: Reads, precisi
     unless the optimiser takes the scale and the overflow flag itself)."""
     config = _config(ConstantKL())
     config.train.precision = precision
-    run = assemble(config, device=torch.device("cpu"))
-    splits, cfg = run.splits, run.config
-    optimizer = make_adam(run.model, cfg.train.lr, cfg.train.weight_decay)
-    generator = torch.Generator().manual_seed(cfg.seed)
-    state = TrainState(run.model, optimizer, run.control, generator)
-    Trainer(cfg.train, cfg.eval, hooks=reads).fit(state, splits.train.images, splits.val.images)
-    _assert_no_reads_between_checks(reads, len(splits.train))
+    _assert_no_reads_between_checks(reads, _train_single(config, reads))

@@ -15,7 +15,8 @@ from vaesweep.bridge import compose as bridge
 from vaesweep.model import build_model
 from vaesweep.record import contract
 from vaesweep.run import run_job
-from vaesweep.run.stack_job import Member, run_stack
+from vaesweep.run.stack_job import run_stack
+from vaesweep.run.stack_members import Member
 from vaesweep.training import stacked_trainer
 
 pytestmark = pytest.mark.slow
@@ -138,15 +139,15 @@ def test_a_stop_during_the_end_of_run_outputs_leaves_the_members_interrupted(
 ) -> None:
     """Ctrl-C reaches only the main thread; the members' end-of-run passes (IWAE) run in other
     threads and used to finish, and be recorded completed, before the stop was acted on."""
-    from vaesweep.run import stack_job, stack_parts
+    from vaesweep.run import stack_outputs, stack_parts
 
-    real = stack_job.final_iwae
+    real = stack_outputs.final_iwae
 
     def stopped_iwae(*args: Any, **kwargs: Any) -> Any:
         stack_parts.STOP.set()  # as the main thread does on Ctrl-C
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(stack_job, "final_iwae", stopped_iwae)
+    monkeypatch.setattr(stack_outputs, "final_iwae", stopped_iwae)
     members = _members(tmp_path / "s", tiny)
     with pytest.raises(stack_parts.Stopped):
         run_stack(members)

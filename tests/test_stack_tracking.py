@@ -25,7 +25,8 @@ from typer.testing import CliRunner
 from vaesweep.bridge import compose as bridge
 from vaesweep.cli import app
 from vaesweep.record import contract
-from vaesweep.run.stack_job import Member, run_stack
+from vaesweep.run.stack_job import run_stack
+from vaesweep.run.stack_members import Member
 from vaesweep.tracking.base import as_text, flatten
 
 pytestmark = pytest.mark.slow

@@ -80,7 +80,8 @@ def stack_task(cfg: DictConfig) -> list[dict[str, Any]]:
     if all(status == contract.COMPLETED for status, _ in done):
         return [summary or {} for _, summary in done]  # before torch is imported
 
-    from vaesweep.run.stack_job import Member, run_stack  # late: torch only inside the job
+    from vaesweep.run.stack_job import run_stack  # late: torch only inside the job
+    from vaesweep.run.stack_members import Member
     from vaesweep.tracking.info import sweep_context
 
     planned = [(r.name, r.values) for r in plan.runs]

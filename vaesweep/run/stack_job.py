@@ -24,146 +24,36 @@ import socket
 import threading
 import time
 import traceback
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from vaesweep.config import Config
 from vaesweep.errors import UserError
 from vaesweep.evaluation.convergence import from_rows
-from vaesweep.evaluation.disentanglement import final_disentanglement, summary_entry
-from vaesweep.evaluation.final import final_iwae, image_grids
-from vaesweep.evaluation.member_threads import map_members
 from vaesweep.evaluation.metrics import EVAL_SEED
 from vaesweep.record import RunRecord, contract
-from vaesweep.record.files import write_json
 from vaesweep.run.job import (
     _check_same_experiment,
     _now,
-    _write_images,
     data_summary,
-    final_kl,
     versions,
 )
 from vaesweep.run.record_hooks import RecordHooks
-from vaesweep.run.stack_parts import check_stop, part_count, run_side_by_side, split
-from vaesweep.tracking import Trackers, TrackingContext
+from vaesweep.run.stack_members import (
+    Member,
+    MemberHooks,
+    OnceAcrossMembers,
+    member_logs,
+)
+from vaesweep.run.stack_outputs import finish_members
+from vaesweep.run.stack_parts import part_count, run_side_by_side, split
+from vaesweep.tracking import Trackers
 from vaesweep.tracking.fanout import END_WAIT_S, INTERRUPTED_WAIT_S
 from vaesweep.tracking.info import run_info
-from vaesweep.training.trainer import EpochResult, TrainHooks
 
 log = logging.getLogger("vaesweep.run")
-
-
-@dataclass
-class Member:
-    config: Config
-    run_dir: Path
-    overrides: list[str]
-    #: What the member's trackers show of its sweep (as :func:`run_job`'s ``tracking``).
-    tracking: TrackingContext | None = None
-    record: RunRecord | None = None
-    handler: logging.Handler | None = None
-    trackers: Trackers = field(default_factory=lambda: Trackers([]))
-
-
-class _OnlyMember(logging.Filter):
-    """Lets a member's train.log take the lines logged while that member is reported (in the
-    thread that reports it: members' end-of-run outputs run in parallel threads); lines
-    logged outside any member go to every member's log."""
-
-    _local = threading.local()
-
-    def __init__(self, name: str) -> None:
-        super().__init__()
-        self.name = name
-
-    @classmethod
-    @contextmanager
-    def reporting(cls, name: str) -> Iterator[None]:
-        """Lines logged inside go to the train.log of the member whose run is ``name``."""
-        cls._local.name = name
-        try:
-            yield
-        finally:
-            cls._local.name = None
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return getattr(self._local, "name", None) in (None, self.name)
-
-
-class _MemberHooks(TrainHooks):
-    """Member k's record writer, with its log lines routed to its own train.log."""
-
-    def __init__(self, k: int, inner: RecordHooks, stack: Any, name: str) -> None:
-        self.k, self.inner, self.stack, self.name = k, inner, stack, name
-
-    def on_step(self, step: int, loss: torch.Tensor) -> None:
-        check_stop()  # a part in another thread ends here when the job is stopped
-
-    def on_epoch_end(self, result: EpochResult, state: Any) -> None:
-        with _OnlyMember.reporting(self.name):
-            member = _MemberModel(state, self.stack, self.k)
-            self.inner.on_epoch_end(result, member)  # type: ignore[arg-type]
-
-
-class _MemberModel:
-    """Member k's state as the record writer sees a single run's: ``state_dict()`` for the
-    checkpoint and, for the trackers' grids, ``model``: a single VAE holding member k's
-    current weights (built only when asked for)."""
-
-    def __init__(self, state: Any, stack: Any, k: int) -> None:
-        self.state, self.stack, self.k = state, stack, k
-
-    def state_dict(self) -> dict[str, Any]:
-        return self.state.state_dict()
-
-    def snapshot(self) -> dict[str, Any]:
-        return self.state.state_dict()  # a member's state is built from copies
-
-    @property
-    def model(self) -> Any:
-        return self.stack.model.member_view(self.k)
-
-
-class _OnceAcrossMembers(logging.Filter):
-    """A tracker failing the same way for every member (a store gone, a full disk) warns
-    once for the stack, as it would for a single run."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.seen: set[str] = set()
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if record.levelno < logging.WARNING:
-            return True
-        text = record.getMessage()
-        if text in self.seen:
-            return False
-        self.seen.add(text)
-        return True
-
-
-@contextmanager
-def _member_logs(members: Sequence[Member]) -> Iterator[None]:
-    root = logging.getLogger()
-    fmt = logging.Formatter("[%(asctime)s][%(name)s][%(levelname)s] %(message)s")
-    for m in members:
-        m.handler = logging.FileHandler(m.run_dir / "train.log")
-        m.handler.setFormatter(fmt)
-        m.handler.addFilter(_OnlyMember(m.run_dir.name))
-        root.addHandler(m.handler)
-    try:
-        yield
-    finally:
-        for m in members:
-            if m.handler is not None:
-                root.removeHandler(m.handler)
-                m.handler.close()
 
 
 def run_stack(members: Sequence[Member], sweep_dir: Path | None = None) -> list[dict[str, Any]]:
@@ -200,11 +90,11 @@ def run_stack(members: Sequence[Member], sweep_dir: Path | None = None) -> list[
         todo.append(m)
     t0 = time.perf_counter()
     if todo:
-        once = _OnceAcrossMembers()
+        once = OnceAcrossMembers()
         tracking_log = logging.getLogger("vaesweep.tracking")
         tracking_log.addFilter(once)
         tracker_wait = END_WAIT_S
-        with _member_logs(todo):
+        with member_logs(todo):
             try:
                 for m in todo:
                     m.trackers = Trackers.from_config(m.config.tracker)
@@ -373,7 +263,7 @@ def _fit_group(
         augment=Augment.from_config(first.data),
         eval_seed=EVAL_SEED,
         hooks=[
-            _MemberHooks(k, w, state, m.run_dir.name)
+            MemberHooks(k, w, state, m.run_dir.name)
             for k, (m, w) in enumerate(zip(members, writers))
         ],
     )
@@ -403,71 +293,4 @@ def _fit_group(
         "train_s": fit_s - sum(x.write_seconds for x in writers),
         "stack_size": len(members),
     }
-    completed = []
-    for k, (m, w, result) in enumerate(zip(members, writers, results)):
-        assert m.record is not None
-        if result.status == contract.DIVERGED:
-            with _OnlyMember.reporting(m.run_dir.name):
-                log.warning("diverged: %s", result.error)
-            m.record.update_summary(
-                status=contract.DIVERGED,
-                error=result.error,
-                error_kind="numeric",
-                timings={**timings, "record_s": w.write_seconds},
-            )
-        else:
-            completed.append(k)
-    # Each member's own model, built here (member_model shares a template between calls).
-    models = {k: state.model.member_model(k) for k in completed}
-
-    def outputs(k: int) -> dict[str, Any]:
-        check_stop()  # the end-of-run passes check too: Ctrl-C does not reach these threads
-        with _OnlyMember.reporting(members[k].run_dir.name):
-            return _final_outputs(members[k], models[k], splits, device)
-
-    # The large compute-bound passes (image grids, IWAE): members in parallel threads. The
-    # disentanglement metrics (scikit-learn, minutes at published sizes) stay one member at a
-    # time, so that Ctrl-C never waits for several of them.
-    for k, out in zip(completed, map_members(outputs, completed, device)):
-        m = members[k]
-        assert m.record is not None
-        member_timings = {**timings, "record_s": writers[k].write_seconds}
-        member_timings["final_s"] = out.pop("final_s")
-        disentanglement = None
-        with _OnlyMember.reporting(m.run_dir.name):
-            if splits.grid is not None:
-                check_stop()
-                t_dis = time.perf_counter()
-                preset = m.config.eval.disentanglement
-                scores = final_disentanglement(models[k], splits, device, preset)
-                if scores is not None:
-                    write_json(m.record.path(contract.DISENTANGLEMENT_FILE), scores)
-                    disentanglement = summary_entry(scores)
-                member_timings["disentanglement_s"] = time.perf_counter() - t_dis
-        m.record.update_summary(
-            status=contract.COMPLETED,
-            **out,
-            disentanglement=disentanglement,
-            timings=member_timings,
-        )
-
-
-def _final_outputs(m: Member, view: Any, splits: Any, device: torch.device) -> dict[str, Any]:
-    """Member m's image grids (written) and IWAE bound, as :func:`run_job` computes them:
-    summary fields, and ``final_s`` (seconds)."""
-    assert m.record is not None
-    t_final = time.perf_counter()
-    kl_per_dim = final_kl(m.record.rows)
-    grids = image_grids(view, splits, device, m.config, kl_per_dim)
-    images = _write_images(grids, m.record)
-    val_rows = [r for r in m.record.rows if r["split"] == "val"]
-    calib_mse = float(val_rows[-1]["mse"]) if val_rows else None
-    iwae = final_iwae(
-        view, splits, device, m.config, EVAL_SEED, calib_mse=calib_mse, interrupt=check_stop
-    )
-    return {
-        "images": images,
-        "iwae": iwae,
-        "kl_per_dim": kl_per_dim,
-        "final_s": time.perf_counter() - t_final,
-    }
+    finish_members(members, writers, results, state.model, splits, device, timings)
