@@ -63,32 +63,42 @@ def draw_stamps(
     f = supersampling(size)
     half = stamp_half(size)
     w = 2 * half + 1
-    a = np.arange(w)[:, None] - half  # pixel offset of the stamp column
-    sub = (np.arange(f)[None, :] + 0.5) / f  # sub-pixel centres inside a pixel
-    # Offset (P, W, f) in pixels from the sprite centre, per phase.
-    off = (a[None, :, :] + sub[None, :, :] - phases[:, None, None] / f).astype(np.float32)
+    # Sub-pixel j of stamp column c, at phase p, samples the point c - half + (j + 0.5 - p) / f
+    # from the sprite centre: every phase samples one fine grid, g = c * f + j - p. So each
+    # sprite is tested once on that grid (one phase's worth of points plus the largest phase,
+    # instead of P x P times as many), and each phase's stamp counts its own f x f blocks of
+    # it. The offsets are exact binary fractions (f is a power of two), so every sample point,
+    # and so every pixel, is the one a test per phase gives.
+    lo = int(phases.max())
+    n = w * f + lo
+    fine = ((np.arange(n) - lo + 0.5) / f - half).astype(np.float32)  # (n,) offsets in pixels
     out = np.zeros((len(shapes), len(phases), len(phases), w, w), dtype=bool)
-    per_sprite = len(phases) ** 2 * (w * f) ** 2
-    step = max(1, _CHUNK // per_sprite)
+    step = max(1, _CHUNK // (n * n))
     for start in range(0, len(shapes), step):
         sl = slice(start, start + step)
-        extent = (scales[sl] * EXTENT * size).astype(np.float32)[
-            :, None, None, None, None, None, None
-        ]
-        theta = angles[sl].astype(np.float32)[:, None, None, None, None, None, None]
-        # dx varies along (phase_x, column, sub_x), dy along (phase_y, row, sub_y); v points up.
-        dx = off[None, None, :, None, None, :, :] / extent
-        dy = -off[None, :, None, :, :, None, None] / extent
+        extent = (scales[sl] * EXTENT * size).astype(np.float32)[:, None, None]
+        theta = angles[sl].astype(np.float32)[:, None, None]
+        # dx varies along the fine columns, dy along the fine rows; v points up.
+        dx = fine[None, None, :] / extent
+        dy = -fine[None, :, None] / extent
         cos, sin = np.cos(theta), np.sin(theta)
         u = cos * dx + sin * dy  # rotate the sample point by -theta
         v = -sin * dx + cos * dy
-        cover = np.zeros(u.shape, dtype=bool)
+        cover = np.zeros(u.shape, dtype=bool)  # (M, n rows, n columns)
         for s in range(len(SHAPES)):
             pick = shapes[sl] == s
             if pick.any():
                 cover[pick] = _inside(s, u[pick], v[pick])
-        # (M, Py, Px, W, f, W, f) -> share of covered sub-pixels per output pixel.
-        out[sl] = cover.mean(axis=(4, 6)) >= 0.5
+        m = cover.shape[0]
+        for i, px in enumerate(phases):
+            # Covered sub-pixels per (fine row, stamp column) at this column phase.
+            cols = (
+                cover[:, :, lo - px : lo - px + w * f].reshape(m, n, w, f).sum(-1, dtype=np.int32)
+            )
+            for k, py in enumerate(phases):
+                counts = cols[:, lo - py : lo - py + w * f].reshape(m, w, f, w).sum(2)
+                # White when at least half of the pixel's f x f sub-pixels are inside.
+                out[sl, k, i] = 2 * counts >= f * f
     return out
 
 
