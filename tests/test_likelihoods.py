@@ -16,18 +16,20 @@ from host_traffic import NoHostTraffic
 from torch import distributions as D
 
 from vaesweep.config import LossConfig
+from vaesweep.objective.gaussian_likelihoods import (
+    FixedGaussian,
+    LearnedGaussian,
+    OptimalGaussian,
+    SquaredError,
+)
+from vaesweep.objective.likelihood_base import softclip_min
 from vaesweep.objective.likelihoods import (
     HALF_BIN,
     Bernoulli,
     ContinuousBernoulli,
     DiscretizedLogistic,
-    FixedGaussian,
     Laplace,
-    LearnedGaussian,
-    OptimalGaussian,
-    SquaredError,
     build_likelihood,
-    softclip_min,
 )
 
 SHAPE = (5, 3, 4, 4)  # B, C, H, W

@@ -19,7 +19,7 @@ from vaesweep.data.spectrum import pca_spectrum
 from vaesweep.evaluation import estimators
 from vaesweep.evaluation.metrics import evaluate, iwae_estimate, iwae_estimates
 from vaesweep.model.vae import VAE
-from vaesweep.objective.likelihoods import SquaredError
+from vaesweep.objective.gaussian_likelihoods import SquaredError
 
 SHAPE = (1, 2, 3)
 D, M = 6, 3

@@ -19,7 +19,7 @@ from vaesweep.control.base import KLControl
 from vaesweep.evaluation import estimators
 from vaesweep.model.vae import VAE
 from vaesweep.objective.effective_beta import effective_beta
-from vaesweep.objective.likelihoods import Likelihood
+from vaesweep.objective.likelihood_base import Likelihood
 from vaesweep.objective.terms import LossTerms, loss_terms
 
 #: Seed of the validation noise shared by every run and by ``vaesweep eval``, so numbers

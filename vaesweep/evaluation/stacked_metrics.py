@@ -38,7 +38,7 @@ from vaesweep.evaluation.metrics import metrics_row, to_unit
 from vaesweep.evaluation.stacked_stats import StackedSplitStats
 from vaesweep.model.stacked import StackedVAE
 from vaesweep.model.vae import VAE
-from vaesweep.objective.likelihoods import Likelihood
+from vaesweep.objective.likelihood_base import Likelihood
 from vaesweep.objective.stacked import (
     shared_likelihood,
     stacked_likelihood_terms,

@@ -31,7 +31,7 @@ from vaesweep.model.stacked_layers import (
     stack_sequential,
 )
 from vaesweep.model.vae import LOGVAR_RANGE, VAE
-from vaesweep.objective.likelihoods import Likelihood
+from vaesweep.objective.likelihood_base import Likelihood
 
 #: One tensor of a member: (its single-model name, the stack's tensor, the member's view of
 #: any tensor shaped like it, e.g. the Adam moments).

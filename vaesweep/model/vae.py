@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from vaesweep.objective.likelihoods import Likelihood
+from vaesweep.objective.likelihood_base import Likelihood
 
 #: log-variances are clamped to this range before exponentiation; exp(+-30) is still finite in
 #: float32 and far outside anything a healthy run produces, so it only stops inf/NaN cascades.

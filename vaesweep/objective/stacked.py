@@ -16,7 +16,7 @@ from functools import cached_property
 
 import torch
 
-from vaesweep.objective.likelihoods import Likelihood
+from vaesweep.objective.likelihood_base import Likelihood
 from vaesweep.objective.terms import LossTerms, gaussian_kl
 
 

@@ -13,7 +13,7 @@ from functools import cached_property
 
 import torch
 
-from vaesweep.objective.likelihoods import Likelihood
+from vaesweep.objective.likelihood_base import Likelihood
 
 
 def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
