@@ -8,7 +8,7 @@ import pytest
 
 from vaesweep.report.data.aggregate import SweepRecords, build_sweep
 from vaesweep.report.data.load import load
-from vaesweep.report.reading import diagnosis
+from vaesweep.report.reading import diagnosis, settling
 from vaesweep.report.reading.build import build_reading
 from vaesweep.report.render.tables import runs_table, settings_table
 from vaesweep.testing.fabricate import fabricate_run, fabricate_sweep
@@ -53,7 +53,7 @@ def test_unconverged_runs_with_no_clear_gap_do_not_matter_yet(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     sweep = _sweep(tmp_path / "s", converged=False)
-    monkeypatch.setattr(diagnosis, "CLEAR_GAP", 10.0)  # every gap is now "small"
+    monkeypatch.setattr(settling, "CLEAR_GAP", 10.0)  # every gap is now "small"
     reading = build_reading(sweep)
     assert reading.title.startswith("β does not matter yet")
     assert reading.answer[0].startswith("β does not matter yet: these runs stopped while still")
@@ -81,7 +81,7 @@ def test_a_small_gap_is_no_clear_difference(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     sweep = _sweep(tmp_path / "s", converged=True)
-    monkeypatch.setattr(diagnosis, "CLEAR_GAP", 10.0)  # every gap is now "small"
+    monkeypatch.setattr(settling, "CLEAR_GAP", 10.0)  # every gap is now "small"
     title = build_reading(sweep).title
     assert title.startswith("β made no clear difference to the reconstructions")
 

@@ -257,8 +257,8 @@ def test_reading_is_in_the_report(sweep_dir: Path, reading: Reading) -> None:
 def test_unsettled_schedules_get_schedule_advice_not_controller_advice(tmp_path: Path) -> None:
     """Warm-up and cyclical move β_t on a fixed schedule: 'make the controller faster' is no
     advice for them; a controller (GECO) keeps it."""
-    from vaesweep.report.reading.findings import convergence
     from vaesweep.report.reading.phrases import Groups
+    from vaesweep.report.reading.settling import convergence
 
     fabricate_sweep(tmp_path / "m", [1.0], methods=["warmup", "cyclical", "geco"], images=False)
     sweep = build_sweep(load([tmp_path / "m"]))

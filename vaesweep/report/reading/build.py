@@ -12,7 +12,8 @@ three questions of the README.
 
 The reading opens with the answer (:mod:`~vaesweep.report.reading.answer`), then the short answers
 to the three questions (:mod:`~vaesweep.report.reading.questions`), then the findings by topic
-(:mod:`~vaesweep.report.reading.findings`).
+(:mod:`~vaesweep.report.reading.findings`, :mod:`~vaesweep.report.reading.comparisons`,
+:mod:`~vaesweep.report.reading.settling`).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from typing import TypeVar
 import pandas as pd
 
 from vaesweep.report.data.aggregate import SweepRecords
-from vaesweep.report.reading import diagnosis, findings
+from vaesweep.report.reading import comparisons, diagnosis, findings, settling
 from vaesweep.report.reading.answer import build_answer
 from vaesweep.report.reading.disentanglement import disentanglement
 from vaesweep.report.reading.phrases import Groups
@@ -65,10 +66,10 @@ def build_reading(sweep: SweepRecords) -> Reading:
             "compare yet; the runs left out and their reasons are listed below."
         )
         reading.answer[:0] = blown
-        reading.sections.append(("Runs left out", findings.failures(sweep)))
+        reading.sections.append(("Runs left out", comparisons.failures(sweep)))
         return reading
     ends = _ends(G)
-    length = _guarded("Training length", lambda: diagnosis.length_sentences(G, ends), sweep)
+    length = _guarded("Training length", lambda: settling.length_sentences(G, ends), sweep)
     still_improving = bool(_guarded("Convergence", lambda: _unconverged(G), sweep))
     # Runs that stopped while improving lead: their differences are not yet about beta.
     # A collapse the reduction explains leads too: it is not about beta at all.
@@ -93,15 +94,15 @@ def build_reading(sweep: SweepRecords) -> Reading:
         ("ELBO and likelihood", findings.bounds),
         ("Posterior collapse", findings.collapse),
         ("Distance from the linear (PCA) reference", findings.linear),
-        ("Seeds", findings.seeds),
-        ("KL-control methods", findings.methods),
+        ("Seeds", comparisons.seeds),
+        ("KL-control methods", comparisons.methods),
         ("Disentanglement: what a larger β bought", disentanglement),
-        ("Controller and decoder-noise convergence", findings.convergence),
+        ("Controller and decoder-noise convergence", settling.convergence),
     ):
         sentences = _guarded(f"The section {title!r}", partial(fn, G, ends), sweep)
         if sentences:
             reading.sections.append((title, sentences))
-    left_out = findings.failures(sweep)
+    left_out = comparisons.failures(sweep)
     if left_out:
         reading.sections.append(("Runs left out", left_out))
     if sweep.problems:
@@ -113,7 +114,7 @@ def build_reading(sweep: SweepRecords) -> Reading:
 
 def _unconverged(G: Groups) -> list[bool]:
     """[True] when some run stopped while its objective was still falling, else []."""
-    return [True] if diagnosis.still_improving(G) else []
+    return [True] if settling.still_improving(G) else []
 
 
 def _guarded(what: str, make: Callable[[], list[T]], sweep: SweepRecords) -> list[T]:

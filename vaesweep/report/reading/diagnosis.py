@@ -10,9 +10,10 @@ different fixes, so the reading tells them apart before it explains β:
   "Don't Blame the ELBO!"), and a larger β encodes fewer directions;
 * **the latent size or the training length**: when every latent is in use at every β, the code,
   not β, is the limit; when runs stopped while their validation objective was still falling
-  (:mod:`vaesweep.evaluation.convergence`), their differences are partly training length.
+  (:mod:`vaesweep.evaluation.convergence`), their differences are partly training length
+  (that sentence, and the β gap it weighs: :mod:`~vaesweep.report.reading.settling`).
 
-Every sentence quotes seeds.csv's group means (:class:`~vaesweep.report.reading.phrases.Groups`).
+This module writes the headline and the first two explanations. Every sentence quotes seeds.csv's group means (:class:`~vaesweep.report.reading.phrases.Groups`).
 """
 
 from __future__ import annotations
@@ -20,198 +21,11 @@ from __future__ import annotations
 import pandas as pd
 
 from vaesweep.report.numbers import fmt, fmt_int, fmt_pct
+from vaesweep.report.reading import settling
 from vaesweep.report.reading.phrases import Groups, at, ok
 
-#: SSE gaps between the two ends below this share are "no clear difference" (single seeds
-#: of the same setting differ by a few percent).
-CLEAR_GAP = 0.10
 #: PSNR gap (dB) between a mean- and a sum-reduction run that names the reduction as the cause.
 REDUCTION_GAP_DB = 2.0
-
-
-def _pct(x: float) -> str:
-    return f"{100 * x:.1f}%"
-
-
-def _column(G: Groups, name: str) -> pd.Series:
-    """seeds.csv's column ``name`` as numbers (all NaN when the records predate it)."""
-    if name not in G.g:
-        return pd.Series(float("nan"), index=G.g.index, dtype=float)
-    return pd.Series(pd.to_numeric(G.g[name], errors="coerce"), index=G.g.index, dtype=float)
-
-
-def unconverged(G: Groups) -> pd.DataFrame:
-    """Groups with at least one run that stopped while still improving."""
-    return G.g[_column(G, "converged_mean") < 1]
-
-
-def length_sentences(G: Groups, ends: tuple[str, str] | None = None) -> list[str]:
-    """Whether the runs converged (leads the answer when some did not).
-
-    When the two ends of the β comparison already differ clearly (:func:`beta_gap`), the text
-    does not say "β does not matter yet": the gap is real so far, only its size may change.
-    """
-    share = _column(G, "converged_mean")
-    if share.isna().all():
-        return []
-    known = share.notna()
-    falls = _column(G, "last10_change_mean")[known]
-    bad = unconverged(G)
-    if bad.empty:
-        rose = falls[falls <= -0.01]  # a rise counts as converged (not improving), but say so
-        change = (
-            f"fell by less than 1% over the last 10% of training (largest fall "
-            f"{_pct(max(falls.max(), 0.0))})"
-        )
-        if not rose.empty:
-            where = "; ".join(f"{_pct(-rose[i])} {at(G.label(str(i)))}" for i in rose.index[:6])
-            change += (
-                f" or rose (by {where}: the noise of mini-batch training or the start of "
-                "over-fitting, not improvement)"
-            )
-        return [
-            f"All {int(known.sum())} settings converged: their validation objective {change}, so "
-            f"the differences below are differences between the settings, not training length."
-        ]
-    runs = _runs(G, bad.index)
-    improving = runs[runs["objective_converged"] == 0]
-    # Settings whose objective had settled but whose β_t or learned σ still moved.
-    moving = [g for g in bad.index if str(g) not in set(improving["group"].astype(str))]
-    longer = _longer(G, bad.index)
-    facts = []
-    if not improving.empty:
-        falls = improving["last10_change"]
-        lo, hi = _pct(falls.min()), _pct(falls.max())
-        span = lo if lo == hi else f"{lo}–{hi}"
-        per_run = " (per run)" if lo != hi else ""
-        facts.append(
-            f"the validation objective fell by {span}{per_run} over the last 10% of "
-            f"{_steps(improving)} (a run counts as converged below 1%)"
-        )
-    if moving:
-        names = "; ".join(
-            f"{at(G.label(str(g)))}{_settled(G, g)} {_unsettled(G, g)} still moved"
-            for g in moving[:6]
-        )
-        facts.append(f'{names} (see "Controller and decoder-noise convergence")')
-    detail = "; ".join(facts)
-    still = "stopped while still improving" if not moving else "had not converged"
-    if len(G.g) == 1:  # nothing to compare: say what the length means for this setting alone
-        n = int(pd.to_numeric(G.g["n_seeds"]).iloc[0])
-        lead = f"This run {still}" if n == 1 else f"These runs {still}"
-        tail = (
-            f"{'Its' if n == 1 else 'Their'} numbers describe this training length as much as "
-            f"the setting; train longer (e.g. {longer}) for the numbers the setting converges to."
-        )
-        return [f"{lead}; {detail}. {tail}"]
-    gap = beta_gap(G, ends)
-    clear = gap is not None and gap[0] >= CLEAR_GAP and _ends_unconverged(G, ends)
-    if len(bad) == int(known.sum()):
-        # "β does not matter yet" only where two βs are compared (not across KL methods).
-        lead = (
-            f"These runs {still}"
-            if clear or ends is None
-            else f"β does not matter yet: these runs {still}"
-        )
-    else:
-        # Labels hold commas ("β=1, recon_reduction=sum"): semicolons keep them apart.
-        names = "; ".join(G.label(str(i)) for i in bad.index[:6])
-        lead = (
-            f"Not every run converged: {len(bad)} of {int(known.sum())} settings ({names}) {still}"
-        )
-    if clear and gap is not None:
-        _, better, worse = gap
-        tail = (
-            f"{at(G.bname(better)).capitalize()} the reconstructions are already better than "
-            f"{at(G.bname(worse))}, but the size of that gap may still change; train longer "
-            f"(e.g. {longer}) before reading it."
-        )
-    else:
-        tail = (
-            f"Differences between them are partly training length, not "
-            f"{'β' if ends is not None else 'the settings'}; train longer "
-            f"(e.g. {longer}) before reading them."
-        )
-    return [f"{lead}; {detail}. {tail}"]
-
-
-def _runs(G: Groups, groups: pd.Index) -> pd.DataFrame:
-    """The usable runs (summary.csv rows) of ``groups``: the reading quotes their own numbers,
-    the ones the table of every run shows, not the groups' means."""
-    t = G.table
-    return t[t["usable"] & t["group"].astype(str).isin([str(g) for g in groups])]
-
-
-def _steps(runs: pd.DataFrame) -> str:
-    """ "the 78 steps", or "their 78–1,040 steps" when the runs trained for different lengths."""
-    steps = pd.to_numeric(runs["steps"], errors="coerce").dropna()
-    if steps.empty:
-        return "the steps"
-    lo, hi = fmt_int(steps.min()), fmt_int(steps.max())
-    return f"the {lo} steps" if lo == hi else f"their {lo}–{hi} steps"
-
-
-def _longer(G: Groups, groups: pd.Index) -> str:
-    """How to train ``groups`` longer: four times each one's own length, in the key its config
-    set (train.epochs when set: it wins over train.steps, so a larger train.steps would change
-    nothing)."""
-    picks: dict[str, list[str]] = {}
-    for g in groups:
-        runs = _runs(G, pd.Index([g]))
-        epochs = pd.to_numeric(runs["epochs"], errors="coerce").dropna()
-        steps = pd.to_numeric(runs["planned_steps"], errors="coerce").dropna()
-        if (runs["length_key"] == "train.epochs").any() and not epochs.empty:
-            pick = f"train.epochs={fmt_int(4 * epochs.max())}"
-        elif not steps.empty:
-            pick = f"train.steps={fmt_int(4 * steps.max())}"
-        else:
-            continue
-        picks.setdefault(pick, []).append(G.label(str(g)))
-    if not picks:
-        return "a larger train.epochs or train.steps"
-    if len(picks) == 1:
-        return next(iter(picks))
-    return "; ".join(f"{p} for {', '.join(labels[:4])}" for p, labels in picks.items())
-
-
-def still_improving(G: Groups) -> bool:
-    """Whether some run's validation objective was still falling when it stopped (a moving β_t
-    alone is not: the length sentence then explains, but does not lead the answer)."""
-    runs = _runs(G, G.g.index)
-    return bool((runs["objective_converged"] == 0).any())
-
-
-def _settled(G: Groups, group: object) -> str:
-    """ " the objective had settled but" when every run's rule said so; "" when unknown."""
-    runs = _runs(G, pd.Index([group]))
-    return " the objective had settled but" if (runs["objective_converged"] == 1).all() else ""
-
-
-def _unsettled(G: Groups, group: object) -> str:
-    """What was still moving at the end of a run of ``group`` (β_t, the learned decoder σ)."""
-    names = _runs(G, pd.Index([group]))["unsettled"].fillna("").astype(str)
-    return ", ".join(sorted({n for v in names for n in v.split(", ") if n})) or "the objective"
-
-
-def _ends_unconverged(G: Groups, ends: tuple[str, str] | None) -> bool:
-    bad = unconverged(G)
-    return ends is not None and (ends[0] in bad.index or ends[1] in bad.index)
-
-
-def beta_gap(G: Groups, ends: tuple[str, str] | None) -> tuple[float, str, str] | None:
-    """(relative gap in squared error, better end, worse end) of the β comparison, or None.
-
-    The gap is |SSE_hi - SSE_lo| / min(SSE): the share by which the worse end's error exceeds
-    the better one's (0.10, the :data:`CLEAR_GAP`, is about 0.4 dB of PSNR).
-    """
-    if ends is None:
-        return None
-    lo, hi = ends
-    sse_l, sse_h = G.v(lo, "sse"), G.v(hi, "sse")
-    if not (ok(sse_l) and ok(sse_h)) or min(sse_l, sse_h) <= 0:
-        return None
-    gap = abs(sse_h - sse_l) / min(sse_l, sse_h)
-    return (gap, lo, hi) if sse_l <= sse_h else (gap, hi, lo)
 
 
 def single_setting(G: Groups) -> list[str]:
@@ -263,15 +77,15 @@ def _capital(text: str) -> str:
 
 def _beta_title(G: Groups, ends: tuple[str, str] | None) -> str | None:
     """What β did between the two ends, as a clause starting in lower case (None: no ends)."""
-    gap = beta_gap(G, ends)
+    gap = settling.beta_gap(G, ends)
     if ends is None or gap is None:
-        if _ends_unconverged(G, ends):
+        if settling.ends_unconverged(G, ends):
             return "β does not matter yet: these runs stopped while still improving; train longer"
         return None
     share, better, worse = gap
     B, W = G.bname(better), G.bname(worse)
-    still = _ends_unconverged(G, ends)
-    if share < CLEAR_GAP:
+    still = settling.ends_unconverged(G, ends)
+    if share < settling.CLEAR_GAP:
         if still:
             return "β does not matter yet: these runs stopped while still improving; train longer"
         lo, hi = ends

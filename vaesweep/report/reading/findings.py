@@ -1,5 +1,6 @@
-"""The reading's findings by topic: effective beta, bounds, collapse, linear reference, seeds,
-KL-control methods and the runs left out. Sources: the effective beta set (README, "What beta
+"""The reading's findings about β by topic: effective beta, bounds, collapse and the linear
+reference (seeds, methods and the runs left out: :mod:`~vaesweep.report.reading.comparisons`;
+controllers that had not settled: :mod:`~vaesweep.report.reading.settling`). Sources: the effective beta set (README, "What beta
 means"; Rybkin et al. 2021 for the calibrated beta), the linear-Gaussian reference (Lucas et
 al. 2019), active units (Burda et al. 2016, "Importance Weighted Autoencoders"), the
 information split of the rate (Hoffman & Johnson 2016) and the IWAE bound (Burda et al. 2016).
@@ -13,7 +14,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from vaesweep.report.data.aggregate import SweepRecords
 from vaesweep.report.data.per_run import INFORMATIVE_KL
 from vaesweep.report.numbers import fmt, fmt_int, fmt_pct
 from vaesweep.report.reading.phrases import (
@@ -25,10 +25,10 @@ from vaesweep.report.reading.phrases import (
     at,
     calib_verdict,
     grey,
-    nats,
     ok,
     plural,
 )
+from vaesweep.report.reading.settling import unsettled
 
 
 def effective(G: Groups, ends: tuple[str, str] | None) -> list[str]:
@@ -45,7 +45,7 @@ def effective(G: Groups, ends: tuple[str, str] | None) -> list[str]:
         elif ok(s2):
             bc = G.v(g, "beta_calib")
             verdict = calib_verdict(bc)
-            if _unsettled(G, g):
+            if unsettled(G, g):
                 verdict += "; not converged, so a snapshot"
             out.append(
                 f"{lab}: β_sum = {fmt(G.v(g, 'beta_sum'))}, σ²_eff = {fmt(s2)} (σ = "
@@ -284,143 +284,4 @@ def linear(G: Groups, ends: tuple[str, str] | None) -> list[str]:
         f"{above} of {len(rows)} setting(s) lie more than {fmt_pct(ON_REFERENCE)} above the "
         f"linear reference."
     )
-    return out
-
-
-def seeds(G: Groups, ends: tuple[str, str] | None) -> list[str]:
-    n = G.g["n_seeds"]
-    if n.max() < 2:
-        return []
-    std = pd.to_numeric(G.g["elbo_std"], errors="coerce")
-    mean = pd.to_numeric(G.g["elbo_mean"], errors="coerce")
-    if len(G.g) == 1:  # no settings to set the spread against
-        g = str(G.g.index[0])
-        return [
-            f"The {plural(n.iloc[0], 'seed')} {at(G.label(g))} have an ELBO of "
-            f"{fmt(mean.iloc[0])} nats with a standard deviation of {fmt(std.iloc[0])} and a "
-            f"squared error of {fmt(G.v(g, 'sse'))} with a standard deviation of "
-            f"{fmt(G.g.loc[g, 'sse_std'])} per image."
-        ]
-    g, lo, hi = str(std.idxmax()), str(mean.idxmin()), str(mean.idxmax())
-    count = (
-        f"Every setting has {plural(n.min(), 'seed')}."
-        if n.min() == n.max()
-        else f"Settings have {fmt_int(n.min())} to {fmt_int(n.max())} seeds."
-    )
-    out = [
-        f"{count} The largest standard deviation of the ELBO over seeds is {fmt(std.max())} "
-        f"nats ({at(G.label(g))}), against ELBO means from {fmt(mean.min())} "
-        f"({at(G.label(lo))}) to {fmt(mean.max())} ({at(G.label(hi))}) across settings."
-    ]
-    sstd = pd.to_numeric(G.g["sse_std"], errors="coerce")
-    if sstd.notna().any():
-        h = str(sstd.idxmax())
-        out.append(
-            f"The largest seed standard deviation of the squared error is {fmt(sstd.max())} per "
-            f"image ({at(G.label(h))})."
-        )
-    return out
-
-
-def methods(G: Groups, ends: tuple[str, str] | None) -> list[str]:
-    methods = G.g["method"].dropna().unique()
-    if len(methods) < 2 and set(methods) <= {"constant"}:
-        return []
-    out = []
-    for g in list(G.g.index)[:20]:
-        g = str(g)
-        method = str(G.g.loc[g, "method"])
-        name = G.label(g) if G.label(g) == method else f"{G.label(g)} ({method})"
-        out.append(
-            f"{name}: final β_t = {fmt(G.v(g, 'beta_t'))}, rate "
-            f"{fmt(G.v(g, 'kl'))} nats, squared error {fmt(G.v(g, 'sse'))} per image, ELBO "
-            f"{fmt(G.v(g, 'elbo'))} nats."
-        )
-    picks = []
-    for col, high, what in (
-        ("sse", False, "lowest squared error"),
-        ("elbo", True, "best ELBO"),
-        ("marginal_kl", False, "smallest marginal KL"),
-    ):
-        g = G.best(col, high)
-        if g:
-            value = nats(G.v(g, col)) if col == "marginal_kl" else fmt(G.v(g, col))
-            picks.append(f"{what}: {G.label(g)} ({value})")
-    if picks:
-        out.append("On these runs, " + "; ".join(picks) + ".")
-    return out
-
-
-def _unsettled(G: Groups, group: str) -> str:
-    """What was still moving at the end of any run of ``group`` ("" when all settled)."""
-    t = G.table
-    if "unsettled" not in t or "group" not in t:
-        return ""
-    names = t.loc[t["group"].astype(str) == str(group), "unsettled"].fillna("").astype(str)
-    return ", ".join(sorted({n for v in names for n in v.split(", ") if n}))
-
-
-def convergence(G: Groups, ends: tuple[str, str] | None) -> list[str]:
-    """KL controllers and learned decoder noise that had not settled by the last epochs.
-
-    A controller's β_t (GECO, the PI controller, capacity) or a learned decoder σ that still
-    moves over the last epochs means the final numbers are a snapshot of a moving target.
-    """
-    from vaesweep.report.data.per_run import SETTLE_SHARE, SETTLE_TOLERANCE
-
-    out = []
-    for g in G.g.index:
-        g = str(g)
-        what = _unsettled(G, g)
-        if not what:
-            continue
-        changes = []
-        for col, name in (("beta_t_change", "β_t"), ("sigma_change", "the learned decoder σ")):
-            v = G.v(g, col)
-            if name in what and ok(v):
-                changes.append(f"{name} changed by {fmt_pct(v)}")
-        extra = ""
-        if "σ" in what and ok(G.v(g, "mse")):
-            extra = f" (√MSE is {fmt(G.v(g, 'mse') ** 0.5)}, where a fitted σ would settle)"
-        out.append(
-            f"{G.label(g)}: not converged: {', '.join(changes) or what} over the last "
-            f"{fmt_pct(SETTLE_SHARE)} of the epochs (more than {fmt_pct(SETTLE_TOLERANCE)})"
-            f"{extra}; its final numbers are a snapshot, not the method's equilibrium "
-            f"({_settle_advice(G, g, what)})."
-        )
-    return out
-
-
-#: KL methods whose β_t follows a fixed schedule of the step, not the run's own numbers.
-_SCHEDULES = {
-    "warmup": "its warm-up had not reached β when training ended: a kl.epochs below "
-    "train.epochs lets β_t settle",
-    "cyclical": "a cyclical schedule ends on a ramp unless kl.tail epochs hold β at the end",
-}
-
-
-def _settle_advice(G: Groups, group: str, what: str) -> str:
-    """What would let ``group`` settle: a schedule is changed, a controller given time."""
-    method = str(G.g.loc[group, "method"]) if "method" in G.g else ""
-    if "β_t" in what and method in _SCHEDULES:
-        return _SCHEDULES[method]
-    if "β_t" in what:
-        return "train longer, or make the controller faster"
-    return "train longer"
-
-
-def failures(sweep: SweepRecords) -> list[str]:
-    t = sweep.table[~sweep.table["usable"]]
-    out = []
-    for _, r in t.iterrows():
-        s = f"{r['run']}: {r['status']}"
-        if ok(r["epochs_done"]) and ok(r["epochs"]):
-            s += f" after {fmt_int(r['epochs_done'])} of {fmt_int(r['epochs'])} epochs"
-        if r["error"]:
-            s += f" ({str(r['error']).rstrip('.')})"
-        elif r["status"] == "completed":
-            s += " (no finite final rate or squared error)"
-        elif r["status"] == "running":
-            s += " (still running, or killed before it could record an end)"
-        out.append(s + "; left out of the plots that need final values.")
     return out
