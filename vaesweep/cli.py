@@ -10,7 +10,6 @@ from __future__ import annotations
 import errno
 import inspect
 import re
-import shlex
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -252,14 +251,9 @@ def sweep(
     """
 
     def go() -> None:
-        from vaesweep.commands import terminal_tables as tables
         from vaesweep.commands.launching import LaunchOptions
-        from vaesweep.commands.sweep import check_launch
-        from vaesweep.commands.sweep import sweep as run_sweep
-        from vaesweep.commands.sweep_planning import plan_new_or_resumed
-        from vaesweep.record import contract
+        from vaesweep.commands.sweep import sweep_command
 
-        console = _console()
         opts = LaunchOptions(
             launcher or "basic",
             jobs or 1,
@@ -269,36 +263,11 @@ def sweep(
             jobs_given=jobs is not None,
         )
         opts.stack_size = 0 if no_stack else stack_size
-        plan, sweep_dir = plan_new_or_resumed(_overrides(overrides), opts, name, resume)
-        if dry_run:  # what the sweep would refuse before writing, it refuses here too
-            check_launch(plan, sweep_dir, opts, resume is not None, dry_run=True)
-        tables.print_grid(console, plan, sweep_dir, dry_run)
-        for note in opts.notes:
-            console.print(f"note: {note}", highlight=False, markup=False, soft_wrap=True)
-        if dry_run:
-            return
-        try:
-            rows = run_sweep(plan, sweep_dir, opts, console, resume=resume is not None)
-        except KeyboardInterrupt:
-            from rich.markup import escape as rich_escape
-
-            _console(stderr=True).print(
-                f"[yellow]Interrupted.[/] Finished runs are kept; continue with:\n"
-                f"  vaesweep sweep --resume {rich_escape(shlex.quote(str(sweep_dir)))}",
-                soft_wrap=True,  # a command is never broken across lines
-            )
-            raise typer.Exit(130) from None
-        tables.print_sweep(console, rows, plan.swept_keys, sweep_dir)
-        if any(r["status"] not in contract.FINISHED for r in rows):
-            # Cancelled or killed jobs: their runs continue from their last checkpoint.
-            console.print(
-                f"resume: vaesweep sweep --resume {shlex.quote(str(sweep_dir))}",
-                markup=False,
-                highlight=False,
-                soft_wrap=True,
-            )
-        if any(r["status"] != contract.COMPLETED for r in rows):
-            raise typer.Exit(1)
+        code = sweep_command(
+            _overrides(overrides), opts, name, resume, dry_run, _console(), _console(stderr=True)
+        )
+        if code:
+            raise typer.Exit(code)
 
     _run_command(go)
 
@@ -399,17 +368,7 @@ def evaluate(
             images=images,
             disentanglement=preset if disentanglement else None,
         )
-        console = _console()
-        for warning in result.get("warnings", []):
-            console.print(f"[yellow]warning:[/] {warning}")
-        for key in ("split", "images", "elbo", "iwae_nll", "bpd", "kl", "mse", "active_units"):
-            console.print(f"{key:>13}: {tables.fmt(result.get(key))}")
-        for key, value in (result.get("disentanglement") or {}).items():
-            if isinstance(value, float) and key != "seconds":
-                console.print(f"{key:>19}: {tables.fmt(value)}")
-        console.print(
-            f"wrote {run_dir / EVAL_FILE} [{eval_key(result)}]", markup=False, soft_wrap=True
-        )
+        tables.print_evaluation(_console(), result, run_dir / EVAL_FILE, eval_key(result))
 
     _run_command(go)
 

@@ -1,4 +1,6 @@
-"""``vaesweep sweep``: take the lock, launch, watch, and keep the index current.
+"""``vaesweep sweep``: plan, take the lock, launch, watch, and keep the index current.
+
+:func:`sweep_command` is the whole command as the CLI calls it (its tables, its exit code);
 
 Planning (:mod:`vaesweep.commands.sweep_planning`) composes and range-checks every run
 (:func:`vaesweep.bridge.grid.validate_jobs`) before anything is written; the plan goes to
@@ -10,6 +12,7 @@ progress while it runs.
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -17,9 +20,11 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 
 from vaesweep.bridge import launch as bridge_launch
 from vaesweep.bridge.overrides import run_overrides
+from vaesweep.commands import terminal_tables as tables
 from vaesweep.commands.interrupts import mark_interrupted, stop_signals_as_interrupt
 from vaesweep.commands.launching import (
     LaunchOptions,
@@ -27,7 +32,7 @@ from vaesweep.commands.launching import (
     launcher_overrides,
 )
 from vaesweep.commands.sweep_monitor import SweepMonitor
-from vaesweep.commands.sweep_planning import check_new
+from vaesweep.commands.sweep_planning import check_new, plan_new_or_resumed
 from vaesweep.commands.sweep_stacks import (
     launch_units,
     stack_launch,
@@ -68,6 +73,45 @@ def check_launch(
     bridge_launch.check_launch(first_job, sweep_dir, opts.config_dirs)
     tracking.preflight(_trackers(plan, opts), opts.outputs, create=not dry_run)
     return Launch(keep, units, extra, launcher, threads)
+
+
+def sweep_command(
+    overrides: list[str],
+    opts: LaunchOptions,
+    name: str | None,
+    resume: Path | None,
+    dry_run: bool,
+    console: Console,
+    errors: Console,
+) -> int:
+    """``vaesweep sweep``: plan (or reload) the grid, print it, run it, print the outcome.
+
+    Returns the exit code: 0 every run completed, 1 some did not (the resume command is
+    printed when some can continue), 130 interrupted (``errors`` says how to resume).
+    """
+    plan, sweep_dir = plan_new_or_resumed(overrides, opts, name, resume)
+    if dry_run:  # what the sweep would refuse before writing, it refuses here too
+        check_launch(plan, sweep_dir, opts, resume is not None, dry_run=True)
+    tables.print_grid(console, plan, sweep_dir, dry_run)
+    for note in opts.notes:
+        console.print(f"note: {note}", highlight=False, markup=False, soft_wrap=True)
+    if dry_run:
+        return 0
+    resume_line = f"vaesweep sweep --resume {shlex.quote(str(sweep_dir))}"
+    try:
+        rows = sweep(plan, sweep_dir, opts, console, resume=resume is not None)
+    except KeyboardInterrupt:
+        errors.print(
+            f"[yellow]Interrupted.[/] Finished runs are kept; continue with:\n  "
+            f"{escape(resume_line)}",
+            soft_wrap=True,  # a command is never broken across lines
+        )
+        return 130
+    tables.print_sweep(console, rows, plan.swept_keys, sweep_dir)
+    if any(r["status"] not in contract.FINISHED for r in rows):
+        # Cancelled or killed jobs: their runs continue from their last checkpoint.
+        console.print(f"resume: {resume_line}", markup=False, highlight=False, soft_wrap=True)
+    return 0 if all(r["status"] == contract.COMPLETED for r in rows) else 1
 
 
 def sweep(

@@ -1,4 +1,5 @@
-"""The tables the commands print on the terminal: one run's result, a sweep's grid and outcome."""
+"""The tables the commands print on the terminal: one run's result, a sweep's grid and outcome,
+an evaluation's numbers."""
 
 from __future__ import annotations
 
@@ -124,3 +125,15 @@ def print_sweep(
         highlight=False,
         soft_wrap=True,  # a command is never broken across lines, whatever the path's length
     )
+
+
+def print_evaluation(console: Console, result: dict[str, Any], path: Path, key: str) -> None:
+    """``vaesweep eval``'s result: its warnings, the metrics, and the entry ``key`` it wrote."""
+    for warning in result.get("warnings", []):
+        console.print(f"[yellow]warning:[/] {warning}")
+    for name in ("split", "images", "elbo", "iwae_nll", "bpd", "kl", "mse", "active_units"):
+        console.print(f"{name:>13}: {fmt(result.get(name))}")
+    for name, value in (result.get("disentanglement") or {}).items():
+        if isinstance(value, float) and name != "seconds":
+            console.print(f"{name:>19}: {fmt(value)}")
+    console.print(f"wrote {path} [{key}]", markup=False, soft_wrap=True)
