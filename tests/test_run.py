@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -38,6 +39,11 @@ def test_record_follows_the_contract(tmp_path: Path, tiny: list[str]) -> None:
     on_disk = json.loads((run_dir / contract.SUMMARY_FILE).read_text())
     assert set(on_disk) <= set(contract.SUMMARY_KEYS)
     assert {"status", "final", "iwae", "config", "data", "wall_time_s", "versions"} <= set(on_disk)
+    assert {"vaesweep", "torch", "python", "platform"} <= set(on_disk["versions"])
+    clone = Path(__file__).resolve().parents[1]
+    if (clone / ".git").exists():  # tests run from a clone: the run names its commit
+        head = subprocess.run(["git", "-C", str(clone), "rev-parse", "HEAD"], capture_output=True)
+        assert on_disk["versions"]["git_commit"] == head.stdout.decode().strip()
     val = on_disk["final"]["val"]
     # KL per dim sums to the KL; ELBO = -(nll + kl); beta_sum = beta for the sum reduction.
     assert sum(on_disk["kl_per_dim"]) == pytest.approx(val["kl"], rel=1e-6)

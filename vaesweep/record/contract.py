@@ -179,6 +179,7 @@ SUMMARY_KEYS = (
     "device",
     "threads",
     "host",
-    "versions",  # {"vaesweep", "torch", "python", "platform"}
+    "versions",  # {"vaesweep", "torch", "python", "platform"}, and from a git clone
+    # "git_commit" and "git_modified" (record/provenance.py)
     "config_hash",
 )

@@ -9,15 +9,14 @@ each resume).
 
 from __future__ import annotations
 
-import platform
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from vaesweep import __version__
 from vaesweep.errors import UserError
 from vaesweep.record.files import read_json, write_json
+from vaesweep.record.provenance import base_versions
 
 PLAN_FILE = "sweep.json"
 INDEX_FILE = "runs.csv"
@@ -54,9 +53,7 @@ class SweepPlan:
     created: str = field(
         default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds")
     )
-    versions: dict[str, str] = field(
-        default_factory=lambda: {"vaesweep": __version__, "python": platform.python_version()}
-    )
+    versions: dict[str, str | bool] = field(default_factory=base_versions)
     resumed: list[str] = field(default_factory=list)
     #: The most runs per stack; 0 = every run in its own process (``--no-stack``).
     stack_size: int = 0

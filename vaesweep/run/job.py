@@ -13,7 +13,6 @@ be driven from tests or other tools directly. Behaviour on an existing directory
 from __future__ import annotations
 
 import logging
-import platform
 import socket
 import time
 import traceback
@@ -23,7 +22,6 @@ from typing import Any
 
 import torch
 
-from vaesweep import __version__
 from vaesweep.config import Config
 from vaesweep.data.augment import Augment
 from vaesweep.errors import UserError
@@ -34,6 +32,7 @@ from vaesweep.evaluation.metrics import EVAL_SEED
 from vaesweep.record import RunRecord, contract
 from vaesweep.record.files import write_json
 from vaesweep.record.images import save_grid
+from vaesweep.record.provenance import base_versions
 from vaesweep.run.assembly import Assembly, assemble
 from vaesweep.run.record_hooks import RecordHooks
 from vaesweep.tracking import Trackers, TrackingContext
@@ -69,15 +68,11 @@ def data_summary(config: Config, run: Assembly) -> dict[str, Any]:
     }
 
 
-def versions() -> dict[str, str]:
-    return {
-        "vaesweep": __version__,
-        # str(): torch.__version__ is a TorchVersion, and unpickling one (the sweep driver
-        # receives this summary from its workers) imports torch.
-        "torch": str(torch.__version__),
-        "python": platform.python_version(),
-        "platform": platform.platform(terse=True),
-    }
+def versions() -> dict[str, str | bool]:
+    """The run's ``versions``: :func:`~vaesweep.record.provenance.base_versions` and torch's."""
+    # str(): torch.__version__ is a TorchVersion, and unpickling one (the sweep driver receives
+    # this summary from its workers) imports torch.
+    return {**base_versions(), "torch": str(torch.__version__)}
 
 
 def run_job(
