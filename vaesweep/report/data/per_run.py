@@ -22,6 +22,7 @@ import pandas as pd
 
 from vaesweep.evaluation.convergence import RELATIVE_TO, from_rows
 from vaesweep.record import contract
+from vaesweep.record.provenance import COMMIT_KEY, MODIFIED_KEY
 from vaesweep.report.data.linear_reference import Spectrum, sse_at_rate, water_filling
 from vaesweep.report.data.load import Run
 
@@ -212,6 +213,10 @@ def run_row(run: Run, spectrum: Spectrum | None) -> dict[str, Any]:
         run.problems.append(f"{implausible}: left out of the final-value plots")
     row["error"] = run.error or ""
     row["problems"] = "; ".join(run.problems)
+    # The code that made it (record/provenance.py): "" where the record does not say.
+    versions = s.get("versions") or {}
+    row["code_commit"] = str(versions.get(COMMIT_KEY) or "")
+    row["code_modified"] = versions.get(MODIFIED_KEY) is True
     return row
 
 

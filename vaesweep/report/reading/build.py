@@ -105,6 +105,9 @@ def build_reading(sweep: SweepRecords) -> Reading:
     left_out = comparisons.failures(sweep)
     if left_out:
         reading.sections.append(("Runs left out", left_out))
+    made_by = _guarded("The code", lambda: comparisons.code(sweep), sweep)
+    if made_by:
+        reading.sections.append(("The code that made the runs", made_by))
     if sweep.problems:
         reading.sections.append(
             ("Problems reading the records", [p.rstrip(".") + "." for p in sweep.problems])

@@ -1,5 +1,6 @@
 """The reading's findings that compare runs beyond β: the spread over seeds, the KL-control
-methods side by side, and the runs left out of the plots (failed, diverged, unfinished).
+methods side by side, the runs left out of the plots (failed, diverged, unfinished), and the
+code that made the runs when it was not one commit.
 
 Each function returns sentences; every number is a seeds.csv or summary.csv value printed with
 :func:`~vaesweep.report.numbers.fmt`.
@@ -93,3 +94,37 @@ def failures(sweep: SweepRecords) -> list[str]:
             s += " (still running, or killed before it could record an end)"
         out.append(s + "; left out of the plots that need final values.")
     return out
+
+
+def code(sweep: SweepRecords) -> list[str]:
+    """Which code made the runs (``versions.git_commit``, ``git_modified``), when that matters:
+    runs made by different commits, or from a clone whose tracked files had changed since its
+    commit, may differ because of the code; records that do not name a commit are not judged."""
+    t = sweep.table
+    if "code_commit" not in t or not (t["code_commit"] != "").any():
+        return []
+    named = t[t["code_commit"] != ""]
+    label = named["code_commit"].str.slice(0, 7) + named["code_modified"].map(
+        {True: " with tracked files changed since it", False: ""}
+    )
+    kinds = label.value_counts(sort=False)
+    unknown = int((t["code_commit"] == "").sum())
+    if len(kinds) == 1 and not unknown:
+        only = str(kinds.index[0])
+        if not named["code_modified"].any():
+            return []
+        return [
+            f"Every run was made by commit {only}: the commit alone may not reproduce these "
+            "numbers; commit the changes before the runs you want to keep."
+        ]
+    parts = []
+    for kind, count in kinds.items():
+        runs = named.loc[label == kind, "run"].astype(str).tolist()
+        shown = ", ".join(runs[:4]) + (", …" if len(runs) > 4 else "")
+        parts.append(f"commit {kind} ({plural(count, 'run')}: {shown})")
+    if unknown:
+        parts.append(f"code the record does not name ({plural(unknown, 'run')})")
+    return [
+        "These runs were made by different code: " + "; ".join(parts) + ". Differences "
+        "between them may come from the code as well as from the settings."
+    ]
