@@ -43,10 +43,12 @@ def _mlflow(config: dict[str, Any], uri_hint: str | None) -> Tracker:
 #: The trackers that run in a child process: name -> factory(config section, store hint).
 TRACKERS: dict[str, Callable[[dict[str, Any], str | None], Tracker]] = {"mlflow": _mlflow}
 
-#: Packages a tracker's process hides from the tracker's package, by tracker. MLflow imports
-#: pandas only to offer pandas datasets, an optional feature it guards (mlflow-skinny runs
-#: without pandas); nothing a run logs uses it, and hiding it saves 0.6 s of CPU per process.
-HIDDEN: dict[str, tuple[str, ...]] = {"mlflow": ("pandas",)}
+#: Packages a tracker's process hides from the tracker's package, by tracker; each is an
+#: optional import its importer guards, and nothing a run logs uses it. MLflow imports pandas
+#: only to offer pandas datasets (mlflow-skinny runs without it): 0.6 s of CPU per process.
+#: Mako (alembic's templates, under MLflow's SQL store) imports pygments only to colour its
+#: template error pages, and falls back to plain text: 0.12 s.
+HIDDEN: dict[str, tuple[str, ...]] = {"mlflow": ("pandas", "pygments")}
 
 
 #: Loggers of the tracker's libraries that report each retry of a failing store or server.
