@@ -143,6 +143,9 @@ def test_eval_json_is_written_beside_the_record(runs: dict[str, Path], tmp_path:
     assert on_disk["elbo"] == result["elbo"] and on_disk["iwae_nll"] == result["iwae_nll"]
     assert on_disk["images"] == 10 and on_disk["iwae_samples"] == 3 and on_disk["epoch"] == 2
     assert on_disk["split"] == "val" and on_disk["timestamp"].endswith("+00:00")
+    # The code that evaluated, named like the run's own (here: the same code, one process).
+    trained = json.loads((run_dir / "summary.json").read_text())["versions"]
+    assert on_disk["versions"] == trained and {"vaesweep", "torch"} <= set(trained)
     assert not [p.name for p in run_dir.iterdir() if p.name.endswith(".tmp")]
     # iwae_samples=0 skips the bound.
     assert evaluate_run(run_dir, iwae_samples=0, images=10)["iwae_nll"] is None

@@ -34,6 +34,7 @@ from vaesweep.record.evaluations import add_evaluation, read_evaluations
 from vaesweep.record.files import read_json, write_json
 from vaesweep.record.run_record import RunRecord
 from vaesweep.run.assembly import assemble
+from vaesweep.run.job import versions
 from vaesweep.training.device import resolve_device
 
 log = logging.getLogger("vaesweep.eval")
@@ -212,6 +213,8 @@ def evaluate_run(
         "run_status": status,
         "warnings": warnings,
         "device": str(dev),
+        # The code that evaluated, which may not be the code that trained (summary.json's).
+        "versions": versions(),
         "timestamp": _now(),
         "metrics": row,
         "kl_per_dim": kl_dim,
