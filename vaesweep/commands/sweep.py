@@ -1,7 +1,6 @@
 """``vaesweep sweep``: plan, take the lock, launch, watch, and keep the index current.
 
-:func:`sweep_command` is the whole command as the CLI calls it (its tables, its exit code);
-
+:func:`sweep_command` is the whole command as the CLI calls it (its tables, its exit code).
 Planning (:mod:`vaesweep.commands.sweep_planning`) composes and range-checks every run
 (:func:`vaesweep.bridge.grid.validate_jobs`) before anything is written; the plan goes to
 ``sweep.json``, the index ``runs.csv`` is rebuilt
