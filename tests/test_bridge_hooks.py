@@ -136,3 +136,30 @@ def test_resource_trackers_start_ignoring_sighup() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     masks = [int(m, 16) for m in out.stdout.split()]
     assert len(masks) == 2 and all(m & 1 for m in masks), out.stdout  # SIGHUP is signal 1
+
+
+def test_a_failed_scheduler_command_is_raised_not_printed(
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    """submitit's CommandFunction prints a failed command's stderr, then raises it; inside the
+    hook only the error carries it, and the launch turns it into one line naming the fix."""
+    utils = pytest.importorskip("submitit.core.utils")
+    from vaesweep.bridge.launch import _refusal
+
+    script = "echo 'sbatch: error: Invalid generic resource (gres) specification' >&2; exit 1"
+    failing = utils.CommandFunction(["sh", "-c", script], verbose=False)  # as sbatch is run
+    with hydra_internals.scheduler_errors_unprinted():
+        with pytest.raises(utils.FailedJobError) as raised:
+            failing()
+    assert capfd.readouterr().err == ""
+    assert "print" not in vars(utils)  # the builtin is back
+    refused = _refusal(raised.value)
+    assert refused is not None
+    assert str(refused) == (
+        "the scheduler refused the jobs (Invalid generic resource (gres) specification); "
+        "on a partition without GPUs set hydra.launcher.gpus_per_node=null"
+    )
+    assert _refusal(RuntimeError("sbatch: error: gres")) is None  # only submitit's own error
+    with pytest.raises(utils.FailedJobError):
+        failing()  # outside the hook submitit prints as it always did
+    assert "gres" in capfd.readouterr().err

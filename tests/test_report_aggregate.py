@@ -157,3 +157,19 @@ def test_fabricated_configs_are_real_configs(tmp_path: Path) -> None:
     )
     assert summary["config"] == expected.to_dict()
     assert config_from_dict(summary["config"]) == expected
+
+
+def test_a_key_set_in_one_sweep_and_unset_in_another_makes_separate_settings(
+    tmp_path: Path,
+) -> None:
+    # Two sweeps reported together: the default trains by steps (train.epochs unset), the other
+    # sets train.epochs. Their runs at one beta are two settings, not seeds of one.
+    fabricate_sweep(tmp_path / "by_steps", [0.1, 1.0], overrides={"train.epochs": None})
+    fabricate_sweep(tmp_path / "by_epochs", [0.1, 1.0], [0, 1], overrides={"train.epochs": 20})
+    sweep = build_sweep(load([tmp_path / "by_steps", tmp_path / "by_epochs"]))
+    t = sweep.table
+    assert "train.epochs" in sweep.swept
+    labels = dict(zip(t["run"], t["label"], strict=True))
+    assert labels["by_steps/beta=0.1"] == "β=0.1, epochs=null"
+    assert labels["by_epochs/beta=0.1,seed=1"] == "β=0.1, epochs=20"
+    assert sorted(sweep.groups["n_seeds"]) == [1, 1, 2, 2]

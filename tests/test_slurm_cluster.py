@@ -365,3 +365,23 @@ def test_bad_data_stops_before_anything_is_submitted(tmp_path: Path) -> None:
         subprocess.run(["squeue", "-h", "-o", "%i"], capture_output=True, text=True).stdout.split()
     )
     assert now <= queued
+
+
+@pytest.mark.usefixtures("cluster")
+@pytest.mark.parametrize("command", ["sweep", "train"])
+def test_a_request_the_cluster_refuses_is_one_line_and_leaves_nothing(
+    tmp_path: Path, command: str
+) -> None:
+    """The profile's default asks for a GPU; this cluster has none, so sbatch refuses the job.
+    The user gets sbatch's reason and the setting to change in one line (exit 2), and no
+    folder of pending runs is left to become the newest sweep."""
+    log = tmp_path / "refused.log"
+    knobs = [k for k in CLUSTER_KNOBS if "gpus_per_node" not in k]
+    args = [command, "beta=0.1,1" if command == "sweep" else "beta=1", "--launcher", "slurm"]
+    code, out = _finish(_vaesweep([*args, *knobs], tmp_path, log, {}), log)
+    errors = [line for line in out.splitlines() if "error" in line.lower()]
+    assert code == 2 and "Traceback" not in out, out
+    assert len(errors) == 1 and "hydra.launcher.gpus_per_node=null" in errors[0], out
+    assert "gres" in errors[0], out  # sbatch's own reason
+    kind = "sweeps" if command == "sweep" else "runs"
+    assert list((tmp_path / "outputs" / kind).glob("*")) == []

@@ -15,11 +15,14 @@ breaking sweeps:
 * :func:`sweeper_launches_only` — filters ``BasicSweeper.get_job_batch`` (a resumed sweep
   launches only the jobs with something left to train);
 * :func:`submitit_waits_for_every_job` — wraps submitit's ``Job.results``, which the submitit
-  launcher calls job by job and which raises at the first job that did not complete.
+  launcher calls job by job and which raises at the first job that did not complete;
+* :func:`scheduler_errors_unprinted` — shadows ``print`` in ``submitit.core.utils``, whose
+  ``CommandFunction`` prints a failed ``sbatch``'s stderr before raising it.
 """
 
 from __future__ import annotations
 
+import logging
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -27,6 +30,8 @@ from typing import Any
 
 from hydra._internal.config_loader_impl import ConfigLoaderImpl
 from omegaconf import DictConfig
+
+log = logging.getLogger(__name__)
 
 #: Where loky keeps the executor the joblib launcher reuses.
 LOKY_MODULE = "joblib.externals.loky.reusable_executor"
@@ -194,3 +199,27 @@ def submitit_waits_for_every_job() -> Iterator[list[str]]:
         yield failed
     finally:
         core.Job.results = own  # type: ignore[method-assign]
+
+
+@contextmanager
+def scheduler_errors_unprinted() -> Iterator[None]:
+    """While inside, submitit does not print a failed scheduler command's stderr itself.
+
+    ``CommandFunction`` prints it (``sbatch: error: ...``) and then raises ``FailedJobError``
+    with the same text, which the launch turns into its one line: printed here too, the user's
+    one line would be two. The text goes to the debug log instead.
+    """
+    try:
+        from submitit.core import utils
+    except ImportError:  # no submitit launcher installed: nothing to quiet
+        yield
+        return
+
+    def to_log(*parts: Any, file: Any = None, **_: Any) -> None:
+        log.debug("submitit: %s", " ".join(str(p) for p in parts))
+
+    utils.print = to_log  # type: ignore[attr-defined]  # a module global shadows the builtin
+    try:
+        yield
+    finally:
+        del utils.print  # type: ignore[attr-defined]

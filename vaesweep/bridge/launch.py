@@ -34,6 +34,7 @@ from vaesweep.bridge.compose import (
 from vaesweep.bridge.hydra_internals import (
     multirun_uses_composition,
     release_joblib_workers,
+    scheduler_errors_unprinted,
     submitit_waits_for_every_job,
     sweeper_launches_only,
     sweeper_trusts_validation,
@@ -42,6 +43,7 @@ from vaesweep.bridge.hydra_internals import (
 from vaesweep.bridge.job_signals import stop_signals_as_interrupt
 from vaesweep.bridge.overrides import quote
 from vaesweep.config import Config
+from vaesweep.errors import UserError
 from vaesweep.record import contract
 from vaesweep.record.sweep_index import mark_interrupted, refresh_index, run_status
 from vaesweep.record.sweep_lock import SweepLock
@@ -53,6 +55,32 @@ log = logging.getLogger(__name__)
 JOBLIB_LAUNCHER = "hydra/launcher=joblib"
 #: What SLURM tells a job about the CPUs it was given (``--cpus-per-task``).
 SLURM_CPUS_ENV = "SLURM_CPUS_PER_TASK"
+
+
+class SubmissionRefused(UserError):
+    """The scheduler refused the launch's jobs (``sbatch: error: ...``): none was submitted."""
+
+
+#: What to change when the scheduler refuses a job, by a word of its error.
+_REFUSAL_HINTS = (
+    ("gres", "on a partition without GPUs set hydra.launcher.gpus_per_node=null"),
+    ("partition", "name one that `sinfo` lists with hydra.launcher.partition=NAME"),
+    ("account", "set hydra.launcher.account=NAME (see `sacctmgr show assoc user=$USER`)"),
+)
+_REFUSAL_HINT = (
+    "ask for what the cluster offers (`sinfo`): hydra.launcher.partition, .cpus_per_task, "
+    ".mem_gb, .timeout_min, .gpus_per_node"
+)
+
+
+def _refusal(err: BaseException) -> SubmissionRefused | None:
+    """submitit's error for a failed ``sbatch``, as one line that says what to change."""
+    if type(err).__name__ != "FailedJobError" or not type(err).__module__.startswith("submitit"):
+        return None
+    lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
+    said = "; ".join(ln.removeprefix("sbatch: error:").strip() for ln in lines) or "no reason"
+    hint = next((h for word, h in _REFUSAL_HINTS if word in said.lower()), _REFUSAL_HINT)
+    return SubmissionRefused(f"the scheduler refused the jobs ({said}); {hint}")
 
 
 class JobsEnded(Exception):
@@ -224,6 +252,7 @@ def _multirun(
         sweeper_trusts_validation(),
         sweeper_launches_only(keep),
         submitit_waits_for_every_job() as ended,
+        scheduler_errors_unprinted(),
     ):
         hydra = GlobalHydra.instance().hydra
         assert hydra is not None
@@ -232,12 +261,17 @@ def _multirun(
         with contextlib.ExitStack() as stack:
             if composed is not None:
                 stack.enter_context(multirun_uses_composition(hydra, composed))
-            batches = hydra.multirun(
-                config_name=CONFIG_NAME,
-                task_function=task,
-                overrides=overrides,
-                with_log_configuration=True,
-            )
+            try:
+                batches = hydra.multirun(
+                    config_name=CONFIG_NAME,
+                    task_function=task,
+                    overrides=overrides,
+                    with_log_configuration=True,
+                )
+            except Exception as err:
+                if (refused := _refusal(err)) is not None:
+                    raise refused from None
+                raise
     release_joblib_workers()
     if ended:
         raise JobsEnded(ended)

@@ -12,6 +12,7 @@ progress while it runs.
 from __future__ import annotations
 
 import shlex
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -127,6 +128,8 @@ def sweep(
     trackers = _trackers(plan, opts)
     if not resume:
         check_new(sweep_dir)
+    created = not sweep_dir.exists()
+    refused: bridge_launch.SubmissionRefused | None = None
     if opts.resume_note:
         console.print(opts.resume_note, highlight=False, markup=False)
     with SweepLock(sweep_dir):
@@ -155,6 +158,8 @@ def sweep(
             monitor.stop()
             for line in ended.lines:
                 console.print(f"{line} before its run finished", highlight=False, markup=False)
+        except bridge_launch.SubmissionRefused as err:
+            refused = err
         except KeyboardInterrupt:
             # The launcher has stopped its workers (jobs on a cluster go on, holding their
             # runs' locks); the sweep's lock is still ours, so what says `running` and is not
@@ -172,6 +177,8 @@ def sweep(
             mark_interrupted(run_dirs, unless_locked=True)
             rows = refresh_index(sweep_dir)
             tracking.close_sweep(sweep_dir, [str(r.get("status")) for r in rows])
+    if refused is not None:
+        raise _refused(refused, sweep_dir, created and not resume, rows)
     if late_stop:
         console.print(
             f"Stopped after every run had finished ({len(rows)} of {len(rows)}): "
@@ -180,6 +187,20 @@ def sweep(
             markup=False,
         )
     return rows
+
+
+def _refused(
+    err: bridge_launch.SubmissionRefused, sweep_dir: Path, ours: bool, rows: list[dict[str, Any]]
+) -> UserError:
+    """The scheduler took none of the jobs. A sweep this command created, with no run started,
+    is removed: the same command runs again once the settings are fixed. Otherwise (a resume,
+    or runs that did start) it stays, to resume."""
+    untouched = all(r.get("status") == contract.PENDING for r in rows)
+    if ours and untouched:
+        shutil.rmtree(sweep_dir, ignore_errors=True)
+        return UserError(f"{err}; nothing was written")
+    again = f"vaesweep sweep --resume {shlex.quote(str(sweep_dir))}"
+    return UserError(f"{err}; then resume with {again} (add the fixed hydra.launcher.* settings)")
 
 
 def _launch(

@@ -6,6 +6,7 @@ import contextlib
 import os
 import re
 import shlex
+import shutil
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -81,6 +82,7 @@ def train(
     for note in fallback_notes(preflight(preflight_config(opts, job.config))):
         console.print(f"note: {note}", highlight=False, markup=False, soft_wrap=True)
     console.print(f"run dir: {run_dir}", highlight=False, markup=False, soft_wrap=True)
+    created = not run_dir.exists()
     with contextlib.ExitStack() as locks:
         # Locked like a sweep (and, for a run inside a sweep, the sweep too): a second
         # `train --resume` of a run that is training is refused instead of writing beside it.
@@ -123,6 +125,12 @@ def train(
                 soft_wrap=True,
             )
             results = []
+        except bridge_launch.SubmissionRefused as refused:
+            locks.close()
+            if created and resume is None:  # nothing ran: the same command works once fixed
+                shutil.rmtree(run_dir, ignore_errors=True)
+                raise UserError(f"{refused}; nothing was written") from None
+            raise
     summary: dict[str, Any] = results[0].return_value if results else {}
     summary = summary or dict(run_status(run_dir)[1] or {})
     summary["run_dir"] = str(run_dir)

@@ -108,7 +108,19 @@ def _setting_label(beta: Any, method: Any, fallback: str) -> str:
     return name if method in (None, "constant") else f"{method}, {name}"
 
 
+def _present(value: Any) -> bool:
+    return value is not None and not (isinstance(value, float) and value != value)
+
+
+def _distinct(column: pd.Series) -> int:
+    """How many different values, a missing one counted as one more (``astype(str)`` keeps NaN
+    missing since pandas 3, so it cannot tell "unset" from "set" on its own)."""
+    return column.map(lambda v: _fmt_value(v) if _present(v) else "\0missing").nunique()
+
+
 def _fmt_value(value: Any) -> str:
+    if not _present(value):
+        return "null"  # as config.yaml spells an unset key
     if isinstance(value, float):
         return f"{value:g}"
     return str(value)
@@ -158,16 +170,20 @@ def add_groups(
     params = [(k, c) for k, c in zip(keys, swept) if k != "seed"]
     # Name groups by what varies; a key swept over one value (beta=1 in a methods sweep) only
     # when nothing else does.
-    varying = [(k, c) for k, c in params if table[c].astype(str).nunique() > 1]
+    varying = [(k, c) for k, c in params if _distinct(table[c]) > 1]
     params = varying or params
     for key, run in runs.items():
         row = table.loc[key]
-        parts = [_label_part(k, row[c]) for k, c in params if row[c] is not None]
+        # A key set in some runs and unset in others (train.epochs=20 beside the default steps)
+        # names the unset ones too: they are another setting, not more seeds of the same one.
+        parts = [_label_part(k, row[c]) for k, c in params if _present(row[c]) or (k, c) in varying]
         label = ", ".join(parts) if parts else _setting_label(row["beta"], row["method"], run.name)
         # What else differs besides beta: the reading compares betas only within one of these.
         others.append(
             ", ".join(
-                f"{k}={_fmt_value(row[c])}" for k, c in params if k != "beta" and row[c] is not None
+                f"{k}={_fmt_value(row[c])}"
+                for k, c in params
+                if k != "beta" and (_present(row[c]) or (k, c) in varying)
             )
         )
         if configs[key]:
