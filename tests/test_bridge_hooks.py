@@ -148,9 +148,11 @@ def test_a_failed_scheduler_command_is_raised_not_printed(
 
     script = "echo 'sbatch: error: Invalid generic resource (gres) specification' >&2; exit 1"
     failing = utils.CommandFunction(["sh", "-c", script], verbose=False)  # as sbatch is run
-    with hydra_internals.scheduler_errors_unprinted():
-        with pytest.raises(utils.FailedJobError) as raised:
-            failing()
+    with (
+        hydra_internals.scheduler_errors_unprinted(),
+        pytest.raises(utils.FailedJobError) as raised,
+    ):
+        failing()
     assert capfd.readouterr().err == ""
     assert "print" not in vars(utils)  # the builtin is back
     refused = _refusal(raised.value)
