@@ -95,3 +95,31 @@ def test_train_longer_names_the_key_and_length_each_setting_used(tmp_path: Path)
     assert "train.epochs=12 for β=0.01, epochs=3; train.epochs=160 for β=1, epochs=40" in text
     assert "train.steps" not in text
     assert "their 78–1040 steps" in text
+
+
+def test_runs_too_short_to_judge_say_so_first(tmp_path: Path) -> None:
+    """One-epoch runs validate only at their end: convergence cannot be read, and the reading
+    must say so before comparing them (it used to compare them as if they had converged)."""
+    from vaesweep.evaluation.convergence import convergence
+    from vaesweep.report.reading.build import build_reading
+
+    root = tmp_path / "short"
+    for beta in (0.01, 1.0):
+        run = root / f"beta={beta:g}"
+        fabricate_run(run, beta=beta, epochs=1, images=False, converged=True)
+        summary = json.loads((run / "summary.json").read_text())
+        # What the trainer records for one validation at the end: no point before the window.
+        summary["convergence"] = convergence([(26, 50.0)], 26)
+        assert summary["convergence"]["converged"] is None
+        (run / "summary.json").write_text(json.dumps(summary))
+    reading = build_reading(build_sweep(load([root])))
+    assert reading.title.startswith("Too early to judge: ")
+    lead = reading.answer[0]
+    assert lead.startswith("Whether these runs converged cannot be judged: they trained for 26")
+    assert "(1 epoch)" in lead and "train.epochs=4" in lead
+    # Records that predate the verdict are not called too short.
+    for run in root.iterdir():
+        summary = json.loads((run / "summary.json").read_text())
+        del summary["convergence"]
+        (run / "summary.json").write_text(json.dumps(summary))
+    assert "cannot be judged" not in build_reading(build_sweep(load([root]))).text()

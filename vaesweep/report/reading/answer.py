@@ -42,7 +42,9 @@ def build_answer(G: Groups, ends: tuple[str, str] | None) -> list[str]:
     if ok(tv) and ok(sse_h) and ok(sse_l):
         share_h, share_l = sse_h / tv, sse_l / tv
         look = (
-            "close to the mean image"
+            "no better than the mean image"
+            if share_h >= 1
+            else "close to the mean image"
             if share_h >= MEAN_IMAGE_SHARE
             else ("heavily blurred" if share_h >= 0.5 else "recognisable but less sharp")
         )

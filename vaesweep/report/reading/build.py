@@ -71,6 +71,8 @@ def build_reading(sweep: SweepRecords) -> Reading:
     ends = _ends(G)
     length = _guarded("Training length", lambda: settling.length_sentences(G, ends), sweep)
     still_improving = bool(_guarded("Convergence", lambda: _unconverged(G), sweep))
+    # Too short to judge leads too: everything after it describes the start of training.
+    still_improving = still_improving or settling.too_short_to_judge(G)
     # Runs that stopped while improving lead: their differences are not yet about beta.
     # A collapse the reduction explains leads too: it is not about beta at all.
     cause = [

@@ -58,6 +58,8 @@ def title(G: Groups, ends: tuple[str, str] | None) -> str | None:
     about_beta = _beta_title(G, ends)
     cause = reduction_cause(G)
     if cause is None:
+        if about_beta and settling.too_short_to_judge(G):
+            return f"Too early to judge: {about_beta}"
         if about_beta and about_beta.startswith("the reconstructions at") and "worse" in about_beta:
             return "Why " + about_beta
         return _capital(about_beta) if about_beta else None

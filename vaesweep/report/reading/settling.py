@@ -64,7 +64,7 @@ def length_sentences(G: Groups, ends: tuple[str, str] | None = None) -> list[str
     """
     share = _column(G, "converged_mean")
     if share.isna().all():
-        return []
+        return _unjudged(G)
     known = share.notna()
     falls = _column(G, "last10_change_mean")[known]
     bad = unconverged(G)
@@ -160,6 +160,43 @@ def _steps(runs: pd.DataFrame) -> str:
         return "the steps"
     lo, hi = fmt_int(steps.min()), fmt_int(steps.max())
     return f"the {lo} steps" if lo == hi else f"their {lo}–{hi} steps"
+
+
+def too_short_to_judge(G: Groups) -> bool:
+    """Whether every usable run stopped before convergence could be read (no validation before
+    its last 10%): then what the reading compares is the start of training."""
+    runs = _runs(G, G.g.index)
+    if runs.empty or "unjudged" not in runs:
+        return False
+    return bool((pd.to_numeric(runs["unjudged"], errors="coerce") == 1).all())
+
+
+def _unjudged(G: Groups) -> list[str]:
+    """The length sentence of runs :func:`too_short_to_judge`; it leads the answer."""
+    if not too_short_to_judge(G):
+        return []
+    runs = _runs(G, G.g.index)
+    steps = pd.to_numeric(runs["steps"], errors="coerce").dropna()
+    epochs = pd.to_numeric(runs["epochs_done"], errors="coerce").dropna()
+    length = ""
+    if not steps.empty:
+        length = f" for {_span(steps)} steps"
+        if not epochs.empty:
+            n = _span(epochs)
+            length += f" ({n} epoch{'' if n == '1' else 's'})"
+    whom = "this run" if len(runs) == 1 else "these runs"
+    return [
+        f"Whether {whom} converged cannot be judged: {'it' if len(runs) == 1 else 'they'} "
+        f"trained{length} and validated only within the last 10% of training, the window "
+        f"convergence is read from. What follows describes the start of training, not what "
+        f"the settings converge to; train longer (e.g. {_longer(G, G.g.index)}) before "
+        f"drawing conclusions."
+    ]
+
+
+def _span(values: pd.Series) -> str:
+    lo, hi = fmt_int(values.min()), fmt_int(values.max())
+    return lo if lo == hi else f"{lo}–{hi}"
 
 
 def _longer(G: Groups, groups: pd.Index) -> str:
