@@ -154,9 +154,7 @@ def run_row(run: Run, spectrum: Spectrum | None) -> dict[str, Any]:
         "converged": _flag(verdict.get("converged")),
         # 1: the run validated too seldom to judge (no validation before the last 10%).
         "unjudged": (
-            math.nan
-            if verdict.get("to_step") is None
-            else float(verdict.get("from_step") is None)
+            math.nan if verdict.get("to_step") is None else float(verdict.get("from_step") is None)
         ),
         "latent_dim": num(model.get("latent_dim", (config.get("model") or {}).get("latent_dim"))),
         "n_pixels": num(data.get("n_pixels")),
