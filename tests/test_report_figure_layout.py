@@ -607,3 +607,32 @@ def test_rate_distortion_caption_names_hollow_circles_only_where_drawn(
     assert bool(hollow) == circles
     assert ("Hollow circles" in rendered.caption) == circles
     assert ("not drawn" in rendered.caption) == (not circles)
+
+
+def test_beta_curves_are_drawn_per_setting_of_the_other_swept_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """β swept with model.latent_dim=4,8: one curve in β per latent size (one line through all
+    six points zig-zagged between them), and an M line for each size."""
+    from vaesweep.report.figures import plot_beta
+    from vaesweep.report.reading.findings import collapse
+    from vaesweep.report.reading.phrases import Groups
+
+    for m in (4, 8):
+        fabricate_sweep(tmp_path / f"m{m}", [0.01, 0.1, 1.0], latent_dim=m, epochs=4, images=False)
+    sweep = build_sweep(load([tmp_path / "m4", tmp_path / "m8"]))
+    assert set(sweep.table["others"]) == {"model.latent_dim=4", "model.latent_dim=8"}
+    fig = _draw(plot_beta, plot_beta.fig_beta_summary, sweep, monkeypatch)
+    mse, dims = fig.axes[2], fig.axes[1]
+    curves = [ln for ln in mse.get_lines() if len(ln.get_xdata()) > 1]
+    assert len(curves) == 2
+    for ln in curves:
+        assert list(ln.get_xdata()) == sorted(ln.get_xdata())  # each runs once along β
+    levels = {
+        float(ln.get_ydata()[0])
+        for ln in dims.get_lines()
+        if ln.get_linestyle() == "--" and len(set(ln.get_ydata())) == 1
+    }
+    assert {4.0, 8.0} <= levels
+    listing = collapse(Groups(sweep), None)[0]
+    assert "out of M" not in listing and " of 4 at " in listing and " of 8 at " in listing

@@ -71,6 +71,9 @@ def _series(
     mean_x, mean_y = stats[("beta_x", "mean")], stats[(column, "mean")]
     xs: list[float] = []
     ys: list[float] = []
+    # Settings that differ besides β (latent_dim=4 and 32) are separate curves in β.
+    family = ok.groupby("group")["others"].first().fillna("") if "others" in ok else None
+    fams: list[str] = []
     for g in groups:
         kw = palette.of(g)
         c = colour or kw["color"]
@@ -100,17 +103,20 @@ def _series(
         )
         xs.append(x)
         ys.append(y)
+        fams.append(str(family.loc[g]) if family is not None else "")
     if len(sweep.methods) <= 1 and len(xs) > 1:
-        order = np.argsort(xs)
-        ax.plot(
-            np.array(xs)[order],
-            np.array(ys)[order],
-            line,
-            color=colour or "0.5",
-            lw=1,
-            zorder=1,
-            label=label,
-        )
+        for i, fam in enumerate(dict.fromkeys(fams)):
+            idx = [k for k, f in enumerate(fams) if f == fam]
+            order = np.argsort([xs[k] for k in idx])
+            ax.plot(
+                np.array([xs[k] for k in idx])[order],
+                np.array([ys[k] for k in idx])[order],
+                line,
+                color=colour or "0.5",
+                lw=1,
+                zorder=1,
+                label=label if i == 0 else None,
+            )
     elif label:
         ax.plot([], [], ls="", marker="o", mfc="none" if hollow else "0.5", mec="0.3", label=label)
     ax.set_xscale("log")
@@ -176,14 +182,15 @@ def fig_beta_summary(sweep: SweepRecords, palette: Palette) -> Rendered | None:
         hollow=True,
         colour="k",
     )
+    dims = sorted(int(d) for d in ok["latent_dim"].dropna().unique() if d > 0)
     m = ok["latent_dim"].max()
-    if m > 0:
-        b.axhline(m, color="0.5", lw=0.8, ls="--")
+    for size in dims:  # one line per latent size swept (model.latent_dim=4,32)
+        b.axhline(size, color="0.5", lw=0.8, ls="--")
         # Right of the plot, level with its line: inside, it sat on runs that use every dim.
         b.text(
             1.01,
-            m,
-            f"M = {int(m)}",
+            size,
+            f"M = {size}",
             va="center",
             ha="left",
             fontsize=7.5,

@@ -192,13 +192,15 @@ def _mixing(G: Groups, kinds: list[tuple[tuple[str, str], pd.DataFrame]]) -> lis
 
 def collapse(G: Groups, ends: tuple[str, str] | None) -> list[str]:
     rows = G.g
-    m = pd.to_numeric(rows["latent_dim_mean"], errors="coerce").max()
+    dims = pd.to_numeric(rows["latent_dim_mean"], errors="coerce")
+    mixed = dims.dropna().nunique() > 1  # model.latent_dim swept: each count has its own M
     listing = ", ".join(
-        f"{fmt_int(rows.loc[g, 'informative_dims_mean'])} {at(G.label(str(g)))}" for g in rows.index
+        f"{fmt_int(rows.loc[g, 'informative_dims_mean'])}"
+        f"{f' of {fmt_int(dims[g])}' if mixed else ''} {at(G.label(str(g)))}"
+        for g in rows.index
     )
-    out = [
-        f"Dimensions carrying at least {INFORMATIVE_KL} nats, out of M = {fmt_int(m)}: {listing}."
-    ]
+    of_m = "" if mixed else f", out of M = {fmt_int(dims.max())}"
+    out = [f"Dimensions carrying at least {INFORMATIVE_KL} nats{of_m}: {listing}."]
     au = ", ".join(
         f"{fmt_int(rows.loc[g, 'active_units_mean'])} {at(G.label(str(g)))}" for g in rows.index
     )
@@ -211,10 +213,9 @@ def collapse(G: Groups, ends: tuple[str, str] | None) -> list[str]:
             a = float(above.get(g, float("nan"))) if above is not None else float("nan")
             extra = f" (#{{λ_i > σ²}} = {fmt_int(a)})" if ok(a) and a > v else ""
             parts.append(f"{fmt_int(v)}{extra} {at(G.label(str(g)))}")
+        with_m = "" if mixed else f" with M = {fmt_int(dims.max())}"
         out.append(
-            f"Linear-theory prediction min(M, #{{λ_i > σ²_eff}}) with M = {fmt_int(m)}: "
-            + ", ".join(parts)
-            + "."
+            f"Linear-theory prediction min(M, #{{λ_i > σ²_eff}}){with_m}: " + ", ".join(parts) + "."
         )
     if ends:
         const = G.by_beta()
@@ -242,7 +243,7 @@ def collapse(G: Groups, ends: tuple[str, str] | None) -> list[str]:
     for g in rows.index:
         g = str(g)
         a, i = G.v(g, "active_units"), G.v(g, "informative_dims")
-        if ok(a) and ok(i) and a - i >= max(2.0, 0.25 * m):
+        if ok(a) and ok(i) and a - i >= max(2.0, 0.25 * dims.get(g, dims.max())):
             s = (
                 f"{at(G.label(g)).capitalize()}, {fmt_int(a)} units pass the active-unit test but "
                 f"only {fmt_int(i)} carry at least {INFORMATIVE_KL} nats: the active-unit count "
