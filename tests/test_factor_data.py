@@ -298,6 +298,20 @@ def test_load_splits_keeps_factors_and_renders_at_the_run_size(tmp_path: Path) -
     # The grid renders like the training images were prepared: resized to 32 px.
     row = splits.val.factors[:1].numpy()
     assert torch.equal(splits.grid.render(row), splits.val.images[:1])
+    # Still binary, as the README promises (Bernoulli is exact): no antialiased grey edges.
+    for images in (splits.train.images, splits.val.images, splits.grid.render(row)):
+        assert set(images.unique().tolist()) == {0, 255}
+
+
+def test_npz_with_a_damaged_class_index_is_one_clear_error(tmp_path: Path) -> None:
+    """A latents_classes entry of 2**40 used to allocate an 8 TiB grid (a traceback)."""
+    write_npz(tmp_path / FILE_NAME, (1, 3, 2, 3, 4, 4))
+    with np.load(tmp_path / FILE_NAME) as npz:
+        arrays = {k: npz[k] for k in ("imgs", "latents_values", "latents_classes")}
+    arrays["latents_classes"][7, 4] = 2**40
+    np.savez(tmp_path / FILE_NAME, **arrays)
+    with pytest.raises(UserError, match=r"latents_classes spans a grid of .* for 288 images"):
+        load_dsprites(DataConfig(name="dsprites", root=str(tmp_path)))
 
 
 def test_shapes_dataset_factors() -> None:

@@ -30,6 +30,9 @@ from vaesweep.errors import UserError
 
 FILE_NAME = "dsprites_ndarray_co1sh3sc6or40x32y32_64x64.npz"
 KEYS = ("imgs", "latents_values", "latents_classes")
+#: A file may lack combinations (a subset), but not by more than this factor: a grid far larger
+#: than its images is a damaged latents_classes (an index of 2**40 would allocate terabytes).
+GRID_SLACK = 64
 
 
 def find_npz(root: str) -> Path | None:
@@ -59,6 +62,14 @@ def _read(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         )
     if classes.min() < 0:
         raise UserError(f"{path}: latents_classes has negative entries")
+    sizes = classes[:, 1:].max(axis=0).astype(np.float64) + 1
+    if float(np.prod(sizes)) > GRID_SLACK * n:
+        shape = "x".join(f"{int(s):,}" for s in sizes)
+        raise UserError(
+            f"{path}: latents_classes spans a grid of {shape} combinations for {n:,} images; "
+            f"expected at most {GRID_SLACK} per image (the original's 3x6x40x32x32 grid holds "
+            "one image per combination)"
+        )
     return _binary_uint8(path, imgs), values, classes.astype(np.int64)
 
 
@@ -132,4 +143,4 @@ def load_npz(path: Path, cfg: DataConfig) -> RawDataset:
             f"{path} holds {len(present)} of the {grid.total} combinations: the BetaVAE and "
             "FactorVAE scores, which render chosen combinations, are skipped"
         )
-    return RawDataset(train, test=None, source=str(path), notes=notes, grid=grid)
+    return RawDataset(train, test=None, source=str(path), notes=notes, grid=grid, binary=True)

@@ -66,6 +66,8 @@ class RawDataset:
     notes: list[str] = field(default_factory=list)
     #: The factor grid of a factor dataset (dSprites, shapes); None for other datasets.
     grid: FactorGrid | None = None
+    #: Binary images (0 and 255 only, as dSprites): a resize keeps them binary.
+    binary: bool = False
 
 
 @dataclass

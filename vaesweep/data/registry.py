@@ -63,35 +63,42 @@ def get_loader(name: str) -> Loader:
     return loader
 
 
-def _prepare_images(images: torch.Tensor, cfg: DataConfig) -> torch.Tensor:
+def _prepare_images(images: torch.Tensor, cfg: DataConfig, binary: bool = False) -> torch.Tensor:
     images = convert_channels(images, cfg.channels)
-    images = resize_center_crop(images, cfg.image_size)
+    resized = resize_center_crop(images, cfg.image_size)
+    if binary and resized is not images:
+        # A binary set stays binary (its likelihood is Bernoulli): each pixel takes the value
+        # most of the area it covers had, not the grey levels of an antialiased edge.
+        resized = torch.where(resized >= 128, 255, 0).to(torch.uint8)
+    images = resized
     if cfg.binarize == "static":
         # Threshold at one half (the usual "static" MNIST binarisation without sampling).
         images = torch.where(images >= 128, 255, 0).to(torch.uint8)
     return images
 
 
-def _prepare(data: ImageSet, cfg: DataConfig) -> ImageSet:
-    return ImageSet(_prepare_images(data.images, cfg), data.labels, data.factors)
+def _prepare(data: ImageSet, cfg: DataConfig, binary: bool = False) -> ImageSet:
+    return ImageSet(_prepare_images(data.images, cfg, binary), data.labels, data.factors)
 
 
-def _prepare_grid(grid: FactorGrid | None, cfg: DataConfig) -> FactorGrid | None:
+def _prepare_grid(
+    grid: FactorGrid | None, cfg: DataConfig, binary: bool = False
+) -> FactorGrid | None:
     """A factor grid whose renderer gives images processed like the training images."""
     if grid is None or grid.render is None:
         return grid
     render = grid.render
-    return grid.with_render(lambda classes: _prepare_images(render(classes), cfg))
+    return grid.with_render(lambda classes: _prepare_images(render(classes), cfg, binary))
 
 
 def load_splits(cfg: DataConfig) -> Splits:
     """Load ``cfg.name``, apply channels / size / binarisation, and split off validation."""
     raw = get_loader(cfg.name)(cfg)
     train = raw.train if cfg.limit is None else raw.train.subset(slice(0, cfg.limit))
-    train = _prepare(train, cfg)
+    train = _prepare(train, cfg, raw.binary)
     if len(train) < 2:
         raise UserError(f"data={cfg.name} has {len(train)} usable image(s); at least 2 are needed")
     train, val = split_train_val(train, cfg.val_fraction, cfg.split_seed)
-    test = _prepare(raw.test, cfg) if raw.test is not None else None
-    grid = _prepare_grid(raw.grid, cfg)
+    test = _prepare(raw.test, cfg, raw.binary) if raw.test is not None else None
+    grid = _prepare_grid(raw.grid, cfg, raw.binary)
     return Splits(train, val, test, source=raw.source, notes=list(raw.notes), grid=grid)
