@@ -452,6 +452,40 @@ def test_folder_errors(tmp_path: Path) -> None:
         load_folder(folder_cfg(empty, tmp_path / "cache"))
 
 
+def test_folder_images_too_large_are_named_with_their_size(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A 182 Mpx museum scan was skipped as "unreadable" by Pillow's bomb check, and a 95 Mpx
+    one printed Pillow's raw warning. The limit is vaesweep's own, counted after JPEG's reduced
+    decoding; an image over it is named with its size (here the limit is 1,000 px)."""
+    from vaesweep.data import image_files
+
+    monkeypatch.setattr(image_files, "MAX_PIXELS", 1000)
+    folder = tmp_path / "scans"
+    folder.mkdir()
+    solid("RGB", (40, 30), (255, 0, 0)).save(folder / "big.png")  # 1,200 px
+    solid("RGB", (64, 64), (0, 255, 0)).save(folder / "big.jpg", quality=95)  # decodes at 8x8
+    solid("RGB", (20, 20), (0, 0, 255)).save(folder / "small.png")
+    raw = load_folder(folder_cfg(folder, tmp_path / "cache", image_size=8))
+    assert len(raw.train.images) == 2
+    expected = (
+        "skipped 1 images over 0 Mpx, too large to decode (shrink them first): big.png (40x30)"
+    )
+    assert expected in raw.notes
+    assert "unreadable" not in " ".join(raw.notes)
+    assert any("big.png (40x30)" in r.getMessage() for r in caplog.records)
+    # The cache keeps the reason.
+    again = load_folder(folder_cfg(folder, tmp_path / "cache", image_size=8))
+    assert expected in again.notes
+    # Nothing decodes: the error says why, once (no separate warning line before it).
+    (folder / "big.jpg").unlink()
+    (folder / "small.png").unlink()
+    caplog.clear()
+    with pytest.raises(UserError, match=r"none of the 1 image files .* big\.png \(40x30\)$"):
+        load_folder(folder_cfg(folder, tmp_path / "cache", image_size=8))
+    assert not [r for r in caplog.records if r.levelname == "WARNING"]
+
+
 # --- CelebA ----------------------------------------------------------------------------------
 
 

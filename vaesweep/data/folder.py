@@ -73,8 +73,9 @@ def load_folder(cfg: DataConfig) -> RawDataset:
     decoded = decode_images(folder, files, labels, spec, cfg.cache_dir)
     if not len(decoded.images):
         raise UserError(
-            f"none of the {len(files)} image files in {where} decode "
-            f"({shortlist(decoded.skipped)}); are they images?"
+            f"none of the {len(files)} image files in {where} decode: "
+            f"{'; '.join(decoded.why_skipped())}"
+            + ("" if decoded.too_large else "; are they images?")
         )
     notes += decoded.notes(folder)
     if classes:

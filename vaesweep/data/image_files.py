@@ -22,7 +22,7 @@ import re
 import tempfile
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -34,8 +34,15 @@ from vaesweep.errors import printable
 
 log = logging.getLogger(__name__)
 
-#: Bumped when decoding changes (2: float and 32-bit TIFFs scaled), so no stale cache is used.
-CACHE_VERSION = 2
+#: Bumped when decoding changes (2: float and 32-bit TIFFs scaled; 3: images too large listed
+#: apart), so no stale cache is used.
+CACHE_VERSION = 3
+#: The most pixels one image may decode to (about 2 GB in Pillow, which holds RGB in 4 bytes):
+#: a museum scan of a painting fits, a decompression bomb does not. Checked after JPEG's reduced
+#: decoding (``draft``), so a JPEG of any size that shrinks below it is read; Pillow's own check
+#: (which warns from 89 Mpx and refuses from 179 Mpx, before ``draft`` can help) is off.
+MAX_PIXELS = 512 * 2**20
+Image.MAX_IMAGE_PIXELS = None
 _SHOWN = 5  # file names listed in a "skipped" note
 _CHUNK = 64  # files per thread-pool task: fewer futures for folders of 200k images
 
@@ -64,6 +71,24 @@ class Decoded:
     skipped: list[str]
     cache_file: Path | None
     from_cache: bool
+    #: Of ``skipped``, the images larger than :data:`MAX_PIXELS`: "name (W x H)".
+    too_large: list[str] = field(default_factory=list)
+
+    def why_skipped(self) -> list[str]:
+        """One phrase per kind of skipped file: unreadable ones, and images too large."""
+        out = []
+        unreadable = [f for f in self.skipped if f not in self._large_names()]
+        if unreadable:
+            out.append(f"{len(unreadable)} unreadable files: {shortlist(unreadable)}")
+        if self.too_large:
+            out.append(
+                f"{len(self.too_large)} images over {MAX_PIXELS / 2**20:.0f} Mpx, too large "
+                f"to decode (shrink them first): {shortlist(self.too_large)}"
+            )
+        return out
+
+    def _large_names(self) -> set[str]:
+        return {f.rsplit(" (", 1)[0] for f in self.too_large}
 
     def notes(self, folder: Path) -> list[str]:
         n = len(self.images)
@@ -73,8 +98,7 @@ class Decoded:
         else:
             where = f"cached in {printable(self.cache_file)}" if self.cache_file else "not cached"
             lines = [f"decoded {n} images from {printable(folder)} ({where})"]
-        if self.skipped:
-            lines.append(f"skipped {len(self.skipped)} unreadable files: {shortlist(self.skipped)}")
+        lines += [f"skipped {why}" for why in self.why_skipped()]
         return lines
 
 
@@ -108,8 +132,13 @@ def _to_mode(img: Image.Image, mode: str) -> Image.Image:
     return img.convert(mode)
 
 
+class TooLarge(ValueError):
+    """An image that would decode to more than :data:`MAX_PIXELS`; the message is "W x H"."""
+
+
 def decode_file(path: Path, spec: DecodeSpec) -> np.ndarray:
-    """One image file -> uint8 (C, size, size); raises whatever Pillow raises if unreadable."""
+    """One image file -> uint8 (C, size, size); raises whatever Pillow raises if unreadable,
+    :class:`TooLarge` if it would decode to more than :data:`MAX_PIXELS`."""
     with Image.open(path) as im:
         w, h = im.size
         side: float = min(w, h, spec.crop or min(w, h))
@@ -117,6 +146,8 @@ def decode_file(path: Path, spec: DecodeSpec) -> np.ndarray:
         if scale < 1:
             # JPEG can decode at 1/2, 1/4 or 1/8 scale directly: far faster for big photos.
             im.draft(None, (math.ceil(w * scale), math.ceil(h * scale)))
+        if im.width * im.height > MAX_PIXELS:
+            raise TooLarge(f"{w}x{h}")
         img = _to_mode(ImageOps.exif_transpose(im), spec.mode)
     side *= min(img.size) / min(w, h)  # draft() may have shrunk the image
     left, top = (img.width - side) / 2, (img.height - side) / 2
@@ -126,23 +157,29 @@ def decode_file(path: Path, spec: DecodeSpec) -> np.ndarray:
     return arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
 
 
-def _decode_all(files: Sequence[Path], spec: DecodeSpec) -> tuple[np.ndarray, np.ndarray]:
+def _decode_all(
+    files: Sequence[Path], spec: DecodeSpec
+) -> tuple[np.ndarray, np.ndarray, dict[int, str]]:
+    """The images, which decoded, and the sizes ("W x H") of those :class:`TooLarge`."""
     # Filled in place by the workers: no second copy of a large dataset. PIL releases the GIL
     # while decoding and resizing, so threads give real parallelism.
     out = np.zeros((len(files), spec.channels, spec.size, spec.size), dtype=np.uint8)
     ok = np.zeros(len(files), dtype=bool)
+    large: dict[int, str] = {}
 
     def work(start: int) -> None:
         for i in range(start, min(start + _CHUNK, len(files))):
             try:
                 out[i] = decode_file(files[i], spec)
                 ok[i] = True
+            except TooLarge as e:
+                large[i] = str(e)
             except Exception as e:  # Pillow raises many types for broken files; all mean skip
                 log.debug("cannot decode %s: %r", printable(files[i]), e)
 
     with ThreadPoolExecutor(max_workers=min(8, usable_cpus())) as pool:
         list(pool.map(work, range(0, len(files), _CHUNK)))
-    return out, ok
+    return out, ok, large
 
 
 def _cache_file(
@@ -172,7 +209,15 @@ def read_cache(path: Path) -> Decoded | None:
         blob = torch.load(path, weights_only=True)
         if blob["version"] != CACHE_VERSION:
             return None
-        return Decoded(blob["images"], blob["labels"], blob["files"], blob["skipped"], path, True)
+        return Decoded(
+            blob["images"],
+            blob["labels"],
+            blob["files"],
+            blob["skipped"],
+            path,
+            True,
+            blob["too_large"],
+        )
     except Exception as e:  # a damaged cache is only a lost shortcut
         log.warning("ignoring unreadable cache %s: %r", printable(path), e)
         return None
@@ -185,6 +230,7 @@ def write_cache(path: Path, decoded: Decoded) -> bool:
         "labels": decoded.labels,
         "files": decoded.files,
         "skipped": decoded.skipped,
+        "too_large": decoded.too_large,
     }
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -222,7 +268,7 @@ def decode_images(
     cached = read_cache(path)
     if cached is not None:
         return cached
-    images, ok = _decode_all(files, spec)
+    images, ok, large = _decode_all(files, spec)
     keep = np.flatnonzero(ok)
     if len(keep) < len(files):
         images = images[keep]
@@ -233,14 +279,11 @@ def decode_images(
         skipped=[rel[i] for i in np.flatnonzero(~ok)],
         cache_file=None,
         from_cache=False,
+        too_large=[f"{rel[i]} ({size})" for i, size in sorted(large.items())],
     )
-    if decoded.skipped:
-        log.warning(
-            "skipped %d unreadable files in %s: %s",
-            len(decoded.skipped),
-            printable(folder),
-            shortlist(decoded.skipped),
-        )
+    if decoded.skipped and len(keep):  # none decoded: the loader's one error line says why
+        for why in decoded.why_skipped():
+            log.warning("skipped %s in %s", why, printable(folder))
     if len(keep) and write_cache(path, decoded):
         decoded.cache_file = path
     return decoded

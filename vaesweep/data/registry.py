@@ -17,7 +17,7 @@ from vaesweep.data.imageset import (
     resize_center_crop,
     split_train_val,
 )
-from vaesweep.errors import UserError
+from vaesweep.errors import UserError, printable
 
 Loader = Callable[[DataConfig], RawDataset]
 
@@ -97,7 +97,11 @@ def load_splits(cfg: DataConfig) -> Splits:
     train = raw.train if cfg.limit is None else raw.train.subset(slice(0, cfg.limit))
     train = _prepare(train, cfg, raw.binary)
     if len(train) < 2:
-        raise UserError(f"data={cfg.name} has {len(train)} usable image(s); at least 2 are needed")
+        limit = f" (data.limit={cfg.limit})" if cfg.limit is not None else ""
+        raise UserError(
+            f"data={cfg.name} has {len(train)} usable image(s) in {printable(raw.source)}{limit}; "
+            "at least 2 are needed"
+        )
     train, val = split_train_val(train, cfg.val_fraction, cfg.split_seed)
     test = _prepare(raw.test, cfg, raw.binary) if raw.test is not None else None
     grid = _prepare_grid(raw.grid, cfg, raw.binary)
