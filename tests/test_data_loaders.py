@@ -195,6 +195,34 @@ def test_real_fashion_mnist_from_debian(tmp_path: Path) -> None:
     assert raw.train.images.max() == 255 and raw.train.images.min() == 0
 
 
+@pytest.mark.skipif(not DEBIAN_FASHION.is_dir(), reason="Debian dataset-fashion-mnist missing")
+def test_a_flat_root_holding_the_other_set_is_told_apart_by_its_content(tmp_path: Path) -> None:
+    """MNIST and Fashion-MNIST share file names, and <root> itself is searched for both:
+    data=mnist trained on Fashion-MNIST (and the reverse) without a word. The real Fashion-MNIST
+    files, copied flat, are refused as MNIST; MNIST-like files, flat, are passed over for
+    Fashion-MNIST's own copy."""
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    for f in DEBIAN_FASHION.glob("*-ubyte.gz"):
+        (flat / f.name).write_bytes(f.read_bytes())
+    with pytest.raises(UserError, match=r"holds fashion_mnist's training set .* not mnist's"):
+        load_mnist(DataConfig(name="mnist", root=str(flat)))
+    assert load_fashion_mnist(DataConfig(name="fashion_mnist", root=str(flat))).source == str(flat)
+
+    # 60,000 images with MNIST's mean pixel (0.1307): mostly black, strokes of white.
+    digits = tmp_path / "digits"
+    write_mnist(digits, gz=False, n_train=10, n_test=4)
+    strokes = np.zeros((60_000, 28, 28), dtype=np.uint8)
+    strokes[:, 10:14, 6:22] = 255
+    strokes[:, 4:24, 12:14] = 255  # 100 of 784 pixels: mean 0.1276
+    write_idx(digits / "train-images-idx3-ubyte", strokes)
+    write_idx(digits / "train-labels-idx1-ubyte", np.arange(60_000) % 10)
+    raw = load_fashion_mnist(DataConfig(name="fashion_mnist", root=str(digits)))
+    assert raw.source == str(DEBIAN_FASHION)
+    assert any("holds mnist's training set" in n for n in raw.notes)
+    assert load_mnist(DataConfig(name="mnist", root=str(digits))).source == str(digits)
+
+
 # --- CIFAR-10 --------------------------------------------------------------------------------
 
 

@@ -36,6 +36,13 @@ SYSTEM_DIRS: dict[str, tuple[Path, ...]] = {
     "fashion_mnist": (Path("/usr/share/datasets/fashion-mnist"),),
 }
 
+#: The mean pixel (on [0, 1]) of each official training set, as published with it (the
+#: normalisation constants torchvision's examples use). Both sets use the same file names, so
+#: a set found in ``<root>`` itself is told apart by its content: MNIST's is 0.1307,
+#: Fashion-MNIST's 0.2860.
+MEAN_PIXEL = {"mnist": 0.1307, "fashion_mnist": 0.2860}
+#: Only a full official training set is judged; a user's own subset keeps its name.
+OFFICIAL_TRAIN = 60_000
 _UINT8 = 0x08
 #: Start of the note that says the system copy was used instead of data.root (printed).
 FALLBACK_NOTE = "data.root="
@@ -120,24 +127,52 @@ def _load(cfg: DataConfig, name: str, dataset_class: str, subdirs: tuple[str, ..
     root = Path(cfg.root).expanduser()
     folders = [root / dataset_class / "raw", *(root / s for s in subdirs), root]
     folders += SYSTEM_DIRS[name]
-    found = _find_files(folders)
-    if found is None and cfg.download:
-        _download(name, root, folders, dataset_class)
+    notes: list[str] = []
+    while True:
         found = _find_files(folders)
-    if found is None:
-        looked = ", ".join(str(f) for f in folders)
-        raise UserError(
-            f"{name} not found under {looked}; put the IDX files "
-            f"({', '.join(FILES.values())}, optionally .gz) there or pass data.download=true"
+        if found is None and cfg.download:
+            _download(name, root, folders, dataset_class)
+            found = _find_files(folders)
+        if found is None:
+            looked = ", ".join(str(f) for f in folders)
+            put = (
+                f"put the IDX files ({', '.join(FILES.values())}, optionally .gz) there or "
+                "pass data.download=true"
+            )
+            if notes:  # the root held the other set
+                raise UserError(f"{notes[-1]}; nor is {name} under {looked}: {put}")
+            raise UserError(f"{name} not found under {looked}; {put}")
+        train = _read_split(found["train_images"], found["train_labels"])
+        other = _other_set(name, train) if found["train_images"].parent == root else None
+        if other is None:
+            break
+        notes.append(
+            f"{root} holds {other}'s training set (mean pixel {_mean_pixel(train):.4f}; "
+            f"{other}'s is {MEAN_PIXEL[other]:.4f}, {name}'s {MEAN_PIXEL[name]:.4f}), not "
+            f"{name}'s: the "
+            f"two share file names, so keep each in its own folder ({root / dataset_class}/raw)"
         )
-    train = _read_split(found["train_images"], found["train_labels"])
+        folders = [f for f in folders if f != root]
     test = _read_split(found["test_images"], found["test_labels"])
     source = str(found["train_images"].parent)
-    notes = [f"{name} IDX files from {source}"]
-    if found["train_images"].parent in SYSTEM_DIRS[name]:
+    notes.append(f"{name} IDX files from {source}")
+    if found["train_images"].parent in SYSTEM_DIRS[name] and len(notes) == 1:
         # The user pointed somewhere else: say which files were used instead.
         notes.insert(0, f"{FALLBACK_NOTE}{cfg.root} holds no {name} files; using {source} instead")
     return RawDataset(train, test, source=source, notes=notes)
+
+
+def _mean_pixel(images: ImageSet) -> float:
+    return float(images.images.sum(dtype=torch.int64)) / (images.images.numel() * 255)
+
+
+def _other_set(name: str, train: ImageSet) -> str | None:
+    """The other dataset, when ``train`` is the other's official training set."""
+    if len(train) != OFFICIAL_TRAIN:
+        return None
+    mean = _mean_pixel(train)
+    nearest = min(MEAN_PIXEL, key=lambda k: abs(MEAN_PIXEL[k] - mean))
+    return nearest if nearest != name else None
 
 
 def load_mnist(cfg: DataConfig) -> RawDataset:
