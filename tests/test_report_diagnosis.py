@@ -39,6 +39,26 @@ def test_unconverged_runs_lead_the_reading_and_set_the_headline(tmp_path: Path) 
     assert list(settings_table(sweep)["converged"]) == ["no", "no"]
 
 
+def test_the_headline_names_which_end_was_still_improving(tmp_path: Path) -> None:
+    """Only one end still improving: "these runs stopped while still improving" said it of
+    both. When it is the better end the gap can only be larger; when it is the worse end the
+    gap may shrink, and the headline says which run."""
+    root = tmp_path / "one"
+    fabricate_run(root / "beta=0.01", beta=0.01, images=False, converged=False)
+    fabricate_run(root / "beta=1", beta=1.0, images=False, converged=True)
+    title = build_reading(build_sweep(load([root]))).title
+    assert title.startswith("The reconstructions at β=0.01 are better than at β=1 (PSNR")
+    assert title.endswith(
+        "at β=0.01 the run was still improving when it stopped: the gap is if anything larger"
+    )
+    assert "these runs" not in title
+    root = tmp_path / "other"
+    fabricate_run(root / "beta=0.01", beta=0.01, images=False, converged=True)
+    fabricate_run(root / "beta=1", beta=1.0, images=False, converged=False)
+    title = build_reading(build_sweep(load([root]))).title
+    assert "so far" in title and "but the run at β=1 stopped while still improving" in title
+
+
 def test_converged_runs_get_a_headline_from_the_numbers(tmp_path: Path) -> None:
     sweep = _sweep(tmp_path / "s", converged=True)
     reading = build_reading(sweep)

@@ -98,8 +98,16 @@ def _beta_title(G: Groups, ends: tuple[str, str] | None) -> str | None:
         )
     psnr = f"PSNR {fmt(G.v(better, 'psnr'))} against {fmt(G.v(worse, 'psnr'))} dB"
     if still:
+        moving = set(settling.unconverged(G).index)
+        if better in moving and worse not in moving:
+            # Only the better end could still improve: the gap can only be larger.
+            return (
+                f"the reconstructions at {B} are better than at {W} ({psnr}), and {at(B)} the "
+                f"run was still improving when it stopped: the gap is if anything larger"
+            )
+        runs = "these runs" if better in moving else f"the run {at(W)}"
         return (
-            f"the reconstructions at {B} are better than at {W} so far ({psnr}), but these runs "
+            f"the reconstructions at {B} are better than at {W} so far ({psnr}), but {runs} "
             f"stopped while still improving; train longer before reading the size of the gap"
         )
     if better == ends[0]:  # the usual case: the larger β reconstructs worse
