@@ -256,6 +256,21 @@ def test_density_likelihood_on_binarised_data_is_warned_about() -> None:
     assert "cbernoulli" in line and "binarize=static" in line and "bernoulli" in line
 
 
+def test_bernoulli_on_grey_levels_is_warned_about() -> None:
+    """The README calls bernoulli a likelihood for binary pixels; on grey digits it used to run
+    without a word, and its bits/dim then compared with nothing."""
+    from vaesweep.config import Config, DataConfig, LossConfig
+
+    (line,) = Config(loss=LossConfig("bernoulli")).warnings()
+    assert line.startswith("loss.likelihood=bernoulli on data=digits's grey levels")
+    assert "data.binarize=dynamic" in line and "cbernoulli" in line
+    for binary in (DataConfig(name="dsprites"), DataConfig(name="shapes")):
+        assert Config(data=binary, loss=LossConfig("bernoulli")).warnings() == [] or all(
+            "grey levels" not in w
+            for w in Config(data=binary, loss=LossConfig("bernoulli")).warnings()
+        )
+
+
 def test_geco_refuses_likelihoods_it_would_ignore() -> None:
     # GECO's objective is KL + lambda * (MSE / kappa^2 - 1): no other reconstruction term.
     assert bridge.compose(["kl=geco", "loss.likelihood=gaussian"]).loss.likelihood == "gaussian"

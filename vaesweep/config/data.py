@@ -17,6 +17,8 @@ DATASETS = (
     "shapes",
     "photos",
 )
+#: The datasets whose pixels take grey levels (dsprites is binary; shapes' colours are solid).
+GREY_LEVEL_DATA = ("digits", "mnist", "fashion_mnist", "cifar10", "celeba", "folder", "photos")
 BINARIZE = ("none", "static", "dynamic")
 
 

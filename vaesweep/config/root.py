@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from vaesweep.config.checks import finite_numbers, non_negative, require
-from vaesweep.config.data import DataConfig
+from vaesweep.config.data import GREY_LEVEL_DATA, DataConfig
 from vaesweep.config.eval import EvalConfig
 from vaesweep.config.loss import LossConfig
 from vaesweep.config.tracker import TrackerConfig
@@ -69,6 +69,18 @@ class Config:
                 f"data.binarize={self.data.binarize} makes the pixels binary: its ELBO is no "
                 "probability of the data (bits/dim are dequantised over two levels, +1 bit); "
                 "loss.likelihood=bernoulli models binary pixels"
+            )
+        if (
+            self.loss.likelihood == "bernoulli"
+            and self.data.binarize == "none"
+            and self.data.name in GREY_LEVEL_DATA
+        ):
+            out.append(
+                f"loss.likelihood=bernoulli on data={self.data.name}'s grey levels: binary "
+                "cross-entropy against grey targets is no probability of the data, so its ELBO "
+                "and bits/dim compare with no other likelihood's; data.binarize=dynamic (or "
+                "static) makes the pixels binary, and loss.likelihood=cbernoulli is the "
+                "normalised density for grey levels"
             )
         published = PUBLISHED_STEPS.get(self.data.name)
         if self.train.epochs is None and self.train.steps == published:

@@ -147,7 +147,7 @@ def _load(cfg: DataConfig, name: str, dataset_class: str, subdirs: tuple[str, ..
         if other is None:
             break
         notes.append(
-            f"{root} holds {other}'s training set (mean pixel {_mean_pixel(train):.4f}; "
+            f"{FALLBACK_NOTE}{cfg.root} holds {other}'s training set (mean pixel {_mean_pixel(train):.4f}; "
             f"{other}'s is {MEAN_PIXEL[other]:.4f}, {name}'s {MEAN_PIXEL[name]:.4f}), not "
             f"{name}'s: the "
             f"two share file names, so keep each in its own folder ({root / dataset_class}/raw)"
