@@ -28,10 +28,10 @@ demo: $(STAMP) ## A small beta sweep on the bundled digits, then its report
 	$(BIN)/vaesweep sweep beta=0.01,0.1,1
 	$(BIN)/vaesweep report
 
-test: $(STAMP) ## Run the whole test suite, in $(WORKERS) processes (WORKERS=0: in this one)
+test: $(STAMP) ## Run the whole test suite, in WORKERS processes (default 2; WORKERS=0: in this one)
 	$(BIN)/python -m pytest -n $(WORKERS) --dist loadfile
 
-test-fast: $(STAMP) ## Tests without the slow ones, in $(WORKERS) processes (WORKERS=0: in this one)
+test-fast: $(STAMP) ## Tests without the slow ones, in WORKERS processes (default 2; WORKERS=0: in this one)
 	$(BIN)/python -m pytest -m "not slow" -n $(WORKERS) --dist load
 
 lint: $(STAMP) ## ruff check, format check and mypy (config in pyproject.toml)

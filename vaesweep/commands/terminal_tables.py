@@ -70,11 +70,12 @@ def fmt(value: Any) -> str:
 
 
 def print_grid(console: Console, plan: Any, sweep_dir: Path, dry_run: bool) -> None:
-    verb = "would run" if dry_run else "runs"
+    n = len(plan.runs)
+    verb = "would run" if dry_run else ("runs" if n != 1 else "run")
     stacks = plan.stacks()
     trained = f" in {len(stacks)} stack{'s' * (len(stacks) != 1)}" if stacks else ""
     # Paths are plain text (a `[` in a name is no markup) and never broken across lines.
-    console.print(f"{len(plan.runs)} {verb}{trained} -> {sweep_dir}", markup=False, soft_wrap=True)
+    console.print(f"{n} {verb}{trained} -> {sweep_dir}", markup=False, soft_wrap=True)
     table = _table()
     table.add_column("#", justify="right")
     for key in plan.swept_keys:

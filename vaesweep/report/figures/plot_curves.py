@@ -113,8 +113,7 @@ def fig_loss_curves(sweep: SweepRecords, palette: Palette) -> Rendered | None:
         frameon=False,
     )
     caption = (
-        "Loss components per epoch, both on log scales: validation solid, training dashed, one "
-        "line per run. A KL that falls towards zero within a few epochs is posterior collapse; "
+        "Both axes on log scales: validation solid, training dashed, one line per run. A KL that falls towards zero within a few epochs is posterior collapse; "
         "the gap between the reconstruction curves of different β is what β buys."
     )
     return Rendered("loss_curves", "Loss components per epoch", caption, render(fig))

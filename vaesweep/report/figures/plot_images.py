@@ -243,7 +243,7 @@ def fig_traversals(sweep: SweepRecords, palette: Palette) -> Rendered | None:
     labels = [f"{v:+.2g}" for v in values] if values else None
     png = _grid_figure(rows, header="value of the traversed dimension", col_labels=labels)
     caption = (
-        f"Latent traversals: for each β, the {per} most informative dimension(s) (largest KL) "
+        f"For each β, the {per} most informative dimension(s) (largest KL) "
         "are swept from −3 to +3 around one validation image's code, the others held fixed. A "
         "dimension with a KL near zero decodes to the same image all along its row: the "
         "decoder ignores it."

@@ -83,8 +83,9 @@ def effective(G: Groups, ends: tuple[str, str] | None) -> list[str]:
             f"σ_eff = {fmt(r['sigma_eff'])}."
         )
     elif not d.empty and t["recon_reduction"].notna().any():
+        n = int(t["recon_reduction"].notna().sum())
         out.append(
-            f"All {int(t['recon_reduction'].notna().sum())} runs summed the reconstruction over "
+            f"{f'All {n} runs' if n > 1 else 'The run'} summed the reconstruction over "
             f"the D = {fmt_int(d.iloc[0])} pixels (loss.recon_reduction=sum), so no β was "
             f"inflated; with a pixel mean (F.mse_loss's default) each β would have acted "
             f"{fmt_int(d.iloc[0])} times larger."

@@ -83,6 +83,9 @@ def length_sentences(G: Groups, ends: tuple[str, str] | None = None) -> list[str
         return [
             f"All {int(known.sum())} settings converged: their validation objective {change}, so "
             f"the differences below are differences between the settings, not training length."
+            if int(known.sum()) > 1
+            else f"The setting converged: its validation objective {change.replace('their', 'its')}, "
+            f"so its numbers are what it converges to, not an effect of the training length."
         ]
     runs = _runs(G, bad.index)
     improving = runs[runs["objective_converged"] == 0]
