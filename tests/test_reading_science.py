@@ -63,6 +63,9 @@ def test_mi_saturation_flagged_in_table_and_text(sweep: SweepRecords, reading: R
     cells = settings_table(sweep).set_index("setting")
     assert "saturated: log N" in cells.loc["β=0.01", "I(x;z)"]
     assert "saturated" not in cells.loc["β=8", "I(x;z)"]
+    # rate - I(x;z) with I(x;z) capped at log N: the marginal KL shown is an upper bound.
+    marginal = [c for c in cells.columns if "marginal" in c.lower()]
+    assert marginal and "(upper bound: I(x;z) saturated)" in cells.loc["β=0.01", marginal[0]]
     text = reading.text()
     assert "sits at its ceiling log N" in text and "upper bound on the prior mismatch" in text
     # The smallest-marginal-KL pick leaves saturated settings out.

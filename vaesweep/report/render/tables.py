@@ -124,7 +124,7 @@ def _saturation_flag(g: pd.DataFrame, i: object, stem: str) -> str:
     if not (sat.get(i, 0) > 0):
         return ""
     cap = fmt(g["mi_ceiling_mean"].get(i))
-    return f" (saturated: log N = {cap})" if stem == "mi" else " (≥ rate − log N)"
+    return f" (saturated: log N = {cap})" if stem == "mi" else " (upper bound: I(x;z) saturated)"
 
 
 def runs_table(sweep: SweepRecords) -> pd.DataFrame:
