@@ -165,3 +165,21 @@ def test_the_settings_beta_column_says_when_it_holds_a_final_beta_t(tmp_path: Pa
     assert "β (final β_t for scheduled/controlled runs)" in columns and "β" not in columns
     fabricate_sweep(tmp_path / "c", [0.1, 1.0], images=False)
     assert "β" in list(settings_table(build_sweep(load([tmp_path / "c"]))).columns)
+
+
+def test_a_run_far_worse_than_the_mean_image_is_flagged_first(tmp_path: Path) -> None:
+    """A plain autoencoder (β=0) with too large a learning rate ended at 2.6 times the mean
+    image's error, marked completed and converged; nothing at the top of the page said so."""
+    sweep = _sweep(tmp_path / "s", converged=True)
+    t = sweep.table
+    assert "β=0.01" in set(t["label"])
+    reading = build_reading(sweep)
+    assert not any("did not learn" in s for s in reading.answer)
+    worse = t["label"] == "β=0.01"
+    t.loc[worse, "sse"] = 2.6 * t.loc[worse, "total_variance"]
+    sweep.groups.loc[sweep.groups["label"] == "β=0.01", "sse_mean"] = float(
+        t.loc[worse, "sse"].iloc[0]
+    )
+    answer = build_reading(sweep).answer
+    assert answer[0].startswith("One setting did not learn to reconstruct")
+    assert "(2.6 times it at β=0.01)" in answer[0] and "train.lr" in answer[0]

@@ -82,7 +82,8 @@ def build_reading(sweep: SweepRecords) -> Reading:
     ]
     answer = _guarded("The answer", lambda: build_answer(G, ends), sweep)
     single = diagnosis.single_setting(G)
-    reading.answer = blown + single + (length if still_improving else []) + cause + answer
+    failed = _guarded("Runs that did not learn", lambda: diagnosis.unlearned(G), sweep)
+    reading.answer = blown + failed + single + (length if still_improving else []) + cause + answer
     headline = _guarded("The title", lambda: [diagnosis.title(G, ends)], sweep)
     reading.title = (headline[0] if headline else None) or reading.title
     reading.questions = _guarded("The short answers", lambda: build_questions(G, ends), sweep)

@@ -72,6 +72,30 @@ def title(G: Groups, ends: tuple[str, str] | None) -> str | None:
     return f"{lead}; under the sum, {about_beta}" if about_beta else lead
 
 
+#: Squared error above this multiple of the mean image's: the run did not learn to reconstruct
+#: (a collapsed code decodes to about the mean image, about 1x; no β makes it worse).
+UNLEARNED_SHARE = 1.5
+
+
+def unlearned(G: Groups) -> list[str]:
+    """Settings whose reconstructions are far worse than the mean image: an optimisation
+    failure that the reader must see before reading any β effect from them."""
+    bad = []
+    for g in G.g.index:
+        sse, tv = G.v(str(g), "sse"), G.v(str(g), "total_variance")
+        if ok(sse) and ok(tv) and tv > 0 and sse > UNLEARNED_SHARE * tv:
+            bad.append(f"{fmt(sse / tv)} times it {at(G.label(str(g)))}")
+    if not bad:
+        return []
+    return [
+        f"{'Some settings' if len(bad) > 1 else 'One setting'} did not learn to reconstruct: "
+        f"the squared error is far above that of "
+        f"always outputting the mean image ({'; '.join(bad[:6])}). No β explains that, since "
+        f"even a code that carries nothing decodes to the mean image; suspect the optimisation "
+        f"(a smaller train.lr, or train.grad_clip) before reading β from these runs."
+    ]
+
+
 def _capital(text: str) -> str:
     """First letter in upper case, except β (whose capital, Β, reads as a Latin B)."""
     return text if text.startswith("β") else text[0].upper() + text[1:]

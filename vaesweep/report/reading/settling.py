@@ -135,10 +135,14 @@ def length_sentences(G: Groups, ends: tuple[str, str] | None = None) -> list[str
         )
     if clear and gap is not None:
         _, better, worse = gap
+        if better in bad.index and worse not in bad.index:
+            # Only the better end could still improve: the gap can only grow (as the title says).
+            how = "and that gap is if anything larger; train longer (e.g. {}) for its size."
+        else:
+            how = "but the size of that gap may still change; train longer (e.g. {}) before reading it."
         tail = (
             f"{at(G.bname(better)).capitalize()} the reconstructions are already better than "
-            f"{at(G.bname(worse))}, but the size of that gap may still change; train longer "
-            f"(e.g. {longer}) before reading it."
+            f"{at(G.bname(worse))}, " + how.format(longer)
         )
     else:
         tail = (
