@@ -148,7 +148,12 @@ def test_crashed_sweep_without_plan(tmp_path: Path) -> None:
     summary = pd.read_csv(path.parent / "summary.csv").set_index("run")
     assert summary["status"].to_dict() == {"beta=0.1": "completed", "beta=1": "running"}
     assert summary.loc["beta=1", "epochs_done"] == 3
-    assert "beta=1: running after 3 of 6 epochs" in path.read_text()
+    # Not left out: compared at its latest epoch, and said to be provisional.
+    assert summary["partial"].to_dict() == {"beta=0.1": False, "beta=1": True}
+    assert bool(summary.loc["beta=1", "usable"])
+    page = path.read_text()
+    assert "1 of 2 runs has not finished (β=1, epochs=6): it is compared at its latest " in page
+    assert "validation epoch (epoch 3 of 6), so its numbers are provisional" in page
 
 
 def test_no_usable_run_still_gives_a_report(tmp_path: Path) -> None:

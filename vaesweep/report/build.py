@@ -145,9 +145,13 @@ def build_report(
         path = report_dir / "index.md"
     atomic_write_text(path, render(page))
     if console is not None:
-        n_ok = int(sweep.table["usable"].sum())
+        n_ok = int((sweep.table["usable"] & ~sweep.table["partial"]).sum())
+        n_partial = int(sweep.table["partial"].sum())
+        values = f"{n_ok} with final values" + (
+            f", {n_partial} not finished (compared at their latest epoch)" if n_partial else ""
+        )
         console.print(
-            f"report: {len(sweep.table)} runs ({n_ok} with final values), {len(figures)} figures "
+            f"report: {len(sweep.table)} runs ({values}), {len(figures)} figures "
             f"in {time.perf_counter() - t0:.1f} s"
         )
         from rich.markup import escape

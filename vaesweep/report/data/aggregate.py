@@ -41,10 +41,14 @@ class SweepRecords:
     beta_label: str  # what the beta axis shows
     distortion: str  # "sse" or "nll": the R-D plane's y column
     problems: list[str] = field(default_factory=list)
+    #: Some usable runs have not finished (still training, or stopped): they are compared at
+    #: their latest validation epoch (the table's ``partial`` column).
+    partial: bool = False
 
     @property
     def usable(self) -> pd.DataFrame:
-        """Runs with final values: completed and finite rate and distortion."""
+        """Runs with values to compare: finite rate and distortion, final for completed runs
+        and the latest epoch's for runs not finished (:attr:`partial`)."""
         return self.table[self.table["usable"]]
 
     @property
@@ -59,6 +63,10 @@ def build_sweep(loaded: Loaded) -> SweepRecords:
     rows = [_row(r, spectra.get(k)) for k, r in runs.items()]
     table = pd.DataFrame(rows).set_index("run", drop=False)
     table.index.name = None
+    # While a sweep trains (or after it was stopped), runs not finished are compared at their
+    # latest epoch, said to be provisional, rather than left out ("one setting" of three).
+    partial = bool(table["partial"].any())
+    table["usable"] = table["usable"] | table["partial"]
     configs = {k: (r.summary or {}).get("config") or {} for k, r in runs.items()}
     keys = swept_keys(loaded, configs)
     swept = add_swept_columns(table, runs, configs, keys)
@@ -78,7 +86,17 @@ def build_sweep(loaded: Loaded) -> SweepRecords:
     distortion = "nll" if (not gaussian.any() and len(lik) == 1) else "sse"
     problems = [f"{r.key}: {p}" for r in runs.values() for p in r.problems] + loaded.problems
     return SweepRecords(
-        table, stats, curves, kl_dims, runs, spectra, swept, beta_label, distortion, problems
+        table,
+        stats,
+        curves,
+        kl_dims,
+        runs,
+        spectra,
+        swept,
+        beta_label,
+        distortion,
+        problems,
+        partial,
     )
 
 
@@ -170,6 +188,7 @@ def summary_columns(sweep: SweepRecords) -> list[str]:
         "data",
         "wall_time_s",
         "usable",
+        "partial",
         "group",
         "label",
         "others",

@@ -207,12 +207,11 @@ def run_row(run: Run, spectrum: Spectrum | None) -> dict[str, Any]:
     # A stack member's wall time is its stack's: the K runs trained together in one process.
     row["stack_size"] = num((s.get("timings") or {}).get("stack_size"))
     implausible = _implausible(row)
-    row["usable"] = bool(
-        run.status == "completed"
-        and math.isfinite(row["kl"])
-        and math.isfinite(row["sse"])
-        and not implausible
-    )
+    finite = math.isfinite(row["kl"]) and math.isfinite(row["sse"]) and not implausible
+    row["usable"] = bool(run.status == contract.COMPLETED and finite)
+    # A run still training (or stopped) with a validation epoch: compared only when no run has
+    # finished (:func:`vaesweep.report.data.aggregate.build_sweep`), its numbers provisional.
+    row["partial"] = bool(run.status in (contract.RUNNING, contract.INTERRUPTED) and finite)
     if implausible:
         run.problems.append(f"{implausible}: left out of the final-value plots")
     row["error"] = run.error or ""

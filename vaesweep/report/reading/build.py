@@ -83,7 +83,10 @@ def build_reading(sweep: SweepRecords) -> Reading:
     answer = _guarded("The answer", lambda: build_answer(G, ends), sweep)
     single = diagnosis.single_setting(G)
     failed = _guarded("Runs that did not learn", lambda: diagnosis.unlearned(G), sweep)
-    reading.answer = blown + failed + single + (length if still_improving else []) + cause + answer
+    provisional = _provisional(sweep)
+    reading.answer = (
+        provisional + blown + failed + single + (length if still_improving else []) + cause + answer
+    )
     headline = _guarded("The title", lambda: [diagnosis.title(G, ends)], sweep)
     reading.title = (headline[0] if headline else None) or reading.title
     reading.questions = _guarded("The short answers", lambda: build_questions(G, ends), sweep)
@@ -140,7 +143,39 @@ def _headline(sweep: SweepRecords, G: Groups, n_runs: int, n_ok: int) -> str:
         if len(G.g) != 1
         else (f"one setting ({G.label(G.g.index[0])})" if len(G.g) else "no setting")
     )
-    return f"{n_runs} run(s) ({kinds}); {n_ok} with final values, covering {what}."
+    n_partial = int(sweep.usable["partial"].sum()) if sweep.partial else 0
+    values = f"{n_ok} with values to compare"
+    values += f" ({n_partial} provisional: not finished)" if n_partial else ""
+    if not n_partial:
+        values = f"{n_ok} with final values"
+    return f"{n_runs} run(s) ({kinds}); {values}, covering {what}."
+
+
+def _provisional(sweep: SweepRecords) -> list[str]:
+    """Runs not finished are compared at their latest epoch: say which, and how far along."""
+    if not sweep.partial:
+        return []
+    ok = sweep.usable
+    part = ok[ok["partial"]]
+    done = pd.to_numeric(part["epochs_done"], errors="coerce").dropna()
+    planned = pd.to_numeric(part["epochs"], errors="coerce").dropna()
+    where = ""
+    if not done.empty:
+        lo, hi = int(done.min()), int(done.max())
+        where = f"epoch {lo}" + (f"–{hi}" if hi != lo else "")
+        where = f" ({where} of {int(planned.max())})" if not planned.empty else f" ({where})"
+    labels = "; ".join(dict.fromkeys(str(x) for x in part["label"]))
+    many = len(part) > 1
+    they, their = ("they are", "their") if many else ("it is", "its")
+    if len(part) == len(ok):
+        who = "No run has finished yet"
+    else:
+        who = f"{len(part)} of {len(ok)} runs {'have' if many else 'has'} not finished ({labels})"
+    return [
+        f"{who}: {they} compared at {their} latest validation epoch{where}, so {their} numbers "
+        f"are provisional and will change as training goes on (end-of-run measures such as the "
+        f"IWAE bound are not there yet)."
+    ]
 
 
 def _diverged(sweep: SweepRecords) -> list[str]:
