@@ -269,3 +269,18 @@ def test_a_data_path_that_is_not_utf8_prints_under_a_strict_utf8_stdout(tmp_path
     out = proc.stdout.decode("utf-8") + proc.stderr.decode("utf-8")  # all of it UTF-8
     assert proc.returncode == 0 and "Traceback" not in out, out
     assert "caf\\xe9" in out and "data.path=_" in out and "_caf_xe9_" in out
+
+
+def test_an_error_naming_a_path_that_is_not_utf8_shows_its_bytes(tmp_path: Path) -> None:
+    """The IDX, CIFAR and dSprites messages built with str(path) showed b"\\xff" as
+    "\\udcff"; every error line now shows such bytes as \\xNN, as printable() does."""
+    root = os.fsdecode(b"bad\xffroot")
+    for data in ("mnist", "cifar10"):
+        result = CliRunner().invoke(app, ["show", f"data={data}", f"data.root='{root}'"])
+        assert result.exit_code == 0, result.output  # show composes; it loads nothing
+        result = CliRunner().invoke(
+            app,
+            ["train", f"data={data}", f"data.root='{root}'", "--outputs", str(tmp_path / "o")],
+        )
+        assert result.exit_code == 2, result.output
+        assert "bad\\xffroot" in result.output and "udcff" not in result.output

@@ -88,6 +88,12 @@ def _fail(message: str, code: int = 2) -> None:
     # One line, whatever the message quotes: a library's text (torchvision's download error)
     # may hold line breaks.
     message = re.sub(r"\s*\n\s*", " ", message.strip())
+    # A path that is not UTF-8 (kept by Python as lone surrogates) shows its bytes as \xNN,
+    # as printable() writes them, whichever module built the message.
+    try:
+        message = message.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:  # a surrogate no file name decodes to
+        message = message.encode("utf-8", "backslashreplace").decode("utf-8")
     # Escaped: messages quote commands such as pip install 'vaesweep[mlflow]'.
     _console(stderr=True).print(f"[bold red]Error:[/] {escape(message)}", soft_wrap=True)
     raise typer.Exit(code)
