@@ -128,6 +128,22 @@ def test_idx_corrupt_files_name_the_file(tmp_path: Path, damage: str) -> None:
         load_mnist(DataConfig(name="mnist", root=str(tmp_path)))
 
 
+def test_idx_compression_is_read_from_the_content_not_the_name(tmp_path: Path) -> None:
+    """A browser that unpacks a .gz download keeps the name: the plain file under .gz was
+    refused as 'not a gzipped file; delete it and fetch it again' (which gave the same file)."""
+    arrays = write_mnist(tmp_path / "a", gz=False)
+    (tmp_path / "a" / "train-images-idx3-ubyte").rename(
+        tmp_path / "a" / "train-images-idx3-ubyte.gz"
+    )
+    raw = load_mnist(DataConfig(name="mnist", root=str(tmp_path / "a")))
+    assert np.array_equal(raw.train.images[:, 0].numpy(), arrays["train-images-idx3-ubyte"])
+    write_mnist(tmp_path / "b", gz=True)  # gzip content under the plain name
+    (tmp_path / "b" / "t10k-images-idx3-ubyte.gz").rename(tmp_path / "b" / "t10k-images-idx3-ubyte")
+    raw = load_mnist(DataConfig(name="mnist", root=str(tmp_path / "b")))
+    assert raw.test is not None
+    assert np.array_equal(raw.test.images[:, 0].numpy(), arrays["t10k-images-idx3-ubyte"])
+
+
 def test_read_idx_rejects_wrong_rank(tmp_path: Path) -> None:
     write_idx(tmp_path / "labels", np.zeros(5, dtype=np.uint8))
     with pytest.raises(UserError, match="3 dimension"):
@@ -266,9 +282,11 @@ def test_cifar_folder(tmp_path: Path) -> None:
     check_cifar(raw, batches)
 
 
-def test_cifar_tar_gz_read_without_unpacking(tmp_path: Path) -> None:
+@pytest.mark.parametrize("mode", ["w:gz", "w"])
+def test_cifar_tar_gz_read_without_unpacking(tmp_path: Path, mode: str) -> None:
+    """Also a plain tar under the .tar.gz name (a browser's automatic gunzip): read by content."""
     batches = write_cifar(tmp_path / "staging" / "cifar-10-batches-py")
-    with tarfile.open(tmp_path / "cifar-10-python.tar.gz", "w:gz") as tar:
+    with tarfile.open(tmp_path / "cifar-10-python.tar.gz", mode) as tar:
         tar.add(tmp_path / "staging" / "cifar-10-batches-py", arcname="cifar-10-batches-py")
     raw = load_cifar10(DataConfig(name="cifar10", root=str(tmp_path)))
     check_cifar(raw, batches)

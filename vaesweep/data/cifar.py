@@ -104,7 +104,7 @@ def _read_archive(archive: Path) -> tuple[list[ImageSet], ImageSet]:
     raw: dict[str, bytes] = {}
     try:
         # One pass over the members: a .tar.gz can only be read front to back cheaply.
-        with tarfile.open(archive, "r:gz") as tar:
+        with tarfile.open(archive, "r:*") as tar:  # by content: gzip, or a plain tar
             for member in tar:
                 if member.name in wanted and member.isfile():
                     f = tar.extractfile(member)

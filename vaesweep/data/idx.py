@@ -44,6 +44,7 @@ MEAN_PIXEL = {"mnist": 0.1307, "fashion_mnist": 0.2860}
 #: Only a full official training set is judged; a user's own subset keeps its name.
 OFFICIAL_TRAIN = 60_000
 _UINT8 = 0x08
+_GZIP_MAGIC = b"\x1f\x8b"
 #: Start of the note that says the system copy was used instead of data.root (printed).
 FALLBACK_NOTE = "data.root="
 
@@ -51,7 +52,11 @@ FALLBACK_NOTE = "data.root="
 def read_idx(path: Path, ndim: int) -> torch.Tensor:
     """Read one uint8 IDX file with ``ndim`` dimensions; UserError naming the file if corrupt."""
     try:
-        with gzip.open(path, "rb") if path.suffix == ".gz" else path.open("rb") as f:
+        # Compressed or not by content, not name: a browser may have unpacked a .gz download
+        # and kept its name, or a copy may be gzip under the plain name.
+        with path.open("rb") as raw:
+            packed = raw.read(2) == _GZIP_MAGIC
+        with gzip.open(path, "rb") if packed else path.open("rb") as f:
             data = f.read()
     # gzip.BadGzipFile and CRC errors are OSErrors, truncation an EOFError, a damaged deflate
     # stream a zlib.error.
