@@ -562,6 +562,20 @@ def test_celeba_partition_and_crop(tmp_path: Path) -> None:
     assert any("from the cache" in n for n in load_celeba(cfg).notes)
 
 
+@pytest.mark.parametrize("place", ["Eval", "img_align_celeba"])
+def test_celeba_partition_file_in_eval_or_among_the_images(tmp_path: Path, place: str) -> None:
+    """The official Google Drive keeps list_eval_partition.txt in Eval/; some unpack it among
+    the images. It was missed there, and the note said it was not next to the images."""
+    faces = tmp_path / "celeba" / "img_align_celeba"
+    write_faces(faces, n=4)
+    (faces.parent / place).mkdir(exist_ok=True)
+    lines = ["000001.jpg 0", "000002.jpg 2", "000003.jpg 0", "000004.jpg 0"]
+    (faces.parent / place / "list_eval_partition.txt").write_text("\n".join(lines) + "\n")
+    cfg = DataConfig(name="celeba", root=str(tmp_path), image_size=8, cache_dir=str(tmp_path / "c"))
+    raw = load_celeba(cfg)
+    assert raw.test is not None and len(raw.test.images) == 1 and len(raw.train.images) == 3
+
+
 def test_celeba_kaggle_layout_default_size(tmp_path: Path) -> None:
     write_faces(tmp_path / "img_align_celeba" / "img_align_celeba", n=4)
     csv = "image_id,partition\n000001.jpg,0\n000002.jpg,1\n000003.jpg,0\n000004.jpg,2\n"

@@ -93,12 +93,14 @@ def load_celeba(cfg: DataConfig) -> RawDataset:
         raise UserError(f"none of the {len(files)} .jpg files in {printable(folder)} decode")
     notes += decoded.notes(folder)
 
-    # Next to the image folder; Kaggle's nested layout keeps it one level further up.
-    dirs = (folder.parent, folder.parent.parent)
+    # Next to the image folder; Kaggle's nested layout keeps it one level further up; the
+    # official Google Drive puts it in Eval/; some unpack it among the images.
+    dirs = (folder.parent, folder.parent.parent, folder.parent / "Eval", folder)
     candidates = [d / name for d in dirs for name in PARTITION_FILES]
     partition_file = next((p for p in candidates if p.is_file()), None)
     if partition_file is None:
-        notes.append("no list_eval_partition.txt next to the images: all are training data")
+        where = ", ".join(printable(d) for d in dirs)
+        notes.append(f"no list_eval_partition.txt in {where}: all images are training data")
         train = ImageSet(decoded.images, labels_unknown(len(decoded.images)))
         return RawDataset(train, test=None, source=printable(folder), notes=notes)
 
