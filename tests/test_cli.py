@@ -284,3 +284,41 @@ def test_an_error_naming_a_path_that_is_not_utf8_shows_its_bytes(tmp_path: Path)
         )
         assert result.exit_code == 2, result.output
         assert "bad\\xffroot" in result.output and "udcff" not in result.output
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["train", "--name", "${oc.env:HOME}"],
+        ["sweep", "beta=0.1,1", "--name", "${now:%H}"],
+        ["train", "hydra.output_subdir=../../../escaped"],
+        ["train", "hydra.job_logging.handlers.file.filename=/tmp/escaped.log"],
+        ["sweep", "beta=0.1,1", "hydra.hydra_logging.root.level=DEBUG"],
+        ["sweep", "beta=0.1,1", "hydra.launcher.submitit_folder=/tmp/anywhere"],
+    ],
+)
+def test_names_and_hydra_settings_that_would_write_elsewhere_are_refused(
+    tmp_path: Path, args: list[str]
+) -> None:
+    """A --name with ${...} was resolved by Hydra inside hydra.run.dir (${oc.env:X} wrote a
+    whole run outside outputs/), and hydra.* settings naming files wrote where they said."""
+    out = tmp_path / "outputs"
+    result = CliRunner().invoke(app, [*args, "--outputs", str(out)])
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    assert not out.exists() or not any(p.is_file() for p in out.rglob("*"))
+    assert not (tmp_path / "escaped").exists()
+
+
+def test_report_out_into_a_record_is_refused(tmp_path: Path) -> None:
+    from vaesweep.testing.fabricate import fabricate_sweep
+
+    sweep = tmp_path / "sw"
+    fabricate_sweep(sweep, [0.1, 1.0], images=False)
+    before = (sweep / "beta=1" / "summary.json").read_bytes()
+    for out in (sweep / "beta=1", sweep / "beta=1" / "sub", sweep):
+        result = CliRunner().invoke(app, ["report", str(sweep), "--out", str(out)])
+        assert result.exit_code == 2, result.output
+        assert "inside the run" in result.output or "is a sweep's own folder" in result.output
+    assert (sweep / "beta=1" / "summary.json").read_bytes() == before
+    assert not (sweep / "beta=1" / "index.html").exists() and not (sweep / "index.html").exists()

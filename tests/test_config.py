@@ -278,3 +278,10 @@ def test_geco_refuses_likelihoods_it_would_ignore() -> None:
         bridge.compose(["kl=geco", "loss.likelihood=bernoulli"])
     line = str(err.value)
     assert "loss.likelihood='bernoulli'" in line and "kl=geco" in line and "mse" in line
+
+
+def test_a_seed_no_generator_takes_is_one_line() -> None:
+    """seed=99999999999999999999999 passed validation and the run failed in torch."""
+    with pytest.raises(UserError, match=r"seed=.* must be below 2\*\*63"):
+        bridge.compose(["seed=99999999999999999999999"])
+    assert bridge.compose([f"seed={2**63 - 1}"]).seed == 2**63 - 1

@@ -264,3 +264,14 @@ def test_a_swept_path_that_is_not_utf8_is_labelled_escaped(tmp_path: Path) -> No
     build_report([root])
     page = (root / "report" / "index.html").read_text(encoding="utf-8")
     assert "/data/caf\\xe9" in page
+
+
+def test_a_count_no_integer_type_holds_is_kept_as_a_number(tmp_path: Path) -> None:
+    """A seed of 1e23 (accepted before seeds were capped at 2**63) or an epoch of 1e20 in a
+    damaged metrics.csv took the whole report down (casting to Int64)."""
+    fabricate_run(tmp_path / "runs" / "good", beta=0.1, images=False)
+    fabricate_run(tmp_path / "runs" / "odd", beta=1.0, images=False)
+    summary_path = tmp_path / "runs" / "odd" / "summary.json"
+    summary_path.write_text(json.dumps({**json.loads(summary_path.read_text()), "seed": 1e23}))
+    summary = pd.read_csv(build_report([tmp_path / "runs"]).parent / "summary.csv")
+    assert summary.set_index("run").loc["odd", "seed"] == pytest.approx(1e23)

@@ -244,12 +244,33 @@ def _reject_sweeps(overrides: Sequence[str]) -> None:
 
 #: Hydra settings that would move results: vaesweep owns where runs go.
 OWNED_BY_VAESWEEP = ("hydra.run.dir", "hydra.sweep.dir", "hydra.sweep.subdir")
+#: Hydra settings that name other files it writes (its .hydra folder, its logs, submitit's
+#: folder): set on the command line (or replayed from a sweep.json) they could write anywhere.
+WRITES_FILES = (
+    "hydra.output_subdir",
+    "hydra.job_logging",
+    "hydra.hydra_logging",
+    "hydra.launcher.submitit_folder",
+)
+
+
+def _owned(key: str) -> bool:
+    return key in OWNED_BY_VAESWEEP or any(
+        key == k or key.startswith(k + ".") for k in WRITES_FILES
+    )
 
 
 def check_overrides(overrides: Sequence[str]) -> None:
-    """Each override parses alone (a bad one is named), and none moves the output folders."""
+    """Each override parses alone (a bad one is named), and none moves the output folders or
+    names another file Hydra writes (its logs, its .hydra folder)."""
     for o in overrides:
         key = o.split("=", 1)[0].lstrip("+~")
+        if key.startswith(WRITES_FILES) and _owned(key):
+            raise UserError(
+                f"'{o}': vaesweep decides where Hydra writes its files; for other logging "
+                "choose a hydra/job_logging config (e.g. hydra/job_logging=disabled), and put "
+                "site settings in a --config-dir profile"
+            )
         if key in OWNED_BY_VAESWEEP:
             raise UserError(
                 f"'{o}': vaesweep decides where runs go; use --outputs DIR for the root and "

@@ -48,6 +48,8 @@ class Config:
         finite_numbers(self, "")
         non_negative("beta", self.beta)
         require(self.seed >= 0, "seed", self.seed, "must be >= 0")
+        # torch's and numpy's generators take a 64-bit seed.
+        require(self.seed < 2**63, "seed", self.seed, "must be below 2**63")
         if getattr(self.kl, "method", None) == "geco":
             # GECO's constraint is the per-pixel squared error and its objective has no other
             # reconstruction term: any other likelihood would never enter training.

@@ -106,6 +106,10 @@ def one_component(
         if name in (".", "..")
         else "contains a control character"
         if any(unicodedata.category(c).startswith("C") for c in name)
+        # Hydra would resolve "${...}" in the run's folder (hydra.run.dir): ${oc.env:X} could
+        # lead anywhere.
+        else "contains '${', which Hydra would resolve into another path"
+        if "${" in name
         else ""
     )
     if bad:

@@ -16,8 +16,10 @@ from typing import Any
 
 import numpy as np
 
-from vaesweep.errors import UserError
+from vaesweep.errors import UserError, printable
+from vaesweep.record import contract
 from vaesweep.record.files import atomic_write_bytes, atomic_write_text
+from vaesweep.record.sweep_plan import PLAN_FILE
 from vaesweep.report.data.aggregate import SweepRecords, build_sweep, summary_columns
 from vaesweep.report.data.load import REPORT_DIR, load
 from vaesweep.report.figures.style import Palette, Rendered
@@ -88,6 +90,24 @@ def _title(sweep: SweepRecords, sources: list[Path]) -> str:
     return f"vaesweep report: {names}"
 
 
+def _check_out(report_dir: Path) -> None:
+    """A report folder never mixes with a record: not a run's folder (or inside one), and not
+    a sweep's own folder, whose files the report would sit among (or replace: the grids)."""
+    where = report_dir.expanduser().resolve()
+    for folder in (where, *where.parents):
+        if (folder / contract.SUMMARY_FILE).is_file():
+            raise UserError(
+                f"--out {printable(report_dir)} is inside the run {printable(folder)}, whose "
+                f"files the report would mix with or replace; use a folder of its own, e.g. "
+                f"{printable(folder.parent / REPORT_DIR)}"
+            )
+    if (where / PLAN_FILE).is_file():
+        raise UserError(
+            f"--out {printable(report_dir)} is a sweep's own folder; use a folder of its own, "
+            f"e.g. {printable(where / REPORT_DIR)} (the default)"
+        )
+
+
 def build_report(
     dirs: list[Path],
     fmt: str = "html",
@@ -107,6 +127,7 @@ def build_report(
     loaded = load([Path(d) for d in dirs], outputs)
     sweep = build_sweep(loaded)
     report_dir = Path(out) if out else loaded.sources[0].path / REPORT_DIR
+    _check_out(report_dir)
     try:
         report_dir.mkdir(parents=True, exist_ok=True)
     except OSError as err:

@@ -72,9 +72,11 @@ def build_sweep(loaded: Loaded) -> SweepRecords:
     swept = add_swept_columns(table, runs, configs, keys)
     for col in ("seed", "epochs_done", "epochs", "latent_dim", "n_pixels"):
         # Counts stay integers in summary.csv; a missing one is empty, not NaN-as-float.
-        whole = table[col].notna() & (table[col] == table[col].round())
+        # Only counts an int64 holds: a damaged record's 1e20 stays a float, not a crash.
+        values = pd.to_numeric(table[col], errors="coerce")
+        whole = values.notna() & (values == values.round()) & (values.abs() < 2**53)
         if whole.sum() == table[col].notna().sum():
-            table[col] = table[col].astype("Int64")
+            table[col] = values.astype("Int64")
     add_groups(table, runs, configs, keys, swept)
     beta_label = _add_beta_axis(table)
     stats = seed_stats(table)
