@@ -91,15 +91,19 @@ def _title(sweep: SweepRecords, sources: list[Path]) -> str:
 
 
 def _check_out(report_dir: Path) -> None:
-    """A report folder never mixes with a record: not a run's folder (or inside one), and not
-    a sweep's own folder, whose files the report would sit among (or replace: the grids)."""
+    """A report folder never mixes with a record: not a run's folder or a folder inside it
+    (its own ``report/``, the default for a run, excepted), and not a sweep's own folder,
+    whose files the report would sit among (or replace: the grids)."""
     where = report_dir.expanduser().resolve()
     for folder in (where, *where.parents):
         if (folder / contract.SUMMARY_FILE).is_file():
+            own = folder / REPORT_DIR
+            if where == own or own in where.parents:
+                return
             raise UserError(
                 f"--out {printable(report_dir)} is inside the run {printable(folder)}, whose "
                 f"files the report would mix with or replace; use a folder of its own, e.g. "
-                f"{printable(folder.parent / REPORT_DIR)}"
+                f"{printable(own)} (the default)"
             )
     if (where / PLAN_FILE).is_file():
         raise UserError(
