@@ -874,6 +874,27 @@ def test_ls_lists_every_sweep_and_shows_a_damaged_one(outputs: Path) -> None:
     assert any("s1" in line and "damaged sweep.json" in line for line in lines), result.output
 
 
+@pytest.mark.parametrize(
+    "damage", [{"final": [1]}, {"final": {"val": "x"}}, {"iwae": "x"}, {"final": None}]
+)
+def test_ls_survives_a_summary_with_fields_of_the_wrong_type(
+    outputs: Path, damage: dict[str, Any]
+) -> None:
+    """A summary.json whose "final" was a list ended `ls` in an AttributeError traceback,
+    hiding every other sweep."""
+    import json
+
+    fabricate_sweep(outputs / "sweeps" / "s1", [0.1, 1.0], images=False)
+    fabricate_sweep(outputs / "sweeps" / "s2", [0.1], images=False)
+    path = outputs / "sweeps" / "s1" / "beta=1" / "summary.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), **damage}))
+    result = _invoke(["ls"])
+    assert result.exit_code == 0, result.output
+    assert "Traceback" not in result.output
+    assert any("s2" in line for line in result.output.splitlines()), result.output
+    assert any("s1" in line and "2 completed" in line for line in result.output.splitlines())
+
+
 def _dead_pid() -> int:
     import subprocess
     import sys

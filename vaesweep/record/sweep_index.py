@@ -98,9 +98,11 @@ def index_rows(sweep_dir: Path, plan: SweepPlan) -> list[dict[str, Any]]:
     for run in plan.runs:
         status, summary = run_status(sweep_dir / run.name)
         row: dict[str, Any] = {"run": run.name, **run.values, "status": status}
-        summary = summary or {}
-        val = (summary.get("final") or {}).get("val") or {}
-        iwae = summary.get("iwae") or {}
+        # A damaged record (a list where a mapping belongs) shows empty cells, not a crash
+        # that would hide every other sweep from `ls`.
+        summary = _mapping(summary)
+        val = _mapping(_mapping(summary.get("final")).get("val"))
+        iwae = _mapping(summary.get("iwae"))
         row.update(
             epochs_done=summary.get("epochs_done"),
             **{f"val_{k}": val.get(k) for k in INDEX_METRICS},
@@ -111,6 +113,10 @@ def index_rows(sweep_dir: Path, plan: SweepPlan) -> list[dict[str, Any]]:
         )
         rows.append(row)
     return rows
+
+
+def _mapping(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
 
 
 def refresh_index(sweep_dir: Path) -> list[dict[str, Any]]:
