@@ -882,8 +882,6 @@ def test_ls_survives_a_summary_with_fields_of_the_wrong_type(
 ) -> None:
     """A summary.json whose "final" was a list ended `ls` in an AttributeError traceback,
     hiding every other sweep."""
-    import json
-
     fabricate_sweep(outputs / "sweeps" / "s1", [0.1, 1.0], images=False)
     fabricate_sweep(outputs / "sweeps" / "s2", [0.1], images=False)
     path = outputs / "sweeps" / "s1" / "beta=1" / "summary.json"

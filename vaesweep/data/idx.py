@@ -148,11 +148,12 @@ def _load(cfg: DataConfig, name: str, dataset_class: str, subdirs: tuple[str, ..
                 raise UserError(f"{notes[-1]}; nor is {name} under {looked}: {put}")
             raise UserError(f"{name} not found under {looked}; {put}")
         train = _read_split(found["train_images"], found["train_labels"])
-        other = _other_set(name, train) if found["train_images"].parent == root else None
+        flat = found["train_images"].parent == root
+        other, mean = _other_set(name, train) if flat else (None, 0.0)
         if other is None:
             break
         notes.append(
-            f"{FALLBACK_NOTE}{cfg.root} holds {other}'s training set (mean pixel {_mean_pixel(train):.4f}; "
+            f"{FALLBACK_NOTE}{cfg.root} holds {other}'s training set (mean pixel {mean:.4f}; "
             f"{other}'s is {MEAN_PIXEL[other]:.4f}, {name}'s {MEAN_PIXEL[name]:.4f}), not "
             f"{name}'s: the "
             f"two share file names, so keep each in its own folder ({root / dataset_class}/raw)"
@@ -171,13 +172,14 @@ def _mean_pixel(images: ImageSet) -> float:
     return float(images.images.sum(dtype=torch.int64)) / (images.images.numel() * 255)
 
 
-def _other_set(name: str, train: ImageSet) -> str | None:
-    """The other dataset, when ``train`` is the other's official training set."""
+def _other_set(name: str, train: ImageSet) -> tuple[str | None, float]:
+    """The other dataset when ``train`` is the other's official training set, and the mean
+    pixel that says so (0.0 when ``train`` is not an official-size set)."""
     if len(train) != OFFICIAL_TRAIN:
-        return None
+        return None, 0.0
     mean = _mean_pixel(train)
     nearest = min(MEAN_PIXEL, key=lambda k: abs(MEAN_PIXEL[k] - mean))
-    return nearest if nearest != name else None
+    return (nearest if nearest != name else None), mean
 
 
 def load_mnist(cfg: DataConfig) -> RawDataset:
