@@ -1,106 +1,97 @@
-"""CIFAR-10 from the original "python version" batches (Krizhevsky 2009).
+"""CIFAR-10 (Krizhevsky 2009) from either official download, extracted or not.
 
-Each batch (``data_batch_1`` .. ``data_batch_5``, ``test_batch``) is a pickled dict whose
-``b"data"`` is a (10000, 3072) uint8 array: the red, green and blue 32x32 planes of one image
-per row, row-major, and whose ``b"labels"`` is a list of ints 0..9. Read from
-``<root>/cifar-10-batches-py`` (torchvision's layout) or straight out of
-``<root>/cifar-10-python.tar.gz`` without unpacking it. ``data.download=true`` lets torchvision
-fetch the archive. Batches are read with a restricted unpickler that admits only the types a
-batch holds, so a planted file cannot run code.
+* The "python version": ``<root>/cifar-10-batches-py`` (torchvision's layout) or
+  ``<root>/cifar-10-python.tar.gz``; pickled batches, read by :mod:`vaesweep.data.cifar_pickle`.
+* The "binary version": ``<root>/cifar-10-batches-bin`` or ``<root>/cifar-10-binary.tar.gz``;
+  ``data_batch_1.bin`` .. ``data_batch_5.bin`` and ``test_batch.bin``, each 10,000 records of
+  one label byte (0..9) and 3,072 pixel bytes (the red, green and blue 32x32 planes,
+  row-major). No pickle: nothing in the file is ever run.
+
+An archive is read without unpacking it. A folder that lacks a batch or holds a damaged one (an
+extraction that stopped half way) gives way to the complete archive beside it, with a note; with
+no archive there, the message names the missing file. ``data.download=true`` lets torchvision
+fetch the python version when neither version is there.
 """
 
 from __future__ import annotations
 
-import io
-import pickle
 import tarfile
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from vaesweep.config import DataConfig
+from vaesweep.data.cifar_pickle import read_pickled_batch
 from vaesweep.data.imageset import ImageSet, RawDataset
 from vaesweep.errors import UserError
 
-FOLDER = "cifar-10-batches-py"
-ARCHIVE = "cifar-10-python.tar.gz"
-TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
-TEST_BATCH = "test_batch"
+#: One record of the binary version: a label byte, then 3 x 32 x 32 pixel bytes.
+RECORD = 1 + 3 * 32 * 32
 
 
-def _latin1(text: str, encoding: str = "utf-8") -> bytes:
-    """``_codecs.encode`` as Python 3 pickles bytes at protocol 2, for latin-1 only."""
-    if encoding not in ("latin1", "latin-1") or not isinstance(text, str):
-        raise pickle.UnpicklingError(f"_codecs.encode with encoding {encoding!r}")
-    return text.encode("latin1")
-
-
-#: Every callable a real (or faithfully re-packed) batch names: numpy's array and scalar
-#: reconstruction under their numpy 1 and 2 module names, and bytes at protocol 2.
-_RECONSTRUCT = np.zeros(1).__reduce__()[0]
-_SCALAR = np.int64(0).__reduce__()[0]
-_FROMBUFFER = np.zeros(1).__reduce_ex__(5)[0]  # protocol 5's out-of-band-capable form
-_ALLOWED = {
-    **{(f"numpy.{m}.multiarray", "_reconstruct"): _RECONSTRUCT for m in ("core", "_core")},
-    **{(f"numpy.{m}.multiarray", "scalar"): _SCALAR for m in ("core", "_core")},
-    **{(f"numpy.{m}.numeric", "_frombuffer"): _FROMBUFFER for m in ("core", "_core")},
-    ("numpy", "ndarray"): np.ndarray,
-    ("numpy", "dtype"): np.dtype,
-    ("_codecs", "encode"): _latin1,
-}
-
-
-class _BatchUnpickler(pickle.Unpickler):
-    """Admits only what CIFAR-10 batches hold: dicts, lists, bytes, str, ints and numpy arrays.
-
-    A pickle can name any importable callable and call it while loading (``os.system``, say);
-    this unpickler refuses every name outside :data:`_ALLOWED` before anything is called.
-    """
-
-    def find_class(self, module: str, name: str) -> object:
-        try:
-            return _ALLOWED[(module, name)]
-        except KeyError:
-            raise _Forbidden(f"{module}.{name}") from None
-
-
-class _Forbidden(pickle.UnpicklingError):
-    """A batch names a callable no CIFAR-10 batch holds."""
-
-
-def _unpickle(raw: bytes, where: str) -> ImageSet:
-    try:
-        # Never plain pickle.loads: a batch file in a folder someone gave you can run code.
-        batch = _BatchUnpickler(io.BytesIO(raw), encoding="bytes").load()
-        data = np.asarray(batch[b"data"], dtype=np.uint8)
-        labels = torch.tensor([int(v) for v in batch[b"labels"]], dtype=torch.long)
-    except _Forbidden as e:
+def read_binary_batch(raw: bytes, where: str) -> ImageSet:
+    """One batch of the binary version (the bytes of ``where``) as images and labels."""
+    if not raw or len(raw) % RECORD:
         raise UserError(
-            f"{where} is not a CIFAR-10 batch: it would call {e}, which no CIFAR-10 batch "
-            "holds; refused without running it (fetch the official files again)"
-        ) from None
-    except Exception as e:  # unpickling errors come in many types; all mean "corrupt"
-        raise UserError(f"{where} is not a CIFAR-10 batch ({e!r}); fetch it again") from e
-    if data.ndim != 2 or data.shape[1] != 3 * 32 * 32 or len(data) != len(labels):
-        raise UserError(
-            f"{where} has data of shape {data.shape} and {len(labels)} labels; "
-            "expected (N, 3072) and N labels"
+            f"{where} is not a CIFAR-10 binary batch: {len(raw):,} bytes is no whole number of "
+            f"{RECORD}-byte records (a label byte and 3,072 pixel bytes); fetch it again"
         )
-    images = torch.from_numpy(data.reshape(-1, 3, 32, 32).copy())
-    return ImageSet(images, labels)
+    records = np.frombuffer(raw, dtype=np.uint8).reshape(-1, RECORD)
+    if int(records[:, 0].max()) > 9:
+        raise UserError(
+            f"{where} has labels up to {int(records[:, 0].max())}, not 0..9: it is no "
+            "CIFAR-10 binary batch (CIFAR-100's records differ); fetch cifar-10-binary.tar.gz"
+        )
+    images = torch.from_numpy(records[:, 1:].reshape(-1, 3, 32, 32).copy())
+    return ImageSet(images, torch.from_numpy(records[:, 0].astype(np.int64)))
 
 
-def _read_folder(folder: Path) -> tuple[list[ImageSet], ImageSet]:
-    missing = [n for n in (*TRAIN_BATCHES, TEST_BATCH) if not (folder / n).is_file()]
+@dataclass(frozen=True)
+class Version:
+    """One of the two official downloads: its folder, its archive, its files, their reader."""
+
+    folder: str
+    archive: str
+    train: tuple[str, ...]
+    test: str
+    read: Callable[[bytes, str], ImageSet]
+
+    @property
+    def files(self) -> tuple[str, ...]:
+        return (*self.train, self.test)
+
+
+PYTHON = Version(
+    "cifar-10-batches-py",
+    "cifar-10-python.tar.gz",
+    tuple(f"data_batch_{i}" for i in range(1, 6)),
+    "test_batch",
+    read_pickled_batch,
+)
+BINARY = Version(
+    "cifar-10-batches-bin",
+    "cifar-10-binary.tar.gz",
+    tuple(f"data_batch_{i}.bin" for i in range(1, 6)),
+    "test_batch.bin",
+    read_binary_batch,
+)
+VERSIONS = (PYTHON, BINARY)
+Batches = tuple[list[ImageSet], ImageSet]
+
+
+def _read_folder(folder: Path, version: Version) -> Batches:
+    missing = [n for n in version.files if not (folder / n).is_file()]
     if missing:
-        raise UserError(f"{folder} is incomplete: {', '.join(missing)} missing; fetch it again")
-    train = [_unpickle((folder / n).read_bytes(), str(folder / n)) for n in TRAIN_BATCHES]
-    return train, _unpickle((folder / TEST_BATCH).read_bytes(), str(folder / TEST_BATCH))
+        raise UserError(f"{folder} is incomplete: {', '.join(missing)} missing")
+    train = [version.read((folder / n).read_bytes(), str(folder / n)) for n in version.train]
+    return train, version.read((folder / version.test).read_bytes(), str(folder / version.test))
 
 
-def _read_archive(archive: Path) -> tuple[list[ImageSet], ImageSet]:
-    wanted = {f"{FOLDER}/{n}" for n in (*TRAIN_BATCHES, TEST_BATCH)}
+def _read_archive(archive: Path, version: Version) -> Batches:
+    wanted = {f"{version.folder}/{n}" for n in version.files}
     raw: dict[str, bytes] = {}
     try:
         # One pass over the members: a .tar.gz can only be read front to back cheaply.
@@ -114,12 +105,30 @@ def _read_archive(archive: Path) -> tuple[list[ImageSet], ImageSet]:
         raise UserError(f"cannot read {archive}: {e}; delete it and fetch it again") from e
     missing = sorted(wanted - raw.keys())
     if missing:
-        raise UserError(f"{archive} lacks {', '.join(missing)}; is it cifar-10-python.tar.gz?")
+        raise UserError(f"{archive} lacks {', '.join(missing)}; is it {version.archive}?")
 
     def batch(n: str) -> ImageSet:
-        return _unpickle(raw[f"{FOLDER}/{n}"], f"{archive}:{FOLDER}/{n}")
+        return version.read(raw[f"{version.folder}/{n}"], f"{archive}:{version.folder}/{n}")
 
-    return [batch(n) for n in TRAIN_BATCHES], batch(TEST_BATCH)
+    return [batch(n) for n in version.train], batch(version.test)
+
+
+def _read_version(root: Path, version: Version, notes: list[str]) -> tuple[Batches, Path] | None:
+    """The batches of ``version`` from its folder, else from its archive; None if neither."""
+    folder, archive = root / version.folder, root / version.archive
+    if folder.is_dir():
+        try:
+            return _read_folder(folder, version), folder
+        except UserError as e:
+            if not archive.is_file():
+                raise UserError(
+                    f"{e}; extract {version.archive} into {root} again, or put the archive "
+                    "there (it is read without extracting)"
+                ) from None
+            notes.append(f"{e}; read {archive} beside it instead")
+    if archive.is_file():
+        return _read_archive(archive, version), archive
+    return None
 
 
 def _download(root: Path, looked: str) -> None:
@@ -136,23 +145,34 @@ def _download(root: Path, looked: str) -> None:
 
 def load_cifar10(cfg: DataConfig) -> RawDataset:
     root = Path(cfg.root).expanduser()
-    folder, archive = root / FOLDER, root / ARCHIVE
-    looked = f"{folder} and {archive}"
-    if not folder.is_dir() and not archive.is_file() and cfg.download:
+    names = [n for v in VERSIONS for n in (v.folder, v.archive)]
+    looked = f"{', '.join(str(root / n) for n in names[:-1])} and {root / names[-1]}"
+    if cfg.download and not any((root / n).exists() for n in names):
         _download(root, looked)
-    if folder.is_dir():
-        train, test = _read_folder(folder)
-        source = str(folder)
-    elif archive.is_file():
-        train, test = _read_archive(archive)
-        source = str(archive)
-    else:
+    notes: list[str] = []
+    errors: list[str] = []  # a version that is there but unusable: the other may do
+    found = None
+    for version in VERSIONS:
+        try:
+            found = _read_version(root, version, notes)
+        except UserError as e:
+            errors.append(str(e))
+            continue
+        if found is not None:
+            break
+    if found is None:
+        if errors:
+            raise UserError(errors[0])
+        hint = ""
+        if root.name in names:
+            hint = f"; data.root must be the folder holding {root.name}: data.root={root.parent}"
         raise UserError(
-            f"cifar10 not found: looked for {looked}; put the CIFAR-10 python version there "
-            "or pass data.download=true"
+            f"cifar10 not found: looked for {looked}; put the CIFAR-10 python or binary "
+            f"version there or pass data.download=true{hint}"
         )
+    (train, test), source = found
+    notes += [f"{e}; read {source} instead" for e in errors]
+    notes.append(f"cifar10 from {source}")
     images = torch.cat([b.images for b in train])
     labels = torch.cat([b.labels for b in train])
-    return RawDataset(
-        ImageSet(images, labels), test, source=source, notes=[f"cifar10 from {source}"]
-    )
+    return RawDataset(ImageSet(images, labels), test, source=str(source), notes=notes)

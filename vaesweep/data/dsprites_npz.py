@@ -5,7 +5,9 @@ Layout (github.com/deepmind/dsprites-dataset; read the same way by disentangleme
 ``latents_values`` float64 (N, 6); ``latents_classes`` int64 (N, 6), columns (color, shape,
 scale, orientation, posX, posY); and ``metadata``, a pickled dict. The file is read with
 ``allow_pickle=False``: ``metadata`` is never touched (a user's file is never unpickled); the
-grid's sizes come from the classes themselves.
+grid's sizes come from the classes themselves. A copy a browser saved under a numbered name
+(``..._64x64 (1).npz`` or ``..._64x64(1).npz``) is found too, and each array's declared size is
+checked before it is read (:mod:`vaesweep.data.npz_check`).
 
 The complete file holds every combination in the grid order (posY fastest), so the images for
 any factors are a lookup, which is what the BetaVAE and FactorVAE scores need. A file holding
@@ -15,6 +17,8 @@ SAP, DCI). Loading decompresses 3 GB into memory (about 10-20 s).
 
 from __future__ import annotations
 
+import os
+import re
 import zipfile
 import zlib
 from pathlib import Path
@@ -26,6 +30,7 @@ from vaesweep.config import DataConfig
 from vaesweep.data.dsprites import NAMES, chosen_combinations
 from vaesweep.data.factors import FactorGrid
 from vaesweep.data.imageset import ImageSet, RawDataset
+from vaesweep.data.npz_check import check_npz, readable_size
 from vaesweep.errors import UserError
 
 FILE_NAME = "dsprites_ndarray_co1sh3sc6or40x32y32_64x64.npz"
@@ -35,17 +40,43 @@ KEYS = ("imgs", "latents_values", "latents_classes")
 GRID_SLACK = 64
 
 
+#: The name a browser gives a second download of the file: "name (1).npz" or "name(1).npz".
+RENAMED = re.compile(re.escape(FILE_NAME.removesuffix(".npz")) + r" ?\((\d+)\)\.npz")
+
+
+def _renamed(folder: Path) -> list[Path]:
+    """Numbered copies of the file in ``folder``, lowest number first."""
+    try:
+        names = sorted(
+            (int(m.group(1)), name)
+            for name in os.listdir(folder)
+            if (m := RENAMED.fullmatch(name)) is not None
+        )
+    except OSError:  # no such folder, or not one
+        return []
+    return [folder / name for _, name in names if (folder / name).is_file()]
+
+
 def find_npz(root: str) -> Path | None:
+    """The original file in ``root`` or ``root/dsprites``; else the numbered copy a browser
+    saved, lowest number first (several copies: one is chosen the same way every time, and the
+    run's notes name it)."""
     base = Path(root).expanduser()
-    for candidate in (base / FILE_NAME, base / "dsprites" / FILE_NAME):
-        if candidate.is_file():
-            return candidate
+    folders = (base, base / "dsprites")
+    for folder in folders:
+        if (folder / FILE_NAME).is_file():
+            return folder / FILE_NAME
+    for folder in folders:
+        copies = _renamed(folder)
+        if copies:
+            return copies[0]
     return None
 
 
 def _read(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     expected = f"an npz with {', '.join(KEYS)} (the original dSprites file)"
     try:
+        check_npz(path, KEYS)  # before np.load allocates what a header declares
         with np.load(path, allow_pickle=False) as npz:
             missing = [k for k in KEYS if k not in npz.files]
             if missing:
@@ -54,6 +85,11 @@ def _read(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     # A damaged member: BadZipFile (CRC), EOFError (truncated), zlib.error (deflate stream).
     except (OSError, ValueError, zipfile.BadZipFile, EOFError, zlib.error) as e:
         raise UserError(f"cannot read {path} ({e}); expected {expected}") from None
+    except MemoryError:
+        size = readable_size(path.stat().st_size)
+        raise UserError(
+            f"not enough memory to load {path} ({size} compressed); use a larger machine"
+        ) from None
     n = len(imgs)
     if imgs.ndim != 3 or values.shape != (n, 6) or classes.shape != (n, 6) or n == 0:
         raise UserError(

@@ -75,7 +75,7 @@ def load_folder(cfg: DataConfig) -> RawDataset:
         raise UserError(
             f"none of the {len(files)} image files in {where} decode: "
             f"{'; '.join(decoded.why_skipped())}"
-            + ("" if decoded.too_large else "; are they images?")
+            + ("; are they images?" if decoded.unreadable else "")
         )
     notes += decoded.notes(folder)
     if classes:

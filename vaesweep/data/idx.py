@@ -8,6 +8,10 @@ The four files are looked for, in this order, in ``<root>/MNIST/raw`` (``Fashion
 torchvision's layout), ``<root>/mnist`` (``fashion_mnist`` or ``fashion-mnist``), ``<root>``
 itself and, for Fashion-MNIST, ``/usr/share/datasets/fashion-mnist`` (Debian's
 ``dataset-fashion-mnist`` package). With ``data.download=true`` torchvision fetches them.
+Each file may be plain or ``.gz``; the plain one is preferred, and a damaged plain one (an
+extraction that stopped half way) gives way to the ``.gz`` beside it. When no folder holds all
+four, the message (or the note, when Debian's copy is used instead) names the files a folder
+under ``data.root`` lacks.
 """
 
 from __future__ import annotations
@@ -105,9 +109,40 @@ def _find_files(folders: list[Path]) -> dict[str, Path] | None:
     return None
 
 
-def _read_split(images_path: Path, labels_path: Path) -> ImageSet:
-    images = read_idx(images_path, 3)
-    labels = read_idx(labels_path, 1).long()
+def _what_is_missing(folders: list[Path]) -> tuple[str, bool]:
+    """Which files the fullest of ``folders`` lacks (and True), or that none holds any (and
+    False): what a message about a set not found says."""
+    held = [[n for n in FILES.values() if _find_file(f, n)] for f in folders]
+    most = max(range(len(folders)), key=lambda i: len(held[i]))
+    if not held[most]:
+        listed = ", ".join(str(f) for f in folders)
+        return f"none of {listed} holds any of its IDX files", False
+    lacks = [n for n in FILES.values() if n not in held[most]]
+    return (
+        f"{folders[most]} lacks {' and '.join(lacks)} (plain or .gz; it holds the other "
+        f"{len(held[most])})"
+    ), True
+
+
+def _read_idx_or_gz(path: Path, ndim: int, notes: list[str]) -> torch.Tensor:
+    """``path``, or the ``.gz`` beside it when the plain file is damaged (half extracted)."""
+    try:
+        return read_idx(path, ndim)
+    except UserError as e:
+        packed = path.with_name(f"{path.name}.gz")
+        if path.suffix == ".gz" or not packed.is_file():
+            raise
+        try:
+            data = read_idx(packed, ndim)
+        except UserError:
+            raise e from None
+        notes.append(f"{e.args[0].split(';')[0]}; read {packed.name} beside it instead")
+        return data
+
+
+def _read_split(images_path: Path, labels_path: Path, notes: list[str]) -> ImageSet:
+    images = _read_idx_or_gz(images_path, 3, notes)
+    labels = _read_idx_or_gz(labels_path, 1, notes).long()
     if len(images) != len(labels):
         raise UserError(
             f"{images_path} has {len(images)} images but {labels_path} has {len(labels)} labels"
@@ -140,14 +175,17 @@ def _load(cfg: DataConfig, name: str, dataset_class: str, subdirs: tuple[str, ..
             found = _find_files(folders)
         if found is None:
             looked = ", ".join(str(f) for f in folders)
-            put = (
-                f"put the IDX files ({', '.join(FILES.values())}, optionally .gz) there or "
-                "pass data.download=true"
-            )
-            if notes:  # the root held the other set
-                raise UserError(f"{notes[-1]}; nor is {name} under {looked}: {put}")
-            raise UserError(f"{name} not found under {looked}; {put}")
-        train = _read_split(found["train_images"], found["train_labels"])
+            files = f"the IDX files ({', '.join(FILES.values())}, optionally .gz)"
+            other_set = [n for n in notes if n.startswith(FALLBACK_NOTE)]
+            if other_set:
+                raise UserError(
+                    f"{other_set[-1]}; nor is {name} under {looked}: put {files} there or "
+                    "pass data.download=true"
+                )
+            missing, partial = _what_is_missing(folders)
+            put = "put them there" if partial else f"put {files} in one of them"
+            raise UserError(f"{name} not found: {missing}; {put} or pass data.download=true")
+        train = _read_split(found["train_images"], found["train_labels"], notes)
         flat = found["train_images"].parent == root
         other, mean = _other_set(name, train) if flat else (None, 0.0)
         if other is None:
@@ -159,12 +197,16 @@ def _load(cfg: DataConfig, name: str, dataset_class: str, subdirs: tuple[str, ..
             f"two share file names, so keep each in its own folder ({root / dataset_class}/raw)"
         )
         folders = [f for f in folders if f != root]
-    test = _read_split(found["test_images"], found["test_labels"])
+    test = _read_split(found["test_images"], found["test_labels"], notes)
     source = str(found["train_images"].parent)
     notes.append(f"{name} IDX files from {source}")
-    if found["train_images"].parent in SYSTEM_DIRS[name] and len(notes) == 1:
-        # The user pointed somewhere else: say which files were used instead.
-        notes.insert(0, f"{FALLBACK_NOTE}{cfg.root} holds no {name} files; using {source} instead")
+    said = any(n.startswith(FALLBACK_NOTE) for n in notes)  # the root held the other set
+    if found["train_images"].parent in SYSTEM_DIRS[name] and not said:
+        # The user pointed somewhere else: say what was missing there, and what was used.
+        mine = [f for f in folders if f not in SYSTEM_DIRS[name]]
+        notes.insert(
+            0, f"{FALLBACK_NOTE}{cfg.root}: {_what_is_missing(mine)[0]}; using {source} instead"
+        )
     return RawDataset(train, test, source=source, notes=notes)
 
 

@@ -7,8 +7,9 @@ in size, and it is slow, while a sweep loads the same images many times: so the 
 is cached as a ``.pt`` file under ``data.cache_dir``, else ``$VAESWEEP_CACHE_DIR/folders``, else
 ``~/.cache/vaesweep/folders`` (never in the user's folder, which may be read-only). The cache key
 covers the folder, the output size and mode, and every file's path, size and mtime, so adding,
-removing or touching an image invalidates it. Used by :mod:`vaesweep.data.folder`,
-:mod:`vaesweep.data.celeba` and :mod:`vaesweep.data.photos`.
+removing or touching an image invalidates it. Only regular files are opened: a FIFO, socket or
+device named like an image is skipped (opening a FIFO would wait for a writer forever). Used by
+:mod:`vaesweep.data.folder`, :mod:`vaesweep.data.celeba` and :mod:`vaesweep.data.photos`.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import torch
 from PIL import Image, ImageOps
 
 from vaesweep.cpus import usable_cpus
+from vaesweep.data.image_open import NotRegular, open_regular, to_mode
 from vaesweep.errors import printable
 
 log = logging.getLogger(__name__)
@@ -73,22 +75,31 @@ class Decoded:
     from_cache: bool
     #: Of ``skipped``, the images larger than :data:`MAX_PIXELS`: "name (W x H)".
     too_large: list[str] = field(default_factory=list)
+    #: Of ``skipped``, the paths that are no regular file, never opened: "name (a FIFO)".
+    not_regular: list[str] = field(default_factory=list)
+
+    @property
+    def unreadable(self) -> list[str]:
+        """The skipped files that were opened and failed to decode."""
+        named = {f.rsplit(" (", 1)[0] for f in (*self.too_large, *self.not_regular)}
+        return [f for f in self.skipped if f not in named]
 
     def why_skipped(self) -> list[str]:
-        """One phrase per kind of skipped file: unreadable ones, and images too large."""
+        """One phrase per kind of skipped file: unreadable, too large, not a regular file."""
         out = []
-        unreadable = [f for f in self.skipped if f not in self._large_names()]
-        if unreadable:
-            out.append(f"{len(unreadable)} unreadable files: {shortlist(unreadable)}")
+        if self.unreadable:
+            out.append(f"{len(self.unreadable)} unreadable files: {shortlist(self.unreadable)}")
         if self.too_large:
             out.append(
                 f"{len(self.too_large)} images over {MAX_PIXELS / 2**20:.0f} Mpx, too large "
                 f"to decode (shrink them first): {shortlist(self.too_large)}"
             )
+        if self.not_regular:
+            out.append(
+                f"{len(self.not_regular)} paths that are not regular files, never read: "
+                f"{shortlist(self.not_regular)}"
+            )
         return out
-
-    def _large_names(self) -> set[str]:
-        return {f.rsplit(" (", 1)[0] for f in self.too_large}
 
     def notes(self, folder: Path) -> list[str]:
         n = len(self.images)
@@ -115,31 +126,15 @@ def cache_root(cache_dir: str | None) -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or "~/.cache").expanduser() / "vaesweep/folders"
 
 
-def _to_mode(img: Image.Image, mode: str) -> Image.Image:
-    # convert() clips wide greyscale at 255 (a 16-bit image turns white, a [0, 1] float one
-    # black), so it is scaled to 8 bits first. Integers (I;16 and 32-bit I) are read on the
-    # 16-bit scale, their top 8 bits kept; floats (F) as intensities in [0, 1]. Each outside
-    # value is clipped. (README, "Your own images".)
-    if img.mode == "I" or img.mode.startswith("I;16"):
-        wide = np.clip(np.asarray(img).astype(np.int64), 0, 65535) >> 8
-        img = Image.fromarray(wide.astype(np.uint8))
-    elif img.mode == "F":
-        unit = np.nan_to_num(np.asarray(img, dtype=np.float32), nan=0.0)
-        img = Image.fromarray(np.round(np.clip(unit, 0.0, 1.0) * 255).astype(np.uint8))
-    if img.has_transparency_data:
-        # A plain convert() would expose whatever colour hides under transparent pixels.
-        img = Image.alpha_composite(Image.new("RGBA", img.size, "white"), img.convert("RGBA"))
-    return img.convert(mode)
-
-
 class TooLarge(ValueError):
     """An image that would decode to more than :data:`MAX_PIXELS`; the message is "W x H"."""
 
 
 def decode_file(path: Path, spec: DecodeSpec) -> np.ndarray:
     """One image file -> uint8 (C, size, size); raises whatever Pillow raises if unreadable,
-    :class:`TooLarge` if it would decode to more than :data:`MAX_PIXELS`."""
-    with Image.open(path) as im:
+    :class:`TooLarge` if it would decode to more than :data:`MAX_PIXELS`, :class:`NotRegular`
+    (before reading a byte) if it is no regular file."""
+    with open_regular(path) as f, Image.open(f) as im:
         w, h = im.size
         side: float = min(w, h, spec.crop or min(w, h))
         scale = spec.size / side
@@ -148,7 +143,7 @@ def decode_file(path: Path, spec: DecodeSpec) -> np.ndarray:
             im.draft(None, (math.ceil(w * scale), math.ceil(h * scale)))
         if im.width * im.height > MAX_PIXELS:
             raise TooLarge(f"{w}x{h}")
-        img = _to_mode(ImageOps.exif_transpose(im), spec.mode)
+        img = to_mode(ImageOps.exif_transpose(im), spec.mode)
     side *= min(img.size) / min(w, h)  # draft() may have shrunk the image
     left, top = (img.width - side) / 2, (img.height - side) / 2
     box = (left, top, left + side, top + side)
@@ -159,13 +154,15 @@ def decode_file(path: Path, spec: DecodeSpec) -> np.ndarray:
 
 def _decode_all(
     files: Sequence[Path], spec: DecodeSpec
-) -> tuple[np.ndarray, np.ndarray, dict[int, str]]:
-    """The images, which decoded, and the sizes ("W x H") of those :class:`TooLarge`."""
+) -> tuple[np.ndarray, np.ndarray, dict[int, str], dict[int, str]]:
+    """The images, which decoded, the sizes ("W x H") of those :class:`TooLarge` and the
+    kinds of those :class:`NotRegular`."""
     # Filled in place by the workers: no second copy of a large dataset. PIL releases the GIL
     # while decoding and resizing, so threads give real parallelism.
     out = np.zeros((len(files), spec.channels, spec.size, spec.size), dtype=np.uint8)
     ok = np.zeros(len(files), dtype=bool)
     large: dict[int, str] = {}
+    special: dict[int, str] = {}
 
     def work(start: int) -> None:
         for i in range(start, min(start + _CHUNK, len(files))):
@@ -174,12 +171,14 @@ def _decode_all(
                 ok[i] = True
             except TooLarge as e:
                 large[i] = str(e)
+            except NotRegular as e:
+                special[i] = str(e)
             except Exception as e:  # Pillow raises many types for broken files; all mean skip
                 log.debug("cannot decode %s: %r", printable(files[i]), e)
 
     with ThreadPoolExecutor(max_workers=min(8, usable_cpus())) as pool:
         list(pool.map(work, range(0, len(files), _CHUNK)))
-    return out, ok, large
+    return out, ok, large, special
 
 
 def _cache_file(
@@ -217,6 +216,9 @@ def read_cache(path: Path) -> Decoded | None:
             path,
             True,
             blob["too_large"],
+            # Absent from caches written before it existed, which held no such path: a folder
+            # with a FIFO in it never finished decoding then.
+            blob.get("not_regular", []),
         )
     except Exception as e:  # a damaged cache is only a lost shortcut
         log.warning("ignoring unreadable cache %s: %r", printable(path), e)
@@ -231,6 +233,7 @@ def write_cache(path: Path, decoded: Decoded) -> bool:
         "files": decoded.files,
         "skipped": decoded.skipped,
         "too_large": decoded.too_large,
+        "not_regular": decoded.not_regular,
     }
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -268,7 +271,7 @@ def decode_images(
     cached = read_cache(path)
     if cached is not None:
         return cached
-    images, ok, large = _decode_all(files, spec)
+    images, ok, large, special = _decode_all(files, spec)
     keep = np.flatnonzero(ok)
     if len(keep) < len(files):
         images = images[keep]
@@ -280,6 +283,7 @@ def decode_images(
         cache_file=None,
         from_cache=False,
         too_large=[f"{rel[i]} ({size})" for i, size in sorted(large.items())],
+        not_regular=[f"{rel[i]} ({kind})" for i, kind in sorted(special.items())],
     )
     if decoded.skipped and len(keep):  # none decoded: the loader's one error line says why
         for why in decoded.why_skipped():

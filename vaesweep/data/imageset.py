@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from vaesweep.data.factors import FactorGrid
+from vaesweep.errors import UserError
 
 
 @dataclass
@@ -130,6 +131,9 @@ def split_train_val(data: ImageSet, val_fraction: float, seed: int) -> tuple[Ima
     n = len(data)
     n_val = max(1, round(n * val_fraction))
     if n - n_val < 1:
-        raise ValueError(f"{n} images cannot be split into training and validation sets")
+        raise UserError(
+            f"data.val_fraction={val_fraction} holds out {n_val} of {n} images for validation, "
+            "leaving none to train on; lower it (e.g. 0.1) or use more images"
+        )
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
     return data.subset(perm[n_val:].sort().values), data.subset(perm[:n_val].sort().values)
