@@ -22,6 +22,7 @@ from vaesweep.evaluation.convergence import RELATIVE_TO
 from vaesweep.record import RunRecord
 from vaesweep.record.run_record import last_rows
 from vaesweep.report.data.linear_reference import Spectrum, water_filling
+from vaesweep.testing.grids import SHAPE, write_grids
 
 #: A 64-pixel spectrum shaped like 8x8 digits (per-image SSE units, pixels in [0, 1]).
 EIGENVALUES = [0.7 * 0.8**i for i in range(48)]
@@ -30,7 +31,6 @@ PCA = {
     "total_variance": float(sum(EIGENVALUES)) + 0.05,
     "n_images": 1617,
 }
-SHAPE = (1, 8, 8)
 N_VAL = 180
 
 
@@ -157,8 +157,9 @@ def fabricate_run(
     ``rel_change`` replaces that fall (negative: the objective rose, which counts as converged).
 
     ``status="diverged"`` stops at epoch ``diverge_at`` (default 2) with a NaN loss, as the
-    trainer records it; ``"failed"`` stops before any epoch; ``"running"`` stops half-way without
-    an end, as a killed process leaves it.
+    trainer records it (``diverge_at=0``: within the first epoch, before any metrics row);
+    ``"failed"`` stops before any epoch; ``"running"`` stops half-way without an end, as a
+    killed process leaves it.
     """
     d = int(np.prod(SHAPE))
     scale = 1.0 / d if reduction == "mean" else 1.0
@@ -194,7 +195,7 @@ def fabricate_run(
     )
     last = {"failed": 0, "running": max(1, epochs // 2)}.get(status, epochs)
     if status == "diverged":
-        last = diverge_at or 2
+        last = 2 if diverge_at is None else diverge_at
     excess = 0.05 * rng.random()
     for epoch in range(1, last + 1):
         progress = 1 - 0.7 ** (epoch + 1)
@@ -211,11 +212,14 @@ def fabricate_run(
         record.update_summary(epochs_done=epoch, step=epoch * 26, final=last_rows(record.rows))
     end: dict[str, Any] = {"wall_time_s": 1.0 + rng.random()}
     if status == "diverged":
-        end.update(
-            status="diverged",
-            error=f"loss became nan at epoch {last}, step {last * 26}",
-            error_kind="numeric",
+        # Within epoch 1 the trainer stops at the step whose loss is not finite, before the
+        # epoch's rows: no metrics.csv and no epochs_done, and its error in the trainer's words.
+        error = (
+            f"loss became nan at epoch {last}, step {last * 26}"
+            if last
+            else "non-finite loss (nan) at epoch 1, step 3: recon=nan, kl=nan"
         )
+        end.update(status="diverged", error=error, error_kind="numeric")
     elif status == "failed":
         end.update(status="failed", error="UserError: no such dataset", error_kind="user")
     elif status == "completed":
@@ -233,7 +237,7 @@ def fabricate_run(
                 "split": "val",
                 "dequantized": True,
             },
-            images=_images(record, final_val["sse"] / spectrum.total_variance, kl_dims)
+            images=write_grids(record, final_val["sse"] / spectrum.total_variance, kl_dims)
             if images
             else None,
         )
@@ -254,36 +258,13 @@ def fabricate_run(
     return record.update_summary(**end)
 
 
-def _images(record: RunRecord, share: float, kl_dims: list[float]) -> dict[str, Any]:
-    """Grids through the real writer: originals fixed for every run, reconstructions shrunk
-    towards the mean image by the share of variance the run leaves unexplained."""
-    import torch
-
-    from vaesweep.record.images import save_grid
-
-    gen = torch.Generator().manual_seed(0)
-    x = torch.rand((8, *SHAPE), generator=gen)
-    mean = x.mean(0, keepdim=True)
-    keep = math.sqrt(max(0.0, 1.0 - min(1.0, share)))
-    layout = {
-        "reconstructions": save_grid(
-            record.path("reconstructions.png"), [x, mean + keep * (x - mean)]
-        )
-    }
-    layout["reconstructions"]["val_index"] = list(range(8))
-    noise = torch.rand((32, *SHAPE), generator=torch.Generator().manual_seed(1))
-    samples = mean + keep * (noise - mean)
-    layout["samples"] = save_grid(
-        record.path("samples.png"), [samples[i : i + 8] for i in range(0, 32, 8)]
-    )
-    dims = sorted(range(len(kl_dims)), key=lambda j: -kl_dims[j])[:8]
-    values = torch.linspace(-3, 3, 9)
-    rows = [
-        (x[:1] + 0.1 * min(1.0, kl_dims[j]) * values.view(-1, 1, 1, 1)).clamp(0, 1) for j in dims
-    ]
-    layout["traversals"] = save_grid(record.path("traversals.png"), rows)
-    layout["traversals"].update(dims=dims, values=values.tolist())
-    return layout
+#: The config key a sweep names for each :func:`fabricate_run` setting it can cross with beta.
+CROSSABLE = {
+    "latent_dim": "model.latent_dim",
+    "likelihood": "loss.likelihood",
+    "reduction": "loss.recon_reduction",
+    "epochs": "train.epochs",
+}
 
 
 def fabricate_sweep(
@@ -293,38 +274,51 @@ def fabricate_sweep(
     *,
     methods: list[str] | None = None,
     statuses: dict[str, str] | None = None,
+    crossed: dict[str, list[Any]] | None = None,
     **kwargs: Any,
 ) -> list[Path]:
-    """A sweep directory with sweep.json and one run per (method, beta, seed).
+    """A sweep directory with sweep.json and one run per (method, crossed values, beta, seed).
 
     Run names follow the sweep driver's ``key=value,key=value``; ``statuses`` maps a run name
-    to a non-completed status for partial sweeps.
+    to a non-completed status for partial sweeps. ``crossed`` maps settings of
+    :data:`CROSSABLE` (``{"latent_dim": [8, 16]}``) to the values the grid crosses with beta,
+    named in the run names and sweep.json by their config keys, as a real grid sweep names them.
     """
+    from itertools import product
+
     from vaesweep.record.sweep_plan import PlannedRun, SweepPlan
 
     seeds = seeds or [0]
     methods = methods or ["constant"]
-    keys = (["kl"] if len(methods) > 1 else []) + ["beta"] + (["seed"] if len(seeds) > 1 else [])
+    crossed = crossed or {}
+    extra = [CROSSABLE[k] for k in crossed]
+    keys = (
+        (["kl"] if len(methods) > 1 else [])
+        + extra
+        + ["beta"]
+        + (["seed"] if len(seeds) > 1 else [])
+    )
     planned, dirs = [], []
-    for method in methods:
-        for beta in betas:
-            for seed in seeds:
-                values = {"kl": method, "beta": f"{beta:g}", "seed": str(seed)}
-                values = {k: values[k] for k in keys}
-                name = ",".join(f"{k}={v}" for k, v in values.items())
-                planned.append(PlannedRun(name, values, [f"{k}={v}" for k, v in values.items()]))
-                status = (statuses or {}).get(name, "completed")
-                if status == "pending":
-                    continue
-                fabricate_run(
-                    sweep_dir / name,
-                    beta=beta,
-                    seed=seed,
-                    method=method,
-                    status=status,
-                    **kwargs,
-                )
-                dirs.append(sweep_dir / name)
+    for method, combo, beta, seed in product(methods, product(*crossed.values()), betas, seeds):
+        settings = dict(zip(crossed, combo))
+        values = {"kl": method, "beta": f"{beta:g}", "seed": str(seed)}
+        values |= {CROSSABLE[k]: str(v) for k, v in settings.items()}
+        values = {k: values[k] for k in keys}
+        name = ",".join(f"{k}={v}" for k, v in values.items())
+        planned.append(PlannedRun(name, values, [f"{k}={v}" for k, v in values.items()]))
+        status = (statuses or {}).get(name, "completed")
+        if status == "pending":
+            continue
+        fabricate_run(
+            sweep_dir / name,
+            beta=beta,
+            seed=seed,
+            method=method,
+            status=status,
+            **settings,
+            **kwargs,
+        )
+        dirs.append(sweep_dir / name)
     SweepPlan(
         name=sweep_dir.name,
         overrides=[],

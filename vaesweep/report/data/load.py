@@ -256,7 +256,7 @@ def load_run(name: str, path: Path, source: str, values: dict[str, str], key: st
     if metrics_file.is_file():
         run.metrics, problems = read_metrics(metrics_file)
         run.problems.extend(problems)
-    elif run.status not in ("failed", "pending"):
+    elif run.status not in ("failed", "pending") and not _stopped_in_first_epoch(run):
         run.problems.append(f"no {contract.METRICS_FILE}")
     if not summary and run.metrics is None:
         run.status = "unknown"
@@ -264,6 +264,14 @@ def load_run(name: str, path: Path, source: str, values: dict[str, str], key: st
     elif not summary:
         run.error = "no readable summary.json (status unknown; the run may have been killed)"
     return run
+
+
+def _stopped_in_first_epoch(run: Run) -> bool:
+    """A run recorded ``diverged`` before finishing one epoch: the trainer stops at the first
+    step whose loss is not finite, before the epoch's rows, so no metrics.csv is its record,
+    not a lost file (the reading says where it stopped)."""
+    done = run.summary.get("epochs_done")
+    return run.status == contract.DIVERGED and not (isinstance(done, int | float) and done > 0)
 
 
 def load(dirs: list[Path], outputs: Path | None = None) -> Loaded:

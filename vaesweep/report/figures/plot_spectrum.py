@@ -70,7 +70,7 @@ def fig_spectrum(sweep: SweepRecords, palette: Palette) -> Rendered | None:
         ax.text(
             n + 1.4,
             math.sqrt(members[0][0] * members[-1][0]),
-            _level_label(members, palette, sp.top(m)),
+            _level_label(members, palette, sp.eigenvalues, m),
             color=palette.of(members[0][1])["color"] if len(members) == 1 else "0.25",
             fontsize=7.5,
             va="center",
@@ -97,18 +97,25 @@ def fig_spectrum(sweep: SweepRecords, palette: Palette) -> Rendered | None:
     return Rendered("spectrum", "PCA spectrum and noise levels", caption, render(fig))
 
 
-def _level_label(members: list[tuple[float, str]], palette: Palette, top: np.ndarray) -> str:
+def _level_label(
+    members: list[tuple[float, str]], palette: Palette, eigenvalues: np.ndarray, m: int
+) -> str:
     """ "β=1: σ² = 0.5, 3 above" for one group; the groups, the range of σ² and of the count of
-    components above it for groups whose levels share one label."""
+    components above it for groups whose levels share one label.
+
+    The count is of every recorded eigenvalue above σ², the dots above the line in the plot
+    and summary.csv's ``lin_components_above`` that the reading quotes; where it exceeds M the
+    label adds how many a linear VAE can keep (``lin_active_units``), as the reading does."""
     names = [palette.label[g] for _, g in members]
     who = ", ".join(names) if len(names) <= 8 else f"{names[0]} … {names[-1]} ({len(names)})"
     s2 = [v for v, _ in members]
-    above = [int((top > v).sum()) for v in s2]
+    above = [int((eigenvalues > v).sum()) for v in s2]
 
     def span(lo: str, hi: str) -> str:
         return lo if lo == hi else f"{lo}–{hi}"
 
+    kept = "" if max(above) <= m else f" ({'' if min(above) > m else 'at most '}M = {m} kept)"
     return (
         f"{who}: σ² = {span(fmt(min(s2)), fmt(max(s2)))}, "
-        f"{span(str(min(above)), str(max(above)))} above"
+        f"{span(str(min(above)), str(max(above)))} above{kept}"
     )

@@ -92,9 +92,12 @@ def _why(G: Groups, hi: str, lo: str) -> list[str]:
         ]
     out = []
     if lik == "mse":
+        # SSE/(2σ²) is the Gaussian's negative log-likelihood up to its normaliser, so the
+        # objective is beta times the negative ELBO at σ² = β_sum/2, plus a constant.
+        objective = "SSE/D + β·KL" if G.g.loc[hi, "recon_reduction"] == "mean" else "SSE + β·KL"
         lead = (
-            "With loss.likelihood=mse the objective SSE + β·KL is exactly the ELBO of a Gaussian "
-            "decoder with noise variance σ² = β_sum/2"
+            f"With loss.likelihood=mse the objective {objective} is β times the negative ELBO "
+            "of a Gaussian decoder with noise variance σ² = β_sum/2, up to an additive constant"
         )
     else:
         lead = f"With loss.likelihood={lik} the objective is the ELBO of a Gaussian decoder"

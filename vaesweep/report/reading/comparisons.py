@@ -13,6 +13,7 @@ import pandas as pd
 from vaesweep.report.data.aggregate import SweepRecords
 from vaesweep.report.numbers import fmt, fmt_int
 from vaesweep.report.reading.phrases import Groups, at, nats, ok, plural
+from vaesweep.report.reading.pick import lost_seeds
 
 
 def seeds(G: Groups, ends: tuple[str, str] | None) -> list[str]:
@@ -73,6 +74,8 @@ def methods(G: Groups, ends: tuple[str, str] | None) -> list[str]:
         g = G.best(col, high)
         if g:
             value = nats(G.v(g, col)) if col == "marginal_kl" else fmt(G.v(g, col))
+            lost = lost_seeds(G, g)
+            value += f"; {lost}: the mean of the rest" if lost else ""
             picks.append(f"{what}: {G.label(g)} ({value})")
     if picks:
         out.append("On these runs, " + "; ".join(picks) + ".")
@@ -84,7 +87,9 @@ def failures(sweep: SweepRecords) -> list[str]:
     out = []
     for _, r in t.iterrows():
         s = f"{r['run']}: {r['status']}"
-        if ok(r["epochs_done"]) and ok(r["epochs"]):
+        if first_epoch(r):
+            s += " in its first epoch, before it recorded any finite metrics"
+        elif ok(r["epochs_done"]) and ok(r["epochs"]):
             s += f" after {fmt_int(r['epochs_done'])} of {fmt_int(r['epochs'])} epochs"
         if r["error"]:
             s += f" ({str(r['error']).rstrip('.')})"
@@ -94,6 +99,17 @@ def failures(sweep: SweepRecords) -> list[str]:
             s += " (still running, or killed before it could record an end)"
         out.append(s + "; left out of the plots that need final values.")
     return out
+
+
+def first_epoch(r: pd.Series) -> bool:
+    """A diverged run with nothing finite to show: stopped within epoch 1 (no metrics row, so
+    no epochs done) or at its end (epoch 1's rows not finite)."""
+    if r["status"] != "diverged":
+        return False
+    done = r["epochs_done"]
+    if not ok(done) or done <= 0:
+        return True
+    return bool(done <= 1 and not (ok(r["kl"]) and ok(r["sse"])))
 
 
 def code(sweep: SweepRecords) -> list[str]:

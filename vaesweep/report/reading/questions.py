@@ -1,7 +1,7 @@
 """The reading's short answers to the three questions vaesweep exists for (README, first
 paragraph): is scaling the KL sound, what does β do to training (the gradient view
 included), does a small β trade a smooth latent space for reconstruction; then which β to
-pick.
+pick (:mod:`~vaesweep.report.reading.pick`).
 
 The answers rest on β as the Lagrange multiplier of a rate constraint (Higgins et al. 2017,
 "β-VAE"), the rate-distortion plane whose slope is -β (Alemi et al. 2018, "Fixing a Broken
@@ -13,12 +13,11 @@ rate into information and prior mismatch (Hoffman & Johnson 2016, "ELBO surgery"
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 
 from vaesweep.report.data.per_run import INFORMATIVE_KL
 from vaesweep.report.numbers import fmt, fmt_int
-from vaesweep.report.reading.answer import calibrated_beta
 from vaesweep.report.reading.phrases import Groups, at, nats, ok
+from vaesweep.report.reading.pick import pick
 
 #: A cosine of the two expected encoder gradients at or below this reads as "balanced".
 BALANCED_COS = -0.9
@@ -51,17 +50,18 @@ def build_questions(G: Groups, ends: tuple[str, str] | None) -> list[tuple[str, 
         )
         if G.g.loc[lo, "likelihood"] == "mse" and ok(G.v(lo, "sigma_eff")):
             a1 += (
-                f" With squared error, scaling the KL is choosing the decoder noise σ² = β/2: "
-                f"σ = {fmt(G.v(lo, 'sigma_eff'))} {at(L)}, {fmt(G.v(hi, 'sigma_eff'))} {at(H)}. "
-                "So the loss stays an ELBO (times β) for every β, of the decoder with "
-                "σ² = β/2, not of the σ² = ½ decoder behind the logged ELBO column; the "
-                "calibrated ELBO and the IWAE bound at σ² = each run's own MSE compare runs "
-                "fairly."
+                f" With squared error, scaling the KL is choosing the decoder noise σ² = "
+                f"β_sum/2: σ = {fmt(G.v(lo, 'sigma_eff'))} {at(L)}, "
+                f"{fmt(G.v(hi, 'sigma_eff'))} {at(H)}. So for every β the loss is β times the "
+                "negative ELBO of the decoder with σ² = β_sum/2, up to an additive constant (the "
+                "Gaussian's normaliser), not that of the σ² = ½ decoder behind the logged ELBO "
+                "column; the calibrated ELBO and the IWAE bound at σ² = each run's own MSE "
+                "compare runs fairly."
             )
         qs.append((q1, a1))
         qs.append((q2, _training(G, lo, hi)))
         qs.append((q3, _latent_space(G, lo, hi)))
-    qs.append((q4, _pick(G)))
+    qs.append((q4, pick(G)))
     return qs
 
 
@@ -74,6 +74,18 @@ def _distortion(G: Groups, *groups: str) -> str:
     return "the reconstruction term (the decoder's negative log-likelihood, nats per image)"
 
 
+def _step(G: Groups, g: str) -> str:
+    """The gradient each step follows: with ``loss.recon_reduction=mean`` the objective holds
+    recon / D (recon is logged summed over the D pixels), which points where recon + β_sum·KL
+    does; it is not recon + β·KL."""
+    if str(G.g.loc[g, "recon_reduction"]) != "mean":
+        return "∇recon + β·∇KL"
+    return (
+        f"∇recon/D + β·∇KL (loss.recon_reduction=mean, D = {fmt_int(G.v(g, 'n_pixels'))} "
+        "pixels; recon is logged summed), the direction of ∇recon + β_sum·∇KL"
+    )
+
+
 def _training(G: Groups, lo: str, hi: str) -> str:
     """Q2: what β changed, and the gradient view (Alemi et al. 2018: the optimum of D + βR
     is where the R-D curve has slope -β; at a stationary point the two pulls cancel)."""
@@ -83,7 +95,7 @@ def _training(G: Groups, lo: str, hi: str) -> str:
         f"{fmt(G.v(hi, 'kl'))} to {fmt(G.v(lo, 'kl'))} nats and changed the squared error from "
         f"{fmt(G.v(hi, 'sse'))} to {fmt(G.v(lo, 'sse'))} per image (PSNR "
         f"{fmt(G.v(hi, 'psnr'))} → {fmt(G.v(lo, 'psnr'))} dB). In gradient terms each step "
-        "follows ∇recon + β·∇KL. At convergence the two expected pulls on the encoder balance "
+        f"follows {_step(G, hi)}. At convergence the two expected pulls on the encoder balance "
         "for every β; β does not make one term win, it sets where they balance: at the point of "
         f"the rate–distortion curve where one more nat of rate lowers {_distortion(G, lo, hi)} "
         "by β_sum (slope dD/dR = −β_sum)."
@@ -170,68 +182,4 @@ def _latent_space(G: Groups, lo: str, hi: str) -> str:
         "reconstructions with information in z, and pays with a code the prior fits less "
         "well; it is the position on one trade-off curve, not dropping the prior."
     )
-    return text
-
-
-def _pick(G: Groups) -> str:
-    if len(G.g) == 1:
-        return (
-            f"With one setting ({G.label(str(G.g.index[0]))}) there is nothing to pick between; "
-            "sweep β (or the other settings you are choosing among) and this answer names the "
-            "best setting for reconstructions, for the calibrated likelihood and for prior "
-            "samples."
-        )
-    parts = []
-    g = G.best("mse", high=False)
-    if g:
-        parts.append(
-            f"for reconstructions, {G.label(g)} (MSE {fmt(G.v(g, 'mse'))}, PSNR "
-            f"{fmt(G.v(g, 'psnr'))} dB)"
-        )
-    g = G.best_calibrated_elbo()
-    if g:
-        parts.append(
-            f"for the likelihood with the decoder noise fitted to each run's error (calibrated "
-            f"ELBO), {G.label(g)} ({fmt(G.v(g, 'elbo_calib'))} nats per image)"
-        )
-    mse_groups = G.g[G.g["likelihood"] == "mse"]
-    g = G.best("iwae_calib_bpd", high=False, rows=mse_groups) if not mse_groups.empty else None
-    if g:
-        parts.append(
-            f"for the IWAE bound with σ² = each run's own MSE, dequantised, {G.label(g)} "
-            f"({fmt(G.v(g, 'iwae_calib_bpd'))} bits/dim)"
-        )
-    # The IWAE at sigma^2 = 1/2 of an mse run is no useful density (worse than uniform):
-    # offered only for likelihoods whose own density is the model.
-    other = G.g[G.g["likelihood"] != "mse"]
-    g = G.best("iwae_nll", high=False, rows=other) if not other.empty else None
-    if g and other["likelihood"].nunique() == 1:
-        parts.append(
-            f"for the IWAE bound of the trained decoder, {G.label(g)} (NLL "
-            f"{fmt(G.v(g, 'iwae_nll'))} nats, {fmt(G.v(g, 'bpd'))} bits/dim)"
-        )
-    sat = (
-        pd.to_numeric(G.g["mi_saturated_mean"], errors="coerce")
-        if "mi_saturated_mean" in G.g
-        else pd.Series(0.0, index=G.g.index)
-    )
-    unsaturated = G.g[~(sat > 0)]
-    g = G.best("marginal_kl", high=False, rows=unsaturated) if not unsaturated.empty else None
-    if g:
-        text = f"for prior samples that land where images were encoded (smallest marginal KL among the runs whose I(x;z) estimate is below its log N ceiling), {G.label(g)} ({nats(G.v(g, 'marginal_kl'))}"
-        if G.v(g, "informative_dims") == 0:
-            text += (
-                ", but with no dimension above 0.1 nats its samples hardly differ from each other"
-            )
-        parts.append(text + ")")
-    if not parts:
-        return "The runs have no comparable final metrics."
-    text = "It depends on what the model is for: " + "; ".join(parts) + "."
-    star = calibrated_beta(G)
-    if star and "passes 1" in star:
-        text += (
-            f" One principled choice is the β where β_calib ≈ 1 ({star.split(': ')[0]}), or "
-            "loss.likelihood=gaussian_optimal, which sets σ² to the running MSE and so picks it "
-            "during training (Rybkin et al. 2021)."
-        )
     return text

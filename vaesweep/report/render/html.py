@@ -18,6 +18,7 @@ import pandas as pd
 from vaesweep import __version__
 from vaesweep.report.figures.style import Rendered
 from vaesweep.report.page import Page
+from vaesweep.report.render.fit import breakable, split_columns
 
 CSS = """
 body { font: 15px/1.55 -apple-system, "Segoe UI", Roboto, Helvetica, Arial, sans-serif;
@@ -36,12 +37,14 @@ figure img { max-width: 100%; height: auto; display: block; margin: 0 auto;
              border: 1px solid #eee; }
 figcaption { font-size: 13.5px; color: #444; margin-top: 6px; }
 figcaption b { color: #1d1d1f; }
-table { border-collapse: collapse; font-size: 12.5px; margin: 8px 0 16px; }
-th, td { padding: 4px 8px; border-bottom: 1px solid #e6e6e6; text-align: right;
+table { border-collapse: collapse; font-size: 12px; margin: 8px 0 16px; }
+th, td { padding: 4px 4px; border-bottom: 1px solid #e6e6e6; text-align: right;
          white-space: nowrap; }
-th { background: #f4f4f4; position: sticky; top: 0; }
-td:first-child, th:first-child { text-align: left; }
+th { background: #f4f4f4; position: sticky; top: 0; white-space: normal;
+     vertical-align: bottom; }
+td:first-child, th:first-child { text-align: left; white-space: normal; }
 tr:nth-child(even) td { background: #fbfbfb; }
+caption { caption-side: top; text-align: left; color: #666; font-size: 12px; }
 .scroll { overflow-x: auto; }
 .problems li, .left-out li { color: #8a4b00; }
 nav a { margin-right: 12px; font-size: 13px; }
@@ -55,13 +58,29 @@ def esc(text: object) -> str:
 
 
 def table_html(df: pd.DataFrame) -> str:
-    """A DataFrame of strings as an escaped HTML table."""
-    head = "".join(f"<th>{esc(c)}</th>" for c in df.columns)
+    """A DataFrame of strings as escaped HTML tables that fit the page: cut into parts by
+    columns (:func:`~vaesweep.report.render.fit.split_columns`), each repeating the first."""
+    parts = split_columns(df)
+    return "".join(
+        _one_table(part, f"continued ({i + 1} of {len(parts)})" if i else "")
+        for i, part in enumerate(parts)
+    )
+
+
+def _one_table(df: pd.DataFrame, caption: str) -> str:
+    """One part: headers and first-column names may wrap after a comma or a dot."""
+    head = "".join(f"<th>{breakable(c)}</th>" for c in df.columns)
     rows = "".join(
-        "<tr>" + "".join(f"<td>{esc(v)}</td>" for v in row) + "</tr>"
+        "<tr>"
+        + "".join(f"<td>{breakable(v) if j == 0 else esc(v)}</td>" for j, v in enumerate(row))
+        + "</tr>"
         for row in df.itertuples(index=False)
     )
-    return f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table></div>'
+    cap = f"<caption>{esc(caption)}</caption>" if caption else ""
+    return (
+        f'<div class="scroll"><table>{cap}<thead><tr>{head}</tr></thead>'
+        f"<tbody>{rows}</tbody></table></div>"
+    )
 
 
 def figure_html(fig: Rendered) -> str:
