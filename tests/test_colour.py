@@ -64,7 +64,7 @@ def test_photos_are_deterministic_cached_colour_crops(tmp_path: Path) -> None:
     assert images.shape == (3 * N_PER_PHOTO, 3, 16, 16) and images.dtype == torch.uint8
     assert first.train.labels.bincount().tolist() == [N_PER_PHOTO] * 3
     assert "generated" in first.notes[0]
-    (cached,) = tmp_path.glob("photos-16RGB-*.pt")
+    (cached,) = tmp_path.glob("photos-16RGB-*.safetensors")
     second = load_photos(cfg)
     assert "from the cache" in second.notes[0]
     assert torch.equal(second.train.images, images)

@@ -365,7 +365,7 @@ def test_folder_cache_hit_and_invalidation(tmp_path: Path) -> None:
     cfg = folder_cfg(tmp_path / "imgs", tmp_path / "cache", image_size=16)
     first = load_folder(cfg)
     assert any(n.startswith("decoded 6 images") for n in first.notes)
-    assert len(list((tmp_path / "cache").glob("*.pt"))) == 1
+    assert len(list((tmp_path / "cache").glob("*.safetensors"))) == 1
 
     second = load_folder(cfg)
     assert any("from the cache" in n for n in second.notes)
@@ -378,7 +378,7 @@ def test_folder_cache_hit_and_invalidation(tmp_path: Path) -> None:
     os.utime(red, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
     touched = load_folder(cfg)
     assert not any("from the cache" in n for n in touched.notes)
-    assert len(list((tmp_path / "cache").glob("*.pt"))) == 1  # the stale cache is gone
+    assert len(list((tmp_path / "cache").glob("*.safetensors"))) == 1  # the stale cache is gone
 
     solid("RGB", (8, 8), (1, 2, 3)).save(tmp_path / "imgs" / "cats" / "z_new.png")
     added = load_folder(cfg)
@@ -387,14 +387,14 @@ def test_folder_cache_hit_and_invalidation(tmp_path: Path) -> None:
 
     other_size = load_folder(folder_cfg(tmp_path / "imgs", tmp_path / "cache", image_size=8))
     assert other_size.train.images.shape == (7, 3, 8, 8)
-    assert len(list((tmp_path / "cache").glob("*.pt"))) == 2  # one per size
+    assert len(list((tmp_path / "cache").glob("*.safetensors"))) == 2  # one per size
 
 
 def test_folder_damaged_or_unwritable_cache(tmp_path: Path) -> None:
     make_image_folder(tmp_path / "imgs")
     cfg = folder_cfg(tmp_path / "imgs", tmp_path / "cache", image_size=16)
     load_folder(cfg)
-    (cache_file,) = (tmp_path / "cache").glob("*.pt")
+    (cache_file,) = (tmp_path / "cache").glob("*.safetensors")
     cache_file.write_bytes(b"garbage")
     again = load_folder(cfg)
     assert any(n.startswith("decoded 6 images") for n in again.notes)
@@ -415,7 +415,7 @@ def test_folder_flat_default_size_and_env_cache(tmp_path: Path) -> None:
     assert raw.train.images.shape == (3, 3, 64, 64)
     assert raw.train.images[2, 0, 10, 10] == 100
     assert any("image_size not set" in n for n in raw.notes)
-    assert len(list((tmp_path / "env-cache" / "folders").glob("flat-*.pt"))) == 1
+    assert len(list((tmp_path / "env-cache" / "folders").glob("flat-*.safetensors"))) == 1
 
 
 def test_load_splits_folder_grayscale(tmp_path: Path) -> None:

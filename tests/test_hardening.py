@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+from vaesweep import tensorfile
 from vaesweep.cli import app
 from vaesweep.record.sweep_lock import is_locked
 from vaesweep.testing.fabricate import fabricate_run, fabricate_sweep
@@ -689,7 +690,8 @@ def test_fallback_to_the_system_fashion_mnist_is_said(tmp_path: Path, outputs: P
         ["sweep", "data=fashion_mnist", f"data.root={missing}", "beta=0.1,1", "--dry-run"]
     )
     assert result.exit_code == 0, result.output
-    assert f"note: data.root={missing} holds no fashion_mnist files; using" in result.output
+    assert f"note: data.root={missing}: none of " in result.output
+    assert "holds any of its IDX files; using" in result.output
 
 
 def test_full_disk_names_the_folder(outputs: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -988,8 +990,8 @@ def _damage(run: Path, what: str) -> None:
 
     summary = json.loads((run / "summary.json").read_text())
     (run / "summary.json").write_text(json.dumps({**summary, "status": "interrupted"}))
-    state = {"model": {}, "control": {}, "epoch": 3, "step": 6}
-    torch.save({"state": state, "config": {}}, run / "checkpoint.pt")
+    state = {"model": {"w": torch.zeros(1)}, "control": {}, "epoch": 3, "step": 6}
+    (run / "checkpoint.pt").write_bytes(tensorfile.dumps({"state": state, "config": {}}))
     if what == "checkpoint":
         data = (run / "checkpoint.pt").read_bytes()
         (run / "checkpoint.pt").write_bytes(data[: len(data) // 2])

@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 import torch
 
+from vaesweep import tensorfile
 from vaesweep.config import (
     PIKL,
     CapacityKL,
@@ -106,8 +107,8 @@ def _assert_same_run(resumed: Path, reference: Path) -> None:
     assert _final(a) == _final(b)
     assert a["iwae"] == b["iwae"] and a["kl_per_dim"] == b["kl_per_dim"]
     assert (a["epochs_done"], a["step"]) == (b["epochs_done"], b["step"]) == (4, 24)
-    ca = torch.load(resumed / contract.CHECKPOINT_FILE, weights_only=True)["state"]
-    cb = torch.load(reference / contract.CHECKPOINT_FILE, weights_only=True)["state"]
+    ca = tensorfile.loads((resumed / contract.CHECKPOINT_FILE).read_bytes())["state"]
+    cb = tensorfile.loads((reference / contract.CHECKPOINT_FILE).read_bytes())["state"]
     assert ca["control"] == cb["control"]
     assert torch.equal(ca["generator"], cb["generator"])
     assert ca["model"].keys() == cb["model"].keys()
@@ -178,7 +179,7 @@ def test_interrupted_between_checkpoints_saves_its_last_finished_epoch(
     kept in memory, so resuming loses only the epoch in flight."""
     run_dir = tmp_path / "geco"
     _kill_in_epoch_3("geco", run_dir, 3600.0, monkeypatch)
-    saved = torch.load(run_dir / contract.CHECKPOINT_FILE, weights_only=True)["state"]
+    saved = tensorfile.loads((run_dir / contract.CHECKPOINT_FILE).read_bytes())["state"]
     assert saved["epoch"] == 2
     summary = run_job(_config("geco", 4, 3600.0), run_dir)
     assert summary["status"] == "completed", summary.get("error")
@@ -196,7 +197,7 @@ def test_hard_kill_between_checkpoints_resumes_from_the_periodic_one(
     with monkeypatch.context() as patch:
         patch.setattr(RecordHooks, "save_last_epoch", lambda self: None)
         _kill_in_epoch_3("geco", run_dir, 3600.0, patch)
-    saved = torch.load(run_dir / contract.CHECKPOINT_FILE, weights_only=True)["state"]
+    saved = tensorfile.loads((run_dir / contract.CHECKPOINT_FILE).read_bytes())["state"]
     assert saved["epoch"] == 1
     summary = run_job(_config("geco", 4, 3600.0), run_dir)
     assert summary["status"] == "completed", summary.get("error")

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import torch
 
+from vaesweep import tensorfile
 from vaesweep.bridge import compose as bridge
 from vaesweep.model import build_model
 from vaesweep.record import contract
@@ -66,8 +67,8 @@ def test_each_member_leaves_the_record_of_its_single_run(tmp_path: Path, tiny: l
     for name in (contract.CONFIG_FILE, *images):
         assert (member_dir / name).exists(), name
     assert (member_dir / contract.CONFIG_FILE).read_text() == members[1].config.to_yaml()
-    saved = torch.load(member_dir / contract.CHECKPOINT_FILE, weights_only=True)
-    ref = torch.load(tmp_path / "single" / contract.CHECKPOINT_FILE, weights_only=True)
+    saved = tensorfile.loads((member_dir / contract.CHECKPOINT_FILE).read_bytes())
+    ref = tensorfile.loads((tmp_path / "single" / contract.CHECKPOINT_FILE).read_bytes())
     assert saved["state"].keys() == ref["state"].keys()
     assert {k: v.shape for k, v in saved["state"]["model"].items()} == {
         k: v.shape for k, v in ref["state"]["model"].items()
@@ -119,7 +120,10 @@ def test_a_killed_stack_resumes_each_member_where_it_stopped(
         _kill_at(patch, epoch=2, member=1)
         with pytest.raises(Killed):
             run_stack(killed)
-    epochs = [torch.load(m.run_dir / contract.CHECKPOINT_FILE)["state"]["epoch"] for m in killed]
+    epochs = [
+        tensorfile.loads((m.run_dir / contract.CHECKPOINT_FILE).read_bytes())["state"]["epoch"]
+        for m in killed
+    ]
     assert epochs == [2, 1]
     assert [json.loads((m.run_dir / "summary.json").read_text())["status"] for m in killed] == [
         "running",
@@ -225,7 +229,7 @@ def test_ctrl_c_stops_every_part_and_the_stack_resumes(
     assert not stack_parts.STOP.is_set()
     stopped = json.loads((parts[2].run_dir / contract.SUMMARY_FILE).read_text())
     assert stopped["status"] == "running"
-    saved = torch.load(parts[2].run_dir / contract.CHECKPOINT_FILE, weights_only=True)
+    saved = tensorfile.loads((parts[2].run_dir / contract.CHECKPOINT_FILE).read_bytes())
     assert saved["state"]["epoch"] == 1
     resumed = run_stack(_three(tmp_path / "parts", tiny, threads=2))
     assert [s["status"] for s in resumed] == ["completed"] * 3
@@ -234,3 +238,31 @@ def test_ctrl_c_stops_every_part_and_the_stack_resumes(
     run_stack(straight)
     for a, b in zip(straight, parts):
         _close(_rows(a.run_dir), _rows(b.run_dir), rel=1e-3)
+
+
+@pytest.mark.parametrize("damage", ["foreign", "misshapen"])
+def test_a_member_whose_checkpoint_cannot_be_used_fails_alone(
+    damage: str, tmp_path: Path, tiny: list[str]
+) -> None:
+    """A checkpoint copied in from another run, or weights of the wrong shape, fail that member
+    in one line; the other members of the stack resume and finish."""
+    members = _members(tmp_path / "stack", tiny)
+    run_stack(members)
+    bad, good = members[0].run_dir, members[1].run_dir
+    if damage == "foreign":
+        (bad / contract.CHECKPOINT_FILE).write_bytes((good / contract.CHECKPOINT_FILE).read_bytes())
+    else:
+        checkpoint = tensorfile.loads((bad / contract.CHECKPOINT_FILE).read_bytes())
+        weights = checkpoint["state"]["model"]
+        first = next(iter(weights))
+        weights[first] = torch.zeros(*[n + 1 for n in weights[first].shape])
+        (bad / contract.CHECKPOINT_FILE).write_bytes(tensorfile.dumps(checkpoint))
+    for run_dir in (bad, good):
+        summary = json.loads((run_dir / contract.SUMMARY_FILE).read_text())
+        summary["status"] = contract.INTERRUPTED
+        (run_dir / contract.SUMMARY_FILE).write_text(json.dumps(summary))
+    summaries = run_stack(_members(tmp_path / "stack", tiny))
+    assert [s["status"] for s in summaries] == ["failed", "completed"]
+    assert summaries[0]["error_kind"] == "user"
+    why = "different experiment" if damage == "foreign" else "does not fit this run's model"
+    assert why in summaries[0]["error"] and "\n" not in summaries[0]["error"]

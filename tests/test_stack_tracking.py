@@ -22,6 +22,7 @@ from tensorboard.plugins.hparams import plugin_data_pb2
 from tracker_faults import metrics_rows, record_numbers, tensorboard_disk_full_at_epoch_2
 from typer.testing import CliRunner
 
+from vaesweep import tensorfile
 from vaesweep.bridge import compose as bridge
 from vaesweep.cli import app
 from vaesweep.record import contract
@@ -196,8 +197,8 @@ def test_a_failing_tracker_warns_once_and_every_member_goes_on(
     for a, b in zip(_members(tmp_path / "plain", []), _members(tmp_path / "tracked", [])):
         # The same stack with and without trackers: the same numbers, weights and grids.
         assert record_numbers(a.run_dir) == record_numbers(b.run_dir)
-        x = torch.load(a.run_dir / contract.CHECKPOINT_FILE, weights_only=True)
-        y = torch.load(b.run_dir / contract.CHECKPOINT_FILE, weights_only=True)
+        x = tensorfile.loads((a.run_dir / contract.CHECKPOINT_FILE).read_bytes())
+        y = tensorfile.loads((b.run_dir / contract.CHECKPOINT_FILE).read_bytes())
         for key, value in x["state"]["model"].items():
             assert torch.equal(value, y["state"]["model"][key]), key
         for name in GRIDS:

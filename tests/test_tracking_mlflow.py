@@ -25,6 +25,7 @@ from tracker_faults import (
 )
 from typer.testing import CliRunner
 
+from vaesweep import tensorfile
 from vaesweep.bridge import compose as bridge
 from vaesweep.cli import app
 from vaesweep.record import contract
@@ -178,8 +179,8 @@ def test_trackers_never_change_the_record_even_when_one_fails(
         tracked = run_job(tracked_cfg, tmp_path / "tracked")
     assert plain["status"] == tracked["status"] == "completed"
     assert record_numbers(tmp_path / "plain") == record_numbers(tmp_path / "tracked")
-    a = torch.load(tmp_path / "plain" / contract.CHECKPOINT_FILE, weights_only=True)
-    b = torch.load(tmp_path / "tracked" / contract.CHECKPOINT_FILE, weights_only=True)
+    a = tensorfile.loads((tmp_path / "plain" / contract.CHECKPOINT_FILE).read_bytes())
+    b = tensorfile.loads((tmp_path / "tracked" / contract.CHECKPOINT_FILE).read_bytes())
     for key, value in a["state"]["model"].items():
         assert torch.equal(value, b["state"]["model"][key]), key
     for name in (contract.RECONSTRUCTIONS_FILE, contract.SAMPLES_FILE, contract.TRAVERSALS_FILE):

@@ -4,4 +4,4 @@ The package is split so that importing it is cheap: torch, Hydra, pandas and mat
 imported only by the modules that use them, never at package import.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

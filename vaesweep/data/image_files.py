@@ -4,8 +4,8 @@ Each image is decoded with Pillow, converted to RGB (``L`` for one channel; tran
 composited onto white; wide greyscale scaled to 8 bits), resized so its shorter side is the
 target size and center-cropped. This has to happen per image because a folder's images differ
 in size, and it is slow, while a sweep loads the same images many times: so the decoded tensor
-is cached as a ``.pt`` file under ``data.cache_dir``, else ``$VAESWEEP_CACHE_DIR/folders``, else
-``~/.cache/vaesweep/folders`` (never in the user's folder, which may be read-only). The cache key
+is cached as a safetensors file (:mod:`vaesweep.tensorfile`: no pickle) under
+``data.cache_dir``, else ``$VAESWEEP_CACHE_DIR/folders``, else ``~/.cache/vaesweep/folders`` (never in the user's folder, which may be read-only). The cache key
 covers the folder, the output size and mode, and every file's path, size and mtime, so adding,
 removing or touching an image invalidates it. Only regular files are opened: a FIFO, socket or
 device named like an image is skipped (opening a FIFO would wait for a writer forever). Used by
@@ -30,6 +30,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
+from vaesweep import tensorfile
 from vaesweep.cpus import usable_cpus
 from vaesweep.data.image_open import NotRegular, open_regular, to_mode
 from vaesweep.errors import printable
@@ -37,8 +38,10 @@ from vaesweep.errors import printable
 log = logging.getLogger(__name__)
 
 #: Bumped when decoding changes (2: float and 32-bit TIFFs scaled; 3: images too large listed
-#: apart), so no stale cache is used.
-CACHE_VERSION = 3
+#: apart; 4: a safetensors file, never a pickle), so no stale cache is used.
+CACHE_VERSION = 4
+#: The cache files' suffix (:mod:`vaesweep.tensorfile`).
+CACHE_SUFFIX = ".safetensors"
 #: The most pixels one image may decode to (about 2 GB in Pillow, which holds RGB in 4 bytes):
 #: a museum scan of a painting fits, a decompression bomb does not. Checked after JPEG's reduced
 #: decoding (``draft``), so a JPEG of any size that shrinks below it is read; Pillow's own check
@@ -198,14 +201,14 @@ def _cache_file(
     # stale cache can be found and removed.
     ident = digest([CACHE_VERSION, str(folder.resolve()), spec.size, spec.mode, spec.crop])[:12]
     slug = re.sub(r"[^A-Za-z0-9_.]+", "_", folder.name)[:40] or "root"
-    return root / f"{slug}-{ident}-{digest([stats, list(labels)])[:16]}.pt"
+    return root / f"{slug}-{ident}-{digest([stats, list(labels)])[:16]}{CACHE_SUFFIX}"
 
 
 def read_cache(path: Path) -> Decoded | None:
     if not path.is_file():
         return None
     try:
-        blob = torch.load(path, weights_only=True)
+        blob = tensorfile.loads(path.read_bytes())
         if blob["version"] != CACHE_VERSION:
             return None
         return Decoded(
@@ -241,7 +244,7 @@ def write_cache(path: Path, decoded: Decoded) -> bool:
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
         try:
             with os.fdopen(fd, "wb") as f:
-                torch.save(blob, f)
+                f.write(tensorfile.dumps(blob))
             os.replace(tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
@@ -252,7 +255,7 @@ def write_cache(path: Path, decoded: Decoded) -> bool:
         )
         return False
     prefix = path.name.rsplit("-", 1)[0]
-    for stale in path.parent.glob(f"{prefix}-*.pt"):
+    for stale in path.parent.glob(f"{prefix}-*{CACHE_SUFFIX}"):
         if stale != path:
             stale.unlink(missing_ok=True)
     return True

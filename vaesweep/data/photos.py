@@ -23,7 +23,13 @@ import torch
 from PIL import Image
 
 from vaesweep.config import DataConfig
-from vaesweep.data.image_files import Decoded, cache_root, read_cache, write_cache
+from vaesweep.data.image_files import (
+    CACHE_SUFFIX,
+    Decoded,
+    cache_root,
+    read_cache,
+    write_cache,
+)
 from vaesweep.data.imageset import ImageSet, RawDataset
 from vaesweep.errors import UserError
 
@@ -84,7 +90,7 @@ def load_photos(cfg: DataConfig) -> RawDataset:
     mode = "L" if cfg.channels == 1 else "RGB"
     stats = [(f.name, f.stat().st_size) for f in files]
     key = hashlib.sha256(json.dumps([VERSION, SEED, N_PER_PHOTO, size, mode, stats]).encode())
-    path = cache_root(cfg.cache_dir) / f"photos-{size}{mode}-{key.hexdigest()[:16]}.pt"
+    path = cache_root(cfg.cache_dir) / f"photos-{size}{mode}-{key.hexdigest()[:16]}{CACHE_SUFFIX}"
     decoded = read_cache(path)
     if decoded is None:
         images = torch.from_numpy(make_crops(files, size, mode))

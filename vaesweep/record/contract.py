@@ -15,8 +15,9 @@ A run directory holds:
 ``config.yaml``
     The fully resolved config the run used.
 ``checkpoint.pt``
-    Model, optimiser, KL-controller and RNG state after the last finished epoch
-    (``torch.load(path, weights_only=True)``).
+    Model, optimiser, KL-controller and RNG state after the last finished epoch, as a
+    safetensors file whose metadata holds the non-tensor state as JSON (read with
+    :func:`vaesweep.tensorfile.loads`; nothing in it is unpickled).
 ``reconstructions.png``, ``samples.png``, ``traversals.png``
     Image grids; their layout (rows, columns, cell size) is in ``summary.json["images"]``.
 ``disentanglement.json``

@@ -111,9 +111,20 @@ def write_json(path: Path, data: dict[str, Any], *, durable: bool = True) -> Non
     atomic_write_text(path, text + "\n", durable=durable)
 
 
+def parse_json(text: str | bytes) -> Any:
+    """``json.loads``, with a file nested too deeply for the parser (a damaged or hostile
+    record: ``[[[[...``) raising ValueError like any other unreadable JSON, not
+    RecursionError."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
+
+
 def read_json(path: Path) -> dict[str, Any]:
+    """The JSON object in ``path``; ValueError (or OSError) when it is not one."""
     with open(path, encoding="utf-8") as f:
-        data = json.load(f)
+        data = parse_json(f.read())
     if not isinstance(data, dict):
         raise ValueError(f"{path} does not hold a JSON object")
     return data

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
-import io
 import math
 import threading
 from pathlib import Path
 from typing import Any
 
+from vaesweep import tensorfile
 from vaesweep.errors import UserError
 from vaesweep.record import contract
+from vaesweep.record.checkpoint import (
+    RETRAIN_ADVICE,
+    DamagedCheckpoint,
+    check_same_experiment,
+    state_problem,
+)
 from vaesweep.record.files import (
     atomic_write_bytes,
     atomic_write_text,
@@ -20,14 +26,6 @@ from vaesweep.record.files import (
     read_metrics_csv,
     write_json,
     write_metrics_csv,
-)
-
-#: What every checkpoint's state holds (a single run's and a stack member's alike).
-CHECKPOINT_KEYS = ("model", "control", "epoch", "step")
-#: What to do about a run whose checkpoint or metrics are damaged: without the checkpoint, the
-#: run trains again from its first epoch (``train --resume``, ``sweep --resume``).
-RETRAIN_ADVICE = (
-    f"delete {contract.CHECKPOINT_FILE} to train the run again from the start, then --resume"
 )
 
 
@@ -153,9 +151,9 @@ class RunRecord:
         ``metrics.csv`` (resuming drops rows the checkpoint has not seen).
         """
         self._join_checkpoint()
-        buf = _serialise(state)
+        buf = tensorfile.dumps(state)
         if not background:
-            atomic_write_bytes(self.checkpoint_path, buf.getbuffer(), durable=False)
+            atomic_write_bytes(self.checkpoint_path, buf, durable=False)
             return
         self._checkpoint_thread = threading.Thread(
             target=self._write_checkpoint, args=(buf,), name="vaesweep-checkpoint"
@@ -177,51 +175,55 @@ class RunRecord:
             err, self._checkpoint_error = self._checkpoint_error, None
             raise err
 
-    def _write_checkpoint(self, buf: io.BytesIO) -> None:
+    def _write_checkpoint(self, buf: bytes) -> None:
         try:
-            atomic_write_bytes(self.checkpoint_path, buf.getbuffer(), durable=False)
+            atomic_write_bytes(self.checkpoint_path, buf, durable=False)
         except BaseException as err:  # handed to the training thread by flush()
             self._checkpoint_error = err
 
     def load_checkpoint(self, map_location: Any = "cpu") -> dict[str, Any] | None:
-        """``checkpoint.pt`` (``{"state": ..., "config": ...}``), None when there is none, and
-        a one-line :class:`UserError` when it is damaged (truncated, not a checkpoint, or
-        without the state a run continues from): torch's own message spans lines."""
-        import torch
-
+        """``checkpoint.pt`` (``{"state": ..., "config": ...}``, a safetensors file:
+        :mod:`vaesweep.tensorfile`), None when there is none, and a one-line
+        :class:`~vaesweep.record.checkpoint.DamagedCheckpoint` when it is damaged (truncated,
+        not a checkpoint, or a state of the wrong structure:
+        :func:`~vaesweep.record.checkpoint.state_problem`)."""
         path = self.checkpoint_path
-        if not path.exists():
-            return None
         try:
-            checkpoint: dict[str, Any] = torch.load(
-                path, map_location=map_location, weights_only=True
+            data = path.read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError as err:
+            raise DamagedCheckpoint(f"{path}: unreadable ({err.strerror})") from None
+        if data[:2] == b"PK":  # torch.save's zip: a pickle inside, never unpickled here
+            raise DamagedCheckpoint(
+                f"{path} is a pickle (torch.save, as vaesweep wrote checkpoints before 0.2), "
+                f"which vaesweep does not load; {RETRAIN_ADVICE}"
             )
-            missing = [k for k in CHECKPOINT_KEYS if k not in checkpoint["state"]]
-            if missing:
-                raise KeyError(f"no {', '.join(missing)}")
-        except Exception as err:  # torch.load raises many types for a truncated/corrupt file
-            raise UserError(
-                f"{path}: damaged checkpoint ({type(err).__name__}); {RETRAIN_ADVICE}"
-            ) from err
+        try:
+            checkpoint: dict[str, Any] = tensorfile.loads(data, map_location)
+        except tensorfile.UnreadableTensorFile as err:
+            raise DamagedCheckpoint(
+                f"{path}: damaged checkpoint ({err}); {RETRAIN_ADVICE}"
+            ) from None
+        problem = state_problem(checkpoint)
+        if problem is not None:
+            raise DamagedCheckpoint(f"{path}: damaged checkpoint ({problem}); {RETRAIN_ADVICE}")
         return checkpoint
 
     def check_resumable(self) -> None:
         """Refuse (:class:`UserError`), before anything is rewritten, a run that cannot be
-        continued: a damaged checkpoint, or a metrics.csv without the epochs it has seen."""
+        continued: a damaged checkpoint, one of another experiment than the run's summary
+        says, or a metrics.csv without the epochs it has seen."""
         checkpoint = self.load_checkpoint()
-        if checkpoint is not None:
-            self.rows_up_to(int(checkpoint["state"]["epoch"]))
+        if checkpoint is None:
+            return
+        config = (self.read_summary() or {}).get("config")
+        if isinstance(config, dict):
+            check_same_experiment(checkpoint.get("config"), config, self.dir)
+        self.rows_up_to(int(checkpoint["state"]["epoch"]))
 
     def write_text(self, name: str, text: str) -> None:
         atomic_write_text(self.path(name), text)
-
-
-def _serialise(state: dict[str, Any]) -> io.BytesIO:
-    import torch
-
-    buf = io.BytesIO()
-    torch.save(state, buf)
-    return buf
 
 
 def last_rows(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:

@@ -17,6 +17,7 @@ from pathlib import Path
 from types import TracebackType
 
 from vaesweep.errors import UserError
+from vaesweep.record.files import parse_json
 
 try:
     import fcntl
@@ -54,13 +55,19 @@ def holder_gone(directory: Path) -> bool:
     """
     path = Path(directory) / LOCK_FILE
     try:
-        info = json.loads(path.read_bytes() or b"{}")
+        info = parse_json(path.read_bytes() or b"{}")
         pid, host = int(info["pid"]), str(info["host"])
     except (OSError, ValueError, KeyError, TypeError):
+        return False
+    if not 0 < pid <= _PID_MAX:  # a damaged file: 0 and -1 name groups, not one process
         return False
     if host != socket.gethostname() or _alive(pid):
         return False
     return not is_locked(directory)
+
+
+#: The largest process id Linux hands out (``/proc/sys/kernel/pid_max`` is at most 2**22).
+_PID_MAX = 2**22
 
 
 def _alive(pid: int) -> bool:
@@ -125,10 +132,10 @@ def _read_holder(fd: int) -> str:
     deadline = time.monotonic() + HOLDER_WAIT_S
     while True:
         try:
-            info = json.loads(os.pread(fd, 4096, 0) or b"{}")
+            info = parse_json(os.pread(fd, 4096, 0) or b"{}")
             since = time.strftime("%H:%M:%S", time.localtime(info["since"]))
             return f"pid {info['pid']} on {info['host']}, since {since}"
-        except (ValueError, KeyError, OSError):
+        except (ValueError, KeyError, TypeError, OSError, OverflowError):
             if time.monotonic() > deadline:
                 return "a process that has not said who it is"
             time.sleep(0.01)

@@ -88,13 +88,81 @@ class SweepPlan:
 
     @classmethod
     def load(cls, sweep_dir: Path) -> SweepPlan:
+        """The plan in ``sweep_dir``; :class:`DamagedPlan` names the first field that is
+        missing or of the wrong type (the file is user-editable: nothing downstream should
+        meet a list where it expects a name)."""
         path = Path(sweep_dir) / PLAN_FILE
         if not path.exists():
             raise UserError(f"{sweep_dir} is not a sweep directory (no {PLAN_FILE})")
         try:
             data: dict[str, Any] = read_json(path)
-            runs = [PlannedRun(**r) for r in data.pop("runs")]
-            known = set(cls.__dataclass_fields__)
+            _check_fields(data, _PLAN_FIELDS, required=("name", "overrides", "runs"))
+            if not isinstance(data["runs"], list):
+                raise ValueError("runs is not a list")
+            for i, r in enumerate(data["runs"]):
+                if not isinstance(r, dict):
+                    raise ValueError(f"runs[{i}] is not an object")
+                _check_fields(r, _RUN_FIELDS, required=("name",), where=f"runs[{i}].")
+            runs = [
+                PlannedRun(
+                    name=r["name"],
+                    values=dict(r.get("values") or {}),
+                    overrides=list(r.get("overrides") or []),
+                    stack=r.get("stack"),
+                )
+                for r in data["runs"]
+            ]
+            known = set(cls.__dataclass_fields__) - {"runs"}
             return cls(runs=runs, **{k: v for k, v in data.items() if k in known})
-        except (ValueError, TypeError, KeyError) as err:
+        except (OSError, ValueError, TypeError, KeyError) as err:
             raise DamagedPlan(path, str(err)) from None
+
+
+def _is_str_list(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(v, str) for v in value)
+
+
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+#: sweep.json's fields: what each must be (a check, and the words for the message).
+_PLAN_FIELDS: dict[str, tuple[Any, str]] = {
+    "name": (lambda v: isinstance(v, str) and v != "", "a non-empty string"),
+    "overrides": (_is_str_list, "a list of strings"),
+    "swept_keys": (_is_str_list, "a list of strings"),
+    "launcher": (lambda v: isinstance(v, str), "a string"),
+    "jobs": (lambda v: _is_count(v) and v >= 1, "a whole number of at least 1"),
+    "threads_per_run": (lambda v: v is None or (_is_count(v) and v >= 1), "null or at least 1"),
+    "config_dirs": (_is_str_list, "a list of strings"),
+    "command": (lambda v: isinstance(v, str), "a string"),
+    "created": (lambda v: isinstance(v, str), "a string"),
+    "versions": (lambda v: isinstance(v, dict), "an object"),
+    "resumed": (_is_str_list, "a list of strings"),
+    "stack_size": (_is_count, "a whole number"),
+    "stacked_keys": (_is_str_list, "a list of strings"),
+    "schema": (_is_count, "a whole number"),
+}
+_RUN_FIELDS: dict[str, tuple[Any, str]] = {
+    "name": (lambda v: isinstance(v, str) and v != "", "a non-empty string"),
+    "values": (
+        lambda v: isinstance(v, dict) and all(isinstance(x, str) for x in v.values()),
+        "an object of strings",
+    ),
+    "overrides": (_is_str_list, "a list of strings"),
+    "stack": (lambda v: v is None or _is_count(v), "null or a whole number"),
+}
+
+
+def _check_fields(
+    data: dict[str, Any],
+    fields: dict[str, tuple[Any, str]],
+    required: tuple[str, ...],
+    where: str = "",
+) -> None:
+    for key in required:
+        if key not in data:
+            raise ValueError(f"no {where}{key}")
+    for key, (ok, what) in fields.items():
+        if key in data and not ok(data[key]):
+            raise ValueError(f"{where}{key} should be {what}, not {type(data[key]).__name__}")

@@ -30,6 +30,7 @@ from vaesweep.evaluation.disentanglement import final_disentanglement, summary_e
 from vaesweep.evaluation.final import ImageGrid, final_iwae, image_grids
 from vaesweep.evaluation.metrics import EVAL_SEED
 from vaesweep.record import RunRecord, contract
+from vaesweep.record.checkpoint import RETRAIN_ADVICE, DamagedCheckpoint, check_same_experiment
 from vaesweep.record.files import write_json
 from vaesweep.record.images import save_grid
 from vaesweep.record.provenance import base_versions
@@ -169,8 +170,8 @@ def _train(
 
     checkpoint = record.load_checkpoint(map_location=device)
     if checkpoint is not None:
-        _check_same_experiment(checkpoint.get("config", {}), config, record.dir)
-        state.load_state_dict(checkpoint["state"])
+        check_same_experiment(checkpoint.get("config"), config.to_dict(), record.dir)
+        load_fitting_state(state, checkpoint, record.dir)
         record.load_rows(state.epoch)
         record.update_summary(resumed=[*record.summary.get("resumed", []), state.epoch])
         log.info("resuming after epoch %d (step %d)", state.epoch, state.step)
@@ -263,15 +264,39 @@ def final_kl(rows: list[dict[str, Any]]) -> list[float]:
     return [float(last[k]) for k in dims]
 
 
-#: Sections of the config a checkpoint must agree with to be continued.
-_RESUMABLE_KEYS = ("data", "model", "loss", "kl", "beta", "seed")
-
-
-def _check_same_experiment(saved: dict[str, Any], config: Config, run_dir: Path) -> None:
-    current = config.to_dict()
-    changed = [k for k in _RESUMABLE_KEYS if k in saved and saved[k] != current[k]]
-    if changed:
-        raise UserError(
-            f"{run_dir} holds a checkpoint of a different experiment ({', '.join(changed)} "
-            "changed); continue it with its own settings or train into a new directory"
+def check_weights_fit(checkpoint: dict[str, Any], model: torch.nn.Module, run_dir: Path) -> None:
+    """Refuse (:class:`~vaesweep.record.checkpoint.DamagedCheckpoint`) a checkpoint whose model
+    weights lack one of ``model``'s, hold another, or differ from it in shape: checked before
+    a run (or a stack member) starts, so it fails alone and in one line."""
+    saved: dict[str, Any] = checkpoint["state"]["model"]
+    own = model.state_dict()
+    problem = next((f"no {k}" for k in own if k not in saved), None)
+    problem = problem or next((f"an unknown {k}" for k in saved if k not in own), None)
+    problem = problem or next(
+        (
+            f"{k} of shape {tuple(saved[k].shape)} where the model's is {tuple(v.shape)}"
+            for k, v in own.items()
+            if tuple(saved[k].shape) != tuple(v.shape)
+        ),
+        None,
+    )
+    if problem is not None:
+        raise DamagedCheckpoint(
+            f"{run_dir / contract.CHECKPOINT_FILE} does not fit this run's model: its weights "
+            f"hold {problem}; {RETRAIN_ADVICE}"
         )
+
+
+def load_fitting_state(state: TrainState, checkpoint: dict[str, Any], run_dir: Path) -> None:
+    """Continue ``state`` from ``checkpoint`` (one checked by
+    :meth:`~vaesweep.record.RunRecord.load_checkpoint`), or refuse in one line one whose
+    weights or optimiser state do not fit this run's model (torch's message spans lines)."""
+    check_weights_fit(checkpoint, state.model, run_dir)
+    try:
+        state.load_state_dict(checkpoint["state"])
+    except (RuntimeError, ValueError, KeyError, TypeError, IndexError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise DamagedCheckpoint(
+            f"{run_dir / contract.CHECKPOINT_FILE} does not fit this run's model ({first}); "
+            f"{RETRAIN_ADVICE}"
+        ) from None

@@ -34,12 +34,8 @@ from vaesweep.errors import UserError
 from vaesweep.evaluation.convergence import from_rows
 from vaesweep.evaluation.metrics import EVAL_SEED
 from vaesweep.record import RunRecord, contract
-from vaesweep.run.job import (
-    _check_same_experiment,
-    _now,
-    data_summary,
-    versions,
-)
+from vaesweep.record.checkpoint import check_same_experiment
+from vaesweep.run.job import _now, check_weights_fit, data_summary, versions
 from vaesweep.run.record_hooks import RecordHooks
 from vaesweep.run.stack_members import (
     Member,
@@ -178,16 +174,25 @@ def _train_stack(members: Sequence[Member]) -> None:
                 "parameters": n_params,
             },
         )
-        checkpoint = m.record.load_checkpoint(map_location=device)
-        if checkpoint is not None:
-            _check_same_experiment(checkpoint.get("config", {}), m.config, m.record.dir)
+        try:
+            checkpoint = m.record.load_checkpoint(map_location=device)
+            if checkpoint is not None:
+                check_same_experiment(checkpoint.get("config"), m.config.to_dict(), m.run_dir)
+                check_weights_fit(checkpoint, assemblies[k].model, m.run_dir)
+        except UserError as err:  # this member's checkpoint: it fails alone, the rest train
+            log.error("%s: %s", m.run_dir.name, err)
+            m.record.update_summary(status=contract.FAILED, error=str(err), error_kind="user")
+            checkpoints.append(None)
+            continue
         checkpoints.append(checkpoint)
         epoch = int(checkpoint["state"]["epoch"]) if checkpoint is not None else 0
         starts.setdefault(epoch, []).append(k)
+    if not starts:
+        return
     # Members at different epochs (a kill between two members' checkpoints) train as
     # separate stacks, one per epoch reached; on a CPU each is cut into parts trained side by
     # side (vaesweep.run.stack_parts).
-    workers = part_count(device, len(members))
+    workers = part_count(device, sum(len(ks) for ks in starts.values()))
     parts = [p for epoch in sorted(starts) for p in split(starts[epoch], workers)]
     setup_s = time.perf_counter() - t_setup
     tasks = [

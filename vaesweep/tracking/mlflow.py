@@ -33,7 +33,7 @@ import numpy as np
 
 from vaesweep.config.tracker import MlflowConfig
 from vaesweep.record import contract
-from vaesweep.record.files import atomic_write_text, read_json, write_json
+from vaesweep.record.files import atomic_write_text, parse_json, read_json, write_json
 from vaesweep.tracking.base import RunInfo, as_text, flatten, scalars
 from vaesweep.tracking.mlflow_store import (
     client,
@@ -322,7 +322,7 @@ def upload_report(sweep_dir: Path, report_dir: Path) -> str | None:
 
 def _read_handoff(path: Path) -> dict[str, Any]:
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = parse_json(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
     return data if isinstance(data, dict) else {}

@@ -10,7 +10,6 @@ whatever could be read. Only "no runs at all" raises :class:`~vaesweep.errors.Us
 from __future__ import annotations
 
 import io
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ import pandas as pd
 
 from vaesweep.errors import UserError, printable
 from vaesweep.record import contract
+from vaesweep.record.files import parse_json
 from vaesweep.record.layout import outputs_root
 from vaesweep.record.sweep_index import live_status
 
@@ -126,7 +126,7 @@ def discover(path: Path) -> tuple[Source, list[tuple[str, Path, dict[str, str]]]
     plan_path = path / PLAN_FILE
     if plan_path.is_file():
         try:
-            plan = json.loads(plan_path.read_text(encoding="utf-8"))
+            plan = parse_json(plan_path.read_text(encoding="utf-8"))
             # Swept values are labels here: a path's bytes that are not UTF-8 as \xNN escapes.
             planned = [
                 (str(r["name"]), {k: printable(str(v)) for k, v in (r.get("values") or {}).items()})
@@ -170,7 +170,7 @@ def read_summary(path: Path) -> tuple[dict[str, Any], str | None]:
     if not file.exists():
         return {}, None
     try:
-        data = json.loads(file.read_text(encoding="utf-8"))
+        data = parse_json(file.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError) as err:
         return {}, f"{contract.SUMMARY_FILE} is unreadable ({type(err).__name__}); skipped it"
     if not isinstance(data, dict):

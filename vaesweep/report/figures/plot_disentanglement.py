@@ -10,13 +10,13 @@ disentanglement_lib's settings (Locatello et al. 2019).
 
 from __future__ import annotations
 
-import json
 import math
 from typing import Any
 
 import numpy as np
 
 from vaesweep.record import contract
+from vaesweep.record.files import parse_json
 from vaesweep.report.data.aggregate import SweepRecords
 from vaesweep.report.figures.placement import group_legend
 from vaesweep.report.figures.plot_beta import _on_log_axis, _series
@@ -119,7 +119,7 @@ def _information(sweep: SweepRecords, key: str) -> dict[str, Any] | None:
     if run is None:
         return None
     try:
-        data = json.loads((run.path / contract.DISENTANGLEMENT_FILE).read_text())
+        data = parse_json((run.path / contract.DISENTANGLEMENT_FILE).read_text())
         mig = data["metrics"]["mig"]
         matrix = np.asarray(mig["normalised_mutual_information"], dtype=float)
         return {"matrix": matrix, "factors": list(data["factors"])}
