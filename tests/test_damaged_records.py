@@ -252,3 +252,14 @@ def test_a_checkpoint_that_is_no_tensor_file_is_refused_unread(tmp_path: Path, h
     assert "\n" not in str(err.value)
     if how == "pickle":
         assert "is a pickle" in str(err.value)
+
+
+def test_a_checkpoint_without_the_optimizer_is_not_resumed(tmp_path: Path) -> None:
+    """Evaluation needs only the weights; a resume also needs the optimiser and generator,
+    and is refused before it starts (it used to fail the run after marking it running)."""
+    checkpoint = _state()
+    del checkpoint["state"]["optimizer"]
+    (tmp_path / contract.CHECKPOINT_FILE).write_bytes(tensorfile.dumps(checkpoint))
+    assert RunRecord(tmp_path).load_checkpoint() is not None
+    with pytest.raises(DamagedCheckpoint, match="no optimizer to continue training from"):
+        RunRecord(tmp_path).check_resumable()

@@ -19,6 +19,8 @@ from vaesweep.record import contract
 
 #: What every checkpoint's state holds (a single run's and a stack member's alike).
 CHECKPOINT_KEYS = ("model", "control", "epoch", "step")
+#: What a checkpoint must also hold for training to continue from it (evaluation needs less).
+RESUME_KEYS = ("optimizer", "generator")
 #: What to do about a run whose checkpoint or metrics are damaged: without the checkpoint, the
 #: run trains again from its first epoch (``train --resume``, ``sweep --resume``).
 RETRAIN_ADVICE = (

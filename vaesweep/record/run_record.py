@@ -11,6 +11,7 @@ from vaesweep import tensorfile
 from vaesweep.errors import UserError
 from vaesweep.record import contract
 from vaesweep.record.checkpoint import (
+    RESUME_KEYS,
     RETRAIN_ADVICE,
     DamagedCheckpoint,
     check_same_experiment,
@@ -217,6 +218,12 @@ class RunRecord:
         checkpoint = self.load_checkpoint()
         if checkpoint is None:
             return
+        missing = [k for k in RESUME_KEYS if k not in checkpoint["state"]]
+        if missing:  # evaluating needs only the weights; training on needs these too
+            raise DamagedCheckpoint(
+                f"{self.checkpoint_path}: damaged checkpoint (no {', '.join(missing)} to "
+                f"continue training from); {RETRAIN_ADVICE}"
+            )
         config = (self.read_summary() or {}).get("config")
         if isinstance(config, dict):
             check_same_experiment(checkpoint.get("config"), config, self.dir)
