@@ -7,21 +7,24 @@ matplotlib) are imported inside the commands so ``vaesweep --help`` stays fast.
 
 from __future__ import annotations
 
-import errno
 import inspect
-import re
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
 from vaesweep import __version__
+from vaesweep.cli_failures import OneLineUsageErrors
+from vaesweep.cli_failures import console as _console
+from vaesweep.cli_failures import fail as _fail
+from vaesweep.cli_failures import run_command as _run_command
 from vaesweep.cpus import spin_briefly
 from vaesweep.errors import UserError
 
 app = typer.Typer(
     name="vaesweep",
+    cls=OneLineUsageErrors,
     help="Sweep the KL weight (beta) of a VAE and see, with evidence, what it does.",
     no_args_is_help=True,
     add_completion=False,
@@ -38,17 +41,34 @@ Overrides = Annotated[
         show_default=False,
     ),
 ]
+
+
+def _folder(value: str) -> Path:
+    """A path option's value: ``''`` is refused (``Path('')`` is ``.``, so ``--outputs ''``, or
+    an unset shell variable, wrote results into whatever folder the command ran in)."""
+    if not value.strip():
+        raise typer.BadParameter("is empty; name a folder")
+    return Path(value)
+
+
 ConfigDirs = Annotated[
     list[Path] | None,
     typer.Option(
         "--config-dir",
+        parser=_folder,
+        metavar="DIR",
         help="Extra folder of configs searched before the defaults "
         "(e.g. your hydra/launcher/<site>.yaml). Also $VAESWEEP_CONFIG_DIR.",
     ),
 ]
 Outputs = Annotated[
     Path | None,
-    typer.Option("--outputs", help="Root of all results (default $VAESWEEP_OUTPUTS or ./outputs)."),
+    typer.Option(
+        "--outputs",
+        parser=_folder,
+        metavar="DIR",
+        help="Root of all results (default $VAESWEEP_OUTPUTS or ./outputs).",
+    ),
 ]
 Launcher = Annotated[
     str,
@@ -72,33 +92,6 @@ SweepLauncher = Annotated[
 ]
 
 
-def _console(stderr: bool = False) -> Any:
-    from rich.console import Console
-
-    console = Console(stderr=stderr, highlight=False)
-    if not console.is_terminal:
-        # Logs and pipes: wide enough that result tables are not truncated.
-        console.width = max(console.width, 120)
-    return console
-
-
-def _fail(message: str, code: int = 2) -> None:
-    from rich.markup import escape
-
-    # One line, whatever the message quotes: a library's text (torchvision's download error)
-    # may hold line breaks.
-    message = re.sub(r"\s*\n\s*", " ", message.strip())
-    # A path that is not UTF-8 (kept by Python as lone surrogates) shows its bytes as \xNN,
-    # as printable() writes them, whichever module built the message.
-    try:
-        message = message.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-    except UnicodeEncodeError:  # a surrogate no file name decodes to
-        message = message.encode("utf-8", "backslashreplace").decode("utf-8")
-    # Escaped: messages quote commands such as pip install 'vaesweep[mlflow]'.
-    _console(stderr=True).print(f"[bold red]Error:[/] {escape(message)}", soft_wrap=True)
-    raise typer.Exit(code)
-
-
 def _config_dirs(dirs: list[Path] | None) -> list[Path]:
     import os
 
@@ -110,25 +103,11 @@ def _config_dirs(dirs: list[Path] | None) -> list[Path]:
 
 
 def _overrides(overrides: list[str] | None) -> list[str]:
-    from vaesweep.bridge.overrides import normalize_overrides
+    from vaesweep.bridge.overrides import normalize_overrides, reject_repeated_keys
 
-    return normalize_overrides(overrides or [])
-
-
-def _run_command(fn: Any) -> Any:
-    try:
-        return fn()
-    except UserError as err:
-        _fail(str(err))
-    except OSError as err:
-        # A full disk, a quota or a read-only mount is the user's to fix: name the place.
-        if err.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES):
-            raise
-        where = err.filename or "the outputs folder"
-        _fail(f"cannot write {where}: {err.strerror}; free space there or choose --outputs")
-    except KeyboardInterrupt:
-        _console(stderr=True).print("[yellow]Interrupted.[/]")
-        raise typer.Exit(130) from None
+    out = normalize_overrides(overrides or [])
+    reject_repeated_keys(out)
+    return out
 
 
 def _version(value: bool) -> None:
@@ -176,7 +155,12 @@ def train(
     launcher: Launcher = "basic",
     resume: Annotated[
         Path | None,
-        typer.Option("--resume", help="Continue an interrupted run in this directory."),
+        typer.Option(
+            "--resume",
+            parser=_folder,
+            metavar="DIR",
+            help="Continue an interrupted run in this directory.",
+        ),
     ] = None,
     config_dir: ConfigDirs = None,
     outputs: Outputs = None,
@@ -226,7 +210,13 @@ def sweep(
         str | None, typer.Option("--name", help="Sweep directory name (default: the start time).")
     ] = None,
     resume: Annotated[
-        Path | None, typer.Option("--resume", help="Finish an interrupted sweep in this directory.")
+        Path | None,
+        typer.Option(
+            "--resume",
+            parser=_folder,
+            metavar="DIR",
+            help="Finish an interrupted sweep in this directory.",
+        ),
     ] = None,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Print the grid; train nothing.")
@@ -250,11 +240,19 @@ def sweep(
     Runs that differ only in beta, seed, kl.* or loss.sigma train together as one stacked
     model (each still writes its own run directory); --no-stack trains them one by one.
 
+    Give each key once (several values go in one override); a sweep holds at most 10,000 runs.
+
     Examples:
       vaesweep sweep beta=0.01,0.1,1
       vaesweep sweep beta=0.001,0.01,0.1,1,10 seed=0,1,2 --jobs 2
       vaesweep sweep 'beta=range(0,1,0.25)' model=glob(*) --dry-run
     """
+
+    if no_stack and stack_size is not None:
+        _fail(
+            f"--no-stack and --stack-size {stack_size} contradict each other; give one of "
+            "them (--no-stack: every run in its own process)"
+        )
 
     def go() -> None:
         from vaesweep.commands.launching import LaunchOptions
@@ -300,7 +298,11 @@ def list_outputs(outputs: Outputs = None) -> None:
 def report(
     dirs: Annotated[
         list[Path] | None,
-        typer.Argument(help="Sweep or run directories (default: the newest sweep)."),
+        typer.Argument(
+            parser=_folder,
+            metavar="DIR",
+            help="Sweep or run directories (default: the newest sweep).",
+        ),
     ] = None,
     fmt: Annotated[
         str,
@@ -309,7 +311,10 @@ def report(
         ),
     ] = "html",
     out: Annotated[
-        Path | None, typer.Option("--out", help="Report folder (default DIR/report).")
+        Path | None,
+        typer.Option(
+            "--out", parser=_folder, metavar="DIR", help="Report folder (default DIR/report)."
+        ),
     ] = None,
     open_: Annotated[bool, typer.Option("--open", help="Open the HTML page in a browser.")] = False,
     outputs: Outputs = None,
@@ -339,7 +344,9 @@ def report(
 
 @app.command("eval")
 def evaluate(
-    run_dir: Annotated[Path, typer.Argument(help="A finished run directory.")],
+    run_dir: Annotated[
+        Path, typer.Argument(parser=_folder, metavar="RUN_DIR", help="A finished run directory.")
+    ],
     split: Annotated[str, typer.Option("--split", help="val or test.")] = "val",
     iwae_samples: Annotated[
         int, typer.Option("--iwae-samples", help="Importance samples per image.")

@@ -23,7 +23,6 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
-from typing import Any
 
 from hydra import compose as hydra_compose
 from hydra import initialize_config_dir
@@ -35,6 +34,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 from omegaconf.errors import OmegaConfBaseException
 
 from vaesweep import config as schemas
+from vaesweep.bridge.config_files import check_config_dirs
 from vaesweep.bridge.overrides import run_overrides
 from vaesweep.config.messages import describe
 from vaesweep.errors import UserError
@@ -77,46 +77,10 @@ def searchpath_override(extra_dirs: Sequence[Path]) -> list[str]:
     return [f"hydra.searchpath=[{paths}]"]
 
 
-def check_yaml_files(folder: Path) -> None:
-    """Every YAML file of a ``--config-dir``: UTF-8, valid YAML, plain data (no ``!!python``).
-
-    Hydra would report these as a yaml traceback, or a decode error without the file's name;
-    a ``!!python/...`` tag names a Python callable, which a config must never run.
-    """
-    import yaml
-
-    for path in sorted(folder.rglob("*.yaml")) + sorted(folder.rglob("*.yml")):
-        try:
-            yaml.safe_load(path.read_text(encoding="utf-8"))
-        except UnicodeDecodeError as err:
-            raise UserError(
-                f"{path} is not UTF-8 text (byte 0x{err.object[err.start]:02x} at offset "
-                f"{err.start}); save it as UTF-8"
-            ) from None
-        except yaml.constructor.ConstructorError as err:
-            raise UserError(
-                f"{path}{_at(err)}: the tag {err.problem.rsplit(' ', 1)[-1] if err.problem else ''}"
-                " is not allowed; configs hold plain values (no !!python tags)"
-            ) from None
-        except yaml.YAMLError as err:
-            what = getattr(err, "problem", None) or str(err).splitlines()[0]
-            raise UserError(f"{path}{_at(err)} is not valid YAML: {what}") from None
-        except OSError as err:
-            raise UserError(f"cannot read {path}: {err.strerror}") from None
-
-
-def _at(err: Any) -> str:
-    mark = getattr(err, "problem_mark", None)
-    return f", line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-
-
 @contextmanager
 def hydra_session(extra_dirs: Sequence[Path] = ()) -> Iterator[None]:
     """Hydra initialised on conf/ for the duration; user-input errors become UserErrors."""
-    for d in extra_dirs:
-        if not Path(d).expanduser().is_dir():
-            raise UserError(f"config dir {d} does not exist; pass an existing folder of YAML files")
-        check_yaml_files(Path(d).expanduser())
+    check_config_dirs(extra_dirs)
     with (
         translate_errors(),
         initialize_config_dir(
@@ -170,19 +134,30 @@ def compose_launch(
 
 
 def _check_launcher_class(cfg: DictConfig) -> None:
-    """The launcher profile's ``_target_`` names a class that exists: Hydra finds out only when
-    it launches, with a traceback, after the sweep's plan or the run's folder was written."""
+    """The launcher profile's ``_target_`` names a Hydra launcher class that exists: Hydra finds
+    out only when it launches, with a traceback, after the sweep's plan or the run's folder was
+    written."""
     target = OmegaConf.select(cfg, "hydra.launcher._target_")
     if not target:
         return
+    from hydra.plugins.launcher import Launcher
+
     module, _, name = str(target).rpartition(".")
     try:
-        getattr(importlib.import_module(module), name)
+        found = getattr(importlib.import_module(module), name)
     except (ImportError, AttributeError, ValueError) as err:
-        raise UserError(
-            f"hydra.launcher._target_={target} is not a launcher class that exists "
-            f"({type(err).__name__}); check the launcher profile (hydra/launcher/<name>.yaml)"
-        ) from None
+        why = f"no such class: {type(err).__name__}"
+    else:
+        # Any importable name passed here before, and failed in Hydra's launch with a
+        # traceback after the sweep's plan was written.
+        if isinstance(found, type) and issubclass(found, Launcher):
+            return
+        why = "not a Hydra launcher plugin"
+    raise UserError(
+        f"hydra.launcher._target_={target} is not a launcher class ({why}); a launcher "
+        "profile (hydra/launcher/<name>.yaml) names one such as "
+        "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher"
+    )
 
 
 def compose(overrides: Sequence[str] = (), extra_dirs: Sequence[Path] = ()) -> schemas.Config:
@@ -275,6 +250,13 @@ def check_overrides(overrides: Sequence[str]) -> None:
             raise UserError(
                 f"'{o}': vaesweep decides where runs go; use --outputs DIR for the root and "
                 "--name NAME for the run or sweep folder"
+            )
+        if o.startswith("~") and not key.startswith(("hydra.", "hydra/")):
+            # Every key and group of a run is in its schema: deleted, it came back as the
+            # schema's default without a word (`~beta` trained beta=1.0), or failed obscurely.
+            raise UserError(
+                f"'{o}' would delete {key}, which every run needs; set it to a value "
+                f"instead, e.g. {key}=VALUE (`vaesweep show` prints the current one)"
             )
         try:
             parser().parse_overrides([o])

@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import copy
 import itertools
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from hydra import compose as hydra_compose
 from hydra.core.global_hydra import GlobalHydra
-from hydra.core.override_parser.types import Override
+from hydra.core.override_parser.types import ChoiceSweep, Glob, Override, RangeSweep
 from omegaconf import DictConfig, OmegaConf
 
 from vaesweep import config as schemas
@@ -33,6 +35,10 @@ from vaesweep.bridge.hydra_internals import apply_value_overrides
 from vaesweep.bridge.overrides import run_overrides
 from vaesweep.errors import UserError
 from vaesweep.record.run_names import run_name
+
+#: The most runs one sweep may hold (README, "Sweeps"): a grid is checked before it is built, so
+#: ``seed=range(100000)`` or a product of long lists is one line, not minutes of planning.
+MAX_RUNS = 10_000
 
 
 @dataclass(frozen=True)
@@ -70,6 +76,7 @@ def expand_grid(overrides: Sequence[str], extra_dirs: Sequence[Path] = ()) -> Gr
     with hydra_session(extra_dirs):
         check_overrides(overrides)
         parse = parser()
+        loader = GlobalHydra.instance().config_loader()
         parsed = parse.parse_overrides(list(overrides))
         for o in parsed:
             if o.is_sweep_override() and o.get_key_element().startswith("hydra"):
@@ -88,17 +95,63 @@ def expand_grid(overrides: Sequence[str], extra_dirs: Sequence[Path] = ()) -> Gr
                         f"'{o.input_line}' is a continuous range; a grid needs listed values, "
                         "e.g. beta=0.01,0.1,1 or 'seed=range(3)'"
                     )
-                ordered[key] = [f"{key}={v}" for v in o.sweep_string_iterator()]
+                ordered[key] = [f"{key}={v}" for v in _sweep_values(o, loader)]
                 if key not in swept:
                     swept.append(key)
             else:
                 ordered[key] = [f"{key}={o.get_value_element_as_str()}"]
                 if key in swept:
                     swept.remove(key)
+        _check_size({k: len(ordered[k]) for k in swept})
         jobs = [list(combo) for combo in itertools.product(*ordered.values())]
         axes = {k: [v.split("=", 1)[1] for v in ordered[k]] for k in swept}
         fixed = [v[0] for k, v in ordered.items() if k not in axes]
         return Grid(axes=axes, fixed=fixed, jobs=jobs)
+
+
+def _sweep_values(override: Override, loader: Any) -> list[str]:
+    """A sweep's values as override strings; refused with one line when it has none (a glob
+    matching no option, an empty range) or more than a sweep may hold: a range is measured
+    before it is listed, so ``seed=range(10**9)`` costs nothing."""
+    value = override.value()
+    if isinstance(value, RangeSweep):
+        _check_size({override.get_key_element(): _range_length(override, value)})
+    elif isinstance(value, ChoiceSweep):  # listed values: the count said is the true one
+        _check_size({override.get_key_element(): len(value.list)})
+    values = list(itertools.islice(override.sweep_string_iterator(), MAX_RUNS + 1))
+    if not values:
+        key = override.get_key_element()
+        options = (
+            f" (options: {', '.join(loader.get_group_options(key))})"
+            if isinstance(value, Glob) and loader.repository.group_exists(key)
+            else ""
+        )
+        raise UserError(
+            f"'{_line(override)}' gives no values{options}; a swept key needs at least one"
+        )
+    _check_size({override.get_key_element(): len(values)})
+    return values
+
+
+def _range_length(override: Override, sweep: RangeSweep) -> int:
+    """How many values ``range(start, stop, step)`` gives, without listing them (Hydra's float
+    range with step 0 never ends)."""
+    assert sweep.start is not None and sweep.stop is not None
+    start, stop, step = (Decimal(str(x)) for x in (sweep.start, sweep.stop, sweep.step))
+    if step == 0:
+        raise UserError(f"'{_line(override)}' has a step of 0; e.g. 'seed=range(0,10,2)'")
+    return max(0, math.ceil((stop - start) / step))
+
+
+def _check_size(lengths: dict[str, int]) -> None:
+    """Refuse a grid of more than :data:`MAX_RUNS` runs before it is built."""
+    total = math.prod(lengths.values())
+    if total > MAX_RUNS:
+        product = " x ".join(f"{n:,} {k}" for k, n in lengths.items())
+        raise UserError(
+            f"this sweep would be {total:,} runs ({product}); a sweep holds at most "
+            f"{MAX_RUNS:,}: sweep fewer values, or split it into several sweeps"
+        )
 
 
 def _sweeper_params(fixed_overrides: list[str], extra_dirs: Sequence[Path]) -> list[str]:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
+from vaesweep.errors import UserError
+
 _HOME_VALUE = re.compile(r"^([+~]*[\w.@/-]+)=(~[^,'\"()\[\]{}]*)$")
 
 
@@ -15,6 +17,23 @@ def normalize_overrides(overrides: Sequence[str]) -> list[str]:
     a value; the path is expanded where it is used (``Path.expanduser``).
     """
     return [_HOME_VALUE.sub(r"\1='\2'", o) for o in overrides]
+
+
+def reject_repeated_keys(overrides: Sequence[str]) -> None:
+    """Each key at most once on a command line (``+key=``, ``key=`` and ``~key`` are one key).
+
+    Hydra takes the last of ``beta=0.1,1 beta=5`` without a word: the sweep the user listed
+    became one run. Repeating a key is a mistake to name, not to guess about.
+    """
+    seen: dict[str, str] = {}
+    for o in overrides:
+        key = o.split("=", 1)[0].lstrip("+~")
+        if key in seen:
+            raise UserError(
+                f"{key} is given twice ('{seen[key]}' and '{o}'); give each key once "
+                f"(values to sweep go in one override, e.g. {key}=A,B)"
+            )
+        seen[key] = o
 
 
 def run_overrides(overrides: Sequence[str]) -> list[str]:

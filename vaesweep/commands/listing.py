@@ -6,19 +6,21 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
-from vaesweep.commands.terminal_tables import status_colour
-from vaesweep.errors import UserError
+from vaesweep.commands.terminal_tables import plain, status_colour
+from vaesweep.errors import UserError, folder_problem
 from vaesweep.record.layout import outputs_root, runs_dir, sweeps_dir
 from vaesweep.record.sweep_index import index_rows, refresh_index, run_status, status_counts
 from vaesweep.record.sweep_lock import is_locked
 from vaesweep.record.sweep_plan import PLAN_FILE, DamagedPlan, SweepPlan
 
 
-def _counts_text(counts: dict[str, int]) -> str:
-    return ", ".join(f"[{status_colour(k)}]{v} {k}[/]" for k, v in sorted(counts.items()))
+def _counts_text(counts: dict[str, int]) -> Text:
+    """``2 completed, 1 failed``, each in its status colour; a status is stored text, so it
+    is never read as markup (:func:`plain`)."""
+    return Text(", ").join(plain(f"{v} {k}", status_colour(k)) for k, v in sorted(counts.items()))
 
 
 def _rows(sweep_dir: Path, plan: SweepPlan) -> list[dict[str, Any]]:
@@ -34,11 +36,14 @@ def _rows(sweep_dir: Path, plan: SweepPlan) -> list[dict[str, Any]]:
 
 def print_listing(console: Console, outputs: Path | None) -> None:
     root = outputs_root(outputs)
-    if not root.is_dir():
+    problem = folder_problem(root)
+    if problem == "does not exist":
         raise UserError(
             f"no outputs at {root}; run `vaesweep train` or `vaesweep sweep` first "
             "(or pass --outputs DIR)"
         )
+    if problem:  # there, but not a folder this user can list: not "no outputs"
+        raise UserError(f"the outputs folder {root} {problem}; pass --outputs DIR")
     sweeps = sorted(
         (p for p in sweeps_dir(outputs).glob("*") if (p / PLAN_FILE).exists()),
         key=lambda p: p.stat().st_mtime,
@@ -49,7 +54,9 @@ def print_listing(console: Console, outputs: Path | None) -> None:
         key=lambda p: p.stat().st_mtime,
         reverse=True,
     )
-    console.print(f"sweeps in {sweeps_dir(outputs)}")
+    # Every name, key, status and date below comes from the user or a stored file: each is
+    # printed as plain text (:func:`plain`), never as markup or raw control characters.
+    console.print(Text("sweeps in ").append(plain(sweeps_dir(outputs))), soft_wrap=True)
     table = Table()
     for col in ("sweep", "runs", "swept", "status", "created"):
         table.add_column(col)
@@ -57,24 +64,26 @@ def print_listing(console: Console, outputs: Path | None) -> None:
         try:
             plan = SweepPlan.load(path)
         except DamagedPlan as err:  # one damaged sweep must not hide the others
-            damaged = f"[{status_colour('failed')}]damaged[/] {PLAN_FILE} ({escape(err.reason)})"
-            table.add_row(path.name, "?", "", damaged, "")
+            damaged = Text("damaged", status_colour("failed")).append(
+                plain(f" {PLAN_FILE} ({err.reason})")
+            )
+            table.add_row(plain(path.name), "?", "", damaged, "")
             continue
         counts = status_counts(_rows(path, plan))
         table.add_row(
-            path.name,
+            plain(path.name),
             str(len(plan.runs)),
-            " ".join(plan.swept_keys),
+            plain(" ".join(plan.swept_keys)),
             _counts_text(counts),
-            plan.created,
+            plain(plan.created),
         )
     console.print(table if sweeps else "no sweeps yet")
-    console.print(f"single runs in {runs_dir(outputs)}")
+    console.print(Text("single runs in ").append(plain(runs_dir(outputs))), soft_wrap=True)
     table = Table()
     for col in ("run", "status", "epochs"):
         table.add_column(col)
     for path in runs:
         status, summary = run_status(path)
         epochs = f"{(summary or {}).get('epochs_done', 0)}/{(summary or {}).get('epochs', '?')}"
-        table.add_row(path.name, f"[{status_colour(status)}]{status}[/]", epochs)
+        table.add_row(plain(path.name), plain(status, status_colour(status)), plain(epochs))
     console.print(table if runs else "no single runs yet")

@@ -68,7 +68,9 @@ def check_launch(
     keep, units = _unfinished(plan, sweep_dir) if resume else (None, launch_units(plan))
     # Checked before the lock creates the directory: a typo leaves nothing behind.
     extra, launcher, threads = launcher_overrides(opts, max(1, units), user)
-    hydra_settings = [o for o in user if o not in run_overrides(user)]
+    # Hydra's own settings and group choices (hydra/launcher=NAME), which no run's overrides
+    # hold: the launch uses them, so the check does.
+    hydra_settings = [o for o in user if o.lstrip("+~").startswith(("hydra.", "hydra/"))]
     first_job = [*run_overrides(plan.runs[0].overrides), *hydra_settings, *extra]
     bridge_launch.check_launch(first_job, sweep_dir, opts.config_dirs)
     tracking.preflight(_trackers(plan, opts), opts.outputs, create=not dry_run)

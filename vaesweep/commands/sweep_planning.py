@@ -26,7 +26,7 @@ from vaesweep.commands.launching import (
 from vaesweep.commands.sweep_stacks import DEFAULT_STACK_SIZE, assign_stacks, launch_units
 from vaesweep.commands.train import timestamp
 from vaesweep.cpus import usable_cpus
-from vaesweep.errors import UserError
+from vaesweep.errors import UserError, folder_problem
 from vaesweep.record import contract
 from vaesweep.record.layout import one_component, sweeps_dir, writable_dir, writable_root
 from vaesweep.record.run_record import RunRecord
@@ -153,8 +153,11 @@ def plan_new_or_resumed(
             f"{' '.join(overrides)} (or start a new sweep)"
         )
     sweep_dir = resume.expanduser()
-    if not sweep_dir.is_dir():
+    problem = folder_problem(sweep_dir)
+    if problem == "does not exist":
         raise UserError(f"--resume {resume}: no such directory")
+    if problem:
+        raise UserError(f"--resume {resume} {problem}; pass the folder of an interrupted sweep")
     writable_dir(sweep_dir, "--resume")
     stored = load_for_resume(sweep_dir)
     opts.config_dirs = opts.config_dirs or [Path(d) for d in stored.config_dirs]
