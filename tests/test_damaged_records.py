@@ -123,6 +123,7 @@ def _state() -> dict[str, Any]:
         (("state", "optimizer"), {}, "optimizer state lacks"),
         (("state", "optimizer", "param_groups"), [], "optimizer state lacks"),
         (("state", "generator"), 5, "generator state is int"),
+        (("state", "generator"), torch.zeros(3), "generator state is torch.float32"),
         (("config",), [1], "config is list"),
         (("state",), [1], "no state"),
     ],

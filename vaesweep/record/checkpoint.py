@@ -77,8 +77,12 @@ def state_problem(checkpoint: Any) -> str | None:
         isinstance(groups, list) and groups and all(isinstance(g, Mapping) for g in groups)
     ):
         return "its optimizer state lacks the state and parameter groups Adam keeps"
-    if "generator" in state and not _is_tensor(state["generator"]):
-        return f"its generator state is {type(state['generator']).__name__}, not a tensor"
+    generator = state.get("generator")
+    if "generator" in state and not (
+        _is_tensor(generator) and str(generator.dtype) == "torch.uint8"
+    ):
+        what = generator.dtype if _is_tensor(generator) else type(generator).__name__
+        return f"its generator state is {what}, not a tensor of bytes"
     if "config" in checkpoint and not isinstance(checkpoint["config"], Mapping):
         return f"its config is {type(checkpoint['config']).__name__}, not a dict"
     return None
