@@ -45,6 +45,13 @@ TINY = [
 ]
 
 
+def tiny_with(*extra: str) -> list[str]:
+    """:data:`TINY` with ``extra`` overrides in place of its own for the same keys: the
+    command line refuses a key given twice."""
+    keys = {o.split("=", 1)[0] for o in extra}
+    return [o for o in TINY if o.split("=", 1)[0] not in keys] + list(extra)
+
+
 @pytest.fixture
 def outputs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A fresh outputs root; the working directory is the test's tmp dir."""

@@ -990,7 +990,14 @@ def _damage(run: Path, what: str) -> None:
 
     summary = json.loads((run / "summary.json").read_text())
     (run / "summary.json").write_text(json.dumps({**summary, "status": "interrupted"}))
-    state = {"model": {"w": torch.zeros(1)}, "control": {}, "epoch": 3, "step": 6}
+    state = {
+        "model": {"w": torch.zeros(1)},
+        "optimizer": {"state": {}, "param_groups": [{}]},
+        "control": {},
+        "generator": torch.Generator().get_state(),
+        "epoch": 3,
+        "step": 6,
+    }
     (run / "checkpoint.pt").write_bytes(tensorfile.dumps({"state": state, "config": {}}))
     if what == "checkpoint":
         data = (run / "checkpoint.pt").read_bytes()

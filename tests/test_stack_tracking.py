@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import TINY
+from conftest import TINY, tiny_with
 from mlflow.tracking import MlflowClient
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams import plugin_data_pb2
@@ -44,7 +44,7 @@ def sweep(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Mlfl
         mp.chdir(root)
         mp.setenv("VAESWEEP_OUTPUTS", str(root / "outputs"))
         args = ["sweep", f"beta={','.join(BETAS)}", "tracker=[tensorboard,mlflow]", "--name", "st"]
-        args += [*TINY, f"train.epochs={EPOCHS}", "tracker.image_every=2"]
+        args += tiny_with(f"train.epochs={EPOCHS}", "tracker.image_every=2")
         result = CliRunner().invoke(app, args)
         assert result.exit_code == 0, result.output
         assert "not stacked" not in result.output

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 import torch
-from conftest import TINY
+from conftest import TINY, tiny_with
 from mlflow.tracking import MlflowClient
 from tracker_faults import (
     metrics_rows,
@@ -49,7 +49,9 @@ def sweep(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Mlfl
         args = ["sweep", f"beta={','.join(BETAS)}", "tracker=[tensorboard,mlflow]", "--jobs", "2"]
         # Two processes writing into one store (a stack's members: test_stack_tracking).
         args.append("--no-stack")
-        result = CliRunner().invoke(app, [*args, "--name", "ml", *TINY, f"train.epochs={EPOCHS}"])
+        result = CliRunner().invoke(
+            app, [*args, "--name", "ml", *tiny_with(f"train.epochs={EPOCHS}")]
+        )
         assert result.exit_code == 0, result.output
         report = CliRunner().invoke(app, ["report", str(root / "outputs" / "sweeps" / "ml")])
         assert report.exit_code == 0, report.output

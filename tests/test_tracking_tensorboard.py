@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import TINY
+from conftest import tiny_with
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams import plugin_data_pb2
 from tracker_faults import metrics_rows
@@ -40,7 +40,7 @@ def sweep_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         mp.chdir(root)
         mp.setenv("VAESWEEP_OUTPUTS", str(root / "outputs"))
         args = ["sweep", f"beta={','.join(BETAS)}", "tracker=tensorboard", "--name", "tb"]
-        args += [*TINY, f"train.epochs={EPOCHS}", "tracker.image_every=2"]
+        args += tiny_with(f"train.epochs={EPOCHS}", "tracker.image_every=2")
         args.append("--no-stack")  # runs of their own (members of a stack: test_stack_tracking)
         result = CliRunner().invoke(app, args)
         assert result.exit_code == 0, result.output
