@@ -264,3 +264,19 @@ def test_a_checkpoint_without_the_optimizer_is_not_resumed(tmp_path: Path) -> No
     assert RunRecord(tmp_path).load_checkpoint() is not None
     with pytest.raises(DamagedCheckpoint, match="no optimizer to continue training from"):
         RunRecord(tmp_path).check_resumable()
+
+
+def test_a_grid_png_over_pillows_limit_is_left_out_of_the_report(tmp_path: Path) -> None:
+    """A grid PNG declaring 200 Mpx (a planted file: its pixels compress to almost nothing)
+    raised Pillow's DecompressionBombError, which is no OSError, out of the report."""
+    from PIL import Image
+
+    from vaesweep.report.figures.plot_images import _read_png
+
+    Image.new("1", (20_000, 10_000)).save(tmp_path / "bomb.png")
+    assert _read_png(tmp_path / "bomb.png") is None
+    Image.MAX_IMAGE_PIXELS, before = None, Image.MAX_IMAGE_PIXELS  # as the folder loader sets it
+    try:
+        assert _read_png(tmp_path / "bomb.png") is None
+    finally:
+        Image.MAX_IMAGE_PIXELS = before

@@ -110,25 +110,29 @@ def _preflight(configs: list[Any], here: bool, resumed: list[Path]) -> list[str]
 
 
 def check_data_and_devices(configs: list[Any], resumed: Sequence[Path] = ()) -> list[str]:
-    """:func:`vaesweep.run.assembly.preflight` of each distinct (data, device); the notes.
+    """:func:`vaesweep.run.assembly.preflight` of each distinct (data, device), and
+    :func:`~vaesweep.run.assembly.check_model` of every run's model on its data; the notes.
 
     Each run in ``resumed`` that is not completed must be continuable
     (:meth:`~vaesweep.record.run_record.RunRecord.check_resumable`: its checkpoint loads, its
     metrics reach the checkpoint's epoch), or the whole resume stops with one line.
     """
-    from vaesweep.run.assembly import fallback_notes, preflight  # torch: only when used
+    from vaesweep.run.assembly import check_model, fallback_notes, preflight  # torch: if used
 
     for run_dir in resumed:
         if run_status(run_dir)[0] != contract.COMPLETED:
             RunRecord(run_dir).check_resumable()
 
-    seen: set[str] = set()
+    shapes: dict[str, tuple[int, int, int]] = {}
     notes: list[str] = []
     for config in configs:
         key = repr((config.data, config.train.device))
-        if key not in seen:
-            seen.add(key)
-            notes += [n for n in fallback_notes(preflight(config)) if n not in notes]
+        if key in shapes:  # the same data: only the model may not fit it (model.depth=2,5)
+            check_model(config, shapes[key])
+            continue
+        splits = preflight(config)
+        shapes[key] = splits.shape
+        notes += [n for n in fallback_notes(splits) if n not in notes]
     return notes
 
 

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from vaesweep.config.checks import finite_numbers, non_negative, one_of, positive
+from vaesweep.config.checks import finite_numbers, non_negative, one_of, positive, require
 
 #: eval.disentanglement: ``published`` = disentanglement_lib's sample sizes (Locatello et al.
 #: 2019), ``quick`` = a tenth of them, ``auto`` = published unless the factor grid has fewer
 #: combinations than the 10,000 images they draw (data=shapes), ``off`` = none.
 DISENTANGLEMENT_PRESETS = ("auto", "published", "quick", "off")
+#: The most prior samples in samples.png (1,250 rows of 8), decoded and drawn in one piece:
+#: ``eval.n_samples=1000000`` of 8 px digits (48 px cells) ran a 25 GB machine out of memory.
+MAX_SAMPLES = 10_000
 
 
 @dataclass
@@ -43,6 +46,12 @@ class EvalConfig:
         finite_numbers(self, "eval")
         positive("eval.n_recon", self.n_recon)
         positive("eval.n_samples", self.n_samples)
+        require(
+            self.n_samples <= MAX_SAMPLES,
+            "eval.n_samples",
+            self.n_samples,
+            f"samples.png shows at most {MAX_SAMPLES:,} prior samples, e.g. eval.n_samples=32",
+        )
         non_negative("eval.iwae_samples", self.iwae_samples)
         positive("eval.iwae_images", self.iwae_images, allow_none=True)
         positive("eval.mi_images", self.mi_images, allow_none=True)

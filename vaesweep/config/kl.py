@@ -12,7 +12,23 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from vaesweep.config.checks import finite_numbers, fraction, non_negative, one_of, positive, require
+from vaesweep.config.checks import (
+    MAX_WEIGHT,
+    finite_numbers,
+    fraction,
+    nats,
+    non_negative,
+    one_of,
+    positive,
+    require,
+    sci,
+    weight,
+)
+
+#: The smallest ``kl.kappa`` (GECO's tolerated per-pixel RMSE, pixels in [0, 1]): its
+#: constraint MSE / kappa^2 then stays below 1e12, and times ``kl.lambda_max`` within float32
+#: (``kl.kappa=1.2e-38`` made the first loss ``inf``). 8-bit rounding alone is 0.0011 RMS.
+MIN_KAPPA = 1e-6
 
 
 @dataclass
@@ -77,8 +93,8 @@ class CapacityKL:
     def __post_init__(self) -> None:
         finite_numbers(self, "kl")
         require(self.method == "capacity", "kl.method", self.method, "expected capacity")
-        positive("kl.gamma", self.gamma)
-        non_negative("kl.c_max", self.c_max)
+        weight("kl.gamma", self.gamma, allow_zero=False)
+        nats("kl.c_max", self.c_max)
         positive("kl.ramp_epochs", self.ramp_epochs)
 
 
@@ -101,7 +117,7 @@ class FreeBitsKL:
     def __post_init__(self) -> None:
         finite_numbers(self, "kl")
         require(self.method == "free_bits", "kl.method", self.method, "expected free_bits")
-        non_negative("kl.lam", self.lam)
+        nats("kl.lam", self.lam)
         one_of("kl.mode", self.mode, ("dim", "group", "total"))
         positive("kl.groups", self.groups)
         one_of("kl.average", self.average, ("batch", "example"))
@@ -141,7 +157,13 @@ class GecoKL:
     def __post_init__(self) -> None:
         finite_numbers(self, "kl")
         require(self.method == "geco", "kl.method", self.method, "expected geco")
-        positive("kl.kappa", self.kappa)
+        require(
+            MIN_KAPPA <= self.kappa <= 1,
+            "kl.kappa",
+            self.kappa,
+            f"the tolerated RMSE of pixels in [0, 1] must lie in [{sci(MIN_KAPPA)}, 1] "
+            "(15 of 255 grey levels is kl.kappa=0.059)",
+        )
         fraction("kl.alpha", self.alpha, open_low=False)
         positive("kl.nu", self.nu)
         positive("kl.lambda_init", self.lambda_init, allow_none=True)
@@ -151,6 +173,13 @@ class GecoKL:
             "kl.lambda_max",
             self.lambda_max,
             "must exceed kl.lambda_min",
+        )
+        require(
+            self.lambda_max <= MAX_WEIGHT,
+            "kl.lambda_max",
+            self.lambda_max,
+            f"must be at most {sci(MAX_WEIGHT)}, so that lambda times the constraint stays "
+            "within float32",
         )
 
 
@@ -172,13 +201,14 @@ class PIKL:
     def __post_init__(self) -> None:
         finite_numbers(self, "kl")
         require(self.method == "pi", "kl.method", self.method, "expected pi")
-        non_negative("kl.target", self.target)
+        nats("kl.target", self.target)
         non_negative("kl.kp", self.kp)
         non_negative("kl.ki", self.ki)
         non_negative("kl.beta_min", self.beta_min)
         require(
             self.beta_max > self.beta_min, "kl.beta_max", self.beta_max, "must exceed kl.beta_min"
         )
+        weight("kl.beta_max", self.beta_max)
 
 
 KLConfig = ConstantKL | WarmupKL | CyclicalKL | CapacityKL | FreeBitsKL | GecoKL | PIKL

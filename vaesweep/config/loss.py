@@ -11,7 +11,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from vaesweep.config.checks import finite_numbers, one_of, positive
+from vaesweep.config.checks import finite_numbers, one_of, positive, require
+
+#: The smallest ``loss.sigma``: a fixed Gaussian scores an image SSE / (2 sigma^2), which must
+#: stay within float32 for the largest images (3 x 1024 x 1024 pixels, each error <= 1):
+#: ``loss.sigma=1e-30`` made the first loss ``inf``. 8-bit rounding alone is 0.0011 RMS.
+MIN_SIGMA = 1e-15
 
 LIKELIHOODS = (
     "mse",
@@ -51,5 +56,12 @@ class LossConfig:
         finite_numbers(self, "loss")
         one_of("loss.likelihood", self.likelihood, LIKELIHOODS)
         positive("loss.sigma", self.sigma)
+        require(
+            self.sigma >= MIN_SIGMA,
+            "loss.sigma",
+            self.sigma,
+            f"must be at least {MIN_SIGMA:g} (pixels lie in [0, 1]; a smaller scale makes "
+            "each image's error over sigma overflow float32), e.g. loss.sigma=0.1",
+        )
         one_of("loss.recon_reduction", self.recon_reduction, ("sum", "mean"))
         positive("loss.sigma_lr_scale", self.sigma_lr_scale)

@@ -5,6 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from vaesweep.config.checks import finite_numbers, positive, require
+from vaesweep.config.data import MAX_IMAGE_SIZE
+
+#: The deepest ``model.depth``: each stage halves the image, and images are at most
+#: ``MAX_IMAGE_SIZE`` (1024 = 2**10) px. Whether a depth fits the data's own size is checked
+#: once the data is loaded (:func:`vaesweep.model.fit.check_fits`).
+MAX_DEPTH = MAX_IMAGE_SIZE.bit_length() - 1
 
 
 @dataclass
@@ -20,7 +26,9 @@ class ConvConfig:
     #: Channels of the first stage.
     width: int = 32
     max_width: int = 256
-    #: Number of stride-2 stages; None = halve until the feature map is at most 4 px.
+    #: Number of stride-2 stages; None = halve until the feature map is at most 4 px. Each
+    #: stage needs a side of at least 2 px, so images of S px allow at most log2(S) stages
+    #: (8 px digits: 3); deeper is refused before a run starts.
     depth: int | None = None
     #: Width of the fully connected layer between the conv features and the latent.
     hidden_dim: int = 256
@@ -32,6 +40,13 @@ class ConvConfig:
         positive("model.width", self.width)
         positive("model.max_width", self.max_width)
         positive("model.depth", self.depth, allow_none=True)
+        require(
+            self.depth is None or self.depth <= MAX_DEPTH,
+            "model.depth",
+            self.depth,
+            f"{self.depth} stride-2 stages need images of 2**{self.depth} px, but "
+            f"data.image_size is at most {MAX_IMAGE_SIZE}: model.depth<={MAX_DEPTH}",
+        )
         positive("model.hidden_dim", self.hidden_dim)
 
 

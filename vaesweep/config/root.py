@@ -11,7 +11,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from vaesweep.config.checks import finite_numbers, non_negative, require
+from vaesweep.config.checks import finite_numbers, require, weight
 from vaesweep.config.data import GREY_LEVEL_DATA, DataConfig
 from vaesweep.config.eval import EvalConfig
 from vaesweep.config.loss import LossConfig
@@ -46,7 +46,7 @@ class Config:
         if self.train.steps is None:  # the length that fits the data (train.steps=null)
             self.train.steps = default_steps(self.data.name)
         finite_numbers(self, "")
-        non_negative("beta", self.beta)
+        weight("beta", self.beta)
         require(self.seed >= 0, "seed", self.seed, "must be >= 0")
         # torch's and numpy's generators take a 64-bit seed.
         require(self.seed < 2**63, "seed", self.seed, "must be below 2**63")

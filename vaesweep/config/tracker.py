@@ -13,6 +13,11 @@ from typing import Any
 
 from vaesweep.config.checks import non_negative, positive, require
 
+#: The longest ``tracker.tensorboard.flush_secs`` (11.6 days): tensorboardX's writer thread
+#: waits that long on a multiprocessing queue, whose poll takes at most 2**31 - 1 ms (24.8
+#: days); past it the thread died and the run hung when it ended (``flush_secs=1000000000``).
+MAX_FLUSH_SECS = 1_000_000
+
 
 @dataclass
 class TensorBoardConfig:
@@ -23,6 +28,12 @@ class TensorBoardConfig:
 
     def __post_init__(self) -> None:
         positive("tracker.tensorboard.flush_secs", self.flush_secs)
+        require(
+            self.flush_secs <= MAX_FLUSH_SECS,
+            "tracker.tensorboard.flush_secs",
+            self.flush_secs,
+            f"must be at most {MAX_FLUSH_SECS:,} seconds, e.g. 10",
+        )
 
 
 @dataclass

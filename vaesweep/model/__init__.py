@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from vaesweep.config import ConvConfig, LossConfig, MLPConfig, ResConvConfig
+from vaesweep.model.fit import check_fits
 from vaesweep.model.vae import VAE
 from vaesweep.objective.likelihoods import build_likelihood
 
@@ -11,9 +12,16 @@ def build_model(
     model_cfg: ConvConfig | MLPConfig | ResConvConfig,
     loss_cfg: LossConfig,
     shape: tuple[int, int, int],
+    data_name: str | None = None,
 ) -> VAE:
-    """The VAE for images of ``shape`` (C, H, W)."""
+    """The VAE for images of ``shape`` (C, H, W) of ``data_name`` (named in errors).
+
+    Raises :class:`~vaesweep.errors.ConfigError` for settings that do not fit the images
+    (:func:`~vaesweep.model.fit.check_fits`; the preflight has said so before any run).
+    """
     from torch import nn
+
+    check_fits(model_cfg, shape, data_name)
 
     encoder: nn.Module
     decoder: nn.Module

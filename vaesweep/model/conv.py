@@ -7,10 +7,13 @@ pixels to floor(s / 2); the decoder mirrors it with transposed convolutions whos
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
 from vaesweep.config import ConvConfig
+from vaesweep.model.fit import max_stages
 from vaesweep.model.small_images import FoldConvTranspose2d
 
 
@@ -19,6 +22,10 @@ def stage_sizes(size: int, depth: int | None) -> list[int]:
 
     ``depth=None`` halves until the side is at most 4 px (at least one stage).
     """
+    if depth is not None and depth > max_stages(size):
+        raise ValueError(
+            f"{size} px is too small for {depth} stride-2 stages (at most {max_stages(size)})"
+        )
     sizes = [size]
     while (depth is None and (sizes[-1] > 4 or len(sizes) == 1)) or (
         depth is not None and len(sizes) <= depth
@@ -70,7 +77,7 @@ class ConvDecoder(nn.Module):
         channels = shape[0]
         widths = stage_widths(cfg, len(encoder.heights) - 1)
         self.feature_shape = encoder.feature_shape
-        n_feat = int(torch.tensor(self.feature_shape).prod())
+        n_feat = math.prod(self.feature_shape)
         self.head = nn.Sequential(
             nn.Linear(cfg.latent_dim, cfg.hidden_dim),
             nn.SiLU(),

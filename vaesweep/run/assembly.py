@@ -9,6 +9,8 @@ with the same config and seed draws the same initial weights.
 
 from __future__ import annotations
 
+import dataclasses
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,7 +19,9 @@ import torch
 from vaesweep.config import Config
 from vaesweep.control import KLControl, RunShape, build_control
 from vaesweep.data import Splits, load_splits
+from vaesweep.errors import ConfigError, UserError
 from vaesweep.model import VAE, build_model
+from vaesweep.model.fit import check_fits, parameter_count, parameter_floor
 from vaesweep.model.layout import place
 from vaesweep.training.device import configure_threads, resolve_device, seed_everything
 
@@ -39,15 +43,120 @@ class Assembly:
     spectrum: dict[str, Any] | None = None
 
 
+#: Bytes each parameter takes while it trains, at the least: its float32 value and gradient
+#: and Adam's two moments (bf16 and fp16 training keep all four in float32 too).
+TRAINING_BYTES_PER_PARAMETER = 16
+
+
 def preflight(config: Config) -> Splits:
-    """Resolve the device and load the data of ``config`` (:class:`UserError` if either fails).
+    """Resolve the device, load the data of ``config`` and check that its model fits them
+    (:class:`UserError` if any fails).
 
     Called before a run directory exists, so a missing dataset, an undecodable folder,
-    ``data.limit=1`` or ``train.device=cuda`` without a GPU leave nothing behind. Image
-    folders and CelebA are decoded into a cache, so the run itself loads them again quickly.
+    ``data.limit=1``, ``train.device=cuda`` without a GPU, ``model.depth=5`` on 8 px images
+    or a model too large for the device's memory leave nothing behind. Image folders and
+    CelebA are decoded into a cache, so the run itself loads them again quickly.
     """
-    resolve_device(config.train.device)
-    return load_splits(config.data)
+    device = resolve_device(config.train.device)
+    check_gpu_index(config.train.device, device)
+    splits = load_splits(config.data)
+    check_model(config, splits.shape, device)
+    return splits
+
+
+def check_gpu_index(name: str, device: torch.device) -> None:
+    """:class:`UserError` when ``train.device=cuda:N`` names a GPU this machine does not have
+    (it resolved, and the run failed at its first tensor: "invalid device ordinal")."""
+    if device.type != "cuda" or device.index is None:
+        return
+    count = torch.cuda.device_count()
+    if device.index >= count:
+        have = "no GPU" if count == 0 else f"{count} GPU{'s' if count > 1 else ''}"
+        last = f", cuda:0 to cuda:{count - 1}" if count > 1 else (", cuda:0" if count else "")
+        raise UserError(
+            f"train.device={name} names GPU {device.index}, but this machine has {have}"
+            f"{last}; use train.device=cuda (the first) or auto"
+        )
+
+
+def check_model(
+    config: Config, shape: tuple[int, int, int], device: torch.device | None = None
+) -> None:
+    """:class:`ConfigError` unless ``config.model`` can be built for images of ``shape``
+    (C, H, W) (:func:`~vaesweep.model.fit.check_fits`) and its parameters can train in the
+    memory of ``device`` (default: ``config.train.device`` resolved; :func:`check_memory`).
+
+    Nothing is allocated and no data is loaded: :func:`preflight` calls it, and a sweep whose
+    runs share their data should call it for each run with the shape of that data, since
+    ``model.depth=2,5`` differ in their model only."""
+    check_fits(config.model, shape, config.data.name)
+    check_memory(
+        config, shape, device if device is not None else resolve_device(config.train.device)
+    )
+
+
+def device_memory(device: torch.device) -> int | None:
+    """Bytes of memory ``device`` has in all (a GPU's, else this machine's); None if unknown."""
+    try:
+        if device.type == "cuda":
+            return int(torch.cuda.get_device_properties(device).total_memory)
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError, RuntimeError, AssertionError):
+        return None
+
+
+def check_memory(config: Config, shape: tuple[int, int, int], device: torch.device) -> None:
+    """:class:`ConfigError` when the model's parameters alone (:data:`TRAINING_BYTES_PER_PARAMETER`
+    each) need more memory than ``device`` has in all: such a run certainly cannot train
+    there (``model.latent_dim=10**12`` asked the allocator for 2 PB after the run existed).
+
+    Activations, the data and the evaluation come on top, so a model that passes may still
+    not fit; one refused here cannot. The parameter count is a floor from plain integers
+    first (:func:`~vaesweep.model.fit.parameter_floor`: no build, no overflow), then the
+    exact count of the model built on the meta device.
+    """
+    have = device_memory(device)
+    if have is None:
+        return
+    count = parameter_floor(config.model, shape)
+    at_least = count * TRAINING_BYTES_PER_PARAMETER > have
+    if not at_least:
+        count = parameter_count(config.model, config.loss, shape)
+    need = count * TRAINING_BYTES_PER_PARAMETER
+    if need <= have:
+        return
+    where = "this machine" if device.type != "cuda" else f"GPU {device}"
+    c, h, w = shape
+    raise ConfigError(
+        f"model={config.model.arch} with {_model_settings(config.model)} has "
+        f"{'at least ' if at_least else ''}{count:.3g} parameters for {c}x{h}x{w} "
+        f"images (data={config.data.name}): training them needs "
+        f"{_bytes(need)} (weights, gradients and Adam's moments), more than the "
+        f"{_bytes(have)} of {where}; make the model smaller"
+    )
+
+
+def _model_settings(model_cfg: Any) -> str:
+    """The model settings that differ from their defaults, as overrides (or "its defaults")."""
+    changed = [
+        f"model.{f.name}={str(getattr(model_cfg, f.name)).replace(' ', '')}"
+        for f in dataclasses.fields(model_cfg)
+        if f.name != "arch" and getattr(model_cfg, f.name) != _default(f)
+    ]
+    return ", ".join(changed) if changed else "its defaults"
+
+
+def _default(f: dataclasses.Field[Any]) -> Any:
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    return f.default
+
+
+def _bytes(n: int) -> str:
+    for unit, size in (("PB", 1e15), ("TB", 1e12), ("GB", 1e9), ("MB", 1e6)):
+        if n >= size:
+            return f"{n / size:.3g} {unit}"
+    return f"{n:,} bytes"
 
 
 def fallback_notes(splits: Splits) -> list[str]:
@@ -87,7 +196,7 @@ def assemble(
         pca = pca_spectrum(
             splits.train.images, seed=config.data.split_seed, binarize=config.data.binarize
         )
-    model = build_model(config.model, config.loss, splits.shape)
+    model = build_model(config.model, config.loss, splits.shape, config.data.name)
     place(model, dev, splits.shape)
     c, h, w = splits.shape
     run_shape = RunShape.for_run(

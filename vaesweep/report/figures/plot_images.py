@@ -37,14 +37,23 @@ LABEL_PX = 150
 LABEL_SIZE = 8
 
 
+#: The largest grid PNG the report reads: Pillow's own limit for a decompression bomb.
+MAX_GRID_PIXELS = 178_956_970
+
+
 def _read_png(path: Path) -> np.ndarray | None:
     """RGB uint8 array of a PNG, or None when it is missing or unreadable."""
     from PIL import Image, UnidentifiedImageError
 
     try:
         with Image.open(path) as im:
+            # A grid larger than any vaesweep writes (a planted or damaged file whose pixels
+            # compress to nothing) is left out like an unreadable one, whatever this process
+            # has set Pillow's own bomb limit to.
+            if im.width * im.height > MAX_GRID_PIXELS:
+                return None
             return np.asarray(im.convert("RGB"))
-    except (OSError, UnidentifiedImageError, ValueError):
+    except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError):
         return None
 
 
