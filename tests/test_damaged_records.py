@@ -280,3 +280,20 @@ def test_a_grid_png_over_pillows_limit_is_left_out_of_the_report(tmp_path: Path)
         assert _read_png(tmp_path / "bomb.png") is None
     finally:
         Image.MAX_IMAGE_PIXELS = before
+
+
+@pytest.mark.parametrize("key", ["beta", "seed"])
+@pytest.mark.parametrize("value", [[1], {"a": 1}, "x", None])
+def test_a_stored_config_with_a_value_of_the_wrong_type_is_a_config_error(
+    key: str, value: Any
+) -> None:
+    """`eval` rebuilds a run's config from its summary.json: `beta: [1]` there was a
+    TypeError traceback."""
+    from vaesweep.bridge import compose as bridge
+    from vaesweep.config.from_dict import config_from_dict
+    from vaesweep.errors import ConfigError
+
+    values = bridge.compose([]).to_dict()
+    values[key] = value
+    with pytest.raises(ConfigError):
+        config_from_dict(values)

@@ -87,7 +87,10 @@ def config_from_dict(values: Mapping[str, Any]) -> Config:
     for key in ("beta", "seed"):
         if key in values:
             kwargs[key] = values[key]
-    return Config(**kwargs)
+    try:
+        return Config(**kwargs)
+    except TypeError as err:  # beta or seed of a type the checks cannot compare (a list)
+        raise ConfigError(f"config: {err}") from err
 
 
 __all__ = ["KL_SCHEMAS", "MODEL_SCHEMAS", "config_from_dict"]
