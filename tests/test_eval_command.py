@@ -214,6 +214,20 @@ def test_unfinished_run_is_evaluated_with_a_warning(runs: dict[str, Path], tmp_p
     assert len(result["warnings"]) == 1 and "not 'completed'" in result["warnings"][0]
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("data", [[1], "x", {"root": 5, "path": ["p"]}])
+def test_a_summary_whose_data_field_is_damaged_still_evaluates(
+    runs: dict[str, Path], tmp_path: Path, data: Any
+) -> None:
+    """summary.json's ``data`` says where the data was; damaged, the config's own paths are
+    used (it was an AttributeError traceback)."""
+    run_dir = _copy_run(runs["mse"], tmp_path / "r")
+    summary = read_json(run_dir / contract.SUMMARY_FILE)
+    write_json(run_dir / contract.SUMMARY_FILE, {**summary, "data": data})
+    result = evaluate_run(run_dir, iwae_samples=2, images=5)
+    assert result["images"] == 5
+
+
 @pytest.mark.parametrize(
     ("damage", "message"),
     [

@@ -148,10 +148,11 @@ def evaluate_run(
 
     # The run recorded where its data was, as absolute paths: relative ones in its config
     # would otherwise be read against the directory `vaesweep eval` runs from.
-    recorded = summary.get("data") or {}
+    recorded = summary.get("data")
     for key in ("root", "path"):
-        if recorded.get(key):
-            setattr(config.data, key, recorded[key])
+        value = recorded.get(key) if isinstance(recorded, dict) else None
+        if isinstance(value, str) and value:  # a damaged summary: the config's own paths
+            setattr(config.data, key, value)
     run = assemble(config, device=dev, seed=False)
     splits, model, control = run.splits, run.model, run.control
     if split == "test":
