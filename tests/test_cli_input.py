@@ -6,7 +6,6 @@ from __future__ import annotations
 import errno
 import json
 import os
-import time
 from pathlib import Path
 from typing import Any
 
@@ -66,10 +65,8 @@ def test_a_config_file_hydra_cannot_take_is_one_line(
     """A duplicate key was OmegaConf's ConstructorError traceback; an alias bomb or an anchor
     inside itself made Hydra expand it until memory (or the recursion limit) ran out."""
     folder = _config_dir(tmp_path, "model/mine.yaml", text)
-    started = time.monotonic()
     result = runner.invoke(app, ["show", "model=mine", "--config-dir", str(folder)])
     _one_error_line(result, *needles)
-    assert time.monotonic() - started < 30
 
 
 def test_plain_anchors_in_a_config_file_still_work(tmp_path: Path) -> None:
@@ -145,10 +142,8 @@ def test_a_grid_over_the_maximum_is_refused_before_it_is_built(
 ) -> None:
     from vaesweep.bridge.grid import MAX_RUNS
 
-    started = time.monotonic()
     result = runner.invoke(app, ["sweep", *args, "--dry-run"])
     _one_error_line(result, f"would be {runs} runs", f"at most {MAX_RUNS:,}")
-    assert time.monotonic() - started < 30
 
 
 def test_the_run_limit_is_one_named_constant(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -8,7 +8,6 @@ import contextlib
 import io
 import os
 import threading
-import time
 import zipfile
 from pathlib import Path
 
@@ -67,9 +66,7 @@ def test_folder_fifo_is_skipped_without_being_opened(tmp_path: Path) -> None:
     cfg = DataConfig(name="folder", path=str(folder), image_size=8)
     expected = "skipped 1 paths that are not regular files, never read: pipe.png (a FIFO)"
     with _Unblocker(folder / "pipe.png"):
-        start = time.monotonic()
         raw = load_folder(cfg)
-        assert time.monotonic() - start < 20
         assert len(raw.train) == 2
         assert expected in raw.notes
         assert "unreadable" not in " ".join(raw.notes)
