@@ -51,6 +51,7 @@ bench: $(STAMP) ## Speed targets as ratios against baselines measured in the sam
 	$(BIN)/python bench/bench_trackers.py
 	$(BIN)/python bench/bench_colour.py throughput
 	$(BIN)/python bench/bench_disentanglement.py
+	$(BIN)/python bench/bench_gpu.py
 
 clean: ## Remove caches and build files (keeps .venv and outputs/)
 	rm -rf .pytest_cache .ruff_cache .mypy_cache build dist *.egg-info

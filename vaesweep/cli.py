@@ -19,6 +19,7 @@ from vaesweep.cli_failures import OneLineUsageErrors
 from vaesweep.cli_failures import console as _console
 from vaesweep.cli_failures import fail as _fail
 from vaesweep.cli_failures import run_command as _run_command
+from vaesweep.config.stacking import DEFAULT_STACK_SIZE, GPU_STACK_SIZE
 from vaesweep.cpus import spin_briefly
 from vaesweep.errors import UserError
 
@@ -226,7 +227,11 @@ def sweep(
         typer.Option(
             "--stack-size",
             min=1,
-            help="Most runs trained together as one stacked model (default 8).",
+            help=(
+                "Most runs trained together as one stacked model (default "
+                f"{DEFAULT_STACK_SIZE}; on a GPU {GPU_STACK_SIZE}, or as many as half its "
+                "memory holds)."
+            ),
         ),
     ] = None,
     no_stack: Annotated[

@@ -23,8 +23,9 @@ from vaesweep.commands.launching import (
     preflight_config,
     runs_here,
 )
-from vaesweep.commands.sweep_stacks import DEFAULT_STACK_SIZE, assign_stacks, launch_units
+from vaesweep.commands.sweep_stacks import assign_stacks, default_stack_size, launch_units
 from vaesweep.commands.train import timestamp
+from vaesweep.config.stacking import GPU_STACK_SIZE
 from vaesweep.cpus import usable_cpus
 from vaesweep.errors import UserError, folder_problem
 from vaesweep.record import contract
@@ -48,7 +49,9 @@ def plan_sweep(
     tracking.check(opts.trackers)  # a missing tracker package: before anything
     names = grid.names()
     resumed = [resume / n for n in names] if resume is not None else []
-    opts.notes = _preflight([preflight_config(opts, c) for c in configs], runs_here(opts), resumed)
+    opts.notes, gpu_capacity = _preflight(
+        [preflight_config(opts, c) for c in configs], runs_here(opts), resumed
+    )
     dupes = {n for n in names if names.count(n) > 1}
     if dupes:
         raise UserError(f"several runs would share the directory {sorted(dupes)[0]}")
@@ -63,7 +66,14 @@ def plan_sweep(
         config_dirs=[str(Path(d).expanduser().resolve()) for d in opts.config_dirs],
         command="vaesweep sweep " + " ".join(shlex.quote(a) for a in sys.argv[2:]),
     )
-    size = DEFAULT_STACK_SIZE if opts.stack_size is None else opts.stack_size
+    size = opts.stack_size
+    if size is None:
+        size = default_stack_size(gpu_capacity, parallel_jobs(opts.jobs, len(runs)))
+        if gpu_capacity is not None and size < min(GPU_STACK_SIZE, len(runs)):
+            opts.notes.append(
+                f"stacks of at most {size}: the GPU's memory holds about {gpu_capacity} "
+                f"members of this model (--stack-size N to choose)"
+            )
     if size < 0:
         raise UserError(f"--stack-size {size} is invalid: must be >= 1 (or --no-stack)")
     assign_stacks(plan, size)
@@ -91,10 +101,11 @@ def _trains_alone(configs: list[Any]) -> str:
     return ""
 
 
-def _preflight(configs: list[Any], here: bool, resumed: list[Path]) -> list[str]:
+def _preflight(configs: list[Any], here: bool, resumed: list[Path]) -> tuple[list[str], int | None]:
     """Device and data of every distinct setting, and the runs ``resumed`` continues (see
     :func:`check_data_and_devices`), checked before anything is written; returns the notes
-    the user must see (data found elsewhere than data.root).
+    the user must see (data found elsewhere than data.root) and the most stack members the
+    runs' GPU holds (None off a GPU).
 
     ``here``: in this process, which trains the runs anyway; otherwise in a short-lived child
     process, so a driver that only waits for its workers or a cluster's jobs (for days, on a
@@ -109,15 +120,21 @@ def _preflight(configs: list[Any], here: bool, resumed: list[Path]) -> list[str]
         return child.submit(check_data_and_devices, configs, resumed).result()
 
 
-def check_data_and_devices(configs: list[Any], resumed: Sequence[Path] = ()) -> list[str]:
+def check_data_and_devices(
+    configs: list[Any], resumed: Sequence[Path] = ()
+) -> tuple[list[str], int | None]:
     """:func:`vaesweep.run.assembly.preflight` of each distinct (data, device), and
-    :func:`~vaesweep.run.assembly.check_model` of every run's model on its data; the notes.
+    :func:`~vaesweep.run.assembly.check_model` of every run's model on its data; the notes,
+    and the fewest members of a stack that any run's GPU holds
+    (:func:`~vaesweep.run.stack_capacity.gpu_stack_capacity`; None where no run trains on a
+    GPU).
 
     Each run in ``resumed`` that is not completed must be continuable
     (:meth:`~vaesweep.record.run_record.RunRecord.check_resumable`: its checkpoint loads, its
     metrics reach the checkpoint's epoch), or the whole resume stops with one line.
     """
     from vaesweep.run.assembly import check_model, fallback_notes, preflight  # torch: if used
+    from vaesweep.run.stack_capacity import gpu_stack_capacity
 
     for run_dir in resumed:
         if run_status(run_dir)[0] != contract.COMPLETED:
@@ -125,15 +142,20 @@ def check_data_and_devices(configs: list[Any], resumed: Sequence[Path] = ()) -> 
 
     shapes: dict[str, tuple[int, int, int]] = {}
     notes: list[str] = []
+    capacities: dict[str, int | None] = {}
     for config in configs:
         key = repr((config.data, config.train.device))
         if key in shapes:  # the same data: only the model may not fit it (model.depth=2,5)
             check_model(config, shapes[key])
-            continue
-        splits = preflight(config)
-        shapes[key] = splits.shape
-        notes += [n for n in fallback_notes(splits) if n not in notes]
-    return notes
+        else:
+            splits = preflight(config)
+            shapes[key] = splits.shape
+            notes += [n for n in fallback_notes(splits) if n not in notes]
+        setting = repr((key, config.model, config.loss, config.train.batch_size))
+        if setting not in capacities:
+            capacities[setting] = gpu_stack_capacity(config, shapes[key])
+    known = [c for c in capacities.values() if c is not None]
+    return notes, min(known) if known else None
 
 
 def plan_new_or_resumed(

@@ -14,13 +14,18 @@ from __future__ import annotations
 
 from vaesweep.bridge.overrides import quote
 from vaesweep.bridge.stack_task import PART_KEY, STACK_SUBDIR
-from vaesweep.config.stacking import stackable_key
+from vaesweep.config.stacking import DEFAULT_STACK_SIZE, GPU_STACK_SIZE, stackable_key
 from vaesweep.record.sweep_plan import SweepPlan
 
-#: Runs per stack unless ``--stack-size`` says otherwise: measured on 2 CPU cores, 8 members
-#: of the default digits model per step were 2.2x faster than 8 sequential steps, 16 members
-#: hardly more (bench/bench_stack.py), while memory grows with every member.
-DEFAULT_STACK_SIZE = 8
+
+def default_stack_size(gpu_capacity: int | None, parallel: int = 1) -> int:
+    """``--stack-size``'s default: :data:`DEFAULT_STACK_SIZE` off a GPU (and for a cluster,
+    whose GPUs this process cannot see); on a GPU :data:`GPU_STACK_SIZE`, or fewer when
+    ``gpu_capacity`` members (:mod:`vaesweep.run.stack_capacity`) shared by ``parallel``
+    stacks side by side are fewer."""
+    if gpu_capacity is None:
+        return DEFAULT_STACK_SIZE
+    return max(1, min(GPU_STACK_SIZE, gpu_capacity // max(1, parallel)))
 
 
 def assign_stacks(plan: SweepPlan, stack_size: int) -> None:
