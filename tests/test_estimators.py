@@ -13,11 +13,15 @@ from typing import Any
 
 import pytest
 import torch
+from torch.utils import _pytree as pytree
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from vaesweep.config import DataConfig, LossConfig, MLPConfig
 from vaesweep.data import load_splits
+from vaesweep.evaluation import estimators
 from vaesweep.evaluation.estimators import (
     ACTIVE_UNIT_THRESHOLD,
+    accumulation_dtype,
     active_units,
     diag_gaussian_log_density,
     encoder_grad_norms,
@@ -158,6 +162,37 @@ def test_iwae_switches_a_training_mode_model_to_eval_and_back() -> None:
     iwae_nll(model, x, 5, generator=torch.Generator().manual_seed(0))
     assert model.training
     assert torch.equal(model.likelihood.running_mse, before)  # eval mode: no batch statistics
+
+
+class NoFloat64(TorchDispatchMode):
+    """Fails any operation that makes a float64 tensor, as MPS (Apple's GPUs) would."""
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+        out = func(*args, **(kwargs or {}))
+        made = [t for t in pytree.tree_leaves(out) if isinstance(t, torch.Tensor)]
+        if any(t.dtype == torch.float64 for t in made):
+            raise AssertionError(f"float64 made by {func}")
+        return out
+
+
+def test_iwae_accumulates_without_float64_where_the_device_has_none(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """MPS has no float64, and every run computes the IWAE bound at its end: on such a device
+    the pass accumulates in float32 (the dtype :func:`accumulation_dtype` gives for MPS), with
+    the same bounds to float32 precision."""
+    assert accumulation_dtype(torch.device("mps")) == torch.float32
+    assert accumulation_dtype(torch.device("cpu")) == torch.float64
+    torch.manual_seed(0)
+    model = build_model(MLPConfig(latent_dim=2, hidden=[8]), LossConfig("mse"), (1, 4, 4))
+    x = torch.rand(6, 1, 4, 4)
+    expected = iwae_bounds_scored(model, x, 20, torch.Generator().manual_seed(0), 10, (None, 0.1))
+    monkeypatch.setattr(estimators, "accumulation_dtype", lambda device: torch.float32)
+    with NoFloat64():
+        got = iwae_bounds_scored(model, x, 20, torch.Generator().manual_seed(0), 10, (None, 0.1))
+    for (nll, elbo), (nll_64, elbo_64) in zip(got, expected):
+        torch.testing.assert_close(nll, nll_64, rtol=1e-5, atol=1e-4)
+        torch.testing.assert_close(elbo, elbo_64, rtol=1e-5, atol=1e-4)
 
 
 def test_iwae_checks_for_an_interrupt_before_each_chunk_of_draws() -> None:

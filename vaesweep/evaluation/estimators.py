@@ -19,6 +19,11 @@ LOG_2PI = math.log(2 * math.pi)
 ACTIVE_UNIT_THRESHOLD = 1e-2
 
 
+def accumulation_dtype(device: torch.device) -> torch.dtype:
+    """float64 for running sums (a float32 sum over an epoch drifts); MPS has no float64."""
+    return torch.float32 if device.type == "mps" else torch.float64
+
+
 def active_units(mu_var: torch.Tensor) -> int:
     """Number of latent dims whose encoder-mean variance over the data exceeds 0.01."""
     return int((mu_var > ACTIVE_UNIT_THRESHOLD).sum())
@@ -124,7 +129,8 @@ def iwae_bounds_scored(
     model.eval()
     n = len(scorings)
     totals: list[torch.Tensor | None] = [None] * n
-    mean_log_w = [torch.zeros(x.shape[0], device=x.device, dtype=torch.float64) for _ in scorings]
+    acc = accumulation_dtype(x.device)
+    mean_log_w = [torch.zeros(x.shape[0], device=x.device, dtype=acc) for _ in scorings]
     try:
         mu, logvar = model.encode(x)
         drawn = 0
@@ -155,7 +161,7 @@ def iwae_bounds_scored(
                     log_px = -(sse / (2 * sigma2) + 0.5 * d * math.log(2 * math.pi * sigma2))
                     log_px = log_px.view(c, -1)
                 log_w_all = log_px + log_pz - log_qz
-                mean_log_w[i] += log_w_all.to(torch.float64).sum(0) / k
+                mean_log_w[i] += log_w_all.to(acc).sum(0) / k
                 log_w = torch.logsumexp(log_w_all, dim=0)
                 total = totals[i]
                 totals[i] = log_w if total is None else torch.logaddexp(total, log_w)

@@ -35,11 +35,6 @@ def to_unit(images: torch.Tensor, binarize: str, generator: torch.Generator | No
     return x
 
 
-def accumulation_dtype(device: torch.device) -> torch.dtype:
-    """float64 for running sums (a float32 sum over an epoch drifts); MPS has no float64."""
-    return torch.float32 if device.type == "mps" else torch.float64
-
-
 @dataclass
 class SplitStats:
     """Running sums over the images of one pass (per-image values, so means are exact)."""
@@ -61,7 +56,7 @@ class SplitStats:
             "sse": terms.sse.sum(),
             "loss": objective * b,
         }
-        acc = accumulation_dtype(mu.device)
+        acc = estimators.accumulation_dtype(mu.device)
         for k, v in batch.items():
             v = v.detach().to(acc)
             self.sums[k] = self.sums[k] + v if k in self.sums else v
@@ -312,8 +307,9 @@ def iwae_estimates(
 
     out: list[dict[str, float | int | bool]] = []
     for nll_parts, elbo_parts in zip(nlls, elbos):
-        nll = float(torch.cat(nll_parts).double().mean())
-        elbo_nll = max(float(torch.cat(elbo_parts).double().mean()), nll)
+        # Averaged in float64 on the host: MPS has no float64.
+        nll = float(torch.cat(nll_parts).to("cpu", torch.float64).mean())
+        elbo_nll = max(float(torch.cat(elbo_parts).to("cpu", torch.float64).mean()), nll)
         out.append(
             {
                 "nll": nll,

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 
 import torch
 
-from vaesweep.evaluation.metrics import SplitStats, accumulation_dtype
+from vaesweep.evaluation.estimators import accumulation_dtype
+from vaesweep.evaluation.metrics import SplitStats
 from vaesweep.objective.stacked import StackedTerms
 
 #: The per-image sums of :class:`SplitStats`, in the order they are stacked here.
