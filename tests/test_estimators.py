@@ -270,6 +270,39 @@ def test_mutual_information_chunking_is_exact() -> None:
     assert a[0] == pytest.approx(b[0], rel=1e-12) and a[1] == pytest.approx(b[1], rel=1e-12)
 
 
+class LargestTemporary(TorchDispatchMode):
+    """Records the most elements any operation's output had."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.most = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+        out = func(*args, **(kwargs or {}))
+        for t in pytree.tree_leaves(out):
+            if isinstance(t, torch.Tensor):
+                self.most = max(self.most, t.numel())
+        return out
+
+
+def test_mutual_information_keeps_its_temporaries_to_the_block_size(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``model.latent_dim=100000`` asked 256 x N x M elements per temporary (13 GB on digits) and
+    the run was killed: samples and posteriors are now scored in blocks of at most
+    MI_BLOCK_ELEMENTS elements, with the same estimate."""
+    mu, logvar, _ = _linear_gaussian(1.5, 0.7, 300, 3, 1)
+    mu, logvar = mu.repeat(1, 4), logvar.repeat(1, 4)  # M = 12
+    whole = mutual_information(mu, logvar, torch.Generator().manual_seed(5))
+    for budget in (12 * 300 * 7, 12 * 50):  # 7 rows of all posteriors; 1 row of 50
+        monkeypatch.setattr(estimators, "MI_BLOCK_ELEMENTS", budget)
+        with LargestTemporary() as seen:
+            got = mutual_information(mu, logvar, torch.Generator().manual_seed(5))
+        assert seen.most <= max(budget, 300 * 12), (budget, seen.most)  # (N, M) inputs aside
+        assert got[0] == pytest.approx(whole[0], rel=1e-9, abs=1e-12)
+        assert got[1] == pytest.approx(whole[1], rel=1e-9, abs=1e-12)
+
+
 def test_diag_gaussian_log_density_matches_torch() -> None:
     g = torch.Generator().manual_seed(0)
     z, mu, logvar = (torch.randn(5, 3, generator=g, dtype=torch.float64) for _ in range(3))

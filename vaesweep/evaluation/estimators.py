@@ -36,6 +36,11 @@ def diag_gaussian_log_density(
     return -0.5 * (LOG_2PI + logvar + (z - mu).pow(2) * torch.exp(-logvar)).sum(-1)
 
 
+#: Elements of each (z rows, posteriors, M) temporary of :func:`mutual_information` (64 MB
+#: in float32): rows and posteriors are taken in blocks that keep to it, however large N x M.
+MI_BLOCK_ELEMENTS = 1 << 24
+
+
 def mutual_information(
     mu: torch.Tensor,
     logvar: torch.Tensor,
@@ -48,16 +53,29 @@ def mutual_information(
     z_n ~ q(z|x_n) per image, as in He et al. 2019: ``I = mean_n[log q(z_n|x_n) - log q(z_n)]``,
     ``log q(z) = logsumexp_m log q(z|x_m) - log N``. The marginal KL is the rest of the rate,
     ``E_x KL(q(z|x)||p(z)) - I``. I is at most log N. mu, logvar: (N, M).
+
+    At most ``chunk`` samples are scored per block, against as many posteriors as keep each
+    temporary within :data:`MI_BLOCK_ELEMENTS`; the logsumexp over posterior blocks is
+    combined exactly (``logaddexp``), so the blocks change rounding only.
     """
-    n = mu.shape[0]
+    n, m = mu.shape
     eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
     z = mu + torch.exp(0.5 * logvar) * eps
     log_q_cond = diag_gaussian_log_density(z, mu, logvar)
+    cols = max(1, min(n, MI_BLOCK_ELEMENTS // max(m, 1)))
+    rows = max(1, min(chunk, MI_BLOCK_ELEMENTS // (cols * max(m, 1))))
     log_q_marg = []
-    for start in range(0, n, chunk):
-        zc = z[start : start + chunk].unsqueeze(1)  # (c, 1, M) against all N posteriors
-        dens = diag_gaussian_log_density(zc, mu.unsqueeze(0), logvar.unsqueeze(0))  # (c, N)
-        log_q_marg.append(torch.logsumexp(dens, dim=1) - math.log(n))
+    for start in range(0, n, rows):
+        zc = z[start : start + rows].unsqueeze(1)  # (r, 1, M) against a block of posteriors
+        total: torch.Tensor | None = None
+        for first in range(0, n, cols):
+            dens = diag_gaussian_log_density(
+                zc, mu[first : first + cols].unsqueeze(0), logvar[first : first + cols].unsqueeze(0)
+            )  # (r, c)
+            part = torch.logsumexp(dens, dim=1)
+            total = part if total is None else torch.logaddexp(total, part)
+        assert total is not None
+        log_q_marg.append(total - math.log(n))
     mi = float((log_q_cond - torch.cat(log_q_marg)).mean())
     rate = float(gaussian_kl(mu, logvar).sum(1).mean())
     return mi, rate - mi
