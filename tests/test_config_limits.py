@@ -180,6 +180,31 @@ def test_memory_check_passes_what_trains(monkeypatch: pytest.MonkeyPatch) -> Non
         assembly.check_memory(config, (1, 8, 8), torch.device("cpu"))
 
 
+def test_runs_on_a_cluster_are_not_held_to_this_machines_memory(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """On a SLURM launcher the preflight runs on the login node, whose RAM says nothing of the
+    compute nodes': a model that fits a node was refused there. The runs' models are held to
+    REMOTE_MEMORY (more than any node has) instead, so only one that fits nowhere is refused."""
+    from vaesweep.commands.sweep_planning import check_data_and_devices
+
+    config = bridge.compose([])
+    need = parameter_count(config.model, config.loss, (1, 8, 8)) * 16
+    monkeypatch.setattr(assembly, "device_memory", lambda device: need - 1)  # a small login node
+    with pytest.raises(ConfigError, match="more than the"):
+        assembly.preflight(config)
+    assembly.preflight(config, remote=True)
+    assembly.check_model(config, (1, 8, 8), remote=True)
+    assert check_data_and_devices([config], remote=True) == ([], None)
+    with pytest.raises(ConfigError, match="more than the"):
+        check_data_and_devices([config])
+    huge = bridge.compose(["model.latent_dim=1000000000000"])  # 2 PB: fits no node
+    with pytest.raises(ConfigError, match=r"more than any cluster node has \(2 TB at most\)"):
+        assembly.check_model(huge, (1, 8, 8), remote=True)
+    # The device is not resolved either: a cluster's GPUs are not visible from the login node.
+    assembly.preflight(bridge.compose(["train.device=cuda:3"]), remote=True)
+
+
 def test_train_with_a_model_larger_than_memory_stops_before_the_run(outputs: Path) -> None:
     result = _invoke(["train", "model.latent_dim=1000000000000", "train.epochs=1"])
     assert result.exit_code == 2, result.output

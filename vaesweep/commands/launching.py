@@ -119,9 +119,15 @@ def preflight_config(opts: LaunchOptions, config: Config) -> Config:
     the data for every launcher, so a missing dataset or ``data.limit=1`` stops with one line
     before any run directory or cluster job exists; the device where the runs train on this
     machine only (a cluster's GPUs are on its compute nodes, not on the login node)."""
-    if launcher_name(opts) in LOCAL_LAUNCHERS:
+    if not trains_remotely(opts):
         return config
     return replace(config, train=replace(config.train, device="cpu"))
+
+
+def trains_remotely(opts: LaunchOptions) -> bool:
+    """Whether the runs train on other machines (a cluster's nodes), whose devices and memory
+    this one cannot see."""
+    return launcher_name(opts) not in LOCAL_LAUNCHERS
 
 
 def runs_here(opts: LaunchOptions) -> bool:

@@ -22,6 +22,7 @@ from vaesweep.commands.launching import (
     parallel_jobs,
     preflight_config,
     runs_here,
+    trains_remotely,
 )
 from vaesweep.commands.sweep_stacks import assign_stacks, default_stack_size, launch_units
 from vaesweep.commands.train import timestamp
@@ -50,7 +51,10 @@ def plan_sweep(
     names = grid.names()
     resumed = [resume / n for n in names] if resume is not None else []
     opts.notes, gpu_capacity = _preflight(
-        [preflight_config(opts, c) for c in configs], runs_here(opts), resumed
+        [preflight_config(opts, c) for c in configs],
+        runs_here(opts),
+        resumed,
+        trains_remotely(opts),
     )
     dupes = {n for n in names if names.count(n) > 1}
     if dupes:
@@ -101,7 +105,9 @@ def _trains_alone(configs: list[Any]) -> str:
     return ""
 
 
-def _preflight(configs: list[Any], here: bool, resumed: list[Path]) -> tuple[list[str], int | None]:
+def _preflight(
+    configs: list[Any], here: bool, resumed: list[Path], remote: bool = False
+) -> tuple[list[str], int | None]:
     """Device and data of every distinct setting, and the runs ``resumed`` continues (see
     :func:`check_data_and_devices`), checked before anything is written; returns the notes
     the user must see (data found elsewhere than data.root) and the most stack members the
@@ -112,22 +118,23 @@ def _preflight(configs: list[Any], here: bool, resumed: list[Path]) -> tuple[lis
     login node) never holds torch and the data.
     """
     if here:
-        return check_data_and_devices(configs, resumed)
+        return check_data_and_devices(configs, resumed, remote)
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
     with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as child:
-        return child.submit(check_data_and_devices, configs, resumed).result()
+        return child.submit(check_data_and_devices, configs, resumed, remote).result()
 
 
 def check_data_and_devices(
-    configs: list[Any], resumed: Sequence[Path] = ()
+    configs: list[Any], resumed: Sequence[Path] = (), remote: bool = False
 ) -> tuple[list[str], int | None]:
     """:func:`vaesweep.run.assembly.preflight` of each distinct (data, device), and
     :func:`~vaesweep.run.assembly.check_model` of every run's model on its data; the notes,
     and the fewest members of a stack that any run's GPU holds
     (:func:`~vaesweep.run.stack_capacity.gpu_stack_capacity`; None where no run trains on a
-    GPU).
+    GPU). ``remote``: the runs train on a cluster's nodes (see
+    :func:`~vaesweep.run.assembly.preflight`).
 
     Each run in ``resumed`` that is not completed must be continuable
     (:meth:`~vaesweep.record.run_record.RunRecord.check_resumable`: its checkpoint loads, its
@@ -146,13 +153,13 @@ def check_data_and_devices(
     for config in configs:
         key = repr((config.data, config.train.device))
         if key in shapes:  # the same data: only the model may not fit it (model.depth=2,5)
-            check_model(config, shapes[key])
+            check_model(config, shapes[key], remote=remote)
         else:
-            splits = preflight(config)
+            splits = preflight(config, remote=remote)
             shapes[key] = splits.shape
             notes += [n for n in fallback_notes(splits) if n not in notes]
         setting = repr((key, config.model, config.loss, config.train.batch_size))
-        if setting not in capacities:
+        if setting not in capacities and not remote:
             capacities[setting] = gpu_stack_capacity(config, shapes[key])
     known = [c for c in capacities.values() if c is not None]
     return notes, min(known) if known else None

@@ -20,6 +20,7 @@ from vaesweep.commands.launching import (
     launcher_overrides,
     preflight_config,
     runs_here,
+    trains_remotely,
 )
 from vaesweep.errors import UserError
 from vaesweep.record import contract
@@ -79,7 +80,8 @@ def train(
     tracking.preflight([job.config.tracker], opts.outputs, start=runs_here(opts))
     from vaesweep.run.assembly import fallback_notes, preflight  # torch: only when used
 
-    for note in fallback_notes(preflight(preflight_config(opts, job.config))):
+    remote = trains_remotely(opts)
+    for note in fallback_notes(preflight(preflight_config(opts, job.config), remote=remote)):
         console.print(f"note: {note}", highlight=False, markup=False, soft_wrap=True)
     console.print(f"run dir: {run_dir}", highlight=False, markup=False, soft_wrap=True)
     created = not run_dir.exists()

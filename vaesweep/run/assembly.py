@@ -48,7 +48,7 @@ class Assembly:
 TRAINING_BYTES_PER_PARAMETER = 16
 
 
-def preflight(config: Config) -> Splits:
+def preflight(config: Config, *, remote: bool = False) -> Splits:
     """Resolve the device, load the data of ``config`` and check that its model fits them
     (:class:`UserError` if any fails).
 
@@ -56,11 +56,16 @@ def preflight(config: Config) -> Splits:
     ``data.limit=1``, ``train.device=cuda`` without a GPU, ``model.depth=5`` on 8 px images
     or a model too large for the device's memory leave nothing behind. Image folders and
     CelebA are decoded into a cache, so the run itself loads them again quickly.
+
+    ``remote``: the run trains on other machines (a cluster's nodes), whose devices and
+    memory this one cannot see: the device is not resolved and the memory check takes
+    :data:`REMOTE_MEMORY` as the node's memory.
     """
-    device = resolve_device(config.train.device)
-    check_gpu_index(config.train.device, device)
+    device = torch.device("cpu") if remote else resolve_device(config.train.device)
+    if not remote:
+        check_gpu_index(config.train.device, device)
     splits = load_splits(config.data)
-    check_model(config, splits.shape, device)
+    check_model(config, splits.shape, device, remote=remote)
     return splits
 
 
@@ -80,7 +85,11 @@ def check_gpu_index(name: str, device: torch.device) -> None:
 
 
 def check_model(
-    config: Config, shape: tuple[int, int, int], device: torch.device | None = None
+    config: Config,
+    shape: tuple[int, int, int],
+    device: torch.device | None = None,
+    *,
+    remote: bool = False,
 ) -> None:
     """:class:`ConfigError` unless ``config.model`` can be built for images of ``shape``
     (C, H, W) (:func:`~vaesweep.model.fit.check_fits`) and its parameters can train in the
@@ -88,11 +97,14 @@ def check_model(
 
     Nothing is allocated and no data is loaded: :func:`preflight` calls it, and a sweep whose
     runs share their data should call it for each run with the shape of that data, since
-    ``model.depth=2,5`` differ in their model only."""
+    ``model.depth=2,5`` differ in their model only. ``remote``: as in :func:`preflight`."""
     check_fits(config.model, shape, config.data.name)
-    check_memory(
-        config, shape, device if device is not None else resolve_device(config.train.device)
-    )
+    if remote:
+        check_memory(config, shape, torch.device("cpu"), have=REMOTE_MEMORY)
+    else:
+        check_memory(
+            config, shape, device if device is not None else resolve_device(config.train.device)
+        )
 
 
 def device_memory(device: torch.device) -> int | None:
@@ -105,7 +117,14 @@ def device_memory(device: torch.device) -> int | None:
         return None
 
 
-def check_memory(config: Config, shape: tuple[int, int, int], device: torch.device) -> None:
+#: The memory taken for a cluster node's, whose own this machine cannot see: more than any
+#: node has today, so only a model that could train nowhere is refused before submission.
+REMOTE_MEMORY = 2 * 10**12  # 2 TB
+
+
+def check_memory(
+    config: Config, shape: tuple[int, int, int], device: torch.device, have: int | None = None
+) -> None:
     """:class:`ConfigError` when the model's parameters alone (:data:`TRAINING_BYTES_PER_PARAMETER`
     each) need more memory than ``device`` has in all: such a run certainly cannot train
     there (``model.latent_dim=10**12`` asked the allocator for 2 PB after the run existed).
@@ -113,9 +132,12 @@ def check_memory(config: Config, shape: tuple[int, int, int], device: torch.devi
     Activations, the data and the evaluation come on top, so a model that passes may still
     not fit; one refused here cannot. The parameter count is a floor from plain integers
     first (:func:`~vaesweep.model.fit.parameter_floor`: no build, no overflow), then the
-    exact count of the model built on the meta device.
+    exact count of the model built on the meta device. ``have``: the memory to compare
+    with, instead of ``device``'s own.
     """
-    have = device_memory(device)
+    remote = have is not None
+    if have is None:
+        have = device_memory(device)
     if have is None:
         return
     count = parameter_floor(config.model, shape)
@@ -125,14 +147,19 @@ def check_memory(config: Config, shape: tuple[int, int, int], device: torch.devi
     need = count * TRAINING_BYTES_PER_PARAMETER
     if need <= have:
         return
-    where = "this machine" if device.type != "cuda" else f"GPU {device}"
+    if remote:
+        limit = f"any cluster node has ({_bytes(have)} at most)"
+    else:
+        limit = f"the {_bytes(have)} of " + (
+            "this machine" if device.type != "cuda" else f"GPU {device}"
+        )
     c, h, w = shape
     raise ConfigError(
         f"model={config.model.arch} with {_model_settings(config.model)} has "
         f"{'at least ' if at_least else ''}{count:.3g} parameters for {c}x{h}x{w} "
         f"images (data={config.data.name}): training them needs "
-        f"{_bytes(need)} (weights, gradients and Adam's moments), more than the "
-        f"{_bytes(have)} of {where}; make the model smaller"
+        f"{_bytes(need)} (weights, gradients and Adam's moments), more than "
+        f"{limit}; make the model smaller"
     )
 
 
