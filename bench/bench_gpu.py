@@ -1,6 +1,8 @@
 """GPU figures for stacked sweeps: wall time, throughput, host syncs, precision, equivalence.
 
-    python bench/bench_gpu.py [--device cuda] [--epochs 10] [--budget 420] [--json FILE]
+    python bench/bench_gpu.py [--device cuda] [--epochs 5] [--budget 420] [--json FILE]
+
+`make bench` runs it where a CUDA GPU is visible (elsewhere it says so and skips).
 
 Each section runs the real CLI (or the real trainers) on one GPU and prints what it measured;
 a section is skipped when less than its estimate is left of ``--budget`` seconds, so a short
@@ -8,8 +10,8 @@ lease still gives the first sections. Sections, in order:
 
 1. ``smoke``: a default digits run on the device, then ``vaesweep eval`` of it.
 2. ``sweep16``: a 16-value beta sweep on Fashion-MNIST (60,000 images, conv default) for
-   ``--epochs`` epochs: one run, the sweep as one stack (``--stack-size 16``) and the sweep at
-   the default ``--stack-size`` (two stacks of 8, one after the other). Prints each wall time
+   ``--epochs`` epochs: one run, the sweep at the default ``--stack-size`` (one stack of 16
+   on a GPU) and as two stacks of 8, one after the other. Prints each wall time
    against the one run's (target: the 16-run sweep within 2x of one run) and the training
    images per second of a stack against one run (all members' images counted).
 3. ``syncs``: short trainings (stacked and single, each feedback KL controller, bf16 and fp16)
@@ -18,10 +20,12 @@ lease still gives the first sections. Sections, in order:
    A site that fires about once per step is a per-step synchronisation (a defect).
 4. ``precision``: one run and a 16-member stack for 2 epochs in fp32, bf16 and fp16 (fp16
    never stacks): training images per second and the final validation loss.
-5. ``scaling``: one epoch of K stacked members (K = 1 .. 64) through the real stacked
+5. ``overheads``: process and CUDA start, and one run's phases (``summary.json``'s
+   ``timings``) with ``train.deterministic`` on and off.
+6. ``scaling``: one epoch of K stacked members (K = 1 .. 64) through the real stacked
    trainer, data on the device: ms per step of the stack, images per second, and K single
    steps' time over the stack's.
-6. ``equivalence``: a 3-member stack against the 3 single runs after one epoch on the device:
+7. ``equivalence``: a 3-member stack against the 3 single runs after one epoch on the device:
    the largest relative difference of any metric.
 
 On a CPU (``--device cpu``) the sections run on tiny data, to check the script itself.
@@ -152,6 +156,12 @@ def throughput(root: Path) -> float:
     return statistics.mean(rates)
 
 
+def timings(runs: list[dict]) -> dict[str, float]:
+    """The largest of each ``summary.json["timings"]`` entry over ``runs`` (seconds)."""
+    keys = {k for r in runs for k, v in r["timings"].items() if isinstance(v, (int, float))}
+    return {k: round(max(float(r["timings"].get(k) or 0) for r in runs), 2) for k in sorted(keys)}
+
+
 def fashion(limit: int | None = None) -> list[str]:
     if ARGS.device == "cpu":
         limit = min(limit or 1000, 1000)
@@ -209,8 +219,8 @@ def sweep16() -> dict:
     arms: dict[str, dict] = {}
     for arm, args in (
         ("one run", ["train", "beta=0.1", *common]),
-        ("stack of 16", ["sweep", f"beta={betas}", "--stack-size", "16", *common]),
-        ("default (stacks of 8)", ["sweep", f"beta={betas}", *common]),
+        ("default (one stack of 16 on a GPU)", ["sweep", f"beta={betas}", *common]),
+        ("stacks of 8", ["sweep", f"beta={betas}", "--stack-size", "8", *common]),
     ):
         if DEADLINE - time.monotonic() < 40:
             print(f"   {arm}: skipped (time)")
@@ -223,6 +233,7 @@ def sweep16() -> dict:
             "runs": len(runs),
             "completed": sum(r["status"] == "completed" for r in runs),
             "train_s": round(max(r["timings"]["train_s"] for r in runs), 1),
+            "timings": timings(runs),
             "images_per_s": round(throughput(root)),
             "val_loss_median": statistics.median(r["final"]["val"]["loss"] for r in runs),
         }
@@ -299,6 +310,38 @@ def precision() -> dict:
                 ),
             }
             print(f"   {key}: {out[key]}", flush=True)
+    return out
+
+
+@section(45)
+def overheads() -> dict:
+    """Where one run's time goes besides training: process start, CUDA's start, and the run's
+    own phases, with ``train.deterministic`` on (the default) and off."""
+    out: dict[str, object] = {}
+    for what, code in (
+        ("import vaesweep.cli", "import vaesweep.cli"),
+        ("import torch", "import torch"),
+        ("torch + first CUDA tensor", "import torch; torch.zeros(1, device='cuda').sum().item()"),
+    ):
+        if what.endswith("tensor") and ARGS.device == "cpu":
+            continue
+        t0 = time.perf_counter()
+        subprocess.run([sys.executable, "-c", code], check=True)
+        out[what] = round(time.perf_counter() - t0, 2)
+    print(f"   process starts (s): {out}", flush=True)
+    epochs = 2 if ARGS.device != "cpu" else 1
+    for det in ("true", "false"):
+        root = scratch("overheads")
+        wall = vaesweep(
+            root, "train", *fashion(), f"train.epochs={epochs}", f"train.deterministic={det}"
+        )
+        runs = summaries(root)
+        out[f"deterministic={det}"] = {
+            "wall_s": round(wall, 1),
+            "timings": timings(runs),
+            "images_per_s": round(throughput(root)),
+        }
+        print(f"   deterministic={det}: {out[f'deterministic={det}']}", flush=True)
     return out
 
 
@@ -414,7 +457,7 @@ def main() -> None:
     ARGS.data_root = str(Path(ARGS.data_root).resolve())
     ARGS.work = ARGS.work or tempfile.mkdtemp(prefix="bench_gpu-")
     DEADLINE = time.monotonic() + ARGS.budget
-    order = [env, smoke, sweep16, syncs, precision, scaling, equivalence]
+    order = [env, smoke, sweep16, syncs, precision, overheads, scaling, equivalence]
     for run in order:
         if not ARGS.only or run.__name__ in ARGS.only:
             run()
