@@ -152,15 +152,16 @@ def check_data_and_devices(
     capacities: dict[str, int | None] = {}
     for config in configs:
         key = repr((config.data, config.train.device))
+        setting = repr((key, config.model, config.loss, config.train.batch_size))
+        if setting in capacities:
+            continue  # checked: the runs differ in numbers no check reads (beta, seed, kl.*)
         if key in shapes:  # the same data: only the model may not fit it (model.depth=2,5)
             check_model(config, shapes[key], remote=remote)
         else:
             splits = preflight(config, remote=remote)
             shapes[key] = splits.shape
             notes += [n for n in fallback_notes(splits) if n not in notes]
-        setting = repr((key, config.model, config.loss, config.train.batch_size))
-        if setting not in capacities and not remote:
-            capacities[setting] = gpu_stack_capacity(config, shapes[key])
+        capacities[setting] = None if remote else gpu_stack_capacity(config, shapes[key])
     known = [c for c in capacities.values() if c is not None]
     return notes, min(known) if known else None
 
