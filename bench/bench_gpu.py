@@ -27,6 +27,8 @@ lease still gives the first sections. Sections, in order:
    steps' time over the stack's.
 7. ``equivalence``: a 3-member stack against the 3 single runs after one epoch on the device:
    the largest relative difference of any metric.
+8. ``resume``: a 4-member stack killed mid-run, then ``sweep --resume``: every member
+   completes, each epoch recorded once.
 
 On a CPU (``--device cpu``) the sections run on tiny data, to check the script itself.
 """
@@ -37,6 +39,7 @@ import argparse
 import csv
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -403,6 +406,65 @@ def scaling() -> dict:
     return out
 
 
+@section(60)
+def resume() -> dict:
+    """A stacked sweep killed (SIGKILL) once every member has a checkpoint and two epochs, then
+    ``sweep --resume``: every member must complete with each epoch recorded once."""
+    root = scratch("resume")
+    env = {**os.environ, "VAESWEEP_OUTPUTS": str(root)}
+    epochs = 6
+    args = ["sweep", "beta=0.01,0.1,1,10", *fashion(20000), f"train.epochs={epochs}"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "vaesweep", *args, "train.checkpoint_every_s=0", "--name", "r"],
+        cwd=root,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    sweep = root / "sweeps" / "r"
+
+    def epochs_done(run: Path) -> int:
+        try:
+            with (run / "metrics.csv").open() as f:
+                return len({r["epoch"] for r in csv.DictReader(f)})
+        except OSError:
+            return 0
+
+    def ready() -> bool:
+        runs = [d for d in sweep.glob("beta=*") if d.is_dir()]
+        return len(runs) == 4 and all(
+            (d / "checkpoint.pt").exists() and epochs_done(d) >= 2 for d in runs
+        )
+
+    while not ready():
+        if proc.poll() is not None:
+            raise RuntimeError("the sweep ended before it could be killed")
+        if DEADLINE - time.monotonic() < 20:
+            os.killpg(proc.pid, signal.SIGKILL)
+            raise RuntimeError("out of time before the kill")
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    at_kill = {d.name: epochs_done(d) for d in sweep.glob("beta=*")}
+    wall = vaesweep(root, "sweep", "--resume", str(sweep))
+    runs = summaries(sweep)
+    counts = {}
+    for d in sweep.glob("beta=*"):
+        with (d / "metrics.csv").open() as f:
+            rows = [(r["epoch"], r["split"]) for r in csv.DictReader(f)]
+        counts[d.name] = len(rows) == len(set(rows)) == 2 * epochs
+    out = {
+        "epochs_at_kill": at_kill,
+        "resume_wall_s": round(wall, 1),
+        "completed": sum(r["status"] == "completed" for r in runs),
+        "each_epoch_once": counts,
+        "resumed_at": sorted({str(r.get("resumed")) for r in runs}),
+    }
+    print(f"   {out}", flush=True)
+    return out
+
+
 @section(30)
 def equivalence() -> dict:
     common = [*fashion(3000), "train.epochs=1", "beta=0.01,0.1,1"]
@@ -457,7 +519,7 @@ def main() -> None:
     ARGS.data_root = str(Path(ARGS.data_root).resolve())
     ARGS.work = ARGS.work or tempfile.mkdtemp(prefix="bench_gpu-")
     DEADLINE = time.monotonic() + ARGS.budget
-    order = [env, smoke, sweep16, syncs, precision, overheads, scaling, equivalence]
+    order = [env, smoke, sweep16, syncs, precision, overheads, scaling, equivalence, resume]
     for run in order:
         if not ARGS.only or run.__name__ in ARGS.only:
             run()
