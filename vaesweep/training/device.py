@@ -44,13 +44,24 @@ def configure_threads(threads: int | None) -> int:
 def seed_everything(seed: int, deterministic: bool, device: torch.device) -> None:
     """Seed Python and torch RNGs; on GPUs, if asked, force deterministic kernels.
 
-    CPU kernels used here are deterministic for a fixed thread count already, and
-    ``torch.use_deterministic_algorithms`` imports torch's compiler stack (about 1.5 s per
-    fresh process), so it is only switched on where it changes results.
+    CPU kernels used here are deterministic for a fixed thread count already, so the switch
+    (:func:`deterministic_kernels`) is only made where it changes results.
     """
     random.seed(seed)
     torch.manual_seed(seed)
     if deterministic and device.type != "cpu":
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-        torch.use_deterministic_algorithms(True, warn_only=True)
+        deterministic_kernels()
         torch.backends.cudnn.benchmark = False
+
+
+def deterministic_kernels() -> None:
+    """``torch.use_deterministic_algorithms(True, warn_only=True)`` without its import of
+    torch's compiler (``torch._inductor``, about 1 s of every GPU run's start, to set a flag
+    only ``torch.compile`` reads; vaesweep compiles nothing): the same switch of the kernels,
+    set directly where this torch has it."""
+    setter = getattr(torch._C, "_set_deterministic_algorithms", None)
+    if setter is None:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    else:
+        setter(True, warn_only=True)
