@@ -16,12 +16,14 @@ from vaesweep.cli import app
 from vaesweep.commands.sweep_stacks import default_stack_size
 from vaesweep.config import Config, ConvConfig, DataConfig, TrainConfig
 from vaesweep.config.stacking import DEFAULT_STACK_SIZE, GPU_STACK_SIZE
+from vaesweep.data import load_splits
 from vaesweep.model.fit import parameter_count
 from vaesweep.run import stack_capacity
 from vaesweep.run.assembly import TRAINING_BYTES_PER_PARAMETER
 from vaesweep.run.stack_capacity import (
     ACTIVATION_FACTOR,
     MEMORY_SHARE,
+    RESERVE,
     forward_activation_bytes,
     gpu_stack_capacity,
     member_bytes,
@@ -75,8 +77,14 @@ def _a_gpu(monkeypatch: pytest.MonkeyPatch, memory: int) -> None:
 def test_capacity_is_the_share_of_memory_over_a_member(monkeypatch: pytest.MonkeyPatch) -> None:
     _a_gpu(monkeypatch, 16 * 2**30)
     config = _config()
-    expected = int(MEMORY_SHARE * 16 * 2**30) // member_bytes(config, FASHION)
+    member = member_bytes(config, FASHION)
+    expected = int(MEMORY_SHARE * 16 * 2**30) // member
     assert gpu_stack_capacity(config, FASHION) == expected
+    # Images on the device beside the members: what they and the reserve leave, if less.
+    assert gpu_stack_capacity(config, FASHION, data_bytes=2**30) == expected
+    data = 12 * 2**30  # e.g. a large image folder held on a 16 GiB GPU
+    fewer = gpu_stack_capacity(config, FASHION, data_bytes=data)
+    assert fewer == (16 * 2**30 - data - RESERVE) // member < expected
     _a_gpu(monkeypatch, 1 * MiB)  # not even one member: stacks of one, i.e. no stacking
     assert gpu_stack_capacity(config, FASHION) == 1
 
@@ -98,9 +106,12 @@ def test_a_sweep_on_a_gpu_stacks_by_its_memory(monkeypatch: pytest.MonkeyPatch) 
     assert "stacks of at most" not in result.output
     # A small GPU: fewer members per stack, and the sweep says why.
     digits = Config(model=ConvConfig(), train=TrainConfig(device="auto"))
-    memory = 200 * MiB
+    splits = load_splits(digits.data)
+    images = splits.train.images.numel() + splits.val.images.numel()  # uint8: bytes
+    memory = RESERVE + 200 * MiB
     _a_gpu(monkeypatch, memory)
-    fits = int(MEMORY_SHARE * memory) // member_bytes(digits, DIGITS)
+    budget = min(int(MEMORY_SHARE * memory), memory - images - RESERVE)
+    fits = budget // member_bytes(digits, DIGITS)
     assert 2 <= fits < GPU_STACK_SIZE
     result = runner.invoke(app, ["sweep", betas, "--dry-run"])
     assert result.exit_code == 0, result.output

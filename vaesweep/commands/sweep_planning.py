@@ -148,6 +148,7 @@ def check_data_and_devices(
             RunRecord(run_dir).check_resumable()
 
     shapes: dict[str, tuple[int, int, int]] = {}
+    data_bytes: dict[str, int] = {}
     notes: list[str] = []
     capacities: dict[str, int | None] = {}
     for config in configs:
@@ -160,8 +161,11 @@ def check_data_and_devices(
         else:
             splits = preflight(config, remote=remote)
             shapes[key] = splits.shape
+            data_bytes[key] = splits.train.images.numel() + splits.val.images.numel()
             notes += [n for n in fallback_notes(splits) if n not in notes]
-        capacities[setting] = None if remote else gpu_stack_capacity(config, shapes[key])
+        capacities[setting] = (
+            None if remote else gpu_stack_capacity(config, shapes[key], data_bytes[key])
+        )
     known = [c for c in capacities.values() if c is not None]
     return notes, min(known) if known else None
 

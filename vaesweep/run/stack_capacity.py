@@ -11,8 +11,9 @@ stacked trainer's peak (32, 64 and 128 members: 2,278, 4,463 and 8,835 MiB), aga
 weights and optimiser state and 11 MiB of forward activations, i.e. 5 times the activations;
 the estimate here is 80 MiB.
 
-A stack may take :data:`MEMORY_SHARE` of the GPU's memory: the data (on the device too), the
-CUDA context, the members' end-of-run outputs and the allocator's caching need the rest.
+A stack's members may take :data:`MEMORY_SHARE` of the GPU's memory, and never more than what
+the training and validation images (on the device too, as uint8) and :data:`RESERVE` leave:
+the CUDA context, the members' end-of-run outputs and the allocator's caching need the rest.
 """
 
 from __future__ import annotations
@@ -30,6 +31,9 @@ from vaesweep.training.device import resolve_device
 ACTIVATION_FACTOR = 6
 #: The share of a GPU's memory that one stack's members may take together.
 MEMORY_SHARE = 0.5
+#: Memory kept beside the members and the images: CUDA's context, the allocator's cache and
+#: the end-of-run outputs.
+RESERVE = 2**30
 
 
 def forward_activation_bytes(config: Config, shape: tuple[int, int, int]) -> int:
@@ -67,9 +71,12 @@ def member_bytes(config: Config, shape: tuple[int, int, int]) -> int:
     )
 
 
-def gpu_stack_capacity(config: Config, shape: tuple[int, int, int]) -> int | None:
+def gpu_stack_capacity(
+    config: Config, shape: tuple[int, int, int], data_bytes: int = 0
+) -> int | None:
     """The most members of ``config``'s model that a stack on its GPU may hold (at least 1),
-    or None where the run does not train on a CUDA GPU or its memory is unknown."""
+    with ``data_bytes`` of images on the device beside them; None where the run does not
+    train on a CUDA GPU or its memory is unknown."""
     device = resolve_device(config.train.device)
     if device.type != "cuda":
         return None
@@ -80,4 +87,5 @@ def gpu_stack_capacity(config: Config, shape: tuple[int, int, int]) -> int | Non
         need = member_bytes(config, shape)
     except (RuntimeError, NotImplementedError, TypeError, ValueError):
         return None  # a model whose forward pass the meta device cannot run: no bound
-    return max(1, int(MEMORY_SHARE * have) // max(need, 1))
+    budget = min(int(MEMORY_SHARE * have), have - data_bytes - RESERVE)
+    return max(1, budget // max(need, 1))
