@@ -10,12 +10,11 @@ the SLURM code path on one machine) and ``slurm`` (conf/hydra/launcher/slurm.yam
 from __future__ import annotations
 
 import shutil
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from vaesweep.bridge import launch as bridge_launch
 from vaesweep.bridge.overrides import has_key
-from vaesweep.config import Config
 from vaesweep.config.tracker import TrackerConfig
 from vaesweep.cpus import usable_cpus
 from vaesweep.errors import UserError
@@ -114,19 +113,10 @@ def launcher_name(opts: LaunchOptions) -> str:
     return "joblib" if name == "basic" and opts.jobs > 1 else name
 
 
-def preflight_config(opts: LaunchOptions, config: Config) -> Config:
-    """The settings checked here before anything is written (``run.assembly.preflight``):
-    the data for every launcher, so a missing dataset or ``data.limit=1`` stops with one line
-    before any run directory or cluster job exists; the device where the runs train on this
-    machine only (a cluster's GPUs are on its compute nodes, not on the login node)."""
-    if not trains_remotely(opts):
-        return config
-    return replace(config, train=replace(config.train, device="cpu"))
-
-
 def trains_remotely(opts: LaunchOptions) -> bool:
     """Whether the runs train on other machines (a cluster's nodes), whose devices and memory
-    this one cannot see."""
+    this one cannot see: the checks made here before anything is written
+    (``run.assembly.preflight``) then cover the data and the model's shape, not the device."""
     return launcher_name(opts) not in LOCAL_LAUNCHERS
 
 

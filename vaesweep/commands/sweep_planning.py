@@ -20,7 +20,6 @@ from vaesweep.commands.launching import (
     launcher_name,
     launcher_overrides,
     parallel_jobs,
-    preflight_config,
     runs_here,
     trains_remotely,
 )
@@ -51,7 +50,7 @@ def plan_sweep(
     names = grid.names()
     resumed = [resume / n for n in names] if resume is not None else []
     opts.notes, gpu_capacity = _preflight(
-        [preflight_config(opts, c) for c in configs],
+        configs,
         runs_here(opts),
         resumed,
         trains_remotely(opts),
@@ -152,7 +151,7 @@ def check_data_and_devices(
     notes: list[str] = []
     capacities: dict[str, int | None] = {}
     for config in configs:
-        key = repr((config.data, config.train.device))
+        key = repr((config.data, None if remote else config.train.device))
         setting = repr((key, config.model, config.loss, config.train.batch_size))
         if setting in capacities:
             continue  # checked: the runs differ in numbers no check reads (beta, seed, kl.*)

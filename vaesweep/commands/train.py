@@ -18,7 +18,6 @@ from vaesweep.commands.interrupts import mark_interrupted, stop_signals_as_inter
 from vaesweep.commands.launching import (
     LaunchOptions,
     launcher_overrides,
-    preflight_config,
     runs_here,
     trains_remotely,
 )
@@ -81,7 +80,7 @@ def train(
     from vaesweep.run.assembly import fallback_notes, preflight  # torch: only when used
 
     remote = trains_remotely(opts)
-    for note in fallback_notes(preflight(preflight_config(opts, job.config), remote=remote)):
+    for note in fallback_notes(preflight(job.config, remote=remote)):
         console.print(f"note: {note}", highlight=False, markup=False, soft_wrap=True)
     console.print(f"run dir: {run_dir}", highlight=False, markup=False, soft_wrap=True)
     created = not run_dir.exists()

@@ -23,7 +23,6 @@ from typing import Any
 import torch
 
 from vaesweep.config import Config
-from vaesweep.model.fit import parameter_count
 from vaesweep.run.assembly import TRAINING_BYTES_PER_PARAMETER, device_memory
 from vaesweep.training.device import resolve_device
 
@@ -40,6 +39,18 @@ def forward_activation_bytes(config: Config, shape: tuple[int, int, int]) -> int
     """Bytes of every leaf module's output in one forward pass (encode, then decode the means)
     of ``config.train.batch_size`` images of ``shape`` (C, H, W), in float32; counted on the
     meta device, so nothing is allocated."""
+    return _meta_counts(config, shape)[1]
+
+
+def member_bytes(config: Config, shape: tuple[int, int, int]) -> int:
+    """Estimated GPU memory one member of a stack trains in, in bytes (see the module)."""
+    params, activations = _meta_counts(config, shape)
+    return params * TRAINING_BYTES_PER_PARAMETER + ACTIVATION_FACTOR * activations
+
+
+def _meta_counts(config: Config, shape: tuple[int, int, int]) -> tuple[int, int]:
+    """(parameters, forward activation bytes) of ``config``'s model, built once on the meta
+    device."""
     from vaesweep.model import build_model
 
     with torch.device("meta"):
@@ -60,15 +71,7 @@ def forward_activation_bytes(config: Config, shape: tuple[int, int, int]) -> int
     finally:
         for h in hooks:
             h.remove()
-    return elements * 4
-
-
-def member_bytes(config: Config, shape: tuple[int, int, int]) -> int:
-    """Estimated GPU memory one member of a stack trains in, in bytes (see the module)."""
-    params = parameter_count(config.model, config.loss, shape)
-    return params * TRAINING_BYTES_PER_PARAMETER + ACTIVATION_FACTOR * forward_activation_bytes(
-        config, shape
-    )
+    return sum(p.numel() for p in model.parameters()), elements * 4
 
 
 def gpu_stack_capacity(
