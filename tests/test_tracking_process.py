@@ -114,7 +114,8 @@ from vaesweep.tracking import RunInfo, Trackers
 from vaesweep.tracking.fanout import _mlflow
 
 root = Path(sys.argv[1])
-trackers = Trackers([_mlflow(MlflowConfig(tracking_uri=sys.argv[2]))], image_every=1)
+route = _mlflow(MlflowConfig(tracking_uri=sys.argv[2]))
+trackers = Trackers([route], image_every=1)
 info = RunInfo(run_dir=root, name="r", config={"beta": 0.5}, hparams={"beta": 0.5})
 trackers.start(info)
 for epoch in (1, 2, 3):
@@ -122,22 +123,31 @@ for epoch in (1, 2, 3):
     trackers.epoch([{"epoch": epoch, "step": 10 * epoch, "split": "val", "kl": kl}])
     trackers.images(epoch, 10 * epoch, {"samples": np.full((8, 12, 3), epoch, np.uint8)})
 trackers.end("completed", {"status": "completed", "step": 30})
-print(json.dumps("mlflow" in sys.modules))
+print(json.dumps(["mlflow" in sys.modules, type(route.inner).__name__]))
 """
 
 
 @pytest.mark.slow
-def test_the_training_process_never_imports_mlflow(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("existing", "writer"),
+    [(False, "ProcessTracker"), (True, "MlflowTracker")],
+    ids=["a new store: MLflow's client creates it", "an existing store: written directly"],
+)
+def test_the_training_process_never_imports_mlflow(
+    tmp_path: Path, existing: bool, writer: str
+) -> None:
     from mlflow.tracking import MlflowClient
 
     store = f"sqlite:///{tmp_path / 'store.db'}"
+    if existing:
+        MlflowClient(store).search_experiments()  # creates the store
     out = subprocess.run(
         [sys.executable, "-c", _DRIVE, str(tmp_path), store],
         capture_output=True,
         text=True,
         check=True,
     )
-    assert json.loads(out.stdout) is False
+    assert json.loads(out.stdout) == [False, writer]
     run_id = json.loads((tmp_path / "mlflow.json").read_text())["run_id"]
     client = MlflowClient(store)
     run = client.get_run(run_id)
@@ -188,7 +198,7 @@ def test_a_tracker_process_that_dies_warns_once_and_the_run_goes_on(
         # on_start has been answered once the run's id is in its directory.
         while not handoff.exists():
             trackers._workers[0].thread.join(0.05)
-        tracker._child.proc.kill()  # type: ignore[attr-defined]
+        tracker.inner._child.proc.kill()  # type: ignore[attr-defined]
         trackers.epoch([{"epoch": 2, "step": 2, "split": "train", "kl": 1.0}])
         trackers.end("completed", {"status": "completed"})
     (warning,) = _warnings(caplog)
@@ -218,7 +228,7 @@ def test_the_tracker_process_logs_without_pandas_and_exits_cleanly(tmp_path: Pat
     tracker.on_epoch(rows)
     tracker.on_images(2, 20, {"samples": np.zeros((8, 8, 1), dtype=np.uint8)})
     tracker.on_end("completed", {"status": "completed"})
-    proc = tracker._child.proc  # type: ignore[attr-defined]
+    proc = tracker.inner._child.proc  # type: ignore[attr-defined]
     # Read while the child is alive and idle: every shared library it has loaded.
     libraries = Path(f"/proc/{proc.pid}/maps").read_text()
     assert "mlflow" in libraries or "sqlalchemy" in libraries or "_sqlite3" in libraries
@@ -373,14 +383,15 @@ def test_a_new_sqlite_store_appears_whole_or_not_at_all(tmp_path: Path) -> None:
         def killed_midway(call, *args, **kwargs):  # the creation's process dies in it
             sys.stdout.write("creating\\n"); sys.stdout.flush(); os._exit(9)
         mlflow_store.retry = killed_midway
-        mlflow_store.client("sqlite:///{store}")
+        from vaesweep.tracking.mlflow_client import client
+        client("sqlite:///{store}")
         """
     )
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert done.returncode == 9 and done.stdout == "creating\n", done.stderr
     assert not store.exists()
     assert list(tmp_path.glob(".mlflow.db.*.creating*"))  # what the killed creation left
-    from vaesweep.tracking.mlflow_store import client
+    from vaesweep.tracking.mlflow_client import client
 
     client(f"sqlite:///{store}")  # the next run creates it whole, and clears what was left
     assert store.exists() and not list(tmp_path.glob(".mlflow.db.*"))

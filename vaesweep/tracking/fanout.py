@@ -8,8 +8,9 @@ goes on with its record intact. At the end the run waits for the queues to drain
 for a tracker that says its store does not answer (``unreachable``: MLflow retrying a server
 that is gone), which would hold the run for minutes.
 
-MLflow does its work in a child process (:class:`~vaesweep.tracking.process.ProcessTracker`):
-its import, its store and its calls would otherwise compete with training for the GIL.
+MLflow writes a local SQLite store from its thread here, and any other store from a child
+process (:mod:`~vaesweep.tracking.mlflow_route`): MLflow's import, its client and its calls
+would otherwise compete with training for the GIL.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from vaesweep.config.tracker import TrackerConfig
 from vaesweep.record import contract
 from vaesweep.tracking.base import RunInfo, Tracker
 from vaesweep.tracking.packages import require_packages
-from vaesweep.tracking.process import ProcessTracker, RemoteError
+from vaesweep.tracking.process import RemoteError
 
 log = logging.getLogger("vaesweep.tracking")
 
@@ -247,11 +248,9 @@ def _tensorboard(cfg: Any) -> Tracker:
 
 
 def _mlflow(cfg: Any) -> Tracker:
-    from vaesweep.tracking.mlflow import MlflowTracker
+    from vaesweep.tracking.mlflow_route import MlflowRoute
 
-    # A store given in the config is opened by the child while the run loads; the default
-    # one depends on the run's directory, known at on_start.
-    return ProcessTracker("mlflow", cfg, MlflowTracker.min_interval_s, cfg.tracking_uri)
+    return MlflowRoute(cfg)
 
 
 _FACTORIES: dict[str, Callable[[Any], Tracker]] = {"tensorboard": _tensorboard, "mlflow": _mlflow}

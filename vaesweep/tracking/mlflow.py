@@ -10,10 +10,13 @@ the PNGs and train.log as artifacts. The run's id is kept in its directory
 logged past the checkpoint stay beside the resumed run's (MLflow cannot delete metric points):
 its tag :data:`STALE_TAG` names their epochs.
 
-Parallel runs (``--jobs N``, SLURM) each log from their own process: the sweep driver creates
-the store, the experiment and the parent run before launching (:func:`open_sweep`, which
+The tracker writes to a :class:`~vaesweep.tracking.mlflow_store.Store`: in the run's own
+process a local SQLite store is written directly (:mod:`~vaesweep.tracking.mlflow_route`
+decides), anything else through MLflow's client in a child process. Parallel runs (``--jobs
+N``, SLURM) each log from their own process: the sweep driver creates the store, the
+experiment and the parent run before launching (:mod:`~vaesweep.tracking.mlflow_sweep`, which
 leaves their ids in the sweep directory), so workers only add rows; SQLite serialises their
-writes (MLflow waits up to 20 s on a lock, and a write that still meets one is retried).
+writes (a writer waits up to 20 s on a lock, and a write that still meets one is retried).
 Every call is synchronous, whatever ``MLFLOW_ENABLE_ASYNC_LOGGING`` says: a call has stored
 its data when it returns, so the tracker's process can exit as soon as the run is done.
 """
@@ -24,7 +27,6 @@ import json
 import socket
 import tempfile
 import time
-from collections.abc import Iterable
 from contextlib import suppress
 from pathlib import Path
 from typing import Any
@@ -35,14 +37,13 @@ from vaesweep.config.tracker import MlflowConfig
 from vaesweep.record import contract
 from vaesweep.record.files import atomic_write_text, parse_json, read_json, write_json
 from vaesweep.tracking.base import RunInfo, as_text, flatten, scalars
+from vaesweep.tracking.mlflow_sqlite import NotDirect, SqliteStore, direct_store
 from vaesweep.tracking.mlflow_store import (
-    client,
-    experiment_id,
-    quick_client,
+    Store,
+    artifact_location,
     resolve_uri,
     retry,
-    shared_client,
-    unreachable,
+    shared_store,
 )
 
 #: In a run or sweep directory: ``{"tracking_uri", "experiment_id", "run_id"}``.
@@ -73,144 +74,136 @@ _EPOCH_METRIC = "train/epoch"
 _MAX_PARAM = 6000
 
 
+def run_uri(cfg: MlflowConfig, info: RunInfo) -> str:
+    """The store a run logs to: the config's, else its sweep's, else the one it logged to
+    before (a resumed run), else the default beside its outputs."""
+    sweep = read_handoff(info.sweep_dir / HANDOFF_FILE) if info.sweep_dir else {}
+    mine = read_handoff(info.run_dir / HANDOFF_FILE)
+    uri = cfg.tracking_uri or sweep.get("tracking_uri") or mine.get("tracking_uri")
+    return str(uri or resolve_uri(cfg, info.outputs_root))
+
+
 class MlflowTracker:
-    """Logs one run to MLflow; it runs in the child process of a
-    :class:`~vaesweep.tracking.process.ProcessTracker` (:mod:`vaesweep.tracking.worker`)."""
+    """Logs one run to an MLflow store.
+
+    ``direct_only`` (in the run's own process, :mod:`~vaesweep.tracking.mlflow_route`): the
+    store must be one written directly, else :meth:`on_start` raises
+    :class:`~vaesweep.tracking.mlflow_sqlite.NotDirect` before writing anything. Otherwise
+    (the child process of a :class:`~vaesweep.tracking.process.ProcessTracker`) the store is
+    the one ``tracker.mlflow.writer`` chooses.
+    """
 
     name = "mlflow"
     #: Seconds between metric writes: epochs in between go out in one batch (one SQLite
     #: transaction), which costs a run far less than a transaction per epoch.
     min_interval_s = 2.0
 
-    def __init__(self, cfg: MlflowConfig, uri_hint: str | None = None) -> None:
+    def __init__(
+        self, cfg: MlflowConfig, uri_hint: str | None = None, direct_only: bool = False
+    ) -> None:
         self.cfg = cfg
         #: The store the run will most likely use, opened by :meth:`prepare` ahead of it.
         self.uri_hint = uri_hint
-        self.client: Any = None
+        self.direct_only = direct_only
+        self.store: Store | None = None
         self.run_id = ""
         self.info: RunInfo | None = None
 
     def prepare(self) -> None:
-        """Import MLflow and open the hinted store, before the run starts logging."""
+        """MLflow's client: import MLflow and open the hinted store before the run logs."""
+        if self.direct_only or self.cfg.writer != "client":
+            return
         import mlflow.tracking  # noqa: F401
 
         if self.uri_hint:
             # on_start opens the store it needs, and reports what fails there.
             with suppress(Exception):
-                shared_client(self.uri_hint)
+                shared_store(self.uri_hint, self.cfg.writer)
 
     def on_start(self, info: RunInfo) -> None:
-        from mlflow.entities import Param, RunTag
-
         self.info = info
-        sweep = _read_handoff(info.sweep_dir / HANDOFF_FILE) if info.sweep_dir else {}
-        mine = _read_handoff(info.run_dir / HANDOFF_FILE)
-        uri = self.cfg.tracking_uri or sweep.get("tracking_uri") or mine.get("tracking_uri")
-        uri = uri or resolve_uri(self.cfg, info.outputs_root)
-        self.client = shared_client(uri)
+        sweep = read_handoff(info.sweep_dir / HANDOFF_FILE) if info.sweep_dir else {}
+        mine = read_handoff(info.run_dir / HANDOFF_FILE)
+        uri = run_uri(self.cfg, info)
+        if self.direct_only and direct_store(uri) is None:
+            raise NotDirect(f"{uri} is not a store vaesweep writes directly")
+        self.store = store = shared_store(uri, self.cfg.writer)
+        if self.direct_only and not isinstance(store, SqliteStore):
+            raise NotDirect(f"{uri} is opened through MLflow's client in this process")
         run_id = mine.get("run_id") if mine.get("tracking_uri") == uri else None
-        run = self._reopen(run_id) if run_id else None
-        if run is not None:
-            self.run_id = run.info.run_id
-            tags = {"status": "running", "resumed_after_step": str(info.resumed_step)}
-            self._tags(tags | self._stale_points(run, info.resumed_step))
+        tags = retry(store.reopen, str(run_id)) if run_id else None
+        if run_id and tags is not None:
+            self.run_id = str(run_id)
+            resumed = {"status": "running", "resumed_after_step": str(info.resumed_step)}
+            self._tags(resumed | self._stale_points(tags, info.resumed_step))
             return
         if sweep.get("tracking_uri") == uri and sweep.get("experiment_id"):
             exp = str(sweep["experiment_id"])
         else:
-            exp = experiment_id(self.client, self._experiment_name(info), uri)
-        tags = {
+            name = self.cfg.experiment or info.sweep_name or RUNS_EXPERIMENT
+            exp = retry(store.experiment_id, name, artifact_location(uri, name))
+        new_tags = {
             "status": "running",
             "host": info.host or socket.gethostname(),
             "run_dir": str(info.run_dir.resolve()),
             "swept_keys": ",".join(info.hparam_domains) or ",".join(info.hparams),
         }
         if info.sweep_name:
-            tags["sweep"] = info.sweep_name
+            new_tags["sweep"] = info.sweep_name
         if sweep.get("tracking_uri") == uri and sweep.get("run_id"):
-            tags["mlflow.parentRunId"] = str(sweep["run_id"])
-        run = retry(self.client.create_run, exp, tags=tags, run_name=info.name)
-        self.run_id = run.info.run_id
-        atomic_write_text(
-            info.run_dir / HANDOFF_FILE,
-            json.dumps({"tracking_uri": uri, "experiment_id": exp, "run_id": self.run_id}),
+            new_tags["mlflow.parentRunId"] = str(sweep["run_id"])
+        self.run_id = retry(store.create_run, exp, new_tags, info.name)
+        write_handoff(
+            info.run_dir, {"tracking_uri": uri, "experiment_id": exp, "run_id": self.run_id}
         )
-        params = [
-            Param(k, as_text(v)[:_MAX_PARAM]) for k, v in sorted(flatten(info.config).items())
-        ]
-        hp = [RunTag(f"hparam.{k}", as_text(v)) for k, v in info.hparams.items()]
-        for i in range(0, len(params), 100):  # MLflow takes at most 100 params per batch
-            chunk = params[i : i + 100]
-            retry(self.client.log_batch, self.run_id, params=chunk, synchronous=True)
-        if hp:
-            retry(self.client.log_batch, self.run_id, tags=hp, synchronous=True)
+        params = [(k, as_text(v)[:_MAX_PARAM]) for k, v in sorted(flatten(info.config).items())]
+        hp = [(f"hparam.{k}", as_text(v)[:_MAX_PARAM]) for k, v in info.hparams.items()]
+        retry(store.log_batch, self.run_id, params=params, tags=hp)
 
     def on_epoch(self, rows: list[dict[str, Any]]) -> None:
-        from mlflow.entities import Metric
-
+        assert self.store is not None
         now = int(time.time() * 1000)
         metrics = [
-            Metric(name, value, now, int(row["step"]))
-            for row in rows
-            for name, value in scalars(row)
+            (name, value, now, int(row["step"])) for row in rows for name, value in scalars(row)
         ]
-        for i in range(0, len(metrics), 1000):  # MLflow's batch limit
-            chunk = metrics[i : i + 1000]
-            retry(self.client.log_batch, self.run_id, metrics=chunk, synchronous=True)
+        retry(self.store.log_batch, self.run_id, metrics=metrics)
 
     def on_images(self, epoch: int, step: int, images: dict[str, np.ndarray]) -> None:
+        assert self.store is not None
         for name, array in images.items():
             image = array[:, :, 0] if array.shape[2] == 1 else array
-            retry(self.client.log_image, self.run_id, image, key=name, step=step, synchronous=True)
+            retry(self.store.log_image, self.run_id, name, image, step)
 
     def on_end(self, status: str, summary: dict[str, Any]) -> None:
-        assert self.info is not None
+        assert self.info is not None and self.store is not None
+        store = self.store
         with tempfile.TemporaryDirectory(prefix="vaesweep-mlflow-") as tmp:
             for name in ARTIFACT_FILES:
                 path = self.info.run_dir / name
                 if name == contract.SUMMARY_FILE:
                     path = _summary_as_ended(path, status, Path(tmp))
                 if path.exists():
-                    retry(self.client.log_artifact, self.run_id, str(path))
+                    retry(store.log_artifact, self.run_id, path)
         iwae = summary.get("iwae") or {}
         if iwae.get("nll") is not None:
-            step = int(summary.get("step") or 0)
-            retry(
-                self.client.log_metric,
-                self.run_id,
-                "final/iwae_nll",
-                iwae["nll"],
-                step=step,
-                synchronous=True,
-            )
+            point = ("final/iwae_nll", float(iwae["nll"]), int(time.time() * 1000))
+            retry(store.log_batch, self.run_id, metrics=[(*point, int(summary.get("step") or 0))])
         self._tags(
             {"status": status} | ({"error": str(summary["error"])} if summary.get("error") else {})
         )
-        mlflow_status = _RUN_STATUS.get(status, "KILLED")
-        retry(self.client.set_terminated, self.run_id, mlflow_status)
+        retry(store.terminate, self.run_id, _RUN_STATUS.get(status, "KILLED"))
 
     # ------------------------------------------------------------------ helpers
-    def _experiment_name(self, info: RunInfo) -> str:
-        return self.cfg.experiment or info.sweep_name or RUNS_EXPERIMENT
-
-    def _reopen(self, run_id: str) -> Any:
-        """Continue an existing run (a resumed vaesweep run): the run, None if the store lost it."""
-        try:
-            run = retry(self.client.get_run, run_id)
-        except Exception:
-            return None
-        retry(self.client.update_run, run_id, status="RUNNING")
-        return run
-
-    def _stale_points(self, run: Any, resumed_step: int | None) -> dict[str, str]:
+    def _stale_points(self, tags: dict[str, str], resumed_step: int | None) -> dict[str, str]:
         """The :data:`STALE_TAG` of a run resumed from a checkpoint older than what it had
         logged (a hard kill): MLflow cannot delete metric points, so those epochs' old points
         stay beside the ones the resumed run logs again at the same steps."""
         if resumed_step is None:
             return {}
-        history = retry(self.client.get_metric_history, run.info.run_id, _EPOCH_METRIC)
-        done = [int(m.value) for m in history if m.step <= resumed_step]
-        stale = sorted({int(m.value) for m in history if m.step > resumed_step})
+        assert self.store is not None
+        history = retry(self.store.metric_history, self.run_id, _EPOCH_METRIC)
+        done = [int(value) for step, value in history if step <= resumed_step]
+        stale = sorted({int(value) for step, value in history if step > resumed_step})
         if not stale:
             return {}
         span = f"epoch {stale[0]}" if len(stale) == 1 else f"epochs {stale[0]}-{stale[-1]}"
@@ -219,14 +212,13 @@ class MlflowTracker:
             f"{max(done, default=0)}; each of their steps holds a stale point beside the "
             "resumed run's newer one, which is the run's"
         )
-        old = run.data.tags.get(STALE_TAG)
+        old = tags.get(STALE_TAG)
         return {STALE_TAG: f"{old}; {note}" if old else note}
 
     def _tags(self, tags: dict[str, str]) -> None:
-        from mlflow.entities import RunTag
-
-        batch = [RunTag(k, v[:_MAX_PARAM]) for k, v in tags.items()]
-        retry(self.client.log_batch, self.run_id, tags=batch, synchronous=True)
+        assert self.store is not None
+        batch = [(k, v[:_MAX_PARAM]) for k, v in tags.items()]
+        retry(self.store.log_batch, self.run_id, tags=batch)
 
 
 def _summary_as_ended(path: Path, status: str, tmp: Path) -> Path:
@@ -244,85 +236,15 @@ def _summary_as_ended(path: Path, status: str, tmp: Path) -> Path:
     return copy
 
 
-# ---------------------------------------------------------------------- sweeps
-
-
-def open_sweep(
-    cfg: MlflowConfig,
-    sweep_dir: Path,
-    name: str,
-    swept_keys: Iterable[str],
-    root: Path | None,
-    n_runs: int,
-) -> dict[str, str]:
-    """Create (or reopen, on resume) the sweep's experiment and parent run before launching.
-
-    Leaves ``{"tracking_uri", "experiment_id", "run_id"}`` in ``sweep_dir/mlflow.json`` for
-    the runs, which become the parent's children. A store that cannot be reached is a
-    :class:`UserError` here, before anything trains.
-    """
-    uri = resolve_uri(cfg, root)
-    path = Path(sweep_dir) / HANDOFF_FILE
-    old = _read_handoff(path)
-    try:
-        mlflow_client = client(uri)
-        if old.get("tracking_uri") == uri and old.get("run_id"):
-            try:
-                retry(mlflow_client.get_run, old["run_id"])
-                retry(mlflow_client.update_run, old["run_id"], status="RUNNING")
-                return old
-            except Exception:
-                pass  # the store lost it: open a new one
-        exp = experiment_id(mlflow_client, cfg.experiment or name, uri)
-        tags = {
-            "status": "running",
-            "host": socket.gethostname(),
-            "sweep": name,
-            "sweep_dir": str(Path(sweep_dir).resolve()),
-            "swept_keys": ",".join(swept_keys),
-            "runs": str(n_runs),
-        }
-        run = retry(mlflow_client.create_run, exp, tags=tags, run_name=name)
-    except Exception as err:
-        raise unreachable(uri, err) from None
-    handoff = {"tracking_uri": uri, "experiment_id": exp, "run_id": run.info.run_id}
-    Path(sweep_dir).mkdir(parents=True, exist_ok=True)
-    atomic_write_text(path, json.dumps(handoff))
-    return handoff
-
-
-def close_sweep(sweep_dir: Path, statuses: Iterable[str]) -> None:
-    """End the sweep's parent run: FINISHED when every run completed, else FAILED."""
-    handoff = _read_handoff(Path(sweep_dir) / HANDOFF_FILE)
-    if not handoff.get("run_id"):
-        return
-    counts: dict[str, int] = {}
-    for s in statuses:
-        counts[s] = counts.get(s, 0) + 1
-    ok = set(counts) <= {"completed"}
-    mlflow_client = client(handoff["tracking_uri"])
-    summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
-    from mlflow.entities import RunTag
-
-    tags = [RunTag("status", "completed" if ok else "unfinished"), RunTag("runs_status", summary)]
-    retry(mlflow_client.log_batch, handoff["run_id"], tags=tags)
-    retry(mlflow_client.set_terminated, handoff["run_id"], "FINISHED" if ok else "FAILED")
-
-
-def upload_report(sweep_dir: Path, report_dir: Path) -> str | None:
-    """Log a report's files as artifacts (``report/``) of the sweep's parent run, if it has one."""
-    handoff = _read_handoff(Path(sweep_dir) / HANDOFF_FILE)
-    if not handoff.get("run_id"):
-        return None
-    # Bounded: a sweep's server may be long gone when its report is made.
-    with quick_client(handoff["tracking_uri"]) as mlflow_client:
-        retry(mlflow_client.log_artifacts, handoff["run_id"], str(report_dir), "report")
-    return str(handoff["run_id"])
-
-
-def _read_handoff(path: Path) -> dict[str, Any]:
+def read_handoff(path: Path) -> dict[str, Any]:
     try:
         data = parse_json(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
     return data if isinstance(data, dict) else {}
+
+
+def write_handoff(folder: Path, handoff: dict[str, str]) -> None:
+    """Leave ``{"tracking_uri", "experiment_id", "run_id"}`` in ``folder`` (:data:`HANDOFF_FILE`)."""
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    atomic_write_text(Path(folder) / HANDOFF_FILE, json.dumps(handoff))

@@ -1,24 +1,29 @@
-"""Where MLflow logs: the store's URI, a client for it, the experiment, the light check before
-anything trains, and calls retried while SQLite reports a lock.
+"""Where MLflow logs: the store's URI, the store a run writes to, the experiment's artifact
+folder, the light check before anything trains, and calls retried while SQLite reports a lock.
 
-Nothing here imports MLflow at module level: :func:`check_store` runs in the training process,
-which never imports it (a local store is checked on disk, a server by one HTTP request).
+A store (:class:`Store`) is written directly (:mod:`~vaesweep.tracking.mlflow_sqlite`, a local
+SQLite store of a verified schema) or through MLflow's client
+(:mod:`~vaesweep.tracking.mlflow_client`). Nothing here imports MLflow at module level:
+:func:`check_store` runs in the training process, which never imports it (a local store is
+checked on disk, a server by one HTTP request).
 """
 
 from __future__ import annotations
 
-import logging
 import os
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import closing, contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
+
+import numpy as np
 
 from vaesweep.config.tracker import MlflowConfig
 from vaesweep.errors import UserError
 from vaesweep.record.layout import MLFLOW_ARTIFACTS_DIR, MLFLOW_STORE, outputs_root
+from vaesweep.tracking.mlflow_sqlite import SqliteStore, direct_store, sqlite_path
 
 _T = TypeVar("_T")
 
@@ -32,95 +37,76 @@ def resolve_uri(cfg: MlflowConfig, root: Path | None) -> str:
     return cfg.tracking_uri or default_uri(root or outputs_root())
 
 
-def client(uri: str) -> Any:
-    """An ``MlflowClient`` for ``uri``; a new local SQLite store is created whole first
-    (:func:`create_sqlite_store`)."""
-    from mlflow.tracking import MlflowClient
+class Store(Protocol):
+    """What a run's tracker and a sweep's parent run need of an MLflow store.
 
-    # After the import, which sets mlflow's own level: its INFO lines (schema migrations)
-    # are noise in a run's log.
-    for name in ("mlflow", "alembic"):
-        logging.getLogger(name).setLevel(logging.WARNING)
-    # MLflow prints a run's and its experiment's links at each run's end on a server store:
-    # two lines per run of a sweep on the terminal. The README says how to open the store.
-    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
-    if uri.startswith("sqlite:///"):
-        path = Path(uri[len("sqlite:///") :]).expanduser()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if not path.exists():
-            create_sqlite_store(path)
-    return retry(MlflowClient, tracking_uri=uri)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process
-        return True
-    return True
-
-
-def create_sqlite_store(path: Path) -> None:
-    """Create MLflow's SQLite store ``path`` under a temporary name, then link it into place.
-
-    MLflow builds a new store's schema in dozens of migrations (about 1.5 s of CPU); a process
-    killed among them (Ctrl-C during the first run's start, when the run stops waiting for its
-    tracker) left a store that no later run could open ("table ... already exists"). Now a
-    killed creation leaves only the hidden temporary file, and a store made meanwhile by
-    another process (parallel runs) is kept, never replaced.
+    Metrics are ``(key, value, timestamp in ms, step)``; statuses are MLflow's (FINISHED,
+    FAILED, KILLED). Implemented by :class:`~vaesweep.tracking.mlflow_sqlite.SqliteStore` and
+    :class:`~vaesweep.tracking.mlflow_client.ClientStore`.
     """
-    from mlflow.tracking import MlflowClient
 
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.creating")
-    # Files of creations whose process was killed: ".<name>.<pid>.creating[-journal]".
-    for left in path.parent.glob(f".{path.name}.*.creating*"):
-        pid = left.name[len(path.name) + 2 :].split(".")[0]
-        if pid.isdigit() and not _alive(int(pid)):
-            left.unlink(missing_ok=True)
-    try:
-        retry(MlflowClient(tracking_uri=f"sqlite:///{tmp}").search_experiments, max_results=1)
-        try:
-            os.link(tmp, path)  # fails if the store exists by now
-        except FileExistsError:
-            pass
-        except OSError:  # a file system without hard links
-            if not path.exists():
-                os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    uri: str
 
+    def experiment_id(self, name: str, location: str | None) -> str: ...
 
-#: The tracker process's clients by URI, shared by the runs it logs: opening a SQLite store
-#: imports the SQLAlchemy store and checks its schema, about 1 s of CPU.
-_CLIENTS: dict[str, Any] = {}
+    def create_run(self, experiment_id: str, tags: dict[str, str], name: str) -> str: ...
 
+    def reopen(self, run_id: str) -> dict[str, str] | None: ...
 
-def shared_client(uri: str) -> Any:
-    if uri not in _CLIENTS:
-        _CLIENTS[uri] = client(uri)
-    return _CLIENTS[uri]
+    def terminate(self, run_id: str, status: str) -> None: ...
+
+    def log_batch(
+        self,
+        run_id: str,
+        metrics: Sequence[tuple[str, float, int, int]] = (),
+        params: Sequence[tuple[str, str]] = (),
+        tags: Sequence[tuple[str, str]] = (),
+    ) -> None: ...
+
+    def metric_history(self, run_id: str, key: str) -> list[tuple[int, float]]: ...
+
+    def log_image(self, run_id: str, key: str, image: np.ndarray, step: int) -> None: ...
+
+    def log_artifact(self, run_id: str, path: Path, artifact_path: str = "") -> None: ...
+
+    def log_artifacts(self, run_id: str, source: Path, artifact_path: str) -> None: ...
 
 
-def experiment_id(mlflow_client: Any, name: str, uri: str) -> str:
-    """The id of experiment ``name``, created if needed (by whichever process comes first)."""
-    found = retry(mlflow_client.get_experiment_by_name, name)
-    if found is not None:
-        if found.lifecycle_stage == "deleted":
-            retry(mlflow_client.restore_experiment, found.experiment_id)
-        return str(found.experiment_id)
-    location = None
-    if uri.startswith("sqlite:///"):
-        slug = re.sub(r"[^\w.=,+-]+", "_", name).strip("_") or "experiment"
-        location = (Path(uri[len("sqlite:///") :]).parent / MLFLOW_ARTIFACTS_DIR / slug).as_uri()
-    try:
-        return str(mlflow_client.create_experiment(name, artifact_location=location))
-    except Exception:
-        found = retry(mlflow_client.get_experiment_by_name, name)
-        if found is None:
-            raise
-        return str(found.experiment_id)
+def direct(cfg: MlflowConfig, uri: str) -> bool:
+    """Whether a run logs to ``uri`` directly (in its own process, without MLflow's client)."""
+    return cfg.writer == "auto" and direct_store(uri) is not None
+
+
+def open_store(uri: str, writer: str = "auto") -> Store:
+    """The store at ``uri``: written directly where it can be (``writer="auto"``), else
+    through MLflow's client (which creates a new local SQLite store whole)."""
+    path = direct_store(uri) if writer == "auto" else None
+    if path is not None:
+        return SqliteStore(path, uri)
+    from vaesweep.tracking.mlflow_client import ClientStore
+
+    return ClientStore(uri)
+
+
+#: This process's stores by URI and writer, shared by the runs it logs: opening one through
+#: MLflow's client imports the SQLAlchemy store and checks its schema, about 1 s of CPU.
+_STORES: dict[tuple[str, str], Store] = {}
+
+
+def shared_store(uri: str, writer: str = "auto") -> Store:
+    if (uri, writer) not in _STORES:
+        _STORES[uri, writer] = open_store(uri, writer)
+    return _STORES[uri, writer]
+
+
+def artifact_location(uri: str, experiment: str) -> str | None:
+    """Where a new experiment of a local SQLite store keeps its artifacts: ``mlartifacts/
+    <experiment>`` beside the store (None elsewhere: the store's or server's default)."""
+    path = sqlite_path(uri)
+    if path is None:
+        return None
+    slug = re.sub(r"[^\w.=,+-]+", "_", experiment).strip("_") or "experiment"
+    return (path.parent / MLFLOW_ARTIFACTS_DIR / slug).as_uri()
 
 
 def check_store(cfg: MlflowConfig, root: Path | None, create: bool = True) -> None:
@@ -148,7 +134,9 @@ def check_store(cfg: MlflowConfig, root: Path | None, create: bool = True) -> No
         elif scheme in ("http", "https"):
             _probe(uri)
         else:
-            with _quick_http():
+            from vaesweep.tracking.mlflow_client import client, quick_http
+
+            with quick_http():
                 retry(client(uri).search_experiments, max_results=1)
     except Exception as err:
         raise unreachable(uri, err) from None
@@ -208,39 +196,20 @@ def _probe(uri: str) -> None:
 
 
 @contextmanager
-def quick_client(uri: str) -> Iterator[Any]:
-    """A client for a command that must not hang on a store that is gone (the report's
-    upload): a server is asked first, within :data:`PROBE_TIMEOUT_S`, and MLflow's HTTP
-    retries are cut short while the client is used."""
-    with _quick_http():
+def quick_store(uri: str) -> Iterator[Store]:
+    """A store for a command that must not hang on one that is gone (the report's upload):
+    a server is asked first, within :data:`PROBE_TIMEOUT_S`, and MLflow's HTTP retries are
+    cut short while the store is used."""
+    from vaesweep.tracking.mlflow_client import quick_http
+
+    with quick_http():
         if uri.partition("://")[0].lower() in ("http", "https"):
             try:
                 _probe(uri)
             except OSError as err:
                 why = getattr(err, "reason", None) or err
                 raise ConnectionError(f"no server answers at {uri}: {why}") from None
-        yield client(uri)
-
-
-@contextmanager
-def _quick_http() -> Iterator[None]:
-    """MLflow's HTTP retries cut short, unless the user chose them (``MLFLOW_HTTP_*``)."""
-    quick = {
-        "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1",
-        "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
-        "MLFLOW_HTTP_REQUEST_TIMEOUT": "15",
-    }
-    added = [k for k in quick if k not in os.environ]
-    os.environ.update({k: quick[k] for k in added})
-    retries = logging.getLogger("urllib3.connectionpool")  # "Retrying ..." lines: noise here
-    level = retries.level
-    retries.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        retries.setLevel(level)
-        for k in added:
-            os.environ.pop(k, None)
+        yield open_store(uri)
 
 
 def unreachable(uri: str, err: Exception) -> UserError:

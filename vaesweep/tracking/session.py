@@ -39,19 +39,20 @@ def preflight(
     """Before launching: the packages are installed and the MLflow store can be used.
 
     Light (MLflow is not imported: :func:`~vaesweep.tracking.mlflow_store.check_store`). ``start``:
-    the run trains in this process, so its MLflow process is started now and imports while
-    the command goes on loading torch and the data (:func:`~vaesweep.tracking.process.start_early`).
+    the run trains in this process, so an MLflow process it will need (a store it does not write
+    directly) is started now and imports while the command goes on loading torch and the data
+    (:func:`~vaesweep.tracking.mlflow_route.start_early`).
     ``create=False`` (a dry run): nothing is written, not even the store's folder or file.
     """
     check(configs)
     cfg = _mlflow(configs)
     if cfg is not None:
-        from vaesweep.tracking.mlflow_store import check_store, resolve_uri
-        from vaesweep.tracking.process import start_early
+        from vaesweep.tracking.mlflow_route import start_early
+        from vaesweep.tracking.mlflow_store import check_store
 
         check_store(cfg, outputs_root, create)
         if start:
-            start_early("mlflow", cfg, resolve_uri(cfg, outputs_root))
+            start_early(cfg, outputs_root)
 
 
 def open_sweep(
@@ -66,9 +67,9 @@ def open_sweep(
     (tagged with the sweep's ``n_runs``)."""
     cfg = _mlflow(configs)
     if cfg is not None:
-        from vaesweep.tracking import mlflow
+        from vaesweep.tracking import mlflow_sweep
 
-        mlflow.open_sweep(cfg, sweep_dir, name, swept_keys, outputs_root, n_runs)
+        mlflow_sweep.open_sweep(cfg, sweep_dir, name, swept_keys, outputs_root, n_runs)
 
 
 def close_sweep(sweep_dir: Path, statuses: Iterable[str]) -> None:
@@ -76,9 +77,9 @@ def close_sweep(sweep_dir: Path, statuses: Iterable[str]) -> None:
     if not (Path(sweep_dir) / HANDOFF_FILE).exists():
         return
     try:
-        from vaesweep.tracking import mlflow
+        from vaesweep.tracking import mlflow_sweep
 
-        mlflow.close_sweep(sweep_dir, statuses)
+        mlflow_sweep.close_sweep(sweep_dir, statuses)
     except Exception as err:  # the sweep's own record is complete either way
         log.warning("could not close the sweep's MLflow run (%s)", str(err).splitlines()[0])
 
@@ -90,9 +91,9 @@ def upload_report(sweep_dirs: Iterable[Path], report_dir: Path) -> list[str]:
         if not (Path(sweep_dir) / HANDOFF_FILE).exists():
             continue
         try:
-            from vaesweep.tracking import mlflow
+            from vaesweep.tracking import mlflow_sweep
 
-            run_id = mlflow.upload_report(Path(sweep_dir), Path(report_dir))
+            run_id = mlflow_sweep.upload_report(Path(sweep_dir), Path(report_dir))
         except Exception as err:  # the report itself is written; say what did not happen
             log.warning(
                 "could not upload the report to MLflow (%s)", str(err).splitlines()[0][:300]
