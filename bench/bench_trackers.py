@@ -1,7 +1,9 @@
 """Benchmark: what each experiment tracker costs a default run.
 
 Arms: ``vaesweep train beta=0.1`` on the default config and data with ``tracker=none``,
-``tracker=tensorboard``, ``tracker=mlflow`` (the default SQLite store) and both, each in a
+``tracker=tensorboard``, ``tracker=mlflow`` (the default SQLite store, which the warm-up run
+creates, so it is written directly), the same through MLflow's client
+(``tracker.mlflow.writer=client``) and both trackers, each in a
 fresh process as a user runs it; the arms alternate so machine noise hits them alike, and
 figures are medians over the repeats. ``tracker=none`` runs twice in every repeat, and its
 second slot is printed like a tracker: the difference two identical arms show is what this
@@ -14,7 +16,7 @@ logging after it); the fastest run of the arm against the fastest without a trac
 host only ever adds time, so this is the less noisy figure); then the extra CPU time (user +
 system) of the command and its child processes (MLflow logs from one). Last, MLflow's floor:
 what importing it and opening the store costs a process of its own, the part of the tracker
-no design of ours removes (it runs beside the run).
+the client path cannot remove (it runs beside the run); the direct writer has none.
 
 Usage: ``python bench/bench_trackers.py [--repeats N] [--epochs E] [--arms none,mlflow]``.
 """
@@ -33,6 +35,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 ARMS = {
     "none": "tracker=none",
@@ -41,6 +44,9 @@ ARMS = {
     "none_again": "tracker=none",
     "tensorboard": "tracker=tensorboard",
     "mlflow": "tracker=mlflow",
+    # The same store through MLflow's client, in a child process: how MLflow was logged before
+    # the direct writer (and how any store that is not a local SQLite one still is).
+    "mlflow_client": "tracker=mlflow tracker.mlflow.writer=client",
     "both": "tracker=[tensorboard,mlflow]",
 }
 TARGET_OVERHEAD = 0.05
@@ -76,7 +82,7 @@ class Sample:
 def train(root: Path, arm: str, epochs: int | None, extra: Sequence[str] = ()) -> Sample:
     """One default run of ``arm``, as a user types it (plus the overrides ``extra``)."""
     name = f"{arm}_{time.monotonic_ns()}"
-    args = ["train", "beta=0.1", ARMS[arm], "train.progress=off", *extra, "--name", name]
+    args = ["train", "beta=0.1", *ARMS[arm].split(), "train.progress=off", *extra, "--name", name]
     args += [f"train.epochs={epochs}"] if epochs else []
     rusage = root / f"{name}.cpu.json"
     env = {**os.environ, "VAESWEEP_OUTPUTS": str(root), "VAESWEEP_BENCH_RUSAGE": str(rusage)}
@@ -101,7 +107,11 @@ def mlflow_floor(root: Path) -> tuple[float, float]:
     imports MLflow (as it does it: :data:`vaesweep.tracking.worker.HIDDEN`), opens the existing
     store, finds its input closed and exits."""
     spec = json.dumps(
-        {"tracker": "mlflow", "config": {}, "uri_hint": f"sqlite:///{root / 'mlflow.db'}"}
+        {
+            "tracker": "mlflow",
+            "config": {"writer": "client"},
+            "uri_hint": f"sqlite:///{root / 'mlflow.db'}",
+        }
     )
     out = []
     for args in (["-c", "pass"], ["-m", "vaesweep.tracking.worker", spec]):
@@ -109,6 +119,52 @@ def mlflow_floor(root: Path) -> tuple[float, float]:
         subprocess.run([sys.executable, *args], check=True, stdin=subprocess.DEVNULL)
         out.append((time.perf_counter() - t0, _children_cpu() - cpu0))
     return out[1][0] - out[0][0], out[1][1] - out[0][1]
+
+
+def direct_cost(root: Path) -> tuple[float, int]:
+    """(CPU s, values) of the direct MLflow writer replaying a finished default run's record in
+    this process as the run sends it: the epochs of each :attr:`MlflowTracker.min_interval_s`
+    (by their ``seconds`` column) in one batch, the grids every 5 epochs and at the end, the
+    artifacts. Measured with the thread's own CPU clock: what the tracker's thread takes
+    from training."""
+    import numpy as np
+    import yaml
+
+    from vaesweep.config.tracker import MlflowConfig
+    from vaesweep.record.files import read_metrics_csv
+    from vaesweep.tracking.base import RunInfo, scalars
+    from vaesweep.tracking.mlflow import MlflowTracker
+
+    run_dir = next(p for p in sorted((root / "runs").glob("*_none_*")) if p.is_dir())
+    rows = read_metrics_csv(run_dir / "metrics.csv")
+    config = yaml.safe_load((run_dir / "config.yaml").read_text())
+    replay = root / "replay"
+    replay.mkdir(exist_ok=True)
+    for name in ("config.yaml", "summary.json", "reconstructions.png", "samples.png"):
+        if (run_dir / name).exists():
+            (replay / name).write_bytes((run_dir / name).read_bytes())
+    info = RunInfo(replay, "replay", config, {"beta": 0.1}, outputs_root=root)
+    grid = np.zeros((8 * 34, 8 * 34, 3), np.uint8)  # a default run's 8 x 8 grid of 32 px digits
+    tracker = MlflowTracker(MlflowConfig(), direct_only=True)
+    start = time.thread_time()
+    tracker.on_start(info)
+    epochs = sorted({int(r["epoch"]) for r in rows})
+    batch: list[dict[str, Any]] = []
+    waited = 0.0
+    for epoch in epochs:
+        mine = [r for r in rows if int(r["epoch"]) == epoch]
+        batch += mine
+        waited += max(float(r.get("seconds") or 0.0) for r in mine)
+        last = epoch == epochs[-1]
+        if waited >= tracker.min_interval_s or last:
+            tracker.on_epoch(batch)
+            batch, waited = [], 0.0
+        if epoch % 5 == 0 or last:
+            step = max(int(r["step"]) for r in mine)
+            tracker.on_images(epoch, step, {"reconstructions": grid, "samples": grid})
+    tracker.on_end("completed", json.loads((run_dir / "summary.json").read_text()))
+    values = sum(1 for r in rows for _ in scalars(r))
+    return time.thread_time() - start, values
 
 
 def main() -> None:
@@ -140,6 +196,7 @@ def main() -> None:
             for arm in arms[i % len(arms) :] + arms[: i % len(arms)]:
                 samples[arm].append(train(root, arm, args.epochs, args.set))
         floor = [mlflow_floor(root) for _ in range(args.repeats)]
+        direct = [direct_cost(root) for _ in range(3)]
     load = os.getloadavg()[0]
 
     def median(arm: str, field: str) -> float:
@@ -186,6 +243,12 @@ def main() -> None:
     print(
         f"  MLflow's floor (its process alone: import, open the store, exit): {floor_wall:.2f} s, "
         f"CPU {floor_cpu:.2f} s = {floor_cpu / base_cpu:+.1%} of the run's CPU"
+    )
+    direct_cpu = statistics.median(d[0] for d in direct)
+    print(
+        f"  the direct MLflow writer's own CPU for a default run's record ({direct[0][1]} values, "
+        f"a batch per epoch, the grids, the artifacts), in its thread: {direct_cpu:.3f} s = "
+        f"{direct_cpu / base_cpu:+.1%} of the run's CPU"
     )
     print(
         f"  (load average {load_start:.1f} at the start, {load:.1f} at the end, on "
