@@ -247,7 +247,7 @@ def main() -> None:
     direct_cpu = statistics.median(d[0] for d in direct)
     print(
         f"  the direct MLflow writer's own CPU for a default run's record ({direct[0][1]} values, "
-        f"a batch per epoch, the grids, the artifacts), in its thread: {direct_cpu:.3f} s = "
+        f"a batch per 2 s of epochs, the grids, the artifacts), in its thread: {direct_cpu:.3f} s = "
         f"{direct_cpu / base_cpu:+.1%} of the run's CPU"
     )
     print(

@@ -130,17 +130,26 @@ print(json.dumps(["mlflow" in sys.modules, type(route.inner).__name__]))
 @pytest.mark.slow
 @pytest.mark.parametrize(
     ("existing", "writer"),
-    [(False, "ProcessTracker"), (True, "MlflowTracker")],
-    ids=["a new store: MLflow's client creates it", "an existing store: written directly"],
+    [(None, "ProcessTracker"), ("store", "MlflowTracker"), ("deleted", "ProcessTracker")],
+    ids=[
+        "a new store: MLflow's client creates it",
+        "an existing store: written directly",
+        "a deleted experiment: MLflow's client restores it",
+    ],
 )
 def test_the_training_process_never_imports_mlflow(
-    tmp_path: Path, existing: bool, writer: str
+    tmp_path: Path, existing: str | None, writer: str
 ) -> None:
     from mlflow.tracking import MlflowClient
+
+    from vaesweep.tracking.mlflow import RUNS_EXPERIMENT
 
     store = f"sqlite:///{tmp_path / 'store.db'}"
     if existing:
         MlflowClient(store).search_experiments()  # creates the store
+    if existing == "deleted":
+        old = MlflowClient(store).create_experiment(RUNS_EXPERIMENT)
+        MlflowClient(store).delete_experiment(old)
     out = subprocess.run(
         [sys.executable, "-c", _DRIVE, str(tmp_path), store],
         capture_output=True,

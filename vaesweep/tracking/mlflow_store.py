@@ -88,15 +88,17 @@ def open_store(uri: str, writer: str = "auto") -> Store:
     return ClientStore(uri)
 
 
-#: This process's stores by URI and writer, shared by the runs it logs: opening one through
-#: MLflow's client imports the SQLAlchemy store and checks its schema, about 1 s of CPU.
-_STORES: dict[tuple[str, str], Store] = {}
+#: The stores by process, URI and writer, shared by the runs a process logs: opening one
+#: through MLflow's client imports the SQLAlchemy store and checks its schema, about 1 s of
+#: CPU. A forked process opens its own (a SQLite connection must not cross a fork).
+_STORES: dict[tuple[int, str, str], Store] = {}
 
 
 def shared_store(uri: str, writer: str = "auto") -> Store:
-    if (uri, writer) not in _STORES:
-        _STORES[uri, writer] = open_store(uri, writer)
-    return _STORES[uri, writer]
+    key = (os.getpid(), uri, writer)
+    if key not in _STORES:
+        _STORES[key] = open_store(uri, writer)
+    return _STORES[key]
 
 
 def artifact_location(uri: str, experiment: str) -> str | None:
