@@ -197,6 +197,39 @@ def test_trackers_never_change_the_record_even_when_one_fails(
     assert len(history) == 3
 
 
+@pytest.mark.slow
+def test_a_store_damaged_mid_run_drops_the_direct_writer_and_the_run_goes_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The direct writer (an existing store) meets a real SQLite error when the store's file is
+    overwritten after the run has started: one warning, the run and its record unchanged."""
+    from vaesweep.tracking.mlflow_sqlite import SqliteStore
+
+    path = tmp_path / "store.db"
+    MlflowClient(f"sqlite:///{path}").search_experiments()  # an existing store
+    real = SqliteStore.log_batch
+
+    def damaged_before_the_first_rows(self: SqliteStore, run_id: str, **kw: Any) -> None:
+        if kw.get("metrics"):
+            with open(path, "r+b") as f:  # as another program, or a failing disk, would
+                f.write(b"\0" * 4096)
+        real(self, run_id, **kw)
+
+    monkeypatch.setattr(SqliteStore, "log_batch", damaged_before_the_first_rows)
+    plain = run_job(bridge.compose([*TINY, "train.epochs=2"]), tmp_path / "plain")
+    trackers = ["tracker=[tensorboard,mlflow]", f"tracker.mlflow.tracking_uri=sqlite:///{path}"]
+    tracked_cfg = bridge.compose([*TINY, "train.epochs=2", *trackers])
+    with caplog.at_level(logging.WARNING, logger="vaesweep.tracking"):
+        tracked = run_job(tracked_cfg, tmp_path / "tracked")
+    assert plain["status"] == tracked["status"] == "completed"
+    assert record_numbers(tmp_path / "plain") == record_numbers(tmp_path / "tracked")
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings) == 1, warnings
+    assert "tracker mlflow failed in on_epoch (DatabaseError" in warnings[0]
+    assert json.loads((tmp_path / "tracked" / HANDOFF_FILE).read_text())["run_id"]
+    assert list((tmp_path / "tracked").glob("events.out.tfevents.*"))  # TensorBoard went on
+
+
 def test_unreachable_store_is_one_line_exit_2_before_training(outputs: Path) -> None:
     result = CliRunner().invoke(
         app, ["train", "tracker=mlflow", "tracker.mlflow.tracking_uri=http://127.0.0.1:9"]
