@@ -5,6 +5,7 @@ to the client."""
 
 from __future__ import annotations
 
+import io
 import math
 import shutil
 import sqlite3
@@ -52,6 +53,8 @@ def _script(store: Store, files: Path) -> dict[str, Any]:
     run = store.create_run(exp, {"mlflow.parentRunId": parent, "status": "running"}, "beta=0.1")
     store.log_batch(run, params=[("train.lr", "0.001"), ("beta", "0.1")], tags=[("a", "1")])
     store.log_batch(run, params=[("beta", "0.1")])  # the same value again: no change
+    # Values longer than MLflow takes are cut to its limits (6,000 and 8,000 characters).
+    store.log_batch(parent, params=[("long", "p" * 7000)], tags=[("long", "t" * 9000)])
     points = [
         ("train/loss", 2.0, 1000, 10),
         ("train/kl", math.nan, 1000, 10),
@@ -275,3 +278,76 @@ def test_the_writer_is_a_checked_setting() -> None:
         ConfigError, match=r"tracker.mlflow.writer='sql' is invalid: must be one of auto"
     ):
         MlflowConfig(writer="sql")
+
+
+@pytest.mark.slow
+def test_mlflows_server_serves_a_directly_written_run(template: Path, tmp_path: Path) -> None:
+    """What the UI asks the server for (a run, a metric's history, the images panel's files,
+    one image), from a store written directly."""
+    import json
+    import urllib.parse
+    import urllib.request
+
+    from tracker_faults import mlflow_server
+
+    folder = tmp_path / "server"
+    folder.mkdir()
+    shutil.copy(template, folder / "server.db")  # the store `mlflow_server` serves
+    uri = f"sqlite:///{folder / 'server.db'}"
+    store = open_store(uri)
+    assert isinstance(store, SqliteStore)
+    exp = store.experiment_id("ui", artifact_location(uri, "ui"))
+    run = store.create_run(exp, {"status": "running"}, "beta=0.1")
+    store.log_batch(run, params=[("beta", "0.1")])
+    store.log_batch(run, metrics=[("val/kl", 3.0, 1000, 10), ("val/kl", 2.0, 1001, 20)])
+    picture = np.arange(16 * 16, dtype=np.uint8).reshape(16, 16)
+    store.log_image(run, "samples", picture, 20)
+    store.terminate(run, "FINISHED")
+
+    with mlflow_server(folder) as server:
+
+        def get(route: str, **query: str) -> bytes:
+            url = f"{server.uri}{route}?{urllib.parse.urlencode(query)}"
+            with urllib.request.urlopen(url, timeout=30) as answer:
+                return bytes(answer.read())
+
+        got = json.loads(get("/api/2.0/mlflow/runs/get", run_id=run))["run"]
+        assert got["info"]["status"] == "FINISHED" and got["info"]["run_name"] == "beta=0.1"
+        assert got["data"]["params"] == [{"key": "beta", "value": "0.1"}]
+        assert {"key": "mlflow.loggedImages", "value": "True"} in got["data"]["tags"]
+        history = json.loads(
+            get("/api/2.0/mlflow/metrics/get-history", run_id=run, metric_key="val/kl")
+        )["metrics"]
+        assert sorted((m["step"], m["value"]) for m in history) == [(10, 3.0), (20, 2.0)]
+        files = json.loads(get("/api/2.0/mlflow/artifacts/list", run_id=run, path="images"))
+        names = sorted(f["path"] for f in files["files"])
+        (png_name,) = [n for n in names if n.endswith(".png")]
+        assert len(names) == 2 and png_name.replace(".png", "+compressed.webp") in names
+        png = get("/get-artifact", path=png_name, run_uuid=run)
+        with Image.open(io.BytesIO(png)) as image:
+            assert np.array_equal(np.asarray(image), picture)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "batch",
+    [
+        {"metrics": [("a/../b", 1.0, 0, 0)]},
+        {"metrics": [("/abs", 1.0, 0, 0)]},
+        {"params": [("p$", "1")]},
+        {"tags": [("t" * 251, "1")]},
+    ],
+    ids=["not unique", "absolute", "a character", "a long name"],
+)
+def test_the_direct_writer_refuses_what_mlflows_client_refuses(
+    template: Path, tmp_path: Path, batch: dict[str, Any]
+) -> None:
+    stores = []
+    for name, writer in (("client", "client"), ("direct", "auto")):
+        uri = _store_file(template, tmp_path / name)
+        store = open_store(uri, writer)
+        exp = store.experiment_id("e", artifact_location(uri, "e"))
+        stores.append((store, store.create_run(exp, {}, "r")))
+    for store, run in stores:
+        with pytest.raises(Exception, match=r"(?i)invalid|does not take|at most|exceed"):
+            store.log_batch(run, **batch)

@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import math
 import os
+import posixpath
+import re
 import sqlite3
 import threading
 import time
@@ -87,6 +89,38 @@ def direct_store(uri: str) -> Path | None:
     except (sqlite3.Error, TypeError, ValueError):
         return None
     return None if other else path
+
+
+#: What MLflow takes as a metric, param or tag name (on POSIX), and its longest name.
+_NAME = re.compile(r"[/\w.\- :]*")
+_MAX_NAME = 250
+#: MLflow's longest param and tag values.
+_MAX_VALUE = {"param": 6000, "tag": 8000}
+
+
+def check_name(kind: str, name: str) -> None:
+    """Refuse a name MLflow's client refuses (its characters, a path that is not unique such
+    as ``a/../b``, more than 250 characters), so both writers take the same names."""
+    normal = posixpath.normpath(name)
+    unique = normal == name and normal != "." and not normal.startswith(("..", "/"))
+    if not (_NAME.fullmatch(name) and unique and len(name) <= _MAX_NAME):
+        raise ValueError(
+            f"MLflow does not take the {kind} name {name!r}: names may only contain "
+            "alphanumerics, underscores, dashes, periods, spaces, colons and slashes, as a "
+            f"normalised relative path of at most {_MAX_NAME} characters"
+        )
+
+
+def _fitted(kind: str, name: str, value: str) -> str:
+    """``value`` cut to MLflow's longest (as its client does, unless
+    ``MLFLOW_TRUNCATE_LONG_VALUES`` is false: then refused, as there)."""
+    limit = _MAX_VALUE[kind]
+    if len(value) <= limit:
+        return value
+    if os.environ.get("MLFLOW_TRUNCATE_LONG_VALUES", "true").strip().lower() in ("false", "0"):
+        raise ValueError(f"MLflow takes {kind} values of at most {limit} characters; {name!r} "
+                         f"has {len(value)}")  # fmt: skip
+    return value[:limit]
 
 
 def _now_ms() -> int:
@@ -238,6 +272,13 @@ class SqliteStore:
         tags: Sequence[tuple[str, str]] = (),
     ) -> None:
         """Metrics ``(key, value, timestamp ms, step)``, params and tags in one transaction."""
+        for key, *_ in metrics:
+            check_name("metric", key)
+        for kind, pairs in (("param", params), ("tag", tags)):
+            for key, _ in pairs:
+                check_name(kind, key)
+        params = [(k, _fitted("param", k, v)) for k, v in params]
+        tags = [(k, _fitted("tag", k, v)) for k, v in tags]
         with self._write() as db:
             self._active(db, run_id)
             if params:
