@@ -351,3 +351,23 @@ def test_the_direct_writer_refuses_what_mlflows_client_refuses(
     for store, run in stores:
         with pytest.raises(Exception, match=r"(?i)invalid|does not take|at most|exceed"):
             store.log_batch(run, **batch)
+
+
+@pytest.mark.slow
+def test_a_run_in_an_experiment_with_artifacts_elsewhere_is_left_to_the_client(
+    template: Path, tmp_path: Path
+) -> None:
+    """A sweep's experiment (made through MLflow's client, say with an S3 artifact root):
+    creating its runs directly is refused before any row is written."""
+    uri = _store_file(template, tmp_path / "s")
+    store = SqliteStore(Path(uri[len("sqlite:///") :]), uri)
+    store._db.execute(
+        "INSERT INTO experiments (name, artifact_location, lifecycle_stage) "
+        "VALUES ('x', 's3://bucket/x', 'active')"
+    )
+    (exp,) = store._read("SELECT experiment_id FROM experiments WHERE name = 'x'")[0]
+    before = _rows(uri, [])
+    with pytest.raises(NotDirect):
+        store.create_run(str(exp), {"status": "running"}, "r")
+    assert _rows(uri, []) == before
+    store.create_run("0", {}, "r")  # the store is usable after the refusal

@@ -27,7 +27,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import closing, contextmanager
+from contextlib import closing, contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -161,10 +161,12 @@ class SqliteStore:
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 yield self._db
+                self._db.execute("COMMIT")
             except BaseException:
-                self._db.execute("ROLLBACK")
+                if self._db.in_transaction:  # a failed COMMIT may leave it open
+                    with suppress(sqlite3.Error):
+                        self._db.execute("ROLLBACK")
                 raise
-            self._db.execute("COMMIT")
 
     def _read(self, sql: str, args: Sequence[Any] = ()) -> list[Any]:
         with self._lock:
@@ -219,6 +221,7 @@ class SqliteStore:
             ).fetchone()
             if found is None or found[1] != "active":
                 raise ValueError(f"the experiment {experiment_id} is not an active experiment")
+            local_folder(found[0] or "")  # else NotDirect: its artifacts are elsewhere
             artifact_uri = f"{found[0].rstrip('/')}/{run_id}/artifacts"
             db.execute(
                 "INSERT INTO runs (run_uuid, name, source_type, source_name, entry_point_name, "
