@@ -390,6 +390,23 @@ def test_folder_cache_hit_and_invalidation(tmp_path: Path) -> None:
     assert len(list((tmp_path / "cache").glob("*.safetensors"))) == 2  # one per size
 
 
+def test_pickled_caches_of_older_versions_are_removed_and_nothing_else(tmp_path: Path) -> None:
+    make_image_folder(tmp_path / "imgs")
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    old = cache / "imgs-0123456789ab-0123456789abcdef.pt"  # 0.1's pickled cache of this folder
+    kept = [
+        cache / "other-0123456789ab-0123456789abcdef.pt",  # another folder's: its own run
+        cache / "imgs-model.pt",  # not a cache's name
+        cache / "imgs-0123456789ab-0123456789abcdef.pt.bak",
+    ]
+    for path in (old, *kept):
+        path.write_bytes(b"\x80\x04 a pickle")
+    load_folder(folder_cfg(tmp_path / "imgs", cache, image_size=16))
+    assert not old.exists() and all(p.exists() for p in kept)
+    assert len(list(cache.glob("*.safetensors"))) == 1
+
+
 def test_folder_damaged_or_unwritable_cache(tmp_path: Path) -> None:
     make_image_folder(tmp_path / "imgs")
     cfg = folder_cfg(tmp_path / "imgs", tmp_path / "cache", image_size=16)

@@ -42,6 +42,9 @@ log = logging.getLogger(__name__)
 CACHE_VERSION = 4
 #: The cache files' suffix (:mod:`vaesweep.tensorfile`).
 CACHE_SUFFIX = ".safetensors"
+#: The name of a cache file before 0.2.0 (a pickle, ``<folder>-<12 hex>-<16 hex>.pt``): removed
+#: when the same folder's cache is written, since no version reads it any more.
+PICKLED_CACHE = re.compile(r"[A-Za-z0-9_.]+-[0-9a-f]{12}-[0-9a-f]{16}\.pt")
 #: The most pixels one image may decode to (about 2 GB in Pillow, which holds RGB in 4 bytes):
 #: a museum scan of a painting fits, a decompression bomb does not. Checked after JPEG's reduced
 #: decoding (``draft``), so a JPEG of any size that shrinks below it is read; Pillow's own check
@@ -258,6 +261,11 @@ def write_cache(path: Path, decoded: Decoded) -> bool:
     for stale in path.parent.glob(f"{prefix}-*{CACHE_SUFFIX}"):
         if stale != path:
             stale.unlink(missing_ok=True)
+    # Pickled caches of vaesweep before 0.2.0 (never read now) of a folder of the same name.
+    slug = prefix.split("-", 1)[0]
+    for old in path.parent.glob(f"{slug}-*.pt"):
+        if PICKLED_CACHE.fullmatch(old.name):
+            old.unlink(missing_ok=True)
     return True
 
 
