@@ -37,7 +37,6 @@ from vaesweep.config.tracker import MlflowConfig
 from vaesweep.record import contract
 from vaesweep.record.files import atomic_write_text, parse_json, read_json, write_json
 from vaesweep.tracking.base import RunInfo, as_text, flatten, scalars
-from vaesweep.tracking.mlflow_sqlite import NotDirect, SqliteStore, direct_store
 from vaesweep.tracking.mlflow_store import (
     Store,
     artifact_location,
@@ -88,7 +87,7 @@ class MlflowTracker:
 
     ``direct_only`` (in the run's own process, :mod:`~vaesweep.tracking.mlflow_route`): the
     store must be one written directly, else :meth:`on_start` raises
-    :class:`~vaesweep.tracking.mlflow_sqlite.NotDirect` before writing anything. Otherwise
+    :class:`~vaesweep.tracking.mlflow_files.NotDirect` before writing anything. Otherwise
     (the child process of a :class:`~vaesweep.tracking.process.ProcessTracker`) the store is
     the one ``tracker.mlflow.writer`` chooses.
     """
@@ -125,11 +124,7 @@ class MlflowTracker:
         sweep = read_handoff(info.sweep_dir / HANDOFF_FILE) if info.sweep_dir else {}
         mine = read_handoff(info.run_dir / HANDOFF_FILE)
         uri = run_uri(self.cfg, info)
-        if self.direct_only and direct_store(uri) is None:
-            raise NotDirect(f"{uri} is not a store vaesweep writes directly")
-        self.store = store = shared_store(uri, self.cfg.writer)
-        if self.direct_only and not isinstance(store, SqliteStore):
-            raise NotDirect(f"{uri} is opened through MLflow's client in this process")
+        self.store = store = shared_store(uri, "direct" if self.direct_only else self.cfg.writer)
         run_id = mine.get("run_id") if mine.get("tracking_uri") == uri else None
         tags = retry(store.reopen, str(run_id)) if run_id else None
         if run_id and tags is not None:

@@ -20,7 +20,7 @@ from vaesweep.config.tracker import MlflowConfig
 from vaesweep.tracking import process
 from vaesweep.tracking.base import RunInfo, Tracker
 from vaesweep.tracking.mlflow import MlflowTracker, run_uri
-from vaesweep.tracking.mlflow_sqlite import NotDirect
+from vaesweep.tracking.mlflow_files import NotDirect
 from vaesweep.tracking.mlflow_store import direct, resolve_uri
 
 

@@ -23,6 +23,7 @@ import numpy as np
 from vaesweep.config.tracker import MlflowConfig
 from vaesweep.errors import UserError
 from vaesweep.record.layout import MLFLOW_ARTIFACTS_DIR, MLFLOW_STORE, outputs_root
+from vaesweep.tracking.mlflow_files import NotDirect
 from vaesweep.tracking.mlflow_sqlite import SqliteStore, direct_store, sqlite_path
 
 _T = TypeVar("_T")
@@ -79,10 +80,14 @@ def direct(cfg: MlflowConfig, uri: str) -> bool:
 
 def open_store(uri: str, writer: str = "auto") -> Store:
     """The store at ``uri``: written directly where it can be (``writer="auto"``), else
-    through MLflow's client (which creates a new local SQLite store whole)."""
-    path = direct_store(uri) if writer == "auto" else None
+    through MLflow's client (which creates a new local SQLite store whole). ``"direct"``:
+    only directly (:class:`~vaesweep.tracking.mlflow_files.NotDirect` where it cannot be;
+    MLflow is never imported)."""
+    path = direct_store(uri) if writer in ("auto", "direct") else None
     if path is not None:
         return SqliteStore(path, uri)
+    if writer == "direct":
+        raise NotDirect(f"{uri} is not a store vaesweep writes directly")
     from vaesweep.tracking.mlflow_client import ClientStore
 
     return ClientStore(uri)
