@@ -636,3 +636,45 @@ def test_beta_curves_are_drawn_per_setting_of_the_other_swept_key(
     assert {4.0, 8.0} <= levels
     listing = collapse(Groups(sweep), None)[0]
     assert "out of M" not in listing and " of 4 at " in listing and " of 8 at " in listing
+
+
+def test_a_legend_with_no_free_place_moves_above_the_data() -> None:
+    """Lines across the whole plot (contrived: a zigzag over every height) left matplotlib's
+    'best' place on top of them; the y range now grows until the band above holds it, on a
+    linear, a log and a symmetric-log axis alike."""
+    import matplotlib.pyplot as plt
+
+    from vaesweep.report.figures.placement import legend_clear
+
+    x = np.linspace(0, 1, 41)
+    for scale, low, high in (("linear", 0.0, 1.0), ("log", 0.01, 100.0), ("symlog", 0.0, 100.0)):
+        fig, ax = plt.subplots(figsize=(5, 3.5))
+        ax.set_yscale(scale)
+        zig = np.where(np.arange(41) % 2 == 0, low, high)
+        for shift in range(6):
+            ax.plot(x, np.roll(zig, shift), label=f"series {shift} with a long name")
+        ylim = ax.get_ylim()
+        plain = ax.legend(fontsize=8)
+        fig.canvas.draw()
+        assert _covered(fig, [plain.get_window_extent()])  # the contrived case: no free place
+        legend = legend_clear(ax, fontsize=8)
+        fig.canvas.draw()
+        assert not _covered(fig, [legend.get_window_extent()]), scale
+        assert ax.get_ylim()[0] == ylim[0] and ax.get_ylim()[1] > ylim[1]
+        assert ax.get_window_extent().contains(*legend.get_window_extent().p0)
+        plt.close(fig)
+
+
+def test_a_legend_with_a_free_place_stays_where_matplotlib_puts_it() -> None:
+    import matplotlib.pyplot as plt
+
+    from vaesweep.report.figures.placement import legend_clear
+
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    ax.plot([0, 1], [0, 0.2], label="low")
+    ax.plot([0, 1], [0.1, 0.3], label="also low")
+    ax.set_ylim(0, 1)
+    legend = legend_clear(ax, fontsize=8)
+    fig.canvas.draw()
+    assert ax.get_ylim() == (0, 1) and not _covered(fig, [legend.get_window_extent()])
+    plt.close(fig)

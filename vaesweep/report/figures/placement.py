@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from functools import partial
 from typing import Any
 
+import numpy as np
 from matplotlib.figure import Figure
 
 from vaesweep.report.figures.style import DPI, MAX_LEGEND, Palette
@@ -59,8 +60,58 @@ def group_legend(
             return None
         kw = {"frameon": False, "ncol": 1 if len(handles) <= 12 else 2, **kw}
     if not outside:
-        return ax.legend(handles=handles, **kw)
+        return legend_clear(ax, handles=handles, **kw)
     return legend_outside(ax, lambda ncol: ax.legend(handles=handles, **{**kw, "ncol": ncol}))
+
+
+def legend_clear(ax: Any, **kw: Any) -> Any:
+    """A legend inside ``ax`` that covers none of its lines, points or texts.
+
+    Matplotlib's ``best`` place where one is free; where none is (lines across the whole plot),
+    the y range grows upward, in the axis's own scale (linear, log, symlog), until the band
+    above the data holds the legend in its upper right or upper left corner. ``kw`` go to
+    ``ax.legend``; call it once the limits are set.
+    """
+    renderer = ax.figure.canvas.get_renderer()
+    legend = ax.legend(**kw)
+    if not _covers(ax, legend.get_window_extent(renderer)):
+        return legend
+    scale = ax.yaxis.get_transform()
+    for _ in range(4):
+        for loc in ("upper right", "upper left"):
+            legend.set_loc(loc)
+            if not _covers(ax, legend.get_window_extent(renderer)):
+                return legend
+        share = legend.get_window_extent(renderer).height / ax.get_window_extent(renderer).height
+        lo, hi = scale.transform(np.array(ax.get_ylim(), dtype=float))
+        top = lo + (hi - lo) / max(0.2, 1.0 - share - 0.05)
+        ax.set_ylim(ax.get_ylim()[0], float(scale.inverted().transform([top])[0]))
+    return legend
+
+
+def _covers(ax: Any, box: Any, pad: float = 4.0) -> bool:
+    """Whether the pixel ``box`` (a legend's, ``pad`` pixels wider: a marker's radius) lies on
+    a line, a point or a text that ``ax`` draws inside its frame."""
+    from matplotlib.path import Path as DrawnPath
+
+    box = box.padded(pad)
+    frame = ax.get_window_extent()
+    for line in ax.get_lines():
+        xy = np.asarray(line.get_xydata(), dtype=float)
+        pix = line.get_transform().transform(xy) if len(xy) else xy
+        pix = pix[np.isfinite(pix).all(axis=1)] if len(pix) else pix
+        if any(box.contains(*p) and frame.contains(*p) for p in pix):
+            return True
+        drawn = line.get_linestyle() not in ("None", "", " ")
+        if drawn and len(pix) > 1 and DrawnPath(pix).intersects_bbox(box, filled=False):
+            return True
+    for points in ax.collections:
+        offsets = np.asarray(points.get_offsets(), dtype=float)
+        if len(offsets) and offsets.ndim == 2:
+            pix = points.get_offset_transform().transform(offsets)
+            if any(box.contains(*p) and frame.contains(*p) for p in pix):
+                return True
+    return any(t.get_text().strip() and t.get_window_extent().overlaps(box) for t in ax.texts)
 
 
 def legend_outside(ax: Any, make: Any, pad: float = 0.15) -> Any:

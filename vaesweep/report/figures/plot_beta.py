@@ -16,6 +16,7 @@ from matplotlib.axes import Axes
 
 from vaesweep.report.data.aggregate import SweepRecords
 from vaesweep.report.data.per_run import INFORMATIVE_KL
+from vaesweep.report.figures.placement import legend_clear
 from vaesweep.report.figures.style import (
     Palette,
     Rendered,
@@ -159,7 +160,7 @@ def fig_beta_summary(sweep: SweepRecords, palette: Palette) -> Rendered | None:
             colour="tab:grey",
         )
     a.set(title="Log-likelihood bounds (higher is better)", ylabel="nats per image")
-    a.legend(frameon=False, fontsize=7.5)
+    legend_clear(a, frameon=False, fontsize=7.5)
     # (b) active units, informative dims and the linear prediction.
     _series(b, sweep, palette, "active_units", label="active units (Var_x E[z_j] > 0.01)")
     _series(
@@ -241,7 +242,7 @@ def fig_beta_summary(sweep: SweepRecords, palette: Palette) -> Rendered | None:
                 line="--",
                 hollow=True,
             )
-            d.legend(frameon=False, fontsize=7.5)
+            legend_clear(d, frameon=False, fontsize=7.5)
         d.set(title="IWAE bits per dimension (lower is better)", ylabel="bits / dim")
     else:
         _series(d, sweep, palette, "kl")
@@ -321,7 +322,7 @@ def fig_information(sweep: SweepRecords, palette: Palette) -> Rendered | None:
         ylabel="nats per image (symmetric log scale)",
         title="Where the rate goes: information about x vs mismatch with the prior",
     )
-    ax.legend(frameon=False, fontsize=8)
+    legend_clear(ax, frameon=False, fontsize=8)
     caption = (
         "The rate splits into the information the code carries about the image, I_q(x; z), and "
         "the marginal KL between the aggregate posterior q(z) and the prior N(0, I) (Hoffman & "
