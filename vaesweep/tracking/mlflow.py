@@ -73,11 +73,17 @@ _EPOCH_METRIC = "train/epoch"
 _MAX_PARAM = 6000
 
 
-def run_uri(cfg: MlflowConfig, info: RunInfo) -> str:
-    """The store a run logs to: the config's, else its sweep's, else the one it logged to
-    before (a resumed run), else the default beside its outputs."""
+def handoffs(info: RunInfo) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The sweep's and the run's own :data:`HANDOFF_FILE` (empty where there is none)."""
     sweep = read_handoff(info.sweep_dir / HANDOFF_FILE) if info.sweep_dir else {}
-    mine = read_handoff(info.run_dir / HANDOFF_FILE)
+    return sweep, read_handoff(info.run_dir / HANDOFF_FILE)
+
+
+def run_uri(cfg: MlflowConfig, info: RunInfo, found: tuple[dict[str, Any], ...] = ()) -> str:
+    """The store a run logs to: the config's, else its sweep's, else the one it logged to
+    before (a resumed run), else the default beside its outputs. ``found``: the
+    :func:`handoffs`, if read already."""
+    sweep, mine = found or handoffs(info)
     uri = cfg.tracking_uri or sweep.get("tracking_uri") or mine.get("tracking_uri")
     return str(uri or resolve_uri(cfg, info.outputs_root))
 
@@ -121,9 +127,8 @@ class MlflowTracker:
 
     def on_start(self, info: RunInfo) -> None:
         self.info = info
-        sweep = read_handoff(info.sweep_dir / HANDOFF_FILE) if info.sweep_dir else {}
-        mine = read_handoff(info.run_dir / HANDOFF_FILE)
-        uri = run_uri(self.cfg, info)
+        sweep, mine = handoffs(info)
+        uri = run_uri(self.cfg, info, (sweep, mine))
         self.store = store = shared_store(uri, "direct" if self.direct_only else self.cfg.writer)
         run_id = mine.get("run_id") if mine.get("tracking_uri") == uri else None
         tags = retry(store.reopen, str(run_id)) if run_id else None

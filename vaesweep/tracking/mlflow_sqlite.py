@@ -149,10 +149,6 @@ class SqliteStore:
         self._db.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
         self._db.execute("PRAGMA case_sensitive_like = true")
 
-    def close(self) -> None:
-        with self._lock:
-            self._db.close()
-
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
         """One write transaction, taking SQLite's write lock at once (waits up to the busy
