@@ -209,9 +209,7 @@ def test_stores_it_does_not_know_go_through_mlflows_client(
     assert direct_store(uri) is None
 
 
-def test_only_an_existing_sqlite_store_is_a_candidate(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_only_an_existing_sqlite_store_is_a_candidate(tmp_path: Path) -> None:
     (tmp_path / "text.db").write_text("not a database\n")
     (tmp_path / "folder.db").mkdir()
     with closing(sqlite3.connect(tmp_path / "other.db")) as db:  # another program's database

@@ -19,7 +19,7 @@ import numpy as np
 from vaesweep.config.tracker import MlflowConfig
 from vaesweep.tracking import process
 from vaesweep.tracking.base import RunInfo, Tracker
-from vaesweep.tracking.mlflow import MlflowTracker, run_uri
+from vaesweep.tracking.mlflow import MlflowTracker
 from vaesweep.tracking.mlflow_files import NotDirect
 from vaesweep.tracking.mlflow_store import direct, resolve_uri
 
@@ -65,7 +65,7 @@ class MlflowRoute:
         return getattr(self.inner, "unreachable", None)
 
     def on_start(self, info: RunInfo) -> None:
-        if self.inner is None and direct(self.cfg, run_uri(self.cfg, info)):
+        if self.inner is None and self.cfg.writer == "auto":
             here = MlflowTracker(self.cfg, direct_only=True)
             try:
                 here.on_start(info)  # NotDirect comes before anything is written
